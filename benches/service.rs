@@ -1,0 +1,143 @@
+//! Benchmark: authenticated `tools/call get_customer_info` over TLS on loopback, through
+//! rmcp's real streamable-HTTP client, against the real `warden serve` binary running in
+//! its own process (so its RSS is the server's alone).
+//!
+//! Run: `cargo bench --bench service` (env: BENCH_CALLS_C1, BENCH_CALLS_C16 to change counts).
+//! Reports calls/s and latency percentiles at concurrency 1 and 16, and the server's RSS.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn client(http: &reqwest::Client, mcp: &str, token: &str) -> RunningService<RoleClient, ()> {
+    let config = StreamableHttpClientTransportConfig::with_uri(mcp.to_string()).auth_header(token.to_string());
+    ().serve(StreamableHttpClientTransport::with_client(http.clone(), config)).await.expect("initialize")
+}
+
+fn params() -> CallToolRequestParams {
+    let args = serde_json::json!({"customer_id": "ABC123"});
+    CallToolRequestParams::new("get_customer_info").with_arguments(args.as_object().cloned().unwrap_or_default())
+}
+
+async fn run(clients: &[Arc<RunningService<RoleClient, ()>>], total: usize) -> (f64, Vec<Duration>) {
+    let per = total / clients.len();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per);
+            for _ in 0..per {
+                let t = Instant::now();
+                let r = c.call_tool(params()).await.expect("call");
+                assert_eq!(r.is_error, Some(false));
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / secs, all)
+}
+
+fn report(label: &str, (rate, lat): &(f64, Vec<Duration>)) {
+    println!(
+        "{label:>14}: {:>8.0} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms   max {:>7.3} ms   ({} calls)",
+        rate,
+        percentile(lat, 0.50).as_secs_f64() * 1e3,
+        percentile(lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+        lat.len()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing we use.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    warden::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bench.toml");
+    let mut text = warden::config::DEFAULT_CONFIG.replace("per_second = 50.0", "per_second = 1000000.0");
+    text = text.replace("burst = 100", "burst = 1000000");
+    std::fs::write(&cfg, text).expect("write config");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start warden serve");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("banner");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (issuer, mcp) = (words[3].to_string(), words[5].to_string());
+    let pid = server.id();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let http = warden::security::tls::http_client(
+            &warden::security::tls::ClientTls { ca_file: Some(dir.path().join("tls/ca.pem")), ca_only: true },
+            Duration::from_secs(10),
+        )
+        .expect("client");
+        let token: serde_json::Value = http
+            .post(format!("{issuer}/token"))
+            .basic_auth("support-agent", Some("demo-support-agent-secret-4f9c2e"))
+            .form(&[("grant_type", "client_credentials"), ("resource", mcp.as_str())])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        let token = token["access_token"].as_str().expect("access_token").to_string();
+
+        println!("warden service benchmark: tools/call get_customer_info over TLS (rmcp client, server pid {pid})");
+        println!("server RSS at start: {:.1} MB", rss_kib(pid) as f64 / 1024.0);
+        let one = vec![Arc::new(client(&http, &mcp, &token).await)];
+        let _ = run(&one, 2_000).await; // warm-up
+        let c1 = run(&one, env_usize("BENCH_CALLS_C1", 20_000)).await;
+        report("concurrency 1", &c1);
+        let mut many = Vec::new();
+        for _ in 0..16 {
+            many.push(Arc::new(client(&http, &mcp, &token).await));
+        }
+        let c16 = run(&many, env_usize("BENCH_CALLS_C16", 100_000)).await;
+        report("concurrency 16", &c16);
+        let total = 2_000 + c1.1.len() + c16.1.len();
+        println!("server RSS after {total} calls: {:.1} MB", rss_kib(pid) as f64 / 1024.0);
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -1,0 +1,54 @@
+//! The command-line edge: clap definitions and dispatch. Errors become `anyhow` here, with
+//! context that tells the user what to do next; everything below uses typed errors.
+
+pub mod logging;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about = "Operator console for a ReAct support agent on OAuth-protected MCP servers")]
+pub struct Cli {
+    /// Config file (TOML). Default: $XDG_CONFIG_HOME/warden/warden.toml, then ./config/warden.toml, then built-in defaults.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// State directory (keys, TLS, database, logs). Default: $XDG_STATE_HOME/warden or ~/.local/state/warden.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded authorization server and the customer-service MCP server.
+    Serve(ServeArgs),
+    /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
+    HashSecret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    Issuer,
+    Service,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Issuer listen address (default 127.0.0.1:8443; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub issuer_addr: Option<std::net::SocketAddr>,
+    /// MCP service listen address (default 127.0.0.1:8001; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub mcp_addr: Option<std::net::SocketAddr>,
+    /// Run only one of the two servers.
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+    /// Generate a new signing key before starting; the previous key stays in the JWKS.
+    #[arg(long)]
+    pub rotate_keys: bool,
+    /// Also log to stderr (logs always go to STATE/logs/warden.log).
+    #[arg(long)]
+    pub log_stderr: bool,
+}

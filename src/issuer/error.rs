@@ -1,0 +1,60 @@
+//! RFC 6749 §5.2 error responses. The client sees the error code and a description that
+//! tells it what to fix; nothing internal leaks.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    /// RFC 8707 §2: the requested resource is unknown or not allowed.
+    InvalidTarget,
+    ServerError,
+}
+
+#[derive(Debug)]
+pub struct OAuthError {
+    pub code: OAuthErrorCode,
+    pub description: String,
+    /// Set when the client tried HTTP Basic: a 401 must then carry a Basic challenge.
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self { code, description: description.into(), basic_challenge: false }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: OAuthErrorCode,
+    error_description: &'a str,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = match self.code {
+            OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut resp = (status, Json(Body { error: self.code, error_description: &self.description })).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.basic_challenge { "Basic realm=\"warden\"" } else { "Bearer realm=\"warden\"" };
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        resp
+    }
+}

@@ -1,0 +1,237 @@
+//! `POST /token`: the OAuth 2.1 client-credentials grant.
+//!
+//! Client authentication by `client_secret_basic` (RFC 6749 §2.3.1: the id and secret are
+//! form-urlencoded before base64) or `client_secret_post`, never both. The requested
+//! `scope` must be within the client's allowed scopes; none requested means the client's
+//! defaults. Each RFC 8707 `resource` must be a registered resource and becomes the
+//! token's `aud`. The token is an RFC 9068 JWT: `typ: at+jwt`, `kid`, RS256.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, header};
+use serde::Serialize;
+
+use super::IssuerState;
+use super::clients::RegisteredClient;
+use super::error::{OAuthError, OAuthErrorCode as Code};
+use crate::auth::scopes::ScopeSet;
+use crate::auth::verify::Audience;
+use crate::security::secret::Fingerprint;
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: String,
+}
+
+/// RFC 9068 §2.2 claims.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    aud: Audience,
+    scope: String,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+    jti: String,
+}
+
+/// The parsed form, with RFC 6749 §3.2's "parameters MUST NOT be included more than once"
+/// enforced (except `resource`, which RFC 8707 allows to repeat).
+struct TokenForm {
+    pairs: Vec<(String, String)>,
+}
+
+impl TokenForm {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+        if !form_type {
+            return Err(OAuthError::new(Code::InvalidRequest, "the token request must be application/x-www-form-urlencoded"));
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| OAuthError::new(Code::InvalidRequest, "the request body is not valid form encoding"))?;
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in &pairs {
+            if k != "resource" && !seen.insert(k.as_str()) {
+                return Err(OAuthError::new(Code::InvalidRequest, format!("parameter `{k}` is repeated")));
+            }
+        }
+        Ok(Self { pairs })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.pairs.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+pub async fn token(State(state): State<IssuerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match issue(&state, &headers, &body) {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::info!(target: "warden::issuer", error = ?e.code, description = %e.description, "token request refused");
+            e.into_response()
+        }
+    }
+}
+
+fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    let form = TokenForm::parse(headers, body)?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "missing grant_type"))?;
+    let client = authenticate(state, headers, &form)?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::new(
+            Code::UnsupportedGrantType,
+            format!("grant_type {:?} is not supported; use client_credentials", truncate(grant_type)),
+        ));
+    }
+    let scope = granted_scope(client, form.get("scope"))?;
+    let aud = audience(state, form.all("resource").collect())?;
+    let (access_token, ttl) = sign(state, client, &scope, aud)?;
+    tracing::info!(
+        target: "warden::issuer",
+        client_id = %client.client_id,
+        scope = %scope,
+        fingerprint = %Fingerprint::of(access_token.as_bytes()),
+        "token issued"
+    );
+    let mut resp = Json(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope: scope.to_string() })
+        .into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+fn authenticate<'s>(state: &'s IssuerState, headers: &HeaderMap, form: &TokenForm) -> Result<&'s RegisteredClient, OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let post = form.get("client_secret").map(|secret| (form.get("client_id"), secret));
+    let (client_id, secret, used_basic) = match (basic, post) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(Code::InvalidRequest, "use one client authentication method, not both"));
+        }
+        (Some((id, secret)), None) => {
+            if form.get("client_id").is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::new(Code::InvalidRequest, "client_id in the body differs from the Basic credentials"));
+            }
+            (id, secret, true)
+        }
+        (None, Some((Some(id), secret))) => (id.to_string(), secret.to_string(), false),
+        (None, Some((None, _))) => return Err(OAuthError::new(Code::InvalidRequest, "client_secret without client_id")),
+        (None, None) => {
+            return Err(OAuthError {
+                basic_challenge: true,
+                ..OAuthError::new(Code::InvalidClient, "client authentication required (client_secret_basic or client_secret_post)")
+            });
+        }
+    };
+    state.inner.clients.authenticate(&client_id, &secret).ok_or(OAuthError {
+        code: Code::InvalidClient,
+        description: "client authentication failed: check client_id and client_secret".into(),
+        basic_challenge: used_basic,
+    })
+}
+
+/// `Authorization: Basic` credentials, form-urlencoding undone (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let bad = || OAuthError { basic_challenge: true, ..OAuthError::new(Code::InvalidClient, "malformed Basic credentials") };
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, b64)) = value.split_once(' ') else { return Err(bad()) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = STANDARD.decode(b64.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).map_err(|_| bad())?;
+        Ok(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
+    };
+    Ok(Some((unescape(id)?, unescape(secret)?)))
+}
+
+fn granted_scope(client: &RegisteredClient, requested: Option<&str>) -> Result<ScopeSet, OAuthError> {
+    let requested = match requested {
+        None => return Ok(client.default_scopes.clone()),
+        Some(s) => ScopeSet::parse(s).map_err(|e| OAuthError::new(Code::InvalidScope, e.to_string()))?,
+    };
+    if requested.is_empty() {
+        return Ok(client.default_scopes.clone());
+    }
+    let excess = client.allowed_scopes.missing(&requested);
+    if !excess.is_empty() {
+        return Err(OAuthError::new(
+            Code::InvalidScope,
+            format!("client {} may not request: {excess}", client.client_id),
+        ));
+    }
+    Ok(requested)
+}
+
+fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuthError> {
+    let known = &state.inner.resources;
+    if requested.is_empty() {
+        let default = known
+            .first()
+            .ok_or_else(|| OAuthError::new(Code::InvalidTarget, "no resource requested and this issuer has no default resource"))?;
+        return Ok(Audience::One(default.clone()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for r in requested {
+        if r.contains('#') || !(r.starts_with("https://") || r.starts_with("http://")) {
+            return Err(OAuthError::new(Code::InvalidTarget, format!("resource {:?} must be an absolute URI without a fragment", truncate(r))));
+        }
+        let canonical = r.trim_end_matches('/');
+        let Some(k) = known.iter().find(|k| k.trim_end_matches('/') == canonical) else {
+            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource {:?}", truncate(r))));
+        };
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    Ok(if out.len() == 1 { Audience::One(out.remove(0)) } else { Audience::Many(out) })
+}
+
+fn sign(state: &IssuerState, client: &RegisteredClient, scope: &ScopeSet, aud: Audience) -> Result<(String, u64), OAuthError> {
+    let key = state.inner.keys.active();
+    let now = crate::time::now_epoch();
+    let ttl = state.inner.token_ttl_secs;
+    let claims = AccessTokenClaims {
+        iss: &state.inner.issuer,
+        sub: &client.client_id,
+        client_id: &client.client_id,
+        aud,
+        scope: scope.to_string(),
+        iat: now,
+        nbf: now,
+        exp: now + ttl,
+        jti: uuid::Uuid::new_v4().to_string(),
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key.kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, key.encoding_key()).map_err(|e| {
+        tracing::error!(target: "warden::issuer", error = %e, "signing failed");
+        OAuthError::new(Code::ServerError, "the token could not be signed")
+    })?;
+    Ok((token, ttl))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}

@@ -1,0 +1,99 @@
+//! Types that keep secrets out of logs, events, errors and `Debug` output.
+//!
+//! `Secret<T>` has no `Display` and a redacted `Debug`; the only way to the inner value is
+//! the explicit `expose()`, which is easy to grep for. `Fingerprint` is what we show instead
+//! of a token: a short SHA-256 prefix that identifies it without revealing it.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A secret value (token, client secret, API key). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself. Call sites are the few places a secret must go on the wire.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Secret)
+    }
+}
+
+impl From<String> for Secret<String> {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+/// A short, stable identifier of a secret: `sha256:` plus the first 12 hex digits of its
+/// SHA-256. Enough to correlate log lines and events; useless for replaying the secret.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn of(secret: &[u8]) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
+        let hex: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Fingerprint(format!("sha256:{hex}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.0)
+    }
+}
+
+/// SHA-256 of `data` as raw bytes; used as cache keys for tokens so the map never holds
+/// the token itself.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let s = Secret::new("hunter2".to_string());
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn fingerprint_is_a_short_sha256_prefix() {
+        // SHA-256("abc") = ba7816bf8f01cfea...
+        assert_eq!(Fingerprint::of(b"abc").as_str(), "sha256:ba7816bf8f01");
+    }
+}

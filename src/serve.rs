@@ -1,0 +1,290 @@
+//! `warden serve`: the issuer and the service, each on its own TLS listener, in one process.
+//!
+//! `start` binds (port 0 works: URLs are built from the bound addresses), starts whichever
+//! servers were asked for, writes `STATE/client.toml` and returns a `Running` handle that
+//! tests, the demo and `run` share. `run` adds the one-line banner and waits for Ctrl-C.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::auth::jwks::JwksCache;
+use crate::auth::verify::{Verifier, VerifierConfig};
+use crate::cli::{Only, ServeArgs};
+use crate::config::{ClientSection, Config, ServerEntry};
+use crate::issuer::{self, IssuerInner, IssuerState, clients::ClientRegistry, keys::KeyStore};
+use crate::security::tls::{ClientTls, DevPki, ServerIdentity, http_client};
+use crate::service;
+
+/// A running `serve`: where it listens and how to stop it.
+pub struct Running {
+    pub issuer_url: Option<String>,
+    pub mcp_url: Option<String>,
+    pub ca_path: Option<PathBuf>,
+    pub client_config: Option<PathBuf>,
+    pub keys: Option<Arc<KeyStore>>,
+    handles: Vec<Handle<SocketAddr>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, give in-flight requests a moment, then return.
+    pub async fn shutdown(self) {
+        for h in &self.handles {
+            h.graceful_shutdown(Some(Duration::from_secs(5)));
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the servers `args` asks for.
+pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let (identity, ca_path) = server_identity(config, state_dir)?;
+    let tls = RustlsConfig::from_config(identity.server_config()?);
+    let run_issuer = args.only != Some(Only::Service);
+    let run_service = args.only != Some(Only::Issuer);
+
+    let issuer_listener = run_issuer
+        .then(|| bind(args.issuer_addr.unwrap_or(config.issuer.addr), "issuer"))
+        .transpose()?;
+    let service_listener = run_service
+        .then(|| bind(args.mcp_addr.unwrap_or(config.service.addr), "MCP service"))
+        .transpose()?;
+    let issuer_url = issuer_listener
+        .as_ref()
+        .map(|(_, addr)| config.issuer.url.clone().unwrap_or_else(|| format!("https://{}", url_host(*addr))));
+    let mcp_url = service_listener
+        .as_ref()
+        .map(|(_, addr)| config.service.resource.clone().unwrap_or_else(|| format!("https://{}/mcp", url_host(*addr))));
+
+    let mut running = Running {
+        issuer_url: issuer_url.clone(),
+        mcp_url: mcp_url.clone(),
+        ca_path: ca_path.clone(),
+        client_config: None,
+        keys: None,
+        handles: Vec::new(),
+        tasks: Vec::new(),
+    };
+
+    if let (Some((listener, _)), Some(url)) = (issuer_listener, &issuer_url) {
+        let keys = Arc::new(
+            KeyStore::open(&state_dir.join("issuer"), config.issuer.keep_previous_keys)
+                .context("cannot load the issuer's signing keys")?,
+        );
+        if args.rotate_keys {
+            let kid = keys.rotate().context("key rotation failed")?;
+            tracing::info!(kid = %kid, "rotated issuer signing key");
+        }
+        let clients = ClientRegistry::from_config(&config.issuer.clients).context("invalid [[issuer.clients]] entry")?;
+        let mut resources: Vec<String> = mcp_url.iter().cloned().collect();
+        resources.extend(config.issuer.resources.iter().cloned());
+        let mut scopes = clients.all_scopes();
+        for s in service::policy::all_scopes().iter() {
+            scopes.insert(s.clone());
+        }
+        let state = IssuerState::new(IssuerInner {
+            issuer: url.clone(),
+            keys: keys.clone(),
+            clients,
+            resources,
+            token_ttl_secs: config.issuer.token_ttl_secs,
+            scopes_supported: scopes,
+        });
+        running.keys = Some(keys);
+        spawn_tls(&mut running, listener, tls.clone(), issuer::router(state))?;
+    }
+
+    if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
+        let router = build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource)
+            .await
+            .inspect_err(|_| {
+                for h in &running.handles {
+                    h.shutdown();
+                }
+            })?;
+        spawn_tls(&mut running, listener, tls, router)?;
+    }
+
+    if let Some(url) = &issuer_url {
+        running.client_config = write_client_config(config, state_dir, url, mcp_url.as_deref(), ca_path.as_deref())?;
+    }
+    Ok(running)
+}
+
+async fn build_service(
+    config: &Config,
+    state_dir: &Path,
+    embedded_issuer: Option<&str>,
+    dev_ca: Option<&Path>,
+    resource: &str,
+) -> anyhow::Result<axum::Router> {
+    let svc = &config.service;
+    let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).context(
+        "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too",
+    )?;
+    let ca_file = svc.issuer_ca_file.clone().or_else(|| dev_ca.map(Path::to_path_buf));
+    let client = http_client(&ClientTls { ca_file, ca_only: false }, Duration::from_secs(10))?;
+    let jwks_uri = match &svc.jwks_uri {
+        Some(u) => u.clone(),
+        None => crate::auth::discovery::fetch_as_metadata(&client, &issuer)
+            .await
+            .with_context(|| format!("cannot discover the authorization server {issuer}"))?
+            .jwks_uri,
+    };
+    let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()));
+    let n = jwks
+        .refresh()
+        .await
+        .with_context(|| format!("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens"))?;
+    tracing::info!(issuer = %issuer, jwks_uri = %jwks_uri, keys = n, "service trusts issuer");
+    let verifier = Arc::new(Verifier::new(
+        VerifierConfig { issuer: issuer.clone(), audience: resource.to_string(), leeway_secs: svc.leeway_secs },
+        jwks,
+    ));
+    let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
+    let store = service::store::Store::open(&db, 4).with_context(|| format!("cannot open the database {}", db.display()))?;
+    Ok(service::router(service::ServiceParams {
+        verifier,
+        store: Arc::new(store),
+        resource: resource.to_string(),
+        authorization_servers: vec![issuer],
+        rate_limit: svc.rate_limit,
+        max_body_bytes: svc.max_body_bytes,
+        allowed_hosts: svc.allowed_hosts.clone(),
+    }))
+}
+
+fn server_identity(config: &Config, state_dir: &Path) -> anyhow::Result<(ServerIdentity, Option<PathBuf>)> {
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Ok((ServerIdentity::from_files(cert, key)?, None)),
+        (None, None) => {
+            let pki = DevPki::new(state_dir);
+            Ok((pki.ensure().context("cannot create the development certificates")?, Some(pki.ca_path())))
+        }
+        _ => anyhow::bail!("[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)"),
+    }
+}
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for the {what} (in use? pass another address or port 0)"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+fn url_host(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
+fn spawn_tls(running: &mut Running, listener: TcpListener, tls: RustlsConfig, router: axum::Router) -> anyhow::Result<()> {
+    let handle = Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    running.handles.push(handle);
+    running.tasks.push(tokio::spawn(async move {
+        if let Err(e) = server.serve(router.into_make_service()).await {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    }));
+    Ok(())
+}
+
+/// Writes `STATE/client.toml` (0600: it holds the demo client secret) for the client
+/// commands. The demo secret is included only if it matches the registered hash.
+fn write_client_config(
+    config: &Config,
+    state_dir: &Path,
+    issuer: &str,
+    mcp_url: Option<&str>,
+    ca: Option<&Path>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let client_id = "support-agent";
+    let secret = crate::config::demo_secret(client_id).filter(|secret| {
+        config.issuer.clients.iter().any(|c| {
+            c.client_id == client_id
+                && crate::security::hash::SecretHash::parse(&c.secret_hash).is_ok_and(|h| h.verify(secret))
+        })
+    });
+    let client = Config {
+        client: Some(ClientSection {
+            issuer: issuer.to_string(),
+            token_endpoint: Some(format!("{issuer}/token")),
+            client_id: client_id.to_string(),
+            client_secret: secret,
+            scopes: None,
+            ca_file: ca.map(Path::to_path_buf),
+        }),
+        servers: mcp_url
+            .map(|u| ServerEntry { name: "customer-service".into(), url: u.to_string(), resource: Some(u.to_string()) })
+            .into_iter()
+            .collect(),
+        ..Config::default()
+    };
+    let mut text = String::from("# Written by `warden serve`: a ready client config (use with --config).\n");
+    text.push_str(&toml::to_string(&ClientOnly { client: client.client, servers: client.servers })?);
+    let path = state_dir.join("client.toml");
+    crate::paths::write_private(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(path))
+}
+
+/// Only the client sections, so `client.toml` does not spell out server defaults.
+#[derive(serde::Serialize)]
+struct ClientOnly {
+    client: Option<ClientSection>,
+    servers: Vec<ServerEntry>,
+}
+
+/// `warden serve`: start, print where, wait for Ctrl-C or SIGTERM, shut down.
+pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let (config, origin) = crate::config::Config::load(config_path)?;
+    tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), "starting");
+    let running = start(&config, state_dir, &args).await?;
+    let mut line = String::from("warden serve:");
+    if let Some(u) = &running.issuer_url {
+        line.push_str(&format!(" issuer {u}"));
+    }
+    if let Some(u) = &running.mcp_url {
+        line.push_str(&format!("  mcp {u}"));
+    }
+    if let Some(p) = &running.client_config {
+        line.push_str(&format!("  client config {}", p.display()));
+    }
+    println!("{line}  (Ctrl-C to stop)");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

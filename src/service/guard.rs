@@ -1,0 +1,193 @@
+//! The bearer guard in front of `/mcp`, per the MCP authorization spec and RFC 6750.
+//!
+//! Order of checks: a bearer token must be present (401 with the RFC 9728
+//! `resource_metadata` pointer) and valid (401 `invalid_token`); the client must be within
+//! its rate limit (429 + `Retry-After`); a `tools/call` must name a tool whose scopes the
+//! token carries (403 `insufficient_scope`, before the tool runs, so no side effect). On
+//! success the verified claims ride along in the request extensions for the tools.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::policy;
+use super::ratelimit::{RateLimiter, retry_after_secs};
+use crate::auth::scopes::ScopeSet;
+use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
+
+pub struct GuardState {
+    pub verifier: Arc<Verifier>,
+    pub limiter: RateLimiter,
+    /// The RFC 9728 metadata URL advertised in every challenge.
+    pub resource_metadata: String,
+    pub max_body_bytes: usize,
+}
+
+/// The middleware function (install with `axum::middleware::from_fn_with_state`).
+pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: Next) -> Response {
+    let token = match bearer_token(req.headers()) {
+        Ok(Some(t)) => t.to_string(),
+        Ok(None) => return challenge(&g, None),
+        Err(()) => return bad_request("malformed Authorization header: expected `Bearer <token>`"),
+    };
+    let claims = match g.verifier.verify(&token).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(target: "warden::service::decision", outcome = "denied", reason = e.code(), "invalid token");
+            return challenge(&g, Some(&e));
+        }
+    };
+    if let Err(wait) = g.limiter.check(&claims.client_id) {
+        tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
+        return rate_limited(retry_after_secs(wait));
+    }
+    if req.method() != Method::POST {
+        return forward(req, claims, next).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, g.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return payload_too_large(g.max_body_bytes),
+    };
+    for tool in called_tools(&bytes) {
+        let Some(required) = policy::required_scopes(&tool) else { continue };
+        let missing = claims.scope.missing(&required);
+        if !missing.is_empty() {
+            tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "insufficient_scope", client_id = %claims.client_id, tool = %tool, missing = %missing, fingerprint = %claims.fingerprint, "tool call denied");
+            return insufficient_scope(&g, &tool, &required, &missing);
+        }
+        tracing::debug!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
+    }
+    forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
+}
+
+async fn forward(mut req: Request, claims: Arc<VerifiedClaims>, next: Next) -> Response {
+    req.extensions_mut().insert(claims);
+    next.run(req).await
+}
+
+/// `Ok(None)` when there is no Authorization header at all; `Err` when there is one we
+/// cannot use (wrong scheme, empty token), which RFC 6750 §3.1 calls `invalid_request`.
+fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, ()> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let value = value.to_str().map_err(|_| ())?;
+    let (scheme, token) = value.split_once(' ').ok_or(())?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(());
+    }
+    Ok(Some(token))
+}
+
+/// Names of the tools a JSON-RPC message (or batch) calls. Unparseable bodies yield none
+/// and go on to the MCP layer, which answers them with a JSON-RPC parse error.
+fn called_tools(body: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let messages = match v {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    messages
+        .iter()
+        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
+        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+fn quoted(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn challenge(g: &GuardState, err: Option<&VerifyError>) -> Response {
+    let value = match err {
+        None => format!("Bearer resource_metadata=\"{}\"", g.resource_metadata),
+        Some(e) => format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{}\"",
+            quoted(&e.to_string()),
+            g.resource_metadata
+        ),
+    };
+    let body = match err {
+        None => json!({"error": "unauthorized", "error_description": "a bearer access token is required"}),
+        Some(e) => json!({"error": "invalid_token", "error_description": e.to_string()}),
+    };
+    with_www_authenticate(StatusCode::UNAUTHORIZED, &value, body)
+}
+
+fn insufficient_scope(g: &GuardState, tool: &str, required: &ScopeSet, missing: &ScopeSet) -> Response {
+    let value = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{required}\", resource_metadata=\"{}\"",
+        g.resource_metadata
+    );
+    let body = json!({
+        "error": "insufficient_scope",
+        "error_description": format!("tool {tool} requires scope {required}; the token lacks {missing}"),
+        "tool": tool,
+        "required_scopes": required.to_vec(),
+        "missing_scopes": missing.to_vec(),
+    });
+    with_www_authenticate(StatusCode::FORBIDDEN, &value, body)
+}
+
+fn with_www_authenticate(status: StatusCode, value: &str, body: Value) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn rate_limited(retry_after: u64) -> Response {
+    let body = json!({"error": "rate_limited", "error_description": format!("too many requests; retry after {retry_after} s")});
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp
+}
+
+fn bad_request(description: &str) -> Response {
+    let body = json!({"error": "invalid_request", "error_description": description});
+    let mut resp = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\""));
+    resp
+}
+
+fn payload_too_large(limit: usize) -> Response {
+    let body = json!({"error": "payload_too_large", "error_description": format!("request body exceeds {limit} bytes")});
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tool_calls_in_single_and_batched_messages() {
+        let one = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_support_ticket","arguments":{}}}"#;
+        assert_eq!(called_tools(one), vec!["create_support_ticket"]);
+        let batch = br#"[{"method":"tools/list"},{"method":"tools/call","params":{"name":"a"}},{"method":"tools/call","params":{"name":"b"}}]"#;
+        assert_eq!(called_tools(batch), vec!["a", "b"]);
+        assert!(called_tools(b"not json").is_empty());
+    }
+
+    #[test]
+    fn bearer_parsing_follows_rfc6750() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(bearer_token(&h), Ok(None));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        assert_eq!(bearer_token(&h), Ok(Some("abc.def.ghi")));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
+        assert_eq!(bearer_token(&h), Err(()));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer_token(&h), Err(()));
+    }
+}

@@ -1,0 +1,96 @@
+//! The secured customer-service MCP server ("service").
+//!
+//! `/mcp` is rmcp's streamable HTTP transport in stateless mode with plain JSON responses
+//! (no session, no SSE for simple calls), behind the bearer guard. RFC 9728 metadata is
+//! served unauthenticated at `/.well-known/oauth-protected-resource` (and the path-suffixed
+//! form for `/mcp`).
+
+pub mod guard;
+pub mod policy;
+pub mod ratelimit;
+pub mod seed;
+pub mod store;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::auth::discovery::{ProtectedResourceMetadata, resource_metadata_url};
+use crate::auth::verify::Verifier;
+use crate::config::RateLimitConfig;
+use guard::{GuardState, bearer_guard};
+use ratelimit::RateLimiter;
+use store::Store;
+use tools::CustomerService;
+
+pub struct ServiceParams {
+    pub verifier: Arc<Verifier>,
+    pub store: Arc<Store>,
+    /// This server's resource URI (the `/mcp` URL); tokens must name it in `aud`.
+    pub resource: String,
+    pub authorization_servers: Vec<String>,
+    pub rate_limit: RateLimitConfig,
+    pub max_body_bytes: usize,
+    pub allowed_hosts: Vec<String>,
+}
+
+pub fn router(p: ServiceParams) -> Router {
+    let metadata = ProtectedResourceMetadata {
+        resource: p.resource.clone(),
+        authorization_servers: p.authorization_servers.clone(),
+        scopes_supported: policy::all_scopes().to_vec(),
+        bearer_methods_supported: vec!["header".into()],
+        resource_name: Some("Warden customer service".into()),
+    };
+    let guard = Arc::new(GuardState {
+        verifier: p.verifier,
+        limiter: RateLimiter::new(p.rate_limit),
+        resource_metadata: resource_metadata_url(&p.resource),
+        max_body_bytes: p.max_body_bytes,
+    });
+    let prototype = CustomerService::prototype(p.store);
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), "[::1]".to_string()];
+    hosts.extend(host_of(&p.resource));
+    hosts.extend(p.allowed_hosts);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_allowed_hosts(hosts)
+        .with_max_request_body_bytes(p.max_body_bytes);
+    let mcp = StreamableHttpService::new(move || Ok(prototype.clone()), Arc::new(NeverSessionManager::default()), config);
+    let protected = Router::new()
+        .route_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(guard, bearer_guard));
+    let metadata = Arc::new(metadata);
+    let serve_metadata = move || {
+        let m = metadata.clone();
+        async move { Json((*m).clone()) }
+    };
+    Router::new()
+        .merge(protected)
+        .route("/.well-known/oauth-protected-resource", get(serve_metadata.clone()))
+        .route("/.well-known/oauth-protected-resource/mcp", get(serve_metadata))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(p.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+}
+
+/// The host part of a URL (without port), for the DNS-rebinding allow-list.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]"))?
+    } else {
+        authority.split(':').next()?.to_string()
+    };
+    Some(host)
+}

@@ -1,0 +1,123 @@
+//! Shared test harness: real issuer + service on loopback (port 0, real TLS with the
+//! generated dev CA), a reqwest client that trusts that CA, and token helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use warden::cli::ServeArgs;
+use warden::config::{Config, RateLimitConfig};
+use warden::security::tls::{ClientTls, http_client};
+use warden::serve::{Running, start};
+
+pub const SUPPORT: (&str, &str) = ("support-agent", "demo-support-agent-secret-4f9c2e");
+pub const READONLY: (&str, &str) = ("readonly-agent", "demo-readonly-agent-secret-8b1d7a");
+pub const AUDITOR: (&str, &str) = ("auditor", "demo-auditor-secret-3e6f0c");
+
+pub struct Stack {
+    pub running: Running,
+    pub state: PathBuf,
+    pub http: reqwest::Client,
+    pub issuer: String,
+    pub mcp: String,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn config(rate: Option<RateLimitConfig>) -> Config {
+    let mut c = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin")).expect("default config");
+    c.issuer.addr = "127.0.0.1:0".parse().unwrap();
+    c.service.addr = "127.0.0.1:0".parse().unwrap();
+    c.service.rate_limit = rate.unwrap_or(RateLimitConfig { per_second: 100_000.0, burst: 100_000 });
+    c
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(config(None)).await
+    }
+
+    pub async fn start_with(config: Config) -> Stack {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&state, config, false).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on an existing state dir (for restart tests).
+    pub async fn start_in(state: &Path, config: Config, rotate_keys: bool) -> Stack {
+        warden::install_crypto_provider();
+        let args = ServeArgs { rotate_keys, ..ServeArgs::default() };
+        let running = start(&config, state, &args).await.expect("serve starts");
+        let http = http_client(
+            &ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true },
+            Duration::from_secs(10),
+        )
+        .expect("client");
+        let issuer = running.issuer_url.clone().unwrap();
+        let mcp = running.mcp_url.clone().unwrap();
+        Stack { running, state: state.to_path_buf(), http, issuer, mcp, _tmp: None }
+    }
+
+    /// Stops the servers and hands back the temp dir so the state survives a restart.
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.running.shutdown().await;
+        self._tmp
+    }
+
+    pub async fn token_response(&self, client: (&str, &str), form: &[(&str, &str)]) -> reqwest::Response {
+        let mut f: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        f.extend_from_slice(form);
+        self.http
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client.0, Some(client.1))
+            .form(&f)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// An access token for `client` with `scope` (None: the client's defaults).
+    pub async fn token(&self, client: (&str, &str), scope: Option<&str>) -> String {
+        let mut form = vec![("resource", self.mcp.as_str())];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        let resp = self.token_response(client, &form).await;
+        assert_eq!(resp.status(), 200, "token request failed");
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A raw JSON-RPC POST to /mcp with an optional bearer token.
+    pub async fn mcp_post(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(&self.mcp)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("mcp request")
+    }
+
+    pub fn resource_metadata_url(&self) -> String {
+        warden::auth::discovery::resource_metadata_url(&self.mcp)
+    }
+
+    pub fn ticket_rows(&self) -> i64 {
+        let c = rusqlite::Connection::open(self.state.join("service.db")).unwrap();
+        c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).unwrap()
+    }
+}
+
+pub fn tools_call(name: &str, args: Value) -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": args}})
+}
+
+pub fn www_authenticate(resp: &reqwest::Response) -> String {
+    resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+}
