@@ -21,7 +21,10 @@ pub const DEMO_SECRETS: &str = include_str!("../config/demo-secrets.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("could not read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -130,7 +133,10 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { per_second: 50.0, burst: 100 }
+        Self {
+            per_second: 50.0,
+            burst: 100,
+        }
     }
 }
 
@@ -169,7 +175,10 @@ pub struct ServerEntry {
 
 impl Config {
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// Loads the config by the lookup order in the module docs.
@@ -189,8 +198,10 @@ impl Config {
             if explicit.is_none() && !path.exists() {
                 continue;
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
             return Ok((Self::parse(&text, path)?, path.clone()));
         }
         let builtin = PathBuf::from("<built-in config/warden.toml>");
@@ -215,10 +226,18 @@ mod tests {
     #[test]
     fn built_in_config_parses_and_registers_the_three_clients() {
         let c = Config::parse(DEFAULT_CONFIG, Path::new("builtin")).unwrap();
-        let ids: Vec<_> = c.issuer.clients.iter().map(|c| c.client_id.as_str()).collect();
+        let ids: Vec<_> = c
+            .issuer
+            .clients
+            .iter()
+            .map(|c| c.client_id.as_str())
+            .collect();
         assert_eq!(ids, ["support-agent", "readonly-agent", "auditor"]);
         let support = &c.issuer.clients[0];
-        assert_eq!(support.allowed_scopes.to_string(), "account:calculate customer:read ticket:create");
+        assert_eq!(
+            support.allowed_scopes.to_string(),
+            "account:calculate customer:read ticket:create"
+        );
     }
 
     #[test]
@@ -233,8 +252,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_the_file_name() {
-        let err = Config::parse("[issuer]\ntoken_tll_secs = 5\n", Path::new("my.toml")).unwrap_err();
+        let err =
+            Config::parse("[issuer]\ntoken_tll_secs = 5\n", Path::new("my.toml")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("my.toml") && msg.contains("token_tll_secs"), "{msg}");
+        assert!(
+            msg.contains("my.toml") && msg.contains("token_tll_secs"),
+            "{msg}"
+        );
     }
 }

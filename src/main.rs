@@ -23,7 +23,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let _log = warden::cli::logging::init(&state_dir, args.log_stderr)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(warden::serve::run(cli.config.as_deref(), &state_dir, args))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -31,8 +33,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;
             let secret = secret.trim_end_matches(['\n', '\r']);
-            anyhow::ensure!(!secret.is_empty(), "no secret on stdin: run `printf %s SECRET | warden hash-secret`");
-            let hash = warden::security::hash::SecretHash::create(secret, warden::security::hash::DEFAULT_ITERATIONS);
+            anyhow::ensure!(
+                !secret.is_empty(),
+                "no secret on stdin: run `printf %s SECRET | warden hash-secret`"
+            );
+            let hash = warden::security::hash::SecretHash::create(
+                secret,
+                warden::security::hash::DEFAULT_ITERATIONS,
+            );
             println!("{}", hash.encode());
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Operator console for a ReAct support agent on OAuth-protected MCP servers")]
+#[command(
+    name = "warden",
+    version,
+    about = "Operator console for a ReAct support agent on OAuth-protected MCP servers"
+)]
 pub struct Cli {
     /// Config file (TOML). Default: $XDG_CONFIG_HOME/warden/warden.toml, then ./config/warden.toml, then built-in defaults.
     #[arg(long, global = true, value_name = "PATH")]

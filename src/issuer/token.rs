@@ -54,27 +54,48 @@ impl TokenForm {
         let form_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+            .is_some_and(|v| {
+                v.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
         if !form_type {
-            return Err(OAuthError::new(Code::InvalidRequest, "the token request must be application/x-www-form-urlencoded"));
+            return Err(OAuthError::new(
+                Code::InvalidRequest,
+                "the token request must be application/x-www-form-urlencoded",
+            ));
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|_| OAuthError::new(Code::InvalidRequest, "the request body is not valid form encoding"))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
+            OAuthError::new(
+                Code::InvalidRequest,
+                "the request body is not valid form encoding",
+            )
+        })?;
         let mut seen = std::collections::HashSet::new();
         for (k, _) in &pairs {
             if k != "resource" && !seen.insert(k.as_str()) {
-                return Err(OAuthError::new(Code::InvalidRequest, format!("parameter `{k}` is repeated")));
+                return Err(OAuthError::new(
+                    Code::InvalidRequest,
+                    format!("parameter `{k}` is repeated"),
+                ));
             }
         }
         Ok(Self { pairs })
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.pairs.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -97,7 +118,10 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             Code::UnsupportedGrantType,
-            format!("grant_type {:?} is not supported; use client_credentials", truncate(grant_type)),
+            format!(
+                "grant_type {:?} is not supported; use client_credentials",
+                truncate(grant_type)
+            ),
         ));
     }
     let scope = granted_scope(client, form.get("scope"))?;
@@ -110,48 +134,86 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         fingerprint = %Fingerprint::of(access_token.as_bytes()),
         "token issued"
     );
-    let mut resp = Json(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope: scope.to_string() })
-        .into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let mut resp = Json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: scope.to_string(),
+    })
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }
 
-fn authenticate<'s>(state: &'s IssuerState, headers: &HeaderMap, form: &TokenForm) -> Result<&'s RegisteredClient, OAuthError> {
+fn authenticate<'s>(
+    state: &'s IssuerState,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<&'s RegisteredClient, OAuthError> {
     let basic = basic_credentials(headers)?;
-    let post = form.get("client_secret").map(|secret| (form.get("client_id"), secret));
+    let post = form
+        .get("client_secret")
+        .map(|secret| (form.get("client_id"), secret));
     let (client_id, secret, used_basic) = match (basic, post) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::new(Code::InvalidRequest, "use one client authentication method, not both"));
+            return Err(OAuthError::new(
+                Code::InvalidRequest,
+                "use one client authentication method, not both",
+            ));
         }
         (Some((id, secret)), None) => {
             if form.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::new(Code::InvalidRequest, "client_id in the body differs from the Basic credentials"));
+                return Err(OAuthError::new(
+                    Code::InvalidRequest,
+                    "client_id in the body differs from the Basic credentials",
+                ));
             }
             (id, secret, true)
         }
         (None, Some((Some(id), secret))) => (id.to_string(), secret.to_string(), false),
-        (None, Some((None, _))) => return Err(OAuthError::new(Code::InvalidRequest, "client_secret without client_id")),
+        (None, Some((None, _))) => {
+            return Err(OAuthError::new(
+                Code::InvalidRequest,
+                "client_secret without client_id",
+            ));
+        }
         (None, None) => {
             return Err(OAuthError {
                 basic_challenge: true,
-                ..OAuthError::new(Code::InvalidClient, "client authentication required (client_secret_basic or client_secret_post)")
+                ..OAuthError::new(
+                    Code::InvalidClient,
+                    "client authentication required (client_secret_basic or client_secret_post)",
+                )
             });
         }
     };
-    state.inner.clients.authenticate(&client_id, &secret).ok_or(OAuthError {
-        code: Code::InvalidClient,
-        description: "client authentication failed: check client_id and client_secret".into(),
-        basic_challenge: used_basic,
-    })
+    state
+        .inner
+        .clients
+        .authenticate(&client_id, &secret)
+        .ok_or(OAuthError {
+            code: Code::InvalidClient,
+            description: "client authentication failed: check client_id and client_secret".into(),
+            basic_challenge: used_basic,
+        })
 }
 
 /// `Authorization: Basic` credentials, form-urlencoding undone (RFC 6749 §2.3.1).
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let bad = || OAuthError { basic_challenge: true, ..OAuthError::new(Code::InvalidClient, "malformed Basic credentials") };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError {
+        basic_challenge: true,
+        ..OAuthError::new(Code::InvalidClient, "malformed Basic credentials")
+    };
     let value = value.to_str().map_err(|_| bad())?;
-    let Some((scheme, b64)) = value.split_once(' ') else { return Err(bad()) };
+    let Some((scheme, b64)) = value.split_once(' ') else {
+        return Err(bad());
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(bad());
     }
@@ -159,16 +221,22 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     let unescape = |s: &str| -> Result<String, OAuthError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).map_err(|_| bad())?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(&format!("v={s}")).map_err(|_| bad())?;
         Ok(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
     };
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
-fn granted_scope(client: &RegisteredClient, requested: Option<&str>) -> Result<ScopeSet, OAuthError> {
+fn granted_scope(
+    client: &RegisteredClient,
+    requested: Option<&str>,
+) -> Result<ScopeSet, OAuthError> {
     let requested = match requested {
         None => return Ok(client.default_scopes.clone()),
-        Some(s) => ScopeSet::parse(s).map_err(|e| OAuthError::new(Code::InvalidScope, e.to_string()))?,
+        Some(s) => {
+            ScopeSet::parse(s).map_err(|e| OAuthError::new(Code::InvalidScope, e.to_string()))?
+        }
     };
     if requested.is_empty() {
         return Ok(client.default_scopes.clone());
@@ -186,28 +254,49 @@ fn granted_scope(client: &RegisteredClient, requested: Option<&str>) -> Result<S
 fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuthError> {
     let known = &state.inner.resources;
     if requested.is_empty() {
-        let default = known
-            .first()
-            .ok_or_else(|| OAuthError::new(Code::InvalidTarget, "no resource requested and this issuer has no default resource"))?;
+        let default = known.first().ok_or_else(|| {
+            OAuthError::new(
+                Code::InvalidTarget,
+                "no resource requested and this issuer has no default resource",
+            )
+        })?;
         return Ok(Audience::One(default.clone()));
     }
     let mut out: Vec<String> = Vec::new();
     for r in requested {
         if r.contains('#') || !(r.starts_with("https://") || r.starts_with("http://")) {
-            return Err(OAuthError::new(Code::InvalidTarget, format!("resource {:?} must be an absolute URI without a fragment", truncate(r))));
+            return Err(OAuthError::new(
+                Code::InvalidTarget,
+                format!(
+                    "resource {:?} must be an absolute URI without a fragment",
+                    truncate(r)
+                ),
+            ));
         }
         let canonical = r.trim_end_matches('/');
         let Some(k) = known.iter().find(|k| k.trim_end_matches('/') == canonical) else {
-            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource {:?}", truncate(r))));
+            return Err(OAuthError::new(
+                Code::InvalidTarget,
+                format!("unknown resource {:?}", truncate(r)),
+            ));
         };
         if !out.contains(k) {
             out.push(k.clone());
         }
     }
-    Ok(if out.len() == 1 { Audience::One(out.remove(0)) } else { Audience::Many(out) })
+    Ok(if out.len() == 1 {
+        Audience::One(out.remove(0))
+    } else {
+        Audience::Many(out)
+    })
 }
 
-fn sign(state: &IssuerState, client: &RegisteredClient, scope: &ScopeSet, aud: Audience) -> Result<(String, u64), OAuthError> {
+fn sign(
+    state: &IssuerState,
+    client: &RegisteredClient,
+    scope: &ScopeSet,
+    aud: Audience,
+) -> Result<(String, u64), OAuthError> {
     let key = state.inner.keys.active();
     let now = crate::time::now_epoch();
     let ttl = state.inner.token_ttl_secs;

@@ -18,9 +18,15 @@ use crate::paths::write_private;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("could not read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("could not write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no PEM certificate found in {0}")]
     NoCertificate(PathBuf),
     #[error("no PEM private key found in {0}")]
@@ -51,7 +57,9 @@ const RENEW_BEFORE_SECS: u64 = 30 * 86_400;
 
 impl DevPki {
     pub fn new(state_dir: &Path) -> Self {
-        Self { dir: state_dir.join("tls") }
+        Self {
+            dir: state_dir.join("tls"),
+        }
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -64,8 +72,10 @@ impl DevPki {
 
     /// Loads the dev CA and server leaf, generating whatever is missing or about to expire.
     pub fn ensure(&self) -> Result<ServerIdentity, TlsError> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|source| TlsError::Write { path: self.dir.clone(), source })?;
+        std::fs::create_dir_all(&self.dir).map_err(|source| TlsError::Write {
+            path: self.dir.clone(),
+            source,
+        })?;
         let ca_key = self.load_or_create_ca()?;
         let leaf_ok = self.path("server.pem").exists()
             && self.path("server.key").exists()
@@ -100,8 +110,12 @@ impl DevPki {
         }
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
-        write_private(&key_path, key.serialize_pem().as_bytes())
-            .map_err(|source| TlsError::Write { path: key_path.clone(), source })?;
+        write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|source| {
+            TlsError::Write {
+                path: key_path.clone(),
+                source,
+            }
+        })?;
         write_file(&self.ca_path(), cert.pem().as_bytes())?;
         write_file(&self.path("ca.expires"), expiry_after(CA_DAYS).as_bytes())?;
         // A new CA invalidates any old leaf.
@@ -116,25 +130,38 @@ impl DevPki {
             "127.0.0.1".to_string(),
             "::1".to_string(),
         ])?;
-        params.distinguished_name.push(DnType::CommonName, "warden dev server");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "warden dev server");
         params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(LEAF_DAYS);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         let key_path = self.path("server.key");
-        write_private(&key_path, key.serialize_pem().as_bytes())
-            .map_err(|source| TlsError::Write { path: key_path, source })?;
+        write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|source| {
+            TlsError::Write {
+                path: key_path,
+                source,
+            }
+        })?;
         write_file(&self.path("server.pem"), cert.pem().as_bytes())?;
-        write_file(&self.path("server.expires"), expiry_after(LEAF_DAYS).as_bytes())?;
+        write_file(
+            &self.path("server.expires"),
+            expiry_after(LEAF_DAYS).as_bytes(),
+        )?;
         Ok(())
     }
 }
 
 fn ca_params() -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, "Warden development CA");
-    params.distinguished_name.push(DnType::OrganizationName, "Warden");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Warden development CA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Warden");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
@@ -147,17 +174,26 @@ fn expiry_after(days: i64) -> String {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), TlsError> {
-    std::fs::write(path, data).map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
+    std::fs::write(path, data).map_err(|source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl ServerIdentity {
     /// Loads a configured certificate chain and key (PEM files).
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        Ok(Self { cert_chain_pem: read(cert)?, key_pem: read(key)? })
+        Ok(Self {
+            cert_chain_pem: read(cert)?,
+            key_pem: read(key)?,
+        })
     }
 
     /// A rustls server config offering HTTP/2 and HTTP/1.1.
@@ -195,7 +231,10 @@ pub fn http_client(tls: &ClientTls, timeout: Duration) -> Result<reqwest::Client
     let mut extra = Vec::new();
     let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     for path in tls.ca_file.iter().chain(env_file.iter()) {
-        let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.clone(), source })?;
+        let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|_| TlsError::NoCertificate(path.clone()))?;
         if certs.is_empty() {

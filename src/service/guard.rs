@@ -55,7 +55,9 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         Err(_) => return payload_too_large(g.max_body_bytes),
     };
     for tool in called_tools(&bytes) {
-        let Some(required) = policy::required_scopes(&tool) else { continue };
+        let Some(required) = policy::required_scopes(&tool) else {
+            continue;
+        };
         let missing = claims.scope.missing(&required);
         if !missing.is_empty() {
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "insufficient_scope", client_id = %claims.client_id, tool = %tool, missing = %missing, fingerprint = %claims.fingerprint, "tool call denied");
@@ -75,7 +77,9 @@ async fn forward(mut req: Request, claims: Arc<VerifiedClaims>, next: Next) -> R
 /// cannot use (wrong scheme, empty token), which RFC 6750 §3.1 calls `invalid_request`.
 fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, ()> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Ok(None) };
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(());
     }
@@ -91,7 +95,9 @@ fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, ()> {
 /// Names of the tools a JSON-RPC message (or batch) calls. Unparseable bodies yield none
 /// and go on to the MCP layer, which answers them with a JSON-RPC parse error.
 fn called_tools(body: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
     let messages = match v {
         Value::Array(items) => items,
         one => vec![one],
@@ -99,7 +105,11 @@ fn called_tools(body: &[u8]) -> Vec<String> {
     messages
         .iter()
         .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|m| {
+            m.pointer("/params/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -117,13 +127,20 @@ fn challenge(g: &GuardState, err: Option<&VerifyError>) -> Response {
         ),
     };
     let body = match err {
-        None => json!({"error": "unauthorized", "error_description": "a bearer access token is required"}),
+        None => {
+            json!({"error": "unauthorized", "error_description": "a bearer access token is required"})
+        }
         Some(e) => json!({"error": "invalid_token", "error_description": e.to_string()}),
     };
     with_www_authenticate(StatusCode::UNAUTHORIZED, &value, body)
 }
 
-fn insufficient_scope(g: &GuardState, tool: &str, required: &ScopeSet, missing: &ScopeSet) -> Response {
+fn insufficient_scope(
+    g: &GuardState,
+    tool: &str,
+    required: &ScopeSet,
+    missing: &ScopeSet,
+) -> Response {
     let value = format!(
         "Bearer error=\"insufficient_scope\", scope=\"{required}\", resource_metadata=\"{}\"",
         g.resource_metadata
@@ -143,21 +160,26 @@ fn with_www_authenticate(status: StatusCode, value: &str, body: Value) -> Respon
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 fn rate_limited(retry_after: u64) -> Response {
     let body = json!({"error": "rate_limited", "error_description": format!("too many requests; retry after {retry_after} s")});
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 
 fn bad_request(description: &str) -> Response {
     let body = json!({"error": "invalid_request", "error_description": description});
     let mut resp = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\""));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_request\""),
+    );
     resp
 }
 
@@ -183,9 +205,15 @@ mod tests {
     fn bearer_parsing_follows_rfc6750() {
         let mut h = http::HeaderMap::new();
         assert_eq!(bearer_token(&h), Ok(None));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def.ghi"),
+        );
         assert_eq!(bearer_token(&h), Ok(Some("abc.def.ghi")));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic Zm9vOmJhcg=="),
+        );
         assert_eq!(bearer_token(&h), Err(()));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer_token(&h), Err(()));

@@ -25,10 +25,14 @@ pub struct Stack {
 }
 
 pub fn config(rate: Option<RateLimitConfig>) -> Config {
-    let mut c = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin")).expect("default config");
+    let mut c = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin"))
+        .expect("default config");
     c.issuer.addr = "127.0.0.1:0".parse().unwrap();
     c.service.addr = "127.0.0.1:0".parse().unwrap();
-    c.service.rate_limit = rate.unwrap_or(RateLimitConfig { per_second: 100_000.0, burst: 100_000 });
+    c.service.rate_limit = rate.unwrap_or(RateLimitConfig {
+        per_second: 100_000.0,
+        burst: 100_000,
+    });
     c
 }
 
@@ -48,16 +52,29 @@ impl Stack {
     /// Starts on an existing state dir (for restart tests).
     pub async fn start_in(state: &Path, config: Config, rotate_keys: bool) -> Stack {
         warden::install_crypto_provider();
-        let args = ServeArgs { rotate_keys, ..ServeArgs::default() };
+        let args = ServeArgs {
+            rotate_keys,
+            ..ServeArgs::default()
+        };
         let running = start(&config, state, &args).await.expect("serve starts");
         let http = http_client(
-            &ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true },
+            &ClientTls {
+                ca_file: Some(state.join("tls/ca.pem")),
+                ca_only: true,
+            },
             Duration::from_secs(10),
         )
         .expect("client");
         let issuer = running.issuer_url.clone().unwrap();
         let mcp = running.mcp_url.clone().unwrap();
-        Stack { running, state: state.to_path_buf(), http, issuer, mcp, _tmp: None }
+        Stack {
+            running,
+            state: state.to_path_buf(),
+            http,
+            issuer,
+            mcp,
+            _tmp: None,
+        }
     }
 
     /// Stops the servers and hands back the temp dir so the state survives a restart.
@@ -66,7 +83,11 @@ impl Stack {
         self._tmp
     }
 
-    pub async fn token_response(&self, client: (&str, &str), form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn token_response(
+        &self,
+        client: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut f: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         f.extend_from_slice(form);
         self.http
@@ -110,7 +131,8 @@ impl Stack {
 
     pub fn ticket_rows(&self) -> i64 {
         let c = rusqlite::Connection::open(self.state.join("service.db")).unwrap();
-        c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).unwrap()
+        c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))
+            .unwrap()
     }
 }
 
@@ -119,5 +141,8 @@ pub fn tools_call(name: &str, args: Value) -> Value {
 }
 
 pub fn www_authenticate(resp: &reqwest::Response) -> String {
-    resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    resp.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }

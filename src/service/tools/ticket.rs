@@ -29,6 +29,7 @@ pub struct CreateSupportTicketArgs {
 
 /// Only for the JSON schema: the priority enum advertised to clients.
 #[derive(JsonSchema)]
+#[schemars(inline)]
 #[serde(rename_all = "lowercase")]
 #[allow(dead_code)]
 enum Priority {
@@ -38,13 +39,25 @@ enum Priority {
     Urgent,
 }
 
-pub fn run(store: &Store, client_id: &str, args: &CreateSupportTicketArgs) -> Result<Ticket, ToolFailure> {
+pub fn run(
+    store: &Store,
+    client_id: &str,
+    args: &CreateSupportTicketArgs,
+) -> Result<Ticket, ToolFailure> {
     let customer_id = validate::customer_id(&args.customer_id)?;
     let subject = validate::text("subject", &args.subject, MAX_SUBJECT)?;
     let description = validate::text("description", &args.description, MAX_DESCRIPTION)?;
     let priority = validate::priority(&args.priority)?;
-    let key = args.idempotency_key.as_deref().map(validate::idempotency_key).transpose()?;
-    if store.customer(&customer_id).map_err(ToolFailure::internal)?.is_none() {
+    let key = args
+        .idempotency_key
+        .as_deref()
+        .map(validate::idempotency_key)
+        .transpose()?;
+    if store
+        .customer(&customer_id)
+        .map_err(ToolFailure::internal)?
+        .is_none()
+    {
         return Err(ToolFailure::not_found(&customer_id));
     }
     let new = NewTicket {
@@ -58,7 +71,9 @@ pub fn run(store: &Store, client_id: &str, args: &CreateSupportTicketArgs) -> Re
     store.create_ticket(&new).map_err(|e| match e {
         StoreError::IdempotencyConflict(existing) => ToolFailure {
             code: FailureCode::Conflict,
-            message: format!("idempotency_key was already used for ticket {existing} with different content"),
+            message: format!(
+                "idempotency_key was already used for ticket {existing} with different content"
+            ),
         },
         other => ToolFailure::internal(other),
     })
