@@ -25,6 +25,9 @@ use crate::service;
 pub struct Running {
     pub issuer_url: Option<String>,
     pub mcp_url: Option<String>,
+    /// The bound addresses (the URLs may name a public host instead).
+    pub issuer_addr: Option<SocketAddr>,
+    pub mcp_addr: Option<SocketAddr>,
     pub ca_path: Option<PathBuf>,
     pub client_config: Option<PathBuf>,
     pub keys: Option<Arc<KeyStore>>,
@@ -77,6 +80,8 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
     let mut running = Running {
         issuer_url: issuer_url.clone(),
         mcp_url: mcp_url.clone(),
+        issuer_addr: issuer_listener.as_ref().map(|(_, a)| *a),
+        mcp_addr: service_listener.as_ref().map(|(_, a)| *a),
         ca_path: ca_path.clone(),
         client_config: None,
         keys: None,

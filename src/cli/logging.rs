@@ -1,5 +1,5 @@
 //! Logging: `tracing` to `STATE/logs/warden.log`, never to the terminal unless asked
-//! (`serve --log-stderr`). Level from `WARDEN_LOG` (env-filter syntax), default `info`.
+//! (`serve --log-stderr`). Level from `WARDEN_LOG` (env-filter syntax), default `info` (rmcp at `warn`: it logs every stateless request).
 
 use std::path::Path;
 
@@ -16,8 +16,9 @@ pub fn init(state_dir: &Path, stderr: bool) -> anyhow::Result<WorkerGuard> {
         .map_err(|e| anyhow::anyhow!("cannot create log directory {}: {e}", dir.display()))?;
     let (writer, guard) =
         tracing_appender::non_blocking(tracing_appender::rolling::never(&dir, "warden.log"));
-    let filter =
-        || EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || {
+        EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
+    };
     let file = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)

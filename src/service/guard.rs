@@ -63,7 +63,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "insufficient_scope", client_id = %claims.client_id, tool = %tool, missing = %missing, fingerprint = %claims.fingerprint, "tool call denied");
             return insufficient_scope(&g, &tool, &required, &missing);
         }
-        tracing::debug!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
+        tracing::info!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
     }
     forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
 }
