@@ -6,6 +6,7 @@
 //! `./config/warden.toml`, then the defaults compiled into the binary (the repository's
 //! `config/warden.toml`), so `warden serve` works from any directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -152,16 +153,35 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSection {
+    /// The authorization server we trust with our credentials. A server whose metadata
+    /// names a different one is refused.
     pub issuer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// Read the secret from this environment variable instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// `basic` (client_secret_basic, default) or `post` (client_secret_post).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<ScopeSet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Trust only `ca_file` (and `SSL_CERT_FILE`), not the system roots.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ca_only: bool,
+    /// Allow plain `http://` URLs, for loopback addresses only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_loopback: bool,
+    /// Per-request timeout in seconds (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,16 +189,73 @@ pub struct ClientSection {
 pub struct ServerEntry {
     pub name: String,
     pub url: String,
+    /// Resource URI (RFC 8707) to request tokens for; default: from the server's RFC 9728
+    /// metadata, else the URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Extra headers sent with every request (from `mcpServers` JSON). An Authorization
+    /// header here is ignored: the token manager owns it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Tool → required scopes, overriding or filling in what the server advertises.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scopes: BTreeMap<String, ScopeSet>,
+}
+
+/// The common `mcpServers` JSON shape (Claude Desktop, Cursor, …), optionally with a
+/// Warden `client` section alongside.
+#[derive(Debug, Deserialize)]
+struct McpServersJson {
+    #[serde(rename = "mcpServers")]
+    mcp_servers: BTreeMap<String, McpServerJson>,
+    #[serde(default)]
+    client: Option<ClientSection>,
+}
+
+#[derive(Debug, Deserialize)]
+struct McpServerJson {
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+impl ClientSection {
+    pub fn new(issuer: &str, client_id: &str) -> Self {
+        Self {
+            issuer: issuer.to_string(),
+            token_endpoint: None,
+            jwks_uri: None,
+            client_id: client_id.to_string(),
+            client_secret: None,
+            client_secret_env: None,
+            auth_method: None,
+            scopes: None,
+            ca_file: None,
+            ca_only: false,
+            allow_http_loopback: false,
+            timeout_secs: None,
+        }
+    }
 }
 
 impl Config {
+    /// Parses TOML, or `mcpServers` JSON when the text is a JSON object.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })
+        let err = |message: String| ConfigError::Parse { path: origin.to_path_buf(), message };
+        if text.trim_start().starts_with('{') {
+            let json: McpServersJson = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+            let mut servers = Vec::new();
+            for (name, s) in json.mcp_servers {
+                let Some(url) = s.url else {
+                    return Err(err(format!("mcpServers.{name} has no url (only HTTP servers are supported, not stdio commands)")));
+                };
+                servers.push(ServerEntry { name, url, resource: s.resource, headers: s.headers, scopes: BTreeMap::new() });
+            }
+            return Ok(Config { client: json.client, servers, ..Config::default() });
+        }
+        toml::from_str(text).map_err(|e| err(e.to_string()))
     }
 
     /// Loads the config by the lookup order in the module docs.
@@ -222,6 +299,19 @@ pub fn demo_secret(client_id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mcp_servers_json_is_accepted() {
+        let text = r#"{"mcpServers": {"support": {"url": "https://127.0.0.1:8001/mcp", "headers": {"X-Team": "ops"}}},
+                       "client": {"issuer": "https://127.0.0.1:8443", "client_id": "support-agent"}}"#;
+        let c = Config::parse(text, Path::new("mcp.json")).unwrap();
+        assert_eq!(c.servers.len(), 1);
+        assert_eq!((c.servers[0].name.as_str(), c.servers[0].url.as_str()), ("support", "https://127.0.0.1:8001/mcp"));
+        assert_eq!(c.servers[0].headers["X-Team"], "ops");
+        assert_eq!(c.client.unwrap().client_id, "support-agent");
+        let stdio = r#"{"mcpServers": {"local": {"command": "npx"}}}"#;
+        assert!(Config::parse(stdio, Path::new("m.json")).unwrap_err().to_string().contains("no url"));
+    }
 
     #[test]
     fn built_in_config_parses_and_registers_the_three_clients() {

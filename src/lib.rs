@@ -10,7 +10,9 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod issuer;
+pub mod mcp;
 pub mod paths;
 pub mod security;
 pub mod serve;

@@ -283,18 +283,18 @@ fn write_client_config(
     });
     let client = Config {
         client: Some(ClientSection {
-            issuer: issuer.to_string(),
             token_endpoint: Some(format!("{issuer}/token")),
-            client_id: client_id.to_string(),
             client_secret: secret,
-            scopes: None,
             ca_file: ca.map(Path::to_path_buf),
+            ..ClientSection::new(issuer, client_id)
         }),
         servers: mcp_url
             .map(|u| ServerEntry {
                 name: "customer-service".into(),
                 url: u.to_string(),
                 resource: Some(u.to_string()),
+                headers: Default::default(),
+                scopes: Default::default(),
             })
             .into_iter()
             .collect(),

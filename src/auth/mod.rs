@@ -6,4 +6,5 @@
 pub mod discovery;
 pub mod jwks;
 pub mod scopes;
+pub mod token;
 pub mod verify;

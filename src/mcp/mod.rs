@@ -1,0 +1,259 @@
+//! The client side: connect to MCP servers through the token manager and wrap every tool
+//! in a `SecureTool`. `ClientStack::connect` is what `warden token|tools|call` (and later
+//! the agent and console) build on.
+//!
+//! Discovery per server: the RFC 9728 metadata at the server's well-known URL (or the
+//! `resource_metadata` named in a 401 challenge) gives the resource and its authorization
+//! server; RFC 8414 (or OpenID) metadata gives the token endpoint and JWKS. Credentials are
+//! only ever sent to the issuer the config names.
+
+pub mod classify;
+pub mod http;
+pub mod secure_tool;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::discovery::{ProtectedResourceMetadata, fetch_as_metadata, resource_metadata_url};
+use crate::auth::jwks::{JwksCache, read_bounded};
+use crate::auth::scopes::ScopeSet;
+use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource};
+use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
+use crate::config::{ClientSection, Config, ServerEntry};
+use crate::events::EventBus;
+use crate::security::secret::Secret;
+use crate::security::tls::{ClientTls, http_client};
+use secure_tool::{CallPolicy, SecureTool};
+use session::McpSession;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no [client] section in the config: point --config at STATE/client.toml written by `warden serve`, or add one")]
+    NoClient,
+    #[error("no MCP servers in the config: add a [[servers]] entry (name, url) or an mcpServers JSON file")]
+    NoServers,
+    #[error("no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it")]
+    NoSecret,
+    #[error("environment variable {0} (client_secret_env) is not set")]
+    SecretEnvMissing(String),
+    #[error("{url}: plain http is refused; use https, or set allow_http_loopback = true for a loopback address")]
+    InsecureUrl { url: String },
+    #[error("{server} names authorization server {named}, but the config trusts {configured}; refusing to send credentials there")]
+    UntrustedIssuer { server: String, named: String, configured: String },
+    #[error("discovery failed for {server}: {reason}")]
+    Discovery { server: String, reason: String },
+    #[error("unknown auth_method {0:?}: use \"basic\" or \"post\"")]
+    AuthMethod(String),
+    #[error(transparent)]
+    Tls(#[from] crate::security::tls::TlsError),
+    #[error("{server}: {source}")]
+    Token { server: String, source: TokenError },
+    #[error(transparent)]
+    Session(#[from] session::SessionError),
+}
+
+impl ClientError {
+    /// Credential or token problems (as opposed to configuration or transport).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Self::Token { source, .. } if source.is_auth())
+    }
+}
+
+/// One connected server: its session, token manager and secure tools.
+pub struct Connected {
+    pub entry: ServerEntry,
+    pub session: Arc<McpSession>,
+    pub tokens: Arc<TokenManager>,
+    pub tools: Vec<Arc<SecureTool>>,
+}
+
+pub struct ClientStack {
+    pub servers: Vec<Connected>,
+    pub events: EventBus,
+}
+
+impl ClientStack {
+    /// Connects to every configured server. `scopes` overrides the config's requested scopes.
+    pub async fn connect(config: &Config, scopes: Option<ScopeSet>, policy: CallPolicy, events: EventBus) -> Result<Self, ClientError> {
+        let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
+        if config.servers.is_empty() {
+            return Err(ClientError::NoServers);
+        }
+        let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
+        let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
+        let scopes = scopes.or_else(|| client.scopes.clone());
+        let mut servers = Vec::new();
+        for entry in &config.servers {
+            servers.push(connect_one(client, entry, &http, scopes.clone(), &policy, &events).await?);
+        }
+        Ok(Self { servers, events })
+    }
+
+    pub fn tools(&self) -> impl Iterator<Item = &Arc<SecureTool>> {
+        self.servers.iter().flat_map(|s| s.tools.iter())
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&Arc<SecureTool>> {
+        self.tools().find(|t| t.name() == name)
+    }
+
+    pub async fn close(self) {
+        for s in self.servers {
+            drop(s.tools);
+            if let Ok(session) = Arc::try_unwrap(s.session) {
+                session.close().await;
+            }
+        }
+    }
+}
+
+/// Token manager only (for `warden token`): discovery and a verified token, no session.
+pub async fn token_manager(config: &Config, scopes: Option<ScopeSet>, events: EventBus) -> Result<(ServerEntry, Arc<TokenManager>), ClientError> {
+    let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
+    let entry = config.servers.first().ok_or(ClientError::NoServers)?;
+    let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
+    let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
+    let tokens = build_tokens(client, entry, &http, scopes.or_else(|| client.scopes.clone()), &events).await?;
+    Ok((entry.clone(), tokens))
+}
+
+async fn connect_one(
+    client: &ClientSection,
+    entry: &ServerEntry,
+    http: &reqwest::Client,
+    scopes: Option<ScopeSet>,
+    policy: &CallPolicy,
+    events: &EventBus,
+) -> Result<Connected, ClientError> {
+    let tokens = build_tokens(client, entry, http, scopes, events).await?;
+    tokens.claims().await.map_err(|source| ClientError::Token { server: entry.name.clone(), source })?;
+    let session = Arc::new(
+        McpSession::connect(&entry.name, &entry.url, http.clone(), tokens.clone(), &entry.headers, &entry.scopes).await?,
+    );
+    events.emit(
+        &crate::events::Scope::default(),
+        crate::events::EventKind::ManifestRecorded {
+            server: entry.name.clone(),
+            hash: session.manifest_hash().to_string(),
+            tools: session.tools().iter().map(|t| t.name.clone()).collect(),
+        },
+    );
+    let tools = session
+        .tools()
+        .iter()
+        .map(|spec| Arc::new(SecureTool::new(spec.clone(), session.clone(), tokens.clone(), events.clone(), policy.clone())))
+        .collect();
+    Ok(Connected { entry: entry.clone(), session, tokens, tools })
+}
+
+async fn build_tokens(
+    client: &ClientSection,
+    entry: &ServerEntry,
+    http: &reqwest::Client,
+    scopes: Option<ScopeSet>,
+    events: &EventBus,
+) -> Result<Arc<TokenManager>, ClientError> {
+    check_url(&entry.url, client.allow_http_loopback)?;
+    check_url(&client.issuer, client.allow_http_loopback)?;
+    let discovery_err = |reason: String| ClientError::Discovery { server: entry.name.clone(), reason };
+    let prm = discover_resource(http, entry).await;
+    let resource = match (&entry.resource, &prm) {
+        (Some(r), _) => r.clone(),
+        (None, Some(m)) => m.resource.clone(),
+        (None, None) => entry.url.clone(),
+    };
+    if let Some(named) = prm.as_ref().and_then(|m| m.authorization_servers.first())
+        && named.trim_end_matches('/') != client.issuer.trim_end_matches('/')
+    {
+        return Err(ClientError::UntrustedIssuer {
+            server: entry.name.clone(),
+            named: named.clone(),
+            configured: client.issuer.clone(),
+        });
+    }
+    let (token_endpoint, jwks_uri) = match (&client.token_endpoint, &client.jwks_uri) {
+        (Some(t), Some(j)) => (t.clone(), j.clone()),
+        (t, j) => {
+            let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| discovery_err(e.to_string()))?;
+            (t.clone().unwrap_or(meta.token_endpoint), j.clone().unwrap_or(meta.jwks_uri))
+        }
+    };
+    check_url(&token_endpoint, client.allow_http_loopback)?;
+    let secret = match (&client.client_secret, &client.client_secret_env) {
+        (Some(s), _) => s.clone(),
+        (None, Some(var)) => std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?,
+        (None, None) => return Err(ClientError::NoSecret),
+    };
+    let auth = match client.auth_method.as_deref() {
+        None | Some("basic") | Some("client_secret_basic") => ClientAuth::Basic,
+        Some("post") | Some("client_secret_post") => ClientAuth::Post,
+        Some(other) => return Err(ClientError::AuthMethod(other.to_string())),
+    };
+    let verifier = Verifier::new(
+        VerifierConfig { issuer: client.issuer.clone(), audience: resource.clone(), leeway_secs: DEFAULT_LEEWAY_SECS },
+        Arc::new(JwksCache::from_url(http.clone(), jwks_uri)),
+    );
+    let source = TokenSource { token_endpoint, client_id: client.client_id.clone(), client_secret: Secret::new(secret), resource, auth };
+    Ok(Arc::new(TokenManager::new(http.clone(), source, verifier, scopes, events.clone())))
+}
+
+/// RFC 9728 metadata: the well-known URL first, then whatever a 401 challenge points to.
+async fn discover_resource(http: &reqwest::Client, entry: &ServerEntry) -> Option<ProtectedResourceMetadata> {
+    if let Some(m) = fetch_prm(http, &resource_metadata_url(&entry.url)).await {
+        return Some(m);
+    }
+    let probe = http
+        .post(&entry.url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#)
+        .send()
+        .await
+        .ok()?;
+    let challenge = probe.headers().get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok()?.to_string();
+    let url = classify::challenge_param(&challenge, "resource_metadata")?;
+    fetch_prm(http, &url).await
+}
+
+async fn fetch_prm(http: &reqwest::Client, url: &str) -> Option<ProtectedResourceMetadata> {
+    let resp = http.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    serde_json::from_slice(&read_bounded(resp, 64 * 1024).await.ok()?).ok()
+}
+
+/// https everywhere; http only for loopback hosts and only when explicitly allowed.
+fn check_url(url: &str, allow_http_loopback: bool) -> Result<(), ClientError> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let loopback = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|authority| {
+            let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        })
+        .unwrap_or(false);
+    if loopback && allow_http_loopback { Ok(()) } else { Err(ClientError::InsecureUrl { url: url.to_string() }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_allowed_loopback() {
+        assert!(check_url("https://example.com/mcp", false).is_ok());
+        assert!(check_url("http://127.0.0.1:8001/mcp", false).is_err());
+        assert!(check_url("http://127.0.0.1:8001/mcp", true).is_ok());
+        assert!(check_url("http://[::1]:8001/mcp", true).is_ok());
+        assert!(check_url("http://localhost/mcp", true).is_ok());
+        assert!(check_url("http://example.com/mcp", true).is_err());
+        assert!(check_url("http://127.0.0.1.evil.com/mcp", true).is_err());
+        assert!(check_url("ftp://127.0.0.1/", true).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! `SecureTool`: every tool call the agent makes goes through here.
+//!
+//! 1. Pre-check the token's scopes against the tool's required scopes and refuse locally,
+//!    naming the missing scopes (fast, clear feedback; the server still decides).
+//! 2. Call, with a timeout.
+//! 3. Classify: success, tool error, 401 (refresh once, retry once), 403
+//!    `insufficient_scope` (denied, with the server's scopes), 429 (honour `Retry-After`
+//!    up to a cap, a few attempts, with jitter), timeout, connection, TLS.
+//!
+//! A call that is not safe to repeat (not read-only, not idempotent, no idempotency key)
+//! is never replayed after a failure whose outcome is unknown. For tools that accept an
+//! `idempotency_key`, one is generated per logical call, which makes retries safe.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::classify::Failure;
+use super::session::{McpSession, ToolSpec};
+use crate::auth::scopes::ScopeSet;
+use crate::auth::token::TokenManager;
+use crate::events::{DenialSide, EventBus, EventKind, FailureClass, Scope};
+use crate::security::secret::Fingerprint;
+
+/// Retry and timeout bounds for one logical call.
+#[derive(Debug, Clone)]
+pub struct CallPolicy {
+    pub timeout: Duration,
+    /// Attempts in total when the server answers 429.
+    pub rate_limit_attempts: u32,
+    /// Longest `Retry-After` we wait; a longer one gives up at once.
+    pub max_retry_after: Duration,
+    /// Extra attempts after a transient failure, for calls that are safe to repeat.
+    pub transient_retries: u32,
+    /// Refuse locally when the token lacks the tool's scopes. Disable to let the server
+    /// decide (to see its 403).
+    pub precheck: bool,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            rate_limit_attempts: 3,
+            max_retry_after: Duration::from_secs(10),
+            transient_retries: 1,
+            precheck: true,
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CallOutcome {
+    Success { structured: Option<Value>, text: String },
+    /// The tool ran and reported a failure.
+    ToolError { message: String, structured: Option<Value> },
+    Denied {
+        side: DenialSide,
+        required: ScopeSet,
+        granted: ScopeSet,
+        missing: ScopeSet,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        www_authenticate: Option<String>,
+    },
+    Failed { class: FailureClass, message: String },
+}
+
+/// The outcome plus what it took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallReport {
+    pub server: String,
+    pub tool: String,
+    #[serde(flatten)]
+    pub outcome: CallOutcome,
+    pub attempts: u32,
+    pub latency_ms: f64,
+}
+
+pub struct SecureTool {
+    pub spec: ToolSpec,
+    session: Arc<McpSession>,
+    tokens: Arc<TokenManager>,
+    events: EventBus,
+    policy: CallPolicy,
+}
+
+impl SecureTool {
+    pub fn new(spec: ToolSpec, session: Arc<McpSession>, tokens: Arc<TokenManager>, events: EventBus, policy: CallPolicy) -> Self {
+        Self { spec, session, tokens, events, policy }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The scopes this tool needs that the current token lacks (`None` before a token).
+    pub fn missing_scopes(&self) -> Option<ScopeSet> {
+        self.tokens.info().map(|t| t.granted.missing(&self.spec.required_scopes))
+    }
+
+    pub async fn call(&self, args: Value, scope: &Scope) -> CallReport {
+        let start = Instant::now();
+        let (outcome, attempts) = self.run(args, scope).await;
+        let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+        let (server, tool) = (self.spec.server.clone(), self.spec.name.clone());
+        match &outcome {
+            CallOutcome::Success { .. } => {
+                self.events.emit(scope, EventKind::ToolSucceeded { server: server.clone(), tool: tool.clone(), latency_ms, attempts });
+            }
+            CallOutcome::ToolError { message, .. } => {
+                self.emit_failed(scope, FailureClass::ToolError, message, latency_ms, attempts);
+            }
+            CallOutcome::Failed { class, message } => self.emit_failed(scope, *class, message, latency_ms, attempts),
+            // Denials were emitted where they were decided, with their evidence.
+            CallOutcome::Denied { .. } => {}
+        }
+        CallReport { server, tool, outcome, attempts, latency_ms }
+    }
+
+    fn emit_failed(&self, scope: &Scope, failure: FailureClass, message: &str, latency_ms: f64, attempts: u32) {
+        self.events.emit(
+            scope,
+            EventKind::ToolFailed {
+                server: self.spec.server.clone(),
+                tool: self.spec.name.clone(),
+                failure,
+                message: message.to_string(),
+                latency_ms,
+                attempts,
+            },
+        );
+    }
+
+    async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
+        let Value::Object(mut args) = args else {
+            return (failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"), 0);
+        };
+        let mut claims = match self.tokens.claims().await {
+            Ok(c) => c,
+            Err(e) => {
+                let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::Connection };
+                return (failed(class, &e.to_string()), 0);
+            }
+        };
+        if self.policy.precheck {
+            let missing = claims.scope.missing(&self.spec.required_scopes);
+            if !missing.is_empty() {
+                let granted = claims.scope.clone();
+                return (self.denied(scope, DenialSide::Client, self.spec.required_scopes.clone(), granted, None, None), 0);
+            }
+        }
+        if self.spec.takes_idempotency_key && !args.contains_key("idempotency_key") {
+            args.insert("idempotency_key".into(), Value::String(format!("warden-{}", uuid::Uuid::new_v4())));
+        }
+        let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
+        let digest = args_digest(&args);
+
+        let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
+        loop {
+            attempt += 1;
+            self.events.emit(
+                scope,
+                EventKind::ToolCall {
+                    server: self.spec.server.clone(),
+                    tool: self.spec.name.clone(),
+                    args_digest: digest.clone(),
+                    attempt,
+                },
+            );
+            let failure = match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.name, args.clone())).await {
+                Ok(Ok(result)) => return (outcome_of(result), attempt),
+                Ok(Err(f)) => f,
+                Err(_) => Failure::Timeout,
+            };
+            match failure {
+                // 401 is answered before any tool runs, so one retry is always safe.
+                Failure::Unauthorized { .. } if !refreshed => {
+                    refreshed = true;
+                    match self.tokens.refresh_rejected(&claims).await {
+                        Ok(c) => claims = c,
+                        Err(e) => return (failed(FailureClass::Unauthorized, &e.to_string()), attempt),
+                    }
+                    self.retry(scope, attempt, "401: refreshed the token", Duration::ZERO);
+                }
+                Failure::Unauthorized { www_authenticate } => {
+                    let msg = format!("the server rejected a freshly issued token ({www_authenticate})");
+                    return (failed(FailureClass::Unauthorized, &msg), attempt);
+                }
+                Failure::InsufficientScope { www_authenticate, scopes } => {
+                    let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
+                    let granted = claims.scope.clone();
+                    return (self.denied(scope, DenialSide::Server, required, granted, Some(403), Some(www_authenticate)), attempt);
+                }
+                Failure::RateLimited { retry_after } => {
+                    rate_limited += 1;
+                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    self.events.emit(
+                        scope,
+                        EventKind::RateLimited {
+                            server: self.spec.server.clone(),
+                            tool: self.spec.name.clone(),
+                            retry_after_ms: wait.as_millis() as u64,
+                            attempt,
+                        },
+                    );
+                    if rate_limited >= self.policy.rate_limit_attempts {
+                        let msg = format!("rate limited: gave up after {attempt} attempts");
+                        return (failed(FailureClass::RateLimited, &msg), attempt);
+                    }
+                    if wait > self.policy.max_retry_after {
+                        let msg = format!("rate limited: the server asks to wait {} s, more than the {} s cap", wait.as_secs(), self.policy.max_retry_after.as_secs());
+                        return (failed(FailureClass::RateLimited, &msg), attempt);
+                    }
+                    let delay = wait + jitter(Duration::from_millis(250));
+                    self.retry(scope, attempt, "429: waiting for Retry-After", delay);
+                    tokio::time::sleep(delay).await;
+                }
+                f @ (Failure::Timeout | Failure::ConnectFailed(_) | Failure::ConnectionLost(_))
+                    if transient < self.policy.transient_retries && (repeatable || !f.is_ambiguous()) =>
+                {
+                    transient += 1;
+                    let delay = Duration::from_millis(200) + jitter(Duration::from_millis(200));
+                    self.retry(scope, attempt, &f.message(), delay);
+                    tokio::time::sleep(delay).await;
+                }
+                f => {
+                    let mut msg = f.message();
+                    if f.is_ambiguous() && !repeatable {
+                        msg.push_str("; not retried: the call may have run and is not safe to repeat");
+                    }
+                    return (failed(f.class(), &msg), attempt);
+                }
+            }
+        }
+    }
+
+    fn retry(&self, scope: &Scope, attempt: u32, reason: &str, delay: Duration) {
+        self.events.emit(
+            scope,
+            EventKind::Retry {
+                server: self.spec.server.clone(),
+                tool: self.spec.name.clone(),
+                attempt,
+                reason: reason.to_string(),
+                delay_ms: delay.as_millis() as u64,
+            },
+        );
+    }
+
+    fn denied(
+        &self,
+        scope: &Scope,
+        side: DenialSide,
+        required: ScopeSet,
+        granted: ScopeSet,
+        status: Option<u16>,
+        www_authenticate: Option<String>,
+    ) -> CallOutcome {
+        let missing = granted.missing(&required);
+        self.events.emit(
+            scope,
+            EventKind::Denied {
+                server: self.spec.server.clone(),
+                tool: self.spec.name.clone(),
+                required: required.clone(),
+                granted: granted.clone(),
+                missing: missing.clone(),
+                side,
+                status,
+                www_authenticate: www_authenticate.clone(),
+            },
+        );
+        CallOutcome::Denied { side, required, granted, missing, www_authenticate }
+    }
+}
+
+fn failed(class: FailureClass, message: &str) -> CallOutcome {
+    CallOutcome::Failed { class, message: message.to_string() }
+}
+
+fn outcome_of(result: rmcp::model::CallToolResult) -> CallOutcome {
+    let text: String = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if result.is_error == Some(true) {
+        CallOutcome::ToolError { message: text, structured: result.structured_content }
+    } else {
+        CallOutcome::Success { structured: result.structured_content, text }
+    }
+}
+
+/// Arguments are not logged by default; a digest lets the audit trail correlate calls.
+pub fn args_digest(args: &Map<String, Value>) -> String {
+    Fingerprint::of(super::session::canonical_json(&Value::Object(args.clone())).as_bytes()).to_string()
+}
+
+/// A random duration in `[0, max)`, so clients rate-limited together do not retry in lockstep.
+fn jitter(max: Duration) -> Duration {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
+    let frac = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
+    max.mul_f64(frac.min(0.999))
+}

@@ -1,0 +1,199 @@
+//! One live MCP session over streamable HTTP: connect (with our HTTP client and a bearer
+//! header that follows refreshes), list tools, learn each tool's required scopes, and pin a
+//! hash of the tool manifest so a later change (a "rug pull") can be flagged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::classify::{Failure, classify};
+use super::http::AuthedHttp;
+use crate::auth::scopes::ScopeSet;
+use crate::auth::token::TokenManager;
+use crate::service::policy::SCOPES_META_KEY;
+
+/// Where a tool's scope requirement came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopesSource {
+    /// The server's `_meta` for the tool.
+    Advertised,
+    /// The `[servers.scopes]` map in the config.
+    Config,
+    /// Neither: the client cannot pre-check; the server still decides.
+    Unknown,
+}
+
+/// What the client knows about one tool.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolSpec {
+    pub server: String,
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+    pub required_scopes: ScopeSet,
+    pub scopes_source: ScopesSource,
+    /// Safe to call twice (read-only or declared idempotent).
+    pub retry_safe: bool,
+    /// The tool accepts an `idempotency_key` argument.
+    pub takes_idempotency_key: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("could not open an MCP session with {server} ({url}): {failure}")]
+    Connect { server: String, url: String, failure: String },
+    #[error("could not list the tools of {server}: {failure}")]
+    ListTools { server: String, failure: String },
+}
+
+pub struct McpSession {
+    pub name: String,
+    pub url: String,
+    client: RunningService<RoleClient, ClientConfig>,
+    tools: Vec<ToolSpec>,
+    manifest_hash: String,
+}
+
+impl McpSession {
+    /// Opens the session. The caller must have obtained a token first (`claims()`), since
+    /// initialize itself is authenticated.
+    pub async fn connect(
+        name: &str,
+        url: &str,
+        http: reqwest::Client,
+        tokens: Arc<TokenManager>,
+        headers: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, ScopeSet>,
+    ) -> Result<Self, SessionError> {
+        let mut custom = std::collections::HashMap::new();
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("authorization") {
+                tracing::warn!(server = name, "ignoring a static Authorization header: the token manager provides it");
+                continue;
+            }
+            if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str())) {
+                custom.insert(k, v);
+            }
+        }
+        let config = StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(custom);
+        let transport = StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens), config);
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("warden", env!("CARGO_PKG_VERSION")),
+        );
+        let client = info.serve(transport).await.map_err(|e| SessionError::Connect {
+            server: name.to_string(),
+            url: url.to_string(),
+            failure: e.to_string(),
+        })?;
+        let listed = client.list_all_tools().await.map_err(|e| SessionError::ListTools {
+            server: name.to_string(),
+            failure: classify(&e).message(),
+        })?;
+        let manifest_hash = manifest_hash(&listed);
+        let tools = listed.iter().map(|t| spec(name, t, overrides)).collect();
+        Ok(Self { name: name.to_string(), url: url.to_string(), client, tools, manifest_hash })
+    }
+
+    pub fn tools(&self) -> &[ToolSpec] {
+        &self.tools
+    }
+
+    pub fn manifest_hash(&self) -> &str {
+        &self.manifest_hash
+    }
+
+    /// One `tools/call`, classified on failure.
+    pub async fn call(&self, tool: &str, args: serde_json::Map<String, Value>) -> Result<CallToolResult, Failure> {
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
+        self.client.call_tool(params).await.map_err(|e| classify(&e))
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolSpec {
+    let advertised = t
+        .meta
+        .as_ref()
+        .and_then(|m| m.get(SCOPES_META_KEY))
+        .and_then(|v| serde_json::from_value::<ScopeSet>(v.clone()).ok());
+    let (required_scopes, scopes_source) = match (overrides.get(t.name.as_ref()), advertised) {
+        (Some(s), _) => (s.clone(), ScopesSource::Config),
+        (None, Some(s)) => (s, ScopesSource::Advertised),
+        (None, None) => (ScopeSet::new(), ScopesSource::Unknown),
+    };
+    let input_schema = Value::Object((*t.input_schema).clone());
+    let takes_idempotency_key = input_schema.pointer("/properties/idempotency_key").is_some();
+    let hints = t.annotations.as_ref();
+    let retry_safe = hints.is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
+    ToolSpec {
+        server: server.to_string(),
+        name: t.name.to_string(),
+        description: t.description.as_deref().unwrap_or_default().to_string(),
+        input_schema,
+        required_scopes,
+        scopes_source,
+        retry_safe,
+        takes_idempotency_key,
+    }
+}
+
+/// SHA-256 over the canonical JSON of every tool's name, description and schemas, sorted
+/// by name, so the same manifest always hashes the same whatever order it came in.
+pub fn manifest_hash(tools: &[Tool]) -> String {
+    let mut entries: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name,
+                "description": t.description,
+                "input_schema": Value::Object((*t.input_schema).clone()),
+                "output_schema": t.output_schema.as_ref().map(|s| Value::Object((**s).clone())),
+                "meta": t.meta.as_ref().map(|m| Value::Object(m.0.clone())),
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let canonical = canonical_json(&Value::Array(entries));
+    let digest = crate::security::secret::sha256(canonical.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// JSON with object keys sorted at every level.
+pub fn canonical_json(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", Value::String((*k).clone()), canonical_json(&m[*k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":null}}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#);
+    }
+}
