@@ -34,6 +34,16 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -48,6 +58,17 @@ async fn client(http: &reqwest::Client, mcp: &str, token: &str) -> RunningServic
     ))
     .await
     .expect("initialize")
+}
+
+fn https(state: &std::path::Path) -> reqwest::Client {
+    warden::security::tls::http_client(
+        &warden::security::tls::ClientTls {
+            ca_file: Some(state.join("tls/ca.pem")),
+            ca_only: true,
+        },
+        Duration::from_secs(10),
+    )
+    .expect("client")
 }
 
 fn params() -> CallToolRequestParams {
@@ -85,14 +106,17 @@ async fn run(
     (all.len() as f64 / secs, all)
 }
 
-fn report(label: &str, (rate, lat): &(f64, Vec<Duration>)) {
+fn report(label: &str, (rate, lat): &(f64, Vec<Duration>), cpu: (f64, f64)) {
+    let n = lat.len() as f64;
     println!(
-        "{label:>14}: {:>8.0} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms   max {:>7.3} ms   ({} calls)",
+        "{label:>14}: {:>8.0} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms   max {:>7.3} ms   ({} calls; CPU per call: server {:.0} µs, client {:.0} µs)",
         rate,
         percentile(lat, 0.50).as_secs_f64() * 1e3,
         percentile(lat, 0.99).as_secs_f64() * 1e3,
         lat.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
-        lat.len()
+        lat.len(),
+        cpu.0 / n * 1e6,
+        cpu.1 / n * 1e6,
     );
 }
 
@@ -136,11 +160,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let http = warden::security::tls::http_client(
-            &warden::security::tls::ClientTls { ca_file: Some(dir.path().join("tls/ca.pem")), ca_only: true },
-            Duration::from_secs(10),
-        )
-        .expect("client");
+        let http = https(dir.path());
         let token: serde_json::Value = http
             .post(format!("{issuer}/token"))
             .basic_auth("support-agent", Some("demo-support-agent-secret-4f9c2e"))
@@ -157,14 +177,22 @@ fn main() {
         println!("server RSS at start: {:.1} MB", rss_kib(pid) as f64 / 1024.0);
         let one = vec![Arc::new(client(&http, &mcp, &token).await)];
         let _ = run(&one, 2_000).await; // warm-up
+        let server_pid = pid.to_string();
+        let cpu = || (cpu_secs(&server_pid), cpu_secs("self"));
+        let before = cpu();
         let c1 = run(&one, env_usize("BENCH_CALLS_C1", 20_000)).await;
-        report("concurrency 1", &c1);
+        let after = cpu();
+        report("concurrency 1", &c1, (after.0 - before.0, after.1 - before.1));
         let mut many = Vec::new();
+        // Sixteen independent clients, each with its own connection, as sixteen agents would be.
         for _ in 0..16 {
-            many.push(Arc::new(client(&http, &mcp, &token).await));
+            let own = https(dir.path());
+            many.push(Arc::new(client(&own, &mcp, &token).await));
         }
+        let before = cpu();
         let c16 = run(&many, env_usize("BENCH_CALLS_C16", 100_000)).await;
-        report("concurrency 16", &c16);
+        let after = cpu();
+        report("concurrency 16", &c16, (after.0 - before.0, after.1 - before.1));
         let total = 2_000 + c1.1.len() + c16.1.len();
         println!("server RSS after {total} calls: {:.1} MB", rss_kib(pid) as f64 / 1024.0);
     });

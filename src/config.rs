@@ -243,17 +243,33 @@ impl ClientSection {
 impl Config {
     /// Parses TOML, or `mcpServers` JSON when the text is a JSON object.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let err = |message: String| ConfigError::Parse { path: origin.to_path_buf(), message };
+        let err = |message: String| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message,
+        };
         if text.trim_start().starts_with('{') {
-            let json: McpServersJson = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+            let json: McpServersJson =
+                serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
             let mut servers = Vec::new();
             for (name, s) in json.mcp_servers {
                 let Some(url) = s.url else {
-                    return Err(err(format!("mcpServers.{name} has no url (only HTTP servers are supported, not stdio commands)")));
+                    return Err(err(format!(
+                        "mcpServers.{name} has no url (only HTTP servers are supported, not stdio commands)"
+                    )));
                 };
-                servers.push(ServerEntry { name, url, resource: s.resource, headers: s.headers, scopes: BTreeMap::new() });
+                servers.push(ServerEntry {
+                    name,
+                    url,
+                    resource: s.resource,
+                    headers: s.headers,
+                    scopes: BTreeMap::new(),
+                });
             }
-            return Ok(Config { client: json.client, servers, ..Config::default() });
+            return Ok(Config {
+                client: json.client,
+                servers,
+                ..Config::default()
+            });
         }
         toml::from_str(text).map_err(|e| err(e.to_string()))
     }
@@ -306,11 +322,19 @@ mod tests {
                        "client": {"issuer": "https://127.0.0.1:8443", "client_id": "support-agent"}}"#;
         let c = Config::parse(text, Path::new("mcp.json")).unwrap();
         assert_eq!(c.servers.len(), 1);
-        assert_eq!((c.servers[0].name.as_str(), c.servers[0].url.as_str()), ("support", "https://127.0.0.1:8001/mcp"));
+        assert_eq!(
+            (c.servers[0].name.as_str(), c.servers[0].url.as_str()),
+            ("support", "https://127.0.0.1:8001/mcp")
+        );
         assert_eq!(c.servers[0].headers["X-Team"], "ops");
         assert_eq!(c.client.unwrap().client_id, "support-agent");
         let stdio = r#"{"mcpServers": {"local": {"command": "npx"}}}"#;
-        assert!(Config::parse(stdio, Path::new("m.json")).unwrap_err().to_string().contains("no url"));
+        assert!(
+            Config::parse(stdio, Path::new("m.json"))
+                .unwrap_err()
+                .to_string()
+                .contains("no url")
+        );
     }
 
     #[test]

@@ -100,15 +100,39 @@ pub enum RefreshReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    TokenIssued { token: TokenInfo, reason: RefreshReason },
+    TokenIssued {
+        token: TokenInfo,
+        reason: RefreshReason,
+    },
     /// A token from the authorization server failed verification and was not used.
     TokenRejected { check: String, detail: String },
     /// The token endpoint refused or could not be reached.
     TokenError { detail: String },
-    ManifestRecorded { server: String, hash: String, tools: Vec<String> },
-    ToolCall { server: String, tool: String, args_digest: String, attempt: u32 },
-    ToolSucceeded { server: String, tool: String, latency_ms: f64, attempts: u32 },
-    ToolFailed { server: String, tool: String, failure: FailureClass, message: String, latency_ms: f64, attempts: u32 },
+    ManifestRecorded {
+        server: String,
+        hash: String,
+        tools: Vec<String>,
+    },
+    ToolCall {
+        server: String,
+        tool: String,
+        args_digest: String,
+        attempt: u32,
+    },
+    ToolSucceeded {
+        server: String,
+        tool: String,
+        latency_ms: f64,
+        attempts: u32,
+    },
+    ToolFailed {
+        server: String,
+        tool: String,
+        failure: FailureClass,
+        message: String,
+        latency_ms: f64,
+        attempts: u32,
+    },
     Denied {
         server: String,
         tool: String,
@@ -121,8 +145,19 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         www_authenticate: Option<String>,
     },
-    RateLimited { server: String, tool: String, retry_after_ms: u64, attempt: u32 },
-    Retry { server: String, tool: String, attempt: u32, reason: String, delay_ms: u64 },
+    RateLimited {
+        server: String,
+        tool: String,
+        retry_after_ms: u64,
+        attempt: u32,
+    },
+    Retry {
+        server: String,
+        tool: String,
+        attempt: u32,
+        reason: String,
+        delay_ms: u64,
+    },
 }
 
 /// Where events go: every subscriber gets every event. Subscribers are bounded channels;
@@ -216,9 +251,15 @@ mod tests {
         let bus = EventBus::recording();
         let mut a = bus.subscribe(8);
         let mut b = bus.subscribe(8);
-        let scope = Scope { run_id: Some("r1".into()), step: Some(2) };
+        let scope = Scope {
+            run_id: Some("r1".into()),
+            step: Some(2),
+        };
         bus.emit(&scope, EventKind::TokenError { detail: "x".into() });
-        bus.emit(&Scope::default(), EventKind::TokenError { detail: "y".into() });
+        bus.emit(
+            &Scope::default(),
+            EventKind::TokenError { detail: "y".into() },
+        );
         let (a1, a2) = (a.recv().await.unwrap(), a.recv().await.unwrap());
         assert_eq!((a1.id, a2.id), (1, 2));
         assert_eq!((a1.run_id.as_deref(), a1.step), (Some("r1"), Some(2)));
@@ -231,14 +272,26 @@ mod tests {
         let bus = EventBus::new();
         let _slow = bus.subscribe(1);
         for _ in 0..3 {
-            bus.emit(&Scope::default(), EventKind::TokenError { detail: "x".into() });
+            bus.emit(
+                &Scope::default(),
+                EventKind::TokenError { detail: "x".into() },
+            );
         }
         assert_eq!(bus.dropped(), 2);
     }
 
     #[test]
     fn serialized_form_is_flat_and_tagged() {
-        let e = Event { id: 7, at_ms: 1, run_id: None, step: None, kind: EventKind::TokenError { detail: "d".into() } };
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"id":7,"at_ms":1,"type":"token_error","detail":"d"}"#);
+        let e = Event {
+            id: 7,
+            at_ms: 1,
+            run_id: None,
+            step: None,
+            kind: EventKind::TokenError { detail: "d".into() },
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"id":7,"at_ms":1,"type":"token_error","detail":"d"}"#
+        );
     }
 }

@@ -4,7 +4,23 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Parser;
+use warden::cli::client::ClientArgs;
 use warden::cli::{Cli, Command};
+
+/// Runs a client command on its own runtime, logging to the state dir (never the terminal).
+fn client_command(
+    state_dir: &std::path::Path,
+    f: impl FnOnce(&tokio::runtime::Runtime) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let _log = warden::cli::logging::init(state_dir, false)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let code = f(&rt);
+    // Do not wait for lingering connection tasks; the answer is already printed.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}
 
 fn main() -> ExitCode {
     warden::install_crypto_provider();
@@ -29,6 +45,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::serve::run(cli.config.as_deref(), &state_dir, args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token(a) => client_command(&state_dir, |rt| {
+            rt.block_on(warden::cli::client::token(ClientArgs {
+                config: cli.config.as_deref(),
+                scopes: a.scopes.as_deref(),
+                json: a.json,
+            }))
+        }),
+        Command::Tools(a) => client_command(&state_dir, |rt| {
+            rt.block_on(warden::cli::client::tools(ClientArgs {
+                config: cli.config.as_deref(),
+                scopes: a.scopes.as_deref(),
+                json: a.json,
+            }))
+        }),
+        Command::Call(a) => client_command(&state_dir, |rt| {
+            let args = ClientArgs {
+                config: cli.config.as_deref(),
+                scopes: a.scopes.as_deref(),
+                json: a.json,
+            };
+            rt.block_on(warden::cli::client::call(
+                args,
+                &a.tool,
+                &a.args,
+                !a.no_precheck,
+            ))
+        }),
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;

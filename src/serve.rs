@@ -254,7 +254,12 @@ fn spawn_tls(
     router: axum::Router,
 ) -> anyhow::Result<()> {
     let handle = Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    // TCP_NODELAY: small JSON-RPC responses must not wait for Nagle + delayed ACK (~40 ms).
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     running.handles.push(handle);
     running.tasks.push(tokio::spawn(async move {
         if let Err(e) = server.serve(router.into_make_service()).await {

@@ -1,6 +1,7 @@
 //! The command-line edge: clap definitions and dispatch. Errors become `anyhow` here, with
 //! context that tells the user what to do next; everything below uses typed errors.
 
+pub mod client;
 pub mod logging;
 
 use std::path::PathBuf;
@@ -28,8 +29,50 @@ pub struct Cli {
 pub enum Command {
     /// Run the embedded authorization server and the customer-service MCP server.
     Serve(ServeArgs),
+    /// Obtain and verify an access token and print its state (never the token itself).
+    Token(TokenArgs),
+    /// List each server's tools with their required scopes and whether the grant allows them.
+    Tools(ToolsArgs),
+    /// Call one tool through the secure client (scope pre-check, classified failures).
+    Call(CallArgs),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Scopes to request, space-separated (default: the config's, else the client's defaults).
+    #[arg(long, value_name = "\"A B\"")]
+    pub scopes: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ToolsArgs {
+    /// Scopes to request, space-separated.
+    #[arg(long, value_name = "\"A B\"")]
+    pub scopes: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CallArgs {
+    /// Tool name, e.g. get_customer_info.
+    pub tool: String,
+    /// Arguments as a JSON object, e.g. '{"customer_id": "ABC123"}'.
+    #[arg(default_value = "{}")]
+    pub args: String,
+    /// Scopes to request, space-separated.
+    #[arg(long, value_name = "\"A B\"")]
+    pub scopes: Option<String>,
+    /// Skip the client-side scope pre-check and let the server decide (to see its 403).
+    #[arg(long)]
+    pub no_precheck: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

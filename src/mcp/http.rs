@@ -9,7 +9,9 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
-use rmcp::transport::streamable_http_client::{SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse};
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+};
 use sse_stream::Sse;
 
 use crate::auth::token::TokenManager;
@@ -44,7 +46,9 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse> {
-        self.inner.post_message(uri, message, session_id, self.auth(), headers).await
+        self.inner
+            .post_message(uri, message, session_id, self.auth(), headers)
+            .await
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -57,7 +61,14 @@ impl StreamableHttpClient for AuthedHttp {
         max_sse_event_size: usize,
     ) -> HttpResult<StreamableHttpPostResponse> {
         self.inner
-            .post_message_with_max_sse_event_size(uri, message, session_id, self.auth(), headers, max_sse_event_size)
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                self.auth(),
+                headers,
+                max_sse_event_size,
+            )
             .await
     }
 
@@ -68,7 +79,9 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<()> {
-        self.inner.delete_session(uri, session_id, self.auth(), headers).await
+        self.inner
+            .delete_session(uri, session_id, self.auth(), headers)
+            .await
     }
 
     async fn get_stream(
@@ -79,7 +92,9 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
-        self.inner.get_stream(uri, session_id, last_event_id, self.auth(), headers).await
+        self.inner
+            .get_stream(uri, session_id, last_event_id, self.auth(), headers)
+            .await
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -92,7 +107,14 @@ impl StreamableHttpClient for AuthedHttp {
         max_sse_event_size: usize,
     ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
         self.inner
-            .get_stream_with_max_sse_event_size(uri, session_id, last_event_id, self.auth(), headers, max_sse_event_size)
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                self.auth(),
+                headers,
+                max_sse_event_size,
+            )
             .await
     }
 }

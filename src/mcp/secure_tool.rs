@@ -55,9 +55,15 @@ impl Default for CallPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CallOutcome {
-    Success { structured: Option<Value>, text: String },
+    Success {
+        structured: Option<Value>,
+        text: String,
+    },
     /// The tool ran and reported a failure.
-    ToolError { message: String, structured: Option<Value> },
+    ToolError {
+        message: String,
+        structured: Option<Value>,
+    },
     Denied {
         side: DenialSide,
         required: ScopeSet,
@@ -66,7 +72,10 @@ pub enum CallOutcome {
         #[serde(skip_serializing_if = "Option::is_none")]
         www_authenticate: Option<String>,
     },
-    Failed { class: FailureClass, message: String },
+    Failed {
+        class: FailureClass,
+        message: String,
+    },
 }
 
 /// The outcome plus what it took.
@@ -89,8 +98,20 @@ pub struct SecureTool {
 }
 
 impl SecureTool {
-    pub fn new(spec: ToolSpec, session: Arc<McpSession>, tokens: Arc<TokenManager>, events: EventBus, policy: CallPolicy) -> Self {
-        Self { spec, session, tokens, events, policy }
+    pub fn new(
+        spec: ToolSpec,
+        session: Arc<McpSession>,
+        tokens: Arc<TokenManager>,
+        events: EventBus,
+        policy: CallPolicy,
+    ) -> Self {
+        Self {
+            spec,
+            session,
+            tokens,
+            events,
+            policy,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -99,7 +120,9 @@ impl SecureTool {
 
     /// The scopes this tool needs that the current token lacks (`None` before a token).
     pub fn missing_scopes(&self) -> Option<ScopeSet> {
-        self.tokens.info().map(|t| t.granted.missing(&self.spec.required_scopes))
+        self.tokens
+            .info()
+            .map(|t| t.granted.missing(&self.spec.required_scopes))
     }
 
     pub async fn call(&self, args: Value, scope: &Scope) -> CallReport {
@@ -109,19 +132,48 @@ impl SecureTool {
         let (server, tool) = (self.spec.server.clone(), self.spec.name.clone());
         match &outcome {
             CallOutcome::Success { .. } => {
-                self.events.emit(scope, EventKind::ToolSucceeded { server: server.clone(), tool: tool.clone(), latency_ms, attempts });
+                self.events.emit(
+                    scope,
+                    EventKind::ToolSucceeded {
+                        server: server.clone(),
+                        tool: tool.clone(),
+                        latency_ms,
+                        attempts,
+                    },
+                );
             }
             CallOutcome::ToolError { message, .. } => {
-                self.emit_failed(scope, FailureClass::ToolError, message, latency_ms, attempts);
+                self.emit_failed(
+                    scope,
+                    FailureClass::ToolError,
+                    message,
+                    latency_ms,
+                    attempts,
+                );
             }
-            CallOutcome::Failed { class, message } => self.emit_failed(scope, *class, message, latency_ms, attempts),
+            CallOutcome::Failed { class, message } => {
+                self.emit_failed(scope, *class, message, latency_ms, attempts)
+            }
             // Denials were emitted where they were decided, with their evidence.
             CallOutcome::Denied { .. } => {}
         }
-        CallReport { server, tool, outcome, attempts, latency_ms }
+        CallReport {
+            server,
+            tool,
+            outcome,
+            attempts,
+            latency_ms,
+        }
     }
 
-    fn emit_failed(&self, scope: &Scope, failure: FailureClass, message: &str, latency_ms: f64, attempts: u32) {
+    fn emit_failed(
+        &self,
+        scope: &Scope,
+        failure: FailureClass,
+        message: &str,
+        latency_ms: f64,
+        attempts: u32,
+    ) {
         self.events.emit(
             scope,
             EventKind::ToolFailed {
@@ -137,12 +189,22 @@ impl SecureTool {
 
     async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
         let Value::Object(mut args) = args else {
-            return (failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"), 0);
+            return (
+                failed(
+                    FailureClass::InvalidArguments,
+                    "tool arguments must be a JSON object",
+                ),
+                0,
+            );
         };
         let mut claims = match self.tokens.claims().await {
             Ok(c) => c,
             Err(e) => {
-                let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::Connection };
+                let class = if e.is_auth() {
+                    FailureClass::Unauthorized
+                } else {
+                    FailureClass::Connection
+                };
                 return (failed(class, &e.to_string()), 0);
             }
         };
@@ -150,16 +212,30 @@ impl SecureTool {
             let missing = claims.scope.missing(&self.spec.required_scopes);
             if !missing.is_empty() {
                 let granted = claims.scope.clone();
-                return (self.denied(scope, DenialSide::Client, self.spec.required_scopes.clone(), granted, None, None), 0);
+                return (
+                    self.denied(
+                        scope,
+                        DenialSide::Client,
+                        self.spec.required_scopes.clone(),
+                        granted,
+                        None,
+                        None,
+                    ),
+                    0,
+                );
             }
         }
         if self.spec.takes_idempotency_key && !args.contains_key("idempotency_key") {
-            args.insert("idempotency_key".into(), Value::String(format!("warden-{}", uuid::Uuid::new_v4())));
+            args.insert(
+                "idempotency_key".into(),
+                Value::String(format!("warden-{}", uuid::Uuid::new_v4())),
+            );
         }
         let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
         let digest = args_digest(&args);
 
-        let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
+        let (mut attempt, mut refreshed, mut rate_limited, mut transient) =
+            (0u32, false, 0u32, 0u32);
         loop {
             attempt += 1;
             self.events.emit(
@@ -171,7 +247,12 @@ impl SecureTool {
                     attempt,
                 },
             );
-            let failure = match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.name, args.clone())).await {
+            let failure = match tokio::time::timeout(
+                self.policy.timeout,
+                self.session.call(&self.spec.name, args.clone()),
+            )
+            .await
+            {
                 Ok(Ok(result)) => return (outcome_of(result), attempt),
                 Ok(Err(f)) => f,
                 Err(_) => Failure::Timeout,
@@ -182,18 +263,38 @@ impl SecureTool {
                     refreshed = true;
                     match self.tokens.refresh_rejected(&claims).await {
                         Ok(c) => claims = c,
-                        Err(e) => return (failed(FailureClass::Unauthorized, &e.to_string()), attempt),
+                        Err(e) => {
+                            return (failed(FailureClass::Unauthorized, &e.to_string()), attempt);
+                        }
                     }
                     self.retry(scope, attempt, "401: refreshed the token", Duration::ZERO);
                 }
                 Failure::Unauthorized { www_authenticate } => {
-                    let msg = format!("the server rejected a freshly issued token ({www_authenticate})");
+                    let msg =
+                        format!("the server rejected a freshly issued token ({www_authenticate})");
                     return (failed(FailureClass::Unauthorized, &msg), attempt);
                 }
-                Failure::InsufficientScope { www_authenticate, scopes } => {
-                    let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
+                Failure::InsufficientScope {
+                    www_authenticate,
+                    scopes,
+                } => {
+                    let required = if scopes.is_empty() {
+                        self.spec.required_scopes.clone()
+                    } else {
+                        scopes
+                    };
                     let granted = claims.scope.clone();
-                    return (self.denied(scope, DenialSide::Server, required, granted, Some(403), Some(www_authenticate)), attempt);
+                    return (
+                        self.denied(
+                            scope,
+                            DenialSide::Server,
+                            required,
+                            granted,
+                            Some(403),
+                            Some(www_authenticate),
+                        ),
+                        attempt,
+                    );
                 }
                 Failure::RateLimited { retry_after } => {
                     rate_limited += 1;
@@ -212,7 +313,11 @@ impl SecureTool {
                         return (failed(FailureClass::RateLimited, &msg), attempt);
                     }
                     if wait > self.policy.max_retry_after {
-                        let msg = format!("rate limited: the server asks to wait {} s, more than the {} s cap", wait.as_secs(), self.policy.max_retry_after.as_secs());
+                        let msg = format!(
+                            "rate limited: the server asks to wait {} s, more than the {} s cap",
+                            wait.as_secs(),
+                            self.policy.max_retry_after.as_secs()
+                        );
                         return (failed(FailureClass::RateLimited, &msg), attempt);
                     }
                     let delay = wait + jitter(Duration::from_millis(250));
@@ -220,7 +325,8 @@ impl SecureTool {
                     tokio::time::sleep(delay).await;
                 }
                 f @ (Failure::Timeout | Failure::ConnectFailed(_) | Failure::ConnectionLost(_))
-                    if transient < self.policy.transient_retries && (repeatable || !f.is_ambiguous()) =>
+                    if transient < self.policy.transient_retries
+                        && (repeatable || !f.is_ambiguous()) =>
                 {
                     transient += 1;
                     let delay = Duration::from_millis(200) + jitter(Duration::from_millis(200));
@@ -230,7 +336,9 @@ impl SecureTool {
                 f => {
                     let mut msg = f.message();
                     if f.is_ambiguous() && !repeatable {
-                        msg.push_str("; not retried: the call may have run and is not safe to repeat");
+                        msg.push_str(
+                            "; not retried: the call may have run and is not safe to repeat",
+                        );
                     }
                     return (failed(f.class(), &msg), attempt);
                 }
@@ -274,12 +382,21 @@ impl SecureTool {
                 www_authenticate: www_authenticate.clone(),
             },
         );
-        CallOutcome::Denied { side, required, granted, missing, www_authenticate }
+        CallOutcome::Denied {
+            side,
+            required,
+            granted,
+            missing,
+            www_authenticate,
+        }
     }
 }
 
 fn failed(class: FailureClass, message: &str) -> CallOutcome {
-    CallOutcome::Failed { class, message: message.to_string() }
+    CallOutcome::Failed {
+        class,
+        message: message.to_string(),
+    }
 }
 
 fn outcome_of(result: rmcp::model::CallToolResult) -> CallOutcome {
@@ -290,15 +407,22 @@ fn outcome_of(result: rmcp::model::CallToolResult) -> CallOutcome {
         .collect::<Vec<_>>()
         .join("\n");
     if result.is_error == Some(true) {
-        CallOutcome::ToolError { message: text, structured: result.structured_content }
+        CallOutcome::ToolError {
+            message: text,
+            structured: result.structured_content,
+        }
     } else {
-        CallOutcome::Success { structured: result.structured_content, text }
+        CallOutcome::Success {
+            structured: result.structured_content,
+            text,
+        }
     }
 }
 
 /// Arguments are not logged by default; a digest lets the audit trail correlate calls.
 pub fn args_digest(args: &Map<String, Value>) -> String {
-    Fingerprint::of(super::session::canonical_json(&Value::Object(args.clone())).as_bytes()).to_string()
+    Fingerprint::of(super::session::canonical_json(&Value::Object(args.clone())).as_bytes())
+        .to_string()
 }
 
 /// A random duration in `[0, max)`, so clients rate-limited together do not retry in lockstep.

@@ -1,0 +1,266 @@
+//! `warden token`, `warden tools` and `warden call`: the client layer from the command line.
+//! Output is for people by default and JSON with `--json`; exit codes tell scripts what
+//! happened (see `Exit`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::auth::scopes::ScopeSet;
+use crate::config::Config;
+use crate::events::{DenialSide, EventBus, FailureClass, Scope, TokenInfo};
+use crate::mcp::secure_tool::{CallOutcome, CallPolicy, CallReport};
+use crate::mcp::{ClientError, ClientStack, token_manager};
+
+/// Process exit codes of the client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Other = 1,
+    Denied = 3,
+    Auth = 4,
+    RateLimited = 5,
+    ToolError = 6,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+pub struct ClientArgs<'a> {
+    pub config: Option<&'a Path>,
+    pub scopes: Option<&'a str>,
+    pub json: bool,
+}
+
+fn load(args: &ClientArgs<'_>) -> anyhow::Result<(Config, Option<ScopeSet>)> {
+    let (config, _) = Config::load(args.config)?;
+    let scopes = args.scopes.map(ScopeSet::parse).transpose().context(
+        "--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\"",
+    )?;
+    Ok((config, scopes))
+}
+
+/// Maps a connection-time error to an exit code after printing it.
+fn fail(e: ClientError) -> anyhow::Result<ExitCode> {
+    eprintln!("warden: {e}");
+    Ok(if e.is_auth() { Exit::Auth } else { Exit::Other }.into())
+}
+
+pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
+    let (config, scopes) = load(&args)?;
+    let (_, tokens) = match token_manager(&config, scopes, EventBus::new()).await {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = tokens.claims().await {
+        eprintln!("warden: {e}");
+        return Ok(if e.is_auth() { Exit::Auth } else { Exit::Other }.into());
+    }
+    let info = tokens
+        .info()
+        .context("token manager holds no token after a successful fetch")?;
+    if args.json {
+        let now = crate::time::now_epoch();
+        let mut v = serde_json::to_value(&info)?;
+        v["seconds_to_expiry"] = json!(info.seconds_to_expiry(now));
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_token(&info, crate::time::now_epoch()));
+    }
+    Ok(Exit::Ok.into())
+}
+
+/// Human rendering of the token's state. Never includes the token.
+pub fn render_token(t: &TokenInfo, now: u64) -> String {
+    let left = t.seconds_to_expiry(now);
+    let expiry = if left > 0 {
+        format!("in {}m{:02}s", left / 60, left % 60)
+    } else {
+        format!("EXPIRED {}s ago", -left)
+    };
+    let requested = t
+        .requested
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "(client defaults)".into());
+    format!(
+        "token for {client} from {iss}\n  verified     ✓ {alg}, kid {kid}, typ at+jwt\n  subject      {sub}\n  audience     {aud}\n  granted      {granted}\n  requested    {requested}\n  expires      {expiry} ({at})\n  fingerprint  {fp}\n  refreshes    {refreshes}\n",
+        client = t.client_id,
+        iss = t.issuer,
+        alg = t.alg,
+        kid = t.kid,
+        sub = t.subject,
+        aud = t.audience.join(", "),
+        granted = t.granted,
+        at = crate::time::rfc3339(t.expires_at),
+        fp = t.fingerprint,
+        refreshes = t.refresh_count,
+    )
+}
+
+pub async fn tools(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
+    let (config, scopes) = load(&args)?;
+    let stack =
+        match ClientStack::connect(&config, scopes, CallPolicy::default(), EventBus::new()).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for server in &stack.servers {
+        let granted = server.tokens.info().map(|t| t.granted).unwrap_or_default();
+        text.push_str(&format!(
+            "{} {} (manifest {})\n  granted: {}\n",
+            server.entry.name,
+            server.entry.url,
+            &server.session.manifest_hash()[..16],
+            granted
+        ));
+        for tool in &server.tools {
+            let missing = granted.missing(&tool.spec.required_scopes);
+            let mark = if missing.is_empty() {
+                "✓ allowed"
+            } else {
+                "✗ denied "
+            };
+            let needs = if tool.spec.required_scopes.is_empty() {
+                "(none advertised)".to_string()
+            } else {
+                tool.spec.required_scopes.to_string()
+            };
+            let why = if missing.is_empty() {
+                String::new()
+            } else {
+                format!("  missing {missing}")
+            };
+            text.push_str(&format!(
+                "  {mark}  {:<26} needs {needs}{why}\n",
+                tool.spec.name
+            ));
+            out.push(json!({
+                "server": server.entry.name,
+                "tool": tool.spec.name,
+                "description": tool.spec.description,
+                "required_scopes": tool.spec.required_scopes,
+                "scopes_source": tool.spec.scopes_source,
+                "allowed": missing.is_empty(),
+                "missing_scopes": missing,
+            }));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    } else {
+        print!("{text}");
+    }
+    stack.close().await;
+    Ok(Exit::Ok.into())
+}
+
+pub async fn call(
+    args: ClientArgs<'_>,
+    tool: &str,
+    json_args: &str,
+    precheck: bool,
+) -> anyhow::Result<ExitCode> {
+    let (config, scopes) = load(&args)?;
+    let tool_args: Value = serde_json::from_str(json_args)
+        .with_context(|| format!("TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'; got {json_args:?}"))?;
+    anyhow::ensure!(
+        tool_args.is_object(),
+        "TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'"
+    );
+    let events = EventBus::recording();
+    let policy = CallPolicy {
+        precheck,
+        ..CallPolicy::default()
+    };
+    let stack = match ClientStack::connect(&config, scopes, policy, events.clone()).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let Some(secure) = stack.tool(tool).cloned() else {
+        let names: Vec<String> = stack.tools().map(|t| t.name().to_string()).collect();
+        eprintln!(
+            "warden: no tool named {tool:?}; available: {}",
+            names.join(", ")
+        );
+        stack.close().await;
+        return Ok(Exit::Other.into());
+    };
+    let report = secure.call(tool_args, &Scope::default()).await;
+    let exit = exit_of(&report.outcome);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"report": report, "events": events.recorded()}))?
+        );
+    } else {
+        print!("{}", render_report(&report));
+    }
+    drop(secure);
+    stack.close().await;
+    Ok(exit.into())
+}
+
+fn exit_of(outcome: &CallOutcome) -> Exit {
+    match outcome {
+        CallOutcome::Success { .. } => Exit::Ok,
+        CallOutcome::ToolError { .. } => Exit::ToolError,
+        CallOutcome::Denied { .. } => Exit::Denied,
+        CallOutcome::Failed {
+            class: FailureClass::Unauthorized,
+            ..
+        } => Exit::Auth,
+        CallOutcome::Failed {
+            class: FailureClass::RateLimited,
+            ..
+        } => Exit::RateLimited,
+        CallOutcome::Failed { .. } => Exit::Other,
+    }
+}
+
+pub fn render_report(r: &CallReport) -> String {
+    let timing = format!("{} attempt(s), {:.1} ms", r.attempts, r.latency_ms);
+    match &r.outcome {
+        CallOutcome::Success { structured, text } => {
+            let body = structured
+                .as_ref()
+                .and_then(|v| serde_json::to_string_pretty(v).ok())
+                .unwrap_or_else(|| text.clone());
+            format!("✓ {} on {} ({timing})\n{body}\n", r.tool, r.server)
+        }
+        CallOutcome::ToolError { message, .. } => {
+            format!("✗ {} reported an error ({timing}): {message}\n", r.tool)
+        }
+        CallOutcome::Denied {
+            side,
+            required,
+            granted,
+            missing,
+            www_authenticate,
+        } => {
+            let by = match side {
+                DenialSide::Client => {
+                    "refused locally before sending (scope pre-check)".to_string()
+                }
+                DenialSide::Server => format!(
+                    "refused by the server: 403 {}",
+                    www_authenticate.as_deref().unwrap_or("")
+                ),
+            };
+            format!(
+                "✗ DENIED {}: missing {missing}\n  {by}\n  required {required}; granted {granted}\n  fix: re-grant with --scopes including {missing} (the client must be registered for it)\n",
+                r.tool
+            )
+        }
+        CallOutcome::Failed { class, message } => {
+            format!("✗ {} failed ({class:?}, {timing}): {message}\n", r.tool)
+        }
+    }
+}
