@@ -184,10 +184,12 @@ fn main() {
         let after = cpu();
         report("concurrency 1", &c1, (after.0 - before.0, after.1 - before.1));
         let mut many = Vec::new();
-        // Sixteen independent clients, each with its own connection, as sixteen agents would be.
+        // Sixteen MCP client sessions sharing one HTTP/2 connection pool, as one agent
+        // process making parallel calls would. BENCH_SEPARATE_CONNECTIONS=1 gives each its own.
+        let separate = std::env::var_os("BENCH_SEPARATE_CONNECTIONS").is_some();
         for _ in 0..16 {
-            let own = https(dir.path());
-            many.push(Arc::new(client(&own, &mcp, &token).await));
+            let pool = if separate { https(dir.path()) } else { http.clone() };
+            many.push(Arc::new(client(&pool, &mcp, &token).await));
         }
         let before = cpu();
         let c16 = run(&many, env_usize("BENCH_CALLS_C16", 100_000)).await;
