@@ -81,7 +81,7 @@ pub async fn fetch_as_metadata(
                 continue;
             }
             Err(e) => {
-                last = fail(e.to_string()).to_string();
+                last = fail(crate::security::tls::describe_reqwest(&e)).to_string();
                 continue;
             }
         };

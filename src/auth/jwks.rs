@@ -19,7 +19,7 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum JwksError {
-    #[error("could not fetch the JWKS from {url}: {reason}")]
+    #[error("could not fetch {url}: {reason}")]
     Fetch { url: String, reason: String },
     #[error("the JWKS at {url} is not a valid key set: {reason}")]
     Invalid { url: String, reason: String },

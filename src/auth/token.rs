@@ -130,9 +130,9 @@ impl TokenManager {
         self.refresh_after(seen, reason).await
     }
 
-    /// The header value for the current token, if we hold one. No network, no refresh:
+    /// The current token, for the Authorization header and nothing else. No network, no refresh:
     /// callers that need a fresh token call `claims()` first.
-    pub(crate) fn bearer(&self) -> Option<String> {
+    pub fn bearer(&self) -> Option<String> {
         self.held.read().as_ref().map(|h| h.token.expose().clone())
     }
 
@@ -285,7 +285,7 @@ impl TokenManager {
             .await
             .map_err(|e| TokenError::Unreachable {
                 endpoint: endpoint.clone(),
-                reason: crate::mcp::classify::describe_reqwest(&e),
+                reason: crate::security::tls::describe_reqwest(&e),
             })?;
         let status = resp.status();
         let body = read_bounded(resp, MAX_TOKEN_RESPONSE)

@@ -10,6 +10,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 use crate::auth::scopes::ScopeSet;
 use crate::events::FailureClass;
+pub use crate::security::tls::describe_reqwest;
 
 /// A classified transport-level failure of one MCP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,21 +156,6 @@ fn is_tls(e: &reqwest::Error) -> bool {
         cur = err.source();
     }
     false
-}
-
-/// The whole source chain in one line: reqwest's top-level message alone ("error sending
-/// request") does not tell the user anything.
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        let s = err.to_string();
-        if parts.last() != Some(&s) {
-            parts.push(s);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
 }
 
 /// `Retry-After` is delta-seconds or an HTTP-date (RFC 9110 §10.2.3).

@@ -89,6 +89,15 @@ pub struct CallReport {
     pub latency_ms: f64,
 }
 
+/// A call ready to go on the wire.
+pub struct Prepared {
+    pub args: Map<String, Value>,
+    pub claims: Arc<crate::auth::verify::VerifiedClaims>,
+    /// Safe to send again after an ambiguous failure.
+    pub repeatable: bool,
+    pub digest: String,
+}
+
 pub struct SecureTool {
     pub spec: ToolSpec,
     session: Arc<McpSession>,
@@ -187,17 +196,16 @@ impl SecureTool {
         );
     }
 
-    async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
+    /// Everything before the network: token (cached), scope pre-check, idempotency key,
+    /// argument digest. This is the per-call overhead the client layer adds.
+    pub async fn prepare(&self, args: Value, scope: &Scope) -> Result<Prepared, CallOutcome> {
         let Value::Object(mut args) = args else {
-            return (
-                failed(
-                    FailureClass::InvalidArguments,
-                    "tool arguments must be a JSON object",
-                ),
-                0,
-            );
+            return Err(failed(
+                FailureClass::InvalidArguments,
+                "tool arguments must be a JSON object",
+            ));
         };
-        let mut claims = match self.tokens.claims().await {
+        let claims = match self.tokens.claims().await {
             Ok(c) => c,
             Err(e) => {
                 let class = if e.is_auth() {
@@ -205,24 +213,21 @@ impl SecureTool {
                 } else {
                     FailureClass::Connection
                 };
-                return (failed(class, &e.to_string()), 0);
+                return Err(failed(class, &e.to_string()));
             }
         };
         if self.policy.precheck {
             let missing = claims.scope.missing(&self.spec.required_scopes);
             if !missing.is_empty() {
                 let granted = claims.scope.clone();
-                return (
-                    self.denied(
-                        scope,
-                        DenialSide::Client,
-                        self.spec.required_scopes.clone(),
-                        granted,
-                        None,
-                        None,
-                    ),
-                    0,
-                );
+                return Err(self.denied(
+                    scope,
+                    DenialSide::Client,
+                    self.spec.required_scopes.clone(),
+                    granted,
+                    None,
+                    None,
+                ));
             }
         }
         if self.spec.takes_idempotency_key && !args.contains_key("idempotency_key") {
@@ -233,7 +238,24 @@ impl SecureTool {
         }
         let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
         let digest = args_digest(&args);
+        Ok(Prepared {
+            args,
+            claims,
+            repeatable,
+            digest,
+        })
+    }
 
+    async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
+        let Prepared {
+            args,
+            mut claims,
+            repeatable,
+            digest,
+        } = match self.prepare(args, scope).await {
+            Ok(p) => p,
+            Err(outcome) => return (outcome, 0),
+        };
         let (mut attempt, mut refreshed, mut rate_limited, mut transient) =
             (0u32, false, 0u32, 0u32);
         loop {

@@ -254,3 +254,18 @@ pub fn http_client(tls: &ClientTls, timeout: Duration) -> Result<reqwest::Client
     };
     builder.build().map_err(|e| TlsError::Client(e.to_string()))
 }
+
+/// The whole source chain in one line: reqwest's top-level message alone ("error sending
+/// request") does not tell the user anything.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if parts.last() != Some(&s) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}

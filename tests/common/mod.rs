@@ -146,3 +146,103 @@ pub fn www_authenticate(resp: &reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
 }
+
+/// What the fault-injecting front of a test MCP server does to `tools/call`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Always 429 with `Retry-After: 1`.
+    RateLimit,
+    /// 401 with an `invalid_token` challenge to the first N calls, then pass through.
+    Unauthorized(usize),
+}
+
+/// A real customer-service router (trusting the stack's issuer) on plain HTTP loopback,
+/// with a fault-injecting layer in front of `tools/call`. Returns its `/mcp` URL.
+pub async fn faulty_service(
+    listener: tokio::net::TcpListener,
+    stack: &Stack,
+    fault: Fault,
+) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/mcp");
+    let jwks = warden::auth::jwks::JwksCache::from_url(
+        stack.http.clone(),
+        format!("{}/jwks.json", stack.issuer),
+    );
+    jwks.refresh().await.unwrap();
+    let verifier = warden::auth::verify::Verifier::new(
+        warden::auth::verify::VerifierConfig {
+            issuer: stack.issuer.clone(),
+            audience: url.clone(),
+            leeway_secs: 30,
+        },
+        Arc::new(jwks),
+    );
+    let db = stack.state.join(format!("faulty-{}.db", addr.port()));
+    let router = warden::service::router(warden::service::ServiceParams {
+        verifier: Arc::new(verifier),
+        store: Arc::new(warden::service::store::Store::open(&db, 1).unwrap()),
+        resource: url.clone(),
+        authorization_servers: vec![stack.issuer.clone()],
+        rate_limit: RateLimitConfig {
+            per_second: 1000.0,
+            burst: 1000,
+        },
+        max_body_bytes: 65536,
+        allowed_hosts: vec![],
+    });
+    let seen = Arc::new(AtomicUsize::new(0));
+    let router = router.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let seen = seen.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let is_call = String::from_utf8_lossy(&bytes).contains("\"tools/call\"");
+            if is_call {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let fail = match fault {
+                    Fault::RateLimit => Some((429, None)),
+                    Fault::Unauthorized(k) if n < k => Some((401, Some("Bearer error=\"invalid_token\", error_description=\"token has expired\""))),
+                    Fault::Unauthorized(_) => None,
+                };
+                if let Some((status, challenge)) = fail {
+                    let mut resp = axum::response::Response::builder().status(status);
+                    if status == 429 {
+                        resp = resp.header("retry-after", "1");
+                    }
+                    if let Some(c) = challenge {
+                        resp = resp.header("www-authenticate", c);
+                    }
+                    return resp.body(axum::body::Body::empty()).unwrap();
+                }
+            }
+            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+        }
+    }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+/// A client config for the stack (what `warden serve` writes), optionally for other servers.
+pub fn client_config(stack: &Stack, servers: Option<Vec<(String, String)>>) -> Config {
+    let path = stack.state.join("client.toml");
+    let mut c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    if let Some(list) = servers {
+        c.servers = list
+            .into_iter()
+            .map(|(name, url)| warden::config::ServerEntry {
+                name,
+                url,
+                resource: None,
+                headers: Default::default(),
+                scopes: Default::default(),
+            })
+            .collect();
+        c.client.as_mut().unwrap().allow_http_loopback = true;
+    }
+    c
+}
