@@ -25,10 +25,7 @@ fn main() {
         return;
     }
     warden::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin")).expect("config");
@@ -36,10 +33,12 @@ fn main() {
         config.service.addr = "127.0.0.1:0".parse().expect("addr");
         let running = warden::serve::start(&config, dir.path(), &ServeArgs::default()).await.expect("serve");
         let client_toml = dir.path().join("client.toml");
-        let client_config = Config::parse(&std::fs::read_to_string(&client_toml).expect("client.toml"), &client_toml).expect("parse");
+        let client_config =
+            Config::parse(&std::fs::read_to_string(&client_toml).expect("client.toml"), &client_toml).expect("parse");
         let events = EventBus::new();
         let _sink = events.subscribe(1 << 20);
-        let stack = ClientStack::connect(&client_config, None, CallPolicy::default(), events.clone()).await.expect("connect");
+        let stack =
+            ClientStack::connect(&client_config, None, CallPolicy::default(), events.clone()).await.expect("connect");
         let tool = stack.tool("get_customer_info").expect("tool").clone();
         let tokens = stack.servers[0].tokens.clone();
         let scope = Scope { run_id: Some("bench".into()), step: Some(1) };
@@ -54,7 +53,15 @@ fn main() {
         for _ in 0..N {
             let p = tool.prepare(json!({"customer_id": "ABC123"}), &scope).await.expect("prepare");
             let header = tokens.bearer();
-            events.emit(&scope, EventKind::ToolCall { server: tool.spec.server.clone(), tool: tool.spec.name.clone(), args_digest: p.digest.clone(), attempt: 1 });
+            events.emit(
+                &scope,
+                EventKind::ToolCall {
+                    server: tool.spec.server.clone(),
+                    tool: tool.spec.name.clone(),
+                    args_digest: p.digest.clone(),
+                    attempt: 1,
+                },
+            );
             std::hint::black_box((p, header));
         }
         let per_call = start.elapsed().as_secs_f64() / f64::from(N) * 1e6;

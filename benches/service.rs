@@ -21,19 +21,14 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -54,22 +49,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn client(http: &reqwest::Client, mcp: &str, token: &str) -> RunningService<RoleClient, ()> {
-    let config = StreamableHttpClientTransportConfig::with_uri(mcp.to_string())
-        .auth_header(token.to_string());
-    ().serve(StreamableHttpClientTransport::with_client(
-        http.clone(),
-        config,
-    ))
-    .await
-    .expect("initialize")
+    let config = StreamableHttpClientTransportConfig::with_uri(mcp.to_string()).auth_header(token.to_string());
+    ().serve(StreamableHttpClientTransport::with_client(http.clone(), config)).await.expect("initialize")
 }
 
 fn https(state: &std::path::Path) -> reqwest::Client {
     warden::security::tls::http_client(
-        &warden::security::tls::ClientTls {
-            ca_file: Some(state.join("tls/ca.pem")),
-            ca_only: true,
-        },
+        &warden::security::tls::ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true },
         Duration::from_secs(10),
     )
     .expect("client")
@@ -77,14 +63,10 @@ fn https(state: &std::path::Path) -> reqwest::Client {
 
 fn params() -> CallToolRequestParams {
     let args = serde_json::json!({"customer_id": "ABC123"});
-    CallToolRequestParams::new("get_customer_info")
-        .with_arguments(args.as_object().cloned().unwrap_or_default())
+    CallToolRequestParams::new("get_customer_info").with_arguments(args.as_object().cloned().unwrap_or_default())
 }
 
-async fn run(
-    clients: &[Arc<RunningService<RoleClient, ()>>],
-    total: usize,
-) -> (f64, Vec<Duration>) {
+async fn run(clients: &[Arc<RunningService<RoleClient, ()>>], total: usize) -> (f64, Vec<Duration>) {
     let per = total / clients.len();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -132,37 +114,24 @@ fn main() {
     warden::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("bench.toml");
-    let mut text =
-        warden::config::DEFAULT_CONFIG.replace("per_second = 50.0", "per_second = 1000000.0");
+    let mut text = warden::config::DEFAULT_CONFIG.replace("per_second = 50.0", "per_second = 1000000.0");
     text = text.replace("burst = 100", "burst = 1000000");
     std::fs::write(&cfg, text).expect("write config");
     let mut server = Command::new(env!("CARGO_BIN_EXE_warden"))
         .arg("--config")
         .arg(&cfg)
-        .args([
-            "serve",
-            "--issuer-addr",
-            "127.0.0.1:0",
-            "--mcp-addr",
-            "127.0.0.1:0",
-            "--state-dir",
-        ])
+        .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start warden serve");
     let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("banner");
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("banner");
     let words: Vec<&str> = line.split_whitespace().collect();
     let (issuer, mcp) = (words[3].to_string(), words[5].to_string());
     let pid = server.id();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let http = https(dir.path());
         let token: serde_json::Value = http

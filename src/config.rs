@@ -22,10 +22,7 @@ pub const DEMO_SECRETS: &str = include_str!("../config/demo-secrets.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("could not read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -134,10 +131,7 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self {
-            per_second: 50.0,
-            burst: 100,
-        }
+        Self { per_second: 50.0, burst: 100 }
     }
 }
 
@@ -243,13 +237,9 @@ impl ClientSection {
 impl Config {
     /// Parses TOML, or `mcpServers` JSON when the text is a JSON object.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let err = |message: String| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message,
-        };
+        let err = |message: String| ConfigError::Parse { path: origin.to_path_buf(), message };
         if text.trim_start().starts_with('{') {
-            let json: McpServersJson =
-                serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+            let json: McpServersJson = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
             let mut servers = Vec::new();
             for (name, s) in json.mcp_servers {
                 let Some(url) = s.url else {
@@ -265,11 +255,7 @@ impl Config {
                     scopes: BTreeMap::new(),
                 });
             }
-            return Ok(Config {
-                client: json.client,
-                servers,
-                ..Config::default()
-            });
+            return Ok(Config { client: json.client, servers, ..Config::default() });
         }
         toml::from_str(text).map_err(|e| err(e.to_string()))
     }
@@ -291,10 +277,8 @@ impl Config {
             if explicit.is_none() && !path.exists() {
                 continue;
             }
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             return Ok((Self::parse(&text, path)?, path.clone()));
         }
         let builtin = PathBuf::from("<built-in config/warden.toml>");
@@ -322,36 +306,20 @@ mod tests {
                        "client": {"issuer": "https://127.0.0.1:8443", "client_id": "support-agent"}}"#;
         let c = Config::parse(text, Path::new("mcp.json")).unwrap();
         assert_eq!(c.servers.len(), 1);
-        assert_eq!(
-            (c.servers[0].name.as_str(), c.servers[0].url.as_str()),
-            ("support", "https://127.0.0.1:8001/mcp")
-        );
+        assert_eq!((c.servers[0].name.as_str(), c.servers[0].url.as_str()), ("support", "https://127.0.0.1:8001/mcp"));
         assert_eq!(c.servers[0].headers["X-Team"], "ops");
         assert_eq!(c.client.unwrap().client_id, "support-agent");
         let stdio = r#"{"mcpServers": {"local": {"command": "npx"}}}"#;
-        assert!(
-            Config::parse(stdio, Path::new("m.json"))
-                .unwrap_err()
-                .to_string()
-                .contains("no url")
-        );
+        assert!(Config::parse(stdio, Path::new("m.json")).unwrap_err().to_string().contains("no url"));
     }
 
     #[test]
     fn built_in_config_parses_and_registers_the_three_clients() {
         let c = Config::parse(DEFAULT_CONFIG, Path::new("builtin")).unwrap();
-        let ids: Vec<_> = c
-            .issuer
-            .clients
-            .iter()
-            .map(|c| c.client_id.as_str())
-            .collect();
+        let ids: Vec<_> = c.issuer.clients.iter().map(|c| c.client_id.as_str()).collect();
         assert_eq!(ids, ["support-agent", "readonly-agent", "auditor"]);
         let support = &c.issuer.clients[0];
-        assert_eq!(
-            support.allowed_scopes.to_string(),
-            "account:calculate customer:read ticket:create"
-        );
+        assert_eq!(support.allowed_scopes.to_string(), "account:calculate customer:read ticket:create");
     }
 
     #[test]
@@ -366,12 +334,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_the_file_name() {
-        let err =
-            Config::parse("[issuer]\ntoken_tll_secs = 5\n", Path::new("my.toml")).unwrap_err();
+        let err = Config::parse("[issuer]\ntoken_tll_secs = 5\n", Path::new("my.toml")).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("my.toml") && msg.contains("token_tll_secs"),
-            "{msg}"
-        );
+        assert!(msg.contains("my.toml") && msg.contains("token_tll_secs"), "{msg}");
     }
 }

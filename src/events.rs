@@ -105,9 +105,14 @@ pub enum EventKind {
         reason: RefreshReason,
     },
     /// A token from the authorization server failed verification and was not used.
-    TokenRejected { check: String, detail: String },
+    TokenRejected {
+        check: String,
+        detail: String,
+    },
     /// The token endpoint refused or could not be reached.
-    TokenError { detail: String },
+    TokenError {
+        detail: String,
+    },
     ManifestRecorded {
         server: String,
         hash: String,
@@ -158,6 +163,61 @@ pub enum EventKind {
         reason: String,
         delay_ms: u64,
     },
+    /// An agent run began.
+    RunStarted {
+        request: String,
+        model: String,
+        tools: Vec<String>,
+    },
+    Thought {
+        text: String,
+    },
+    Action {
+        tool: String,
+        args: serde_json::Value,
+    },
+    Observation {
+        tool: String,
+        text: String,
+        outcome: ObservationKind,
+        latency_ms: f64,
+    },
+    FinalAnswer {
+        response: String,
+    },
+    RunFinished {
+        status: RunStatus,
+        steps: u32,
+        elapsed_ms: f64,
+    },
+    /// The agent could not go on (LM failure, unparseable output after the fallback).
+    AgentError {
+        message: String,
+    },
+}
+
+/// What a tool step produced, as the agent saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservationKind {
+    Ok,
+    ToolError,
+    Denied,
+    Failed,
+    /// The LM named a tool that does not exist or gave arguments that fail its schema.
+    Invalid,
+    Finish,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    Denied,
+    Failed,
+    Refused,
+    Cancelled,
 }
 
 /// Where events go: every subscriber gets every event. Subscribers are bounded channels;
@@ -236,10 +296,7 @@ impl EventBus {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -251,15 +308,9 @@ mod tests {
         let bus = EventBus::recording();
         let mut a = bus.subscribe(8);
         let mut b = bus.subscribe(8);
-        let scope = Scope {
-            run_id: Some("r1".into()),
-            step: Some(2),
-        };
+        let scope = Scope { run_id: Some("r1".into()), step: Some(2) };
         bus.emit(&scope, EventKind::TokenError { detail: "x".into() });
-        bus.emit(
-            &Scope::default(),
-            EventKind::TokenError { detail: "y".into() },
-        );
+        bus.emit(&Scope::default(), EventKind::TokenError { detail: "y".into() });
         let (a1, a2) = (a.recv().await.unwrap(), a.recv().await.unwrap());
         assert_eq!((a1.id, a2.id), (1, 2));
         assert_eq!((a1.run_id.as_deref(), a1.step), (Some("r1"), Some(2)));
@@ -272,26 +323,14 @@ mod tests {
         let bus = EventBus::new();
         let _slow = bus.subscribe(1);
         for _ in 0..3 {
-            bus.emit(
-                &Scope::default(),
-                EventKind::TokenError { detail: "x".into() },
-            );
+            bus.emit(&Scope::default(), EventKind::TokenError { detail: "x".into() });
         }
         assert_eq!(bus.dropped(), 2);
     }
 
     #[test]
     fn serialized_form_is_flat_and_tagged() {
-        let e = Event {
-            id: 7,
-            at_ms: 1,
-            run_id: None,
-            step: None,
-            kind: EventKind::TokenError { detail: "d".into() },
-        };
-        assert_eq!(
-            serde_json::to_string(&e).unwrap(),
-            r#"{"id":7,"at_ms":1,"type":"token_error","detail":"d"}"#
-        );
+        let e = Event { id: 7, at_ms: 1, run_id: None, step: None, kind: EventKind::TokenError { detail: "d".into() } };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"id":7,"at_ms":1,"type":"token_error","detail":"d"}"#);
     }
 }

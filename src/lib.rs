@@ -7,6 +7,7 @@
 //! servers, `security` holds TLS and secret-handling primitives, `cli` the command edge.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -13,9 +13,7 @@ fn client_command(
     f: impl FnOnce(&tokio::runtime::Runtime) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let _log = warden::cli::logging::init(state_dir, false)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let code = f(&rt);
     // Do not wait for lingering connection tasks; the answer is already printed.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
@@ -44,9 +42,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let _log = warden::cli::logging::init(&state_dir, args.log_stderr)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(warden::serve::run(cli.config.as_deref(), &state_dir, args))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -65,30 +61,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }),
         Command::Call(a) => client_command(&state_dir, |rt| {
-            let args = ClientArgs {
-                config: cli.config.as_deref(),
-                scopes: a.scopes.as_deref(),
-                json: a.json,
-            };
-            rt.block_on(warden::cli::client::call(
-                args,
-                &a.tool,
-                &a.args,
-                !a.no_precheck,
-            ))
+            let args = ClientArgs { config: cli.config.as_deref(), scopes: a.scopes.as_deref(), json: a.json };
+            rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
         }),
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;
             let secret = secret.trim_end_matches(['\n', '\r']);
-            anyhow::ensure!(
-                !secret.is_empty(),
-                "no secret on stdin: run `printf %s SECRET | warden hash-secret`"
-            );
-            let hash = warden::security::hash::SecretHash::create(
-                secret,
-                warden::security::hash::DEFAULT_ITERATIONS,
-            );
+            anyhow::ensure!(!secret.is_empty(), "no secret on stdin: run `printf %s SECRET | warden hash-secret`");
+            let hash = warden::security::hash::SecretHash::create(secret, warden::security::hash::DEFAULT_ITERATIONS);
             println!("{}", hash.encode());
             Ok(ExitCode::SUCCESS)
         }

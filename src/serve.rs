@@ -56,26 +56,16 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
     let run_issuer = args.only != Some(Only::Service);
     let run_service = args.only != Some(Only::Issuer);
 
-    let issuer_listener = run_issuer
-        .then(|| bind(args.issuer_addr.unwrap_or(config.issuer.addr), "issuer"))
-        .transpose()?;
-    let service_listener = run_service
-        .then(|| bind(args.mcp_addr.unwrap_or(config.service.addr), "MCP service"))
-        .transpose()?;
-    let issuer_url = issuer_listener.as_ref().map(|(_, addr)| {
-        config
-            .issuer
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", url_host(*addr)))
-    });
-    let mcp_url = service_listener.as_ref().map(|(_, addr)| {
-        config
-            .service
-            .resource
-            .clone()
-            .unwrap_or_else(|| format!("https://{}/mcp", url_host(*addr)))
-    });
+    let issuer_listener =
+        run_issuer.then(|| bind(args.issuer_addr.unwrap_or(config.issuer.addr), "issuer")).transpose()?;
+    let service_listener =
+        run_service.then(|| bind(args.mcp_addr.unwrap_or(config.service.addr), "MCP service")).transpose()?;
+    let issuer_url = issuer_listener
+        .as_ref()
+        .map(|(_, addr)| config.issuer.url.clone().unwrap_or_else(|| format!("https://{}", url_host(*addr))));
+    let mcp_url = service_listener
+        .as_ref()
+        .map(|(_, addr)| config.service.resource.clone().unwrap_or_else(|| format!("https://{}/mcp", url_host(*addr))));
 
     let mut running = Running {
         issuer_url: issuer_url.clone(),
@@ -98,8 +88,8 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
             let kid = keys.rotate().context("key rotation failed")?;
             tracing::info!(kid = %kid, "rotated issuer signing key");
         }
-        let clients = ClientRegistry::from_config(&config.issuer.clients)
-            .context("invalid [[issuer.clients]] entry")?;
+        let clients =
+            ClientRegistry::from_config(&config.issuer.clients).context("invalid [[issuer.clients]] entry")?;
         let mut resources: Vec<String> = mcp_url.iter().cloned().collect();
         resources.extend(config.issuer.resources.iter().cloned());
         let mut scopes = clients.all_scopes();
@@ -119,30 +109,18 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
     }
 
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
-        let router = build_service(
-            config,
-            state_dir,
-            issuer_url.as_deref(),
-            ca_path.as_deref(),
-            resource,
-        )
-        .await
-        .inspect_err(|_| {
-            for h in &running.handles {
-                h.shutdown();
-            }
-        })?;
+        let router = build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource)
+            .await
+            .inspect_err(|_| {
+                for h in &running.handles {
+                    h.shutdown();
+                }
+            })?;
         spawn_tls(&mut running, listener, tls, router)?;
     }
 
     if let Some(url) = &issuer_url {
-        running.client_config = write_client_config(
-            config,
-            state_dir,
-            url,
-            mcp_url.as_deref(),
-            ca_path.as_deref(),
-        )?;
+        running.client_config = write_client_config(config, state_dir, url, mcp_url.as_deref(), ca_path.as_deref())?;
     }
     Ok(running)
 }
@@ -158,17 +136,8 @@ async fn build_service(
     let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).context(
         "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too",
     )?;
-    let ca_file = svc
-        .issuer_ca_file
-        .clone()
-        .or_else(|| dev_ca.map(Path::to_path_buf));
-    let client = http_client(
-        &ClientTls {
-            ca_file,
-            ca_only: false,
-        },
-        Duration::from_secs(10),
-    )?;
+    let ca_file = svc.issuer_ca_file.clone().or_else(|| dev_ca.map(Path::to_path_buf));
+    let client = http_client(&ClientTls { ca_file, ca_only: false }, Duration::from_secs(10))?;
     let jwks_uri = match &svc.jwks_uri {
         Some(u) => u.clone(),
         None => {
@@ -179,25 +148,17 @@ async fn build_service(
         }
     };
     let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()));
-    let n = jwks
-        .refresh()
-        .await
-        .with_context(|| format!("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens"))?;
+    let n = jwks.refresh().await.with_context(|| {
+        format!("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens")
+    })?;
     tracing::info!(issuer = %issuer, jwks_uri = %jwks_uri, keys = n, "service trusts issuer");
     let verifier = Arc::new(Verifier::new(
-        VerifierConfig {
-            issuer: issuer.clone(),
-            audience: resource.to_string(),
-            leeway_secs: svc.leeway_secs,
-        },
+        VerifierConfig { issuer: issuer.clone(), audience: resource.to_string(), leeway_secs: svc.leeway_secs },
         jwks,
     ));
-    let db = svc
-        .database
-        .clone()
-        .unwrap_or_else(|| state_dir.join("service.db"));
-    let store = service::store::Store::open(&db, 4)
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
+    let store =
+        service::store::Store::open(&db, 4).with_context(|| format!("cannot open the database {}", db.display()))?;
     Ok(service::router(service::ServiceParams {
         verifier,
         store: Arc::new(store),
@@ -209,41 +170,27 @@ async fn build_service(
     }))
 }
 
-fn server_identity(
-    config: &Config,
-    state_dir: &Path,
-) -> anyhow::Result<(ServerIdentity, Option<PathBuf>)> {
+fn server_identity(config: &Config, state_dir: &Path) -> anyhow::Result<(ServerIdentity, Option<PathBuf>)> {
     match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => Ok((ServerIdentity::from_files(cert, key)?, None)),
         (None, None) => {
             let pki = DevPki::new(state_dir);
-            Ok((
-                pki.ensure()
-                    .context("cannot create the development certificates")?,
-                Some(pki.ca_path()),
-            ))
+            Ok((pki.ensure().context("cannot create the development certificates")?, Some(pki.ca_path())))
         }
-        _ => anyhow::bail!(
-            "[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)"
-        ),
+        _ => anyhow::bail!("[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)"),
     }
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).with_context(|| {
-        format!("cannot listen on {addr} for the {what} (in use? pass another address or port 0)")
-    })?;
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for the {what} (in use? pass another address or port 0)"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     Ok((listener, bound))
 }
 
 fn url_host(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        addr.ip()
-    };
+    let ip = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
     SocketAddr::new(ip, addr.port()).to_string()
 }
 
@@ -255,11 +202,9 @@ fn spawn_tls(
 ) -> anyhow::Result<()> {
     let handle = Handle::new();
     // TCP_NODELAY: small JSON-RPC responses must not wait for Nagle + delayed ACK (~40 ms).
-    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-        .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let server = axum_server::from_tcp(listener)?
-        .acceptor(acceptor)
-        .handle(handle.clone());
+    let acceptor =
+        axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle.clone());
     running.handles.push(handle);
     running.tasks.push(tokio::spawn(async move {
         if let Err(e) = server.serve(router.into_make_service()).await {
@@ -282,8 +227,7 @@ fn write_client_config(
     let secret = crate::config::demo_secret(client_id).filter(|secret| {
         config.issuer.clients.iter().any(|c| {
             c.client_id == client_id
-                && crate::security::hash::SecretHash::parse(&c.secret_hash)
-                    .is_ok_and(|h| h.verify(secret))
+                && crate::security::hash::SecretHash::parse(&c.secret_hash).is_ok_and(|h| h.verify(secret))
         })
     });
     let client = Config {
@@ -305,15 +249,10 @@ fn write_client_config(
             .collect(),
         ..Config::default()
     };
-    let mut text =
-        String::from("# Written by `warden serve`: a ready client config (use with --config).\n");
-    text.push_str(&toml::to_string(&ClientOnly {
-        client: client.client,
-        servers: client.servers,
-    })?);
+    let mut text = String::from("# Written by `warden serve`: a ready client config (use with --config).\n");
+    text.push_str(&toml::to_string(&ClientOnly { client: client.client, servers: client.servers })?);
     let path = state_dir.join("client.toml");
-    crate::paths::write_private(&path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    crate::paths::write_private(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(path))
 }
 
@@ -325,11 +264,7 @@ struct ClientOnly {
 }
 
 /// `warden serve`: start, print where, wait for Ctrl-C or SIGTERM, shut down.
-pub async fn run(
-    config_path: Option<&Path>,
-    state_dir: &Path,
-    args: ServeArgs,
-) -> anyhow::Result<()> {
+pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let (config, origin) = crate::config::Config::load(config_path)?;
     tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), "starting");
     let running = start(&config, state_dir, &args).await?;
@@ -353,14 +288,13 @@ pub async fn run(
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

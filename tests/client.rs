@@ -30,48 +30,29 @@ fn issued(events: &EventBus) -> Vec<RefreshReason> {
 async fn token_is_fetched_verified_and_described() {
     let s = Stack::start().await;
     let events = EventBus::recording();
-    let (_, tokens) = warden::mcp::token_manager(&client_config(&s, None), None, events.clone())
-        .await
-        .unwrap();
+    let (_, tokens) = warden::mcp::token_manager(&client_config(&s, None), None, events.clone()).await.unwrap();
     let claims = tokens.claims().await.unwrap();
     assert_eq!(claims.client_id, "support-agent");
     let info = tokens.info().unwrap();
     assert_eq!(info.issuer, s.issuer);
     assert_eq!(info.audience, vec![s.mcp.clone()]);
-    assert_eq!(
-        info.granted.to_string(),
-        "account:calculate customer:read ticket:create"
-    );
+    assert_eq!(info.granted.to_string(), "account:calculate customer:read ticket:create");
     assert_eq!(info.requested, None);
     assert!(info.verified);
-    assert!(
-        info.fingerprint.as_str().starts_with("sha256:") && info.fingerprint.as_str().len() == 19
-    );
+    assert!(info.fingerprint.as_str().starts_with("sha256:") && info.fingerprint.as_str().len() == 19);
     let left = info.seconds_to_expiry(warden::time::now_epoch());
     assert!((895..=900).contains(&left), "{left}");
     assert_eq!(issued(&events), vec![RefreshReason::Initial]);
 
     // Re-grant with a narrower set: the new token carries exactly that.
-    let narrowed = tokens
-        .regrant(Some(ScopeSet::parse("customer:read").unwrap()))
-        .await
-        .unwrap();
+    let narrowed = tokens.regrant(Some(ScopeSet::parse("customer:read").unwrap())).await.unwrap();
     assert_eq!(narrowed.scope.to_string(), "customer:read");
-    assert_eq!(
-        tokens.info().unwrap().requested.unwrap().to_string(),
-        "customer:read"
-    );
+    assert_eq!(tokens.info().unwrap().requested.unwrap().to_string(), "customer:read");
 
     // A scope the client may not have is refused by the issuer with a hint.
-    let err = tokens
-        .regrant(Some(ScopeSet::parse("admin:delete").unwrap()))
-        .await
-        .unwrap_err();
+    let err = tokens.regrant(Some(ScopeSet::parse("admin:delete").unwrap())).await.unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("invalid_scope") && msg.contains("--scopes"),
-        "{msg}"
-    );
+    assert!(msg.contains("invalid_scope") && msg.contains("--scopes"), "{msg}");
     assert!(err.is_auth());
     s.stop().await;
 }
@@ -82,15 +63,9 @@ async fn token_is_refreshed_before_expiry_by_one_shared_request() {
     config.issuer.token_ttl_secs = 62; // 60 s refresh skew: needs a refresh after ~2 s
     let s = Stack::start_with(config).await;
     let events = EventBus::recording();
-    let (_, tokens) = warden::mcp::token_manager(&client_config(&s, None), None, events.clone())
-        .await
-        .unwrap();
+    let (_, tokens) = warden::mcp::token_manager(&client_config(&s, None), None, events.clone()).await.unwrap();
     let first = tokens.claims().await.unwrap();
-    assert_eq!(
-        tokens.claims().await.unwrap().jti,
-        first.jti,
-        "a fresh token is reused"
-    );
+    assert_eq!(tokens.claims().await.unwrap().jti, first.jti, "a fresh token is reused");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let tokens = Arc::new(tokens);
     let handles: Vec<_> = (0..8)
@@ -103,14 +78,8 @@ async fn token_is_refreshed_before_expiry_by_one_shared_request() {
     for h in handles {
         jtis.push(h.await.unwrap());
     }
-    assert!(
-        jtis.iter().all(|j| *j == jtis[0] && *j != first.jti),
-        "all callers share one new token"
-    );
-    assert_eq!(
-        issued(&events),
-        vec![RefreshReason::Initial, RefreshReason::Expiring]
-    );
+    assert!(jtis.iter().all(|j| *j == jtis[0] && *j != first.jti), "all callers share one new token");
+    assert_eq!(issued(&events), vec![RefreshReason::Initial, RefreshReason::Expiring]);
     assert_eq!(tokens.info().unwrap().refresh_count, 1);
     s.stop().await;
 }
@@ -122,48 +91,19 @@ async fn narrowed_grant_is_denied_locally_and_by_the_server_the_same_way() {
     let args = json!({"customer_id": "ABC123", "subject": "Grill", "description": "The bbq grill she bought is defective.", "priority": "high"});
     for precheck in [true, false] {
         let events = EventBus::recording();
-        let policy = CallPolicy {
-            precheck,
-            ..CallPolicy::default()
-        };
-        let stack = ClientStack::connect(
-            &config,
-            Some(ScopeSet::parse("customer:read").unwrap()),
-            policy,
-            events.clone(),
-        )
-        .await
-        .unwrap();
-        let report = stack
-            .tool("create_support_ticket")
-            .unwrap()
-            .call(args.clone(), &Scope::default())
-            .await;
-        let CallOutcome::Denied {
-            side,
-            missing,
-            required,
-            www_authenticate,
-            ..
-        } = &report.outcome
-        else {
+        let policy = CallPolicy { precheck, ..CallPolicy::default() };
+        let stack =
+            ClientStack::connect(&config, Some(ScopeSet::parse("customer:read").unwrap()), policy, events.clone())
+                .await
+                .unwrap();
+        let report = stack.tool("create_support_ticket").unwrap().call(args.clone(), &Scope::default()).await;
+        let CallOutcome::Denied { side, missing, required, www_authenticate, .. } = &report.outcome else {
             panic!("expected a denial, got {:?}", report.outcome)
         };
         assert_eq!(missing.to_string(), "ticket:create");
         assert_eq!(required.to_string(), "ticket:create");
-        let denial = events
-            .recorded()
-            .into_iter()
-            .find(|e| matches!(e.kind, EventKind::Denied { .. }))
-            .unwrap();
-        let EventKind::Denied {
-            side: event_side,
-            missing: event_missing,
-            status,
-            tool,
-            ..
-        } = denial.kind
-        else {
+        let denial = events.recorded().into_iter().find(|e| matches!(e.kind, EventKind::Denied { .. })).unwrap();
+        let EventKind::Denied { side: event_side, missing: event_missing, status, tool, .. } = denial.kind else {
             unreachable!()
         };
         assert_eq!(
@@ -171,16 +111,10 @@ async fn narrowed_grant_is_denied_locally_and_by_the_server_the_same_way() {
             (*side, "ticket:create".to_string(), "create_support_ticket")
         );
         if precheck {
-            assert_eq!(
-                (*side, report.attempts, status),
-                (DenialSide::Client, 0, None)
-            );
+            assert_eq!((*side, report.attempts, status), (DenialSide::Client, 0, None));
             assert!(www_authenticate.is_none());
         } else {
-            assert_eq!(
-                (*side, report.attempts, status),
-                (DenialSide::Server, 1, Some(403))
-            );
+            assert_eq!((*side, report.attempts, status), (DenialSide::Server, 1, Some(403)));
             assert!(
                 www_authenticate
                     .as_deref()
@@ -198,34 +132,14 @@ async fn narrowed_grant_is_denied_locally_and_by_the_server_the_same_way() {
 async fn successful_call_reports_structured_result_and_events() {
     let s = Stack::start().await;
     let events = EventBus::recording();
-    let stack = ClientStack::connect(
-        &client_config(&s, None),
-        None,
-        CallPolicy::default(),
-        events.clone(),
-    )
-    .await
-    .unwrap();
-    let tools: Vec<(String, String)> = stack
-        .tools()
-        .map(|t| (t.name().to_string(), t.spec.required_scopes.to_string()))
-        .collect();
-    assert!(
-        tools.contains(&("get_recent_customers".into(), "customer:read".into())),
-        "{tools:?}"
-    );
-    let scope = Scope {
-        run_id: Some("run-1".into()),
-        step: Some(3),
-    };
-    let report = stack
-        .tool("get_customer_info")
-        .unwrap()
-        .call(json!({"customer_id": "DEF456"}), &scope)
-        .await;
-    let CallOutcome::Success { structured, .. } = &report.outcome else {
-        panic!("{:?}", report.outcome)
-    };
+    let stack =
+        ClientStack::connect(&client_config(&s, None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    let tools: Vec<(String, String)> =
+        stack.tools().map(|t| (t.name().to_string(), t.spec.required_scopes.to_string())).collect();
+    assert!(tools.contains(&("get_recent_customers".into(), "customer:read".into())), "{tools:?}");
+    let scope = Scope { run_id: Some("run-1".into()), step: Some(3) };
+    let report = stack.tool("get_customer_info").unwrap().call(json!({"customer_id": "DEF456"}), &scope).await;
+    let CallOutcome::Success { structured, .. } = &report.outcome else { panic!("{:?}", report.outcome) };
     assert_eq!(structured.as_ref().unwrap()["name"], "Emily Rodriguez");
     let kinds: Vec<&str> = events
         .recorded()
@@ -239,17 +153,22 @@ async fn successful_call_reports_structured_result_and_events() {
         .collect();
     assert_eq!(kinds, ["call", "ok"]);
     assert!(
-        events.recorded().iter().any(
-            |e| matches!(&e.kind, EventKind::ManifestRecorded { hash, .. } if hash.len() == 64)
-        )
+        events
+            .recorded()
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::ManifestRecorded { hash, .. } if hash.len() == 64))
     );
 
     // A ticket without an idempotency key gets one, so the call is safe to retry.
-    let report = stack.tool("create_support_ticket").unwrap()
-        .call(json!({"customer_id": "ABC123", "subject": "Grill", "description": "Defective", "priority": "high"}), &Scope::default()).await;
-    let CallOutcome::Success { structured, .. } = &report.outcome else {
-        panic!("{:?}", report.outcome)
-    };
+    let report = stack
+        .tool("create_support_ticket")
+        .unwrap()
+        .call(
+            json!({"customer_id": "ABC123", "subject": "Grill", "description": "Defective", "priority": "high"}),
+            &Scope::default(),
+        )
+        .await;
+    let CallOutcome::Success { structured, .. } = &report.outcome else { panic!("{:?}", report.outcome) };
     assert_eq!(structured.as_ref().unwrap()["ticket_id"], "TKT-000001");
     stack.close().await;
     s.stop().await;
@@ -264,9 +183,7 @@ async fn faulty_stack(fault: Fault) -> (Stack, ClientStack, EventBus) {
     let url = faulty_service(listener, &s, fault).await;
     let events = EventBus::recording();
     let config = client_config(&s, Some(vec![("faulty".into(), url)]));
-    let stack = ClientStack::connect(&config, None, CallPolicy::default(), events.clone())
-        .await
-        .unwrap();
+    let stack = ClientStack::connect(&config, None, CallPolicy::default(), events.clone()).await.unwrap();
     (s, stack, events)
 }
 
@@ -274,11 +191,8 @@ async fn faulty_stack(fault: Fault) -> (Stack, ClientStack, EventBus) {
 async fn always_429_gives_up_within_the_attempt_and_time_bounds() {
     let (s, stack, events) = faulty_stack(Fault::RateLimit).await;
     let start = Instant::now();
-    let report = stack
-        .tool("get_customer_info")
-        .unwrap()
-        .call(json!({"customer_id": "ABC123"}), &Scope::default())
-        .await;
+    let report =
+        stack.tool("get_customer_info").unwrap().call(json!({"customer_id": "ABC123"}), &Scope::default()).await;
     let elapsed = start.elapsed();
     assert_eq!(report.attempts, 3);
     assert!(
@@ -286,29 +200,10 @@ async fn always_429_gives_up_within_the_attempt_and_time_bounds() {
         "{:?}",
         report.outcome
     );
-    assert!(
-        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(4),
-        "{elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(4), "{elapsed:?}");
     let rec = events.recorded();
-    assert_eq!(
-        rec.iter()
-            .filter(|e| matches!(
-                e.kind,
-                EventKind::RateLimited {
-                    retry_after_ms: 1000,
-                    ..
-                }
-            ))
-            .count(),
-        3
-    );
-    assert_eq!(
-        rec.iter()
-            .filter(|e| matches!(e.kind, EventKind::Retry { .. }))
-            .count(),
-        2
-    );
+    assert_eq!(rec.iter().filter(|e| matches!(e.kind, EventKind::RateLimited { retry_after_ms: 1000, .. })).count(), 3);
+    assert_eq!(rec.iter().filter(|e| matches!(e.kind, EventKind::Retry { .. })).count(), 2);
     stack.close().await;
     s.stop().await;
 }
@@ -316,41 +211,25 @@ async fn always_429_gives_up_within_the_attempt_and_time_bounds() {
 #[tokio::test]
 async fn a_401_is_refreshed_once_and_retried_once() {
     let (s, stack, events) = faulty_stack(Fault::Unauthorized(1)).await;
-    let report = stack
-        .tool("get_customer_info")
-        .unwrap()
-        .call(json!({"customer_id": "ABC123"}), &Scope::default())
-        .await;
-    assert!(
-        matches!(report.outcome, CallOutcome::Success { .. }),
-        "{:?}",
-        report.outcome
-    );
+    let report =
+        stack.tool("get_customer_info").unwrap().call(json!({"customer_id": "ABC123"}), &Scope::default()).await;
+    assert!(matches!(report.outcome, CallOutcome::Success { .. }), "{:?}", report.outcome);
     assert_eq!(report.attempts, 2);
-    assert_eq!(
-        issued(&events),
-        vec![RefreshReason::Initial, RefreshReason::Unauthorized]
-    );
+    assert_eq!(issued(&events), vec![RefreshReason::Initial, RefreshReason::Unauthorized]);
     stack.close().await;
     s.stop().await;
 
     // A server that keeps answering 401 gets one refresh and one retry, not a loop.
     let (s, stack, events) = faulty_stack(Fault::Unauthorized(usize::MAX)).await;
-    let report = stack
-        .tool("get_customer_info")
-        .unwrap()
-        .call(json!({"customer_id": "ABC123"}), &Scope::default())
-        .await;
+    let report =
+        stack.tool("get_customer_info").unwrap().call(json!({"customer_id": "ABC123"}), &Scope::default()).await;
     assert!(
         matches!(&report.outcome, CallOutcome::Failed { class: FailureClass::Unauthorized, message } if message.contains("rejected a freshly issued token")),
         "{:?}",
         report.outcome
     );
     assert_eq!(report.attempts, 2);
-    assert_eq!(
-        issued(&events),
-        vec![RefreshReason::Initial, RefreshReason::Unauthorized]
-    );
+    assert_eq!(issued(&events), vec![RefreshReason::Initial, RefreshReason::Unauthorized]);
     stack.close().await;
     s.stop().await;
 }
@@ -366,15 +245,11 @@ async fn an_unknown_ca_is_refused_before_any_credential_is_sent() {
     c.ca_file = Some(other_ca.ca_path());
     c.ca_only = true;
     let events = EventBus::recording();
-    let err = match ClientStack::connect(&config, None, CallPolicy::default(), events.clone()).await
-    {
+    let err = match ClientStack::connect(&config, None, CallPolicy::default(), events.clone()).await {
         Ok(_) => panic!("connected through an untrusted certificate"),
         Err(e) => e.to_string(),
     };
-    assert!(
-        err.contains("certificate") || err.contains("UnknownIssuer"),
-        "{err}"
-    );
+    assert!(err.contains("certificate") || err.contains("UnknownIssuer"), "{err}");
     assert!(issued(&events).is_empty());
     s.stop().await;
 }
@@ -384,22 +259,12 @@ async fn plain_http_and_foreign_issuers_are_refused() {
     let s = Stack::start().await;
     let mut config = client_config(&s, None);
     config.servers[0].url = s.mcp.replace("https://", "http://");
-    let err = ClientStack::connect(&config, None, CallPolicy::default(), EventBus::new())
-        .await
-        .err()
-        .unwrap();
+    let err = ClientStack::connect(&config, None, CallPolicy::default(), EventBus::new()).await.err().unwrap();
     assert!(err.to_string().contains("plain http is refused"), "{err}");
 
     let mut config = client_config(&s, None);
     config.client.as_mut().unwrap().issuer = "https://127.0.0.1:1".into();
-    let err = ClientStack::connect(&config, None, CallPolicy::default(), EventBus::new())
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        err.to_string()
-            .contains("refusing to send credentials there"),
-        "{err}"
-    );
+    let err = ClientStack::connect(&config, None, CallPolicy::default(), EventBus::new()).await.err().unwrap();
+    assert!(err.to_string().contains("refusing to send credentials there"), "{err}");
     s.stop().await;
 }

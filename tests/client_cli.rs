@@ -23,23 +23,14 @@ impl Drop for Server {
 fn serve() -> Server {
     let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args([
-            "serve",
-            "--issuer-addr",
-            "127.0.0.1:0",
-            "--mcp-addr",
-            "127.0.0.1:0",
-            "--state-dir",
-        ])
+        .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())
         .env("WARDEN_LOG", "trace")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.starts_with("warden serve:"), "{line}");
     Server { child, state }
 }
@@ -57,11 +48,7 @@ fn warden(state: &Path, config: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A JWT always starts with a base64url `{"` header: `eyJ`.
@@ -92,11 +79,7 @@ fn client_commands_print_results_and_exit_codes_without_leaking_secrets() {
     );
     all += &t;
 
-    let out = warden(
-        state,
-        &config,
-        &["token", "--json", "--scopes", "customer:read"],
-    );
+    let out = warden(state, &config, &["token", "--json", "--scopes", "customer:read"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["granted"], serde_json::json!(["customer:read"]));
     assert!(v["seconds_to_expiry"].as_i64().unwrap() > 800);
@@ -104,40 +87,17 @@ fn client_commands_print_results_and_exit_codes_without_leaking_secrets() {
 
     let out = warden(state, &config, &["tools", "--scopes", "customer:read"]);
     let t = text(&out);
-    assert!(
-        t.contains(
-            "✗ denied   create_support_ticket      needs ticket:create  missing ticket:create"
-        ),
-        "{t}"
-    );
-    assert!(
-        t.contains("✓ allowed  get_customer_info          needs customer:read"),
-        "{t}"
-    );
+    assert!(t.contains("✗ denied   create_support_ticket      needs ticket:create  missing ticket:create"), "{t}");
+    assert!(t.contains("✓ allowed  get_customer_info          needs customer:read"), "{t}");
     all += &t;
 
-    let out = warden(
-        state,
-        &config,
-        &["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#],
-    );
+    let out = warden(state, &config, &["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out).contains("\"name\": \"Sarah Johnson\""));
     all += &text(&out);
 
-    let ticket =
-        r#"{"customer_id":"ABC123","subject":"Grill","description":"defective","priority":"high"}"#;
-    let out = warden(
-        state,
-        &config,
-        &[
-            "call",
-            "create_support_ticket",
-            ticket,
-            "--scopes",
-            "customer:read",
-        ],
-    );
+    let ticket = r#"{"customer_id":"ABC123","subject":"Grill","description":"defective","priority":"high"}"#;
+    let out = warden(state, &config, &["call", "create_support_ticket", ticket, "--scopes", "customer:read"]);
     assert_eq!(out.status.code(), Some(3), "denied locally");
     assert!(text(&out).contains("DENIED create_support_ticket: missing ticket:create"));
     all += &text(&out);
@@ -145,53 +105,22 @@ fn client_commands_print_results_and_exit_codes_without_leaking_secrets() {
     let out = warden(
         state,
         &config,
-        &[
-            "call",
-            "create_support_ticket",
-            ticket,
-            "--scopes",
-            "customer:read",
-            "--no-precheck",
-            "--json",
-        ],
+        &["call", "create_support_ticket", ticket, "--scopes", "customer:read", "--no-precheck", "--json"],
     );
     assert_eq!(out.status.code(), Some(3), "denied by the server");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (
-            v["report"]["outcome"].as_str(),
-            v["report"]["side"].as_str()
-        ),
-        (Some("denied"), Some("server"))
-    );
+    assert_eq!((v["report"]["outcome"].as_str(), v["report"]["side"].as_str()), (Some("denied"), Some("server")));
     all += &text(&out);
 
-    let out = warden(
-        state,
-        &config,
-        &["call", "get_customer_info", r#"{"customer_id":"QQQ111"}"#],
-    );
+    let out = warden(state, &config, &["call", "get_customer_info", r#"{"customer_id":"QQQ111"}"#]);
     assert_eq!(out.status.code(), Some(6), "tool error");
     all += &text(&out);
 
     let bad = state.join("bad-client.toml");
-    std::fs::write(
-        &bad,
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replace(SECRET, "wrong-secret"),
-    )
-    .unwrap();
-    let out = warden(
-        state,
-        &bad,
-        &["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#],
-    );
+    std::fs::write(&bad, std::fs::read_to_string(&config).unwrap().replace(SECRET, "wrong-secret")).unwrap();
+    let out = warden(state, &bad, &["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#]);
     assert_eq!(out.status.code(), Some(4), "auth failure: {}", text(&out));
-    assert!(
-        text(&out).contains("invalid_client")
-            && text(&out).contains("check client_id and client_secret")
-    );
+    assert!(text(&out).contains("invalid_client") && text(&out).contains("check client_id and client_secret"));
     all += &text(&out);
 
     assert_no_secrets("command output", &all);

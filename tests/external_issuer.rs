@@ -27,13 +27,8 @@ async fn check(explicit_jwks: bool) {
     // The "external" authorization server: issuer only, knows our resource by its public URI.
     let mut as_config = base();
     as_config.issuer.resources = vec![RESOURCE.to_string()];
-    let issuer_only = ServeArgs {
-        only: Some(Only::Issuer),
-        ..ServeArgs::default()
-    };
-    let auth = warden::serve::start(&as_config, as_dir.path(), &issuer_only)
-        .await
-        .unwrap();
+    let issuer_only = ServeArgs { only: Some(Only::Issuer), ..ServeArgs::default() };
+    let auth = warden::serve::start(&as_config, as_dir.path(), &issuer_only).await.unwrap();
     let issuer = auth.issuer_url.clone().unwrap();
     assert!(auth.mcp_url.is_none());
 
@@ -45,25 +40,13 @@ async fn check(explicit_jwks: bool) {
     if explicit_jwks {
         rs_config.service.jwks_uri = Some(format!("{issuer}/jwks.json"));
     }
-    let service_only = ServeArgs {
-        only: Some(Only::Service),
-        ..ServeArgs::default()
-    };
-    let rs = warden::serve::start(&rs_config, rs_dir.path(), &service_only)
-        .await
-        .unwrap();
+    let service_only = ServeArgs { only: Some(Only::Service), ..ServeArgs::default() };
+    let rs = warden::serve::start(&rs_config, rs_dir.path(), &service_only).await.unwrap();
     assert!(rs.issuer_url.is_none());
     let mcp_addr = rs.mcp_addr.unwrap();
 
     let http = |ca: &Path| {
-        http_client(
-            &ClientTls {
-                ca_file: Some(ca.to_path_buf()),
-                ca_only: true,
-            },
-            Duration::from_secs(5),
-        )
-        .unwrap()
+        http_client(&ClientTls { ca_file: Some(ca.to_path_buf()), ca_only: true }, Duration::from_secs(5)).unwrap()
     };
     let token: Value = http(&as_dir.path().join("tls/ca.pem"))
         .post(format!("{issuer}/token"))
@@ -92,9 +75,7 @@ async fn check(explicit_jwks: bool) {
     assert_eq!(body["result"]["structuredContent"]["name"], "Michael Chen");
 
     let meta: Value = http(&rs_dir.path().join("tls/ca.pem"))
-        .get(format!(
-            "https://{mcp_addr}/.well-known/oauth-protected-resource/mcp"
-        ))
+        .get(format!("https://{mcp_addr}/.well-known/oauth-protected-resource/mcp"))
         .send()
         .await
         .unwrap()

@@ -9,22 +9,13 @@ use serde_json::{Value, json};
 
 fn decode_part(token: &str, i: usize) -> Value {
     let part = token.split('.').nth(i).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
 async fn error_of(resp: reqwest::Response) -> (u16, String, String) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap();
-    (
-        status,
-        body["error"].as_str().unwrap().to_string(),
-        body["error_description"].as_str().unwrap_or("").to_string(),
-    )
+    (status, body["error"].as_str().unwrap().to_string(), body["error_description"].as_str().unwrap_or("").to_string())
 }
 
 #[tokio::test]
@@ -32,10 +23,7 @@ async fn metadata_documents_describe_the_issuer() {
     let s = Stack::start().await;
     let meta: Value = s
         .http
-        .get(format!(
-            "{}/.well-known/oauth-authorization-server",
-            s.issuer
-        ))
+        .get(format!("{}/.well-known/oauth-authorization-server", s.issuer))
         .send()
         .await
         .unwrap()
@@ -46,59 +34,28 @@ async fn metadata_documents_describe_the_issuer() {
     assert_eq!(meta["token_endpoint"], format!("{}/token", s.issuer));
     assert_eq!(meta["jwks_uri"], format!("{}/jwks.json", s.issuer));
     assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
-    assert_eq!(
-        meta["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
-    );
+    assert_eq!(meta["token_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
     assert_eq!(
         meta["scopes_supported"],
-        json!([
-            "account:calculate",
-            "customer:read",
-            "security:read",
-            "ticket:create"
-        ])
+        json!(["account:calculate", "customer:read", "security:read", "ticket:create"])
     );
 
-    let jwks: Value = s
-        .http
-        .get(format!("{}/jwks.json", s.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = s.http.get(format!("{}/jwks.json", s.issuer)).send().await.unwrap().json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(
-        (
-            keys[0]["kty"].as_str(),
-            keys[0]["alg"].as_str(),
-            keys[0]["use"].as_str()
-        ),
+        (keys[0]["kty"].as_str(), keys[0]["alg"].as_str(), keys[0]["use"].as_str()),
         (Some("RSA"), Some("RS256"), Some("sig"))
     );
     assert!(keys[0]["kid"].as_str().is_some_and(|k| !k.is_empty()));
-    assert!(
-        keys[0].get("d").is_none() && keys[0].get("p").is_none(),
-        "public parts only"
-    );
+    assert!(keys[0].get("d").is_none() && keys[0].get("p").is_none(), "public parts only");
     s.stop().await;
 }
 
 #[tokio::test]
 async fn client_secret_basic_issues_an_rfc9068_token() {
     let s = Stack::start().await;
-    let resp = s
-        .token_response(
-            SUPPORT,
-            &[
-                ("scope", "customer:read ticket:create"),
-                ("resource", &s.mcp),
-            ],
-        )
-        .await;
+    let resp = s.token_response(SUPPORT, &[("scope", "customer:read ticket:create"), ("resource", &s.mcp)]).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body: Value = resp.json().await.unwrap();
@@ -110,15 +67,7 @@ async fn client_secret_basic_issues_an_rfc9068_token() {
     let header = decode_part(token, 0);
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["typ"], "at+jwt");
-    let jwks: Value = s
-        .http
-        .get(format!("{}/jwks.json", s.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = s.http.get(format!("{}/jwks.json", s.issuer)).send().await.unwrap().json().await.unwrap();
     assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
 
     let claims = decode_part(token, 1);
@@ -127,11 +76,8 @@ async fn client_secret_basic_issues_an_rfc9068_token() {
     assert_eq!(claims["client_id"], "support-agent");
     assert_eq!(claims["aud"], s.mcp.as_str());
     assert_eq!(claims["scope"], "customer:read ticket:create");
-    let (iat, nbf, exp) = (
-        claims["iat"].as_u64().unwrap(),
-        claims["nbf"].as_u64().unwrap(),
-        claims["exp"].as_u64().unwrap(),
-    );
+    let (iat, nbf, exp) =
+        (claims["iat"].as_u64().unwrap(), claims["nbf"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
     let now = warden::time::now_epoch();
     assert!(iat.abs_diff(now) <= 5, "iat is real UTC epoch seconds");
     assert_eq!((nbf, exp - iat), (iat, 900));
@@ -145,11 +91,7 @@ async fn client_secret_post_and_default_scopes() {
     let resp = s
         .http
         .post(format!("{}/token", s.issuer))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", READONLY.0),
-            ("client_secret", READONLY.1),
-        ])
+        .form(&[("grant_type", "client_credentials"), ("client_id", READONLY.0), ("client_secret", READONLY.1)])
         .send()
         .await
         .unwrap();
@@ -157,10 +99,7 @@ async fn client_secret_post_and_default_scopes() {
     let body: Value = resp.json().await.unwrap();
     // No scope requested: the client's defaults. No resource: the local service.
     assert_eq!(body["scope"], "customer:read");
-    assert_eq!(
-        decode_part(body["access_token"].as_str().unwrap(), 1)["aud"],
-        s.mcp.as_str()
-    );
+    assert_eq!(decode_part(body["access_token"].as_str().unwrap(), 1)["aud"], s.mcp.as_str());
     s.stop().await;
 }
 
@@ -168,38 +107,23 @@ async fn client_secret_post_and_default_scopes() {
 async fn client_authentication_errors() {
     let s = Stack::start().await;
     let wrong = s.token_response((SUPPORT.0, "wrong-secret"), &[]).await;
-    assert_eq!(
-        wrong.headers()["www-authenticate"],
-        "Basic realm=\"warden\""
-    );
+    assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"warden\"");
     let (status, error, description) = error_of(wrong).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
-    assert!(
-        description.contains("check client_id and client_secret"),
-        "{description}"
-    );
+    assert!(description.contains("check client_id and client_secret"), "{description}");
 
     let (status, error, _) = error_of(s.token_response(("nobody", "x"), &[]).await).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
 
-    let none = s
-        .http
-        .post(format!("{}/token", s.issuer))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let none =
+        s.http.post(format!("{}/token", s.issuer)).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
     assert_eq!(error_of(none).await.1, "invalid_client");
 
     let both = s
         .http
         .post(format!("{}/token", s.issuer))
         .basic_auth(SUPPORT.0, Some(SUPPORT.1))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", SUPPORT.0),
-            ("client_secret", SUPPORT.1),
-        ])
+        .form(&[("grant_type", "client_credentials"), ("client_id", SUPPORT.0), ("client_secret", SUPPORT.1)])
         .send()
         .await
         .unwrap();
@@ -212,60 +136,35 @@ async fn client_authentication_errors() {
 async fn grant_scope_and_target_errors() {
     let s = Stack::start().await;
     let post = |form: Vec<(&'static str, String)>| {
-        s.http
-            .post(format!("{}/token", s.issuer))
-            .basic_auth(SUPPORT.0, Some(SUPPORT.1))
-            .form(&form)
-            .send()
+        s.http.post(format!("{}/token", s.issuer)).basic_auth(SUPPORT.0, Some(SUPPORT.1)).form(&form).send()
     };
     let (status, error, _) = error_of(post(vec![]).await.unwrap()).await;
-    assert_eq!(
-        (status, error.as_str()),
-        (400, "invalid_request"),
-        "missing grant_type"
-    );
+    assert_eq!((status, error.as_str()), (400, "invalid_request"), "missing grant_type");
 
-    let (_, error, description) =
-        error_of(post(vec![("grant_type", "password".into())]).await.unwrap()).await;
+    let (_, error, description) = error_of(post(vec![("grant_type", "password".into())]).await.unwrap()).await;
     assert_eq!(error, "unsupported_grant_type");
     assert!(description.contains("client_credentials"));
 
-    let (status, error, description) = error_of(
-        s.token_response(READONLY, &[("scope", "customer:read ticket:create")])
-            .await,
-    )
-    .await;
+    let (status, error, description) =
+        error_of(s.token_response(READONLY, &[("scope", "customer:read ticket:create")]).await).await;
     assert_eq!((status, error.as_str()), (400, "invalid_scope"));
-    assert_eq!(
-        description,
-        "client readonly-agent may not request: ticket:create"
-    );
+    assert_eq!(description, "client readonly-agent may not request: ticket:create");
 
     let (_, error, _) = error_of(s.token_response(AUDITOR, &[("scope", "bad\"scope")]).await).await;
     assert_eq!(error, "invalid_scope");
 
-    let (status, error, description) = error_of(
-        s.token_response(SUPPORT, &[("resource", "https://elsewhere.example/mcp")])
-            .await,
-    )
-    .await;
+    let (status, error, description) =
+        error_of(s.token_response(SUPPORT, &[("resource", "https://elsewhere.example/mcp")]).await).await;
     assert_eq!((status, error.as_str()), (400, "invalid_target"));
     assert!(description.contains("unknown resource"));
 
-    let (_, error, _) = error_of(
-        s.token_response(SUPPORT, &[("resource", "not a uri")])
-            .await,
-    )
-    .await;
+    let (_, error, _) = error_of(s.token_response(SUPPORT, &[("resource", "not a uri")]).await).await;
     assert_eq!(error, "invalid_target");
 
-    let repeated = post(vec![
-        ("grant_type", "client_credentials".into()),
-        ("scope", "a".into()),
-        ("scope", "b".into()),
-    ])
-    .await
-    .unwrap();
+    let repeated =
+        post(vec![("grant_type", "client_credentials".into()), ("scope", "a".into()), ("scope", "b".into())])
+            .await
+            .unwrap();
     assert_eq!(error_of(repeated).await.1, "invalid_request");
 
     let json_body = s
@@ -296,21 +195,8 @@ async fn rotation_keeps_in_flight_tokens_valid() {
     config.issuer.addr = s_issuer_addr(&state_issuer);
     config.service.addr = s_issuer_addr(&state_mcp);
     let s = Stack::start_in(&state, config, true).await;
-    let jwks: Value = s
-        .http
-        .get(format!("{}/jwks.json", s.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kids: Vec<Value> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].clone())
-        .collect();
+    let jwks: Value = s.http.get(format!("{}/jwks.json", s.issuer)).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<Value> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
     assert_eq!(kids.len(), 2);
     assert_eq!(kids[1], old_kid, "previous key stays published");
     let new = s.token(SUPPORT, Some("customer:read")).await;
@@ -327,10 +213,5 @@ async fn rotation_keeps_in_flight_tokens_valid() {
 
 /// The socket address in an `https://host:port[/path]` URL.
 fn s_issuer_addr(url: &str) -> std::net::SocketAddr {
-    url.trim_start_matches("https://")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    url.trim_start_matches("https://").split('/').next().unwrap().parse().unwrap()
 }

@@ -14,31 +14,16 @@ fn warden() -> Command {
 fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
     let state = tempfile::tempdir().unwrap();
     let mut child = warden()
-        .args([
-            "serve",
-            "--issuer-addr",
-            "127.0.0.1:0",
-            "--mcp-addr",
-            "127.0.0.1:0",
-            "--state-dir",
-        ])
+        .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("warden serve: issuer https://127.0.0.1:"),
-        "{line}"
-    );
-    assert!(
-        !line.contains(":0 ") && !line.contains(":0/"),
-        "bound ports are printed, not 0: {line}"
-    );
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("warden serve: issuer https://127.0.0.1:"), "{line}");
+    assert!(!line.contains(":0 ") && !line.contains(":0/"), "bound ports are printed, not 0: {line}");
     let words: Vec<&str> = line.split_whitespace().collect();
     let issuer = words[3];
     let mcp = words[5];
@@ -49,25 +34,14 @@ fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&client_toml)
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&client_toml).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let text = std::fs::read_to_string(&client_toml).unwrap();
-    let parsed = warden::config::Config::parse(&text, &client_toml)
-        .expect("client.toml parses as a Warden config");
+    let parsed = warden::config::Config::parse(&text, &client_toml).expect("client.toml parses as a Warden config");
     let client = parsed.client.unwrap();
     assert_eq!(client.issuer, issuer);
     assert_eq!(client.client_id, "support-agent");
-    assert_eq!(
-        client.client_secret.as_deref(),
-        Some("demo-support-agent-secret-4f9c2e")
-    );
+    assert_eq!(client.client_secret.as_deref(), Some("demo-support-agent-secret-4f9c2e"));
     assert_eq!(client.ca_file.unwrap(), state.path().join("tls/ca.pem"));
     assert_eq!(parsed.servers[0].url, mcp);
 
@@ -76,10 +50,7 @@ fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
     rt.block_on(async {
         warden::install_crypto_provider();
         let http = warden::security::tls::http_client(
-            &warden::security::tls::ClientTls {
-                ca_file: Some(state.path().join("tls/ca.pem")),
-                ca_only: true,
-            },
+            &warden::security::tls::ClientTls { ca_file: Some(state.path().join("tls/ca.pem")), ca_only: true },
             Duration::from_secs(5),
         )
         .unwrap();
@@ -96,20 +67,14 @@ fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
 
     #[cfg(unix)]
     {
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let exit = child.wait().unwrap();
         assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
     }
     #[cfg(not(unix))]
     child.kill().unwrap();
-    assert!(
-        state.path().join("logs/warden.log").exists(),
-        "logs go to the state dir"
-    );
+    assert!(state.path().join("logs/warden.log").exists(), "logs go to the state dir");
 }
 
 #[test]
@@ -123,10 +88,7 @@ fn service_alone_without_a_trusted_issuer_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("the service has no way to verify tokens"),
-        "{err}"
-    );
+    assert!(err.contains("the service has no way to verify tokens"), "{err}");
 }
 
 #[test]
@@ -134,17 +96,8 @@ fn a_config_typo_is_reported_with_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[service]\nrate_limt = 3\n").unwrap();
-    let out = warden()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["serve", "--state-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = warden().arg("--config").arg(&cfg).args(["serve", "--state-dir"]).arg(dir.path()).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.toml") && err.contains("rate_limt"),
-        "{err}"
-    );
+    assert!(err.contains("bad.toml") && err.contains("rate_limt"), "{err}");
 }

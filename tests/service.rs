@@ -14,37 +14,24 @@ use serde_json::{Value, json};
 use warden::config::RateLimitConfig;
 
 async fn mcp_client(s: &Stack, token: &str) -> RunningService<RoleClient, ()> {
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(s.mcp.clone()).auth_header(token.to_string());
+    let config = StreamableHttpClientTransportConfig::with_uri(s.mcp.clone()).auth_header(token.to_string());
     let transport = StreamableHttpClientTransport::with_client(s.http.clone(), config);
     ().serve(transport).await.expect("MCP initialize")
 }
 
-async fn call(
-    client: &RunningService<RoleClient, ()>,
-    name: &'static str,
-    args: Value,
-) -> CallToolResult {
+async fn call(client: &RunningService<RoleClient, ()>, name: &'static str, args: Value) -> CallToolResult {
     let params = CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone());
     client.call_tool(params).await.expect("tools/call")
 }
 
 fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
 }
 
 #[tokio::test]
 async fn protected_resource_metadata() {
     let s = Stack::start().await;
-    for url in [
-        s.resource_metadata_url(),
-        s.mcp
-            .replace("/mcp", "/.well-known/oauth-protected-resource"),
-    ] {
+    for url in [s.resource_metadata_url(), s.mcp.replace("/mcp", "/.well-known/oauth-protected-resource")] {
         let doc: Value = s.http.get(&url).send().await.unwrap().json().await.unwrap();
         assert_eq!(
             doc,
@@ -67,10 +54,7 @@ async fn missing_or_invalid_token_gets_401_with_resource_metadata() {
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let resp = s.mcp_post(None, &list).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        www_authenticate(&resp),
-        format!("Bearer resource_metadata=\"{}\"", s.resource_metadata_url())
-    );
+    assert_eq!(www_authenticate(&resp), format!("Bearer resource_metadata=\"{}\"", s.resource_metadata_url()));
 
     let resp = s.mcp_post(Some("not-a-jwt"), &list).await;
     assert_eq!(resp.status(), 401);
@@ -82,13 +66,7 @@ async fn missing_or_invalid_token_gets_401_with_resource_metadata() {
         )
     );
 
-    let resp = s
-        .http
-        .post(&s.mcp)
-        .header("Authorization", "Basic Zm9vOmJhcg==")
-        .send()
-        .await
-        .unwrap();
+    let resp = s.http.post(&s.mcp).header("Authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
     assert_eq!(resp.status(), 400);
     s.stop().await;
 }
@@ -102,55 +80,25 @@ async fn tools_list_advertises_scopes_and_schemas() {
     let mut summary: Vec<(String, Value)> = tools
         .iter()
         .map(|t| {
-            (
-                t.name.to_string(),
-                t.meta
-                    .as_ref()
-                    .and_then(|m| m.get("io.warden/required_scopes"))
-                    .cloned()
-                    .unwrap(),
-            )
+            (t.name.to_string(), t.meta.as_ref().and_then(|m| m.get("io.warden/required_scopes")).cloned().unwrap())
         })
         .collect();
     summary.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         summary,
         vec![
-            (
-                "calculate_account_value".to_string(),
-                json!(["account:calculate"])
-            ),
-            (
-                "create_support_ticket".to_string(),
-                json!(["ticket:create"])
-            ),
+            ("calculate_account_value".to_string(), json!(["account:calculate"])),
+            ("create_support_ticket".to_string(), json!(["ticket:create"])),
             ("get_customer_info".to_string(), json!(["customer:read"])),
             ("get_recent_customers".to_string(), json!(["customer:read"])),
         ]
     );
-    let ticket = tools
-        .iter()
-        .find(|t| t.name == "create_support_ticket")
-        .unwrap();
+    let ticket = tools.iter().find(|t| t.name == "create_support_ticket").unwrap();
     let schema = serde_json::to_value(&*ticket.input_schema).unwrap();
-    assert_eq!(
-        schema["properties"]["priority"]["enum"],
-        json!(["low", "medium", "high", "urgent"])
-    );
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert_eq!(
-        required,
-        ["customer_id", "subject", "description", "priority"]
-    );
-    assert!(
-        ticket.output_schema.is_some(),
-        "structured output is described"
-    );
+    assert_eq!(schema["properties"]["priority"]["enum"], json!(["low", "medium", "high", "urgent"]));
+    let required: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(required, ["customer_id", "subject", "description", "priority"]);
+    assert!(ticket.output_schema.is_some(), "structured output is described");
     client.cancel().await.unwrap();
     s.stop().await;
 }
@@ -161,70 +109,39 @@ async fn read_tools_return_structured_results_and_clear_errors() {
     let token = s.token(SUPPORT, None).await;
     let client = mcp_client(&s, &token).await;
 
-    let r = call(
-        &client,
-        "get_customer_info",
-        json!({"customer_id": "ABC123"}),
-    )
-    .await;
+    let r = call(&client, "get_customer_info", json!({"customer_id": "ABC123"})).await;
     assert_eq!(r.is_error, Some(false));
     let c = r.structured_content.unwrap();
     assert_eq!(
-        (
-            c["customer_id"].as_str(),
-            c["name"].as_str(),
-            c["tier"].as_str()
-        ),
+        (c["customer_id"].as_str(), c["name"].as_str(), c["tier"].as_str()),
         (Some("ABC123"), Some("Sarah Johnson"), Some("gold"))
     );
 
-    let r = call(
-        &client,
-        "get_customer_info",
-        json!({"customer_id": "ZZZ999"}),
-    )
-    .await;
+    let r = call(&client, "get_customer_info", json!({"customer_id": "ZZZ999"})).await;
     assert_eq!(r.is_error, Some(true));
     assert_eq!(text_of(&r), "customer ZZZ999 not found");
     assert_eq!(r.structured_content.unwrap()["code"], "not_found");
 
-    let r = call(
-        &client,
-        "get_customer_info",
-        json!({"customer_id": "12345"}),
-    )
-    .await;
+    let r = call(&client, "get_customer_info", json!({"customer_id": "12345"})).await;
     assert_eq!(r.is_error, Some(true));
     assert!(text_of(&r).contains("expected three letters and three digits"));
 
     let r = call(&client, "get_recent_customers", json!({"limit": 3})).await;
     let recent = r.structured_content.unwrap();
-    let ids: Vec<&str> = recent["customers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["customer_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> =
+        recent["customers"].as_array().unwrap().iter().map(|c| c["customer_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["VWX234", "XYZ789", "MNO345"]);
     let r = call(&client, "get_recent_customers", json!({"limit": 500})).await;
     assert_eq!(text_of(&r), "limit must be between 1 and 50; got 500");
 
-    let r = call(
-        &client,
-        "calculate_account_value",
-        json!({"customer_id": "ABC123", "amounts": [250.0, 175.50, 82.25]}),
-    )
-    .await;
+    let r =
+        call(&client, "calculate_account_value", json!({"customer_id": "ABC123", "amounts": [250.0, 175.50, 82.25]}))
+            .await;
     assert_eq!(
         r.structured_content.unwrap(),
         json!({"customer_id": "ABC123", "count": 3, "total": 507.75, "average": 169.25, "min": 82.25, "max": 250.0, "tier": "bronze"})
     );
-    let r = call(
-        &client,
-        "calculate_account_value",
-        json!({"customer_id": "ABC123", "amounts": [-5.0]}),
-    )
-    .await;
+    let r = call(&client, "calculate_account_value", json!({"customer_id": "ABC123", "amounts": [-5.0]})).await;
     assert_eq!(text_of(&r), "amounts[0] = -5 is outside 0..1000000");
     client.cancel().await.unwrap();
     s.stop().await;
@@ -235,9 +152,7 @@ async fn insufficient_scope_is_403_with_exact_challenge_and_no_side_effect() {
     let s = Stack::start().await;
     let token = s.token(READONLY, None).await;
     let args = json!({"customer_id": "ABC123", "subject": "Grill", "description": "defective", "priority": "high"});
-    let resp = s
-        .mcp_post(Some(&token), &tools_call("create_support_ticket", args))
-        .await;
+    let resp = s.mcp_post(Some(&token), &tools_call("create_support_ticket", args)).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(
         www_authenticate(&resp),
@@ -252,20 +167,13 @@ async fn insufficient_scope_is_403_with_exact_challenge_and_no_side_effect() {
 
     // rmcp's client sees the same denial as InsufficientScope with the scope parsed out.
     let client = mcp_client(&s, &token).await;
-    let params = CallToolRequestParams::new("calculate_account_value").with_arguments(
-        json!({"customer_id": "ABC123", "amounts": [1.0]})
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
+    let params = CallToolRequestParams::new("calculate_account_value")
+        .with_arguments(json!({"customer_id": "ABC123", "amounts": [1.0]}).as_object().unwrap().clone());
     let err = client.call_tool(params).await.unwrap_err();
-    let rmcp::ServiceError::TransportSend(e) = &err else {
-        panic!("unexpected error {err:?}")
-    };
-    let http_err = e.error.downcast_ref::<rmcp::transport::streamable_http_client::StreamableHttpError<reqwest::Error>>().unwrap();
-    let rmcp::transport::streamable_http_client::StreamableHttpError::InsufficientScope(scope) =
-        http_err
-    else {
+    let rmcp::ServiceError::TransportSend(e) = &err else { panic!("unexpected error {err:?}") };
+    let http_err =
+        e.error.downcast_ref::<rmcp::transport::streamable_http_client::StreamableHttpError<reqwest::Error>>().unwrap();
+    let rmcp::transport::streamable_http_client::StreamableHttpError::InsufficientScope(scope) = http_err else {
         panic!("expected InsufficientScope, got {http_err:?}")
     };
     assert_eq!(scope.required_scope.as_deref(), Some("account:calculate"));
@@ -275,11 +183,7 @@ async fn insufficient_scope_is_403_with_exact_challenge_and_no_side_effect() {
 
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after() {
-    let s = Stack::start_with(common::config(Some(RateLimitConfig {
-        per_second: 0.5,
-        burst: 2,
-    })))
-    .await;
+    let s = Stack::start_with(common::config(Some(RateLimitConfig { per_second: 0.5, burst: 2 }))).await;
     let token = s.token(READONLY, None).await;
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     assert_eq!(s.mcp_post(Some(&token), &list).await.status(), 200);
@@ -305,23 +209,11 @@ async fn tickets_persist_across_restart_and_idempotency_keys_replay() {
         "priority": "high",
         "idempotency_key": "req-42"
     });
-    let first = call(&client, "create_support_ticket", args.clone())
-        .await
-        .structured_content
-        .unwrap();
+    let first = call(&client, "create_support_ticket", args.clone()).await.structured_content.unwrap();
     assert_eq!(first["ticket_id"], "TKT-000001");
-    assert_eq!(
-        (first["status"].as_str(), first["replayed"].as_bool()),
-        (Some("open"), Some(false))
-    );
-    let again = call(&client, "create_support_ticket", args.clone())
-        .await
-        .structured_content
-        .unwrap();
-    assert_eq!(
-        (again["ticket_id"].as_str(), again["replayed"].as_bool()),
-        (Some("TKT-000001"), Some(true))
-    );
+    assert_eq!((first["status"].as_str(), first["replayed"].as_bool()), (Some("open"), Some(false)));
+    let again = call(&client, "create_support_ticket", args.clone()).await.structured_content.unwrap();
+    assert_eq!((again["ticket_id"].as_str(), again["replayed"].as_bool()), (Some("TKT-000001"), Some(true)));
 
     let mut changed = args.clone();
     changed["subject"] = json!("Something else");
@@ -329,11 +221,13 @@ async fn tickets_persist_across_restart_and_idempotency_keys_replay() {
     assert_eq!(conflict.is_error, Some(true));
     assert!(text_of(&conflict).contains("already used for ticket TKT-000001"));
 
-    let bad = call(&client, "create_support_ticket", json!({"customer_id": "ABC123", "subject": "x", "description": "y", "priority": "critical"})).await;
-    assert_eq!(
-        text_of(&bad),
-        "priority \"critical\" is not one of low, medium, high, urgent"
-    );
+    let bad = call(
+        &client,
+        "create_support_ticket",
+        json!({"customer_id": "ABC123", "subject": "x", "description": "y", "priority": "critical"}),
+    )
+    .await;
+    assert_eq!(text_of(&bad), "priority \"critical\" is not one of low, medium, high, urgent");
     assert_eq!(s.ticket_rows(), 1);
     client.cancel().await.unwrap();
 
@@ -343,15 +237,14 @@ async fn tickets_persist_across_restart_and_idempotency_keys_replay() {
     assert_eq!(s.ticket_rows(), 1, "tickets survive a restart");
     let token = s.token(SUPPORT, None).await;
     let client = mcp_client(&s, &token).await;
-    let replay = call(&client, "create_support_ticket", args)
-        .await
-        .structured_content
-        .unwrap();
-    assert_eq!(
-        (replay["ticket_id"].as_str(), replay["replayed"].as_bool()),
-        (Some("TKT-000001"), Some(true))
-    );
-    let next = call(&client, "create_support_ticket", json!({"customer_id": "XYZ789", "subject": "Bulk order", "description": "Missing items", "priority": "low"})).await;
+    let replay = call(&client, "create_support_ticket", args).await.structured_content.unwrap();
+    assert_eq!((replay["ticket_id"].as_str(), replay["replayed"].as_bool()), (Some("TKT-000001"), Some(true)));
+    let next = call(
+        &client,
+        "create_support_ticket",
+        json!({"customer_id": "XYZ789", "subject": "Bulk order", "description": "Missing items", "priority": "low"}),
+    )
+    .await;
     assert_eq!(next.structured_content.unwrap()["ticket_id"], "TKT-000002");
     client.cancel().await.unwrap();
     s.stop().await;

@@ -11,10 +11,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 fn issuer_key(s: &Stack) -> (String, EncodingKey) {
-    let stored: Value = serde_json::from_str(
-        &std::fs::read_to_string(s.state.join("issuer/signing-keys.json")).unwrap(),
-    )
-    .unwrap();
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.state.join("issuer/signing-keys.json")).unwrap()).unwrap();
     let k = &stored["keys"][0];
     (
         k["kid"].as_str().unwrap().to_string(),
@@ -64,38 +62,21 @@ async fn forged_and_defective_tokens_are_rejected() {
 
     // Sanity: a token we mint the same way with the right key is accepted.
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-    assert_eq!(
-        s.mcp_post(Some(&rs(&good_claims(&s))), &list)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(s.mcp_post(Some(&rs(&good_claims(&s))), &list).await.status(), 200);
 
     let now = warden::time::now_epoch() as i64;
     let payload = B64.encode(good_claims(&s).to_string());
-    let jwks_text = s
-        .http
-        .get(format!("{}/jwks.json", s.issuer))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let jwks_text = s.http.get(format!("{}/jwks.json", s.issuer)).send().await.unwrap().text().await.unwrap();
     let valid = rs(&good_claims(&s));
     let mut parts: Vec<&str> = valid.split('.').collect();
-    let tampered_payload =
-        B64.encode(with(&|c| c["scope"] = json!("customer:read ticket:create")).to_string());
+    let tampered_payload = B64.encode(with(&|c| c["scope"] = json!("customer:read ticket:create")).to_string());
     parts[1] = &tampered_payload;
     let tampered = parts.join(".");
 
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "alg none",
-            format!(
-                "{}.{payload}.",
-                B64.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string())
-            ),
+            format!("{}.{payload}.", B64.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string())),
             "token algorithm \\\"none\\\" is not allowed (only RS256)",
         ),
         (
@@ -109,20 +90,12 @@ async fn forged_and_defective_tokens_are_rejected() {
         ),
         (
             "unknown kid",
-            sign(
-                &header(Algorithm::RS256, "at+jwt", "no-such-kid"),
-                &good_claims(&s),
-                &key,
-            ),
+            sign(&header(Algorithm::RS256, "at+jwt", "no-such-kid"), &good_claims(&s), &key),
             "no signing key with kid \\\"no-such-kid\\\" in the issuer's JWKS",
         ),
         (
             "signed by another key",
-            sign(
-                &header(Algorithm::RS256, "at+jwt", &kid),
-                &good_claims(&s),
-                &other_key(),
-            ),
+            sign(&header(Algorithm::RS256, "at+jwt", &kid), &good_claims(&s), &other_key()),
             "token signature is invalid",
         ),
         (
@@ -165,32 +138,18 @@ async fn forged_and_defective_tokens_are_rejected() {
         ),
         (
             "typ JWT",
-            sign(
-                &header(Algorithm::RS256, "JWT", &kid),
-                &good_claims(&s),
-                &key,
-            ),
+            sign(&header(Algorithm::RS256, "JWT", &kid), &good_claims(&s), &key),
             "token type \\\"JWT\\\" is not an access token (typ must be at+jwt)",
         ),
         ("tampered payload", tampered, "token signature is invalid"),
-        (
-            "garbage",
-            "garbage".to_string(),
-            "token is not a well-formed JWS compact serialization",
-        ),
+        ("garbage", "garbage".to_string(), "token is not a well-formed JWS compact serialization"),
     ];
     for (name, token, reason) in cases {
         let resp = s.mcp_post(Some(&token), &list).await;
         assert_eq!(resp.status(), 401, "{name}");
         let challenge = www_authenticate(&resp);
-        assert!(
-            challenge.starts_with("Bearer error=\"invalid_token\""),
-            "{name}: {challenge}"
-        );
-        assert!(
-            challenge.contains(&format!("error_description=\"{reason}\"")),
-            "{name}: {challenge}"
-        );
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{name}: {challenge}");
+        assert!(challenge.contains(&format!("error_description=\"{reason}\"")), "{name}: {challenge}");
     }
     s.stop().await;
 }
@@ -201,14 +160,8 @@ async fn a_token_for_another_client_scope_set_is_still_bound_to_its_scopes() {
     // customer:read cannot open a ticket even though the client is allowed ticket:create.
     let s = Stack::start().await;
     let token = s.token(SUPPORT, Some("customer:read")).await;
-    let args =
-        json!({"customer_id": "ABC123", "subject": "s", "description": "d", "priority": "low"});
-    let resp = s
-        .mcp_post(
-            Some(&token),
-            &common::tools_call("create_support_ticket", args),
-        )
-        .await;
+    let args = json!({"customer_id": "ABC123", "subject": "s", "description": "d", "priority": "low"});
+    let resp = s.mcp_post(Some(&token), &common::tools_call("create_support_ticket", args)).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(s.ticket_rows(), 0);
     s.stop().await;

@@ -70,10 +70,7 @@ pub async fn fetch_as_metadata(
 ) -> Result<AuthorizationServerMetadata, JwksError> {
     let mut last = String::new();
     for url in as_metadata_urls(issuer) {
-        let fail = |reason: String| JwksError::Fetch {
-            url: url.clone(),
-            reason,
-        };
+        let fail = |reason: String| JwksError::Fetch { url: url.clone(), reason };
         let resp = match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
@@ -86,26 +83,17 @@ pub async fn fetch_as_metadata(
             }
         };
         let body = read_bounded(resp, 256 * 1024).await.map_err(fail)?;
-        let meta: AuthorizationServerMetadata =
-            serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let meta: AuthorizationServerMetadata = serde_json::from_slice(&body)
+            .map_err(|e| JwksError::Invalid { url: url.clone(), reason: e.to_string() })?;
         if meta.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
             return Err(JwksError::Invalid {
                 url,
-                reason: format!(
-                    "metadata names issuer {:?}, expected {issuer:?}",
-                    meta.issuer
-                ),
+                reason: format!("metadata names issuer {:?}, expected {issuer:?}", meta.issuer),
             });
         }
         return Ok(meta);
     }
-    Err(JwksError::Fetch {
-        url: issuer.to_string(),
-        reason: last,
-    })
+    Err(JwksError::Fetch { url: issuer.to_string(), reason: last })
 }
 
 #[cfg(test)]

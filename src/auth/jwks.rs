@@ -38,10 +38,7 @@ struct Keys {
 
 /// Where keys come from: an HTTPS `jwks_uri`, or a fixed set (tests, pinned keys).
 enum Source {
-    Url {
-        client: reqwest::Client,
-        url: String,
-    },
+    Url { client: reqwest::Client, url: String },
     Fixed,
 }
 
@@ -56,10 +53,7 @@ pub struct JwksCache {
 impl JwksCache {
     pub fn from_url(client: reqwest::Client, url: impl Into<String>) -> Self {
         Self {
-            source: Source::Url {
-                client,
-                url: url.into(),
-            },
+            source: Source::Url { client, url: url.into() },
             keys: RwLock::new(Keys::default()),
             refetch: tokio::sync::Mutex::new(()),
             cooldown: Duration::from_secs(30),
@@ -116,27 +110,17 @@ impl JwksCache {
         if may_fetch && let Err(e) = self.fetch_and_install().await {
             tracing::warn!(error = %e, "JWKS refresh failed");
             let k = self.keys.read();
-            let too_old = k
-                .fetched_at
-                .is_none_or(|t| t.elapsed() > self.max_age.saturating_mul(2));
+            let too_old = k.fetched_at.is_none_or(|t| t.elapsed() > self.max_age.saturating_mul(2));
             if too_old {
-                return Err(if k.by_kid.is_empty() {
-                    e
-                } else {
-                    JwksError::Stale
-                });
+                return Err(if k.by_kid.is_empty() { e } else { JwksError::Stale });
             }
         }
         let k = self.keys.read();
-        k.by_kid
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| JwksError::UnknownKid(truncate(kid)))
+        k.by_kid.get(kid).cloned().ok_or_else(|| JwksError::UnknownKid(truncate(kid)))
     }
 
     fn is_stale(&self, k: &Keys) -> bool {
-        matches!(self.source, Source::Url { .. })
-            && k.fetched_at.is_none_or(|t| t.elapsed() > self.max_age)
+        matches!(self.source, Source::Url { .. }) && k.fetched_at.is_none_or(|t| t.elapsed() > self.max_age)
     }
 
     /// `Some` when the cache can answer without a fetch: a fresh hit, or a known-unknown
@@ -151,9 +135,7 @@ impl JwksCache {
             None if k.last_attempt.is_some_and(|t| t.elapsed() < self.cooldown) => {
                 Some(Err(JwksError::UnknownKid(truncate(kid))))
             }
-            None if matches!(self.source, Source::Fixed) => {
-                Some(Err(JwksError::UnknownKid(truncate(kid))))
-            }
+            None if matches!(self.source, Source::Fixed) => Some(Err(JwksError::UnknownKid(truncate(kid)))),
             None => None,
         }
     }
@@ -163,31 +145,17 @@ impl JwksCache {
             return Ok(self.keys.read().by_kid.len());
         };
         self.keys.write().last_attempt = Some(Instant::now());
-        let fetch_err = |reason: String| JwksError::Fetch {
-            url: url.clone(),
-            reason,
-        };
-        let resp = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| fetch_err(e.to_string()))?;
+        let fetch_err = |reason: String| JwksError::Fetch { url: url.clone(), reason };
+        let resp = client.get(url).send().await.map_err(|e| fetch_err(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(fetch_err(format!("HTTP {}", resp.status())));
         }
-        let body = read_bounded(resp, MAX_JWKS_BYTES)
-            .await
-            .map_err(fetch_err)?;
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        let body = read_bounded(resp, MAX_JWKS_BYTES).await.map_err(fetch_err)?;
+        let set: JwkSet = serde_json::from_slice(&body)
+            .map_err(|e| JwksError::Invalid { url: url.clone(), reason: e.to_string() })?;
         let keys = usable_keys(&set);
         if keys.is_empty() {
-            return Err(JwksError::Invalid {
-                url: url.clone(),
-                reason: "no RS256 signing keys with a kid".into(),
-            });
+            return Err(JwksError::Invalid { url: url.clone(), reason: "no RS256 signing keys with a kid".into() });
         }
         let n = keys.len();
         self.install(keys);
@@ -206,17 +174,8 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
     set.keys
         .iter()
         .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
-        .filter(|jwk| {
-            jwk.common
-                .key_algorithm
-                .is_none_or(|a| a == KeyAlgorithm::RS256)
-        })
-        .filter(|jwk| {
-            jwk.common
-                .public_key_use
-                .as_ref()
-                .is_none_or(|u| *u == PublicKeyUse::Signature)
-        })
+        .filter(|jwk| jwk.common.key_algorithm.is_none_or(|a| a == KeyAlgorithm::RS256))
+        .filter(|jwk| jwk.common.public_key_use.as_ref().is_none_or(|u| *u == PublicKeyUse::Signature))
         .filter_map(|jwk| {
             let kid = jwk.common.key_id.clone()?;
             let key = DecodingKey::from_jwk(jwk).ok()?;

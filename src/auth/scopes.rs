@@ -19,13 +19,8 @@ impl Scope {
     pub fn new(s: &str) -> Result<Self, InvalidScope> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-        if ok {
-            Ok(Scope(s.to_string()))
-        } else {
-            Err(InvalidScope(s.chars().take(64).collect()))
-        }
+            && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if ok { Ok(Scope(s.to_string())) } else { Err(InvalidScope(s.chars().take(64).collect())) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,10 +66,7 @@ impl ScopeSet {
     /// Parses the space-separated form used in `scope` parameters and claims. Repeated
     /// spaces are tolerated; an invalid token fails the whole parse.
     pub fn parse(s: &str) -> Result<Self, InvalidScope> {
-        s.split(' ')
-            .filter(|t| !t.is_empty())
-            .map(Scope::new)
-            .collect()
+        s.split(' ').filter(|t| !t.is_empty()).map(Scope::new).collect()
     }
 
     pub fn contains(&self, scope: &Scope) -> bool {

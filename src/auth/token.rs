@@ -24,19 +24,12 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TokenError {
     #[error("token endpoint {endpoint} returned {error}{}: {hint}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Refused {
-        endpoint: String,
-        error: String,
-        description: Option<String>,
-        hint: &'static str,
-    },
+    Refused { endpoint: String, error: String, description: Option<String>, hint: &'static str },
     #[error("could not reach the token endpoint {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
     #[error("token endpoint {endpoint} sent an unusable response: {reason}")]
     BadResponse { endpoint: String, reason: String },
-    #[error(
-        "the authorization server issued a token that failed verification ({0}); it was not used"
-    )]
+    #[error("the authorization server issued a token that failed verification ({0}); it was not used")]
     Rejected(VerifyError),
 }
 
@@ -122,11 +115,7 @@ impl TokenManager {
         if let Some(h) = self.fresh() {
             return Ok(h.claims.clone());
         }
-        let reason = if self.held.read().is_some() {
-            RefreshReason::Expiring
-        } else {
-            RefreshReason::Initial
-        };
+        let reason = if self.held.read().is_some() { RefreshReason::Expiring } else { RefreshReason::Initial };
         self.refresh_after(seen, reason).await
     }
 
@@ -138,10 +127,7 @@ impl TokenManager {
 
     /// Replaces the token after the server rejected it (401). Single-flight: if another
     /// caller already replaced the token we saw, its result is used.
-    pub async fn refresh_rejected(
-        &self,
-        rejected: &VerifiedClaims,
-    ) -> Result<Arc<VerifiedClaims>, TokenError> {
+    pub async fn refresh_rejected(&self, rejected: &VerifiedClaims) -> Result<Arc<VerifiedClaims>, TokenError> {
         let _guard = self.refresh_lock.lock().await;
         if let Some(h) = self.held.read().as_ref()
             && h.claims.jti != rejected.jti
@@ -153,10 +139,7 @@ impl TokenManager {
 
     /// Asks for a different scope set (`None`: the client's defaults) and fetches a new
     /// token now, so the caller sees the grant or the refusal immediately.
-    pub async fn regrant(
-        &self,
-        scopes: Option<ScopeSet>,
-    ) -> Result<Arc<VerifiedClaims>, TokenError> {
+    pub async fn regrant(&self, scopes: Option<ScopeSet>) -> Result<Arc<VerifiedClaims>, TokenError> {
         let _guard = self.refresh_lock.lock().await;
         *self.requested.write() = scopes;
         self.fetch(RefreshReason::Regrant).await
@@ -177,18 +160,10 @@ impl TokenManager {
 
     fn fresh(&self) -> Option<Arc<Held>> {
         let now = crate::time::now_epoch();
-        self.held
-            .read()
-            .as_ref()
-            .filter(|h| h.claims.seconds_to_expiry(now) > REFRESH_SKEW_SECS)
-            .cloned()
+        self.held.read().as_ref().filter(|h| h.claims.seconds_to_expiry(now) > REFRESH_SKEW_SECS).cloned()
     }
 
-    async fn refresh_after(
-        &self,
-        seen: u64,
-        reason: RefreshReason,
-    ) -> Result<Arc<VerifiedClaims>, TokenError> {
+    async fn refresh_after(&self, seen: u64, reason: RefreshReason) -> Result<Arc<VerifiedClaims>, TokenError> {
         let _guard = self.refresh_lock.lock().await;
         if self.generation.load(Ordering::Acquire) != seen
             && let Some(h) = self.fresh()
@@ -206,12 +181,7 @@ impl TokenManager {
         let token = match result {
             Ok(t) => t,
             Err(e) => {
-                self.events.emit(
-                    &EventScope::default(),
-                    EventKind::TokenError {
-                        detail: e.to_string(),
-                    },
-                );
+                self.events.emit(&EventScope::default(), EventKind::TokenError { detail: e.to_string() });
                 return Err(e);
             }
         };
@@ -220,19 +190,12 @@ impl TokenManager {
             Err(e) => {
                 self.events.emit(
                     &EventScope::default(),
-                    EventKind::TokenRejected {
-                        check: e.code().to_string(),
-                        detail: e.to_string(),
-                    },
+                    EventKind::TokenRejected { check: e.code().to_string(), detail: e.to_string() },
                 );
                 return Err(TokenError::Rejected(e));
             }
         };
-        let held = Arc::new(Held {
-            token: Secret::new(token),
-            claims: claims.clone(),
-            requested,
-        });
+        let held = Arc::new(Held { token: Secret::new(token), claims: claims.clone(), requested });
         if reason != RefreshReason::Initial {
             self.refreshes.fetch_add(1, Ordering::Relaxed);
         }
@@ -240,22 +203,14 @@ impl TokenManager {
         *self.held.write() = Some(held);
         self.generation.fetch_add(1, Ordering::Release);
         tracing::info!(fingerprint = %claims.fingerprint, scope = %claims.scope, ?reason, "access token obtained");
-        self.events.emit(
-            &EventScope::default(),
-            EventKind::TokenIssued {
-                token: info,
-                reason,
-            },
-        );
+        self.events.emit(&EventScope::default(), EventKind::TokenIssued { token: info, reason });
         Ok(claims)
     }
 
     async fn request(&self, scopes: Option<&ScopeSet>) -> Result<String, TokenError> {
         let endpoint = &self.source.token_endpoint;
-        let mut form: Vec<(&str, String)> = vec![
-            ("grant_type", "client_credentials".into()),
-            ("resource", self.source.resource.clone()),
-        ];
+        let mut form: Vec<(&str, String)> =
+            vec![("grant_type", "client_credentials".into()), ("resource", self.source.resource.clone())];
         if let Some(s) = scopes.filter(|s| !s.is_empty()) {
             form.push(("scope", s.to_string()));
         }
@@ -264,36 +219,23 @@ impl TokenManager {
             ClientAuth::Basic => {
                 // RFC 6749 §2.3.1: form-urlencode id and secret before base64.
                 let enc = |s: &str| {
-                    serde_urlencoded::to_string([("", s)])
-                        .unwrap_or_default()
-                        .trim_start_matches('=')
-                        .to_string()
+                    serde_urlencoded::to_string([("", s)]).unwrap_or_default().trim_start_matches('=').to_string()
                 };
-                req = req.basic_auth(
-                    enc(&self.source.client_id),
-                    Some(enc(self.source.client_secret.expose())),
-                );
+                req = req.basic_auth(enc(&self.source.client_id), Some(enc(self.source.client_secret.expose())));
             }
             ClientAuth::Post => {
                 form.push(("client_id", self.source.client_id.clone()));
                 form.push(("client_secret", self.source.client_secret.expose().clone()));
             }
         }
-        let resp = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| TokenError::Unreachable {
-                endpoint: endpoint.clone(),
-                reason: crate::security::tls::describe_reqwest(&e),
-            })?;
+        let resp = req.form(&form).send().await.map_err(|e| TokenError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason: crate::security::tls::describe_reqwest(&e),
+        })?;
         let status = resp.status();
         let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
             .await
-            .map_err(|reason| TokenError::BadResponse {
-                endpoint: endpoint.clone(),
-                reason,
-            })?;
+            .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
                 Ok(e) => TokenError::Refused {
@@ -302,17 +244,11 @@ impl TokenManager {
                     error: e.error,
                     description: e.error_description,
                 },
-                Err(_) => TokenError::BadResponse {
-                    endpoint: endpoint.clone(),
-                    reason: format!("HTTP {status}"),
-                },
+                Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
             });
         }
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| TokenError::BadResponse {
-                endpoint: endpoint.clone(),
-                reason: e.to_string(),
-            })?;
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| TokenError::BadResponse { endpoint: endpoint.clone(), reason: e.to_string() })?;
         if !parsed.token_type.eq_ignore_ascii_case("bearer") {
             return Err(TokenError::BadResponse {
                 endpoint: endpoint.clone(),
@@ -346,16 +282,10 @@ impl TokenManager {
 /// What to do about each RFC 6749 error.
 fn hint_for(error: &str) -> &'static str {
     match error {
-        "invalid_client" => {
-            "check client_id and client_secret in the [client] section of your config"
-        }
+        "invalid_client" => "check client_id and client_secret in the [client] section of your config",
         "invalid_scope" => "request only scopes this client is registered for (--scopes)",
-        "invalid_target" => {
-            "the authorization server does not know this resource; check the server URL/resource"
-        }
-        "unauthorized_client" | "unsupported_grant_type" => {
-            "the client is not allowed the client_credentials grant"
-        }
+        "invalid_target" => "the authorization server does not know this resource; check the server URL/resource",
+        "unauthorized_client" | "unsupported_grant_type" => "the client is not allowed the client_credentials grant",
         _ => "see the authorization server's logs",
     }
 }

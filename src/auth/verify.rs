@@ -178,12 +178,7 @@ impl Verifier {
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Self {
-            config,
-            jwks,
-            validation,
-            cache: RwLock::new(HashMap::new()),
-        }
+        Self { config, jwks, validation, cache: RwLock::new(HashMap::new()) }
     }
 
     pub fn config(&self) -> &VerifierConfig {
@@ -229,28 +224,20 @@ impl Verifier {
         let header = parse_header(token)?;
         let kid = header.kid.ok_or(VerifyError::MissingKid)?;
         let decoding_key = self.jwks.key(&kid).await?;
-        let data = jsonwebtoken::decode::<RawClaims>(token, &decoding_key, &self.validation)
-            .map_err(map_jwt_error)?;
+        let data = jsonwebtoken::decode::<RawClaims>(token, &decoding_key, &self.validation).map_err(map_jwt_error)?;
         let c = data.claims;
-        let need =
-            |v: Option<String>, name: &str| v.ok_or_else(|| VerifyError::MissingClaim(name.into()));
-        let scope = ScopeSet::parse(c.scope.as_deref().unwrap_or(""))
-            .map_err(|_| VerifyError::BadClaim("scope".into()))?;
+        let need = |v: Option<String>, name: &str| v.ok_or_else(|| VerifyError::MissingClaim(name.into()));
+        let scope =
+            ScopeSet::parse(c.scope.as_deref().unwrap_or("")).map_err(|_| VerifyError::BadClaim("scope".into()))?;
         Ok(VerifiedClaims {
             iss: need(c.iss, "iss")?,
             sub: need(c.sub, "sub")?,
-            aud: c
-                .aud
-                .ok_or_else(|| VerifyError::MissingClaim("aud".into()))?,
+            aud: c.aud.ok_or_else(|| VerifyError::MissingClaim("aud".into()))?,
             client_id: need(c.client_id, "client_id")?,
             scope,
-            iat: c
-                .iat
-                .ok_or_else(|| VerifyError::MissingClaim("iat".into()))?,
+            iat: c.iat.ok_or_else(|| VerifyError::MissingClaim("iat".into()))?,
             nbf: c.nbf,
-            exp: c
-                .exp
-                .ok_or_else(|| VerifyError::MissingClaim("exp".into()))?,
+            exp: c.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?,
             jti: need(c.jti, "jti")?,
             kid,
             alg: "RS256".into(),
@@ -268,36 +255,26 @@ struct CheckedHeader {
 /// and friends are named precisely and never reach the signature code.
 fn parse_header(token: &str) -> Result<CheckedHeader, VerifyError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(VerifyError::Malformed);
     };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(h)
-        .map_err(|_| VerifyError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| VerifyError::Malformed)?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)?;
     let alg = header.get("alg").and_then(|v| v.as_str()).unwrap_or("");
     if alg != "RS256" {
-        return Err(VerifyError::AlgorithmNotAllowed(
-            alg.chars().take(16).collect(),
-        ));
+        return Err(VerifyError::AlgorithmNotAllowed(alg.chars().take(16).collect()));
     }
     let typ = header.get("typ").and_then(|v| v.as_str()).unwrap_or("");
     // RFC 9068 §2.1: "at+jwt"; the media-type form "application/at+jwt" is equivalent.
-    let typ_ok =
-        typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt");
+    let typ_ok = typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt");
     if !typ_ok {
         return Err(VerifyError::WrongType(typ.chars().take(32).collect()));
     }
     if header.contains_key("crit") {
         return Err(VerifyError::CriticalHeader);
     }
-    let kid = header
-        .get("kid")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let kid = header.get("kid").and_then(|v| v.as_str()).map(str::to_string);
     Ok(CheckedHeader { kid })
 }
 
@@ -310,9 +287,9 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> VerifyError {
         ErrorKind::InvalidAudience => VerifyError::WrongAudience,
         ErrorKind::MissingRequiredClaim(c) => VerifyError::MissingClaim(c.clone()),
         ErrorKind::InvalidClaimFormat(c) => VerifyError::BadClaim(c.clone()),
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::MissingAlgorithm
-        | ErrorKind::UnsupportedAlgorithm => VerifyError::AlgorithmNotAllowed("?".into()),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::UnsupportedAlgorithm => {
+            VerifyError::AlgorithmNotAllowed("?".into())
+        }
         ErrorKind::Json(_) => VerifyError::BadClaim("payload".into()),
         _ => VerifyError::Malformed,
     }
@@ -345,12 +322,7 @@ mod tests {
             parse_header(&tok(r#"{"alg":"RS256","typ":"at+jwt","crit":["x"]}"#)).err(),
             Some(VerifyError::CriticalHeader)
         );
-        assert!(
-            parse_header(&tok(
-                r#"{"alg":"RS256","typ":"application/at+jwt","kid":"k"}"#
-            ))
-            .is_ok()
-        );
+        assert!(parse_header(&tok(r#"{"alg":"RS256","typ":"application/at+jwt","kid":"k"}"#)).is_ok());
         assert_eq!(parse_header("a.b").err(), Some(VerifyError::Malformed));
         assert_eq!(parse_header("!!.b.c").err(), Some(VerifyError::Malformed));
     }

@@ -39,9 +39,11 @@ pub struct ClientArgs<'a> {
 
 fn load(args: &ClientArgs<'_>) -> anyhow::Result<(Config, Option<ScopeSet>)> {
     let (config, _) = Config::load(args.config)?;
-    let scopes = args.scopes.map(ScopeSet::parse).transpose().context(
-        "--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\"",
-    )?;
+    let scopes = args
+        .scopes
+        .map(ScopeSet::parse)
+        .transpose()
+        .context("--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\"")?;
     Ok((config, scopes))
 }
 
@@ -61,9 +63,7 @@ pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         eprintln!("warden: {e}");
         return Ok(if e.is_auth() { Exit::Auth } else { Exit::Other }.into());
     }
-    let info = tokens
-        .info()
-        .context("token manager holds no token after a successful fetch")?;
+    let info = tokens.info().context("token manager holds no token after a successful fetch")?;
     if args.json {
         let now = crate::time::now_epoch();
         let mut v = serde_json::to_value(&info)?;
@@ -78,16 +78,9 @@ pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
 /// Human rendering of the token's state. Never includes the token.
 pub fn render_token(t: &TokenInfo, now: u64) -> String {
     let left = t.seconds_to_expiry(now);
-    let expiry = if left > 0 {
-        format!("in {}m{:02}s", left / 60, left % 60)
-    } else {
-        format!("EXPIRED {}s ago", -left)
-    };
-    let requested = t
-        .requested
-        .as_ref()
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "(client defaults)".into());
+    let expiry =
+        if left > 0 { format!("in {}m{:02}s", left / 60, left % 60) } else { format!("EXPIRED {}s ago", -left) };
+    let requested = t.requested.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "(client defaults)".into());
     format!(
         "token for {client} from {iss}\n  verified     ✓ {alg}, kid {kid}, typ at+jwt\n  subject      {sub}\n  audience     {aud}\n  granted      {granted}\n  requested    {requested}\n  expires      {expiry} ({at})\n  fingerprint  {fp}\n  refreshes    {refreshes}\n",
         client = t.client_id,
@@ -105,11 +98,10 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
 
 pub async fn tools(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
     let (config, scopes) = load(&args)?;
-    let stack =
-        match ClientStack::connect(&config, scopes, CallPolicy::default(), EventBus::new()).await {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+    let stack = match ClientStack::connect(&config, scopes, CallPolicy::default(), EventBus::new()).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let mut out = Vec::new();
     let mut text = String::new();
     for server in &stack.servers {
@@ -123,25 +115,14 @@ pub async fn tools(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         ));
         for tool in &server.tools {
             let missing = granted.missing(&tool.spec.required_scopes);
-            let mark = if missing.is_empty() {
-                "✓ allowed"
-            } else {
-                "✗ denied "
-            };
+            let mark = if missing.is_empty() { "✓ allowed" } else { "✗ denied " };
             let needs = if tool.spec.required_scopes.is_empty() {
                 "(none advertised)".to_string()
             } else {
                 tool.spec.required_scopes.to_string()
             };
-            let why = if missing.is_empty() {
-                String::new()
-            } else {
-                format!("  missing {missing}")
-            };
-            text.push_str(&format!(
-                "  {mark}  {:<26} needs {needs}{why}\n",
-                tool.spec.name
-            ));
+            let why = if missing.is_empty() { String::new() } else { format!("  missing {missing}") };
+            text.push_str(&format!("  {mark}  {:<26} needs {needs}{why}\n", tool.spec.name));
             out.push(json!({
                 "server": server.entry.name,
                 "tool": tool.spec.name,
@@ -162,44 +143,31 @@ pub async fn tools(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
     Ok(Exit::Ok.into())
 }
 
-pub async fn call(
-    args: ClientArgs<'_>,
-    tool: &str,
-    json_args: &str,
-    precheck: bool,
-) -> anyhow::Result<ExitCode> {
+pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: bool) -> anyhow::Result<ExitCode> {
     let (config, scopes) = load(&args)?;
-    let tool_args: Value = serde_json::from_str(json_args)
-        .with_context(|| format!("TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'; got {json_args:?}"))?;
+    let tool_args: Value = serde_json::from_str(json_args).with_context(|| {
+        format!("TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'; got {json_args:?}")
+    })?;
     anyhow::ensure!(
         tool_args.is_object(),
         "TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'"
     );
     let events = EventBus::recording();
-    let policy = CallPolicy {
-        precheck,
-        ..CallPolicy::default()
-    };
+    let policy = CallPolicy { precheck, ..CallPolicy::default() };
     let stack = match ClientStack::connect(&config, scopes, policy, events.clone()).await {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
     let Some(secure) = stack.tool(tool).cloned() else {
         let names: Vec<String> = stack.tools().map(|t| t.name().to_string()).collect();
-        eprintln!(
-            "warden: no tool named {tool:?}; available: {}",
-            names.join(", ")
-        );
+        eprintln!("warden: no tool named {tool:?}; available: {}", names.join(", "));
         stack.close().await;
         return Ok(Exit::Other.into());
     };
     let report = secure.call(tool_args, &Scope::default()).await;
     let exit = exit_of(&report.outcome);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"report": report, "events": events.recorded()}))?
-        );
+        println!("{}", serde_json::to_string_pretty(&json!({"report": report, "events": events.recorded()}))?);
     } else {
         print!("{}", render_report(&report));
     }
@@ -213,14 +181,8 @@ fn exit_of(outcome: &CallOutcome) -> Exit {
         CallOutcome::Success { .. } => Exit::Ok,
         CallOutcome::ToolError { .. } => Exit::ToolError,
         CallOutcome::Denied { .. } => Exit::Denied,
-        CallOutcome::Failed {
-            class: FailureClass::Unauthorized,
-            ..
-        } => Exit::Auth,
-        CallOutcome::Failed {
-            class: FailureClass::RateLimited,
-            ..
-        } => Exit::RateLimited,
+        CallOutcome::Failed { class: FailureClass::Unauthorized, .. } => Exit::Auth,
+        CallOutcome::Failed { class: FailureClass::RateLimited, .. } => Exit::RateLimited,
         CallOutcome::Failed { .. } => Exit::Other,
     }
 }
@@ -229,30 +191,19 @@ pub fn render_report(r: &CallReport) -> String {
     let timing = format!("{} attempt(s), {:.1} ms", r.attempts, r.latency_ms);
     match &r.outcome {
         CallOutcome::Success { structured, text } => {
-            let body = structured
-                .as_ref()
-                .and_then(|v| serde_json::to_string_pretty(v).ok())
-                .unwrap_or_else(|| text.clone());
+            let body =
+                structured.as_ref().and_then(|v| serde_json::to_string_pretty(v).ok()).unwrap_or_else(|| text.clone());
             format!("✓ {} on {} ({timing})\n{body}\n", r.tool, r.server)
         }
         CallOutcome::ToolError { message, .. } => {
             format!("✗ {} reported an error ({timing}): {message}\n", r.tool)
         }
-        CallOutcome::Denied {
-            side,
-            required,
-            granted,
-            missing,
-            www_authenticate,
-        } => {
+        CallOutcome::Denied { side, required, granted, missing, www_authenticate } => {
             let by = match side {
-                DenialSide::Client => {
-                    "refused locally before sending (scope pre-check)".to_string()
+                DenialSide::Client => "refused locally before sending (scope pre-check)".to_string(),
+                DenialSide::Server => {
+                    format!("refused by the server: 403 {}", www_authenticate.as_deref().unwrap_or(""))
                 }
-                DenialSide::Server => format!(
-                    "refused by the server: 403 {}",
-                    www_authenticate.as_deref().unwrap_or("")
-                ),
             };
             format!(
                 "✗ DENIED {}: missing {missing}\n  {by}\n  required {required}; granted {granted}\n  fix: re-grant with --scopes including {missing} (the client must be registered for it)\n",

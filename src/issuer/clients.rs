@@ -34,15 +34,9 @@ impl ClientRegistry {
     pub fn from_config(regs: &[ClientRegistration]) -> Result<Self, RegistryError> {
         let mut clients = HashMap::new();
         for r in regs {
-            let secret_hash =
-                SecretHash::parse(&r.secret_hash).map_err(|source| RegistryError {
-                    client_id: r.client_id.clone(),
-                    source,
-                })?;
-            let default_scopes = r
-                .default_scopes
-                .clone()
-                .unwrap_or_else(|| r.allowed_scopes.clone());
+            let secret_hash = SecretHash::parse(&r.secret_hash)
+                .map_err(|source| RegistryError { client_id: r.client_id.clone(), source })?;
+            let default_scopes = r.default_scopes.clone().unwrap_or_else(|| r.allowed_scopes.clone());
             clients.insert(
                 r.client_id.clone(),
                 RegisteredClient {
@@ -53,10 +47,7 @@ impl ClientRegistry {
                 },
             );
         }
-        let dummy = SecretHash::create(
-            "warden-dummy-secret",
-            crate::security::hash::DEFAULT_ITERATIONS,
-        );
+        let dummy = SecretHash::create("warden-dummy-secret", crate::security::hash::DEFAULT_ITERATIONS);
         Ok(Self { clients, dummy })
     }
 
@@ -74,9 +65,6 @@ impl ClientRegistry {
 
     /// Union of every client's allowed scopes (for `scopes_supported`).
     pub fn all_scopes(&self) -> ScopeSet {
-        self.clients
-            .values()
-            .flat_map(|c| c.allowed_scopes.iter().cloned())
-            .collect()
+        self.clients.values().flat_map(|c| c.allowed_scopes.iter().cloned()).collect()
     }
 }

@@ -30,11 +30,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-            basic_challenge: false,
-        }
+        Self { code, description: description.into(), basic_challenge: false }
     }
 }
 
@@ -51,27 +47,13 @@ impl IntoResponse for OAuthError {
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        let mut resp = (
-            status,
-            Json(Body {
-                error: self.code,
-                error_description: &self.description,
-            }),
-        )
-            .into_response();
+        let mut resp = (status, Json(Body { error: self.code, error_description: &self.description })).into_response();
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if status == StatusCode::UNAUTHORIZED {
-            let challenge = if self.basic_challenge {
-                "Basic realm=\"warden\""
-            } else {
-                "Bearer realm=\"warden\""
-            };
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            let challenge = if self.basic_challenge { "Basic realm=\"warden\"" } else { "Bearer realm=\"warden\"" };
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         resp
     }

@@ -21,10 +21,7 @@ pub enum KeyError {
     #[error("could not read signing keys {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error("could not write signing keys {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("RSA key generation failed")]
     Generate,
     #[error("stored signing key {kid} is unusable: {message}")]
@@ -55,42 +52,25 @@ pub struct SigningKey {
 
 impl SigningKey {
     fn generate() -> Result<Self, KeyError> {
-        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-            .map_err(|_| KeyError::Generate)?;
+        let pair =
+            aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
         let der = pair.as_der().map_err(|_| KeyError::Generate)?;
         let pem = pem_encode("PRIVATE KEY", der.as_ref());
         Self::from_pem(pem, crate::time::now_epoch(), None)
     }
 
-    fn from_pem(
-        pem: String,
-        created_at: u64,
-        expected_kid: Option<&str>,
-    ) -> Result<Self, KeyError> {
-        let invalid = |message: String| KeyError::Invalid {
-            kid: expected_kid.unwrap_or("new").to_string(),
-            message,
-        };
-        let encoding =
-            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-        let mut public = Jwk::from_encoding_key(&encoding, Algorithm::RS256)
-            .map_err(|e| invalid(e.to_string()))?;
-        let kid = public
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| invalid(e.to_string()))?;
+    fn from_pem(pem: String, created_at: u64, expected_kid: Option<&str>) -> Result<Self, KeyError> {
+        let invalid = |message: String| KeyError::Invalid { kid: expected_kid.unwrap_or("new").to_string(), message };
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        let mut public = Jwk::from_encoding_key(&encoding, Algorithm::RS256).map_err(|e| invalid(e.to_string()))?;
+        let kid = public.thumbprint(ThumbprintHash::SHA256).map_err(|e| invalid(e.to_string()))?;
         if expected_kid.is_some_and(|k| k != kid) {
             return Err(invalid("kid does not match the key's thumbprint".into()));
         }
         public.common.key_id = Some(kid.clone());
         public.common.public_key_use = Some(PublicKeyUse::Signature);
         public.common.key_algorithm = Some(KeyAlgorithm::RS256);
-        Ok(Self {
-            kid,
-            created_at,
-            encoding,
-            public,
-            pem,
-        })
+        Ok(Self { kid, created_at, encoding, public, pem })
     }
 
     pub fn encoding_key(&self) -> &EncodingKey {
@@ -121,26 +101,14 @@ impl KeyStore {
         let path = dir.join("signing-keys.json");
         let mut keys = Vec::new();
         if path.exists() {
-            let read_err = |message: String| KeyError::Read {
-                path: path.clone(),
-                message,
-            };
+            let read_err = |message: String| KeyError::Read { path: path.clone(), message };
             let text = std::fs::read_to_string(&path).map_err(|e| read_err(e.to_string()))?;
-            let stored: StoredKeys =
-                serde_json::from_str(&text).map_err(|e| read_err(e.to_string()))?;
+            let stored: StoredKeys = serde_json::from_str(&text).map_err(|e| read_err(e.to_string()))?;
             for k in stored.keys {
-                keys.push(std::sync::Arc::new(SigningKey::from_pem(
-                    k.private_key_pem,
-                    k.created_at,
-                    Some(&k.kid),
-                )?));
+                keys.push(std::sync::Arc::new(SigningKey::from_pem(k.private_key_pem, k.created_at, Some(&k.kid))?));
             }
         }
-        let store = Self {
-            path,
-            keep_previous,
-            keys: RwLock::new(keys),
-        };
+        let store = Self { path, keep_previous, keys: RwLock::new(keys) };
         if store.keys.read().is_empty() {
             store.rotate()?;
         }
@@ -163,18 +131,11 @@ impl KeyStore {
         let stored = StoredKeys {
             keys: keys
                 .iter()
-                .map(|k| StoredKey {
-                    kid: k.kid.clone(),
-                    created_at: k.created_at,
-                    private_key_pem: k.pem.clone(),
-                })
+                .map(|k| StoredKey { kid: k.kid.clone(), created_at: k.created_at, private_key_pem: k.pem.clone() })
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&stored).unwrap_or_default();
-        write_private(&self.path, &json).map_err(|source| KeyError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        write_private(&self.path, &json).map_err(|source| KeyError::Write { path: self.path.clone(), source })
     }
 
     /// The key that signs new tokens.
@@ -185,9 +146,7 @@ impl KeyStore {
 
     /// The public JWKS: every published key, public parts only.
     pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: self.keys.read().iter().map(|k| k.public.clone()).collect(),
-        }
+        JwkSet { keys: self.keys.read().iter().map(|k| k.public.clone()).collect() }
     }
 }
 
@@ -206,28 +165,15 @@ mod tests {
 
         let second = reopened.rotate().unwrap();
         assert_ne!(second, first);
-        let kids: Vec<_> = reopened
-            .jwks()
-            .keys
-            .iter()
-            .filter_map(|k| k.common.key_id.clone())
-            .collect();
+        let kids: Vec<_> = reopened.jwks().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
         assert_eq!(kids, vec![second.clone(), first.clone()]);
 
         // A second rotation drops the oldest key (keep_previous = 1).
         let third = reopened.rotate().unwrap();
-        let kids: Vec<_> = reopened
-            .jwks()
-            .keys
-            .iter()
-            .filter_map(|k| k.common.key_id.clone())
-            .collect();
+        let kids: Vec<_> = reopened.jwks().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
         assert_eq!(kids, vec![third, second]);
 
         let json = serde_json::to_string(&reopened.jwks()).unwrap();
-        assert!(
-            !json.contains("\"d\""),
-            "JWKS must hold public keys only: {json}"
-        );
+        assert!(!json.contains("\"d\""), "JWKS must hold public keys only: {json}");
     }
 }

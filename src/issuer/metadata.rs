@@ -11,10 +11,7 @@ use crate::auth::discovery::AuthorizationServerMetadata;
 pub async fn jwks(State(state): State<IssuerState>) -> impl IntoResponse {
     let mut resp = Json(state.inner.keys.jwks()).into_response();
     // Short caching: clients refetch on an unknown kid anyway.
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     resp
 }
 
@@ -24,10 +21,7 @@ pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
         token_endpoint: format!("{issuer}/token"),
         jwks_uri: format!("{issuer}/jwks.json"),
         grant_types_supported: vec!["client_credentials".into()],
-        token_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-        ],
+        token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
         scopes_supported: state.inner.scopes_supported.to_vec(),
         response_types_supported: Vec::new(),
         issuer,

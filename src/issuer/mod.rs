@@ -38,9 +38,7 @@ pub struct IssuerInner {
 
 impl IssuerState {
     pub fn new(inner: IssuerInner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
+        Self { inner: Arc::new(inner) }
     }
 }
 
@@ -50,14 +48,8 @@ pub fn router(state: IssuerState) -> Router {
     Router::new()
         .route("/token", post(token::token))
         .route("/jwks.json", get(metadata::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(metadata::as_metadata),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(metadata::as_metadata),
-        )
+        .route("/.well-known/oauth-authorization-server", get(metadata::as_metadata))
+        .route("/.well-known/openid-configuration", get(metadata::as_metadata))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             http::StatusCode::REQUEST_TIMEOUT,

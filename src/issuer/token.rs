@@ -51,51 +51,32 @@ struct TokenForm {
 
 impl TokenForm {
     fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
-        let form_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';').next().is_some_and(|m| {
-                    m.trim()
-                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                })
-            });
+        let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        });
         if !form_type {
             return Err(OAuthError::new(
                 Code::InvalidRequest,
                 "the token request must be application/x-www-form-urlencoded",
             ));
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-            OAuthError::new(
-                Code::InvalidRequest,
-                "the request body is not valid form encoding",
-            )
-        })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| OAuthError::new(Code::InvalidRequest, "the request body is not valid form encoding"))?;
         let mut seen = std::collections::HashSet::new();
         for (k, _) in &pairs {
             if k != "resource" && !seen.insert(k.as_str()) {
-                return Err(OAuthError::new(
-                    Code::InvalidRequest,
-                    format!("parameter `{k}` is repeated"),
-                ));
+                return Err(OAuthError::new(Code::InvalidRequest, format!("parameter `{k}` is repeated")));
             }
         }
         Ok(Self { pairs })
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.pairs
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -111,17 +92,13 @@ pub async fn token(State(state): State<IssuerState>, headers: HeaderMap, body: B
 
 fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(headers, body)?;
-    let grant_type = form
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "missing grant_type"))?;
+    let grant_type =
+        form.get("grant_type").ok_or_else(|| OAuthError::new(Code::InvalidRequest, "missing grant_type"))?;
     let client = authenticate(state, headers, &form)?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             Code::UnsupportedGrantType,
-            format!(
-                "grant_type {:?} is not supported; use client_credentials",
-                truncate(grant_type)
-            ),
+            format!("grant_type {:?} is not supported; use client_credentials", truncate(grant_type)),
         ));
     }
     let scope = granted_scope(client, form.get("scope"))?;
@@ -134,17 +111,11 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         fingerprint = %Fingerprint::of(access_token.as_bytes()),
         "token issued"
     );
-    let mut resp = Json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: ttl,
-        scope: scope.to_string(),
-    })
-    .into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let mut resp =
+        Json(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope: scope.to_string() })
+            .into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }
 
@@ -154,15 +125,10 @@ fn authenticate<'s>(
     form: &TokenForm,
 ) -> Result<&'s RegisteredClient, OAuthError> {
     let basic = basic_credentials(headers)?;
-    let post = form
-        .get("client_secret")
-        .map(|secret| (form.get("client_id"), secret));
+    let post = form.get("client_secret").map(|secret| (form.get("client_id"), secret));
     let (client_id, secret, used_basic) = match (basic, post) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::new(
-                Code::InvalidRequest,
-                "use one client authentication method, not both",
-            ));
+            return Err(OAuthError::new(Code::InvalidRequest, "use one client authentication method, not both"));
         }
         (Some((id, secret)), None) => {
             if form.get("client_id").is_some_and(|body_id| body_id != id) {
@@ -175,10 +141,7 @@ fn authenticate<'s>(
         }
         (None, Some((Some(id), secret))) => (id.to_string(), secret.to_string(), false),
         (None, Some((None, _))) => {
-            return Err(OAuthError::new(
-                Code::InvalidRequest,
-                "client_secret without client_id",
-            ));
+            return Err(OAuthError::new(Code::InvalidRequest, "client_secret without client_id"));
         }
         (None, None) => {
             return Err(OAuthError {
@@ -190,15 +153,11 @@ fn authenticate<'s>(
             });
         }
     };
-    state
-        .inner
-        .clients
-        .authenticate(&client_id, &secret)
-        .ok_or(OAuthError {
-            code: Code::InvalidClient,
-            description: "client authentication failed: check client_id and client_secret".into(),
-            basic_challenge: used_basic,
-        })
+    state.inner.clients.authenticate(&client_id, &secret).ok_or(OAuthError {
+        code: Code::InvalidClient,
+        description: "client authentication failed: check client_id and client_secret".into(),
+        basic_challenge: used_basic,
+    })
 }
 
 /// `Authorization: Basic` credentials, form-urlencoding undone (RFC 6749 §2.3.1).
@@ -206,10 +165,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || OAuthError {
-        basic_challenge: true,
-        ..OAuthError::new(Code::InvalidClient, "malformed Basic credentials")
-    };
+    let bad =
+        || OAuthError { basic_challenge: true, ..OAuthError::new(Code::InvalidClient, "malformed Basic credentials") };
     let value = value.to_str().map_err(|_| bad())?;
     let Some((scheme, b64)) = value.split_once(' ') else {
         return Err(bad());
@@ -221,22 +178,16 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     let unescape = |s: &str| -> Result<String, OAuthError> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(&format!("v={s}")).map_err(|_| bad())?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).map_err(|_| bad())?;
         Ok(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
     };
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
-fn granted_scope(
-    client: &RegisteredClient,
-    requested: Option<&str>,
-) -> Result<ScopeSet, OAuthError> {
+fn granted_scope(client: &RegisteredClient, requested: Option<&str>) -> Result<ScopeSet, OAuthError> {
     let requested = match requested {
         None => return Ok(client.default_scopes.clone()),
-        Some(s) => {
-            ScopeSet::parse(s).map_err(|e| OAuthError::new(Code::InvalidScope, e.to_string()))?
-        }
+        Some(s) => ScopeSet::parse(s).map_err(|e| OAuthError::new(Code::InvalidScope, e.to_string()))?,
     };
     if requested.is_empty() {
         return Ok(client.default_scopes.clone());
@@ -255,10 +206,7 @@ fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuth
     let known = &state.inner.resources;
     if requested.is_empty() {
         let default = known.first().ok_or_else(|| {
-            OAuthError::new(
-                Code::InvalidTarget,
-                "no resource requested and this issuer has no default resource",
-            )
+            OAuthError::new(Code::InvalidTarget, "no resource requested and this issuer has no default resource")
         })?;
         return Ok(Audience::One(default.clone()));
     }
@@ -267,28 +215,18 @@ fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuth
         if r.contains('#') || !(r.starts_with("https://") || r.starts_with("http://")) {
             return Err(OAuthError::new(
                 Code::InvalidTarget,
-                format!(
-                    "resource {:?} must be an absolute URI without a fragment",
-                    truncate(r)
-                ),
+                format!("resource {:?} must be an absolute URI without a fragment", truncate(r)),
             ));
         }
         let canonical = r.trim_end_matches('/');
         let Some(k) = known.iter().find(|k| k.trim_end_matches('/') == canonical) else {
-            return Err(OAuthError::new(
-                Code::InvalidTarget,
-                format!("unknown resource {:?}", truncate(r)),
-            ));
+            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource {:?}", truncate(r))));
         };
         if !out.contains(k) {
             out.push(k.clone());
         }
     }
-    Ok(if out.len() == 1 {
-        Audience::One(out.remove(0))
-    } else {
-        Audience::Many(out)
-    })
+    Ok(if out.len() == 1 { Audience::One(out.remove(0)) } else { Audience::Many(out) })
 }
 
 fn sign(

@@ -46,9 +46,7 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse> {
-        self.inner
-            .post_message(uri, message, session_id, self.auth(), headers)
-            .await
+        self.inner.post_message(uri, message, session_id, self.auth(), headers).await
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -61,14 +59,7 @@ impl StreamableHttpClient for AuthedHttp {
         max_sse_event_size: usize,
     ) -> HttpResult<StreamableHttpPostResponse> {
         self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                self.auth(),
-                headers,
-                max_sse_event_size,
-            )
+            .post_message_with_max_sse_event_size(uri, message, session_id, self.auth(), headers, max_sse_event_size)
             .await
     }
 
@@ -79,9 +70,7 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<()> {
-        self.inner
-            .delete_session(uri, session_id, self.auth(), headers)
-            .await
+        self.inner.delete_session(uri, session_id, self.auth(), headers).await
     }
 
     async fn get_stream(
@@ -92,9 +81,7 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
-        self.inner
-            .get_stream(uri, session_id, last_event_id, self.auth(), headers)
-            .await
+        self.inner.get_stream(uri, session_id, last_event_id, self.auth(), headers).await
     }
 
     async fn get_stream_with_max_sse_event_size(

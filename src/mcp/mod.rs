@@ -33,9 +33,7 @@ pub enum ClientError {
         "no [client] section in the config: point --config at STATE/client.toml written by `warden serve`, or add one"
     )]
     NoClient,
-    #[error(
-        "no MCP servers in the config: add a [[servers]] entry (name, url) or an mcpServers JSON file"
-    )]
+    #[error("no MCP servers in the config: add a [[servers]] entry (name, url) or an mcpServers JSON file")]
     NoServers,
     #[error(
         "no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it"
@@ -43,18 +41,12 @@ pub enum ClientError {
     NoSecret,
     #[error("environment variable {0} (client_secret_env) is not set")]
     SecretEnvMissing(String),
-    #[error(
-        "{url}: plain http is refused; use https, or set allow_http_loopback = true for a loopback address"
-    )]
+    #[error("{url}: plain http is refused; use https, or set allow_http_loopback = true for a loopback address")]
     InsecureUrl { url: String },
     #[error(
         "{server} names authorization server {named}, but the config trusts {configured}; refusing to send credentials there"
     )]
-    UntrustedIssuer {
-        server: String,
-        named: String,
-        configured: String,
-    },
+    UntrustedIssuer { server: String, named: String, configured: String },
     #[error("discovery failed for {server}: {reason}")]
     Discovery { server: String, reason: String },
     #[error("unknown auth_method {0:?}: use \"basic\" or \"post\"")]
@@ -100,18 +92,11 @@ impl ClientStack {
             return Err(ClientError::NoServers);
         }
         let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
-        let http = http_client(
-            &ClientTls {
-                ca_file: client.ca_file.clone(),
-                ca_only: client.ca_only,
-            },
-            timeout,
-        )?;
+        let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
         let scopes = scopes.or_else(|| client.scopes.clone());
         let mut servers = Vec::new();
         for entry in &config.servers {
-            servers
-                .push(connect_one(client, entry, &http, scopes.clone(), &policy, &events).await?);
+            servers.push(connect_one(client, entry, &http, scopes.clone(), &policy, &events).await?);
         }
         Ok(Self { servers, events })
     }
@@ -143,21 +128,8 @@ pub async fn token_manager(
     let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
     let entry = config.servers.first().ok_or(ClientError::NoServers)?;
     let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
-    let http = http_client(
-        &ClientTls {
-            ca_file: client.ca_file.clone(),
-            ca_only: client.ca_only,
-        },
-        timeout,
-    )?;
-    let tokens = build_tokens(
-        client,
-        entry,
-        &http,
-        scopes.or_else(|| client.scopes.clone()),
-        &events,
-    )
-    .await?;
+    let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
+    let tokens = build_tokens(client, entry, &http, scopes.or_else(|| client.scopes.clone()), &events).await?;
     Ok((entry.clone(), tokens))
 }
 
@@ -170,20 +142,10 @@ async fn connect_one(
     events: &EventBus,
 ) -> Result<Connected, ClientError> {
     let tokens = build_tokens(client, entry, http, scopes, events).await?;
-    tokens.claims().await.map_err(|source| ClientError::Token {
-        server: entry.name.clone(),
-        source,
-    })?;
+    tokens.claims().await.map_err(|source| ClientError::Token { server: entry.name.clone(), source })?;
     let session = Arc::new(
-        McpSession::connect(
-            &entry.name,
-            &entry.url,
-            http.clone(),
-            tokens.clone(),
-            &entry.headers,
-            &entry.scopes,
-        )
-        .await?,
+        McpSession::connect(&entry.name, &entry.url, http.clone(), tokens.clone(), &entry.headers, &entry.scopes)
+            .await?,
     );
     events.emit(
         &crate::events::Scope::default(),
@@ -197,21 +159,10 @@ async fn connect_one(
         .tools()
         .iter()
         .map(|spec| {
-            Arc::new(SecureTool::new(
-                spec.clone(),
-                session.clone(),
-                tokens.clone(),
-                events.clone(),
-                policy.clone(),
-            ))
+            Arc::new(SecureTool::new(spec.clone(), session.clone(), tokens.clone(), events.clone(), policy.clone()))
         })
         .collect();
-    Ok(Connected {
-        entry: entry.clone(),
-        session,
-        tokens,
-        tools,
-    })
+    Ok(Connected { entry: entry.clone(), session, tokens, tools })
 }
 
 async fn build_tokens(
@@ -223,10 +174,7 @@ async fn build_tokens(
 ) -> Result<Arc<TokenManager>, ClientError> {
     check_url(&entry.url, client.allow_http_loopback)?;
     check_url(&client.issuer, client.allow_http_loopback)?;
-    let discovery_err = |reason: String| ClientError::Discovery {
-        server: entry.name.clone(),
-        reason,
-    };
+    let discovery_err = |reason: String| ClientError::Discovery { server: entry.name.clone(), reason };
     let prm = discover_resource(http, entry).await;
     let resource = match (&entry.resource, &prm) {
         (Some(r), _) => r.clone(),
@@ -245,21 +193,14 @@ async fn build_tokens(
     let (token_endpoint, jwks_uri) = match (&client.token_endpoint, &client.jwks_uri) {
         (Some(t), Some(j)) => (t.clone(), j.clone()),
         (t, j) => {
-            let meta = fetch_as_metadata(http, &client.issuer)
-                .await
-                .map_err(|e| discovery_err(e.to_string()))?;
-            (
-                t.clone().unwrap_or(meta.token_endpoint),
-                j.clone().unwrap_or(meta.jwks_uri),
-            )
+            let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| discovery_err(e.to_string()))?;
+            (t.clone().unwrap_or(meta.token_endpoint), j.clone().unwrap_or(meta.jwks_uri))
         }
     };
     check_url(&token_endpoint, client.allow_http_loopback)?;
     let secret = match (&client.client_secret, &client.client_secret_env) {
         (Some(s), _) => s.clone(),
-        (None, Some(var)) => {
-            std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?
-        }
+        (None, Some(var)) => std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?,
         (None, None) => return Err(ClientError::NoSecret),
     };
     let auth = match client.auth_method.as_deref() {
@@ -268,11 +209,7 @@ async fn build_tokens(
         Some(other) => return Err(ClientError::AuthMethod(other.to_string())),
     };
     let verifier = Verifier::new(
-        VerifierConfig {
-            issuer: client.issuer.clone(),
-            audience: resource.clone(),
-            leeway_secs: DEFAULT_LEEWAY_SECS,
-        },
+        VerifierConfig { issuer: client.issuer.clone(), audience: resource.clone(), leeway_secs: DEFAULT_LEEWAY_SECS },
         Arc::new(JwksCache::from_url(http.clone(), jwks_uri)),
     );
     let source = TokenSource {
@@ -282,20 +219,11 @@ async fn build_tokens(
         resource,
         auth,
     };
-    Ok(Arc::new(TokenManager::new(
-        http.clone(),
-        source,
-        verifier,
-        scopes,
-        events.clone(),
-    )))
+    Ok(Arc::new(TokenManager::new(http.clone(), source, verifier, scopes, events.clone())))
 }
 
 /// RFC 9728 metadata: the well-known URL first, then whatever a 401 challenge points to.
-async fn discover_resource(
-    http: &reqwest::Client,
-    entry: &ServerEntry,
-) -> Option<ProtectedResourceMetadata> {
+async fn discover_resource(http: &reqwest::Client, entry: &ServerEntry) -> Option<ProtectedResourceMetadata> {
     if let Some(m) = fetch_prm(http, &resource_metadata_url(&entry.url)).await {
         return Some(m);
     }
@@ -307,12 +235,7 @@ async fn discover_resource(
         .send()
         .await
         .ok()?;
-    let challenge = probe
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)?
-        .to_str()
-        .ok()?
-        .to_string();
+    let challenge = probe.headers().get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok()?.to_string();
     let url = classify::challenge_param(&challenge, "resource_metadata")?;
     fetch_prm(http, &url).await
 }
@@ -334,24 +257,12 @@ fn check_url(url: &str, allow_http_loopback: bool) -> Result<(), ClientError> {
         .strip_prefix("http://")
         .and_then(|rest| rest.split(['/', '?']).next())
         .map(|authority| {
-            let host = authority
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(authority);
+            let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
         })
         .unwrap_or(false);
-    if loopback && allow_http_loopback {
-        Ok(())
-    } else {
-        Err(ClientError::InsecureUrl {
-            url: url.to_string(),
-        })
-    }
+    if loopback && allow_http_loopback { Ok(()) } else { Err(ClientError::InsecureUrl { url: url.to_string() }) }
 }
 
 #[cfg(test)]

@@ -114,13 +114,7 @@ impl SecureTool {
         events: EventBus,
         policy: CallPolicy,
     ) -> Self {
-        Self {
-            spec,
-            session,
-            tokens,
-            events,
-            policy,
-        }
+        Self { spec, session, tokens, events, policy }
     }
 
     pub fn name(&self) -> &str {
@@ -129,9 +123,7 @@ impl SecureTool {
 
     /// The scopes this tool needs that the current token lacks (`None` before a token).
     pub fn missing_scopes(&self) -> Option<ScopeSet> {
-        self.tokens
-            .info()
-            .map(|t| t.granted.missing(&self.spec.required_scopes))
+        self.tokens.info().map(|t| t.granted.missing(&self.spec.required_scopes))
     }
 
     pub async fn call(&self, args: Value, scope: &Scope) -> CallReport {
@@ -143,46 +135,20 @@ impl SecureTool {
             CallOutcome::Success { .. } => {
                 self.events.emit(
                     scope,
-                    EventKind::ToolSucceeded {
-                        server: server.clone(),
-                        tool: tool.clone(),
-                        latency_ms,
-                        attempts,
-                    },
+                    EventKind::ToolSucceeded { server: server.clone(), tool: tool.clone(), latency_ms, attempts },
                 );
             }
             CallOutcome::ToolError { message, .. } => {
-                self.emit_failed(
-                    scope,
-                    FailureClass::ToolError,
-                    message,
-                    latency_ms,
-                    attempts,
-                );
+                self.emit_failed(scope, FailureClass::ToolError, message, latency_ms, attempts);
             }
-            CallOutcome::Failed { class, message } => {
-                self.emit_failed(scope, *class, message, latency_ms, attempts)
-            }
+            CallOutcome::Failed { class, message } => self.emit_failed(scope, *class, message, latency_ms, attempts),
             // Denials were emitted where they were decided, with their evidence.
             CallOutcome::Denied { .. } => {}
         }
-        CallReport {
-            server,
-            tool,
-            outcome,
-            attempts,
-            latency_ms,
-        }
+        CallReport { server, tool, outcome, attempts, latency_ms }
     }
 
-    fn emit_failed(
-        &self,
-        scope: &Scope,
-        failure: FailureClass,
-        message: &str,
-        latency_ms: f64,
-        attempts: u32,
-    ) {
+    fn emit_failed(&self, scope: &Scope, failure: FailureClass, message: &str, latency_ms: f64, attempts: u32) {
         self.events.emit(
             scope,
             EventKind::ToolFailed {
@@ -200,19 +166,12 @@ impl SecureTool {
     /// argument digest. This is the per-call overhead the client layer adds.
     pub async fn prepare(&self, args: Value, scope: &Scope) -> Result<Prepared, CallOutcome> {
         let Value::Object(mut args) = args else {
-            return Err(failed(
-                FailureClass::InvalidArguments,
-                "tool arguments must be a JSON object",
-            ));
+            return Err(failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"));
         };
         let claims = match self.tokens.claims().await {
             Ok(c) => c,
             Err(e) => {
-                let class = if e.is_auth() {
-                    FailureClass::Unauthorized
-                } else {
-                    FailureClass::Connection
-                };
+                let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::Connection };
                 return Err(failed(class, &e.to_string()));
             }
         };
@@ -231,33 +190,19 @@ impl SecureTool {
             }
         }
         if self.spec.takes_idempotency_key && !args.contains_key("idempotency_key") {
-            args.insert(
-                "idempotency_key".into(),
-                Value::String(format!("warden-{}", uuid::Uuid::new_v4())),
-            );
+            args.insert("idempotency_key".into(), Value::String(format!("warden-{}", uuid::Uuid::new_v4())));
         }
         let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
         let digest = args_digest(&args);
-        Ok(Prepared {
-            args,
-            claims,
-            repeatable,
-            digest,
-        })
+        Ok(Prepared { args, claims, repeatable, digest })
     }
 
     async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
-        let Prepared {
-            args,
-            mut claims,
-            repeatable,
-            digest,
-        } = match self.prepare(args, scope).await {
+        let Prepared { args, mut claims, repeatable, digest } = match self.prepare(args, scope).await {
             Ok(p) => p,
             Err(outcome) => return (outcome, 0),
         };
-        let (mut attempt, mut refreshed, mut rate_limited, mut transient) =
-            (0u32, false, 0u32, 0u32);
+        let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
         loop {
             attempt += 1;
             self.events.emit(
@@ -269,16 +214,13 @@ impl SecureTool {
                     attempt,
                 },
             );
-            let failure = match tokio::time::timeout(
-                self.policy.timeout,
-                self.session.call(&self.spec.name, args.clone()),
-            )
-            .await
-            {
-                Ok(Ok(result)) => return (outcome_of(result), attempt),
-                Ok(Err(f)) => f,
-                Err(_) => Failure::Timeout,
-            };
+            let failure =
+                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.name, args.clone())).await
+                {
+                    Ok(Ok(result)) => return (outcome_of(result), attempt),
+                    Ok(Err(f)) => f,
+                    Err(_) => Failure::Timeout,
+                };
             match failure {
                 // 401 is answered before any tool runs, so one retry is always safe.
                 Failure::Unauthorized { .. } if !refreshed => {
@@ -292,29 +234,14 @@ impl SecureTool {
                     self.retry(scope, attempt, "401: refreshed the token", Duration::ZERO);
                 }
                 Failure::Unauthorized { www_authenticate } => {
-                    let msg =
-                        format!("the server rejected a freshly issued token ({www_authenticate})");
+                    let msg = format!("the server rejected a freshly issued token ({www_authenticate})");
                     return (failed(FailureClass::Unauthorized, &msg), attempt);
                 }
-                Failure::InsufficientScope {
-                    www_authenticate,
-                    scopes,
-                } => {
-                    let required = if scopes.is_empty() {
-                        self.spec.required_scopes.clone()
-                    } else {
-                        scopes
-                    };
+                Failure::InsufficientScope { www_authenticate, scopes } => {
+                    let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.scope.clone();
                     return (
-                        self.denied(
-                            scope,
-                            DenialSide::Server,
-                            required,
-                            granted,
-                            Some(403),
-                            Some(www_authenticate),
-                        ),
+                        self.denied(scope, DenialSide::Server, required, granted, Some(403), Some(www_authenticate)),
                         attempt,
                     );
                 }
@@ -347,8 +274,7 @@ impl SecureTool {
                     tokio::time::sleep(delay).await;
                 }
                 f @ (Failure::Timeout | Failure::ConnectFailed(_) | Failure::ConnectionLost(_))
-                    if transient < self.policy.transient_retries
-                        && (repeatable || !f.is_ambiguous()) =>
+                    if transient < self.policy.transient_retries && (repeatable || !f.is_ambiguous()) =>
                 {
                     transient += 1;
                     let delay = Duration::from_millis(200) + jitter(Duration::from_millis(200));
@@ -358,9 +284,7 @@ impl SecureTool {
                 f => {
                     let mut msg = f.message();
                     if f.is_ambiguous() && !repeatable {
-                        msg.push_str(
-                            "; not retried: the call may have run and is not safe to repeat",
-                        );
+                        msg.push_str("; not retried: the call may have run and is not safe to repeat");
                     }
                     return (failed(f.class(), &msg), attempt);
                 }
@@ -404,47 +328,27 @@ impl SecureTool {
                 www_authenticate: www_authenticate.clone(),
             },
         );
-        CallOutcome::Denied {
-            side,
-            required,
-            granted,
-            missing,
-            www_authenticate,
-        }
+        CallOutcome::Denied { side, required, granted, missing, www_authenticate }
     }
 }
 
 fn failed(class: FailureClass, message: &str) -> CallOutcome {
-    CallOutcome::Failed {
-        class,
-        message: message.to_string(),
-    }
+    CallOutcome::Failed { class, message: message.to_string() }
 }
 
 fn outcome_of(result: rmcp::model::CallToolResult) -> CallOutcome {
-    let text: String = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text: String =
+        result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.as_str())).collect::<Vec<_>>().join("\n");
     if result.is_error == Some(true) {
-        CallOutcome::ToolError {
-            message: text,
-            structured: result.structured_content,
-        }
+        CallOutcome::ToolError { message: text, structured: result.structured_content }
     } else {
-        CallOutcome::Success {
-            structured: result.structured_content,
-            text,
-        }
+        CallOutcome::Success { structured: result.structured_content, text }
     }
 }
 
 /// Arguments are not logged by default; a digest lets the audit trail correlate calls.
 pub fn args_digest(args: &Map<String, Value>) -> String {
-    Fingerprint::of(super::session::canonical_json(&Value::Object(args.clone())).as_bytes())
-        .to_string()
+    Fingerprint::of(super::session::canonical_json(&Value::Object(args.clone())).as_bytes()).to_string()
 }
 
 /// A random duration in `[0, max)`, so clients rate-limited together do not retry in lockstep.

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rmcp::ServiceExt;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -51,11 +49,7 @@ pub struct ToolSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("could not open an MCP session with {server} ({url}): {failure}")]
-    Connect {
-        server: String,
-        url: String,
-        failure: String,
-    },
+    Connect { server: String, url: String, failure: String },
     #[error("could not list the tools of {server}: {failure}")]
     ListTools { server: String, failure: String },
 }
@@ -82,51 +76,29 @@ impl McpSession {
         let mut custom = std::collections::HashMap::new();
         for (k, v) in headers {
             if k.eq_ignore_ascii_case("authorization") {
-                tracing::warn!(
-                    server = name,
-                    "ignoring a static Authorization header: the token manager provides it"
-                );
+                tracing::warn!(server = name, "ignoring a static Authorization header: the token manager provides it");
                 continue;
             }
-            if let (Ok(k), Ok(v)) = (
-                http::HeaderName::try_from(k.as_str()),
-                http::HeaderValue::try_from(v.as_str()),
-            ) {
+            if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str())) {
                 custom.insert(k, v);
             }
         }
-        let config =
-            StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(custom);
-        let transport =
-            StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens), config);
-        let info = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("warden", env!("CARGO_PKG_VERSION")),
-        );
-        let client = info
-            .serve(transport)
-            .await
-            .map_err(|e| SessionError::Connect {
-                server: name.to_string(),
-                url: url.to_string(),
-                failure: e.to_string(),
-            })?;
+        let config = StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(custom);
+        let transport = StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens), config);
+        let info =
+            ClientConfig::new(ClientCapabilities::default(), Implementation::new("warden", env!("CARGO_PKG_VERSION")));
+        let client = info.serve(transport).await.map_err(|e| SessionError::Connect {
+            server: name.to_string(),
+            url: url.to_string(),
+            failure: e.to_string(),
+        })?;
         let listed = client
             .list_all_tools()
             .await
-            .map_err(|e| SessionError::ListTools {
-                server: name.to_string(),
-                failure: classify(&e).message(),
-            })?;
+            .map_err(|e| SessionError::ListTools { server: name.to_string(), failure: classify(&e).message() })?;
         let manifest_hash = manifest_hash(&listed);
         let tools = listed.iter().map(|t| spec(name, t, overrides)).collect();
-        Ok(Self {
-            name: name.to_string(),
-            url: url.to_string(),
-            client,
-            tools,
-            manifest_hash,
-        })
+        Ok(Self { name: name.to_string(), url: url.to_string(), client, tools, manifest_hash })
     }
 
     pub fn tools(&self) -> &[ToolSpec] {
@@ -138,16 +110,9 @@ impl McpSession {
     }
 
     /// One `tools/call`, classified on failure.
-    pub async fn call(
-        &self,
-        tool: &str,
-        args: serde_json::Map<String, Value>,
-    ) -> Result<CallToolResult, Failure> {
+    pub async fn call(&self, tool: &str, args: serde_json::Map<String, Value>) -> Result<CallToolResult, Failure> {
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
-        self.client
-            .call_tool(params)
-            .await
-            .map_err(|e| classify(&e))
+        self.client.call_tool(params).await.map_err(|e| classify(&e))
     }
 
     pub async fn close(self) {
@@ -167,12 +132,9 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
         (None, None) => (ScopeSet::new(), ScopesSource::Unknown),
     };
     let input_schema = Value::Object((*t.input_schema).clone());
-    let takes_idempotency_key = input_schema
-        .pointer("/properties/idempotency_key")
-        .is_some();
+    let takes_idempotency_key = input_schema.pointer("/properties/idempotency_key").is_some();
     let hints = t.annotations.as_ref();
-    let retry_safe =
-        hints.is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
+    let retry_safe = hints.is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
     ToolSpec {
         server: server.to_string(),
         name: t.name.to_string(),
@@ -212,16 +174,11 @@ pub fn canonical_json(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", Value::String((*k).clone()), canonical_json(&m[*k])))
-                .collect();
+            let parts: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", Value::String((*k).clone()), canonical_json(&m[*k]))).collect();
             format!("{{{}}}", parts.join(","))
         }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
         other => other.to_string(),
     }
 }
@@ -232,11 +189,7 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
-        let a: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":null}}"#).unwrap();
-        assert_eq!(
-            canonical_json(&a),
-            r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#
-        );
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":null}}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#);
     }
 }

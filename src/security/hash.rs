@@ -17,9 +17,7 @@ pub const DEFAULT_ITERATIONS: u32 = 20_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HashError {
-    #[error(
-        "secret hash must look like `pbkdf2-sha256$ITERATIONS$SALT$HASH` (make one with `warden hash-secret`)"
-    )]
+    #[error("secret hash must look like `pbkdf2-sha256$ITERATIONS$SALT$HASH` (make one with `warden hash-secret`)")]
     Malformed,
 }
 
@@ -47,58 +45,32 @@ impl SecretHash {
         let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut salt);
         let mut hash = vec![0u8; 32];
         pbkdf2::derive(ALG, iterations, &salt, secret.as_bytes(), &mut hash);
-        Self {
-            iterations,
-            salt,
-            hash,
-        }
+        Self { iterations, salt, hash }
     }
 
     pub fn parse(s: &str) -> Result<Self, HashError> {
         let mut parts = s.split('$');
-        let (Some(PREFIX), Some(iter), Some(salt), Some(hash), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some(PREFIX), Some(iter), Some(salt), Some(hash), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(HashError::Malformed);
         };
-        let iterations = iter
-            .parse::<NonZeroU32>()
-            .map_err(|_| HashError::Malformed)?;
+        let iterations = iter.parse::<NonZeroU32>().map_err(|_| HashError::Malformed)?;
         let salt = B64.decode(salt).map_err(|_| HashError::Malformed)?;
         let hash = B64.decode(hash).map_err(|_| HashError::Malformed)?;
         if hash.len() < 16 {
             return Err(HashError::Malformed);
         }
-        Ok(Self {
-            iterations,
-            salt,
-            hash,
-        })
+        Ok(Self { iterations, salt, hash })
     }
 
     /// Constant-time check of a presented secret.
     pub fn verify(&self, secret: &str) -> bool {
-        pbkdf2::verify(
-            ALG,
-            self.iterations,
-            &self.salt,
-            secret.as_bytes(),
-            &self.hash,
-        )
-        .is_ok()
+        pbkdf2::verify(ALG, self.iterations, &self.salt, secret.as_bytes(), &self.hash).is_ok()
     }
 
     pub fn encode(&self) -> String {
-        format!(
-            "{PREFIX}${}${}${}",
-            self.iterations,
-            B64.encode(&self.salt),
-            B64.encode(&self.hash)
-        )
+        format!("{PREFIX}${}${}${}", self.iterations, B64.encode(&self.salt), B64.encode(&self.hash))
     }
 }
 
@@ -117,13 +89,9 @@ mod tests {
 
     #[test]
     fn malformed_hashes_are_rejected() {
-        for bad in [
-            "",
-            "plain",
-            "pbkdf2-sha256$0$aa$bb",
-            "sha1$1$aa$bbbbbbbbbbbbbbbbbbbbbbbb",
-            "pbkdf2-sha256$10$!!$bb",
-        ] {
+        for bad in
+            ["", "plain", "pbkdf2-sha256$0$aa$bb", "sha1$1$aa$bbbbbbbbbbbbbbbbbbbbbbbb", "pbkdf2-sha256$10$!!$bb"]
+        {
             assert_eq!(SecretHash::parse(bad), Err(HashError::Malformed), "{bad}");
         }
     }

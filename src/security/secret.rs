@@ -50,10 +50,7 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     pub fn of(secret: &[u8]) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
-        let hex: String = digest.as_ref()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
         Fingerprint(format!("sha256:{hex}"))
     }
 

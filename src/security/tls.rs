@@ -18,15 +18,9 @@ use crate::paths::write_private;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("could not read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("could not write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("no PEM certificate found in {0}")]
     NoCertificate(PathBuf),
     #[error("no PEM private key found in {0}")]
@@ -57,9 +51,7 @@ const RENEW_BEFORE_SECS: u64 = 30 * 86_400;
 
 impl DevPki {
     pub fn new(state_dir: &Path) -> Self {
-        Self {
-            dir: state_dir.join("tls"),
-        }
+        Self { dir: state_dir.join("tls") }
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -72,10 +64,7 @@ impl DevPki {
 
     /// Loads the dev CA and server leaf, generating whatever is missing or about to expire.
     pub fn ensure(&self) -> Result<ServerIdentity, TlsError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| TlsError::Write {
-            path: self.dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&self.dir).map_err(|source| TlsError::Write { path: self.dir.clone(), source })?;
         let ca_key = self.load_or_create_ca()?;
         let leaf_ok = self.path("server.pem").exists()
             && self.path("server.key").exists()
@@ -83,17 +72,11 @@ impl DevPki {
         if !leaf_ok {
             self.issue_leaf(&ca_key)?;
         }
-        Ok(ServerIdentity {
-            cert_chain_pem: read(&self.path("server.pem"))?,
-            key_pem: read(&self.path("server.key"))?,
-        })
+        Ok(ServerIdentity { cert_chain_pem: read(&self.path("server.pem"))?, key_pem: read(&self.path("server.key"))? })
     }
 
     fn expiry(&self, name: &str) -> u64 {
-        std::fs::read_to_string(self.path(name))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+        std::fs::read_to_string(self.path(name)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
     }
 
     fn load_or_create_ca(&self) -> Result<(CertificateParams, KeyPair), TlsError> {
@@ -110,12 +93,8 @@ impl DevPki {
         }
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
-        write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|source| {
-            TlsError::Write {
-                path: key_path.clone(),
-                source,
-            }
-        })?;
+        write_private(&key_path, key.serialize_pem().as_bytes())
+            .map_err(|source| TlsError::Write { path: key_path.clone(), source })?;
         write_file(&self.ca_path(), cert.pem().as_bytes())?;
         write_file(&self.path("ca.expires"), expiry_after(CA_DAYS).as_bytes())?;
         // A new CA invalidates any old leaf.
@@ -125,43 +104,27 @@ impl DevPki {
 
     fn issue_leaf(&self, ca: &(CertificateParams, KeyPair)) -> Result<(), TlsError> {
         let issuer = rcgen::Issuer::from_params(&ca.0, &ca.1);
-        let mut params = CertificateParams::new(vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ])?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "warden dev server");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
+        params.distinguished_name.push(DnType::CommonName, "warden dev server");
         params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(LEAF_DAYS);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         let key_path = self.path("server.key");
-        write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|source| {
-            TlsError::Write {
-                path: key_path,
-                source,
-            }
-        })?;
+        write_private(&key_path, key.serialize_pem().as_bytes())
+            .map_err(|source| TlsError::Write { path: key_path, source })?;
         write_file(&self.path("server.pem"), cert.pem().as_bytes())?;
-        write_file(
-            &self.path("server.expires"),
-            expiry_after(LEAF_DAYS).as_bytes(),
-        )?;
+        write_file(&self.path("server.expires"), expiry_after(LEAF_DAYS).as_bytes())?;
         Ok(())
     }
 }
 
 fn ca_params() -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "Warden development CA");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Warden");
+    params.distinguished_name.push(DnType::CommonName, "Warden development CA");
+    params.distinguished_name.push(DnType::OrganizationName, "Warden");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
@@ -174,42 +137,29 @@ fn expiry_after(days: i64) -> String {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), TlsError> {
-    std::fs::write(path, data).map_err(|source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, data).map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
 }
 
 impl ServerIdentity {
     /// Loads a configured certificate chain and key (PEM files).
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        Ok(Self {
-            cert_chain_pem: read(cert)?,
-            key_pem: read(key)?,
-        })
+        Ok(Self { cert_chain_pem: read(cert)?, key_pem: read(key)? })
     }
 
     /// A rustls server config offering HTTP/2 and HTTP/1.1.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(self.cert_chain_pem.as_bytes())
-                .filter_map(Result::ok)
-                .collect();
+            CertificateDer::pem_slice_iter(self.cert_chain_pem.as_bytes()).filter_map(Result::ok).collect();
         if certs.is_empty() {
             return Err(TlsError::NoCertificate(PathBuf::from("server certificate")));
         }
         let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
             .map_err(|_| TlsError::NoKey(PathBuf::from("server key")))?;
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+        let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -231,12 +181,8 @@ pub fn http_client(tls: &ClientTls, timeout: Duration) -> Result<reqwest::Client
     let mut extra = Vec::new();
     let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     for path in tls.ca_file.iter().chain(env_file.iter()) {
-        let pem = std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|_| TlsError::NoCertificate(path.clone()))?;
+        let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.clone(), source })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| TlsError::NoCertificate(path.clone()))?;
         if certs.is_empty() {
             return Err(TlsError::NoCertificate(path.clone()));
         }
@@ -247,11 +193,8 @@ pub fn http_client(tls: &ClientTls, timeout: Duration) -> Result<reqwest::Client
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")));
-    builder = if tls.ca_only && !extra.is_empty() {
-        builder.tls_certs_only(extra)
-    } else {
-        builder.tls_certs_merge(extra)
-    };
+    builder =
+        if tls.ca_only && !extra.is_empty() { builder.tls_certs_only(extra) } else { builder.tls_certs_merge(extra) };
     builder.build().map_err(|e| TlsError::Client(e.to_string()))
 }
 

@@ -105,11 +105,7 @@ fn called_tools(body: &[u8]) -> Vec<String> {
     messages
         .iter()
         .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .filter_map(|m| {
-            m.pointer("/params/name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str).map(str::to_string))
         .collect()
 }
 
@@ -135,12 +131,7 @@ fn challenge(g: &GuardState, err: Option<&VerifyError>) -> Response {
     with_www_authenticate(StatusCode::UNAUTHORIZED, &value, body)
 }
 
-fn insufficient_scope(
-    g: &GuardState,
-    tool: &str,
-    required: &ScopeSet,
-    missing: &ScopeSet,
-) -> Response {
+fn insufficient_scope(g: &GuardState, tool: &str, required: &ScopeSet, missing: &ScopeSet) -> Response {
     let value = format!(
         "Bearer error=\"insufficient_scope\", scope=\"{required}\", resource_metadata=\"{}\"",
         g.resource_metadata
@@ -160,31 +151,27 @@ fn with_www_authenticate(status: StatusCode, value: &str, body: Value) -> Respon
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 fn rate_limited(retry_after: u64) -> Response {
     let body = json!({"error": "rate_limited", "error_description": format!("too many requests; retry after {retry_after} s")});
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 
 fn bad_request(description: &str) -> Response {
     let body = json!({"error": "invalid_request", "error_description": description});
     let mut resp = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer error=\"invalid_request\""),
-    );
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\""));
     resp
 }
 
 fn payload_too_large(limit: usize) -> Response {
-    let body = json!({"error": "payload_too_large", "error_description": format!("request body exceeds {limit} bytes")});
+    let body =
+        json!({"error": "payload_too_large", "error_description": format!("request body exceeds {limit} bytes")});
     (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
@@ -205,15 +192,9 @@ mod tests {
     fn bearer_parsing_follows_rfc6750() {
         let mut h = http::HeaderMap::new();
         assert_eq!(bearer_token(&h), Ok(None));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc.def.ghi"),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
         assert_eq!(bearer_token(&h), Ok(Some("abc.def.ghi")));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic Zm9vOmJhcg=="),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
         assert_eq!(bearer_token(&h), Err(()));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer_token(&h), Err(()));

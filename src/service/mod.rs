@@ -54,12 +54,7 @@ pub fn router(p: ServiceParams) -> Router {
         max_body_bytes: p.max_body_bytes,
     });
     let prototype = CustomerService::prototype(p.store);
-    let mut hosts = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-        "[::1]".to_string(),
-    ];
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), "[::1]".to_string()];
     hosts.extend(host_of(&p.resource));
     hosts.extend(p.allowed_hosts);
     let config = StreamableHttpServerConfig::default()
@@ -68,14 +63,10 @@ pub fn router(p: ServiceParams) -> Router {
         .with_sse_keep_alive(None)
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(p.max_body_bytes);
-    let mcp = StreamableHttpService::new(
-        move || Ok(prototype.clone()),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
-    let protected = Router::new()
-        .route_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn_with_state(guard, bearer_guard));
+    let mcp =
+        StreamableHttpService::new(move || Ok(prototype.clone()), Arc::new(NeverSessionManager::default()), config);
+    let protected =
+        Router::new().route_service("/mcp", mcp).layer(axum::middleware::from_fn_with_state(guard, bearer_guard));
     let metadata = Arc::new(metadata);
     let serve_metadata = move || {
         let m = metadata.clone();
@@ -83,17 +74,9 @@ pub fn router(p: ServiceParams) -> Router {
     };
     Router::new()
         .merge(protected)
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(serve_metadata.clone()),
-        )
-        .route(
-            "/.well-known/oauth-protected-resource/mcp",
-            get(serve_metadata),
-        )
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            p.max_body_bytes,
-        ))
+        .route("/.well-known/oauth-protected-resource", get(serve_metadata.clone()))
+        .route("/.well-known/oauth-protected-resource/mcp", get(serve_metadata))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(p.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -21,22 +21,15 @@ const POLICY: &[(&str, &[&str])] = &[
 
 /// Scopes `tool` requires, or `None` for a tool this server does not have.
 pub fn required_scopes(tool: &str) -> Option<ScopeSet> {
-    POLICY
-        .iter()
-        .find(|(name, _)| *name == tool)
-        .map(|(_, scopes)| {
-            // The table above is static and every entry is a valid scope token (tested below).
-            scopes.iter().filter_map(|s| Scope::new(s).ok()).collect()
-        })
+    POLICY.iter().find(|(name, _)| *name == tool).map(|(_, scopes)| {
+        // The table above is static and every entry is a valid scope token (tested below).
+        scopes.iter().filter_map(|s| Scope::new(s).ok()).collect()
+    })
 }
 
 /// Every scope the service understands (for RFC 9728 `scopes_supported`).
 pub fn all_scopes() -> ScopeSet {
-    POLICY
-        .iter()
-        .flat_map(|(_, s)| s.iter())
-        .filter_map(|s| Scope::new(s).ok())
-        .collect()
+    POLICY.iter().flat_map(|(_, s)| s.iter()).filter_map(|s| Scope::new(s).ok()).collect()
 }
 
 #[cfg(test)]
@@ -49,9 +42,6 @@ mod tests {
             assert_eq!(required_scopes(name).unwrap().len(), scopes.len(), "{name}");
         }
         assert_eq!(required_scopes("delete_everything"), None);
-        assert_eq!(
-            all_scopes().to_string(),
-            "account:calculate customer:read ticket:create"
-        );
+        assert_eq!(all_scopes().to_string(), "account:calculate customer:read ticket:create");
     }
 }

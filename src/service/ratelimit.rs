@@ -40,14 +40,9 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock();
         if !buckets.contains_key(client) && buckets.len() >= MAX_CLIENTS {
             let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst
-            });
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
         }
-        let bucket = buckets.entry(client.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
+        let bucket = buckets.entry(client.to_string()).or_insert(Bucket { tokens: self.burst, updated: now });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.updated = now;
@@ -71,10 +66,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill_per_client() {
-        let rl = RateLimiter::new(RateLimitConfig {
-            per_second: 2.0,
-            burst: 3,
-        });
+        let rl = RateLimiter::new(RateLimitConfig { per_second: 2.0, burst: 3 });
         let t0 = Instant::now();
         for _ in 0..3 {
             assert!(rl.check_at("a", t0).is_ok());
@@ -82,10 +74,7 @@ mod tests {
         let wait = rl.check_at("a", t0).unwrap_err();
         assert_eq!(retry_after_secs(wait), 1);
         assert!(rl.check_at("b", t0).is_ok(), "buckets are per client");
-        assert!(
-            rl.check_at("a", t0 + Duration::from_millis(500)).is_ok(),
-            "refilled one token"
-        );
+        assert!(rl.check_at("a", t0 + Duration::from_millis(500)).is_ok(), "refilled one token");
         assert!(rl.check_at("a", t0 + Duration::from_millis(500)).is_err());
     }
 

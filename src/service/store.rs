@@ -114,17 +114,11 @@ impl Store {
             configure(&c)?;
             conns.push(Mutex::new(c));
         }
-        Ok(Self {
-            conns,
-            next: AtomicUsize::new(0),
-        })
+        Ok(Self { conns, next: AtomicUsize::new(0) })
     }
 
     /// Runs `f` on a free connection (or waits on one, round-robin, when all are busy).
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
         for c in &self.conns {
             if let Some(guard) = c.try_lock() {
                 return f(&guard);
@@ -137,9 +131,8 @@ impl Store {
 
     pub fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE customer_id = ?1"
-            ))?;
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE customer_id = ?1"))?;
             Ok(stmt.query_row([id], row_to_customer).optional()?)
         })
     }
@@ -191,9 +184,7 @@ impl Store {
     }
 
     pub fn ticket_count(&self) -> Result<u64, StoreError> {
-        self.with(|c| {
-            Ok(c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get::<_, i64>(0))? as u64)
-        })
+        self.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get::<_, i64>(0))? as u64))
     }
 }
 
@@ -244,11 +235,7 @@ fn row_to_customer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
     })
 }
 
-fn find_by_key(
-    c: &Connection,
-    client_id: &str,
-    key: &str,
-) -> Result<Option<(Ticket, String)>, StoreError> {
+fn find_by_key(c: &Connection, client_id: &str, key: &str) -> Result<Option<(Ticket, String)>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT ticket_id, customer_id, subject, description, priority, status, created_at, request_digest
          FROM tickets WHERE client_id = ?1 AND idempotency_key = ?2",
@@ -312,10 +299,7 @@ mod tests {
         let b = s.create_ticket(&ticket(Some("k1"), "Grill")).unwrap();
         assert_eq!(a.ticket_id, b.ticket_id);
         assert!(!a.replayed && b.replayed);
-        assert!(matches!(
-            s.create_ticket(&ticket(Some("k1"), "Other")),
-            Err(StoreError::IdempotencyConflict(_))
-        ));
+        assert!(matches!(s.create_ticket(&ticket(Some("k1"), "Other")), Err(StoreError::IdempotencyConflict(_))));
         let c = s.create_ticket(&ticket(None, "Grill")).unwrap();
         assert_ne!(c.ticket_id, a.ticket_id);
         assert_eq!(s.ticket_count().unwrap(), 2);

@@ -25,14 +25,10 @@ pub struct Stack {
 }
 
 pub fn config(rate: Option<RateLimitConfig>) -> Config {
-    let mut c = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin"))
-        .expect("default config");
+    let mut c = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin")).expect("default config");
     c.issuer.addr = "127.0.0.1:0".parse().unwrap();
     c.service.addr = "127.0.0.1:0".parse().unwrap();
-    c.service.rate_limit = rate.unwrap_or(RateLimitConfig {
-        per_second: 100_000.0,
-        burst: 100_000,
-    });
+    c.service.rate_limit = rate.unwrap_or(RateLimitConfig { per_second: 100_000.0, burst: 100_000 });
     c
 }
 
@@ -52,29 +48,14 @@ impl Stack {
     /// Starts on an existing state dir (for restart tests).
     pub async fn start_in(state: &Path, config: Config, rotate_keys: bool) -> Stack {
         warden::install_crypto_provider();
-        let args = ServeArgs {
-            rotate_keys,
-            ..ServeArgs::default()
-        };
+        let args = ServeArgs { rotate_keys, ..ServeArgs::default() };
         let running = start(&config, state, &args).await.expect("serve starts");
-        let http = http_client(
-            &ClientTls {
-                ca_file: Some(state.join("tls/ca.pem")),
-                ca_only: true,
-            },
-            Duration::from_secs(10),
-        )
-        .expect("client");
+        let http =
+            http_client(&ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true }, Duration::from_secs(10))
+                .expect("client");
         let issuer = running.issuer_url.clone().unwrap();
         let mcp = running.mcp_url.clone().unwrap();
-        Stack {
-            running,
-            state: state.to_path_buf(),
-            http,
-            issuer,
-            mcp,
-            _tmp: None,
-        }
+        Stack { running, state: state.to_path_buf(), http, issuer, mcp, _tmp: None }
     }
 
     /// Stops the servers and hands back the temp dir so the state survives a restart.
@@ -83,11 +64,7 @@ impl Stack {
         self._tmp
     }
 
-    pub async fn token_response(
-        &self,
-        client: (&str, &str),
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
+    pub async fn token_response(&self, client: (&str, &str), form: &[(&str, &str)]) -> reqwest::Response {
         let mut f: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         f.extend_from_slice(form);
         self.http
@@ -131,8 +108,7 @@ impl Stack {
 
     pub fn ticket_rows(&self) -> i64 {
         let c = rusqlite::Connection::open(self.state.join("service.db")).unwrap();
-        c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))
-            .unwrap()
+        c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).unwrap()
     }
 }
 
@@ -141,10 +117,7 @@ pub fn tools_call(name: &str, args: Value) -> Value {
 }
 
 pub fn www_authenticate(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
 /// What the fault-injecting front of a test MCP server does to `tools/call`.
@@ -158,26 +131,15 @@ pub enum Fault {
 
 /// A real customer-service router (trusting the stack's issuer) on plain HTTP loopback,
 /// with a fault-injecting layer in front of `tools/call`. Returns its `/mcp` URL.
-pub async fn faulty_service(
-    listener: tokio::net::TcpListener,
-    stack: &Stack,
-    fault: Fault,
-) -> String {
+pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fault: Fault) -> String {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}/mcp");
-    let jwks = warden::auth::jwks::JwksCache::from_url(
-        stack.http.clone(),
-        format!("{}/jwks.json", stack.issuer),
-    );
+    let jwks = warden::auth::jwks::JwksCache::from_url(stack.http.clone(), format!("{}/jwks.json", stack.issuer));
     jwks.refresh().await.unwrap();
     let verifier = warden::auth::verify::Verifier::new(
-        warden::auth::verify::VerifierConfig {
-            issuer: stack.issuer.clone(),
-            audience: url.clone(),
-            leeway_secs: 30,
-        },
+        warden::auth::verify::VerifierConfig { issuer: stack.issuer.clone(), audience: url.clone(), leeway_secs: 30 },
         Arc::new(jwks),
     );
     let db = stack.state.join(format!("faulty-{}.db", addr.port()));
@@ -186,41 +148,41 @@ pub async fn faulty_service(
         store: Arc::new(warden::service::store::Store::open(&db, 1).unwrap()),
         resource: url.clone(),
         authorization_servers: vec![stack.issuer.clone()],
-        rate_limit: RateLimitConfig {
-            per_second: 1000.0,
-            burst: 1000,
-        },
+        rate_limit: RateLimitConfig { per_second: 1000.0, burst: 1000 },
         max_body_bytes: 65536,
         allowed_hosts: vec![],
     });
     let seen = Arc::new(AtomicUsize::new(0));
-    let router = router.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-        let seen = seen.clone();
-        async move {
-            let (parts, body) = req.into_parts();
-            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-            let is_call = String::from_utf8_lossy(&bytes).contains("\"tools/call\"");
-            if is_call {
-                let n = seen.fetch_add(1, Ordering::SeqCst);
-                let fail = match fault {
-                    Fault::RateLimit => Some((429, None)),
-                    Fault::Unauthorized(k) if n < k => Some((401, Some("Bearer error=\"invalid_token\", error_description=\"token has expired\""))),
-                    Fault::Unauthorized(_) => None,
-                };
-                if let Some((status, challenge)) = fail {
-                    let mut resp = axum::response::Response::builder().status(status);
-                    if status == 429 {
-                        resp = resp.header("retry-after", "1");
+    let router =
+        router.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+                let is_call = String::from_utf8_lossy(&bytes).contains("\"tools/call\"");
+                if is_call {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let fail = match fault {
+                        Fault::RateLimit => Some((429, None)),
+                        Fault::Unauthorized(k) if n < k => {
+                            Some((401, Some("Bearer error=\"invalid_token\", error_description=\"token has expired\"")))
+                        }
+                        Fault::Unauthorized(_) => None,
+                    };
+                    if let Some((status, challenge)) = fail {
+                        let mut resp = axum::response::Response::builder().status(status);
+                        if status == 429 {
+                            resp = resp.header("retry-after", "1");
+                        }
+                        if let Some(c) = challenge {
+                            resp = resp.header("www-authenticate", c);
+                        }
+                        return resp.body(axum::body::Body::empty()).unwrap();
                     }
-                    if let Some(c) = challenge {
-                        resp = resp.header("www-authenticate", c);
-                    }
-                    return resp.body(axum::body::Body::empty()).unwrap();
                 }
+                next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
             }
-            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
-        }
-    }));
+        }));
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

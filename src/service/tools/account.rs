@@ -30,11 +30,7 @@ pub struct AccountValue {
 pub fn run(store: &Store, args: &CalculateAccountValueArgs) -> Result<AccountValue, ToolFailure> {
     let id = validate::customer_id(&args.customer_id)?;
     validate::amounts(&args.amounts)?;
-    if store
-        .customer(&id)
-        .map_err(ToolFailure::internal)?
-        .is_none()
-    {
+    if store.customer(&id).map_err(ToolFailure::internal)?.is_none() {
         return Err(ToolFailure::not_found(&id));
     }
     Ok(summarize(id, &args.amounts))
@@ -76,10 +72,7 @@ mod tests {
     #[test]
     fn the_seed_articles_example() {
         let v = summarize("ABC123".into(), &[250.0, 175.50, 82.25]);
-        assert_eq!(
-            (v.count, v.total, v.average, v.min, v.max),
-            (3, 507.75, 169.25, 82.25, 250.0)
-        );
+        assert_eq!((v.count, v.total, v.average, v.min, v.max), (3, 507.75, 169.25, 82.25, 250.0));
         assert_eq!(v.tier, "bronze");
     }
 

@@ -30,27 +30,14 @@ pub const MAX_RECENT: i64 = 50;
 
 pub fn info(store: &Store, args: &GetCustomerInfoArgs) -> Result<Customer, ToolFailure> {
     let id = validate::customer_id(&args.customer_id)?;
-    store
-        .customer(&id)
-        .map_err(ToolFailure::internal)?
-        .ok_or_else(|| ToolFailure::not_found(&id))
+    store.customer(&id).map_err(ToolFailure::internal)?.ok_or_else(|| ToolFailure::not_found(&id))
 }
 
-pub fn recent(
-    store: &Store,
-    args: &GetRecentCustomersArgs,
-) -> Result<RecentCustomers, ToolFailure> {
+pub fn recent(store: &Store, args: &GetRecentCustomersArgs) -> Result<RecentCustomers, ToolFailure> {
     let limit = args.limit.unwrap_or(5);
     if !(1..=MAX_RECENT).contains(&limit) {
-        return Err(ToolFailure::invalid(format!(
-            "limit must be between 1 and {MAX_RECENT}; got {limit}"
-        )));
+        return Err(ToolFailure::invalid(format!("limit must be between 1 and {MAX_RECENT}; got {limit}")));
     }
-    let customers = store
-        .recent_customers(limit as u32)
-        .map_err(ToolFailure::internal)?;
-    Ok(RecentCustomers {
-        count: customers.len(),
-        customers,
-    })
+    let customers = store.recent_customers(limit as u32).map_err(ToolFailure::internal)?;
+    Ok(RecentCustomers { count: customers.len(), customers })
 }

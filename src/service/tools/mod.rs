@@ -38,18 +38,13 @@ pub struct CustomerService {
 impl CustomerService {
     /// Builds the shared router once; `instance` then clones cheaply per request.
     pub fn prototype(store: Arc<Store>) -> Self {
-        Self {
-            store,
-            tool_router: Arc::new(Self::tool_router()),
-        }
+        Self { store, tool_router: Arc::new(Self::tool_router()) }
     }
 }
 
 fn scopes_meta(tool: &str) -> MetaObject {
     let mut meta = MetaObject::new();
-    let scopes = policy::required_scopes(tool)
-        .map(|s| s.to_vec())
-        .unwrap_or_default();
+    let scopes = policy::required_scopes(tool).map(|s| s.to_vec()).unwrap_or_default();
     meta.insert(SCOPES_META_KEY.into(), serde_json::json!(scopes));
     meta
 }
@@ -70,16 +65,8 @@ fn done<T: Serialize>(r: Result<T, ToolFailure>) -> ToolResult<T> {
 
 /// The server-side scope check inside the tool. Without verified claims (the guard was
 /// bypassed or misconfigured) the call is refused, never served.
-fn authorize(
-    parts: &http::request::Parts,
-    tool: &str,
-) -> Result<Arc<VerifiedClaims>, CallToolResult> {
-    let forbidden = |message: String| {
-        failure(ToolFailure {
-            code: FailureCode::Forbidden,
-            message,
-        })
-    };
+fn authorize(parts: &http::request::Parts, tool: &str) -> Result<Arc<VerifiedClaims>, CallToolResult> {
+    let forbidden = |message: String| failure(ToolFailure { code: FailureCode::Forbidden, message });
     let claims = parts
         .extensions
         .get::<Arc<VerifiedClaims>>()
@@ -88,9 +75,7 @@ fn authorize(
     let required = policy::required_scopes(tool).unwrap_or_default();
     let missing = claims.scope.missing(&required);
     if !missing.is_empty() {
-        return Err(forbidden(format!(
-            "tool {tool} requires scope {required}; the token lacks {missing}"
-        )));
+        return Err(forbidden(format!("tool {tool} requires scope {required}; the token lacks {missing}")));
     }
     Ok(claims)
 }

@@ -39,25 +39,13 @@ enum Priority {
     Urgent,
 }
 
-pub fn run(
-    store: &Store,
-    client_id: &str,
-    args: &CreateSupportTicketArgs,
-) -> Result<Ticket, ToolFailure> {
+pub fn run(store: &Store, client_id: &str, args: &CreateSupportTicketArgs) -> Result<Ticket, ToolFailure> {
     let customer_id = validate::customer_id(&args.customer_id)?;
     let subject = validate::text("subject", &args.subject, MAX_SUBJECT)?;
     let description = validate::text("description", &args.description, MAX_DESCRIPTION)?;
     let priority = validate::priority(&args.priority)?;
-    let key = args
-        .idempotency_key
-        .as_deref()
-        .map(validate::idempotency_key)
-        .transpose()?;
-    if store
-        .customer(&customer_id)
-        .map_err(ToolFailure::internal)?
-        .is_none()
-    {
+    let key = args.idempotency_key.as_deref().map(validate::idempotency_key).transpose()?;
+    if store.customer(&customer_id).map_err(ToolFailure::internal)?.is_none() {
         return Err(ToolFailure::not_found(&customer_id));
     }
     let new = NewTicket {
@@ -71,9 +59,7 @@ pub fn run(
     store.create_ticket(&new).map_err(|e| match e {
         StoreError::IdempotencyConflict(existing) => ToolFailure {
             code: FailureCode::Conflict,
-            message: format!(
-                "idempotency_key was already used for ticket {existing} with different content"
-            ),
+            message: format!("idempotency_key was already used for ticket {existing} with different content"),
         },
         other => ToolFailure::internal(other),
     })

@@ -22,26 +22,17 @@ pub enum FailureCode {
 
 impl ToolFailure {
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self {
-            code: FailureCode::InvalidArgument,
-            message: message.into(),
-        }
+        Self { code: FailureCode::InvalidArgument, message: message.into() }
     }
 
     pub fn not_found(customer_id: &str) -> Self {
-        Self {
-            code: FailureCode::NotFound,
-            message: format!("customer {customer_id} not found"),
-        }
+        Self { code: FailureCode::NotFound, message: format!("customer {customer_id} not found") }
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(target: "warden::service", error = %e, "tool failed");
         // The detail goes to the server log; the caller learns only that it failed.
-        Self {
-            code: FailureCode::Internal,
-            message: "internal error; the failure was logged on the server".into(),
-        }
+        Self { code: FailureCode::Internal, message: "internal error; the failure was logged on the server".into() }
     }
 }
 
@@ -50,9 +41,7 @@ impl ToolFailure {
 pub fn customer_id(raw: &str) -> Result<String, ToolFailure> {
     let id = raw.trim().to_ascii_uppercase();
     let b = id.as_bytes();
-    let ok = b.len() == 6
-        && b[..3].iter().all(u8::is_ascii_uppercase)
-        && b[3..].iter().all(u8::is_ascii_digit);
+    let ok = b.len() == 6 && b[..3].iter().all(u8::is_ascii_uppercase) && b[3..].iter().all(u8::is_ascii_digit);
     if ok {
         Ok(id)
     } else {
@@ -72,16 +61,10 @@ pub fn text(field: &str, raw: &str, max: usize) -> Result<String, ToolFailure> {
     }
     let n = t.chars().count();
     if n > max {
-        return Err(ToolFailure::invalid(format!(
-            "{field} is {n} characters; the limit is {max}"
-        )));
+        return Err(ToolFailure::invalid(format!("{field} is {n} characters; the limit is {max}")));
     }
-    if t.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        return Err(ToolFailure::invalid(format!(
-            "{field} contains control characters"
-        )));
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(ToolFailure::invalid(format!("{field} contains control characters")));
     }
     Ok(t.to_string())
 }
@@ -90,31 +73,19 @@ pub const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 
 pub fn priority(raw: &str) -> Result<&'static str, ToolFailure> {
     let p = raw.trim().to_ascii_lowercase();
-    PRIORITIES
-        .iter()
-        .find(|x| **x == p)
-        .copied()
-        .ok_or_else(|| {
-            let shown: String = raw.chars().take(32).collect();
-            ToolFailure::invalid(format!(
-                "priority {shown:?} is not one of {}",
-                PRIORITIES.join(", ")
-            ))
-        })
+    PRIORITIES.iter().find(|x| **x == p).copied().ok_or_else(|| {
+        let shown: String = raw.chars().take(32).collect();
+        ToolFailure::invalid(format!("priority {shown:?} is not one of {}", PRIORITIES.join(", ")))
+    })
 }
 
 pub fn idempotency_key(raw: &str) -> Result<String, ToolFailure> {
-    let ok = !raw.is_empty()
-        && raw.len() <= 128
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    let ok =
+        !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     if ok {
         Ok(raw.to_string())
     } else {
-        Err(ToolFailure::invalid(
-            "idempotency_key must be 1-128 characters of A-Z a-z 0-9 - _ . :",
-        ))
+        Err(ToolFailure::invalid("idempotency_key must be 1-128 characters of A-Z a-z 0-9 - _ . :"))
     }
 }
 
@@ -123,19 +94,10 @@ pub const MAX_AMOUNT: f64 = 1_000_000.0;
 
 pub fn amounts(raw: &[f64]) -> Result<(), ToolFailure> {
     if raw.is_empty() || raw.len() > MAX_AMOUNTS {
-        return Err(ToolFailure::invalid(format!(
-            "amounts must hold 1 to {MAX_AMOUNTS} values; got {}",
-            raw.len()
-        )));
+        return Err(ToolFailure::invalid(format!("amounts must hold 1 to {MAX_AMOUNTS} values; got {}", raw.len())));
     }
-    if let Some((i, a)) = raw
-        .iter()
-        .enumerate()
-        .find(|(_, a)| !a.is_finite() || **a < 0.0 || **a > MAX_AMOUNT)
-    {
-        return Err(ToolFailure::invalid(format!(
-            "amounts[{i}] = {a} is outside 0..{MAX_AMOUNT}"
-        )));
+    if let Some((i, a)) = raw.iter().enumerate().find(|(_, a)| !a.is_finite() || **a < 0.0 || **a > MAX_AMOUNT) {
+        return Err(ToolFailure::invalid(format!("amounts[{i}] = {a} is outside 0..{MAX_AMOUNT}")));
     }
     Ok(())
 }
@@ -148,11 +110,7 @@ mod tests {
     fn customer_ids() {
         assert_eq!(customer_id(" abc123 ").unwrap(), "ABC123");
         for bad in ["AB123", "ABC1234", "123ABC", "ABC12X", "", "ÄBC123"] {
-            assert_eq!(
-                customer_id(bad).unwrap_err().code,
-                FailureCode::InvalidArgument,
-                "{bad}"
-            );
+            assert_eq!(customer_id(bad).unwrap_err().code, FailureCode::InvalidArgument, "{bad}");
         }
     }
 
@@ -163,12 +121,7 @@ mod tests {
         assert!(text("subject", "12345678901", 10).is_err());
         assert!(text("subject", "a\u{7}b", 10).is_err());
         assert_eq!(priority("HIGH").unwrap(), "high");
-        assert!(
-            priority("critical")
-                .unwrap_err()
-                .message
-                .contains("low, medium, high, urgent")
-        );
+        assert!(priority("critical").unwrap_err().message.contains("low, medium, high, urgent"));
         assert!(idempotency_key("req-1:a.b_c").is_ok());
         assert!(idempotency_key("has space").is_err());
         assert!(amounts(&[1.0, 2.5]).is_ok());

@@ -1,0 +1,12 @@
+//! DSPy's core ideas in Rust: signatures, the ChatAdapter (with JSON fallback), language
+//! models, `Predict`, `ChainOfThought` and `ReAct` over Warden's secure tools, plus
+//! `Evaluate`. A DSPy user should recognise every piece; the prompts are byte-identical.
+
+pub mod adapter;
+pub mod evaluate;
+pub mod lm;
+pub mod predict;
+pub mod pyfmt;
+pub mod react;
+pub mod signature;
+pub mod tool;

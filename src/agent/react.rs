@@ -1,0 +1,246 @@
+//! DSPy's ReAct over Warden's tools. Each step asks the LM for `next_thought`,
+//! `next_tool_name` (one of the tools or `finish`) and `next_tool_args`; the tool's result
+//! (or its error, or the denial) is appended to the trajectory as an observation. After
+//! `finish` or `max_iters` steps, a ChainOfThought "extract" step writes the outputs.
+//! Every step is reported as events while it happens.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::adapter::chat::ChatAdapter;
+use super::lm::Lm;
+use super::predict::{ChainOfThought, Predict, PredictError, Prediction};
+use super::signature::{Field, FieldType, Signature};
+use super::tool::{Tool, validate_args};
+use crate::events::{EventBus, EventKind, ObservationKind, RunStatus, Scope};
+
+/// The seed uses five iterations.
+pub const DEFAULT_MAX_ITERS: usize = 5;
+
+pub struct ReAct {
+    pub signature: Signature,
+    pub react: Predict,
+    pub extract: ChainOfThought,
+    tools: Vec<Arc<dyn Tool>>,
+    pub max_iters: usize,
+}
+
+/// What happened in one step.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Step {
+    pub thought: String,
+    pub tool: String,
+    pub args: Value,
+    pub observation: String,
+    pub kind: ObservationKind,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunResult {
+    pub outputs: Prediction,
+    pub steps: Vec<Step>,
+    pub status: RunStatus,
+    pub elapsed_ms: f64,
+}
+
+impl ReAct {
+    pub fn new(signature: Signature, tools: Vec<Arc<dyn Tool>>, max_iters: usize) -> Self {
+        let react_sig = react_signature(&signature, &tools);
+        let fallback =
+            Signature::new(signature.inputs().to_vec(), signature.outputs().to_vec(), Some(signature.instructions()))
+                .and_then(|s| s.append_input(Field::new("trajectory", FieldType::Str)))
+                .unwrap_or_else(|_| signature.clone());
+        Self { react: Predict::new(react_sig), extract: ChainOfThought::new(&fallback), signature, tools, max_iters }
+    }
+
+    pub fn tools(&self) -> &[Arc<dyn Tool>] {
+        &self.tools
+    }
+
+    /// Runs the agent. Tool failures become observations; only an LM failure (or output
+    /// that does not parse even with the JSON fallback) aborts the run.
+    pub async fn run(
+        &self,
+        lm: &dyn Lm,
+        inputs: &Map<String, Value>,
+        events: &EventBus,
+        run_id: &str,
+    ) -> Result<RunResult, PredictError> {
+        let start = Instant::now();
+        let mut trajectory = Map::new();
+        let mut steps = Vec::new();
+        let scope_at = |step: Option<u32>| Scope { run_id: Some(run_id.to_string()), step };
+        events.emit(
+            &scope_at(None),
+            EventKind::RunStarted {
+                request: inputs.values().map(crate::agent::pyfmt::str_scalar).collect::<Vec<_>>().join("\n"),
+                model: lm.name().to_string(),
+                tools: self.tools.iter().map(|t| t.name().to_string()).collect(),
+            },
+        );
+        for idx in 0..self.max_iters {
+            let scope = scope_at(Some(idx as u32));
+            let mut step_inputs = inputs.clone();
+            step_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
+            let pred = match self.react.forward(lm, &step_inputs).await {
+                Ok(p) => p,
+                Err(e) => return Err(self.abort(events, &scope, e, &steps, start)),
+            };
+            let thought = pred.get("next_thought").map(crate::agent::pyfmt::str_scalar).unwrap_or_default();
+            let tool = pred.get("next_tool_name").and_then(Value::as_str).unwrap_or("finish").to_string();
+            let args = pred.get("next_tool_args").cloned().unwrap_or(Value::Object(Map::new()));
+            events.emit(&scope, EventKind::Thought { text: thought.clone() });
+            events.emit(&scope, EventKind::Action { tool: tool.clone(), args: args.clone() });
+            trajectory.insert(format!("thought_{idx}"), Value::String(thought.clone()));
+            trajectory.insert(format!("tool_name_{idx}"), Value::String(tool.clone()));
+            trajectory.insert(format!("tool_args_{idx}"), args.clone());
+            let t0 = Instant::now();
+            let (kind, observation) = self.dispatch(&tool, &args, &scope).await;
+            let text = crate::agent::pyfmt::str_scalar(&observation);
+            events.emit(
+                &scope,
+                EventKind::Observation {
+                    tool: tool.clone(),
+                    text: truncate(&text, 16 * 1024),
+                    outcome: kind,
+                    latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+                },
+            );
+            trajectory.insert(format!("observation_{idx}"), observation);
+            steps.push(Step { thought, tool: tool.clone(), args, observation: text, kind });
+            if tool == "finish" {
+                break;
+            }
+        }
+        let scope = scope_at(Some(steps.len() as u32));
+        let mut extract_inputs = inputs.clone();
+        extract_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
+        let outputs = match self.extract.forward(lm, &extract_inputs).await {
+            Ok(o) => o,
+            Err(e) => return Err(self.abort(events, &scope, e, &steps, start)),
+        };
+        let response = self
+            .signature
+            .outputs()
+            .iter()
+            .filter_map(|f| outputs.get(&f.name))
+            .map(crate::agent::pyfmt::str_scalar)
+            .collect::<Vec<_>>()
+            .join("\n");
+        events.emit(&scope, EventKind::FinalAnswer { response });
+        let status = status_of(&steps);
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        events.emit(&scope_at(None), EventKind::RunFinished { status, steps: steps.len() as u32, elapsed_ms });
+        Ok(RunResult { outputs, steps, status, elapsed_ms })
+    }
+
+    fn abort(&self, events: &EventBus, scope: &Scope, e: PredictError, steps: &[Step], start: Instant) -> PredictError {
+        events.emit(scope, EventKind::AgentError { message: e.to_string() });
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        let run = Scope { step: None, ..scope.clone() };
+        events.emit(&run, EventKind::RunFinished { status: RunStatus::Failed, steps: steps.len() as u32, elapsed_ms });
+        e
+    }
+
+    /// Runs the named tool, or explains why it cannot.
+    async fn dispatch(&self, name: &str, args: &Value, scope: &Scope) -> (ObservationKind, Value) {
+        if name == "finish" {
+            return (ObservationKind::Finish, Value::String("Completed.".into()));
+        }
+        let Some(tool) = self.tools.iter().find(|t| t.name() == name) else {
+            return (ObservationKind::Invalid, Value::String(format!("Execution error in {name}: no such tool")));
+        };
+        let Value::Object(map) = args else {
+            return (
+                ObservationKind::Invalid,
+                Value::String(format!("Execution error in {name}: arguments must be a JSON object")),
+            );
+        };
+        if let Err(e) = validate_args(tool.schema(), map) {
+            return (ObservationKind::Invalid, Value::String(format!("Execution error in {name}: {e}")));
+        }
+        let obs = tool.call(map.clone(), scope).await;
+        (obs.kind, obs.value)
+    }
+}
+
+/// How a run ended, from its steps: any denial → denied; no tool used → refused (the
+/// agent declined); a failed or invalid step → failed; else ok.
+pub fn status_of(steps: &[Step]) -> RunStatus {
+    if steps.iter().any(|s| s.kind == ObservationKind::Denied) {
+        RunStatus::Denied
+    } else if steps.iter().all(|s| s.kind == ObservationKind::Finish) {
+        RunStatus::Refused
+    } else if steps
+        .iter()
+        .any(|s| matches!(s.kind, ObservationKind::Failed | ObservationKind::Invalid | ObservationKind::ToolError))
+    {
+        RunStatus::Failed
+    } else {
+        RunStatus::Ok
+    }
+}
+
+/// DSPy's ReAct signature: the original inputs plus `trajectory`, producing the next
+/// thought, tool name and tool arguments, with DSPy's instruction text.
+pub fn react_signature(sig: &Signature, tools: &[Arc<dyn Tool>]) -> Signature {
+    let names = |fields: &[Field]| fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ");
+    let (inputs, outputs) = (names(sig.inputs()), names(sig.outputs()));
+    let mut instr: Vec<String> = Vec::new();
+    if !sig.instructions().is_empty() {
+        instr.push(format!("{}\n", sig.instructions()));
+    }
+    instr.extend([
+        format!("You are an Agent. In each episode, you will be given the fields {inputs} as input. And you can see your past trajectory so far."),
+        format!("Your goal is to use one or more of the supplied tools to collect any necessary information for producing {outputs}.\n"),
+        "To do this, you will interleave next_thought, next_tool_name, and next_tool_args in each turn, and also when finishing the task.".into(),
+        "After each tool call, you receive a resulting observation, which gets appended to your trajectory.\n".into(),
+        "When writing next_thought, you may reason about the current situation and plan for future steps.".into(),
+        "When selecting the next_tool_name and its next_tool_args, the tool must be one of:\n".into(),
+    ]);
+    let mut names_list: Vec<String> = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        instr.push(format!("({}) {}", i + 1, t.describe()));
+        names_list.push(t.name().to_string());
+    }
+    instr.push(format!(
+        "({}) finish, whose description is <desc>Marks the task as complete. That is, signals that all information for producing the outputs, i.e. {outputs}, are now available to be extracted.</desc>. It takes arguments {{}}.",
+        tools.len() + 1
+    ));
+    instr.push("When providing `next_tool_args`, the value inside the field must be in JSON format".into());
+    names_list.push("finish".into());
+    let mut inputs_fields = sig.inputs().to_vec();
+    inputs_fields.push(Field::new("trajectory", FieldType::Str));
+    Signature::new(
+        inputs_fields,
+        vec![
+            Field::new("next_thought", FieldType::Str),
+            Field::new("next_tool_name", FieldType::Literal(names_list)),
+            Field::new("next_tool_args", FieldType::Dict),
+        ],
+        Some(&instr.join("\n")),
+    )
+    .unwrap_or_else(|_| sig.clone())
+}
+
+/// The trajectory as DSPy renders it: one `[[ ## key ## ]]` block per entry.
+pub fn format_trajectory(trajectory: &Map<String, Value>) -> String {
+    let fields: Vec<Field> = trajectory.keys().map(|k| Field::new(k, FieldType::Str)).collect();
+    match Signature::new(fields, vec![Field::new("x", FieldType::Str)], Some("")) {
+        Ok(sig) => ChatAdapter.format_user(&sig, trajectory, "", false),
+        Err(_) => String::new(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} more bytes]", &s[..end], s.len() - end)
+}
