@@ -15,6 +15,7 @@ pub mod events;
 pub mod issuer;
 pub mod mcp;
 pub mod paths;
+pub mod scenario;
 pub mod security;
 pub mod serve;
 pub mod service;

@@ -7,6 +7,16 @@ use clap::Parser;
 use warden::cli::client::ClientArgs;
 use warden::cli::{Cli, Command};
 
+fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>) -> warden::cli::run::AgentArgs {
+    warden::cli::run::AgentArgs {
+        model: m.model.clone(),
+        lm_base_url: m.lm_base_url.clone(),
+        scopes,
+        max_iters: m.max_iters,
+        json: m.json,
+    }
+}
+
 /// Runs a client command on its own runtime, logging to the state dir (never the terminal).
 fn client_command(
     state_dir: &std::path::Path,
@@ -64,6 +74,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = ClientArgs { config: cli.config.as_deref(), scopes: a.scopes.as_deref(), json: a.json };
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
         }),
+        Command::Run(a) => client_command(&state_dir, |rt| {
+            let args = agent_args(&a.model, a.scopes.clone());
+            rt.block_on(warden::cli::run::run(cli.config.as_deref(), &a.scenarios, args))
+        }),
+        Command::Demo(a) => {
+            anyhow::ensure!(
+                a.headless,
+                "the interactive console is not built yet; run `warden demo --headless` for the scenario trace"
+            );
+            let explicit_state = cli.state_dir.clone();
+            client_command(&state_dir, |rt| {
+                rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), agent_args(&a.model, None)))
+            })
+        }
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;

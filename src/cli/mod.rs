@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod logging;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -35,8 +36,48 @@ pub enum Command {
     Tools(ToolsArgs),
     /// Call one tool through the secure client (scope pre-check, classified failures).
     Call(CallArgs),
+    /// Run agent scenarios through the real stack (token manager, secure tools, ReAct).
+    Run(RunArgs),
+    /// One command, no keys, no network: start issuer + service on loopback and run the demo.
+    Demo(DemoArgs),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's).
+    #[arg(long, value_name = "URL")]
+    pub lm_base_url: Option<String>,
+    /// ReAct iterations per request (default 5).
+    #[arg(long, value_name = "N")]
+    pub max_iters: Option<usize>,
+    /// One JSON object per scenario and a final summary object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Scenarios file (TOML with [[scenario]] tables), e.g. config/scenarios.toml.
+    pub scenarios: PathBuf,
+    /// Scopes to request, space-separated (default: the config's or the client's defaults).
+    #[arg(long, value_name = "\"A B\"")]
+    pub scopes: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Run the scenarios and print the trace instead of opening the console.
+    #[arg(long)]
+    pub headless: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Clone, Args)]

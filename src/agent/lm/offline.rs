@@ -128,7 +128,13 @@ fn parse_prompt(messages: &[Message]) -> Prompt {
             demos.push((sections(&pair[0].content), sections(&pair[1].content)));
         }
     }
-    Prompt { outputs, tools, fields: sections(last_user), demos, json_mode }
+    // The output-requirements line is the adapter's, not part of the last input field.
+    let inputs_only = ["\n\nRespond with the corresponding output fields", "\n\nRespond with a JSON object"]
+        .iter()
+        .filter_map(|m| last_user.rfind(m))
+        .min()
+        .map_or(last_user, |i| &last_user[..i]);
+    Prompt { outputs, tools, fields: sections(inputs_only), demos, json_mode }
 }
 
 /// `(N) name, whose description is <desc>…</desc>. It takes arguments {…}.`

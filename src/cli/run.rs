@@ -1,0 +1,149 @@
+//! `warden run SCENARIOS.toml` and `warden demo --headless`: scenarios through the real
+//! stack, printed as a readable trace or as JSON lines, with an exit code that says
+//! whether every scenario ended as expected.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::agent::lm::{self, Lm, LmOptions};
+use crate::auth::scopes::ScopeSet;
+use crate::config::{AgentConfig, Config};
+use crate::events::EventBus;
+use crate::mcp::ClientStack;
+use crate::mcp::secure_tool::CallPolicy;
+use crate::scenario::{Runner, Scenario, render};
+
+/// Options shared by `run` and `demo`.
+#[derive(Debug, Clone, Default)]
+pub struct AgentArgs {
+    pub model: Option<String>,
+    pub lm_base_url: Option<String>,
+    pub scopes: Option<String>,
+    pub max_iters: Option<usize>,
+    pub json: bool,
+}
+
+/// Exit code when at least one scenario did not end as expected.
+pub const EXIT_UNEXPECTED: u8 = 7;
+
+pub fn build_lm(args: &AgentArgs, agent: Option<&AgentConfig>) -> anyhow::Result<Arc<dyn Lm>> {
+    let cfg = agent.cloned().unwrap_or_default();
+    let name = args.model.clone().or(cfg.model).unwrap_or_else(|| "offline".into());
+    let opts = LmOptions {
+        base_url: args.lm_base_url.clone().or(cfg.base_url),
+        api_key_env: cfg.api_key_env,
+        timeout: cfg.timeout_secs.map(Duration::from_secs),
+        max_retries: None,
+        temperature: cfg.temperature,
+        max_tokens: cfg.max_tokens,
+    };
+    Ok(lm::from_name(&name, &opts)?)
+}
+
+pub async fn run_scenarios(config: &Config, scenarios: &[Scenario], args: &AgentArgs) -> anyhow::Result<ExitCode> {
+    let scopes =
+        args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
+    let lm = build_lm(args, config.agent.as_ref())?;
+    let events = EventBus::new();
+    let stack = ClientStack::connect(config, scopes.clone(), CallPolicy::default(), events.clone())
+        .await
+        .context("cannot connect to the MCP servers in the config")?;
+    let max_iters = args
+        .max_iters
+        .or(config.agent.as_ref().and_then(|a| a.max_iters))
+        .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+    let runner = Runner { stack: &stack, lm: lm.clone(), events, max_iters, default_scopes: scopes };
+    if !args.json {
+        println!("model: {}   scenarios: {}\n", lm.name(), scenarios.len());
+    }
+    let (mut as_expected, mut total_ms) = (0usize, 0.0);
+    for (i, s) in scenarios.iter().enumerate() {
+        let result = runner.run(s, &format!("run-{}-{}", i + 1, s.name)).await;
+        as_expected += usize::from(result.expected);
+        total_ms += result.elapsed_ms;
+        if args.json {
+            println!("{}", serde_json::to_string(&result)?);
+        } else {
+            println!("{}", render(&result));
+        }
+    }
+    let usage = lm.usage();
+    let summary = json!({
+        "summary": true,
+        "model": lm.name(),
+        "scenarios": scenarios.len(),
+        "as_expected": as_expected,
+        "unexpected": scenarios.len() - as_expected,
+        "elapsed_ms": total_ms,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{as_expected}/{} scenarios as expected ({:.0} ms, model {})", scenarios.len(), total_ms, lm.name());
+    }
+    stack.close().await;
+    Ok(if as_expected == scenarios.len() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNEXPECTED) })
+}
+
+pub async fn run(config_path: Option<&Path>, file: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let (config, _) = Config::load(config_path)?;
+    let scenarios = crate::scenario::load(file)?;
+    anyhow::ensure!(!scenarios.is_empty(), "{} has no [[scenario]] entries", file.display());
+    run_scenarios(&config, &scenarios, &args).await
+}
+
+/// `warden demo --headless`: start issuer + service on port 0 in a state dir (a fresh
+/// temporary one unless given), run the built-in scenarios with the offline planner.
+pub async fn demo_headless(state_dir: Option<&Path>, args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let temp = match state_dir {
+        Some(_) => None,
+        None => Some(TempState::new()?),
+    };
+    let dir =
+        state_dir.map(Path::to_path_buf).unwrap_or_else(|| temp.as_ref().map(|t| t.0.clone()).unwrap_or_default());
+    let mut serve_config = Config::parse(crate::config::DEFAULT_CONFIG, Path::new("<built-in>"))?;
+    serve_config.issuer.addr = "127.0.0.1:0".parse()?;
+    serve_config.service.addr = "127.0.0.1:0".parse()?;
+    serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
+    let running = crate::serve::start(&serve_config, &dir, &crate::cli::ServeArgs::default()).await?;
+    let client_path = running.client_config.clone().context("serve did not write a client config")?;
+    let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
+    if !args.json {
+        println!(
+            "warden demo: issuer {}  mcp {}  (state {})",
+            running.issuer_url.as_deref().unwrap_or("-"),
+            running.mcp_url.as_deref().unwrap_or("-"),
+            dir.display()
+        );
+    }
+    let scenarios = crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
+    let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };
+    let code = run_scenarios(&client, &scenarios, &args).await;
+    running.shutdown().await;
+    code
+}
+
+/// A temporary state directory removed on drop.
+struct TempState(std::path::PathBuf);
+
+impl TempState {
+    fn new() -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("warden-demo-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
