@@ -86,6 +86,13 @@ impl ReAct {
             step_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
             let pred = match self.react.forward(lm, &step_inputs).await {
                 Ok(p) => p,
+                // As in DSPy: output that names no valid tool ends the trajectory, and the
+                // extract step answers from what was gathered so far.
+                Err(e @ PredictError::Parse(..)) => {
+                    tracing::warn!(error = %e, "ending the trajectory: the agent failed to select a valid tool");
+                    events.emit(&scope, EventKind::AgentError { message: format!("ending the trajectory: {e}") });
+                    break;
+                }
                 Err(e) => return Err(self.abort(events, &scope, e, &steps, start)),
             };
             let thought = pred.get("next_thought").map(crate::agent::pyfmt::str_scalar).unwrap_or_default();

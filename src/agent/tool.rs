@@ -180,29 +180,6 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn schema_validation_names_the_problem() {
-        let schema = json!({"type": "object", "required": ["customer_id"], "properties": {
-            "customer_id": {"type": "string"}, "priority": {"type": "string", "enum": ["low", "high"]},
-            "amounts": {"type": "array", "items": {"type": "number"}}, "limit": {"type": ["integer", "null"], "minimum": 1}}});
-        let ok = |v: Value| validate_args(&schema, v.as_object().unwrap());
-        assert!(ok(json!({"customer_id": "ABC123", "amounts": [1, 2.5], "limit": 3})).is_ok());
-        assert_eq!(ok(json!({})).unwrap_err(), "missing required argument `customer_id`");
-        assert_eq!(ok(json!({"customer_id": 5})).unwrap_err(), "`customer_id` must be string");
-        assert_eq!(
-            ok(json!({"customer_id": "A", "priority": "mid"})).unwrap_err(),
-            "`priority` must be one of [\"low\", \"high\"]"
-        );
-        assert_eq!(ok(json!({"customer_id": "A", "amounts": [1, "x"]})).unwrap_err(), "`amounts[1]` must be number");
-        assert_eq!(ok(json!({"customer_id": "A", "limit": 0})).unwrap_err(), "`limit` must be at least 1");
-    }
-}
-
 type ToolFn = dyn Fn(Map<String, Value>) -> Observation + Send + Sync;
 
 /// A tool backed by a plain function (tests, local utilities).
@@ -246,5 +223,28 @@ impl Tool for FnTool {
 
     fn call<'a>(&'a self, args: Map<String, Value>, _scope: &'a Scope) -> BoxFuture<'a, Observation> {
         Box::pin(async move { (self.f)(args) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn schema_validation_names_the_problem() {
+        let schema = json!({"type": "object", "required": ["customer_id"], "properties": {
+            "customer_id": {"type": "string"}, "priority": {"type": "string", "enum": ["low", "high"]},
+            "amounts": {"type": "array", "items": {"type": "number"}}, "limit": {"type": ["integer", "null"], "minimum": 1}}});
+        let ok = |v: Value| validate_args(&schema, v.as_object().unwrap());
+        assert!(ok(json!({"customer_id": "ABC123", "amounts": [1, 2.5], "limit": 3})).is_ok());
+        assert_eq!(ok(json!({})).unwrap_err(), "missing required argument `customer_id`");
+        assert_eq!(ok(json!({"customer_id": 5})).unwrap_err(), "`customer_id` must be string");
+        assert_eq!(
+            ok(json!({"customer_id": "A", "priority": "mid"})).unwrap_err(),
+            "`priority` must be one of [\"low\", \"high\"]"
+        );
+        assert_eq!(ok(json!({"customer_id": "A", "amounts": [1, "x"]})).unwrap_err(), "`amounts[1]` must be number");
+        assert_eq!(ok(json!({"customer_id": "A", "limit": 0})).unwrap_err(), "`limit` must be at least 1");
     }
 }

@@ -41,6 +41,7 @@ pub fn build_lm(args: &AgentArgs, agent: Option<&AgentConfig>) -> anyhow::Result
         max_retries: None,
         temperature: cfg.temperature,
         max_tokens: cfg.max_tokens,
+        api_key: None,
     };
     Ok(lm::from_name(&name, &opts)?)
 }

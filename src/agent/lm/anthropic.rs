@@ -24,7 +24,10 @@ impl AnthropicLm {
             name: name.to_string(),
             model: model.to_string(),
             url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
-            key: api_key(key_env, "anthropic")?,
+            key: match &opts.api_key {
+                Some(k) => k.clone(),
+                None => api_key(key_env, "anthropic")?,
+            },
             key_env: key_env.to_string(),
             http: lm_http(opts)?,
             opts: opts.clone(),

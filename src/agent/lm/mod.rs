@@ -107,6 +107,8 @@ pub struct LmOptions {
     pub max_retries: Option<u32>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// The key itself, for programmatic use (tests, embedding); normally read from the env.
+    pub api_key: Option<crate::security::secret::Secret<String>>,
 }
 
 /// Builds a model from its DSPy/LiteLLM-style name.

@@ -29,6 +29,7 @@ impl OpenAiLm {
         opts: &LmOptions,
     ) -> Result<Self, LmError> {
         let key = match &key_env {
+            _ if opts.api_key.is_some() => opts.api_key.clone(),
             Some(env) if name.starts_with("openai/") => Some(api_key(env, "openai")?),
             Some(env) => std::env::var(env).ok().filter(|k| !k.is_empty()).map(Secret::new),
             None => None,

@@ -5,6 +5,10 @@
 //! scopes, and a second, server-side scope check from the verified claims the bearer guard
 //! put in the request (defence in depth: the guard already refused such calls with 403).
 
+// rmcp's tool handlers return `Result<_, CallToolResult>` (its error type is the tool-error
+// result itself), which is larger than clippy likes; boxing it would not fit the macro.
+#![allow(clippy::result_large_err)]
+
 pub mod account;
 pub mod customer;
 pub mod ticket;

@@ -1,0 +1,137 @@
+//! The offline planner driving ReAct over the real servers (TLS, tokens, secure tools):
+//! the seed's scenarios call the expected tools in order and answer from the tool results;
+//! the delete request is refused without a tool call; a narrowed grant yields a denial
+//! observation and an answer that explains it. Also `warden run --json` and
+//! `warden demo --headless` as a user runs them.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{Stack, client_config};
+use warden::agent::lm::offline::OfflinePlanner;
+use warden::events::{EventBus, EventKind, RunStatus};
+use warden::mcp::ClientStack;
+use warden::mcp::secure_tool::CallPolicy;
+use warden::scenario::{Runner, parse};
+
+#[tokio::test]
+async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
+    let s = Stack::start().await;
+    let events = EventBus::recording();
+    let stack =
+        ClientStack::connect(&client_config(&s, None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    let runner = Runner {
+        stack: &stack,
+        lm: Arc::new(OfflinePlanner::new()),
+        events: events.clone(),
+        max_iters: 5,
+        default_scopes: None,
+    };
+    let scenarios = parse(warden::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
+    let by_name = |n: &str| scenarios.iter().find(|s| s.name == n).unwrap().clone();
+
+    let r = runner.run(&by_name("ticket-defective-grill"), "t1").await;
+    assert_eq!(r.tools, ["get_customer_info", "create_support_ticket"]);
+    assert_eq!(r.status, RunStatus::Ok);
+    assert!(r.response.contains("TKT-000001") && r.response.contains("Sarah Johnson"), "{}", r.response);
+    assert_eq!(s.ticket_rows(), 1);
+
+    let r = runner.run(&by_name("account-value-with-amounts"), "t2").await;
+    assert_eq!(r.tools, ["get_customer_info", "calculate_account_value"]);
+    assert!(r.response.contains("$507.75") && r.response.contains("3 purchase(s)"), "{}", r.response);
+
+    let r = runner.run(&by_name("account-status-total"), "t3").await;
+    assert_eq!(r.tools, ["get_customer_info", "calculate_account_value"]);
+    assert!(r.response.contains("$4820.75"), "uses the lifetime value on file: {}", r.response);
+
+    let calls_before = events.recorded().iter().filter(|e| matches!(e.kind, EventKind::ToolCall { .. })).count();
+    let r = runner.run(&by_name("delete-all-data"), "t4").await;
+    assert_eq!((r.status, r.tools.len()), (RunStatus::Refused, 0));
+    assert!(r.response.starts_with("I'm sorry, but I can't delete customer data."), "{}", r.response);
+    let calls_after = events.recorded().iter().filter(|e| matches!(e.kind, EventKind::ToolCall { .. })).count();
+    assert_eq!(calls_before, calls_after, "no tool call at all");
+
+    let r = runner.run(&by_name("ticket-under-read-only-grant"), "t5").await;
+    assert_eq!(r.status, RunStatus::Denied);
+    assert_eq!(r.tools, ["get_customer_info", "create_support_ticket"]);
+    assert_eq!(r.denials.len(), 1);
+    assert_eq!(
+        (r.denials[0].tool.as_str(), r.denials[0].missing.to_string()),
+        ("create_support_ticket", "ticket:create".to_string())
+    );
+    assert!(
+        r.steps[1].observation.starts_with("Permission denied: create_support_ticket requires scope ticket:create")
+    );
+    assert!(r.response.contains("denied because") && r.response.contains("ticket:create"), "{}", r.response);
+    assert!(r.expected);
+    assert_eq!(s.ticket_rows(), 1, "the denied ticket was not created");
+
+    // The grant is restored after a scenario that ran under its own scopes.
+    let granted = stack.servers[0].tokens.info().unwrap().granted;
+    assert_eq!(granted.to_string(), "account:calculate customer:read ticket:create");
+    stack.close().await;
+    s.stop().await;
+}
+
+#[test]
+fn demo_headless_runs_every_scenario_as_expected() {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden")).args(["demo", "--headless"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("model: offline-planner"));
+    assert!(text.contains("8/8 scenarios as expected"), "{text}");
+    assert!(text.contains("✗ denied Permission denied: create_support_ticket requires scope ticket:create"));
+}
+
+#[test]
+fn run_json_reports_each_scenario_and_fails_on_unexpected_outcomes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(Stack::start());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scenarios.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[scenario]]
+name = "lookup"
+request = "Look up customer DEF456"
+expected_tools = ["get_customer_info"]
+
+[[scenario]]
+name = "wrong-expectation"
+request = "Show me the 2 most recent customers"
+expected_tools = ["get_customer_info"]
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--config")
+        .arg(s.state.join("client.toml"))
+        .arg("--state-dir")
+        .arg(dir.path())
+        .arg("run")
+        .arg(&file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "one scenario did not go as expected");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        (lines[0]["name"].as_str(), lines[0]["status"].as_str(), lines[0]["expected"].as_bool()),
+        (Some("lookup"), Some("ok"), Some(true))
+    );
+    assert_eq!(lines[0]["tools"], serde_json::json!(["get_customer_info"]));
+    assert!(lines[0]["response"].as_str().unwrap().contains("Emily Rodriguez"));
+    assert!(lines[0]["elapsed_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(lines[1]["expected"], false);
+    assert_eq!(lines[1]["mismatch"], "expected tools [\"get_customer_info\"], called [\"get_recent_customers\"]");
+    assert_eq!(
+        (lines[2]["summary"].as_bool(), lines[2]["as_expected"].as_u64(), lines[2]["model"].as_str()),
+        (Some(true), Some(1), Some("offline-planner"))
+    );
+    rt.block_on(s.stop());
+}
