@@ -42,6 +42,20 @@ pub struct Config {
     pub servers: Vec<ServerEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleConfig>,
+}
+
+/// Console look and keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// `dark` (default), `light`, `mono`, or a path to a theme TOML file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
+    /// Action → key overrides, e.g. `grant = "ctrl-g"`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keys: BTreeMap<crate::tui::keymap::Action, String>,
 }
 
 /// The agent's language model and loop bounds (`--model` etc. override).

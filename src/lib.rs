@@ -20,6 +20,7 @@ pub mod security;
 pub mod serve;
 pub mod service;
 pub mod time;
+pub mod tui;
 
 /// Installs aws-lc-rs as the process-wide rustls crypto provider. Idempotent: every entry
 /// point (binary, tests, benches) calls it before any TLS or JWT work.

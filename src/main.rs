@@ -79,15 +79,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &a.scenarios, args))
         }),
         Command::Demo(a) => {
-            anyhow::ensure!(
-                a.headless,
-                "the interactive console is not built yet; run `warden demo --headless` for the scenario trace"
-            );
             let explicit_state = cli.state_dir.clone();
             client_command(&state_dir, |rt| {
-                rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), agent_args(&a.model, None)))
+                let args = agent_args(&a.model, None);
+                if a.headless {
+                    rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), args))
+                } else {
+                    rt.block_on(warden::cli::run::demo(explicit_state.as_deref(), &state_dir, args, a.theme.as_deref()))
+                }
             })
         }
+        Command::Console(a) => client_command(&state_dir, |rt| {
+            let args = agent_args(&a.model, a.scopes.clone());
+            rt.block_on(warden::cli::run::console(cli.config.as_deref(), &state_dir, args, a.theme.as_deref()))
+        }),
+        Command::Replay(a) => client_command(&state_dir, |rt| {
+            let (config, _) = warden::config::Config::load(cli.config.as_deref())?;
+            let (theme, keymap) = warden::cli::run::look(&config, a.theme.as_deref())?;
+            rt.block_on(warden::tui::run_replay(&a.file, a.speed, theme, keymap, &state_dir))?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;

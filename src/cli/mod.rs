@@ -40,8 +40,35 @@ pub enum Command {
     Run(RunArgs),
     /// One command, no keys, no network: start issuer + service on loopback and run the demo.
     Demo(DemoArgs),
+    /// The operator console against the configured servers and model.
+    Console(ConsoleArgs),
+    /// Play a recorded session (STATE/sessions/*.jsonl) back in the console.
+    Replay(ReplayArgs),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// Scopes to request, space-separated.
+    #[arg(long, value_name = "\"A B\"")]
+    pub scopes: Option<String>,
+    /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
+    #[arg(long)]
+    pub theme: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// A session file (JSONL), e.g. from STATE/sessions/ or exported with `e`.
+    pub file: PathBuf,
+    /// Playback speed multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    #[arg(long)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,6 +103,9 @@ pub struct DemoArgs {
     /// Run the scenarios and print the trace instead of opening the console.
     #[arg(long)]
     pub headless: bool,
+    /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
+    #[arg(long)]
+    pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
 }

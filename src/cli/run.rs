@@ -148,3 +148,66 @@ impl Drop for TempState {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Theme and keymap from flags and `[console]`.
+pub fn look(config: &Config, theme_flag: Option<&str>) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
+    let console = config.console.clone().unwrap_or_default();
+    let theme = crate::tui::theme::Theme::load(theme_flag.or(console.theme.as_deref()))?;
+    let keymap = crate::tui::keymap::Keymap::with_overrides(&console.keys).map_err(anyhow::Error::msg)?;
+    Ok((theme, keymap))
+}
+
+/// `warden console`: the console against configured servers.
+pub async fn console(config_path: Option<&Path>, state_dir: &Path, args: AgentArgs, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (config, _) = Config::load(config_path)?;
+    let scenarios = match Path::new("config/scenarios.toml") {
+        p if p.exists() => crate::scenario::load(p)?,
+        _ => crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in")?,
+    };
+    live(&config, state_dir, args, theme, scenarios).await
+}
+
+async fn live(config: &Config, state_dir: &Path, args: AgentArgs, theme: Option<&str>, scenarios: Vec<Scenario>) -> anyhow::Result<ExitCode> {
+    let (theme, keymap) = look(config, theme)?;
+    let scopes = args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
+    let lm = build_lm(&args, config.agent.as_ref())?;
+    let events = EventBus::new();
+    let stack = ClientStack::connect(config, scopes, CallPolicy::default(), events.clone())
+        .await
+        .context("cannot connect to the MCP servers in the config")?;
+    let max_iters = args.max_iters.or(config.agent.as_ref().and_then(|a| a.max_iters)).unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+    let setup = crate::tui::LiveSetup {
+        stack: Arc::new(stack),
+        lm,
+        events,
+        scenarios,
+        max_iters,
+        theme,
+        keymap,
+        state_dir: state_dir.to_path_buf(),
+    };
+    crate::tui::run_live(setup).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `warden demo`: issuer + service on loopback, then the console with the offline planner.
+pub async fn demo(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    let temp = match state_dir {
+        Some(_) => None,
+        None => Some(TempState::new()?),
+    };
+    let dir = state_dir.map(Path::to_path_buf).unwrap_or_else(|| temp.as_ref().map(|t| t.0.clone()).unwrap_or_default());
+    let mut serve_config = Config::parse(crate::config::DEFAULT_CONFIG, Path::new("<built-in>"))?;
+    serve_config.issuer.addr = "127.0.0.1:0".parse()?;
+    serve_config.service.addr = "127.0.0.1:0".parse()?;
+    serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
+    let running = crate::serve::start(&serve_config, &dir, &crate::cli::ServeArgs::default()).await?;
+    let client_path = running.client_config.clone().context("serve did not write a client config")?;
+    let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
+    let scenarios = crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
+    let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };
+    // Sessions are kept in the persistent state dir even when the servers' state is temporary.
+    let result = live(&client, log_dir, args, theme, scenarios).await;
+    running.shutdown().await;
+    result
+}

@@ -1,0 +1,207 @@
+//! The operator console (ratatui). The core runs on its own task; the UI owns the terminal
+//! and redraws on input, on events and on a one-second tick (for countdowns) — no busy
+//! loop and no network on the UI path. The terminal is restored on every exit path,
+//! including a panic.
+
+pub mod app;
+pub mod core;
+pub mod keymap;
+pub mod panes;
+pub mod overlays;
+pub mod recorder;
+pub mod theme;
+pub mod view;
+
+use std::io::Stdout;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use app::{App, Command, ConsoleInfo};
+use keymap::Keymap;
+use panes::token::ToolScopes;
+use theme::Theme;
+
+use crate::agent::lm::Lm;
+use crate::events::{Event, EventBus};
+use crate::mcp::ClientStack;
+use crate::scenario::Scenario;
+
+/// Restores the terminal when dropped (normal exit, error, or unwinding panic).
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<(Self, Terminal<CrosstermBackend<Stdout>>)> {
+        enable_raw_mode().context("cannot switch the terminal to raw mode (is this a terminal?)")?;
+        let guard = TerminalGuard;
+        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+        Ok((guard, terminal))
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture, ratatui::crossterm::cursor::Show);
+}
+
+/// Panics restore the terminal before the message is printed, so it is readable.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+}
+
+/// Everything a live console needs.
+pub struct LiveSetup {
+    pub stack: Arc<ClientStack>,
+    pub lm: Arc<dyn Lm>,
+    pub events: EventBus,
+    pub scenarios: Vec<Scenario>,
+    pub max_iters: usize,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub state_dir: PathBuf,
+}
+
+pub fn console_info(stack: &ClientStack, model: &str, scenarios: Vec<Scenario>) -> ConsoleInfo {
+    ConsoleInfo {
+        servers: stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect(),
+        model: model.to_string(),
+        tools: stack
+            .tools()
+            .map(|t| ToolScopes { server: t.spec.server.clone(), name: t.spec.name.clone(), required: t.spec.required_scopes.clone() })
+            .collect(),
+        scenarios,
+        mode: "LIVE".into(),
+    }
+}
+
+/// Runs the console against a connected client stack until the operator quits.
+pub async fn run_live(setup: LiveSetup) -> anyhow::Result<()> {
+    let info = console_info(&setup.stack, setup.lm.name(), setup.scenarios.clone());
+    let ui_rx = setup.events.subscribe(1 << 16);
+    let session = recorder::session_path(&setup.state_dir);
+    let _recorder = recorder::spawn_recorder(session.clone(), setup.events.subscribe(1 << 16))
+        .with_context(|| format!("cannot record the session to {}", session.display()))?;
+    // Replay the token state the stack already has (obtained before the console started).
+    for server in &setup.stack.servers {
+        if let Some(token) = server.tokens.info() {
+            setup.events.emit(&Default::default(), crate::events::EventKind::TokenIssued { token, reason: crate::events::RefreshReason::Initial });
+        }
+    }
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let core = core::Core {
+        stack: setup.stack.clone(),
+        lm: setup.lm.clone(),
+        events: setup.events.clone(),
+        max_iters: setup.max_iters,
+        scenarios: setup.scenarios.clone(),
+    }
+    .spawn(cmd_rx, shutdown.clone());
+    let app = App::new(info, setup.theme, setup.keymap, false);
+    let result = ui_loop(app, ui_rx, Some(cmd_tx), &setup.state_dir, Some(session)).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(3), core).await;
+    result
+}
+
+/// Plays a recorded session back in the console.
+pub async fn run_replay(file: &Path, speed: f64, theme: Theme, keymap: Keymap, state_dir: &Path) -> anyhow::Result<()> {
+    let events = recorder::load(file)?;
+    let (tx, rx) = mpsc::channel(1024);
+    let _player = recorder::spawn_replay(events, speed, tx);
+    let info = ConsoleInfo { mode: format!("REPLAY {} ×{speed}", file.display()), model: "(recorded)".into(), ..ConsoleInfo::default() };
+    let app = App::new(info, theme, keymap, true);
+    ui_loop(app, rx, None, state_dir, Some(file.to_path_buf())).await
+}
+
+async fn ui_loop(
+    mut app: App,
+    mut events: mpsc::Receiver<Event>,
+    commands: Option<mpsc::Sender<Command>>,
+    state_dir: &Path,
+    session: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    install_panic_hook();
+    let (_guard, mut terminal) = TerminalGuard::enter()?;
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        terminal.draw(|f| view::render(f, &mut app))?;
+        tokio::select! {
+            maybe = input.next() => match maybe {
+                Some(Ok(TermEvent::Key(k))) => {
+                    for cmd in app.on_key(k) {
+                        dispatch(&mut app, cmd, commands.as_ref(), state_dir, session.as_deref());
+                    }
+                }
+                Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m),
+                Some(Ok(TermEvent::Resize(..))) => {}
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading terminal input"),
+                None => break,
+            },
+            Some(e) = events.recv() => {
+                app.ingest(&e);
+                // Drain a burst before redrawing, but stay responsive.
+                for _ in 0..2048 {
+                    match events.try_recv() {
+                        Ok(e) => app.ingest(&e),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tick.tick() => app.now = crate::time::now_epoch(),
+        }
+        if app.quit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn dispatch(app: &mut App, cmd: Command, commands: Option<&mpsc::Sender<Command>>, state_dir: &Path, session: Option<&Path>) {
+    if cmd == Command::Export {
+        app.notice = Some(match export(state_dir, session) {
+            Ok(path) => format!("exported to {}", path.display()),
+            Err(e) => format!("export failed: {e}"),
+        });
+        return;
+    }
+    if let Some(tx) = commands
+        && tx.try_send(cmd).is_err()
+    {
+        app.notice = Some("the agent core is busy; try again".into());
+    }
+}
+
+fn export(state_dir: &Path, session: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let source = session.context("no session recording to export")?;
+    let dir = state_dir.join("exports");
+    std::fs::create_dir_all(&dir)?;
+    let name = source.file_name().context("session file has no name")?;
+    let target = dir.join(name);
+    std::fs::copy(source, &target)?;
+    Ok(target)
+}

@@ -1,0 +1,180 @@
+//! The Trace pane: the live ReAct trajectory of the current and past runs — thought,
+//! action (tool + args), observation, denials and retries highlighted, per-step timing.
+//! Follows the newest step until the operator scrolls; Enter opens the step detail.
+
+use std::collections::VecDeque;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::{Cursor, clip};
+use crate::events::{DenialSide, Event, EventKind, ObservationKind, RunStatus};
+use crate::tui::theme::Theme;
+
+/// Most entries kept; older ones are dropped (the session recording keeps everything).
+pub const MAX_ENTRIES: usize = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceKind {
+    Run,
+    Thought,
+    Action,
+    Observation,
+    ToolError,
+    Denied,
+    Retry,
+    Answer,
+    Finished,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceEntry {
+    pub run_id: String,
+    pub step: Option<u32>,
+    pub kind: TraceKind,
+    pub text: String,
+    /// Label/value pairs shown in the step-detail overlay.
+    pub detail: Vec<(String, String)>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct TracePane {
+    pub entries: VecDeque<TraceEntry>,
+    pub cursor: Cursor,
+}
+
+impl TracePane {
+    pub fn new() -> Self {
+        Self { entries: VecDeque::new(), cursor: Cursor::following() }
+    }
+
+    pub fn selected(&self) -> Option<&TraceEntry> {
+        self.entries.get(self.cursor.selected)
+    }
+
+    fn push(&mut self, e: &Event, kind: TraceKind, text: String, detail: Vec<(String, String)>) {
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.pop_front();
+            self.cursor.selected = self.cursor.selected.saturating_sub(1);
+            self.cursor.offset = self.cursor.offset.saturating_sub(1);
+        }
+        let run_id = e.run_id.clone().unwrap_or_default();
+        self.entries.push_back(TraceEntry { run_id, step: e.step, kind, text, detail, at_ms: e.at_ms });
+    }
+
+    pub fn ingest(&mut self, e: &Event) {
+        let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+        match &e.kind {
+            EventKind::RunStarted { request, model, .. } => {
+                self.push(e, TraceKind::Run, format!("▶ {request}"), vec![("model".into(), model.clone()), ("request".into(), request.clone())])
+            }
+            EventKind::Thought { text } => self.push(e, TraceKind::Thought, text.clone(), vec![("thought".into(), text.clone())]),
+            EventKind::Action { tool, args } => self.push(
+                e,
+                TraceKind::Action,
+                format!("{tool} {}", crate::agent::pyfmt::json_dumps(args)),
+                vec![("tool".into(), tool.clone()), ("arguments".into(), pretty(args))],
+            ),
+            EventKind::Observation { tool, text, outcome, latency_ms } => {
+                // The denial itself has its own entry (from the Denied event, with who decided);
+                // this is what the agent saw.
+                let kind = match outcome {
+                    ObservationKind::Ok | ObservationKind::Finish | ObservationKind::Denied => TraceKind::Observation,
+                    _ => TraceKind::ToolError,
+                };
+                let shown = serde_json::from_str::<serde_json::Value>(text).map(|v| pretty(&v)).unwrap_or_else(|_| text.clone());
+                self.push(
+                    e,
+                    kind,
+                    format!("{text}  ({latency_ms:.1} ms)"),
+                    vec![("tool".into(), tool.clone()), ("outcome".into(), format!("{outcome:?}")), ("latency".into(), format!("{latency_ms:.1} ms")), ("observation".into(), shown)],
+                )
+            }
+            EventKind::Denied { tool, required, granted, missing, side, status, www_authenticate, .. } => {
+                let by = match side {
+                    DenialSide::Client => "client pre-check".to_string(),
+                    DenialSide::Server => format!("server {}", status.map(|s| s.to_string()).unwrap_or_default()),
+                };
+                let mut detail = vec![
+                    ("tool".into(), tool.clone()),
+                    ("decided by".into(), by.clone()),
+                    ("required".into(), required.to_string()),
+                    ("granted".into(), granted.to_string()),
+                    ("missing".into(), missing.to_string()),
+                ];
+                if let Some(w) = www_authenticate {
+                    detail.push(("WWW-Authenticate".into(), w.clone()));
+                }
+                self.push(e, TraceKind::Denied, format!("{tool} denied: missing {missing} ({by})"), detail)
+            }
+            EventKind::Retry { tool, attempt, reason, delay_ms, .. } => self.push(
+                e,
+                TraceKind::Retry,
+                format!("{tool} attempt {attempt} failed: {reason}; retrying in {delay_ms} ms"),
+                vec![("reason".into(), reason.clone())],
+            ),
+            EventKind::FinalAnswer { response } => self.push(e, TraceKind::Answer, response.clone(), vec![("answer".into(), response.clone())]),
+            EventKind::RunFinished { status, steps, elapsed_ms } => {
+                let glyph = if *status == RunStatus::Ok { "✓" } else { "✗" };
+                self.push(e, TraceKind::Finished, format!("{glyph} {status:?} — {steps} step(s), {elapsed_ms:.1} ms").to_lowercase(), Vec::new())
+            }
+            EventKind::AgentError { message } => self.push(e, TraceKind::Error, message.clone(), vec![("error".into(), message.clone())]),
+            _ => {}
+        }
+    }
+
+    pub fn render(&mut self, f: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
+        let follow = if self.cursor.follow { " ● follow" } else { "" };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(Span::styled(format!(" Trace{follow} "), theme.colored(theme.accent)));
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        let range = self.cursor.window(self.entries.len(), inner.height as usize);
+        let width = inner.width as usize;
+        let lines: Vec<Line> = range
+            .map(|i| {
+                let e = &self.entries[i];
+                let mut line = entry_line(e, theme, width);
+                if focused && i == self.cursor.selected && !self.cursor.follow {
+                    line = line.style(theme.selected());
+                }
+                line
+            })
+            .collect();
+        if lines.is_empty() {
+            f.render_widget(Paragraph::new(Line::styled("No runs yet: type a request in Chat, or press s for a scenario.", theme.muted())), inner);
+        } else {
+            f.render_widget(Paragraph::new(lines), inner);
+        }
+    }
+}
+
+fn entry_line<'a>(e: &'a TraceEntry, theme: &Theme, width: usize) -> Line<'a> {
+    let (label, style) = match e.kind {
+        TraceKind::Run => ("run    ", theme.colored(theme.accent).add_modifier(Modifier::BOLD)),
+        TraceKind::Thought => ("thought", theme.text()),
+        TraceKind::Action => ("action ", theme.colored(theme.info)),
+        TraceKind::Observation => ("observe", theme.muted()),
+        TraceKind::ToolError => ("✗ error", theme.colored(theme.error)),
+        TraceKind::Denied => ("✗ DENY ", theme.colored(theme.denied).add_modifier(Modifier::BOLD)),
+        TraceKind::Retry => ("↻ retry", theme.colored(theme.warn)),
+        TraceKind::Answer => ("answer ", theme.colored(theme.ok)),
+        TraceKind::Finished => ("done   ", theme.muted()),
+        TraceKind::Error => ("✗ agent", theme.colored(theme.error)),
+    };
+    let step = e.step.map(|s| format!("{s:>2} ")).unwrap_or_else(|| "   ".into());
+    let budget = width.saturating_sub(step.len() + label.chars().count() + 1);
+    Line::from(vec![
+        Span::styled(step, theme.muted()),
+        Span::styled(label, style),
+        Span::raw(" "),
+        Span::styled(clip(&e.text, budget), if e.kind == TraceKind::Denied { style } else { Style::default() }),
+    ])
+}
