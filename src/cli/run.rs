@@ -150,7 +150,10 @@ impl Drop for TempState {
 }
 
 /// Theme and keymap from flags and `[console]`.
-pub fn look(config: &Config, theme_flag: Option<&str>) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
+pub fn look(
+    config: &Config,
+    theme_flag: Option<&str>,
+) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
     let console = config.console.clone().unwrap_or_default();
     let theme = crate::tui::theme::Theme::load(theme_flag.or(console.theme.as_deref()))?;
     let keymap = crate::tui::keymap::Keymap::with_overrides(&console.keys).map_err(anyhow::Error::msg)?;
@@ -158,7 +161,12 @@ pub fn look(config: &Config, theme_flag: Option<&str>) -> anyhow::Result<(crate:
 }
 
 /// `warden console`: the console against configured servers.
-pub async fn console(config_path: Option<&Path>, state_dir: &Path, args: AgentArgs, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn console(
+    config_path: Option<&Path>,
+    state_dir: &Path,
+    args: AgentArgs,
+    theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let (config, _) = Config::load(config_path)?;
     let scenarios = match Path::new("config/scenarios.toml") {
         p if p.exists() => crate::scenario::load(p)?,
@@ -167,15 +175,25 @@ pub async fn console(config_path: Option<&Path>, state_dir: &Path, args: AgentAr
     live(&config, state_dir, args, theme, scenarios).await
 }
 
-async fn live(config: &Config, state_dir: &Path, args: AgentArgs, theme: Option<&str>, scenarios: Vec<Scenario>) -> anyhow::Result<ExitCode> {
+async fn live(
+    config: &Config,
+    state_dir: &Path,
+    args: AgentArgs,
+    theme: Option<&str>,
+    scenarios: Vec<Scenario>,
+) -> anyhow::Result<ExitCode> {
     let (theme, keymap) = look(config, theme)?;
-    let scopes = args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
+    let scopes =
+        args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
     let lm = build_lm(&args, config.agent.as_ref())?;
     let events = EventBus::new();
     let stack = ClientStack::connect(config, scopes, CallPolicy::default(), events.clone())
         .await
         .context("cannot connect to the MCP servers in the config")?;
-    let max_iters = args.max_iters.or(config.agent.as_ref().and_then(|a| a.max_iters)).unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+    let max_iters = args
+        .max_iters
+        .or(config.agent.as_ref().and_then(|a| a.max_iters))
+        .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
     let setup = crate::tui::LiveSetup {
         stack: Arc::new(stack),
         lm,
@@ -191,12 +209,18 @@ async fn live(config: &Config, state_dir: &Path, args: AgentArgs, theme: Option<
 }
 
 /// `warden demo`: issuer + service on loopback, then the console with the offline planner.
-pub async fn demo(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn demo(
+    state_dir: Option<&Path>,
+    log_dir: &Path,
+    args: AgentArgs,
+    theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let temp = match state_dir {
         Some(_) => None,
         None => Some(TempState::new()?),
     };
-    let dir = state_dir.map(Path::to_path_buf).unwrap_or_else(|| temp.as_ref().map(|t| t.0.clone()).unwrap_or_default());
+    let dir =
+        state_dir.map(Path::to_path_buf).unwrap_or_else(|| temp.as_ref().map(|t| t.0.clone()).unwrap_or_default());
     let mut serve_config = Config::parse(crate::config::DEFAULT_CONFIG, Path::new("<built-in>"))?;
     serve_config.issuer.addr = "127.0.0.1:0".parse()?;
     serve_config.service.addr = "127.0.0.1:0".parse()?;

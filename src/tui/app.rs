@@ -6,11 +6,11 @@ use ratatui::layout::{Position, Rect};
 
 use super::keymap::{Action, Keymap};
 use super::overlays::grant::GrantEditor;
+use super::panes::Pane;
 use super::panes::chat::{ChatPane, InputOutcome};
 use super::panes::feed::FeedPane;
 use super::panes::token::{TokenPane, ToolScopes};
 use super::panes::trace::{TraceEntry, TracePane};
-use super::panes::Pane;
 use super::theme::Theme;
 use crate::auth::scopes::ScopeSet;
 use crate::events::{Event, EventKind};
@@ -145,7 +145,8 @@ impl App {
             self.feed.cursor.selected = 0;
             return Vec::new();
         }
-        let plain_char = matches!(k.code, KeyCode::Char(_)) && !k.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        let plain_char =
+            matches!(k.code, KeyCode::Char(_)) && !k.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
         if self.typing && self.focus == Pane::Chat {
             let action = if plain_char { None } else { self.keymap.action(&k, true) };
             if let Some(a) = action {
@@ -291,10 +292,15 @@ impl App {
                 if delta < 0 { self.feed.cursor.up(n) } else { self.feed.cursor.down(n, len) }
             }
             Pane::Chat => {
-                self.chat.scroll_back = if delta < 0 { self.chat.scroll_back.saturating_add(n) } else { self.chat.scroll_back.saturating_sub(n) };
+                self.chat.scroll_back = if delta < 0 {
+                    self.chat.scroll_back.saturating_add(n)
+                } else {
+                    self.chat.scroll_back.saturating_sub(n)
+                };
             }
             Pane::Token => {
-                self.token.scroll = if delta < 0 { self.token.scroll.saturating_sub(n) } else { self.token.scroll.saturating_add(n) };
+                self.token.scroll =
+                    if delta < 0 { self.token.scroll.saturating_sub(n) } else { self.token.scroll.saturating_add(n) };
             }
         }
     }
@@ -349,7 +355,11 @@ impl App {
                     let i = *selected;
                     self.overlay = None;
                     if self.replay || self.running.is_some() {
-                        self.notice = Some(if self.replay { "replay: scenarios are not run".into() } else { "a request is running".into() });
+                        self.notice = Some(if self.replay {
+                            "replay: scenarios are not run".into()
+                        } else {
+                            "a request is running".into()
+                        });
                         return Vec::new();
                     }
                     return vec![Command::RunScenario(i)];
@@ -362,7 +372,10 @@ impl App {
                 KeyCode::Enter => {
                     let chosen = g.chosen();
                     self.overlay = None;
-                    self.notice = Some(format!("re-token with: {}", if chosen.is_empty() { "(no scopes)".into() } else { chosen.to_string() }));
+                    self.notice = Some(format!(
+                        "re-token with: {}",
+                        if chosen.is_empty() { "(no scopes)".into() } else { chosen.to_string() }
+                    ));
                     return vec![Command::Regrant(Some(chosen))];
                 }
                 KeyCode::Char('r') => {

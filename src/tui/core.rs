@@ -98,7 +98,8 @@ impl Core {
     }
 
     fn start(&self, request: String, run_id: String) -> Running {
-        let tools: Vec<Arc<dyn Tool>> = self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
+        let tools: Vec<Arc<dyn Tool>> =
+            self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
         let agent = ReAct::new(Signature::customer_service(), tools, self.max_iters);
         let (lm, events, cancel) = (self.lm.clone(), self.events.clone(), CancellationToken::new());
         let token = cancel.clone();

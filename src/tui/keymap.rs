@@ -154,16 +154,31 @@ impl Default for Keymap {
                 b(Action::Quit, &[Key::plain('q')], false, "quit"),
                 b(Action::Help, &[Key::plain('?'), Key::new(K::F(1), NONE)], true, "this help"),
                 b(Action::NextPane, &[Key::new(K::Tab, NONE)], true, "next pane"),
-                b(Action::PrevPane, &[Key::new(K::BackTab, KeyModifiers::SHIFT), Key::new(K::BackTab, NONE)], true, "previous pane"),
+                b(
+                    Action::PrevPane,
+                    &[Key::new(K::BackTab, KeyModifiers::SHIFT), Key::new(K::BackTab, NONE)],
+                    true,
+                    "previous pane",
+                ),
                 b(Action::Up, &[Key::plain('k'), Key::new(K::Up, NONE)], false, "move up"),
                 b(Action::Down, &[Key::plain('j'), Key::new(K::Down, NONE)], false, "move down"),
                 b(Action::PageUp, &[Key::new(K::PageUp, NONE)], true, "page up"),
                 b(Action::PageDown, &[Key::new(K::PageDown, NONE)], true, "page down"),
                 b(Action::Top, &[Key::plain('g'), Key::new(K::Home, NONE)], false, "first entry"),
-                b(Action::Bottom, &[Key::plain('G'), Key::new(K::End, NONE)], false, "last entry (trace: follow new steps)"),
+                b(
+                    Action::Bottom,
+                    &[Key::plain('G'), Key::new(K::End, NONE)],
+                    false,
+                    "last entry (trace: follow new steps)",
+                ),
                 b(Action::Select, &[Key::new(K::Enter, NONE)], false, "open step detail / apply"),
                 b(Action::Back, &[Key::new(K::Esc, NONE)], true, "close overlay, clear filter, leave the input"),
-                b(Action::Grant, &[Key::plain('a'), Key::new(K::F(2), NONE)], true, "grant editor: change scopes, re-token"),
+                b(
+                    Action::Grant,
+                    &[Key::plain('a'), Key::new(K::F(2), NONE)],
+                    true,
+                    "grant editor: change scopes, re-token",
+                ),
                 b(Action::Scenarios, &[Key::plain('s'), Key::new(K::F(3), NONE)], true, "scenario picker"),
                 b(Action::Rerun, &[Key::plain('r'), Key::new(K::F(5), NONE)], true, "re-run the last request"),
                 b(Action::Filter, &[Key::plain('/')], false, "filter the feed"),
@@ -179,7 +194,8 @@ impl Keymap {
     pub fn with_overrides(overrides: &BTreeMap<Action, String>) -> Result<Self, String> {
         let mut map = Self::default();
         for (action, key) in overrides {
-            let parsed = Key::parse(key).ok_or_else(|| format!("[console.keys] {action:?}: cannot read key {key:?}"))?;
+            let parsed =
+                Key::parse(key).ok_or_else(|| format!("[console.keys] {action:?}: cannot read key {key:?}"))?;
             if let Some(binding) = map.bindings.iter_mut().find(|b| b.action == *action) {
                 binding.keys = vec![parsed];
             }
@@ -197,7 +213,12 @@ impl Keymap {
 
     /// The first key of an action, for hints.
     pub fn key_for(&self, action: Action) -> String {
-        self.bindings.iter().find(|b| b.action == action).and_then(|b| b.keys.first()).map(|k| k.to_string()).unwrap_or_default()
+        self.bindings
+            .iter()
+            .find(|b| b.action == action)
+            .and_then(|b| b.keys.first())
+            .map(|k| k.to_string())
+            .unwrap_or_default()
     }
 
     /// `(keys, help)` rows for the help overlay.

@@ -6,8 +6,8 @@
 pub mod app;
 pub mod core;
 pub mod keymap;
-pub mod panes;
 pub mod overlays;
+pub mod panes;
 pub mod recorder;
 pub mod theme;
 pub mod view;
@@ -88,7 +88,11 @@ pub fn console_info(stack: &ClientStack, model: &str, scenarios: Vec<Scenario>) 
         model: model.to_string(),
         tools: stack
             .tools()
-            .map(|t| ToolScopes { server: t.spec.server.clone(), name: t.spec.name.clone(), required: t.spec.required_scopes.clone() })
+            .map(|t| ToolScopes {
+                server: t.spec.server.clone(),
+                name: t.spec.name.clone(),
+                required: t.spec.required_scopes.clone(),
+            })
             .collect(),
         scenarios,
         mode: "LIVE".into(),
@@ -105,7 +109,10 @@ pub async fn run_live(setup: LiveSetup) -> anyhow::Result<()> {
     // Replay the token state the stack already has (obtained before the console started).
     for server in &setup.stack.servers {
         if let Some(token) = server.tokens.info() {
-            setup.events.emit(&Default::default(), crate::events::EventKind::TokenIssued { token, reason: crate::events::RefreshReason::Initial });
+            setup.events.emit(
+                &Default::default(),
+                crate::events::EventKind::TokenIssued { token, reason: crate::events::RefreshReason::Initial },
+            );
         }
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
@@ -130,7 +137,11 @@ pub async fn run_replay(file: &Path, speed: f64, theme: Theme, keymap: Keymap, s
     let events = recorder::load(file)?;
     let (tx, rx) = mpsc::channel(1024);
     let _player = recorder::spawn_replay(events, speed, tx);
-    let info = ConsoleInfo { mode: format!("REPLAY {} ×{speed}", file.display()), model: "(recorded)".into(), ..ConsoleInfo::default() };
+    let info = ConsoleInfo {
+        mode: format!("REPLAY {} ×{speed}", file.display()),
+        model: "(recorded)".into(),
+        ..ConsoleInfo::default()
+    };
     let app = App::new(info, theme, keymap, true);
     ui_loop(app, rx, None, state_dir, Some(file.to_path_buf())).await
 }
@@ -181,7 +192,13 @@ async fn ui_loop(
     Ok(())
 }
 
-fn dispatch(app: &mut App, cmd: Command, commands: Option<&mpsc::Sender<Command>>, state_dir: &Path, session: Option<&Path>) {
+fn dispatch(
+    app: &mut App,
+    cmd: Command,
+    commands: Option<&mpsc::Sender<Command>>,
+    state_dir: &Path,
+    session: Option<&Path>,
+) {
     if cmd == Command::Export {
         app.notice = Some(match export(state_dir, session) {
             Ok(path) => format!("exported to {}", path.display()),

@@ -124,7 +124,11 @@ impl Theme {
     }
 
     pub fn selected(&self) -> Style {
-        if self.monochrome { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default().bg(self.selection_bg) }
+        if self.monochrome {
+            Style::default().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::default().bg(self.selection_bg)
+        }
     }
 }
 

@@ -16,7 +16,8 @@ pub fn render(f: &mut Frame, app: &mut App) {
     let area = f.area();
     let [main, status] = Layout::vertical([Constraint::Min(6), Constraint::Length(1)]).areas(area);
     let left_pct = if main.width >= 140 { 38 } else { 42 };
-    let [left, right] = Layout::horizontal([Constraint::Percentage(left_pct), Constraint::Percentage(100 - left_pct)]).areas(main);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(left_pct), Constraint::Percentage(100 - left_pct)]).areas(main);
     let [chat, token] = Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(left);
     let [trace, feed] = Layout::vertical([Constraint::Percentage(64), Constraint::Percentage(36)]).areas(right);
     app.areas = vec![(Pane::Chat, chat), (Pane::Token, token), (Pane::Trace, trace), (Pane::Feed, feed)];
@@ -32,7 +33,9 @@ pub fn render(f: &mut Frame, app: &mut App) {
     match &app.overlay {
         Some(Overlay::Help { scroll }) => overlays::help::render(f, main, &theme, &app.keymap, *scroll),
         Some(Overlay::Grant(g)) => overlays::grant::render(f, main, &theme, g),
-        Some(Overlay::Scenarios { selected }) => overlays::scenarios::render(f, main, &theme, &app.info.scenarios, *selected),
+        Some(Overlay::Scenarios { selected }) => {
+            overlays::scenarios::render(f, main, &theme, &app.info.scenarios, *selected)
+        }
         Some(Overlay::Detail { entry, scroll }) => overlays::detail::render(f, main, &theme, entry, *scroll),
         None => {}
     }
@@ -44,7 +47,10 @@ fn render_status(f: &mut Frame, area: Rect, app: &App) {
     let servers = if app.info.servers.is_empty() {
         Span::styled("○ no servers", t.muted())
     } else {
-        Span::styled(format!("● {} server{}", app.info.servers.len(), if app.info.servers.len() == 1 { "" } else { "s" }), t.colored(t.ok))
+        Span::styled(
+            format!("● {} server{}", app.info.servers.len(), if app.info.servers.len() == 1 { "" } else { "s" }),
+            t.colored(t.ok),
+        )
     };
     let model = if app.info.model == crate::agent::lm::offline::NAME {
         format!("model {} (offline, deterministic)", app.info.model)

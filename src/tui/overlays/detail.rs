@@ -14,7 +14,15 @@ use crate::tui::theme::Theme;
 pub fn render(f: &mut Frame, area: Rect, theme: &Theme, entry: &TraceEntry, scroll: usize) {
     let mut lines = vec![Line::from(vec![
         Span::styled(format!("{:?}", entry.kind), theme.colored(theme.accent)),
-        Span::styled(format!("  {}  step {}  {}", entry.run_id, entry.step.map(|s| s.to_string()).unwrap_or("-".into()), clock(entry.at_ms)), theme.muted()),
+        Span::styled(
+            format!(
+                "  {}  step {}  {}",
+                entry.run_id,
+                entry.step.map(|s| s.to_string()).unwrap_or("-".into()),
+                clock(entry.at_ms)
+            ),
+            theme.muted(),
+        ),
     ])];
     lines.push(Line::raw(""));
     for (label, value) in &entry.detail {
@@ -28,6 +36,9 @@ pub fn render(f: &mut Frame, area: Rect, theme: &Theme, entry: &TraceEntry, scro
     }
     let rect = centered(area, area.width.saturating_sub(6).max(20), area.height.saturating_sub(4).max(5));
     f.render_widget(Clear, rect);
-    let block = Block::default().borders(Borders::ALL).border_style(theme.border(true)).title(Span::styled(" Step detail — j/k scroll, Esc close ", theme.colored(theme.accent)));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(" Step detail — j/k scroll, Esc close ", theme.colored(theme.accent)));
     f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }).scroll((scroll as u16, 0)), rect);
 }

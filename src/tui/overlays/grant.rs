@@ -47,7 +47,8 @@ impl GrantEditor {
 }
 
 pub fn render(f: &mut Frame, area: Rect, theme: &Theme, g: &GrantEditor) {
-    let mut lines = vec![Line::styled("Scopes to request (the issuer decides what is allowed):", theme.muted()), Line::raw("")];
+    let mut lines =
+        vec![Line::styled("Scopes to request (the issuer decides what is allowed):", theme.muted()), Line::raw("")];
     for (i, (scope, on)) in g.scopes.iter().enumerate() {
         let mark = if *on { "[✓]" } else { "[ ]" };
         let mut line = Line::from(vec![
@@ -64,6 +65,9 @@ pub fn render(f: &mut Frame, area: Rect, theme: &Theme, g: &GrantEditor) {
     lines.push(Line::styled("d the client's default scopes · Esc cancel", theme.muted()));
     let rect = centered(area, 72, lines.len() as u16 + 2);
     f.render_widget(Clear, rect);
-    let block = Block::default().borders(Borders::ALL).border_style(theme.border(true)).title(Span::styled(" Grant editor ", theme.colored(theme.accent)));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(" Grant editor ", theme.colored(theme.accent)));
     f.render_widget(Paragraph::new(lines).block(block), rect);
 }

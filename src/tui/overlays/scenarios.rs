@@ -33,6 +33,9 @@ pub fn render(f: &mut Frame, area: Rect, theme: &Theme, scenarios: &[Scenario], 
     lines.push(Line::styled(" Enter run · j/k move · Esc close", theme.muted()));
     let rect = centered(area, width, lines.len() as u16 + 2);
     f.render_widget(Clear, rect);
-    let block = Block::default().borders(Borders::ALL).border_style(theme.border(true)).title(Span::styled(" Scenarios ", theme.colored(theme.accent)));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(" Scenarios ", theme.colored(theme.accent)));
     f.render_widget(Paragraph::new(lines).block(block), rect);
 }

@@ -62,10 +62,16 @@ impl ChatPane {
 
     pub fn ingest(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::RunStarted { request, .. } => self.history.push(ChatLine { who: Who::You, text: request.clone() }),
-            EventKind::FinalAnswer { response } => self.history.push(ChatLine { who: Who::Agent, text: response.clone() }),
+            EventKind::RunStarted { request, .. } => {
+                self.history.push(ChatLine { who: Who::You, text: request.clone() })
+            }
+            EventKind::FinalAnswer { response } => {
+                self.history.push(ChatLine { who: Who::Agent, text: response.clone() })
+            }
             EventKind::RunFinished { status: RunStatus::Cancelled, .. } => self.note("request cancelled"),
-            EventKind::AgentError { message } if e.step.is_none() || message.contains("LM") => self.note(format!("agent error: {message}")),
+            EventKind::AgentError { message } if e.step.is_none() || message.contains("LM") => {
+                self.note(format!("agent error: {message}"))
+            }
             _ => {}
         }
     }
@@ -126,7 +132,8 @@ impl ChatPane {
 
     pub fn render(&mut self, f: &mut Frame, area: Rect, theme: &Theme, focused: bool, typing: bool) {
         let input_height = (self.input.lines().len() as u16 + 2).clamp(3, 7);
-        let [hist_area, input_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(input_height)]).areas(area);
+        let [hist_area, input_area] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(input_height)]).areas(area);
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused && !typing))
@@ -156,7 +163,10 @@ impl ChatPane {
             f.render_widget(
                 Paragraph::new(vec![
                     Line::styled("Ask the support agent something, for example:", theme.muted()),
-                    Line::styled("For customer ABC123 create a support ticket as the bbq grill that she bought is defective.", theme.muted()),
+                    Line::styled(
+                        "For customer ABC123 create a support ticket as the bbq grill that she bought is defective.",
+                        theme.muted(),
+                    ),
                 ])
                 .wrap(ratatui::widgets::Wrap { trim: true }),
                 inner,
@@ -165,8 +175,14 @@ impl ChatPane {
             f.render_widget(Paragraph::new(shown), inner);
         }
         let title = if typing { " Request ▏typing — Esc: panes " } else { " Request — i or Enter to type " };
-        self.input.set_block(Block::default().borders(Borders::ALL).border_style(theme.border(focused && typing)).title(Span::styled(title, theme.muted())));
+        self.input.set_block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(theme.border(focused && typing))
+                .title(Span::styled(title, theme.muted())),
+        );
         self.input.set_cursor_line_style(ratatui::style::Style::default());
+        self.input.set_placeholder_style(theme.muted());
         f.render_widget(&self.input, input_area);
     }
 }

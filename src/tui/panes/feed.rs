@@ -78,7 +78,11 @@ impl FeedPane {
                 self.push(e, Severity::Denied, format!("{tool} denied on {server}: missing {missing} ({by})"));
             }
             EventKind::RateLimited { tool, retry_after_ms, attempt, .. } => {
-                self.push(e, Severity::Warn, format!("{tool} rate limited (attempt {attempt}, retry after {} s)", retry_after_ms / 1000));
+                self.push(
+                    e,
+                    Severity::Warn,
+                    format!("{tool} rate limited (attempt {attempt}, retry after {} s)", retry_after_ms / 1000),
+                );
             }
             EventKind::Retry { tool, attempt, reason, .. } => {
                 self.push(e, Severity::Warn, format!("{tool} retry after attempt {attempt}: {reason}"));
@@ -86,11 +90,15 @@ impl FeedPane {
             EventKind::ToolFailed { tool, failure, message, .. } if *failure != FailureClass::ToolError => {
                 self.push(e, Severity::Error, format!("{tool} failed ({failure:?}): {message}"));
             }
-            EventKind::ToolFailed { tool, message, .. } => self.push(e, Severity::Warn, format!("{tool} reported an error: {message}")),
+            EventKind::ToolFailed { tool, message, .. } => {
+                self.push(e, Severity::Warn, format!("{tool} reported an error: {message}"))
+            }
             EventKind::TokenRejected { check, detail } => {
                 self.push(e, Severity::Error, format!("token rejected ({check}): {detail}"));
             }
-            EventKind::TokenError { detail } => self.push(e, Severity::Error, format!("token request failed: {detail}")),
+            EventKind::TokenError { detail } => {
+                self.push(e, Severity::Error, format!("token request failed: {detail}"))
+            }
             EventKind::TokenIssued { token, reason: RefreshReason::Regrant } => {
                 self.push(e, Severity::Info, format!("grant changed: now {} ({})", token.granted, token.fingerprint));
             }
@@ -118,11 +126,18 @@ impl FeedPane {
         let visible: Vec<&FeedEntry> =
             self.entries.iter().filter(|e| needle.is_empty() || e.text.to_lowercase().contains(&needle)).collect();
         let title = format!(" Feed ({}){filter} ", visible.len());
-        let block = Block::default().borders(Borders::ALL).border_style(theme.border(focused)).title(Span::styled(title, theme.colored(theme.accent)));
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(Span::styled(title, theme.colored(theme.accent)));
         let inner = block.inner(area);
         f.render_widget(block, area);
         if visible.is_empty() {
-            let msg = if self.entries.is_empty() { "No denials, rate limits or errors yet." } else { "Nothing matches the filter." };
+            let msg = if self.entries.is_empty() {
+                "No denials, rate limits or errors yet."
+            } else {
+                "Nothing matches the filter."
+            };
             f.render_widget(Paragraph::new(Line::styled(msg, theme.muted())), inner);
             return;
         }

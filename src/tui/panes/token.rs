@@ -41,7 +41,9 @@ impl TokenPane {
                 self.token = Some(token.clone());
                 self.problem = None;
             }
-            EventKind::TokenRejected { check, detail } => self.problem = Some(format!("✗ rejected ({check}): {detail}")),
+            EventKind::TokenRejected { check, detail } => {
+                self.problem = Some(format!("✗ rejected ({check}): {detail}"))
+            }
             EventKind::TokenError { detail } => self.problem = Some(format!("✗ {detail}")),
             _ => {}
         }
@@ -67,8 +69,15 @@ impl TokenPane {
         let left = t.seconds_to_expiry(now);
         let ttl = t.expires_at.saturating_sub(t.issued_at).max(1) as f64;
         let ratio = (left.max(0) as f64 / ttl).clamp(0.0, 1.0);
-        let expiry_color = if left <= 0 { theme.error } else if left < 120 { theme.warn } else { theme.ok };
-        let countdown = if left > 0 { format!("{}m{:02}s left", left / 60, left % 60) } else { format!("EXPIRED {}s ago", -left) };
+        let expiry_color = if left <= 0 {
+            theme.error
+        } else if left < 120 {
+            theme.warn
+        } else {
+            theme.ok
+        };
+        let countdown =
+            if left > 0 { format!("{}m{:02}s left", left / 60, left % 60) } else { format!("EXPIRED {}s ago", -left) };
         let label = |s: &'static str| Span::styled(format!("{s:<10}"), theme.muted());
         let mut head = vec![
             Line::from(vec![
@@ -76,21 +85,38 @@ impl TokenPane {
                 Span::styled(format!("  {} · kid {}", t.alg, clip(&t.kid, w.saturating_sub(22))), theme.muted()),
             ]),
             Line::from(vec![label("issuer"), Span::raw(clip(&t.issuer, w.saturating_sub(10)))]),
-            Line::from(vec![label("client"), Span::raw(clip(&format!("{} (sub {})", t.client_id, t.subject), w.saturating_sub(10)))]),
+            Line::from(vec![
+                label("client"),
+                Span::raw(clip(&format!("{} (sub {})", t.client_id, t.subject), w.saturating_sub(10))),
+            ]),
             Line::from(vec![label("audience"), Span::raw(clip(&t.audience.join(", "), w.saturating_sub(10)))]),
             Line::from(vec![label("expires"), Span::styled(countdown.clone(), theme.colored(expiry_color))]),
         ];
         let after_gauge = vec![
-            Line::from(vec![label("refreshes"), Span::raw(t.refresh_count.to_string()), Span::styled("  fp ", theme.muted()), Span::raw(t.fingerprint.to_string())]),
-            Line::from(vec![label("granted"), Span::styled(clip(&t.granted.to_string(), w.saturating_sub(10)), theme.colored(theme.info))]),
+            Line::from(vec![
+                label("refreshes"),
+                Span::raw(t.refresh_count.to_string()),
+                Span::styled("  fp ", theme.muted()),
+                Span::raw(t.fingerprint.to_string()),
+            ]),
+            Line::from(vec![
+                label("granted"),
+                Span::styled(clip(&t.granted.to_string(), w.saturating_sub(10)), theme.colored(theme.info)),
+            ]),
         ];
         if let Some(p) = &self.problem {
             head.push(Line::styled(clip(p, w), theme.colored(theme.error)));
         }
-        let [top, gauge, bottom] = Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+        let [top, gauge, bottom] =
+            Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(1), Constraint::Min(0)])
+                .areas(inner);
         f.render_widget(Paragraph::new(head), top);
         f.render_widget(
-            Gauge::default().ratio(ratio).label(format!("{:.0}%", ratio * 100.0)).gauge_style(theme.colored(expiry_color)).use_unicode(true),
+            Gauge::default()
+                .ratio(ratio)
+                .label(format!("{:.0}%", ratio * 100.0))
+                .gauge_style(theme.colored(expiry_color))
+                .use_unicode(true),
             gauge,
         );
         let mut lines = after_gauge;
@@ -100,11 +126,15 @@ impl TokenPane {
         for tool in &self.tools {
             let missing = granted.missing(&tool.required);
             let (glyph, color) = if missing.is_empty() { ("✓", theme.ok) } else { ("✗", theme.denied) };
-            let needs = if tool.required.is_empty() { "(not advertised)".to_string() } else { tool.required.to_string() };
+            let needs =
+                if tool.required.is_empty() { "(not advertised)".to_string() } else { tool.required.to_string() };
             lines.push(Line::from(vec![
                 Span::styled(format!("{glyph} "), theme.colored(color).add_modifier(Modifier::BOLD)),
                 Span::raw(format!("{:<26} ", clip(&tool.name, 26))),
-                Span::styled(clip(&needs, w.saturating_sub(29)), if missing.is_empty() { theme.text() } else { theme.colored(color) }),
+                Span::styled(
+                    clip(&needs, w.saturating_sub(29)),
+                    if missing.is_empty() { theme.text() } else { theme.colored(color) },
+                ),
             ]));
         }
         let skip = self.scroll.min(lines.len().saturating_sub(1));

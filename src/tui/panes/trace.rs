@@ -70,10 +70,15 @@ impl TracePane {
     pub fn ingest(&mut self, e: &Event) {
         let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
         match &e.kind {
-            EventKind::RunStarted { request, model, .. } => {
-                self.push(e, TraceKind::Run, format!("▶ {request}"), vec![("model".into(), model.clone()), ("request".into(), request.clone())])
+            EventKind::RunStarted { request, model, .. } => self.push(
+                e,
+                TraceKind::Run,
+                format!("▶ {request}"),
+                vec![("model".into(), model.clone()), ("request".into(), request.clone())],
+            ),
+            EventKind::Thought { text } => {
+                self.push(e, TraceKind::Thought, text.clone(), vec![("thought".into(), text.clone())])
             }
-            EventKind::Thought { text } => self.push(e, TraceKind::Thought, text.clone(), vec![("thought".into(), text.clone())]),
             EventKind::Action { tool, args } => self.push(
                 e,
                 TraceKind::Action,
@@ -87,12 +92,19 @@ impl TracePane {
                     ObservationKind::Ok | ObservationKind::Finish | ObservationKind::Denied => TraceKind::Observation,
                     _ => TraceKind::ToolError,
                 };
-                let shown = serde_json::from_str::<serde_json::Value>(text).map(|v| pretty(&v)).unwrap_or_else(|_| text.clone());
+                let shown = serde_json::from_str::<serde_json::Value>(text)
+                    .map(|v| pretty(&v))
+                    .unwrap_or_else(|_| text.clone());
                 self.push(
                     e,
                     kind,
                     format!("{text}  ({latency_ms:.1} ms)"),
-                    vec![("tool".into(), tool.clone()), ("outcome".into(), format!("{outcome:?}")), ("latency".into(), format!("{latency_ms:.1} ms")), ("observation".into(), shown)],
+                    vec![
+                        ("tool".into(), tool.clone()),
+                        ("outcome".into(), format!("{outcome:?}")),
+                        ("latency".into(), format!("{latency_ms:.1} ms")),
+                        ("observation".into(), shown),
+                    ],
                 )
             }
             EventKind::Denied { tool, required, granted, missing, side, status, www_authenticate, .. } => {
@@ -118,12 +130,21 @@ impl TracePane {
                 format!("{tool} attempt {attempt} failed: {reason}; retrying in {delay_ms} ms"),
                 vec![("reason".into(), reason.clone())],
             ),
-            EventKind::FinalAnswer { response } => self.push(e, TraceKind::Answer, response.clone(), vec![("answer".into(), response.clone())]),
+            EventKind::FinalAnswer { response } => {
+                self.push(e, TraceKind::Answer, response.clone(), vec![("answer".into(), response.clone())])
+            }
             EventKind::RunFinished { status, steps, elapsed_ms } => {
                 let glyph = if *status == RunStatus::Ok { "✓" } else { "✗" };
-                self.push(e, TraceKind::Finished, format!("{glyph} {status:?} — {steps} step(s), {elapsed_ms:.1} ms").to_lowercase(), Vec::new())
+                self.push(
+                    e,
+                    TraceKind::Finished,
+                    format!("{glyph} {status:?} — {steps} step(s), {elapsed_ms:.1} ms").to_lowercase(),
+                    Vec::new(),
+                )
             }
-            EventKind::AgentError { message } => self.push(e, TraceKind::Error, message.clone(), vec![("error".into(), message.clone())]),
+            EventKind::AgentError { message } => {
+                self.push(e, TraceKind::Error, message.clone(), vec![("error".into(), message.clone())])
+            }
             _ => {}
         }
     }
@@ -149,7 +170,13 @@ impl TracePane {
             })
             .collect();
         if lines.is_empty() {
-            f.render_widget(Paragraph::new(Line::styled("No runs yet: type a request in Chat, or press s for a scenario.", theme.muted())), inner);
+            f.render_widget(
+                Paragraph::new(Line::styled(
+                    "No runs yet: type a request in Chat, or press s for a scenario.",
+                    theme.muted(),
+                )),
+                inner,
+            );
         } else {
             f.render_widget(Paragraph::new(lines), inner);
         }

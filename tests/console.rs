@@ -1,0 +1,344 @@
+//! The console's panes and overlays rendered into ratatui's `TestBackend` (asserting on the
+//! buffer's text), and app-update tests that feed events and key presses and check state.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use warden::auth::scopes::ScopeSet;
+use warden::events::{
+    DenialSide, Event, EventBus, EventKind, ObservationKind, RefreshReason, RunStatus, Scope, TokenInfo,
+};
+use warden::scenario::parse;
+use warden::security::secret::Fingerprint;
+use warden::tui::app::{App, Command, ConsoleInfo, Overlay};
+use warden::tui::keymap::Keymap;
+use warden::tui::panes::Pane;
+use warden::tui::panes::token::ToolScopes;
+use warden::tui::theme::Theme;
+use warden::tui::view;
+
+fn scopes(s: &str) -> ScopeSet {
+    ScopeSet::parse(s).unwrap()
+}
+
+fn info() -> ConsoleInfo {
+    let tool =
+        |name: &str, s: &str| ToolScopes { server: "customer-service".into(), name: name.into(), required: scopes(s) };
+    ConsoleInfo {
+        servers: vec![("customer-service".into(), "https://127.0.0.1:8001/mcp".into())],
+        model: "offline-planner".into(),
+        tools: vec![
+            tool("calculate_account_value", "account:calculate"),
+            tool("create_support_ticket", "ticket:create"),
+            tool("get_customer_info", "customer:read"),
+        ],
+        scenarios: parse(warden::scenario::DEFAULT_SCENARIOS, "built-in").unwrap(),
+        mode: "LIVE".into(),
+    }
+}
+
+fn token(granted: &str, now: u64) -> TokenInfo {
+    TokenInfo {
+        issuer: "https://127.0.0.1:8443".into(),
+        subject: "support-agent".into(),
+        client_id: "support-agent".into(),
+        audience: vec!["https://127.0.0.1:8001/mcp".into()],
+        kid: "kid-1".into(),
+        alg: "RS256".into(),
+        fingerprint: Fingerprint::of(b"t"),
+        requested: Some(scopes(granted)),
+        granted: scopes(granted),
+        issued_at: now - 60,
+        expires_at: now + 840,
+        jti: "j".into(),
+        verified: true,
+        refresh_count: 1,
+    }
+}
+
+/// A denied run, as the core reports it.
+fn denied_run(bus: &EventBus, now: u64) -> Vec<Event> {
+    let run = |step: Option<u32>| Scope { run_id: Some("run-1".into()), step };
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Regrant },
+    );
+    bus.emit(
+        &run(None),
+        EventKind::RunStarted {
+            request: "For customer ABC123 create a support ticket".into(),
+            model: "offline-planner".into(),
+            tools: vec![],
+        },
+    );
+    bus.emit(&run(Some(0)), EventKind::Thought { text: "Look up the customer first.".into() });
+    bus.emit(
+        &run(Some(0)),
+        EventKind::Action { tool: "create_support_ticket".into(), args: serde_json::json!({"customer_id": "ABC123"}) },
+    );
+    bus.emit(
+        &run(Some(0)),
+        EventKind::Denied {
+            server: "customer-service".into(),
+            tool: "create_support_ticket".into(),
+            required: scopes("ticket:create"),
+            granted: scopes("customer:read"),
+            missing: scopes("ticket:create"),
+            side: DenialSide::Server,
+            status: Some(403),
+            www_authenticate: Some("Bearer error=\"insufficient_scope\", scope=\"ticket:create\"".into()),
+        },
+    );
+    bus.emit(
+        &run(Some(0)),
+        EventKind::Observation {
+            tool: "create_support_ticket".into(),
+            text: "Permission denied: …".into(),
+            outcome: ObservationKind::Denied,
+            latency_ms: 1.5,
+        },
+    );
+    bus.emit(
+        &run(Some(1)),
+        EventKind::FinalAnswer { response: "I could not open the ticket: ticket:create is missing.".into() },
+    );
+    bus.emit(&run(None), EventKind::RunFinished { status: RunStatus::Denied, steps: 2, elapsed_ms: 4.0 });
+    bus.recorded()
+}
+
+fn app_with(events: &[Event], now: u64) -> App {
+    let mut app = App::new(info(), Theme::dark(), Keymap::default(), false);
+    app.now = now;
+    for e in events {
+        app.ingest(e);
+    }
+    app
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| view::render(f, app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn chars(app: &mut App, s: &str) -> Vec<Command> {
+    s.chars().flat_map(|c| app.on_key(key(KeyCode::Char(c)))).collect()
+}
+
+#[test]
+fn panes_render_the_run_token_and_denial() {
+    let now = warden::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    let s = screen(&mut app, 160, 45);
+    // Chat
+    assert!(s.contains("you   For customer ABC123 create a support ticket"), "{s}");
+    assert!(s.contains("agent I could not open the ticket"), "{s}");
+    // Trace: thought, action, the denial with who decided, the finish line
+    assert!(s.contains(" 0 thought Look up the customer first."));
+    assert!(s.contains(" 0 action  create_support_ticket {\"customer_id\": \"ABC123\"}"));
+    assert!(s.contains(" 0 ✗ DENY  create_support_ticket denied: missing ticket:create (server 403)"));
+    assert!(s.contains("✗ denied — 2 step(s), 4.0 ms"));
+    // Token pane: identity, countdown, matrix with glyphs
+    assert!(s.contains("✓ verified  RS256 · kid kid-1"));
+    assert!(s.contains("expires   14m00s left"));
+    assert!(s.contains("refreshes 1  fp sha256:"));
+    assert!(s.contains("✗ create_support_ticket      ticket:create"));
+    assert!(s.contains("✓ get_customer_info          customer:read"));
+    // Feed: newest first, with the severity glyph
+    let denial = s
+        .find("✗ create_support_ticket denied on customer-service: missing ticket:create (server 403)")
+        .expect("denial in feed");
+    let grant = s.find("● grant changed: now customer:read").expect("grant change in feed");
+    assert!(denial < grant, "newest first");
+    // Status bar
+    assert!(s.contains("● 1 server │ model offline-planner (offline, deterministic) │ ○ idle"));
+}
+
+#[test]
+fn small_terminals_still_show_every_pane() {
+    let now = warden::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    let s = screen(&mut app, 80, 24);
+    for title in ["Chat", "Trace", "Token & scopes", "Feed ("] {
+        assert!(s.contains(title), "{title} missing at 80x24:\n{s}");
+    }
+}
+
+#[test]
+fn overlays_render() {
+    let now = warden::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    app.typing = false;
+
+    app.on_key(key(KeyCode::Char('?')));
+    let s = screen(&mut app, 120, 40);
+    assert!(
+        s.contains("Keys — Esc to close")
+            && s.contains("grant editor: change scopes, re-token")
+            && s.contains("Alt-Enter / Ctrl-J"),
+        "{s}"
+    );
+    app.on_key(key(KeyCode::Esc));
+
+    app.on_key(key(KeyCode::Char('a')));
+    let s = screen(&mut app, 120, 40);
+    assert!(s.contains("Grant editor") && s.contains("[✓] customer:read") && s.contains("[ ] ticket:create"), "{s}");
+    app.on_key(key(KeyCode::Esc));
+
+    app.on_key(key(KeyCode::Char('s')));
+    let s = screen(&mut app, 140, 40);
+    assert!(s.contains("Scenarios") && s.contains("ticket-defective-grill") && s.contains("delete-all-data"), "{s}");
+    app.on_key(key(KeyCode::Esc));
+
+    // Step detail of the denial: status and WWW-Authenticate.
+    app.focus = Pane::Trace;
+    app.on_key(key(KeyCode::Char('g')));
+    for _ in 0..3 {
+        app.on_key(key(KeyCode::Char('j')));
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
+    let s = screen(&mut app, 120, 40);
+    assert!(
+        s.contains("Step detail")
+            && s.contains("decided by:")
+            && s.contains("server 403")
+            && s.contains("WWW-Authenticate:"),
+        "{s}"
+    );
+    assert!(s.contains("Bearer error=\"insufficient_scope\", scope=\"ticket:create\""));
+}
+
+#[test]
+fn typing_and_enter_submit_a_request_and_history_recalls_it() {
+    let mut app = app_with(&[], warden::time::now_epoch());
+    assert!(app.typing, "the console starts ready to type");
+    assert!(chars(&mut app, "Look up ABC123").is_empty(), "q and other letters type, they do not act");
+    assert_eq!(app.on_key(key(KeyCode::Enter)), vec![Command::Submit("Look up ABC123".into())]);
+    assert_eq!(app.chat.input_text(), "");
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.chat.input_text(), "Look up ABC123");
+    // Alt-Enter inserts a newline instead of sending.
+    assert!(app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)).is_empty());
+    assert_eq!(app.chat.input_text(), "Look up ABC123\n");
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_request_before_quitting() {
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope { run_id: Some("run-9".into()), step: None },
+        EventKind::RunStarted { request: "x".into(), model: "m".into(), tools: vec![] },
+    );
+    let mut app = app_with(&bus.recorded(), warden::time::now_epoch());
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.on_key(ctrl_c), vec![Command::Cancel]);
+    assert!(!app.quit);
+    app.ingest(&bus.emit(
+        &Scope { run_id: Some("run-9".into()), step: None },
+        EventKind::RunFinished { status: RunStatus::Cancelled, steps: 0, elapsed_ms: 1.0 },
+    ));
+    assert!(app.chat.history.iter().any(|l| l.text == "request cancelled"));
+    assert_eq!(app.on_key(ctrl_c), vec![Command::Quit]);
+    assert!(app.quit);
+}
+
+#[test]
+fn grant_editor_drops_a_scope_and_reruns_the_last_request() {
+    let now = warden::time::now_epoch();
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenIssued {
+            token: token("account:calculate customer:read ticket:create", now),
+            reason: RefreshReason::Initial,
+        },
+    );
+    let mut app = app_with(&bus.recorded(), now);
+    chars(&mut app, "Open a ticket for ABC123");
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::F(2)));
+    let Some(Overlay::Grant(g)) = &app.overlay else { panic!("grant editor not open") };
+    assert_eq!(g.chosen().to_string(), "account:calculate customer:read ticket:create");
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char(' ')));
+    let cmds = app.on_key(key(KeyCode::Char('r')));
+    assert_eq!(
+        cmds,
+        vec![Command::RegrantAndRun(
+            Some(scopes("account:calculate customer:read")),
+            "Open a ticket for ABC123".into()
+        )]
+    );
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn feed_filter_and_trace_follow_mode() {
+    let now = warden::time::now_epoch();
+    let bus = EventBus::recording();
+    denied_run(&bus, now);
+    for i in 0..30 {
+        bus.emit(
+            &Scope::default(),
+            EventKind::RateLimited { server: "s".into(), tool: format!("tool{i}"), retry_after_ms: 1000, attempt: 1 },
+        );
+    }
+    let mut app = app_with(&bus.recorded(), now);
+    app.typing = false;
+    app.on_key(key(KeyCode::Char('/')));
+    chars(&mut app, "denied");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.feed.visible().len(), 1);
+    let s = screen(&mut app, 160, 45);
+    assert!(s.contains("Feed (1) /denied") && !s.contains("tool7 rate limited"), "{s}");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.feed.visible().len(), 32);
+
+    app.focus = Pane::Trace;
+    assert!(app.trace.cursor.follow);
+    app.on_key(key(KeyCode::Char('k')));
+    assert!(!app.trace.cursor.follow, "moving up stops following");
+    app.on_key(key(KeyCode::Char('G')));
+    assert!(app.trace.cursor.follow, "G follows again");
+}
+
+#[test]
+fn monochrome_theme_uses_no_colors() {
+    let now = warden::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    app.theme = Theme::parse(warden::tui::theme::MONO, "mono").unwrap();
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    term.draw(|f| view::render(f, &mut app)).unwrap();
+    let buf = term.backend().buffer();
+    let colored: Vec<String> = buf
+        .content()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+        .map(|(i, c)| format!("({},{}) {:?} {:?} {:?}", i % 120, i / 120, c.symbol(), c.fg, c.bg))
+        .collect();
+    assert!(colored.is_empty(), "NO_COLOR: glyphs and modifiers only, but: {colored:?}");
+}
+
+#[test]
+fn ten_thousand_events_stay_bounded_and_render() {
+    let now = warden::time::now_epoch();
+    let bus = EventBus::recording();
+    for i in 0..60_000u32 {
+        bus.emit(
+            &Scope { run_id: Some("r".into()), step: Some(i) },
+            EventKind::Thought { text: format!("thought {i}") },
+        );
+    }
+    let mut app = app_with(&bus.recorded(), now);
+    assert_eq!(app.trace.entries.len(), warden::tui::panes::trace::MAX_ENTRIES);
+    let s = screen(&mut app, 200, 60);
+    assert!(s.contains("thought 59999"), "follow shows the newest");
+}
