@@ -38,6 +38,7 @@ fn main() {
                 latency_ms: 1.2,
             },
             _ => EventKind::Denied {
+                audit: Default::default(),
                 server: "customer-service".into(),
                 tool: "create_support_ticket".into(),
                 required: ScopeSet::parse("ticket:create").unwrap(),

@@ -44,6 +44,31 @@ pub struct Config {
     pub agent: Option<AgentConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<crate::security::monitor::MonitorConfig>,
+}
+
+/// The audit trail (`STATE/audit/`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// When the client's records reach the disk; the default fsyncs every record.
+    pub client_fsync: crate::security::audit::FsyncPolicy,
+    /// The servers' decision log: group commit by default (see README).
+    pub server_fsync: crate::security::audit::FsyncPolicy,
+    pub max_segment_bytes: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            client_fsync: crate::security::audit::FsyncPolicy::Always,
+            server_fsync: crate::security::audit::FsyncPolicy::Batch { interval_ms: 50 },
+            max_segment_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 /// Console look and keys.

@@ -129,6 +129,8 @@ pub enum EventKind {
         tool: String,
         latency_ms: f64,
         attempts: u32,
+        #[serde(default)]
+        audit: CallAudit,
     },
     ToolFailed {
         server: String,
@@ -137,8 +139,12 @@ pub enum EventKind {
         message: String,
         latency_ms: f64,
         attempts: u32,
+        #[serde(default)]
+        audit: CallAudit,
     },
     Denied {
+        #[serde(default)]
+        audit: CallAudit,
         server: String,
         tool: String,
         required: ScopeSet,
@@ -194,6 +200,44 @@ pub enum EventKind {
     AgentError {
         message: String,
     },
+    /// The monitor saw something an operator should look at.
+    Anomaly { rule: String, severity: AnomalySeverity, message: String, evidence: Vec<u64> },
+    /// A decision of the MCP server's bearer guard (the server's own audit trail).
+    ServiceDecision {
+        client_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        outcome: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<Fingerprint>,
+        #[serde(default, skip_serializing_if = "ScopeSet::is_empty")]
+        missing: ScopeSet,
+    },
+    /// The audit log opened a new segment for a reason worth recording (crash repair).
+    AuditSegment { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalySeverity {
+    Low,
+    Medium,
+    High,
+}
+
+/// What the audit trail needs about a tool call: the argument digest (not the arguments),
+/// required vs granted scopes and the token's fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallAudit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_digest: Option<String>,
+    #[serde(default)]
+    pub required: ScopeSet,
+    #[serde(default)]
+    pub granted: ScopeSet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// What a tool step produced, as the agent saw it.
@@ -228,12 +272,29 @@ pub struct EventBus {
     inner: Arc<BusInner>,
 }
 
+/// A synchronous sink that sees every event before any subscriber does (the audit trail:
+/// a record must be durable before the result it describes is shown).
+pub trait Journal: Send + Sync {
+    fn record(&self, event: &Event);
+}
+
 #[derive(Default)]
 struct BusInner {
+    journals: parking_lot::RwLock<Vec<Arc<dyn Journal>>>,
     next_id: AtomicU64,
     dropped: AtomicU64,
     subscribers: Mutex<Vec<tokio::sync::mpsc::Sender<Event>>>,
     recorded: Mutex<Option<Vec<Event>>>,
+}
+
+/// A weak handle to a bus.
+#[derive(Clone)]
+pub struct WeakBus(std::sync::Weak<BusInner>);
+
+impl WeakBus {
+    pub fn upgrade(&self) -> Option<EventBus> {
+        self.0.upgrade().map(|inner| EventBus { inner })
+    }
 }
 
 /// Run context stamped on events.
@@ -255,6 +316,17 @@ impl EventBus {
         bus
     }
 
+    /// Adds a synchronous observer (the audit log first, then the monitor). Observers may
+    /// emit events themselves (the monitor's anomalies); no lock is held while they run.
+    pub fn add_journal(&self, journal: Arc<dyn Journal>) {
+        self.inner.journals.write().push(journal);
+    }
+
+    /// A handle that does not keep the bus alive (for observers that emit into it).
+    pub fn downgrade(&self) -> WeakBus {
+        WeakBus(Arc::downgrade(&self.inner))
+    }
+
     pub fn subscribe(&self, capacity: usize) -> tokio::sync::mpsc::Receiver<Event> {
         let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
         self.inner.subscribers.lock().push(tx);
@@ -269,6 +341,10 @@ impl EventBus {
             step: scope.step,
             kind,
         };
+        let journals = self.inner.journals.read().clone();
+        for j in journals {
+            j.record(&event);
+        }
         let mut subs = self.inner.subscribers.lock();
         subs.retain(|tx| match tx.try_send(event.clone()) {
             Ok(()) => true,

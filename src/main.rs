@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(a) => client_command(&state_dir, |rt| {
             rt.block_on(warden::cli::client::token(ClientArgs {
                 config: cli.config.as_deref(),
+                state_dir: &state_dir,
                 scopes: a.scopes.as_deref(),
                 json: a.json,
             }))
@@ -66,24 +67,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tools(a) => client_command(&state_dir, |rt| {
             rt.block_on(warden::cli::client::tools(ClientArgs {
                 config: cli.config.as_deref(),
+                state_dir: &state_dir,
                 scopes: a.scopes.as_deref(),
                 json: a.json,
             }))
         }),
         Command::Call(a) => client_command(&state_dir, |rt| {
-            let args = ClientArgs { config: cli.config.as_deref(), scopes: a.scopes.as_deref(), json: a.json };
+            let args = ClientArgs { config: cli.config.as_deref(), state_dir: &state_dir, scopes: a.scopes.as_deref(), json: a.json };
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
         }),
         Command::Run(a) => client_command(&state_dir, |rt| {
             let args = agent_args(&a.model, a.scopes.clone());
-            rt.block_on(warden::cli::run::run(cli.config.as_deref(), &a.scenarios, args))
+            rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
         }),
         Command::Demo(a) => {
             let explicit_state = cli.state_dir.clone();
             client_command(&state_dir, |rt| {
                 let args = agent_args(&a.model, None);
                 if a.headless {
-                    rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), args))
+                    rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), &state_dir, args))
                 } else {
                     rt.block_on(warden::cli::run::demo(explicit_state.as_deref(), &state_dir, args, a.theme.as_deref()))
                 }
@@ -99,6 +101,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::tui::run_replay(&a.file, a.speed, theme, keymap, &state_dir))?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Audit(warden::cli::AuditCommand::Verify { path }) => warden::cli::audit::run_verify(&state_dir, path.as_deref()),
+        Command::Audit(warden::cli::AuditCommand::Tail { server, follow, json, run, tool, outcome, lines }) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let args = warden::cli::audit::TailArgs { server, follow, json, run, tool, outcome, lines };
+            rt.block_on(warden::cli::audit::run_tail(&state_dir, args))
+        }
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;

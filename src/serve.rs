@@ -79,6 +79,8 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
         tasks: Vec::new(),
     };
 
+    // One decision trail shared by both servers (two writers would fork the hash chain).
+    let decisions = server_audit(config, state_dir)?;
     if let (Some((listener, _)), Some(url)) = (issuer_listener, &issuer_url) {
         let keys = Arc::new(
             KeyStore::open(&state_dir.join("issuer"), config.issuer.keep_previous_keys)
@@ -97,6 +99,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
             scopes.insert(s.clone());
         }
         let state = IssuerState::new(IssuerInner {
+            decisions: decisions.clone(),
             issuer: url.clone(),
             keys: keys.clone(),
             clients,
@@ -109,7 +112,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
     }
 
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
-        let router = build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource)
+        let router = build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource, decisions.clone())
             .await
             .inspect_err(|_| {
                 for h in &running.handles {
@@ -131,6 +134,7 @@ async fn build_service(
     embedded_issuer: Option<&str>,
     dev_ca: Option<&Path>,
     resource: &str,
+    decisions: crate::events::EventBus,
 ) -> anyhow::Result<axum::Router> {
     let svc = &config.service;
     let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).context(
@@ -167,7 +171,34 @@ async fn build_service(
         rate_limit: svc.rate_limit,
         max_body_bytes: svc.max_body_bytes,
         allowed_hosts: svc.allowed_hosts.clone(),
+        decisions,
     }))
+}
+
+/// The servers' decision trail: `STATE/audit/server-*.jsonl`, group-committed by default
+/// (each record is written and flushed at once; fsync at most every 50 ms).
+fn server_audit(config: &Config, state_dir: &Path) -> anyhow::Result<crate::events::EventBus> {
+    let cfg = config.audit.clone().unwrap_or_default();
+    let log = Arc::new(
+        crate::security::audit::AuditLog::open(&state_dir.join("audit"), "server", cfg.server_fsync, cfg.max_segment_bytes)
+            .context("cannot open the server audit log")?,
+    );
+    let bus = crate::events::EventBus::new();
+    bus.add_journal(log.clone());
+    if let crate::security::audit::FsyncPolicy::Batch { interval_ms } = cfg.server_fsync {
+        let weak = Arc::downgrade(&log);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(1)));
+            loop {
+                tick.tick().await;
+                let Some(log) = weak.upgrade() else { break };
+                if let Err(e) = log.flush() {
+                    tracing::error!(error = %e, "server audit fsync failed");
+                }
+            }
+        });
+    }
+    Ok(bus)
 }
 
 fn server_identity(config: &Config, state_dir: &Path) -> anyhow::Result<(ServerIdentity, Option<PathBuf>)> {

@@ -79,6 +79,7 @@ fn denied_run(bus: &EventBus, now: u64) -> Vec<Event> {
     bus.emit(
         &run(Some(0)),
         EventKind::Denied {
+            audit: Default::default(),
             server: "customer-service".into(),
             tool: "create_support_ticket".into(),
             required: scopes("ticket:create"),

@@ -33,6 +33,7 @@ impl From<Exit> for ExitCode {
 
 pub struct ClientArgs<'a> {
     pub config: Option<&'a Path>,
+    pub state_dir: &'a Path,
     pub scopes: Option<&'a str>,
     pub json: bool,
 }
@@ -153,6 +154,7 @@ pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: b
         "TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'"
     );
     let events = EventBus::recording();
+    let _security = crate::security::attach(&events, args.state_dir, &config)?;
     let policy = CallPolicy { precheck, ..CallPolicy::default() };
     let stack = match ClientStack::connect(&config, scopes, policy, events.clone()).await {
         Ok(s) => s,

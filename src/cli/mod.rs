@@ -1,6 +1,7 @@
 //! The command-line edge: clap definitions and dispatch. Errors become `anyhow` here, with
 //! context that tells the user what to do next; everything below uses typed errors.
 
+pub mod audit;
 pub mod client;
 pub mod logging;
 pub mod run;
@@ -44,8 +45,41 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Play a recorded session (STATE/sessions/*.jsonl) back in the console.
     Replay(ReplayArgs),
+    /// The audit trail: verify the hash chain, or show records.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; report the first bad line (exit 1 on any problem).
+    Verify {
+        /// A segment file or an audit directory (default STATE/audit).
+        path: Option<PathBuf>,
+    },
+    /// Show the newest records.
+    Tail {
+        /// The servers' decision log instead of the client's.
+        #[arg(long)]
+        server: bool,
+        /// Keep printing new records.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        tool: Option<String>,
+        /// allowed, denied, denied_client, denied_server, rate_limited, error, token, anomaly, …
+        #[arg(long)]
+        outcome: Option<String>,
+        /// How many records (default 20).
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -46,11 +46,12 @@ pub fn build_lm(args: &AgentArgs, agent: Option<&AgentConfig>) -> anyhow::Result
     Ok(lm::from_name(&name, &opts)?)
 }
 
-pub async fn run_scenarios(config: &Config, scenarios: &[Scenario], args: &AgentArgs) -> anyhow::Result<ExitCode> {
+pub async fn run_scenarios(config: &Config, state_dir: &Path, scenarios: &[Scenario], args: &AgentArgs) -> anyhow::Result<ExitCode> {
     let scopes =
         args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
     let lm = build_lm(args, config.agent.as_ref())?;
     let events = EventBus::new();
+    let (_audit, monitor) = crate::security::attach(&events, state_dir, config)?;
     let stack = ClientStack::connect(config, scopes.clone(), CallPolicy::default(), events.clone())
         .await
         .context("cannot connect to the MCP servers in the config")?;
@@ -74,7 +75,9 @@ pub async fn run_scenarios(config: &Config, scenarios: &[Scenario], args: &Agent
         }
     }
     let usage = lm.usage();
+    let anomalies: std::collections::BTreeMap<&str, u64> = monitor.counts();
     let summary = json!({
+        "anomalies": anomalies,
         "summary": true,
         "model": lm.name(),
         "scenarios": scenarios.len(),
@@ -93,16 +96,16 @@ pub async fn run_scenarios(config: &Config, scenarios: &[Scenario], args: &Agent
     Ok(if as_expected == scenarios.len() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNEXPECTED) })
 }
 
-pub async fn run(config_path: Option<&Path>, file: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(config_path: Option<&Path>, state_dir: &Path, file: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
     let (config, _) = Config::load(config_path)?;
     let scenarios = crate::scenario::load(file)?;
     anyhow::ensure!(!scenarios.is_empty(), "{} has no [[scenario]] entries", file.display());
-    run_scenarios(&config, &scenarios, &args).await
+    run_scenarios(&config, state_dir, &scenarios, &args).await
 }
 
 /// `warden demo --headless`: start issuer + service on port 0 in a state dir (a fresh
 /// temporary one unless given), run the built-in scenarios with the offline planner.
-pub async fn demo_headless(state_dir: Option<&Path>, args: AgentArgs) -> anyhow::Result<ExitCode> {
+pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
     let temp = match state_dir {
         Some(_) => None,
         None => Some(TempState::new()?),
@@ -126,7 +129,7 @@ pub async fn demo_headless(state_dir: Option<&Path>, args: AgentArgs) -> anyhow:
     }
     let scenarios = crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
     let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };
-    let code = run_scenarios(&client, &scenarios, &args).await;
+    let code = run_scenarios(&client, log_dir, &scenarios, &args).await;
     running.shutdown().await;
     code
 }
@@ -187,6 +190,7 @@ async fn live(
         args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
     let lm = build_lm(&args, config.agent.as_ref())?;
     let events = EventBus::new();
+    let _security = crate::security::attach(&events, state_dir, config)?;
     let stack = ClientStack::connect(config, scopes, CallPolicy::default(), events.clone())
         .await
         .context("cannot connect to the MCP servers in the config")?;

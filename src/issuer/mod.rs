@@ -34,6 +34,8 @@ pub struct IssuerInner {
     pub resources: Vec<String>,
     pub token_ttl_secs: u64,
     pub scopes_supported: ScopeSet,
+    /// Where token decisions are recorded (the server audit trail).
+    pub decisions: crate::events::EventBus,
 }
 
 impl IssuerState {

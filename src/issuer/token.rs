@@ -85,6 +85,7 @@ pub async fn token(State(state): State<IssuerState>, headers: HeaderMap, body: B
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(target: "warden::issuer", error = ?e.code, description = %e.description, "token request refused");
+            record(&state, "-", "token_refused", &format!("{:?}: {}", e.code, e.description), None);
             e.into_response()
         }
     }
@@ -117,6 +118,20 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
+}
+
+fn record(state: &IssuerState, client_id: &str, outcome: &str, reason: &str, fingerprint: Option<Fingerprint>) {
+    state.inner.decisions.emit(
+        &crate::events::Scope::default(),
+        crate::events::EventKind::ServiceDecision {
+            client_id: client_id.to_string(),
+            tool: None,
+            outcome: outcome.to_string(),
+            reason: reason.to_string(),
+            fingerprint,
+            missing: ScopeSet::new(),
+        },
+    );
 }
 
 fn authenticate<'s>(

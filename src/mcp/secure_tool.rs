@@ -96,6 +96,9 @@ pub struct Prepared {
     /// Safe to send again after an ambiguous failure.
     pub repeatable: bool,
     pub digest: String,
+    /// Digest of the arguments as the caller gave them (before an idempotency key was
+    /// added), so repeated identical calls share it.
+    pub base_digest: String,
 }
 
 pub struct SecureTool {
@@ -128,6 +131,10 @@ impl SecureTool {
 
     pub async fn call(&self, args: Value, scope: &Scope) -> CallReport {
         let start = Instant::now();
+        let digest = match &args {
+            Value::Object(m) => Some(args_digest(m)),
+            _ => None,
+        };
         let (outcome, attempts) = self.run(args, scope).await;
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
         let (server, tool) = (self.spec.server.clone(), self.spec.name.clone());
@@ -135,20 +142,33 @@ impl SecureTool {
             CallOutcome::Success { .. } => {
                 self.events.emit(
                     scope,
-                    EventKind::ToolSucceeded { server: server.clone(), tool: tool.clone(), latency_ms, attempts },
+                    EventKind::ToolSucceeded { server: server.clone(), tool: tool.clone(), latency_ms, attempts, audit: self.audit(digest.as_deref()) },
                 );
             }
             CallOutcome::ToolError { message, .. } => {
-                self.emit_failed(scope, FailureClass::ToolError, message, latency_ms, attempts);
+                self.emit_failed(scope, FailureClass::ToolError, message, latency_ms, attempts, digest.as_deref());
             }
-            CallOutcome::Failed { class, message } => self.emit_failed(scope, *class, message, latency_ms, attempts),
+            CallOutcome::Failed { class, message } => {
+                self.emit_failed(scope, *class, message, latency_ms, attempts, digest.as_deref())
+            }
             // Denials were emitted where they were decided, with their evidence.
             CallOutcome::Denied { .. } => {}
         }
         CallReport { server, tool, outcome, attempts, latency_ms }
     }
 
-    fn emit_failed(&self, scope: &Scope, failure: FailureClass, message: &str, latency_ms: f64, attempts: u32) {
+    /// Digest, scopes and token fingerprint for the audit trail.
+    fn audit(&self, digest: Option<&str>) -> crate::events::CallAudit {
+        let token = self.tokens.info();
+        crate::events::CallAudit {
+            args_digest: digest.map(str::to_string),
+            required: self.spec.required_scopes.clone(),
+            granted: token.as_ref().map(|t| t.granted.clone()).unwrap_or_default(),
+            fingerprint: token.map(|t| t.fingerprint),
+        }
+    }
+
+    fn emit_failed(&self, scope: &Scope, failure: FailureClass, message: &str, latency_ms: f64, attempts: u32, digest: Option<&str>) {
         self.events.emit(
             scope,
             EventKind::ToolFailed {
@@ -158,6 +178,7 @@ impl SecureTool {
                 message: message.to_string(),
                 latency_ms,
                 attempts,
+                audit: self.audit(digest),
             },
         );
     }
@@ -168,6 +189,7 @@ impl SecureTool {
         let Value::Object(mut args) = args else {
             return Err(failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"));
         };
+        let base_digest = args_digest(&args);
         let claims = match self.tokens.claims().await {
             Ok(c) => c,
             Err(e) => {
@@ -186,6 +208,7 @@ impl SecureTool {
                     granted,
                     None,
                     None,
+                    &base_digest,
                 ));
             }
         }
@@ -194,11 +217,11 @@ impl SecureTool {
         }
         let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
         let digest = args_digest(&args);
-        Ok(Prepared { args, claims, repeatable, digest })
+        Ok(Prepared { args, claims, repeatable, digest, base_digest })
     }
 
     async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
-        let Prepared { args, mut claims, repeatable, digest } = match self.prepare(args, scope).await {
+        let Prepared { args, mut claims, repeatable, digest, base_digest } = match self.prepare(args, scope).await {
             Ok(p) => p,
             Err(outcome) => return (outcome, 0),
         };
@@ -241,7 +264,7 @@ impl SecureTool {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.scope.clone();
                     return (
-                        self.denied(scope, DenialSide::Server, required, granted, Some(403), Some(www_authenticate)),
+                        self.denied(scope, DenialSide::Server, required, granted, Some(403), Some(www_authenticate), &base_digest),
                         attempt,
                     );
                 }
@@ -313,11 +336,13 @@ impl SecureTool {
         granted: ScopeSet,
         status: Option<u16>,
         www_authenticate: Option<String>,
+        digest: &str,
     ) -> CallOutcome {
         let missing = granted.missing(&required);
         self.events.emit(
             scope,
             EventKind::Denied {
+                audit: self.audit(Some(digest)),
                 server: self.spec.server.clone(),
                 tool: self.spec.name.clone(),
                 required: required.clone(),

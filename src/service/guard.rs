@@ -21,6 +21,8 @@ use crate::auth::scopes::ScopeSet;
 use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
 
 pub struct GuardState {
+    /// The server's own decision trail (audit journal attached).
+    pub decisions: crate::events::EventBus,
     pub verifier: Arc<Verifier>,
     pub limiter: RateLimiter,
     /// The RFC 9728 metadata URL advertised in every challenge.
@@ -39,11 +41,13 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         Ok(c) => c,
         Err(e) => {
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = e.code(), "invalid token");
+            decide(&g, "-", None, "invalid_token", e.code(), None, ScopeSet::new());
             return challenge(&g, Some(&e));
         }
     };
     if let Err(wait) = g.limiter.check(&claims.client_id) {
         tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
+        decide(&g, &claims.client_id, None, "rate_limited", "token bucket empty", Some(&claims), ScopeSet::new());
         return rate_limited(retry_after_secs(wait));
     }
     if req.method() != Method::POST {
@@ -61,11 +65,29 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         let missing = claims.scope.missing(&required);
         if !missing.is_empty() {
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "insufficient_scope", client_id = %claims.client_id, tool = %tool, missing = %missing, fingerprint = %claims.fingerprint, "tool call denied");
+            decide(&g, &claims.client_id, Some(&tool), "denied", "insufficient_scope", Some(&claims), missing.clone());
             return insufficient_scope(&g, &tool, &required, &missing);
         }
         tracing::info!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
+        decide(&g, &claims.client_id, Some(&tool), "allowed", "scopes present", Some(&claims), ScopeSet::new());
     }
     forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
+}
+
+/// Records one decision in the server's audit trail (and nowhere else: the bus has no
+/// other subscribers on the server).
+fn decide(g: &GuardState, client_id: &str, tool: Option<&str>, outcome: &str, reason: &str, claims: Option<&VerifiedClaims>, missing: ScopeSet) {
+    g.decisions.emit(
+        &crate::events::Scope::default(),
+        crate::events::EventKind::ServiceDecision {
+            client_id: client_id.to_string(),
+            tool: tool.map(str::to_string),
+            outcome: outcome.to_string(),
+            reason: reason.to_string(),
+            fingerprint: claims.map(|c| c.fingerprint.clone()),
+            missing,
+        },
+    );
 }
 
 async fn forward(mut req: Request, claims: Arc<VerifiedClaims>, next: Next) -> Response {

@@ -37,6 +37,8 @@ pub struct ServiceParams {
     pub rate_limit: RateLimitConfig,
     pub max_body_bytes: usize,
     pub allowed_hosts: Vec<String>,
+    /// Where decisions are recorded (a bus with the server's audit journal attached).
+    pub decisions: crate::events::EventBus,
 }
 
 pub fn router(p: ServiceParams) -> Router {
@@ -48,6 +50,7 @@ pub fn router(p: ServiceParams) -> Router {
         resource_name: Some("Warden customer service".into()),
     };
     let guard = Arc::new(GuardState {
+        decisions: p.decisions,
         verifier: p.verifier,
         limiter: RateLimiter::new(p.rate_limit),
         resource_metadata: resource_metadata_url(&p.resource),

@@ -106,6 +106,14 @@ impl FeedPane {
                 self.push(e, Severity::Warn, format!("token refreshed after a 401 ({})", token.fingerprint));
             }
             EventKind::AgentError { message } => self.push(e, Severity::Error, format!("agent: {message}")),
+            EventKind::Anomaly { rule, severity, message, .. } => {
+                let sev = match severity {
+                    crate::events::AnomalySeverity::High => Severity::Error,
+                    crate::events::AnomalySeverity::Medium => Severity::Warn,
+                    crate::events::AnomalySeverity::Low => Severity::Info,
+                };
+                self.push(e, sev, format!("ANOMALY {rule}: {message}"));
+            }
             _ => {}
         }
     }

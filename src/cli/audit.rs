@@ -1,0 +1,127 @@
+//! `warden audit verify` and `warden audit tail`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::events::{Event, EventKind};
+use crate::security::audit::{read_all, verify};
+
+/// The outcome word used by `--outcome` filters and the human output.
+pub fn outcome(e: &EventKind) -> String {
+    match e {
+        EventKind::ToolSucceeded { .. } => "allowed".into(),
+        EventKind::Denied { side, .. } => format!("denied_{}", serde_json::to_value(side).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+        EventKind::RateLimited { .. } => "rate_limited".into(),
+        EventKind::ToolFailed { .. } => "error".into(),
+        EventKind::TokenIssued { .. } => "token_issued".into(),
+        EventKind::TokenRejected { .. } | EventKind::TokenError { .. } => "token_failed".into(),
+        EventKind::Anomaly { .. } => "anomaly".into(),
+        EventKind::ManifestRecorded { .. } => "manifest".into(),
+        EventKind::ServiceDecision { outcome, .. } => outcome.clone(),
+        EventKind::AuditSegment { .. } => "segment".into(),
+        _ => "other".into(),
+    }
+}
+
+fn tool_of(e: &EventKind) -> Option<&str> {
+    match e {
+        EventKind::ToolSucceeded { tool, .. } | EventKind::Denied { tool, .. } | EventKind::RateLimited { tool, .. } | EventKind::ToolFailed { tool, .. } => Some(tool),
+        EventKind::ServiceDecision { tool, .. } => tool.as_deref(),
+        _ => None,
+    }
+}
+
+pub fn run_verify(state_dir: &Path, path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let targets: Vec<(PathBuf, &str)> = match path {
+        Some(p) if p.is_file() => vec![(p.to_path_buf(), "")],
+        Some(p) => vec![(p.to_path_buf(), "client"), (p.to_path_buf(), "server")],
+        None => vec![(state_dir.join("audit"), "client"), (state_dir.join("audit"), "server")],
+    };
+    let mut ok = true;
+    let mut checked = 0;
+    for (p, prefix) in targets {
+        if p.is_dir() && crate::security::audit::segments(&p, prefix).is_empty() {
+            continue;
+        }
+        checked += 1;
+        let r = verify(&p, prefix)?;
+        let name = if prefix.is_empty() { p.display().to_string() } else { format!("{} ({prefix})", p.display()) };
+        match &r.problem {
+            None => println!("✓ {name}: {} records in {} segment(s), chain intact", r.records, r.segments),
+            Some(pr) => {
+                ok = false;
+                println!("✗ {name}: {}:{}: {}", pr.file, pr.line, pr.reason);
+                println!("  {} records verified before it", r.records);
+            }
+        }
+        for t in &r.repaired_tears {
+            println!("  note: torn line at {t} (crash mid-write), repaired by starting a new segment");
+        }
+    }
+    anyhow::ensure!(checked > 0, "no audit log found at {}", path.unwrap_or(&state_dir.join("audit")).display());
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+pub struct TailArgs {
+    pub server: bool,
+    pub follow: bool,
+    pub json: bool,
+    pub run: Option<String>,
+    pub tool: Option<String>,
+    pub outcome: Option<String>,
+    pub lines: usize,
+}
+
+fn matches(a: &TailArgs, e: &Event) -> bool {
+    a.run.as_ref().is_none_or(|r| e.run_id.as_ref() == Some(r))
+        && a.tool.as_ref().is_none_or(|t| tool_of(&e.kind) == Some(t.as_str()))
+        && a.outcome.as_ref().is_none_or(|o| outcome(&e.kind).starts_with(o.as_str()))
+}
+
+fn print(a: &TailArgs, seq: u64, e: &Event) {
+    if a.json {
+        println!("{}", serde_json::json!({"seq": seq, "event": e}));
+        return;
+    }
+    let detail = match &e.kind {
+        EventKind::Denied { missing, side, .. } => format!("missing {missing} ({side:?})"),
+        EventKind::ToolSucceeded { latency_ms, audit, .. } => format!("{latency_ms:.1} ms {}", audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default()),
+        EventKind::ToolFailed { message, .. } => message.clone(),
+        EventKind::TokenIssued { token, reason } => format!("{reason:?} {} {}", token.granted, token.fingerprint),
+        EventKind::Anomaly { rule, message, .. } => format!("{rule}: {message}"),
+        EventKind::ServiceDecision { client_id, reason, .. } => format!("{client_id}: {reason}"),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    };
+    println!(
+        "{seq:>6} {} {:<14} {:<24} {:<22} {detail}",
+        crate::tui::panes::clock(e.at_ms),
+        outcome(&e.kind),
+        tool_of(&e.kind).unwrap_or("-"),
+        e.run_id.as_deref().unwrap_or("-"),
+    );
+}
+
+pub async fn run_tail(state_dir: &Path, a: TailArgs) -> anyhow::Result<ExitCode> {
+    let dir = state_dir.join("audit");
+    let prefix = if a.server { "server" } else { "client" };
+    let all = read_all(&dir, prefix)?;
+    let shown: Vec<&(u64, Event)> = all.iter().filter(|(_, e)| matches(&a, e)).collect();
+    for (seq, e) in shown.iter().skip(shown.len().saturating_sub(a.lines)) {
+        print(&a, *seq, e);
+    }
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last = all.last().map(|(s, _)| *s).unwrap_or(0);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let since = last;
+        for (seq, e) in read_all(&dir, prefix)?.into_iter().filter(|(s, _)| *s > since) {
+            last = seq;
+            if matches(&a, &e) {
+                print(&a, seq, &e);
+            }
+        }
+    }
+}

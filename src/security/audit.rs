@@ -1,0 +1,434 @@
+//! The audit trail: append-only, hash-chained, fsync'd JSONL.
+//!
+//! Each line is `{"seq":N,"prev":"<sha256 of the previous line>","event":{…}}`. Lines live
+//! in segments (`audit-000001.jsonl`, …) rotated by size; the chain runs across segments.
+//! `audit.head` anchors the newest `seq` and hash so that cutting records off the end is
+//! detected too. After a crash mid-write the torn last line stays where it is (evidence)
+//! and the next start opens a new segment whose first record names the repair — nothing
+//! earlier is dropped. `verify` walks every segment and reports the first bad line.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, EventKind};
+use crate::security::secret::sha256;
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// When records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum FsyncPolicy {
+    /// fsync every record before `append` returns (the default: nothing acknowledged is lost).
+    Always,
+    /// Write and flush every record; fsync at most every `interval_ms` (a process crash
+    /// loses nothing, a power loss at most that window).
+    Batch { interval_ms: u64 },
+    /// Flush to the OS only.
+    Never,
+}
+
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        Self::Always
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    seq: u64,
+    prev: String,
+    event: Event,
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct Head {
+    seq: u64,
+    hash: String,
+    segment: u32,
+}
+
+struct Writer {
+    file: File,
+    path: PathBuf,
+    segment: u32,
+    size: u64,
+    seq: u64,
+    last_hash: String,
+    last_sync: Instant,
+    dirty: bool,
+}
+
+pub struct AuditLog {
+    dir: PathBuf,
+    prefix: String,
+    policy: FsyncPolicy,
+    max_segment_bytes: u64,
+    w: Mutex<Writer>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io { path: path.to_path_buf(), source }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn line_hash(line: &str) -> String {
+    hex(&sha256(line.as_bytes()))
+}
+
+fn segment_path(dir: &Path, prefix: &str, n: u32) -> PathBuf {
+    dir.join(format!("{prefix}-{n:06}.jsonl"))
+}
+
+/// The segments of a log, oldest first.
+pub fn segments(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n = name.strip_prefix(&format!("{prefix}-"))?.strip_suffix(".jsonl")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log `DIR/PREFIX-*.jsonl`. If the last segment ends in a torn
+    /// line, a new segment is started and its first record says so.
+    pub fn open(dir: &Path, prefix: &str, policy: FsyncPolicy, max_segment_bytes: u64) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let segs = segments(dir, prefix);
+        let (mut seq, mut last_hash, mut segment, mut torn) = (0u64, GENESIS.to_string(), 1u32, false);
+        if let Some(last) = segs.last() {
+            segment = segment_number(last).unwrap_or(1);
+            let text = std::fs::read_to_string(last).map_err(io(last))?;
+            for line in text.split_inclusive('\n') {
+                let complete = line.ends_with('\n');
+                let body = line.trim_end_matches('\n');
+                match serde_json::from_str::<Record>(body) {
+                    Ok(r) if complete => {
+                        seq = r.seq;
+                        last_hash = line_hash(body);
+                    }
+                    _ => torn = true,
+                }
+            }
+        }
+        let rotate_now = torn || segs.last().is_some_and(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >= max_segment_bytes);
+        if rotate_now {
+            segment += 1;
+        }
+        let path = segment_path(dir, prefix, segment);
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let log = Self {
+            dir: dir.to_path_buf(),
+            prefix: prefix.to_string(),
+            policy,
+            max_segment_bytes,
+            w: Mutex::new(Writer { file, path, segment, size, seq, last_hash, last_sync: Instant::now(), dirty: false }),
+        };
+        if torn {
+            log.append(&Event {
+                id: 0,
+                at_ms: now_ms(),
+                run_id: None,
+                step: None,
+                kind: EventKind::AuditSegment { reason: "previous segment ended in a torn line (crash mid-write); it is kept as evidence".into() },
+            })?;
+        }
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one record; returns only once the record is as durable as the policy says.
+    pub fn append(&self, event: &Event) -> Result<u64, AuditError> {
+        let mut w = self.w.lock();
+        if w.size >= self.max_segment_bytes {
+            self.rotate(&mut w)?;
+        }
+        let rec = Record { seq: w.seq + 1, prev: w.last_hash.clone(), event: event.clone() };
+        let line = serde_json::to_string(&rec).unwrap_or_default();
+        let path = w.path.clone();
+        w.file.write_all(line.as_bytes()).and_then(|_| w.file.write_all(b"\n")).and_then(|_| w.file.flush()).map_err(io(&path))?;
+        w.size += line.len() as u64 + 1;
+        w.seq = rec.seq;
+        w.last_hash = line_hash(&line);
+        w.dirty = true;
+        match self.policy {
+            FsyncPolicy::Always => self.sync(&mut w)?,
+            FsyncPolicy::Batch { interval_ms } if w.last_sync.elapsed() >= Duration::from_millis(interval_ms) => self.sync(&mut w)?,
+            _ => {}
+        }
+        self.write_head(&w)?;
+        Ok(rec.seq)
+    }
+
+    /// fsync now (also called on a timer for the batch policy).
+    pub fn flush(&self) -> Result<(), AuditError> {
+        let mut w = self.w.lock();
+        self.sync(&mut w)
+    }
+
+    fn sync(&self, w: &mut Writer) -> Result<(), AuditError> {
+        if w.dirty {
+            let path = w.path.clone();
+            w.file.sync_data().map_err(io(&path))?;
+            w.dirty = false;
+        }
+        w.last_sync = Instant::now();
+        Ok(())
+    }
+
+    fn rotate(&self, w: &mut Writer) -> Result<(), AuditError> {
+        self.sync(w)?;
+        w.segment += 1;
+        w.path = segment_path(&self.dir, &self.prefix, w.segment);
+        let path = w.path.clone();
+        w.file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        w.size = 0;
+        Ok(())
+    }
+
+    fn write_head(&self, w: &Writer) -> Result<(), AuditError> {
+        let head = Head { seq: w.seq, hash: w.last_hash.clone(), segment: w.segment };
+        let path = self.dir.join(format!("{}.head", self.prefix));
+        std::fs::write(&path, serde_json::to_vec(&head).unwrap_or_default()).map_err(io(&path))
+    }
+}
+
+fn segment_number(p: &Path) -> Option<u32> {
+    p.file_stem()?.to_str()?.rsplit('-').next()?.parse().ok()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub records: u64,
+    pub segments: usize,
+    /// The first problem, if any: where and what.
+    pub problem: Option<Problem>,
+    /// Torn lines found at the end of earlier segments (crash evidence, repaired).
+    pub repaired_tears: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Checks every segment of `DIR/PREFIX-*.jsonl` (or one file) against the chain and head.
+pub fn verify(path: &Path, prefix: &str) -> Result<VerifyReport, AuditError> {
+    let (files, head_path) = if path.is_dir() {
+        (segments(path, prefix), Some(path.join(format!("{prefix}.head"))))
+    } else {
+        (vec![path.to_path_buf()], None)
+    };
+    let mut report = VerifyReport { records: 0, segments: files.len(), problem: None, repaired_tears: Vec::new() };
+    let (mut expect_seq, mut prev) = (1u64, GENESIS.to_string());
+    for (fi, file) in files.iter().enumerate() {
+        let last_file = fi + 1 == files.len();
+        let reader = BufReader::new(File::open(file).map_err(io(file))?);
+        let lines: Vec<String> = reader.lines().collect::<Result<_, _>>().map_err(io(file))?;
+        let raw = std::fs::read(file).map_err(io(file))?;
+        let ends_clean = raw.last().is_none_or(|b| *b == b'\n');
+        let name = file.display().to_string();
+        for (li, line) in lines.iter().enumerate() {
+            let is_last_line = li + 1 == lines.len();
+            let fail = |reason: String| Problem { file: name.clone(), line: li + 1, reason };
+            let rec = match serde_json::from_str::<Record>(line) {
+                Ok(r) if !(is_last_line && !ends_clean) => r,
+                _ if is_last_line && !ends_clean && !last_file => {
+                    report.repaired_tears.push(format!("{name}:{}", li + 1));
+                    continue;
+                }
+                _ if is_last_line && !ends_clean => {
+                    report.problem = Some(fail("torn last line: an incomplete write (crash); the next start continues in a new segment".into()));
+                    return Ok(report);
+                }
+                _ => {
+                    report.problem = Some(fail("not a valid audit record (edited or corrupted)".into()));
+                    return Ok(report);
+                }
+            };
+            if rec.seq != expect_seq {
+                let why = if rec.seq > expect_seq {
+                    format!("sequence jumps from {} to {}: records deleted or reordered", expect_seq - 1, rec.seq)
+                } else {
+                    format!("sequence {} after {}: records inserted or reordered", rec.seq, expect_seq - 1)
+                };
+                report.problem = Some(fail(why));
+                return Ok(report);
+            }
+            if rec.prev != prev {
+                report.problem = Some(fail("hash chain broken: the previous record was edited, removed or replaced".into()));
+                return Ok(report);
+            }
+            prev = line_hash(line);
+            expect_seq += 1;
+            report.records += 1;
+        }
+    }
+    if let Some(hp) = head_path
+        && let Ok(text) = std::fs::read_to_string(&hp)
+        && let Ok(head) = serde_json::from_str::<Head>(&text)
+        && head.seq > report.records
+    {
+        report.problem = Some(Problem {
+            file: files.last().map(|p| p.display().to_string()).unwrap_or_default(),
+            line: report.records as usize,
+            reason: format!("truncated: the log ends at record {} but the head says {} were written", report.records, head.seq),
+        });
+    }
+    Ok(report)
+}
+
+/// Reads every record (for `audit tail`), oldest first.
+pub fn read_all(path: &Path, prefix: &str) -> Result<Vec<(u64, Event)>, AuditError> {
+    let files = if path.is_dir() { segments(path, prefix) } else { vec![path.to_path_buf()] };
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+        for line in text.lines() {
+            if let Ok(r) = serde_json::from_str::<Record>(line) {
+                out.push((r.seq, r.event));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl crate::events::Journal for AuditLog {
+    fn record(&self, event: &Event) {
+        if is_security_relevant(&event.kind)
+            && let Err(e) = self.append(event)
+        {
+            // Loud, but the decision it describes has already been made; see README.
+            tracing::error!(error = %e, "AUDIT WRITE FAILED");
+        }
+    }
+}
+
+/// Which events the audit trail records.
+pub fn is_security_relevant(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::TokenIssued { .. }
+            | EventKind::TokenRejected { .. }
+            | EventKind::TokenError { .. }
+            | EventKind::ToolSucceeded { .. }
+            | EventKind::ToolFailed { .. }
+            | EventKind::Denied { .. }
+            | EventKind::RateLimited { .. }
+            | EventKind::ManifestRecorded { .. }
+            | EventKind::Anomaly { .. }
+            | EventKind::ServiceDecision { .. }
+            | EventKind::AuditSegment { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Scope;
+
+    fn ev(i: u64) -> Event {
+        Event { id: i, at_ms: 1000 + i, run_id: Some("r".into()), step: Some(i as u32), kind: EventKind::TokenError { detail: format!("d{i}") } }
+    }
+
+    fn write(dir: &Path, n: u64, max: u64) {
+        let log = AuditLog::open(dir, "audit", FsyncPolicy::Never, max).unwrap();
+        for i in 0..n {
+            log.append(&ev(i)).unwrap();
+        }
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_clean_log_verifies_across_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 50, 2000);
+        write(dir.path(), 10, 2000); // reopen and continue the chain
+        let r = verify(dir.path(), "audit").unwrap();
+        assert_eq!((r.records, r.problem.clone()), (60, None), "{r:?}");
+        assert!(r.segments > 3, "rotated by size");
+        let _ = Scope::default();
+    }
+
+    #[test]
+    fn edits_deletions_insertions_reorders_and_truncation_are_caught() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<String>)>, &str)> = vec![
+            ("edit", Box::new(|l: &mut Vec<String>| l[3] = l[3].replace("d3", "dX")), "line 5"),
+            ("delete", Box::new(|l: &mut Vec<String>| { l.remove(4); }), "line 5"),
+            ("insert", Box::new(|l: &mut Vec<String>| { let c = l[2].clone(); l.insert(5, c); }), "line 6"),
+            ("reorder", Box::new(|l: &mut Vec<String>| l.swap(6, 7)), "line 7"),
+        ];
+        for (name, mutate, expect) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            write(dir.path(), 10, u64::MAX);
+            let seg = segments(dir.path(), "audit").remove(0);
+            let mut l = lines(&seg);
+            mutate(&mut l);
+            std::fs::write(&seg, l.join("\n") + "\n").unwrap();
+            let p = verify(dir.path(), "audit").unwrap().problem.unwrap_or_else(|| panic!("{name} not caught"));
+            assert_eq!(format!("line {}", p.line), expect, "{name}: {p:?}");
+        }
+        // Cutting complete records off the end is caught by the head anchor.
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 10, u64::MAX);
+        let seg = segments(dir.path(), "audit").remove(0);
+        let l = lines(&seg);
+        std::fs::write(&seg, l[..7].join("\n") + "\n").unwrap();
+        let p = verify(dir.path(), "audit").unwrap().problem.unwrap();
+        assert!(p.reason.starts_with("truncated: the log ends at record 7 but the head says 10"), "{p:?}");
+    }
+
+    #[test]
+    fn a_torn_tail_is_reported_then_repaired_by_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 5, u64::MAX);
+        let seg = segments(dir.path(), "audit").remove(0);
+        let mut text = std::fs::read_to_string(&seg).unwrap();
+        text.push_str("{\"seq\":6,\"prev\":\"ab");
+        std::fs::write(&seg, text).unwrap();
+        let p = verify(dir.path(), "audit").unwrap().problem.unwrap();
+        assert!(p.reason.starts_with("torn last line"), "{p:?}");
+        // The next start keeps the torn segment and continues the chain in a new one.
+        write(dir.path(), 3, u64::MAX);
+        let r = verify(dir.path(), "audit").unwrap();
+        assert_eq!(r.problem, None, "{r:?}");
+        assert_eq!(r.records, 5 + 1 + 3, "five old, one repair note, three new");
+        assert_eq!(r.repaired_tears.len(), 1);
+        assert_eq!(lines(&seg).len(), 6, "nothing earlier was dropped");
+    }
+}

@@ -1,0 +1,35 @@
+//! More than N permission denials of one tool inside the window (the seed: more than 10).
+
+use std::collections::HashMap;
+
+use crate::events::{AnomalySeverity, Event, EventKind};
+use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+
+#[derive(Default)]
+pub struct DenialSpike {
+    per_tool: HashMap<String, Window>,
+}
+
+impl Rule for DenialSpike {
+    fn name(&self) -> &'static str {
+        "denial_spike"
+    }
+
+    fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
+        let EventKind::Denied { tool, .. } = &e.kind else { return Vec::new() };
+        let w = self.per_tool.entry(tool.clone()).or_default();
+        w.push(e.at_ms, e.id, cfg.window_secs);
+        if w.len() <= cfg.denial_spike {
+            return Vec::new();
+        }
+        let evidence = w.ids();
+        // Report once per spike; a new spike needs a fresh run of denials.
+        w.clear();
+        vec![Finding {
+            rule: self.name(),
+            severity: AnomalySeverity::High,
+            message: format!("{} permission denials of {tool} within {} s", evidence.len(), cfg.window_secs),
+            evidence,
+        }]
+    }
+}

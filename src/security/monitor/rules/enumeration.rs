@@ -1,0 +1,72 @@
+//! Enumeration: many distinct customers read in a short window, or sequential IDs.
+
+use std::collections::VecDeque;
+
+use crate::events::{AnomalySeverity, Event, EventKind};
+use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
+
+#[derive(Default)]
+pub struct Enumeration {
+    reads: VecDeque<(u64, u64, String)>,
+    fired_distinct: bool,
+    fired_sequential: bool,
+}
+
+fn number(id: &str) -> Option<(String, u32)> {
+    (id.len() == 6).then(|| (id[..3].to_string(), id[3..].parse().ok())).and_then(|(p, n)| n.map(|n| (p, n)))
+}
+
+impl Rule for Enumeration {
+    fn name(&self) -> &'static str {
+        "enumeration"
+    }
+
+    fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
+        let EventKind::Action { tool, args } = &e.kind else { return Vec::new() };
+        if tool != "get_customer_info" {
+            return Vec::new();
+        }
+        let Some(id) = args.get("customer_id").and_then(|v| v.as_str()).map(|s| s.trim().to_ascii_uppercase()) else {
+            return Vec::new();
+        };
+        self.reads.push_back((e.at_ms, e.id, id.clone()));
+        let horizon = e.at_ms.saturating_sub(cfg.window_secs * 1000);
+        while self.reads.front().is_some_and(|(t, _, _)| *t < horizon) {
+            self.reads.pop_front();
+        }
+        let mut out = Vec::new();
+        let mut distinct: Vec<&str> = self.reads.iter().map(|(_, _, c)| c.as_str()).collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() >= cfg.enumeration_distinct && !self.fired_distinct {
+            self.fired_distinct = true;
+            out.push(Finding {
+                rule: self.name(),
+                severity: AnomalySeverity::High,
+                message: format!("{} distinct customers read within {} s", distinct.len(), cfg.window_secs),
+                evidence: self.reads.iter().map(|(_, id, _)| *id).collect(),
+            });
+        } else if distinct.len() < cfg.enumeration_distinct {
+            self.fired_distinct = false;
+        }
+        // Sequential: the last N reads are consecutive numbers with one prefix.
+        let tail: Vec<&(u64, u64, String)> = self.reads.iter().rev().take(cfg.sequential_ids).collect();
+        let sequential = tail.len() == cfg.sequential_ids
+            && tail.windows(2).all(|w| match (number(&w[0].2), number(&w[1].2)) {
+                (Some((p1, n1)), Some((p0, n0))) => p1 == p0 && n1 == n0 + 1,
+                _ => false,
+            });
+        if sequential && !self.fired_sequential {
+            self.fired_sequential = true;
+            out.push(Finding {
+                rule: self.name(),
+                severity: AnomalySeverity::Medium,
+                message: format!("sequential customer IDs read ({} … {})", tail.last().map(|t| t.2.as_str()).unwrap_or(""), id),
+                evidence: tail.iter().rev().map(|t| t.1).collect(),
+            });
+        } else if !sequential {
+            self.fired_sequential = false;
+        }
+        out
+    }
+}

@@ -1,0 +1,63 @@
+//! Possible prompt injection in a tool observation: instruction-like text, URLs, or hidden
+//! Unicode (zero-width, bidi controls, tag characters).
+
+use crate::events::{AnomalySeverity, Event, EventKind};
+use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
+
+pub const NAME: &str = "prompt_injection";
+
+pub struct Injection;
+
+const PHRASES: &[&str] = &[
+    "ignore all previous instructions",
+    "ignore previous instructions",
+    "ignore the above",
+    "disregard previous",
+    "disregard all prior",
+    "new instructions",
+    "system notice",
+    "system prompt",
+    "you are now",
+    "you must now",
+    "call create_support_ticket",
+    "call get_",
+    "send the",
+];
+
+fn hidden(c: char) -> bool {
+    matches!(c as u32, 0x200B..=0x200F | 0x2060..=0x2064 | 0xFEFF | 0x202A..=0x202E | 0x2066..=0x2069 | 0xE0000..=0xE007F)
+}
+
+/// Why `text` looks like an injection attempt, if it does.
+pub fn signs(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut out: Vec<String> = PHRASES.iter().filter(|p| lower.contains(*p)).map(|p| format!("instruction-like text \"{p}\"")).collect();
+    if lower.contains("http://") || lower.contains("https://") {
+        out.push("a URL".into());
+    }
+    let n = text.chars().filter(|c| hidden(*c)).count();
+    if n > 0 {
+        out.push(format!("{n} hidden Unicode character(s)"));
+    }
+    out
+}
+
+impl Rule for Injection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn observe(&mut self, e: &Event, _run: Option<&RunState>, _cfg: &MonitorConfig) -> Vec<Finding> {
+        let EventKind::Observation { tool, text, .. } = &e.kind else { return Vec::new() };
+        let signs = signs(text);
+        if signs.is_empty() {
+            return Vec::new();
+        }
+        vec![Finding {
+            rule: NAME,
+            severity: AnomalySeverity::High,
+            message: format!("possible prompt injection in {tool} output: {}", signs.join(", ")),
+            evidence: vec![e.id],
+        }]
+    }
+}

@@ -1,0 +1,25 @@
+//! One file per anomaly rule.
+
+pub mod denial_spike;
+pub mod enumeration;
+pub mod injection;
+pub mod manifest;
+pub mod rate_limit;
+pub mod repeated_denial;
+pub mod token;
+pub mod unusual_sequence;
+
+use super::Rule;
+
+pub fn all() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(denial_spike::DenialSpike::default()),
+        Box::new(repeated_denial::RepeatedDenial::default()),
+        Box::new(enumeration::Enumeration::default()),
+        Box::new(unusual_sequence::UnusualSequence),
+        Box::new(injection::Injection),
+        Box::new(manifest::ManifestChange::default()),
+        Box::new(rate_limit::RateLimitBurst::default()),
+        Box::new(token::TokenTrouble::default()),
+    ]
+}

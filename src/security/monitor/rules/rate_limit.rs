@@ -1,0 +1,31 @@
+//! A burst of 429s.
+
+use crate::events::{AnomalySeverity, Event, EventKind};
+use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+
+#[derive(Default)]
+pub struct RateLimitBurst {
+    window: Window,
+}
+
+impl Rule for RateLimitBurst {
+    fn name(&self) -> &'static str {
+        "rate_limit_burst"
+    }
+
+    fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
+        let EventKind::RateLimited { .. } = &e.kind else { return Vec::new() };
+        self.window.push(e.at_ms, e.id, cfg.window_secs);
+        if self.window.len() < cfg.rate_limit_burst {
+            return Vec::new();
+        }
+        let evidence = self.window.ids();
+        self.window.clear();
+        vec![Finding {
+            rule: self.name(),
+            severity: AnomalySeverity::Medium,
+            message: format!("{} rate-limit responses within {} s", evidence.len(), cfg.window_secs),
+            evidence,
+        }]
+    }
+}

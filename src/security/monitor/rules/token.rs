@@ -1,0 +1,41 @@
+//! Token trouble: any token that failed verification, and repeated 401s.
+
+use crate::events::{AnomalySeverity, Event, EventKind, RefreshReason};
+use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+
+#[derive(Default)]
+pub struct TokenTrouble {
+    unauthorized: Window,
+}
+
+impl Rule for TokenTrouble {
+    fn name(&self) -> &'static str {
+        "token_trouble"
+    }
+
+    fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
+        match &e.kind {
+            EventKind::TokenRejected { check, .. } => vec![Finding {
+                rule: self.name(),
+                severity: AnomalySeverity::High,
+                message: format!("the authorization server issued a token that failed verification ({check})"),
+                evidence: vec![e.id],
+            }],
+            EventKind::TokenIssued { reason: RefreshReason::Unauthorized, .. } => {
+                self.unauthorized.push(e.at_ms, e.id, cfg.window_secs);
+                if self.unauthorized.len() < cfg.repeated_401 {
+                    return Vec::new();
+                }
+                let evidence = self.unauthorized.ids();
+                self.unauthorized.clear();
+                vec![Finding {
+                    rule: self.name(),
+                    severity: AnomalySeverity::Medium,
+                    message: format!("{} refreshes after 401 responses within {} s", evidence.len(), cfg.window_secs),
+                    evidence,
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Unusual tool use: a tool the request did not call for, or a ticket/calculation on a
+//! customer other than the one named in the request.
+
+use crate::events::{AnomalySeverity, Event, EventKind};
+use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
+
+pub struct UnusualSequence;
+
+/// Words that make a tool plausible for a request.
+fn implied(tool: &str, request: &str) -> bool {
+    let r = request.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| r.contains(w));
+    match tool {
+        "create_support_ticket" => any(&["ticket", "complaint", "defective", "broken", "faulty", "damaged", "issue", "problem", "not working", "missing", "refund"]),
+        "calculate_account_value" => any(&["calculate", "value", "total", "worth", "purchase", "spend", "spent", "lifetime"]),
+        "get_recent_customers" => any(&["recent", "latest", "newest", "customers"]),
+        _ => true,
+    }
+}
+
+impl Rule for UnusualSequence {
+    fn name(&self) -> &'static str {
+        "unusual_tool_sequence"
+    }
+
+    fn observe(&mut self, e: &Event, run: Option<&RunState>, _cfg: &MonitorConfig) -> Vec<Finding> {
+        let (EventKind::Action { tool, args }, Some(run)) = (&e.kind, run) else { return Vec::new() };
+        if tool == "finish" {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if !implied(tool, &run.request) {
+            out.push(Finding {
+                rule: self.name(),
+                severity: AnomalySeverity::Medium,
+                message: format!("{tool} was called but the request did not ask for it"),
+                evidence: vec![e.id],
+            });
+        }
+        let target = args.get("customer_id").and_then(|v| v.as_str()).map(|s| s.trim().to_ascii_uppercase());
+        if let Some(target) = target
+            && matches!(tool.as_str(), "create_support_ticket" | "calculate_account_value")
+            && !run.customers.is_empty()
+            && !run.customers.contains(&target)
+        {
+            out.push(Finding {
+                rule: self.name(),
+                severity: AnomalySeverity::High,
+                message: format!("{tool} on customer {target}, but the request names {}", run.customers.join(", ")),
+                evidence: vec![e.id],
+            });
+        }
+        if let Some(tainted) = run.tainted_by
+            && !out.is_empty()
+        {
+            out.push(Finding {
+                rule: super::injection::NAME,
+                severity: AnomalySeverity::High,
+                message: format!("the agent's next action ({tool}) departs from the request after injected content"),
+                evidence: vec![tainted, e.id],
+            });
+        }
+        out
+    }
+}
