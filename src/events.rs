@@ -201,7 +201,12 @@ pub enum EventKind {
         message: String,
     },
     /// The monitor saw something an operator should look at.
-    Anomaly { rule: String, severity: AnomalySeverity, message: String, evidence: Vec<u64> },
+    Anomaly {
+        rule: String,
+        severity: AnomalySeverity,
+        message: String,
+        evidence: Vec<u64>,
+    },
     /// A decision of the MCP server's bearer guard (the server's own audit trail).
     ServiceDecision {
         client_id: String,
@@ -215,7 +220,9 @@ pub enum EventKind {
         missing: ScopeSet,
     },
     /// The audit log opened a new segment for a reason worth recording (crash repair).
-    AuditSegment { reason: String },
+    AuditSegment {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

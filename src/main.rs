@@ -73,7 +73,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }),
         Command::Call(a) => client_command(&state_dir, |rt| {
-            let args = ClientArgs { config: cli.config.as_deref(), state_dir: &state_dir, scopes: a.scopes.as_deref(), json: a.json };
+            let args = ClientArgs {
+                config: cli.config.as_deref(),
+                state_dir: &state_dir,
+                scopes: a.scopes.as_deref(),
+                json: a.json,
+            };
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
         }),
         Command::Run(a) => client_command(&state_dir, |rt| {
@@ -101,7 +106,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::tui::run_replay(&a.file, a.speed, theme, keymap, &state_dir))?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Audit(warden::cli::AuditCommand::Verify { path }) => warden::cli::audit::run_verify(&state_dir, path.as_deref()),
+        Command::Audit(warden::cli::AuditCommand::Verify { path }) => {
+            warden::cli::audit::run_verify(&state_dir, path.as_deref())
+        }
         Command::Audit(warden::cli::AuditCommand::Tail { server, follow, json, run, tool, outcome, lines }) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let args = warden::cli::audit::TailArgs { server, follow, json, run, tool, outcome, lines };

@@ -112,13 +112,14 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
     }
 
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
-        let router = build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource, decisions.clone())
-            .await
-            .inspect_err(|_| {
-                for h in &running.handles {
-                    h.shutdown();
-                }
-            })?;
+        let router =
+            build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource, decisions.clone())
+                .await
+                .inspect_err(|_| {
+                    for h in &running.handles {
+                        h.shutdown();
+                    }
+                })?;
         spawn_tls(&mut running, listener, tls, router)?;
     }
 
@@ -180,8 +181,13 @@ async fn build_service(
 fn server_audit(config: &Config, state_dir: &Path) -> anyhow::Result<crate::events::EventBus> {
     let cfg = config.audit.clone().unwrap_or_default();
     let log = Arc::new(
-        crate::security::audit::AuditLog::open(&state_dir.join("audit"), "server", cfg.server_fsync, cfg.max_segment_bytes)
-            .context("cannot open the server audit log")?,
+        crate::security::audit::AuditLog::open(
+            &state_dir.join("audit"),
+            "server",
+            cfg.server_fsync,
+            cfg.max_segment_bytes,
+        )
+        .context("cannot open the server audit log")?,
     );
     let bus = crate::events::EventBus::new();
     bus.add_journal(log.clone());

@@ -11,7 +11,10 @@ use crate::security::audit::{read_all, verify};
 pub fn outcome(e: &EventKind) -> String {
     match e {
         EventKind::ToolSucceeded { .. } => "allowed".into(),
-        EventKind::Denied { side, .. } => format!("denied_{}", serde_json::to_value(side).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+        EventKind::Denied { side, .. } => format!(
+            "denied_{}",
+            serde_json::to_value(side).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        ),
         EventKind::RateLimited { .. } => "rate_limited".into(),
         EventKind::ToolFailed { .. } => "error".into(),
         EventKind::TokenIssued { .. } => "token_issued".into(),
@@ -26,7 +29,10 @@ pub fn outcome(e: &EventKind) -> String {
 
 fn tool_of(e: &EventKind) -> Option<&str> {
     match e {
-        EventKind::ToolSucceeded { tool, .. } | EventKind::Denied { tool, .. } | EventKind::RateLimited { tool, .. } | EventKind::ToolFailed { tool, .. } => Some(tool),
+        EventKind::ToolSucceeded { tool, .. }
+        | EventKind::Denied { tool, .. }
+        | EventKind::RateLimited { tool, .. }
+        | EventKind::ToolFailed { tool, .. } => Some(tool),
         EventKind::ServiceDecision { tool, .. } => tool.as_deref(),
         _ => None,
     }
@@ -86,7 +92,9 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
     }
     let detail = match &e.kind {
         EventKind::Denied { missing, side, .. } => format!("missing {missing} ({side:?})"),
-        EventKind::ToolSucceeded { latency_ms, audit, .. } => format!("{latency_ms:.1} ms {}", audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default()),
+        EventKind::ToolSucceeded { latency_ms, audit, .. } => {
+            format!("{latency_ms:.1} ms {}", audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default())
+        }
         EventKind::ToolFailed { message, .. } => message.clone(),
         EventKind::TokenIssued { token, reason } => format!("{reason:?} {} {}", token.granted, token.fingerprint),
         EventKind::Anomaly { rule, message, .. } => format!("{rule}: {message}"),

@@ -46,7 +46,12 @@ pub fn build_lm(args: &AgentArgs, agent: Option<&AgentConfig>) -> anyhow::Result
     Ok(lm::from_name(&name, &opts)?)
 }
 
-pub async fn run_scenarios(config: &Config, state_dir: &Path, scenarios: &[Scenario], args: &AgentArgs) -> anyhow::Result<ExitCode> {
+pub async fn run_scenarios(
+    config: &Config,
+    state_dir: &Path,
+    scenarios: &[Scenario],
+    args: &AgentArgs,
+) -> anyhow::Result<ExitCode> {
     let scopes =
         args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
     let lm = build_lm(args, config.agent.as_ref())?;
@@ -96,7 +101,12 @@ pub async fn run_scenarios(config: &Config, state_dir: &Path, scenarios: &[Scena
     Ok(if as_expected == scenarios.len() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNEXPECTED) })
 }
 
-pub async fn run(config_path: Option<&Path>, state_dir: &Path, file: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config_path: Option<&Path>,
+    state_dir: &Path,
+    file: &Path,
+    args: AgentArgs,
+) -> anyhow::Result<ExitCode> {
     let (config, _) = Config::load(config_path)?;
     let scenarios = crate::scenario::load(file)?;
     anyhow::ensure!(!scenarios.is_empty(), "{} has no [[scenario]] entries", file.display());

@@ -142,7 +142,13 @@ impl SecureTool {
             CallOutcome::Success { .. } => {
                 self.events.emit(
                     scope,
-                    EventKind::ToolSucceeded { server: server.clone(), tool: tool.clone(), latency_ms, attempts, audit: self.audit(digest.as_deref()) },
+                    EventKind::ToolSucceeded {
+                        server: server.clone(),
+                        tool: tool.clone(),
+                        latency_ms,
+                        attempts,
+                        audit: self.audit(digest.as_deref()),
+                    },
                 );
             }
             CallOutcome::ToolError { message, .. } => {
@@ -168,7 +174,15 @@ impl SecureTool {
         }
     }
 
-    fn emit_failed(&self, scope: &Scope, failure: FailureClass, message: &str, latency_ms: f64, attempts: u32, digest: Option<&str>) {
+    fn emit_failed(
+        &self,
+        scope: &Scope,
+        failure: FailureClass,
+        message: &str,
+        latency_ms: f64,
+        attempts: u32,
+        digest: Option<&str>,
+    ) {
         self.events.emit(
             scope,
             EventKind::ToolFailed {
@@ -206,7 +220,6 @@ impl SecureTool {
                     DenialSide::Client,
                     self.spec.required_scopes.clone(),
                     granted,
-                    None,
                     None,
                     &base_digest,
                 ));
@@ -264,7 +277,14 @@ impl SecureTool {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.scope.clone();
                     return (
-                        self.denied(scope, DenialSide::Server, required, granted, Some(403), Some(www_authenticate), &base_digest),
+                        self.denied(
+                            scope,
+                            DenialSide::Server,
+                            required,
+                            granted,
+                            Some((403, www_authenticate)),
+                            &base_digest,
+                        ),
                         attempt,
                     );
                 }
@@ -334,10 +354,13 @@ impl SecureTool {
         side: DenialSide,
         required: ScopeSet,
         granted: ScopeSet,
-        status: Option<u16>,
-        www_authenticate: Option<String>,
+        server_answer: Option<(u16, String)>,
         digest: &str,
     ) -> CallOutcome {
+        let (status, www_authenticate) = match server_answer {
+            Some((s, w)) => (Some(s), Some(w)),
+            None => (None, None),
+        };
         let missing = granted.missing(&required);
         self.events.emit(
             scope,

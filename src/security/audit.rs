@@ -18,12 +18,15 @@ use serde::{Deserialize, Serialize};
 use crate::events::{Event, EventKind};
 use crate::security::secret::sha256;
 
+const HEAD_WIDTH: usize = 160;
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// When records reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "policy")]
 pub enum FsyncPolicy {
+    #[default]
     /// fsync every record before `append` returns (the default: nothing acknowledged is lost).
     Always,
     /// Write and flush every record; fsync at most every `interval_ms` (a process crash
@@ -31,12 +34,6 @@ pub enum FsyncPolicy {
     Batch { interval_ms: u64 },
     /// Flush to the OS only.
     Never,
-}
-
-impl Default for FsyncPolicy {
-    fn default() -> Self {
-        Self::Always
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +65,8 @@ struct Writer {
     last_hash: String,
     last_sync: Instant,
     dirty: bool,
+    /// `PREFIX.head`, kept open and rewritten in place (fixed width) on every append.
+    head: File,
 }
 
 pub struct AuditLog {
@@ -132,19 +131,33 @@ impl AuditLog {
                 }
             }
         }
-        let rotate_now = torn || segs.last().is_some_and(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >= max_segment_bytes);
+        let rotate_now = torn
+            || segs.last().is_some_and(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >= max_segment_bytes);
         if rotate_now {
             segment += 1;
         }
         let path = segment_path(dir, prefix, segment);
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let head_path = dir.join(format!("{prefix}.head"));
+        let head =
+            OpenOptions::new().create(true).write(true).truncate(false).open(&head_path).map_err(io(&head_path))?;
         let log = Self {
             dir: dir.to_path_buf(),
             prefix: prefix.to_string(),
             policy,
             max_segment_bytes,
-            w: Mutex::new(Writer { file, path, segment, size, seq, last_hash, last_sync: Instant::now(), dirty: false }),
+            w: Mutex::new(Writer {
+                file,
+                path,
+                segment,
+                size,
+                seq,
+                last_hash,
+                last_sync: Instant::now(),
+                dirty: false,
+                head,
+            }),
         };
         if torn {
             log.append(&Event {
@@ -152,7 +165,9 @@ impl AuditLog {
                 at_ms: now_ms(),
                 run_id: None,
                 step: None,
-                kind: EventKind::AuditSegment { reason: "previous segment ended in a torn line (crash mid-write); it is kept as evidence".into() },
+                kind: EventKind::AuditSegment {
+                    reason: "previous segment ended in a torn line (crash mid-write); it is kept as evidence".into(),
+                },
             })?;
         }
         Ok(log)
@@ -171,17 +186,23 @@ impl AuditLog {
         let rec = Record { seq: w.seq + 1, prev: w.last_hash.clone(), event: event.clone() };
         let line = serde_json::to_string(&rec).unwrap_or_default();
         let path = w.path.clone();
-        w.file.write_all(line.as_bytes()).and_then(|_| w.file.write_all(b"\n")).and_then(|_| w.file.flush()).map_err(io(&path))?;
+        w.file
+            .write_all(line.as_bytes())
+            .and_then(|_| w.file.write_all(b"\n"))
+            .and_then(|_| w.file.flush())
+            .map_err(io(&path))?;
         w.size += line.len() as u64 + 1;
         w.seq = rec.seq;
         w.last_hash = line_hash(&line);
         w.dirty = true;
         match self.policy {
             FsyncPolicy::Always => self.sync(&mut w)?,
-            FsyncPolicy::Batch { interval_ms } if w.last_sync.elapsed() >= Duration::from_millis(interval_ms) => self.sync(&mut w)?,
+            FsyncPolicy::Batch { interval_ms } if w.last_sync.elapsed() >= Duration::from_millis(interval_ms) => {
+                self.sync(&mut w)?
+            }
             _ => {}
         }
-        self.write_head(&w)?;
+        self.write_head(&mut w)?;
         Ok(rec.seq)
     }
 
@@ -211,10 +232,16 @@ impl AuditLog {
         Ok(())
     }
 
-    fn write_head(&self, w: &Writer) -> Result<(), AuditError> {
+    /// Rewrites the head in place, padded to a fixed width so no stale bytes remain.
+    fn write_head(&self, w: &mut Writer) -> Result<(), AuditError> {
+        use std::io::{Seek, SeekFrom};
         let head = Head { seq: w.seq, hash: w.last_hash.clone(), segment: w.segment };
+        let mut text = serde_json::to_string(&head).unwrap_or_default();
+        while text.len() < HEAD_WIDTH {
+            text.push(' ');
+        }
         let path = self.dir.join(format!("{}.head", self.prefix));
-        std::fs::write(&path, serde_json::to_vec(&head).unwrap_or_default()).map_err(io(&path))
+        w.head.seek(SeekFrom::Start(0)).and_then(|_| w.head.write_all(text.as_bytes())).map_err(io(&path))
     }
 }
 
@@ -264,13 +291,15 @@ pub fn verify(path: &Path, prefix: &str) -> Result<VerifyReport, AuditError> {
             let is_last_line = li + 1 == lines.len();
             let fail = |reason: String| Problem { file: name.clone(), line: li + 1, reason };
             let rec = match serde_json::from_str::<Record>(line) {
-                Ok(r) if !(is_last_line && !ends_clean) => r,
+                Ok(r) if !is_last_line || ends_clean => r,
                 _ if is_last_line && !ends_clean && !last_file => {
                     report.repaired_tears.push(format!("{name}:{}", li + 1));
                     continue;
                 }
                 _ if is_last_line && !ends_clean => {
-                    report.problem = Some(fail("torn last line: an incomplete write (crash); the next start continues in a new segment".into()));
+                    report.problem = Some(fail(
+                        "torn last line: an incomplete write (crash); the next start continues in a new segment".into(),
+                    ));
                     return Ok(report);
                 }
                 _ => {
@@ -288,7 +317,8 @@ pub fn verify(path: &Path, prefix: &str) -> Result<VerifyReport, AuditError> {
                 return Ok(report);
             }
             if rec.prev != prev {
-                report.problem = Some(fail("hash chain broken: the previous record was edited, removed or replaced".into()));
+                report.problem =
+                    Some(fail("hash chain broken: the previous record was edited, removed or replaced".into()));
                 return Ok(report);
             }
             prev = line_hash(line);
@@ -298,13 +328,16 @@ pub fn verify(path: &Path, prefix: &str) -> Result<VerifyReport, AuditError> {
     }
     if let Some(hp) = head_path
         && let Ok(text) = std::fs::read_to_string(&hp)
-        && let Ok(head) = serde_json::from_str::<Head>(&text)
+        && let Ok(head) = serde_json::from_str::<Head>(text.trim())
         && head.seq > report.records
     {
         report.problem = Some(Problem {
             file: files.last().map(|p| p.display().to_string()).unwrap_or_default(),
             line: report.records as usize,
-            reason: format!("truncated: the log ends at record {} but the head says {} were written", report.records, head.seq),
+            reason: format!(
+                "truncated: the log ends at record {} but the head says {} were written",
+                report.records, head.seq
+            ),
         });
     }
     Ok(report)
@@ -360,7 +393,13 @@ mod tests {
     use crate::events::Scope;
 
     fn ev(i: u64) -> Event {
-        Event { id: i, at_ms: 1000 + i, run_id: Some("r".into()), step: Some(i as u32), kind: EventKind::TokenError { detail: format!("d{i}") } }
+        Event {
+            id: i,
+            at_ms: 1000 + i,
+            run_id: Some("r".into()),
+            step: Some(i as u32),
+            kind: EventKind::TokenError { detail: format!("d{i}") },
+        }
     }
 
     fn write(dir: &Path, n: u64, max: u64) {
@@ -387,10 +426,24 @@ mod tests {
 
     #[test]
     fn edits_deletions_insertions_reorders_and_truncation_are_caught() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<String>)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Vec<String>)>;
+        let cases: Vec<(&str, Mutation, &str)> = vec![
             ("edit", Box::new(|l: &mut Vec<String>| l[3] = l[3].replace("d3", "dX")), "line 5"),
-            ("delete", Box::new(|l: &mut Vec<String>| { l.remove(4); }), "line 5"),
-            ("insert", Box::new(|l: &mut Vec<String>| { let c = l[2].clone(); l.insert(5, c); }), "line 6"),
+            (
+                "delete",
+                Box::new(|l: &mut Vec<String>| {
+                    l.remove(4);
+                }),
+                "line 5",
+            ),
+            (
+                "insert",
+                Box::new(|l: &mut Vec<String>| {
+                    let c = l[2].clone();
+                    l.insert(5, c);
+                }),
+                "line 6",
+            ),
             ("reorder", Box::new(|l: &mut Vec<String>| l.swap(6, 7)), "line 7"),
         ];
         for (name, mutate, expect) in cases {

@@ -76,7 +76,15 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
 
 /// Records one decision in the server's audit trail (and nowhere else: the bus has no
 /// other subscribers on the server).
-fn decide(g: &GuardState, client_id: &str, tool: Option<&str>, outcome: &str, reason: &str, claims: Option<&VerifiedClaims>, missing: ScopeSet) {
+fn decide(
+    g: &GuardState,
+    client_id: &str,
+    tool: Option<&str>,
+    outcome: &str,
+    reason: &str,
+    claims: Option<&VerifiedClaims>,
+    missing: ScopeSet,
+) {
     g.decisions.emit(
         &crate::events::Scope::default(),
         crate::events::EventKind::ServiceDecision {

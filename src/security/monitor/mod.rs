@@ -35,7 +35,15 @@ pub struct MonitorConfig {
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        Self { denial_spike: 10, window_secs: 60, repeated_denials: 3, enumeration_distinct: 6, sequential_ids: 3, rate_limit_burst: 5, repeated_401: 3 }
+        Self {
+            denial_spike: 10,
+            window_secs: 60,
+            repeated_denials: 3,
+            enumeration_distinct: 6,
+            sequential_ids: 3,
+            rate_limit_burst: 5,
+            repeated_401: 3,
+        }
     }
 }
 
@@ -52,6 +60,8 @@ pub struct Finding {
 #[derive(Debug, Default, Clone)]
 pub struct RunState {
     pub request: String,
+    /// The request lowercased once, for the rules' keyword checks.
+    pub request_lower: String,
     /// Customer IDs named in the request.
     pub customers: Vec<String>,
     /// Event id of an observation that looked like an injection, if any.
@@ -82,7 +92,12 @@ impl Monitor {
     pub fn attach(bus: &EventBus, cfg: MonitorConfig) -> Arc<Self> {
         let m = Arc::new(Self {
             cfg,
-            state: Mutex::new(State { rules: rules::all(), runs: HashMap::new(), finished: VecDeque::new(), counts: BTreeMap::new() }),
+            state: Mutex::new(State {
+                rules: rules::all(),
+                runs: HashMap::new(),
+                finished: VecDeque::new(),
+                counts: BTreeMap::new(),
+            }),
             bus: bus.downgrade(),
         });
         bus.add_journal(m.clone());
@@ -99,12 +114,13 @@ impl Monitor {
         if matches!(e.kind, EventKind::Anomaly { .. }) {
             return Vec::new();
         }
-        let mut st = self.state.lock();
-        track_run(&mut st, e);
-        let run = e.run_id.as_ref().and_then(|r| st.runs.get(r)).cloned();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        track_run(st, e);
+        let run = e.run_id.as_ref().and_then(|r| st.runs.get(r));
         let mut findings = Vec::new();
         for rule in st.rules.iter_mut() {
-            findings.extend(rule.observe(e, run.as_ref(), &self.cfg));
+            findings.extend(rule.observe(e, run, &self.cfg));
         }
         for f in &findings {
             *st.counts.entry(f.rule).or_default() += 1;
@@ -123,7 +139,15 @@ fn track_run(st: &mut State, e: &Event) {
     match &e.kind {
         EventKind::RunStarted { request, .. } => {
             let customers = customer_ids(request);
-            st.runs.insert(run_id.clone(), RunState { request: request.clone(), customers, tainted_by: None });
+            st.runs.insert(
+                run_id.clone(),
+                RunState {
+                    request: request.clone(),
+                    request_lower: request.to_lowercase(),
+                    customers,
+                    tainted_by: None,
+                },
+            );
         }
         EventKind::RunFinished { .. } => {
             st.finished.push_back(run_id.clone());
@@ -162,7 +186,15 @@ impl Journal for Monitor {
         let Some(bus) = self.bus.upgrade() else { return };
         let scope = Scope { run_id: event.run_id.clone(), step: event.step };
         for f in findings {
-            bus.emit(&scope, EventKind::Anomaly { rule: f.rule.to_string(), severity: f.severity, message: f.message, evidence: f.evidence });
+            bus.emit(
+                &scope,
+                EventKind::Anomaly {
+                    rule: f.rule.to_string(),
+                    severity: f.severity,
+                    message: f.message,
+                    evidence: f.evidence,
+                },
+            );
         }
     }
 }

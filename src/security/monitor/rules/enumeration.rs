@@ -1,6 +1,6 @@
 //! Enumeration: many distinct customers read in a short window, or sequential IDs.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::events::{AnomalySeverity, Event, EventKind};
 use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
@@ -8,6 +8,8 @@ use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
 #[derive(Default)]
 pub struct Enumeration {
     reads: VecDeque<(u64, u64, String)>,
+    /// Reads per customer inside the window (its length is the distinct count).
+    distinct: HashMap<String, usize>,
     fired_distinct: bool,
     fired_sequential: bool,
 }
@@ -30,23 +32,29 @@ impl Rule for Enumeration {
             return Vec::new();
         };
         self.reads.push_back((e.at_ms, e.id, id.clone()));
+        *self.distinct.entry(id.clone()).or_default() += 1;
         let horizon = e.at_ms.saturating_sub(cfg.window_secs * 1000);
         while self.reads.front().is_some_and(|(t, _, _)| *t < horizon) {
-            self.reads.pop_front();
+            if let Some((_, _, old)) = self.reads.pop_front()
+                && let Some(n) = self.distinct.get_mut(&old)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.distinct.remove(&old);
+                }
+            }
         }
         let mut out = Vec::new();
-        let mut distinct: Vec<&str> = self.reads.iter().map(|(_, _, c)| c.as_str()).collect();
-        distinct.sort();
-        distinct.dedup();
-        if distinct.len() >= cfg.enumeration_distinct && !self.fired_distinct {
+        let distinct = self.distinct.len();
+        if distinct >= cfg.enumeration_distinct && !self.fired_distinct {
             self.fired_distinct = true;
             out.push(Finding {
                 rule: self.name(),
                 severity: AnomalySeverity::High,
-                message: format!("{} distinct customers read within {} s", distinct.len(), cfg.window_secs),
+                message: format!("{distinct} distinct customers read within {} s", cfg.window_secs),
                 evidence: self.reads.iter().map(|(_, id, _)| *id).collect(),
             });
-        } else if distinct.len() < cfg.enumeration_distinct {
+        } else if distinct < cfg.enumeration_distinct {
             self.fired_distinct = false;
         }
         // Sequential: the last N reads are consecutive numbers with one prefix.
@@ -61,7 +69,11 @@ impl Rule for Enumeration {
             out.push(Finding {
                 rule: self.name(),
                 severity: AnomalySeverity::Medium,
-                message: format!("sequential customer IDs read ({} … {})", tail.last().map(|t| t.2.as_str()).unwrap_or(""), id),
+                message: format!(
+                    "sequential customer IDs read ({} … {})",
+                    tail.last().map(|t| t.2.as_str()).unwrap_or(""),
+                    id
+                ),
                 evidence: tail.iter().rev().map(|t| t.1).collect(),
             });
         } else if !sequential {

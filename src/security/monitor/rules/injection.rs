@@ -31,7 +31,8 @@ fn hidden(c: char) -> bool {
 /// Why `text` looks like an injection attempt, if it does.
 pub fn signs(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
-    let mut out: Vec<String> = PHRASES.iter().filter(|p| lower.contains(*p)).map(|p| format!("instruction-like text \"{p}\"")).collect();
+    let mut out: Vec<String> =
+        PHRASES.iter().filter(|p| lower.contains(*p)).map(|p| format!("instruction-like text \"{p}\"")).collect();
     if lower.contains("http://") || lower.contains("https://") {
         out.push("a URL".into());
     }

@@ -27,7 +27,11 @@ impl Rule for ManifestChange {
             Some((first, first_id)) => vec![Finding {
                 rule: self.name(),
                 severity: AnomalySeverity::High,
-                message: format!("the tool manifest of {server} changed ({} → {}); its tools are blocked until approved", &first[..12.min(first.len())], &hash[..12.min(hash.len())]),
+                message: format!(
+                    "the tool manifest of {server} changed ({} → {}); its tools are blocked until approved",
+                    &first[..12.min(first.len())],
+                    &hash[..12.min(hash.len())]
+                ),
                 evidence: vec![*first_id, e.id],
             }],
         }

@@ -7,12 +7,25 @@ use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
 pub struct UnusualSequence;
 
 /// Words that make a tool plausible for a request.
-fn implied(tool: &str, request: &str) -> bool {
-    let r = request.to_ascii_lowercase();
-    let any = |words: &[&str]| words.iter().any(|w| r.contains(w));
+fn implied(tool: &str, request_lower: &str) -> bool {
+    let any = |words: &[&str]| words.iter().any(|w| request_lower.contains(w));
     match tool {
-        "create_support_ticket" => any(&["ticket", "complaint", "defective", "broken", "faulty", "damaged", "issue", "problem", "not working", "missing", "refund"]),
-        "calculate_account_value" => any(&["calculate", "value", "total", "worth", "purchase", "spend", "spent", "lifetime"]),
+        "create_support_ticket" => any(&[
+            "ticket",
+            "complaint",
+            "defective",
+            "broken",
+            "faulty",
+            "damaged",
+            "issue",
+            "problem",
+            "not working",
+            "missing",
+            "refund",
+        ]),
+        "calculate_account_value" => {
+            any(&["calculate", "value", "total", "worth", "purchase", "spend", "spent", "lifetime"])
+        }
         "get_recent_customers" => any(&["recent", "latest", "newest", "customers"]),
         _ => true,
     }
@@ -29,7 +42,7 @@ impl Rule for UnusualSequence {
             return Vec::new();
         }
         let mut out = Vec::new();
-        if !implied(tool, &run.request) {
+        if !implied(tool, &run.request_lower) {
             out.push(Finding {
                 rule: self.name(),
                 severity: AnomalySeverity::Medium,
