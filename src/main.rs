@@ -65,12 +65,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }),
         Command::Tools(a) => client_command(&state_dir, |rt| {
-            rt.block_on(warden::cli::client::tools(ClientArgs {
-                config: cli.config.as_deref(),
-                state_dir: &state_dir,
-                scopes: a.scopes.as_deref(),
-                json: a.json,
-            }))
+            rt.block_on(warden::cli::client::tools(
+                ClientArgs {
+                    config: cli.config.as_deref(),
+                    state_dir: &state_dir,
+                    scopes: a.scopes.as_deref(),
+                    json: a.json,
+                },
+                a.approve,
+            ))
         }),
         Command::Call(a) => client_command(&state_dir, |rt| {
             let args = ClientArgs {

@@ -131,3 +131,43 @@ expected_tools = ["get_customer_info", "create_support_ticket"]
     stack.close().await;
     s.stop().await;
 }
+
+#[test]
+fn a_changed_tool_manifest_blocks_the_tools_until_approved() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(Stack::start());
+    let state = tempfile::tempdir().unwrap();
+    let warden = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--config")
+            .arg(s.state.join("client.toml"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let lookup = ["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#];
+    assert_eq!(warden(&lookup).status.code(), Some(0), "first sight pins the manifest");
+    let pins = state.path().join("manifests.json");
+    let pinned: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(&pins).unwrap()).unwrap();
+    assert_eq!(pinned.get(&s.mcp).map(|h| h.len()), Some(64));
+
+    // Simulate the server changing its tools under us.
+    std::fs::write(&pins, serde_json::json!({ &s.mcp: "0".repeat(64) }).to_string()).unwrap();
+    let out = warden(&lookup);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Blocked") && text.contains("changed since it was approved"), "{text}");
+    let out = warden(&["tools"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHANGED since approved: tools blocked"));
+    let records = read_all(&state.path().join("audit"), "client").unwrap();
+    assert!(
+        records.iter().any(|(_, e)| matches!(&e.kind, EventKind::Anomaly { rule, .. } if rule == "manifest_changed"))
+    );
+
+    assert!(String::from_utf8_lossy(&warden(&["tools", "--approve"]).stdout).contains("CHANGED, now approved"));
+    assert_eq!(warden(&lookup).status.code(), Some(0), "approved: the tools work again");
+    rt.block_on(s.stop());
+}

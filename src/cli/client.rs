@@ -97,18 +97,29 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
     )
 }
 
-pub async fn tools(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
+pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCode> {
     let (config, scopes) = load(&args)?;
-    let stack = match ClientStack::connect(&config, scopes, CallPolicy::default(), EventBus::new()).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
+    let pins = args.state_dir.join("manifests.json");
+    let stack =
+        match ClientStack::connect_pinned(&config, scopes, CallPolicy::default(), EventBus::new(), Some(&pins)).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
     let mut out = Vec::new();
     let mut text = String::new();
     for server in &stack.servers {
         let granted = server.tokens.info().map(|t| t.granted).unwrap_or_default();
+        let blocked = server.tools.iter().any(|t| t.is_blocked());
+        if approve {
+            crate::mcp::pins::approve(&pins, &server.entry.url, server.session.manifest_hash());
+        }
+        let status = match (blocked, approve) {
+            (true, true) => "  — CHANGED, now approved",
+            (true, false) => "  — CHANGED since approved: tools blocked (review, then --approve)",
+            _ => "",
+        };
         text.push_str(&format!(
-            "{} {} (manifest {})\n  granted: {}\n",
+            "{} {} (manifest {}){status}\n  granted: {}\n",
             server.entry.name,
             server.entry.url,
             &server.session.manifest_hash()[..16],
@@ -156,7 +167,8 @@ pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: b
     let events = EventBus::recording();
     let _security = crate::security::attach(&events, args.state_dir, &config)?;
     let policy = CallPolicy { precheck, ..CallPolicy::default() };
-    let stack = match ClientStack::connect(&config, scopes, policy, events.clone()).await {
+    let pins = args.state_dir.join("manifests.json");
+    let stack = match ClientStack::connect_pinned(&config, scopes, policy, events.clone(), Some(&pins)).await {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

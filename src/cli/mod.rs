@@ -159,6 +159,9 @@ pub struct ToolsArgs {
     /// Scopes to request, space-separated.
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,
+    /// Approve each server's current tool manifest (after reviewing a change).
+    #[arg(long)]
+    pub approve: bool,
     #[arg(long)]
     pub json: bool,
 }

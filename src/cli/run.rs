@@ -57,7 +57,8 @@ pub async fn run_scenarios(
     let lm = build_lm(args, config.agent.as_ref())?;
     let events = EventBus::new();
     let (_audit, monitor) = crate::security::attach(&events, state_dir, config)?;
-    let stack = ClientStack::connect(config, scopes.clone(), CallPolicy::default(), events.clone())
+    let pins = state_dir.join("manifests.json");
+    let stack = ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
         .await
         .context("cannot connect to the MCP servers in the config")?;
     let max_iters = args
@@ -201,7 +202,8 @@ async fn live(
     let lm = build_lm(&args, config.agent.as_ref())?;
     let events = EventBus::new();
     let _security = crate::security::attach(&events, state_dir, config)?;
-    let stack = ClientStack::connect(config, scopes, CallPolicy::default(), events.clone())
+    let pins = state_dir.join("manifests.json");
+    let stack = ClientStack::connect_pinned(config, scopes, CallPolicy::default(), events.clone(), Some(&pins))
         .await
         .context("cannot connect to the MCP servers in the config")?;
     let max_iters = args

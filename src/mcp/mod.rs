@@ -9,6 +9,7 @@
 
 pub mod classify;
 pub mod http;
+pub mod pins;
 pub mod secure_tool;
 pub mod session;
 
@@ -87,6 +88,20 @@ impl ClientStack {
         policy: CallPolicy,
         events: EventBus,
     ) -> Result<Self, ClientError> {
+        Self::connect_pinned(config, scopes, policy, events, None).await
+    }
+
+    /// Like `connect`, and checks each server's tool-manifest hash against the pins in
+    /// `pins` (a JSON file): unknown servers are pinned on first sight; a changed manifest
+    /// raises a `manifest_changed` anomaly and blocks that server's tools until approved
+    /// (`warden tools --approve`).
+    pub async fn connect_pinned(
+        config: &Config,
+        scopes: Option<ScopeSet>,
+        policy: CallPolicy,
+        events: EventBus,
+        pins: Option<&std::path::Path>,
+    ) -> Result<Self, ClientError> {
         let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
         if config.servers.is_empty() {
             return Err(ClientError::NoServers);
@@ -94,9 +109,15 @@ impl ClientStack {
         let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
         let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
         let scopes = scopes.or_else(|| client.scopes.clone());
+        let mut pinned = pins.map(pins::load).unwrap_or_default();
         let mut servers = Vec::new();
         for entry in &config.servers {
-            servers.push(connect_one(client, entry, &http, scopes.clone(), &policy, &events).await?);
+            servers.push(
+                connect_one(client, entry, &http, scopes.clone(), &policy, &events, pins.map(|_| &mut pinned)).await?,
+            );
+        }
+        if let Some(path) = pins {
+            pins::save(path, &pinned);
         }
         Ok(Self { servers, events })
     }
@@ -140,6 +161,7 @@ async fn connect_one(
     scopes: Option<ScopeSet>,
     policy: &CallPolicy,
     events: &EventBus,
+    pinned: Option<&mut std::collections::BTreeMap<String, String>>,
 ) -> Result<Connected, ClientError> {
     let tokens = build_tokens(client, entry, http, scopes, events).await?;
     tokens.claims().await.map_err(|source| ClientError::Token { server: entry.name.clone(), source })?;
@@ -155,11 +177,43 @@ async fn connect_one(
             tools: session.tools().iter().map(|t| t.name.clone()).collect(),
         },
     );
+    let hash = session.manifest_hash().to_string();
+    let block = match pinned {
+        Some(pins) => match pins.get(&entry.url) {
+            None => {
+                pins.insert(entry.url.clone(), hash.clone());
+                None
+            }
+            Some(known) if *known == hash => None,
+            Some(known) => {
+                let reason = format!(
+                    "the tool manifest of {} changed since it was approved ({} → {}); its tools are blocked until an operator reviews them and runs `warden tools --approve`",
+                    entry.name,
+                    &known[..12.min(known.len())],
+                    &hash[..12]
+                );
+                events.emit(
+                    &crate::events::Scope::default(),
+                    crate::events::EventKind::Anomaly {
+                        rule: "manifest_changed".into(),
+                        severity: crate::events::AnomalySeverity::High,
+                        message: reason.clone(),
+                        evidence: Vec::new(),
+                    },
+                );
+                Some(reason)
+            }
+        },
+        None => None,
+    };
     let tools = session
         .tools()
         .iter()
         .map(|spec| {
-            Arc::new(SecureTool::new(spec.clone(), session.clone(), tokens.clone(), events.clone(), policy.clone()))
+            Arc::new(
+                SecureTool::new(spec.clone(), session.clone(), tokens.clone(), events.clone(), policy.clone())
+                    .blocked(block.clone()),
+            )
         })
         .collect();
     Ok(Connected { entry: entry.clone(), session, tokens, tools })

@@ -107,6 +107,7 @@ pub struct SecureTool {
     tokens: Arc<TokenManager>,
     events: EventBus,
     policy: CallPolicy,
+    blocked: Option<String>,
 }
 
 impl SecureTool {
@@ -117,7 +118,17 @@ impl SecureTool {
         events: EventBus,
         policy: CallPolicy,
     ) -> Self {
-        Self { spec, session, tokens, events, policy }
+        Self { spec, session, tokens, events, policy, blocked: None }
+    }
+
+    /// Refuses every call with `reason` (a changed tool manifest awaiting approval).
+    pub fn blocked(mut self, reason: Option<String>) -> Self {
+        self.blocked = reason;
+        self
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
     }
 
     pub fn name(&self) -> &str {
@@ -204,6 +215,9 @@ impl SecureTool {
             return Err(failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"));
         };
         let base_digest = args_digest(&args);
+        if let Some(reason) = &self.blocked {
+            return Err(failed(FailureClass::Blocked, reason));
+        }
         let claims = match self.tokens.claims().await {
             Ok(c) => c,
             Err(e) => {
