@@ -171,3 +171,33 @@ fn a_changed_tool_manifest_blocks_the_tools_until_approved() {
     assert_eq!(warden(&lookup).status.code(), Some(0), "approved: the tools work again");
     rt.block_on(s.stop());
 }
+
+#[test]
+fn audit_verify_and_tail_from_the_command_line() {
+    let state = tempfile::tempdir().unwrap();
+    let warden = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_warden")).arg("--state-dir").arg(state.path()).args(args).output().unwrap()
+    };
+    assert_eq!(warden(&["demo", "--headless"]).status.code(), Some(0));
+    let out = warden(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("(client):") && text.contains("chain intact") && text.contains("(server):"), "{text}");
+
+    let tail = String::from_utf8_lossy(&warden(&["audit", "tail", "--outcome", "denied", "--json"]).stdout).to_string();
+    let denied: Vec<serde_json::Value> = tail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(denied.len(), 1, "{tail}");
+    assert_eq!(denied[0]["event"]["tool"], "create_support_ticket");
+    assert_eq!(denied[0]["event"]["missing"], serde_json::json!(["ticket:create"]));
+    assert!(denied[0]["event"]["audit"]["fingerprint"].as_str().unwrap().starts_with("sha256:"));
+    assert!(denied[0]["event"]["audit"]["args_digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // Edit one record: verify names the line after it and fails.
+    let seg = state.path().join("audit/client-000001.jsonl");
+    let text = std::fs::read_to_string(&seg).unwrap();
+    std::fs::write(&seg, text.replacen("get_customer_info", "get_customer_inf0", 1)).unwrap();
+    let out = warden(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("✗") && text.contains("hash chain broken"), "{text}");
+}
