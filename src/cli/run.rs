@@ -114,22 +114,38 @@ pub async fn run(
     run_scenarios(&config, state_dir, &scenarios, &args).await
 }
 
+/// The demo's servers: issuer + service on port 0 in `state_dir`, or in a temporary state
+/// dir (removed on drop) when none is given, with the client config they wrote.
+struct DemoServers {
+    running: crate::serve::Running,
+    client: Config,
+    dir: std::path::PathBuf,
+    _temp: Option<TempState>,
+}
+
+impl DemoServers {
+    async fn start(state_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let temp = if state_dir.is_some() { None } else { Some(TempState::new()?) };
+        let dir = match (state_dir, &temp) {
+            (Some(d), _) => d.to_path_buf(),
+            (None, Some(t)) => t.0.clone(),
+            (None, None) => unreachable!("a temporary dir is created when none is given"),
+        };
+        let mut serve_config = Config::parse(crate::config::DEFAULT_CONFIG, Path::new("<built-in>"))?;
+        serve_config.issuer.addr = "127.0.0.1:0".parse()?;
+        serve_config.service.addr = "127.0.0.1:0".parse()?;
+        serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
+        let running = crate::serve::start(&serve_config, &dir, &crate::cli::ServeArgs::default()).await?;
+        let client_path = running.client_config.clone().context("serve did not write a client config")?;
+        let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
+        Ok(Self { running, client, dir, _temp: temp })
+    }
+}
+
 /// `warden demo --headless`: start issuer + service on port 0 in a state dir (a fresh
 /// temporary one unless given), run the built-in scenarios with the offline planner.
 pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
-    let temp = match state_dir {
-        Some(_) => None,
-        None => Some(TempState::new()?),
-    };
-    let dir =
-        state_dir.map(Path::to_path_buf).unwrap_or_else(|| temp.as_ref().map(|t| t.0.clone()).unwrap_or_default());
-    let mut serve_config = Config::parse(crate::config::DEFAULT_CONFIG, Path::new("<built-in>"))?;
-    serve_config.issuer.addr = "127.0.0.1:0".parse()?;
-    serve_config.service.addr = "127.0.0.1:0".parse()?;
-    serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
-    let running = crate::serve::start(&serve_config, &dir, &crate::cli::ServeArgs::default()).await?;
-    let client_path = running.client_config.clone().context("serve did not write a client config")?;
-    let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
+    let DemoServers { running, client, dir, _temp } = DemoServers::start(state_dir).await?;
     if !args.json {
         println!(
             "warden demo: issuer {}  mcp {}  (state {})",
@@ -231,19 +247,7 @@ pub async fn demo(
     args: AgentArgs,
     theme: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let temp = match state_dir {
-        Some(_) => None,
-        None => Some(TempState::new()?),
-    };
-    let dir =
-        state_dir.map(Path::to_path_buf).unwrap_or_else(|| temp.as_ref().map(|t| t.0.clone()).unwrap_or_default());
-    let mut serve_config = Config::parse(crate::config::DEFAULT_CONFIG, Path::new("<built-in>"))?;
-    serve_config.issuer.addr = "127.0.0.1:0".parse()?;
-    serve_config.service.addr = "127.0.0.1:0".parse()?;
-    serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
-    let running = crate::serve::start(&serve_config, &dir, &crate::cli::ServeArgs::default()).await?;
-    let client_path = running.client_config.clone().context("serve did not write a client config")?;
-    let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
+    let DemoServers { running, client, dir: _, _temp } = DemoServers::start(state_dir).await?;
     let scenarios = crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
     let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };
     // Sessions are kept in the persistent state dir even when the servers' state is temporary.

@@ -220,9 +220,10 @@ fn task_description(sig: &Signature) -> String {
     format!("In adhering to this structure, your objective is: {objective}")
 }
 
-fn output_requirements(sig: &Signature) -> String {
-    let fields = sig
-        .outputs()
+/// The output fields as both adapters list them in the request: `` `name` `` (as `quote`
+/// writes it) plus, for typed fields, "(must be formatted as a valid Python T)".
+pub(crate) fn listed_outputs(sig: &Signature, quote: impl Fn(&str) -> String) -> String {
+    sig.outputs()
         .iter()
         .map(|f| {
             let info = if f.ty == FieldType::Str {
@@ -230,10 +231,14 @@ fn output_requirements(sig: &Signature) -> String {
             } else {
                 format!(" (must be formatted as a valid Python {})", f.ty.annotation_name())
             };
-            format!("`[[ ## {} ## ]]`{info}", f.name)
+            format!("{}{info}", quote(&f.name))
         })
         .collect::<Vec<_>>()
-        .join(", then ");
+        .join(", then ")
+}
+
+fn output_requirements(sig: &Signature) -> String {
+    let fields = listed_outputs(sig, |n| format!("`[[ ## {n} ## ]]`"));
     format!(
         "Respond with the corresponding output fields, starting with the field {fields}, and then ending with the marker for `[[ ## completed ## ]]`."
     )

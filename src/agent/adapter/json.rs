@@ -77,18 +77,6 @@ impl JsonAdapter {
 }
 
 fn output_requirements(sig: &Signature) -> String {
-    let fields = sig
-        .outputs()
-        .iter()
-        .map(|f| {
-            let info = if f.ty == FieldType::Str {
-                String::new()
-            } else {
-                format!(" (must be formatted as a valid Python {})", f.ty.annotation_name())
-            };
-            format!("`{}`{info}", f.name)
-        })
-        .collect::<Vec<_>>()
-        .join(", then ");
+    let fields = super::chat::listed_outputs(sig, |n| format!("`{n}`"));
     format!("Respond with a JSON object in the following order of fields: {fields}.")
 }
