@@ -28,6 +28,39 @@ pub struct AgentArgs {
     pub json: bool,
 }
 
+/// What `run`, `demo` and `console` share: the requested grant, the model, an event bus
+/// with the audit trail and monitor attached, and the client stack (manifests pinned).
+struct AgentSession {
+    scopes: Option<ScopeSet>,
+    lm: Arc<dyn Lm>,
+    events: EventBus,
+    monitor: Arc<crate::security::monitor::Monitor>,
+    stack: ClientStack,
+    max_iters: usize,
+    /// Kept alive for the session (the bus also holds it).
+    _audit: Arc<crate::security::audit::AuditLog>,
+}
+
+impl AgentSession {
+    async fn open(config: &Config, state_dir: &Path, args: &AgentArgs) -> anyhow::Result<Self> {
+        let scopes =
+            args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
+        let lm = build_lm(args, config.agent.as_ref())?;
+        let events = EventBus::new();
+        let (audit, monitor) = crate::security::attach(&events, state_dir, config)?;
+        let pins = state_dir.join("manifests.json");
+        let stack =
+            ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
+                .await
+                .context("cannot connect to the MCP servers in the config")?;
+        let max_iters = args
+            .max_iters
+            .or(config.agent.as_ref().and_then(|a| a.max_iters))
+            .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+        Ok(Self { scopes, lm, events, monitor, stack, max_iters, _audit: audit })
+    }
+}
+
 /// Exit code when at least one scenario did not end as expected.
 pub const EXIT_UNEXPECTED: u8 = 7;
 
@@ -52,19 +85,8 @@ pub async fn run_scenarios(
     scenarios: &[Scenario],
     args: &AgentArgs,
 ) -> anyhow::Result<ExitCode> {
-    let scopes =
-        args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
-    let lm = build_lm(args, config.agent.as_ref())?;
-    let events = EventBus::new();
-    let (_audit, monitor) = crate::security::attach(&events, state_dir, config)?;
-    let pins = state_dir.join("manifests.json");
-    let stack = ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
-        .await
-        .context("cannot connect to the MCP servers in the config")?;
-    let max_iters = args
-        .max_iters
-        .or(config.agent.as_ref().and_then(|a| a.max_iters))
-        .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+    let AgentSession { scopes, lm, events, monitor, stack, max_iters, _audit } =
+        AgentSession::open(config, state_dir, args).await?;
     let runner = Runner { stack: &stack, lm: lm.clone(), events, max_iters, default_scopes: scopes };
     if !args.json {
         println!("model: {}   scenarios: {}\n", lm.name(), scenarios.len());
@@ -213,19 +235,7 @@ async fn live(
     scenarios: Vec<Scenario>,
 ) -> anyhow::Result<ExitCode> {
     let (theme, keymap) = look(config, theme)?;
-    let scopes =
-        args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
-    let lm = build_lm(&args, config.agent.as_ref())?;
-    let events = EventBus::new();
-    let _security = crate::security::attach(&events, state_dir, config)?;
-    let pins = state_dir.join("manifests.json");
-    let stack = ClientStack::connect_pinned(config, scopes, CallPolicy::default(), events.clone(), Some(&pins))
-        .await
-        .context("cannot connect to the MCP servers in the config")?;
-    let max_iters = args
-        .max_iters
-        .or(config.agent.as_ref().and_then(|a| a.max_iters))
-        .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+    let AgentSession { lm, events, stack, max_iters, .. } = AgentSession::open(config, state_dir, &args).await?;
     let setup = crate::tui::LiveSetup {
         stack: Arc::new(stack),
         lm,
