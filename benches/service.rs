@@ -54,7 +54,7 @@ async fn client(http: &reqwest::Client, mcp: &str, token: &str) -> RunningServic
 }
 
 fn https(state: &std::path::Path) -> reqwest::Client {
-    warden::security::tls::http_client(
+    warden::security::tls::mcp_http_client(
         &warden::security::tls::ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true },
         Duration::from_secs(10),
     )
@@ -157,8 +157,9 @@ fn main() {
         let after = cpu();
         report("concurrency 1", &c1, (after.0 - before.0, after.1 - before.1));
         let mut many = Vec::new();
-        // Sixteen MCP client sessions sharing one HTTP/2 connection pool, as one agent
-        // process making parallel calls would. BENCH_SEPARATE_CONNECTIONS=1 gives each its own.
+        // Sixteen MCP client sessions sharing one keep-alive pool (HTTP/1.1, as Warden's
+        // sessions use), as one agent process making parallel calls would.
+        // BENCH_SEPARATE_CONNECTIONS=1 gives each session its own pool.
         let separate = std::env::var_os("BENCH_SEPARATE_CONNECTIONS").is_some();
         for _ in 0..16 {
             let pool = if separate { https(dir.path()) } else { http.clone() };

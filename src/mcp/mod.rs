@@ -24,7 +24,7 @@ use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{ClientSection, Config, ServerEntry};
 use crate::events::EventBus;
 use crate::security::secret::Secret;
-use crate::security::tls::{ClientTls, http_client};
+use crate::security::tls::{ClientTls, http_client, mcp_http_client};
 use secure_tool::{CallPolicy, SecureTool};
 use session::McpSession;
 
@@ -107,7 +107,7 @@ impl ClientStack {
             return Err(ClientError::NoServers);
         }
         let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
-        let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
+        let http = mcp_http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
         let scopes = scopes.or_else(|| client.scopes.clone());
         let mut pinned = pins.map(pins::load).unwrap_or_default();
         let mut servers = Vec::new();

@@ -49,6 +49,15 @@ struct Record {
     event: Event,
 }
 
+/// What `append` writes: the same shape as [`Record`], borrowed, so appending does not
+/// clone the event.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    seq: u64,
+    prev: &'a str,
+    event: &'a Event,
+}
+
 #[derive(Debug, Serialize, Deserialize, Default)]
 struct Head {
     seq: u64,
@@ -82,7 +91,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 pub fn line_hash(line: &str) -> String {
@@ -183,17 +198,17 @@ impl AuditLog {
         if w.size >= self.max_segment_bytes {
             self.rotate(&mut w)?;
         }
-        let rec = Record { seq: w.seq + 1, prev: w.last_hash.clone(), event: event.clone() };
-        let line = serde_json::to_string(&rec).unwrap_or_default();
-        let path = w.path.clone();
-        w.file
-            .write_all(line.as_bytes())
-            .and_then(|_| w.file.write_all(b"\n"))
-            .and_then(|_| w.file.flush())
-            .map_err(io(&path))?;
-        w.size += line.len() as u64 + 1;
-        w.seq = rec.seq;
-        w.last_hash = line_hash(&line);
+        let seq = w.seq + 1;
+        let mut line = serde_json::to_vec(&RecordRef { seq, prev: &w.last_hash, event }).unwrap_or_default();
+        let hash = hex(&sha256(&line));
+        line.push(b'\n');
+        // One write per record: a crash can tear at most this line, never interleave two.
+        if let Err(source) = w.file.write_all(&line) {
+            return Err(AuditError::Io { path: w.path.clone(), source });
+        }
+        w.size += line.len() as u64;
+        w.seq = seq;
+        w.last_hash = hash;
         w.dirty = true;
         match self.policy {
             FsyncPolicy::Always => self.sync(&mut w)?,
@@ -203,7 +218,7 @@ impl AuditLog {
             _ => {}
         }
         self.write_head(&mut w)?;
-        Ok(rec.seq)
+        Ok(seq)
     }
 
     /// fsync now (also called on a timer for the batch policy).
@@ -234,14 +249,16 @@ impl AuditLog {
 
     /// Rewrites the head in place, padded to a fixed width so no stale bytes remain.
     fn write_head(&self, w: &mut Writer) -> Result<(), AuditError> {
-        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::FileExt;
         let head = Head { seq: w.seq, hash: w.last_hash.clone(), segment: w.segment };
         let mut text = serde_json::to_string(&head).unwrap_or_default();
         while text.len() < HEAD_WIDTH {
             text.push(' ');
         }
-        let path = self.dir.join(format!("{}.head", self.prefix));
-        w.head.seek(SeekFrom::Start(0)).and_then(|_| w.head.write_all(text.as_bytes())).map_err(io(&path))
+        // A positioned write: one syscall, no seek.
+        w.head
+            .write_all_at(text.as_bytes(), 0)
+            .map_err(|source| AuditError::Io { path: self.dir.join(format!("{}.head", self.prefix)), source })
     }
 }
 

@@ -68,7 +68,9 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             decide(&g, &claims.client_id, Some(&tool), "denied", "insufficient_scope", Some(&claims), missing.clone());
             return insufficient_scope(&g, &tool, &required, &missing);
         }
-        tracing::info!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
+        // Allowed calls are the bulk of traffic and each is already in the audit log; the
+        // text log keeps them at debug so it stays readable (and cheap) under load.
+        tracing::debug!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
         decide(&g, &claims.client_id, Some(&tool), "allowed", "scopes present", Some(&claims), ScopeSet::new());
     }
     forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
@@ -124,18 +126,41 @@ fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, ()> {
 
 /// Names of the tools a JSON-RPC message (or batch) calls. Unparseable bodies yield none
 /// and go on to the MCP layer, which answers them with a JSON-RPC parse error.
+///
+/// Only `method` and `params.name` are read (borrowed where the JSON has no escapes); the
+/// rest of the message is skipped without building a tree, since rmcp parses it properly
+/// next.
 fn called_tools(body: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: Option<std::borrow::Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+        /// Raw, so a message whose params are not an object does not spoil a whole batch.
+        #[serde(borrow)]
+        params: Option<&'a serde_json::value::RawValue>,
+    }
+    fn tool_name(params: &serde_json::value::RawValue) -> Option<String> {
+        serde_json::from_str::<Params>(params.get()).ok()?.name.map(|n| n.into_owned())
+    }
+    // A batch is an array; peeking beats an untagged enum, which would buffer the whole body.
+    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if batch {
+        serde_json::from_slice::<Vec<Message>>(body)
+    } else {
+        serde_json::from_slice::<Message>(body).map(|m| vec![m])
+    };
+    let Ok(messages) = parsed else {
         return Vec::new();
     };
-    let messages = match v {
-        Value::Array(items) => items,
-        one => vec![one],
-    };
     messages
-        .iter()
-        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str).map(str::to_string))
+        .into_iter()
+        .filter(|m| m.method.as_deref() == Some("tools/call"))
+        .filter_map(|m| tool_name(m.params?))
         .collect()
 }
 
@@ -216,6 +241,12 @@ mod tests {
         let batch = br#"[{"method":"tools/list"},{"method":"tools/call","params":{"name":"a"}},{"method":"tools/call","params":{"name":"b"}}]"#;
         assert_eq!(called_tools(batch), vec!["a", "b"]);
         assert!(called_tools(b"not json").is_empty());
+        // An escaped name is still read (so it cannot slip past the scope check), and a
+        // message with non-object params does not hide the calls batched with it.
+        let escaped = br#"{"method":"tools/call","params":{"name":"create\u005fsupport_ticket"}}"#;
+        assert_eq!(called_tools(escaped), vec!["create_support_ticket"]);
+        let mixed = br#" [{"method":"ping","params":[1,2]},{"method":"tools/call","params":{"name":"b"}}]"#;
+        assert_eq!(called_tools(mixed), vec!["b"]);
     }
 
     #[test]
