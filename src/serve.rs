@@ -173,6 +173,7 @@ async fn build_service(
         max_body_bytes: svc.max_body_bytes,
         allowed_hosts: svc.allowed_hosts.clone(),
         decisions,
+        direct_calls: svc.direct_calls,
     }))
 }
 

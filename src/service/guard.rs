@@ -224,7 +224,7 @@ fn bad_request(description: &str) -> Response {
     resp
 }
 
-fn payload_too_large(limit: usize) -> Response {
+pub(super) fn payload_too_large(limit: usize) -> Response {
     let body =
         json!({"error": "payload_too_large", "error_description": format!("request body exceeds {limit} bytes")});
     (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()

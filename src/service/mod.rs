@@ -5,6 +5,7 @@
 //! served unauthenticated at `/.well-known/oauth-protected-resource` (and the path-suffixed
 //! form for `/mcp`).
 
+pub mod direct;
 pub mod guard;
 pub mod policy;
 pub mod ratelimit;
@@ -23,6 +24,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use crate::auth::discovery::{ProtectedResourceMetadata, resource_metadata_url};
 use crate::auth::verify::Verifier;
 use crate::config::RateLimitConfig;
+use direct::{DirectCalls, direct_calls};
 use guard::{GuardState, bearer_guard};
 use ratelimit::RateLimiter;
 use store::Store;
@@ -39,8 +41,12 @@ pub struct ServiceParams {
     pub allowed_hosts: Vec<String>,
     /// Where decisions are recorded (a bus with the server's audit journal attached).
     pub decisions: crate::events::EventBus,
+    /// Answer plain stateless `tools/call` requests without rmcp's per-request service
+    /// (see [`direct`]); off, every request goes through rmcp's transport.
+    pub direct_calls: bool,
 }
 
+/// Must run inside a tokio runtime.
 pub fn router(p: ServiceParams) -> Router {
     let metadata = ProtectedResourceMetadata {
         resource: p.resource.clone(),
@@ -64,12 +70,17 @@ pub fn router(p: ServiceParams) -> Router {
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(p.max_body_bytes);
+    let direct = p.direct_calls.then(|| Arc::new(DirectCalls::new(prototype.clone(), &hosts, p.max_body_bytes)));
+    let config = config.with_allowed_hosts(hosts);
     let mcp =
         StreamableHttpService::new(move || Ok(prototype.clone()), Arc::new(NeverSessionManager::default()), config);
-    let protected =
-        Router::new().route_service("/mcp", mcp).layer(axum::middleware::from_fn_with_state(guard, bearer_guard));
+    let mut protected = Router::new().route_service("/mcp", mcp);
+    if let Some(direct) = direct {
+        protected = protected.layer(axum::middleware::from_fn_with_state(direct, direct_calls));
+    }
+    // Added last, so it runs first: nothing reaches the MCP layers without passing it.
+    let protected = protected.layer(axum::middleware::from_fn_with_state(guard, bearer_guard));
     let metadata = Arc::new(metadata);
     let serve_metadata = move || {
         let m = metadata.clone();

@@ -152,6 +152,7 @@ pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fa
         max_body_bytes: 65536,
         allowed_hosts: vec![],
         decisions: warden::events::EventBus::new(),
+        direct_calls: true,
     });
     let seen = Arc::new(AtomicUsize::new(0));
     let router =

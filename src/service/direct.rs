@@ -1,0 +1,153 @@
+//! Direct answers to plain stateless `tools/call` requests.
+//!
+//! rmcp's stateless transport builds a whole MCP service per POST: a peer, channels, a
+//! served task and a second task for the request. For a tool call that sends nothing back
+//! but its result, that machinery is most of the server's per-call cost. This layer sits
+//! between the bearer guard and rmcp and answers exactly that case through the same rmcp
+//! handler (`Service::handle_request` on our `ServerHandler`, so argument parsing, the
+//! tool router and result shaping are rmcp's), then serialises rmcp's own response
+//! message. It only takes requests it is sure of; everything else — other methods,
+//! sessions, unusual headers, per-request protocol negotiation, anything it cannot parse —
+//! goes on to rmcp untouched, so rmcp stays the authority on every error.
+//!
+//! Our tools never call back to the client (no progress, sampling or elicitation), which
+//! is what makes answering without a live peer sound; the peer handed to them is detached.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, header};
+use rmcp::RoleServer;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta, ServerJsonRpcMessage};
+use rmcp::service::{Peer, RequestContext, RunningService, Service};
+
+use super::tools::CustomerService;
+
+/// Protocol versions this layer answers: the ones negotiated by `initialize`, whose
+/// stateless requests rmcp serves with the plain handler call mirrored here. Newer
+/// versions (per-request negotiation, standard headers) go to rmcp.
+const VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+
+pub struct DirectCalls {
+    service: CustomerService,
+    peer: Peer<RoleServer>,
+    /// Host names the DNS-rebinding check admits (any port); a request whose `Host` is not
+    /// plainly one of them is left to rmcp's own check.
+    hosts: Vec<String>,
+    max_body_bytes: usize,
+    /// Owns the detached peer's service; dropping it ends that service.
+    _detached: RunningService<RoleServer, CustomerService>,
+}
+
+impl DirectCalls {
+    /// Must run inside a tokio runtime (the detached peer's service is spawned).
+    pub fn new(service: CustomerService, hosts: &[String], max_body_bytes: usize) -> Self {
+        let quiet =
+            (futures::sink::drain::<ServerJsonRpcMessage>(), futures::stream::pending::<ClientJsonRpcMessage>());
+        let detached = rmcp::service::serve_directly(service.clone(), quiet, None);
+        let hosts = hosts.iter().filter(|h| !h.contains(':') || h.starts_with('[')).map(|h| h.to_lowercase()).collect();
+        Self { service, peer: detached.peer().clone(), hosts, max_body_bytes, _detached: detached }
+    }
+
+    /// True when the headers are ones rmcp would accept for a stateless JSON POST.
+    fn headers_qualify(&self, method: &Method, uri: &http::Uri, headers: &HeaderMap) -> bool {
+        *method == Method::POST
+            && !headers.contains_key(header::ORIGIN)
+            && !headers.contains_key("mcp-session-id")
+            && self.host_allowed(uri, headers)
+            && accepts_json_and_sse(headers)
+            && single(headers, header::CONTENT_TYPE)
+                .is_some_and(|ct| essence(ct).eq_ignore_ascii_case("application/json"))
+            && single(headers, "mcp-protocol-version").is_some_and(|v| VERSIONS.contains(&v))
+    }
+
+    fn host_allowed(&self, uri: &http::Uri, headers: &HeaderMap) -> bool {
+        let authority = match single(headers, header::HOST) {
+            Some(h) => h,
+            None => match uri.authority() {
+                Some(a) => a.as_str(),
+                None => return false,
+            },
+        };
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Answers `body` if it is one plain `tools/call` request; `Err` hands the request
+    /// back for rmcp.
+    async fn answer(&self, parts: http::request::Parts, body: &[u8]) -> Result<Response, http::request::Parts> {
+        let Ok(ClientJsonRpcMessage::Request(mut request)) = serde_json::from_slice::<ClientJsonRpcMessage>(body)
+        else {
+            return Err(parts);
+        };
+        if !matches!(request.request, ClientRequest::CallToolRequest(_))
+            || request.request.get_meta().protocol_version().is_some()
+        {
+            return Err(parts);
+        }
+        // As rmcp's serve loop does: the request's meta and extensions move into the
+        // context, and the HTTP parts (carrying the verified claims) ride along.
+        let mut context = RequestContext::new(request.id.clone(), self.peer.clone());
+        context.meta = std::mem::take(request.request.get_meta_mut());
+        context.extensions = std::mem::take(request.request.extensions_mut());
+        context.extensions.insert(parts);
+        let message = match self.service.handle_request(request.request, context).await {
+            Ok(result) => ServerJsonRpcMessage::response(result, request.id),
+            Err(error) => ServerJsonRpcMessage::error(error, Some(request.id)),
+        };
+        let json = serde_json::to_vec(&message).unwrap_or_default();
+        let mut response = Response::new(Body::from(json));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(response)
+    }
+}
+
+/// The middleware (install inside the bearer guard with `from_fn_with_state`).
+pub async fn direct_calls(State(d): State<Arc<DirectCalls>>, req: Request, next: Next) -> Response {
+    if !d.headers_qualify(req.method(), req.uri(), req.headers()) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    // The guard has already buffered (and size-checked) the body; this takes it back out.
+    let Ok(bytes) = axum::body::to_bytes(body, d.max_body_bytes).await else {
+        return super::guard::payload_too_large(d.max_body_bytes);
+    };
+    match d.answer(parts, &bytes).await {
+        Ok(response) => response,
+        Err(parts) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    }
+}
+
+/// The value of a header that appears exactly once and is text.
+fn single(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()
+}
+
+fn essence(media_type: &str) -> &str {
+    media_type.split(';').next().unwrap_or("").trim()
+}
+
+fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        for item in value.split(',') {
+            json |= essence(item).eq_ignore_ascii_case("application/json");
+            sse |= essence(item).eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
