@@ -95,8 +95,13 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 ";
 
-const CUSTOMER_COLUMNS: &str =
-    "customer_id, name, email, phone, tier, status, joined, last_activity, lifetime_value, notes";
+/// A macro so the column list can be spliced into `concat!`ed SQL: statements are
+/// `&'static str`, with no formatting on the per-call path.
+macro_rules! customer_columns {
+    () => {
+        "customer_id, name, email, phone, tier, status, joined, last_activity, lifetime_value, notes"
+    };
+}
 
 impl Store {
     /// Opens (creating and seeding if new) the database at `path` with `pool` connections.
@@ -132,15 +137,17 @@ impl Store {
     pub fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {
         self.with(|c| {
             let mut stmt =
-                c.prepare_cached(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE customer_id = ?1"))?;
+                c.prepare_cached(concat!("SELECT ", customer_columns!(), " FROM customers WHERE customer_id = ?1"))?;
             Ok(stmt.query_row([id], row_to_customer).optional()?)
         })
     }
 
     pub fn recent_customers(&self, limit: u32) -> Result<Vec<Customer>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY last_activity DESC, customer_id LIMIT ?1"
+            let mut stmt = c.prepare_cached(concat!(
+                "SELECT ",
+                customer_columns!(),
+                " FROM customers ORDER BY last_activity DESC, customer_id LIMIT ?1"
             ))?;
             let rows = stmt.query_map([limit], row_to_customer)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -200,8 +207,10 @@ fn configure(c: &Connection) -> Result<(), StoreError> {
 }
 
 fn seed(c: &Connection) -> Result<(), StoreError> {
-    let mut stmt = c.prepare(&format!(
-        "INSERT OR IGNORE INTO customers ({CUSTOMER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    let mut stmt = c.prepare(concat!(
+        "INSERT OR IGNORE INTO customers (",
+        customer_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?;
     for s in SEED_CUSTOMERS {
         stmt.execute(params![
