@@ -65,18 +65,7 @@ impl DirectCalls {
     }
 
     fn host_allowed(&self, uri: &http::Uri, headers: &HeaderMap) -> bool {
-        let authority = match single(headers, header::HOST) {
-            Some(h) => h,
-            None => match uri.authority() {
-                Some(a) => a.as_str(),
-                None => return false,
-            },
-        };
-        let host = match authority.rsplit_once(':') {
-            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        };
-        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+        host_of_request(uri, headers).is_some_and(|host| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
     }
 
     /// Answers `body` if it is one plain `tools/call` request; `Err` hands the request
@@ -124,6 +113,20 @@ pub async fn direct_calls(State(d): State<Arc<DirectCalls>>, req: Request, next:
     }
 }
 
+/// The host the request names (`Host` in HTTP/1.1, the URI authority in HTTP/2), without
+/// its port.
+fn host_of_request<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let authority = match single(headers, header::HOST) {
+        Some(h) => h,
+        None if headers.contains_key(header::HOST) => return None,
+        None => uri.authority()?.as_str(),
+    };
+    Some(match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    })
+}
+
 /// The value of a header that appears exactly once and is text.
 fn single(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     let mut values = headers.get_all(name).iter();
@@ -150,4 +153,49 @@ fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
         }
     }
     json && sse
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn host_comes_from_the_header_or_the_authority_without_port() {
+        let uri: http::Uri = "https://127.0.0.1:8001/mcp".parse().unwrap();
+        assert_eq!(host_of_request(&uri, &HeaderMap::new()), Some("127.0.0.1"));
+        assert_eq!(host_of_request(&uri, &headers(&[("host", "localhost:9")])), Some("localhost"));
+        assert_eq!(host_of_request(&uri, &headers(&[("host", "[::1]:8001")])), Some("[::1]"));
+        // Two Host headers: not ours to judge.
+        assert_eq!(host_of_request(&uri, &headers(&[("host", "a"), ("host", "b")])), None);
+        let relative: http::Uri = "/mcp".parse().unwrap();
+        assert_eq!(host_of_request(&relative, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn accept_needs_both_media_types() {
+        assert!(accepts_json_and_sse(&headers(&[("accept", "application/json, text/event-stream")])));
+        assert!(accepts_json_and_sse(&headers(&[
+            ("accept", "text/event-stream;q=0.9"),
+            ("accept", "Application/JSON")
+        ])));
+        assert!(!accepts_json_and_sse(&headers(&[("accept", "application/json")])));
+        assert!(!accepts_json_and_sse(&headers(&[("accept", "*/*")])));
+        assert!(!accepts_json_and_sse(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn single_refuses_repeated_headers() {
+        let h = headers(&[("mcp-protocol-version", "2025-06-18")]);
+        assert_eq!(single(&h, "mcp-protocol-version"), Some("2025-06-18"));
+        let twice = headers(&[("mcp-protocol-version", "2025-06-18"), ("mcp-protocol-version", "2025-06-18")]);
+        assert_eq!(single(&twice, "mcp-protocol-version"), None);
+    }
 }
