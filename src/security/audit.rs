@@ -100,8 +100,8 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-pub fn line_hash(line: &str) -> String {
-    hex(&sha256(line.as_bytes()))
+pub fn line_hash(line: impl AsRef<[u8]>) -> String {
+    hex(&sha256(line.as_ref()))
 }
 
 fn segment_path(dir: &Path, prefix: &str, n: u32) -> PathBuf {
@@ -200,7 +200,7 @@ impl AuditLog {
         }
         let seq = w.seq + 1;
         let mut line = serde_json::to_vec(&RecordRef { seq, prev: &w.last_hash, event }).unwrap_or_default();
-        let hash = hex(&sha256(&line));
+        let hash = line_hash(&line);
         line.push(b'\n');
         // One write per record: a crash can tear at most this line, never interleave two.
         if let Err(source) = w.file.write_all(&line) {
