@@ -14,7 +14,7 @@ use warden::agent::lm::{Completion, Lm, LmError, Message, Usage};
 use warden::agent::react::ReAct;
 use warden::agent::signature::Signature;
 use warden::agent::tool::{FnTool, Observation, Tool};
-use warden::events::{EventBus, ObservationKind};
+use warden::types::event::{EventBus, ObservationKind};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -9,11 +9,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde_json::json;
-use warden::cli::ServeArgs;
 use warden::config::Config;
-use warden::events::{EventBus, EventKind, Scope};
 use warden::mcp::ClientStack;
 use warden::mcp::secure_tool::CallPolicy;
+use warden::serve::ServeOptions;
+use warden::types::event::{EventBus, EventKind, Scope};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,7 +31,7 @@ fn main() {
         let mut config = Config::parse(warden::config::DEFAULT_CONFIG, Path::new("builtin")).expect("config");
         config.issuer.addr = "127.0.0.1:0".parse().expect("addr");
         config.service.addr = "127.0.0.1:0".parse().expect("addr");
-        let running = warden::serve::start(&config, dir.path(), &ServeArgs::default()).await.expect("serve");
+        let running = warden::serve::start(&config, dir.path(), &ServeOptions::default()).await.expect("serve");
         let client_toml = dir.path().join("client.toml");
         let client_config =
             Config::parse(&std::fs::read_to_string(&client_toml).expect("client.toml"), &client_toml).expect("parse");

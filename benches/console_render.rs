@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use warden::auth::scopes::ScopeSet;
-use warden::events::{DenialSide, EventBus, EventKind, ObservationKind, Scope};
 use warden::tui::app::{App, ConsoleInfo};
 use warden::tui::keymap::Keymap;
 use warden::tui::theme::Theme;
+use warden::types::event::{DenialSide, EventBus, EventKind, ObservationKind, Scope};
+use warden::types::scope::ScopeSet;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -8,10 +8,10 @@
 use std::time::Instant;
 
 use serde_json::json;
-use warden::auth::scopes::ScopeSet;
-use warden::events::{CallAudit, DenialSide, Event, EventKind, ObservationKind};
-use warden::security::audit::{AuditLog, FsyncPolicy};
-use warden::security::monitor::{Monitor, MonitorConfig};
+use warden::observe::audit::{AuditLog, FsyncPolicy};
+use warden::observe::monitor::{Monitor, MonitorConfig};
+use warden::types::event::{CallAudit, DenialSide, Event, EventKind, ObservationKind};
+use warden::types::scope::ScopeSet;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -69,7 +69,9 @@ fn events(n: usize) -> Vec<Event> {
                 },
             ),
             6 => ev(i, EventKind::FinalAnswer { response: "done".into() }),
-            _ => ev(i, EventKind::RunFinished { status: warden::events::RunStatus::Ok, steps: 2, elapsed_ms: 1.0 }),
+            _ => {
+                ev(i, EventKind::RunFinished { status: warden::types::event::RunStatus::Ok, steps: 2, elapsed_ms: 1.0 })
+            }
         })
         .collect()
 }
@@ -78,7 +80,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let bus = warden::events::EventBus::new();
+    let bus = warden::types::event::EventBus::new();
     let monitor = Monitor::attach(&bus, MonitorConfig { denial_spike: usize::MAX, ..MonitorConfig::default() });
     let evs = events(400_000);
     for e in &evs[..20_000] {

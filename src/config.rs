@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::scopes::ScopeSet;
+use crate::types::scope::ScopeSet;
 
 /// The repository's default config, compiled in.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/warden.toml");
@@ -47,7 +47,7 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitor: Option<crate::security::monitor::MonitorConfig>,
+    pub monitor: Option<crate::observe::monitor::MonitorConfig>,
 }
 
 /// The audit trail (`STATE/audit/`).
@@ -55,17 +55,17 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// When the client's records reach the disk; the default fsyncs every record.
-    pub client_fsync: crate::security::audit::FsyncPolicy,
+    pub client_fsync: crate::observe::audit::FsyncPolicy,
     /// The servers' decision log: group commit by default (see README).
-    pub server_fsync: crate::security::audit::FsyncPolicy,
+    pub server_fsync: crate::observe::audit::FsyncPolicy,
     pub max_segment_bytes: u64,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
-            client_fsync: crate::security::audit::FsyncPolicy::Always,
-            server_fsync: crate::security::audit::FsyncPolicy::Batch { interval_ms: 50 },
+            client_fsync: crate::observe::audit::FsyncPolicy::Always,
+            server_fsync: crate::observe::audit::FsyncPolicy::Batch { interval_ms: 50 },
             max_segment_bytes: 16 * 1024 * 1024,
         }
     }
@@ -78,9 +78,10 @@ pub struct ConsoleConfig {
     /// `dark` (default), `light`, `mono`, or a path to a theme TOML file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theme: Option<String>,
-    /// Action → key overrides, e.g. `grant = "ctrl-g"`.
+    /// Action → key overrides, e.g. `grant = "ctrl-g"`. Action names are checked by the
+    /// console's keymap when it starts (the config layer knows no frontend).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub keys: BTreeMap<crate::tui::keymap::Action, String>,
+    pub keys: BTreeMap<String, String>,
 }
 
 /// The agent's language model and loop bounds (`--model` etc. override).

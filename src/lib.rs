@@ -7,19 +7,39 @@
 //! servers, `security` holds TLS and secret-handling primitives, `cli` the command edge.
 #![forbid(unsafe_code)]
 
-pub mod agent;
-pub mod auth;
-pub mod cli;
-pub mod config;
-pub mod events;
-pub mod issuer;
-pub mod mcp;
+// The layers, from the ground up: a module imports only from layers above it in this list
+// (enforced by tests/layering.rs; the README's Layout section describes each).
+
+// 0. shared vocabulary and private-file helpers
 pub mod paths;
-pub mod scenario;
+pub mod types;
+
+// 1. primitives and event consumers
+pub mod observe;
 pub mod security;
+
+// 2. shared by client and servers
+pub mod auth;
+
+// 3. configuration
+pub mod config;
+
+// 4. the servers
+pub mod issuer;
 pub mod serve;
 pub mod service;
-pub mod time;
+
+// 5. the client
+pub mod mcp;
+
+// 6. the agent
+pub mod agent;
+
+// 7. the headless session core
+pub mod session;
+
+// 8. frontends
+pub mod cli;
 pub mod tui;
 
 /// Installs aws-lc-rs as the process-wide rustls crypto provider. Idempotent: every entry

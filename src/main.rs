@@ -53,7 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let _log = warden::cli::logging::init(&state_dir, args.log_stderr)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(warden::serve::run(cli.config.as_deref(), &state_dir, args))?;
+            rt.block_on(warden::cli::serve::run(cli.config.as_deref(), &state_dir, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(a) => client_command(&state_dir, |rt| {

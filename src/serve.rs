@@ -2,24 +2,79 @@
 //!
 //! `start` binds (port 0 works: URLs are built from the bound addresses), starts whichever
 //! servers were asked for, writes `STATE/client.toml` and returns a `Running` handle that
-//! tests, the demo and `run` share. `run` adds the one-line banner and waits for Ctrl-C.
+//! tests, the demo and `warden serve` share (the CLI adds the banner and waits for Ctrl-C).
+//!
+//! A library module of the servers layer: it takes `ServeOptions`, not CLI arguments.
+//! May import: `types`, `paths`, `observe`, `security`, `auth`, `config`, `issuer`,
+//! `service`. Enforced by `tests/layering.rs`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::auth::jwks::JwksCache;
 use crate::auth::verify::{Verifier, VerifierConfig};
-use crate::cli::{Only, ServeArgs};
 use crate::config::{ClientSection, Config, ServerEntry};
 use crate::issuer::{self, IssuerInner, IssuerState, clients::ClientRegistry, keys::KeyStore};
 use crate::security::tls::{ClientTls, DevPki, ServerIdentity, http_client};
 use crate::service;
+
+/// Run only one of the two servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    Issuer,
+    Service,
+}
+
+/// What to start, beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Overrides `[issuer] addr`.
+    pub issuer_addr: Option<SocketAddr>,
+    /// Overrides `[service] addr`.
+    pub mcp_addr: Option<SocketAddr>,
+    pub only: Option<Only>,
+    /// Generate a new signing key first; the previous one stays in the JWKS.
+    pub rotate_keys: bool,
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the servers could not start. Each names what failed and what to check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] Cause),
+    #[error("[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)")]
+    TlsPair,
+    #[error("cannot listen on {addr} for the {what} (in use? pass another address or port 0): {source}")]
+    Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
+    #[error("cannot load the issuer's signing keys: {0}")]
+    Keys(#[source] Cause),
+    #[error("invalid [[issuer.clients]] entry: {0}")]
+    Clients(#[source] Cause),
+    #[error(
+        "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too"
+    )]
+    NoIssuer,
+    #[error("cannot discover the authorization server {issuer}: {source}")]
+    Discovery { issuer: String, source: Cause },
+    #[error("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens: {source}")]
+    Jwks { jwks_uri: String, source: Cause },
+    #[error("cannot open the database {path}: {source}")]
+    Database { path: PathBuf, source: Cause },
+    #[error("cannot open the server audit log: {0}")]
+    Audit(#[source] crate::observe::audit::AuditError),
+    #[error("cannot write {path}: {source}")]
+    ClientConfig { path: PathBuf, source: Cause },
+}
 
 /// A running `serve`: where it listens and how to stop it.
 pub struct Running {
@@ -48,11 +103,11 @@ impl Running {
 }
 
 /// Starts the servers `args` asks for.
-pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyhow::Result<Running> {
+pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Result<Running, ServeError> {
     std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+        .map_err(|source| ServeError::StateDir { path: state_dir.to_path_buf(), source })?;
     let (identity, ca_path) = server_identity(config, state_dir)?;
-    let tls = RustlsConfig::from_config(identity.server_config()?);
+    let tls = RustlsConfig::from_config(identity.server_config().map_err(|e| ServeError::Tls(e.into()))?);
     let run_issuer = args.only != Some(Only::Service);
     let run_service = args.only != Some(Only::Issuer);
 
@@ -84,14 +139,13 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeArgs) -> anyho
     if let (Some((listener, _)), Some(url)) = (issuer_listener, &issuer_url) {
         let keys = Arc::new(
             KeyStore::open(&state_dir.join("issuer"), config.issuer.keep_previous_keys)
-                .context("cannot load the issuer's signing keys")?,
+                .map_err(|e| ServeError::Keys(e.into()))?,
         );
         if args.rotate_keys {
-            let kid = keys.rotate().context("key rotation failed")?;
+            let kid = keys.rotate().map_err(|e| ServeError::Keys(e.into()))?;
             tracing::info!(kid = %kid, "rotated issuer signing key");
         }
-        let clients =
-            ClientRegistry::from_config(&config.issuer.clients).context("invalid [[issuer.clients]] entry")?;
+        let clients = ClientRegistry::from_config(&config.issuer.clients).map_err(|e| ServeError::Clients(e.into()))?;
         let mut resources: Vec<String> = mcp_url.iter().cloned().collect();
         resources.extend(config.issuer.resources.iter().cloned());
         let mut scopes = clients.all_scopes();
@@ -135,27 +189,24 @@ async fn build_service(
     embedded_issuer: Option<&str>,
     dev_ca: Option<&Path>,
     resource: &str,
-    decisions: crate::events::EventBus,
-) -> anyhow::Result<axum::Router> {
+    decisions: crate::types::event::EventBus,
+) -> Result<axum::Router, ServeError> {
     let svc = &config.service;
-    let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).context(
-        "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too",
-    )?;
+    let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).ok_or(ServeError::NoIssuer)?;
     let ca_file = svc.issuer_ca_file.clone().or_else(|| dev_ca.map(Path::to_path_buf));
-    let client = http_client(&ClientTls { ca_file, ca_only: false }, Duration::from_secs(10))?;
+    let client = http_client(&ClientTls { ca_file, ca_only: false }, Duration::from_secs(10))
+        .map_err(|e| ServeError::Tls(e.into()))?;
     let jwks_uri = match &svc.jwks_uri {
         Some(u) => u.clone(),
         None => {
             crate::auth::discovery::fetch_as_metadata(&client, &issuer)
                 .await
-                .with_context(|| format!("cannot discover the authorization server {issuer}"))?
+                .map_err(|e| ServeError::Discovery { issuer: issuer.clone(), source: e.into() })?
                 .jwks_uri
         }
     };
     let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()));
-    let n = jwks.refresh().await.with_context(|| {
-        format!("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens")
-    })?;
+    let n = jwks.refresh().await.map_err(|e| ServeError::Jwks { jwks_uri: jwks_uri.clone(), source: e.into() })?;
     tracing::info!(issuer = %issuer, jwks_uri = %jwks_uri, keys = n, "service trusts issuer");
     let verifier = Arc::new(Verifier::new(
         VerifierConfig { issuer: issuer.clone(), audience: resource.to_string(), leeway_secs: svc.leeway_secs },
@@ -163,7 +214,7 @@ async fn build_service(
     ));
     let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
     let store =
-        service::store::Store::open(&db, 4).with_context(|| format!("cannot open the database {}", db.display()))?;
+        service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), source: e.into() })?;
     Ok(service::router(service::ServiceParams {
         verifier,
         store: Arc::new(store),
@@ -179,20 +230,20 @@ async fn build_service(
 
 /// The servers' decision trail: `STATE/audit/server-*.jsonl`, group-committed by default
 /// (each record is written and flushed at once; fsync at most every 50 ms).
-fn server_audit(config: &Config, state_dir: &Path) -> anyhow::Result<crate::events::EventBus> {
+fn server_audit(config: &Config, state_dir: &Path) -> Result<crate::types::event::EventBus, ServeError> {
     let cfg = config.audit.clone().unwrap_or_default();
     let log = Arc::new(
-        crate::security::audit::AuditLog::open(
+        crate::observe::audit::AuditLog::open(
             &state_dir.join("audit"),
             "server",
             cfg.server_fsync,
             cfg.max_segment_bytes,
         )
-        .context("cannot open the server audit log")?,
+        .map_err(ServeError::Audit)?,
     );
-    let bus = crate::events::EventBus::new();
+    let bus = crate::types::event::EventBus::new();
     bus.add_journal(log.clone());
-    if let crate::security::audit::FsyncPolicy::Batch { interval_ms } = cfg.server_fsync {
+    if let crate::observe::audit::FsyncPolicy::Batch { interval_ms } = cfg.server_fsync {
         let weak = Arc::downgrade(&log);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(1)));
@@ -208,22 +259,24 @@ fn server_audit(config: &Config, state_dir: &Path) -> anyhow::Result<crate::even
     Ok(bus)
 }
 
-fn server_identity(config: &Config, state_dir: &Path) -> anyhow::Result<(ServerIdentity, Option<PathBuf>)> {
+fn server_identity(config: &Config, state_dir: &Path) -> Result<(ServerIdentity, Option<PathBuf>), ServeError> {
     match (&config.tls.cert, &config.tls.key) {
-        (Some(cert), Some(key)) => Ok((ServerIdentity::from_files(cert, key)?, None)),
+        (Some(cert), Some(key)) => {
+            Ok((ServerIdentity::from_files(cert, key).map_err(|e| ServeError::Tls(e.into()))?, None))
+        }
         (None, None) => {
             let pki = DevPki::new(state_dir);
-            Ok((pki.ensure().context("cannot create the development certificates")?, Some(pki.ca_path())))
+            Ok((pki.ensure().map_err(|e| ServeError::Tls(e.into()))?, Some(pki.ca_path())))
         }
-        _ => anyhow::bail!("[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)"),
+        _ => Err(ServeError::TlsPair),
     }
 }
 
-fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr)
-        .with_context(|| format!("cannot listen on {addr} for the {what} (in use? pass another address or port 0)"))?;
-    listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
+fn bind(addr: SocketAddr, what: &'static str) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let err = |source| ServeError::Bind { addr, what, source };
+    let listener = TcpListener::bind(addr).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))
 }
 
@@ -237,12 +290,20 @@ fn spawn_tls(
     listener: TcpListener,
     tls: RustlsConfig,
     router: axum::Router,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let handle = Handle::new();
     // TCP_NODELAY: small JSON-RPC responses must not wait for Nagle + delayed ACK (~40 ms).
     let acceptor =
         axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let server = axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle.clone());
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: ([0, 0, 0, 0], 0).into(),
+        what: "server",
+        source,
+    })?;
+    let server = axum_server::from_tcp(listener)
+        .map_err(|source| ServeError::Bind { addr, what: "server", source })?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     running.handles.push(handle);
     running.tasks.push(tokio::spawn(async move {
         if let Err(e) = server.serve(router.into_make_service()).await {
@@ -260,7 +321,7 @@ fn write_client_config(
     issuer: &str,
     mcp_url: Option<&str>,
     ca: Option<&Path>,
-) -> anyhow::Result<Option<PathBuf>> {
+) -> Result<Option<PathBuf>, ServeError> {
     let client_id = "support-agent";
     let secret = crate::config::demo_secret(client_id).filter(|secret| {
         config.issuer.clients.iter().any(|c| {
@@ -288,9 +349,13 @@ fn write_client_config(
         ..Config::default()
     };
     let mut text = String::from("# Written by `warden serve`: a ready client config (use with --config).\n");
-    text.push_str(&toml::to_string(&ClientOnly { client: client.client, servers: client.servers })?);
     let path = state_dir.join("client.toml");
-    crate::paths::write_private(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    let failed = |source: Cause| ServeError::ClientConfig { path: path.clone(), source };
+    text.push_str(
+        &toml::to_string(&ClientOnly { client: client.client, servers: client.servers })
+            .map_err(|e| failed(e.into()))?,
+    );
+    crate::paths::write_private(&path, text.as_bytes()).map_err(|e| failed(e.into()))?;
     Ok(Some(path))
 }
 
@@ -299,47 +364,4 @@ fn write_client_config(
 struct ClientOnly {
     client: Option<ClientSection>,
     servers: Vec<ServerEntry>,
-}
-
-/// `warden serve`: start, print where, wait for Ctrl-C or SIGTERM, shut down.
-pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
-    let (config, origin) = crate::config::Config::load(config_path)?;
-    tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), "starting");
-    let running = start(&config, state_dir, &args).await?;
-    let mut line = String::from("warden serve:");
-    if let Some(u) = &running.issuer_url {
-        line.push_str(&format!(" issuer {u}"));
-    }
-    if let Some(u) = &running.mcp_url {
-        line.push_str(&format!("  mcp {u}"));
-    }
-    if let Some(p) = &running.client_config {
-        line.push_str(&format!("  client config {}", p.display()));
-    }
-    println!("{line}  (Ctrl-C to stop)");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    running.shutdown().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -11,7 +11,7 @@ use warden::agent::lm::{Message, Role};
 use warden::agent::react::{ReAct, format_trajectory};
 use warden::agent::signature::{Field, FieldType, Signature};
 use warden::agent::tool::{FnTool, Observation, Tool};
-use warden::events::ObservationKind;
+use warden::types::event::ObservationKind;
 
 fn golden(name: &str) -> Vec<Message> {
     let text =

@@ -11,7 +11,7 @@ use warden::agent::predict::{ChainOfThought, Predict};
 use warden::agent::react::ReAct;
 use warden::agent::signature::Signature;
 use warden::agent::tool::{FnTool, Observation, Tool};
-use warden::events::{EventBus, EventKind, ObservationKind, RunStatus};
+use warden::types::event::{EventBus, EventKind, ObservationKind, RunStatus};
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use common::{Stack, client_config};
 use warden::agent::lm::offline::OfflinePlanner;
-use warden::events::{EventBus, EventKind, RunStatus};
 use warden::mcp::ClientStack;
 use warden::mcp::secure_tool::CallPolicy;
-use warden::scenario::{Runner, parse};
+use warden::session::scenario::{Runner, parse};
+use warden::types::event::{EventBus, EventKind, RunStatus};
 
 #[tokio::test]
 async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
@@ -29,7 +29,7 @@ async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
         max_iters: 5,
         default_scopes: None,
     };
-    let scenarios = parse(warden::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
+    let scenarios = parse(warden::session::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
     let by_name = |n: &str| scenarios.iter().find(|s| s.name == n).unwrap().clone();
 
     let r = runner.run(&by_name("ticket-defective-grill"), "t1").await;

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::{Stack, client_config};
-use warden::events::{EventBus, EventKind};
-use warden::security::audit::{read_all, verify};
+use warden::observe::audit::{read_all, verify};
+use warden::types::event::{EventBus, EventKind};
 
 #[test]
 fn sigkill_during_a_burst_loses_no_shown_result() {
@@ -75,16 +75,16 @@ async fn injected_instructions_are_flagged_and_do_not_steer_the_agent() {
     let events = EventBus::recording();
     let state = tempfile::tempdir().unwrap();
     let config = client_config(&s, None);
-    let (_audit, monitor) = warden::security::attach(&events, state.path(), &config).unwrap();
+    let (_audit, monitor) = warden::session::audit::attach(&events, state.path(), &config).unwrap();
     let stack = warden::mcp::ClientStack::connect(&config, None, Default::default(), events.clone()).await.unwrap();
-    let runner = warden::scenario::Runner {
+    let runner = warden::session::scenario::Runner {
         stack: &stack,
         lm: Arc::new(warden::agent::lm::offline::OfflinePlanner::new()),
         events: events.clone(),
         max_iters: 5,
         default_scopes: None,
     };
-    let scenario = warden::scenario::parse(
+    let scenario = warden::session::scenario::parse(
         r#"
 [[scenario]]
 name = "late-delivery"

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::{Fault, Stack, client_config, faulty_service};
 use serde_json::json;
-use warden::auth::scopes::ScopeSet;
-use warden::events::{DenialSide, EventBus, EventKind, FailureClass, RefreshReason, Scope};
 use warden::mcp::ClientStack;
 use warden::mcp::secure_tool::{CallOutcome, CallPolicy};
+use warden::types::event::{DenialSide, EventBus, EventKind, FailureClass, RefreshReason, Scope};
+use warden::types::scope::ScopeSet;
 
 fn issued(events: &EventBus) -> Vec<RefreshReason> {
     events
@@ -40,7 +40,7 @@ async fn token_is_fetched_verified_and_described() {
     assert_eq!(info.requested, None);
     assert!(info.verified);
     assert!(info.fingerprint.as_str().starts_with("sha256:") && info.fingerprint.as_str().len() == 19);
-    let left = info.seconds_to_expiry(warden::time::now_epoch());
+    let left = info.seconds_to_expiry(warden::types::time::now_epoch());
     assert!((895..=900).contains(&left), "{left}");
     assert_eq!(issued(&events), vec![RefreshReason::Initial]);
 

@@ -4,18 +4,19 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use warden::auth::scopes::ScopeSet;
-use warden::events::{
-    DenialSide, Event, EventBus, EventKind, ObservationKind, RefreshReason, RunStatus, Scope, TokenInfo,
-};
-use warden::scenario::parse;
-use warden::security::secret::Fingerprint;
-use warden::tui::app::{App, Command, ConsoleInfo, Overlay};
+use warden::session::command::Command;
+use warden::session::scenario::parse;
+use warden::tui::app::{App, ConsoleInfo, Overlay};
 use warden::tui::keymap::Keymap;
 use warden::tui::panes::Pane;
 use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
 use warden::tui::view;
+use warden::types::event::{
+    DenialSide, Event, EventBus, EventKind, ObservationKind, RefreshReason, RunStatus, Scope, TokenInfo,
+};
+use warden::types::scope::ScopeSet;
+use warden::types::secret::Fingerprint;
 
 fn scopes(s: &str) -> ScopeSet {
     ScopeSet::parse(s).unwrap()
@@ -32,7 +33,7 @@ fn info() -> ConsoleInfo {
             tool("create_support_ticket", "ticket:create"),
             tool("get_customer_info", "customer:read"),
         ],
-        scenarios: parse(warden::scenario::DEFAULT_SCENARIOS, "built-in").unwrap(),
+        scenarios: parse(warden::session::scenario::DEFAULT_SCENARIOS, "built-in").unwrap(),
         mode: "LIVE".into(),
     }
 }
@@ -133,7 +134,7 @@ fn chars(app: &mut App, s: &str) -> Vec<Command> {
 
 #[test]
 fn panes_render_the_run_token_and_denial() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     let s = screen(&mut app, 160, 45);
     // Chat
@@ -162,7 +163,7 @@ fn panes_render_the_run_token_and_denial() {
 
 #[test]
 fn small_terminals_still_show_every_pane() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     let s = screen(&mut app, 80, 24);
     for title in ["Chat", "Trace", "Token & scopes", "Feed ("] {
@@ -172,7 +173,7 @@ fn small_terminals_still_show_every_pane() {
 
 #[test]
 fn overlays_render() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     app.typing = false;
 
@@ -217,7 +218,7 @@ fn overlays_render() {
 
 #[test]
 fn typing_and_enter_submit_a_request_and_history_recalls_it() {
-    let mut app = app_with(&[], warden::time::now_epoch());
+    let mut app = app_with(&[], warden::types::time::now_epoch());
     assert!(app.typing, "the console starts ready to type");
     assert!(chars(&mut app, "Look up ABC123").is_empty(), "q and other letters type, they do not act");
     assert_eq!(app.on_key(key(KeyCode::Enter)), vec![Command::Submit("Look up ABC123".into())]);
@@ -236,7 +237,7 @@ fn ctrl_c_cancels_a_running_request_before_quitting() {
         &Scope { run_id: Some("run-9".into()), step: None },
         EventKind::RunStarted { request: "x".into(), model: "m".into(), tools: vec![] },
     );
-    let mut app = app_with(&bus.recorded(), warden::time::now_epoch());
+    let mut app = app_with(&bus.recorded(), warden::types::time::now_epoch());
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     assert_eq!(app.on_key(ctrl_c), vec![Command::Cancel]);
     assert!(!app.quit);
@@ -251,7 +252,7 @@ fn ctrl_c_cancels_a_running_request_before_quitting() {
 
 #[test]
 fn grant_editor_drops_a_scope_and_reruns_the_last_request() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let bus = EventBus::recording();
     bus.emit(
         &Scope::default(),
@@ -282,7 +283,7 @@ fn grant_editor_drops_a_scope_and_reruns_the_last_request() {
 
 #[test]
 fn feed_filter_and_trace_follow_mode() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let bus = EventBus::recording();
     denied_run(&bus, now);
     for i in 0..30 {
@@ -312,7 +313,7 @@ fn feed_filter_and_trace_follow_mode() {
 
 #[test]
 fn monochrome_theme_uses_no_colors() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     app.theme = Theme::parse(warden::tui::theme::MONO, "mono").unwrap();
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
@@ -330,7 +331,7 @@ fn monochrome_theme_uses_no_colors() {
 
 #[test]
 fn ten_thousand_events_stay_bounded_and_render() {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     let bus = EventBus::recording();
     for i in 0..60_000u32 {
         bus.emit(

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use warden::cli::{Only, ServeArgs};
 use warden::config::Config;
 use warden::security::tls::{ClientTls, http_client};
+use warden::serve::{Only, ServeOptions};
 
 const RESOURCE: &str = "https://mcp.support.test/mcp";
 
@@ -27,7 +27,7 @@ async fn check(explicit_jwks: bool) {
     // The "external" authorization server: issuer only, knows our resource by its public URI.
     let mut as_config = base();
     as_config.issuer.resources = vec![RESOURCE.to_string()];
-    let issuer_only = ServeArgs { only: Some(Only::Issuer), ..ServeArgs::default() };
+    let issuer_only = ServeOptions { only: Some(Only::Issuer), ..ServeOptions::default() };
     let auth = warden::serve::start(&as_config, as_dir.path(), &issuer_only).await.unwrap();
     let issuer = auth.issuer_url.clone().unwrap();
     assert!(auth.mcp_url.is_none());
@@ -40,7 +40,7 @@ async fn check(explicit_jwks: bool) {
     if explicit_jwks {
         rs_config.service.jwks_uri = Some(format!("{issuer}/jwks.json"));
     }
-    let service_only = ServeArgs { only: Some(Only::Service), ..ServeArgs::default() };
+    let service_only = ServeOptions { only: Some(Only::Service), ..ServeOptions::default() };
     let rs = warden::serve::start(&rs_config, rs_dir.path(), &service_only).await.unwrap();
     assert!(rs.issuer_url.is_none());
     let mcp_addr = rs.mcp_addr.unwrap();

@@ -6,11 +6,11 @@ mod common;
 use std::sync::Arc;
 
 use serde_json::json;
-use warden::auth::scopes::ScopeSet;
-use warden::events::{
+use warden::observe::monitor::{Monitor, MonitorConfig};
+use warden::types::event::{
     AnomalySeverity, CallAudit, DenialSide, EventBus, EventKind, ObservationKind, RefreshReason, Scope, TokenInfo,
 };
-use warden::security::monitor::{Monitor, MonitorConfig};
+use warden::types::scope::ScopeSet;
 
 fn setup() -> (EventBus, Arc<Monitor>) {
     let bus = EventBus::recording();
@@ -192,7 +192,7 @@ fn rate_limit_bursts_token_failures_and_repeated_401s() {
         audience: vec![],
         kid: "k".into(),
         alg: "RS256".into(),
-        fingerprint: warden::security::secret::Fingerprint::of(b"x"),
+        fingerprint: warden::types::secret::Fingerprint::of(b"x"),
         requested: None,
         granted: ScopeSet::new(),
         issued_at: 0,
@@ -227,14 +227,14 @@ async fn the_seed_scenarios_raise_no_anomaly() {
         warden::mcp::ClientStack::connect(&common::client_config(&s, None), None, Default::default(), events.clone())
             .await
             .unwrap();
-    let runner = warden::scenario::Runner {
+    let runner = warden::session::scenario::Runner {
         stack: &stack,
         lm: Arc::new(warden::agent::lm::offline::OfflinePlanner::new()),
         events,
         max_iters: 5,
         default_scopes: None,
     };
-    let scenarios = warden::scenario::parse(warden::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
+    let scenarios = warden::session::scenario::parse(warden::session::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
     for sc in scenarios.iter().take(5) {
         let r = runner.run(sc, &sc.name).await;
         assert!(r.expected, "{}: {:?}", sc.name, r.mismatch);

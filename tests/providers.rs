@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use warden::agent::lm::{LmError, LmOptions, Message, Role, from_name};
-use warden::security::secret::Secret;
+use warden::types::secret::Secret;
 
 #[derive(Clone, Copy)]
 enum Mode {

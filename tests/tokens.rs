@@ -31,7 +31,7 @@ fn other_key() -> EncodingKey {
 }
 
 fn good_claims(s: &Stack) -> Value {
-    let now = warden::time::now_epoch();
+    let now = warden::types::time::now_epoch();
     json!({
         "iss": s.issuer, "sub": "support-agent", "client_id": "support-agent", "aud": s.mcp,
         "scope": "customer:read", "iat": now, "nbf": now, "exp": now + 600, "jti": "test-jti"
@@ -64,7 +64,7 @@ async fn forged_and_defective_tokens_are_rejected() {
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     assert_eq!(s.mcp_post(Some(&rs(&good_claims(&s))), &list).await.status(), 200);
 
-    let now = warden::time::now_epoch() as i64;
+    let now = warden::types::time::now_epoch() as i64;
     let payload = B64.encode(good_claims(&s).to_string());
     let jwks_text = s.http.get(format!("{}/jwks.json", s.issuer)).send().await.unwrap().text().await.unwrap();
     let valid = rs(&good_claims(&s));

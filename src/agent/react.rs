@@ -14,7 +14,7 @@ use super::lm::Lm;
 use super::predict::{ChainOfThought, Predict, PredictError, Prediction};
 use super::signature::{Field, FieldType, Signature};
 use super::tool::{Tool, validate_args};
-use crate::events::{EventBus, EventKind, ObservationKind, RunStatus, Scope};
+use crate::types::event::{EventBus, EventKind, ObservationKind, RunStatus, Scope};
 
 /// The seed uses five iterations.
 pub const DEFAULT_MAX_ITERS: usize = 5;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::events::{DenialSide, ObservationKind, Scope};
 use crate::mcp::secure_tool::{CallOutcome, SecureTool};
+use crate::types::event::{DenialSide, ObservationKind, Scope};
 
 /// What a tool step returned.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,10 +12,10 @@ use parking_lot::RwLock;
 use serde::Deserialize;
 
 use super::jwks::read_bounded;
-use super::scopes::ScopeSet;
 use super::verify::{VerifiedClaims, Verifier, VerifyError};
-use crate::events::{EventBus, EventKind, RefreshReason, Scope as EventScope, TokenInfo};
-use crate::security::secret::Secret;
+use crate::types::event::{EventBus, EventKind, RefreshReason, Scope as EventScope, TokenInfo};
+use crate::types::scope::ScopeSet;
+use crate::types::secret::Secret;
 
 /// Refresh this long before `exp`, so a token never expires mid-run.
 pub const REFRESH_SKEW_SECS: i64 = 60;
@@ -159,7 +159,7 @@ impl TokenManager {
     }
 
     fn fresh(&self) -> Option<Arc<Held>> {
-        let now = crate::time::now_epoch();
+        let now = crate::types::time::now_epoch();
         self.held.read().as_ref().filter(|h| h.claims.seconds_to_expiry(now) > REFRESH_SKEW_SECS).cloned()
     }
 

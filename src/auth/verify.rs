@@ -17,8 +17,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::jwks::{JwksCache, JwksError};
-use super::scopes::ScopeSet;
-use crate::security::secret::{Fingerprint, sha256};
+use crate::types::scope::ScopeSet;
+use crate::types::secret::{Fingerprint, sha256};
 
 /// Largest token we are willing to parse.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -196,7 +196,7 @@ impl Verifier {
             return Err(VerifyError::TooLarge);
         }
         let key = sha256(token.as_bytes());
-        let now = crate::time::now_epoch();
+        let now = crate::types::time::now_epoch();
         if let Some(hit) = self.cache.read().get(&key) {
             if hit.exp + self.config.leeway_secs > now {
                 return Ok(hit.clone());

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::events::{Event, EventKind};
-use crate::security::audit::{read_all, verify};
+use crate::observe::audit::{read_all, verify};
+use crate::types::event::{Event, EventKind};
 
 /// The outcome word used by `--outcome` filters and the human output.
 pub fn outcome(e: &EventKind) -> String {
@@ -47,7 +47,7 @@ pub fn run_verify(state_dir: &Path, path: Option<&Path>) -> anyhow::Result<ExitC
     let mut ok = true;
     let mut checked = 0;
     for (p, prefix) in targets {
-        if p.is_dir() && crate::security::audit::segments(&p, prefix).is_empty() {
+        if p.is_dir() && crate::observe::audit::segments(&p, prefix).is_empty() {
             continue;
         }
         checked += 1;

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::auth::scopes::ScopeSet;
 use crate::config::Config;
-use crate::events::{DenialSide, EventBus, FailureClass, Scope, TokenInfo};
 use crate::mcp::secure_tool::{CallOutcome, CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
+use crate::types::event::{DenialSide, EventBus, FailureClass, Scope, TokenInfo};
+use crate::types::scope::ScopeSet;
 
 /// Process exit codes of the client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +66,12 @@ pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
     }
     let info = tokens.info().context("token manager holds no token after a successful fetch")?;
     if args.json {
-        let now = crate::time::now_epoch();
+        let now = crate::types::time::now_epoch();
         let mut v = serde_json::to_value(&info)?;
         v["seconds_to_expiry"] = json!(info.seconds_to_expiry(now));
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", render_token(&info, crate::time::now_epoch()));
+        print!("{}", render_token(&info, crate::types::time::now_epoch()));
     }
     Ok(Exit::Ok.into())
 }
@@ -91,7 +91,7 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
         sub = t.subject,
         aud = t.audience.join(", "),
         granted = t.granted,
-        at = crate::time::rfc3339(t.expires_at),
+        at = crate::types::time::rfc3339(t.expires_at),
         fp = t.fingerprint,
         refreshes = t.refresh_count,
     )
@@ -165,7 +165,7 @@ pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: b
         "TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'"
     );
     let events = EventBus::recording();
-    let _security = crate::security::attach(&events, args.state_dir, &config)?;
+    let _security = crate::session::audit::attach(&events, args.state_dir, &config)?;
     let policy = CallPolicy { precheck, ..CallPolicy::default() };
     let pins = args.state_dir.join("manifests.json");
     let stack = match ClientStack::connect_pinned(&config, scopes, policy, events.clone(), Some(&pins)).await {

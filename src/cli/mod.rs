@@ -5,10 +5,11 @@ pub mod audit;
 pub mod client;
 pub mod logging;
 pub mod run;
+pub mod serve;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -183,12 +184,6 @@ pub struct CallArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Only {
-    Issuer,
-    Service,
-}
-
 #[derive(Debug, Clone, Args, Default)]
 pub struct ServeArgs {
     /// Issuer listen address (default 127.0.0.1:8443; port 0 picks a free port).
@@ -199,11 +194,22 @@ pub struct ServeArgs {
     pub mcp_addr: Option<std::net::SocketAddr>,
     /// Run only one of the two servers.
     #[arg(long, value_enum)]
-    pub only: Option<Only>,
+    pub only: Option<crate::serve::Only>,
     /// Generate a new signing key before starting; the previous key stays in the JWKS.
     #[arg(long)]
     pub rotate_keys: bool,
     /// Also log to stderr (logs always go to STATE/logs/warden.log).
     #[arg(long)]
     pub log_stderr: bool,
+}
+
+impl ServeArgs {
+    pub fn options(&self) -> crate::serve::ServeOptions {
+        crate::serve::ServeOptions {
+            issuer_addr: self.issuer_addr,
+            mcp_addr: self.mcp_addr,
+            only: self.only,
+            rotate_keys: self.rotate_keys,
+        }
+    }
 }

@@ -11,12 +11,12 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::agent::lm::{self, Lm, LmOptions};
-use crate::auth::scopes::ScopeSet;
 use crate::config::{AgentConfig, Config};
-use crate::events::EventBus;
 use crate::mcp::ClientStack;
 use crate::mcp::secure_tool::CallPolicy;
-use crate::scenario::{Runner, Scenario, render};
+use crate::session::scenario::{Runner, Scenario, render};
+use crate::types::event::EventBus;
+use crate::types::scope::ScopeSet;
 
 /// Options shared by `run` and `demo`.
 #[derive(Debug, Clone, Default)]
@@ -34,11 +34,11 @@ struct AgentSession {
     scopes: Option<ScopeSet>,
     lm: Arc<dyn Lm>,
     events: EventBus,
-    monitor: Arc<crate::security::monitor::Monitor>,
+    monitor: Arc<crate::observe::monitor::Monitor>,
     stack: ClientStack,
     max_iters: usize,
     /// Kept alive for the session (the bus also holds it).
-    _audit: Arc<crate::security::audit::AuditLog>,
+    _audit: Arc<crate::observe::audit::AuditLog>,
 }
 
 impl AgentSession {
@@ -47,7 +47,7 @@ impl AgentSession {
             args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
         let lm = build_lm(args, config.agent.as_ref())?;
         let events = EventBus::new();
-        let (audit, monitor) = crate::security::attach(&events, state_dir, config)?;
+        let (audit, monitor) = crate::session::audit::attach(&events, state_dir, config)?;
         let pins = state_dir.join("manifests.json");
         let stack =
             ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
@@ -131,7 +131,7 @@ pub async fn run(
     args: AgentArgs,
 ) -> anyhow::Result<ExitCode> {
     let (config, _) = Config::load(config_path)?;
-    let scenarios = crate::scenario::load(file)?;
+    let scenarios = crate::session::scenario::load(file)?;
     anyhow::ensure!(!scenarios.is_empty(), "{} has no [[scenario]] entries", file.display());
     run_scenarios(&config, state_dir, &scenarios, &args).await
 }
@@ -157,7 +157,7 @@ impl DemoServers {
         serve_config.issuer.addr = "127.0.0.1:0".parse()?;
         serve_config.service.addr = "127.0.0.1:0".parse()?;
         serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
-        let running = crate::serve::start(&serve_config, &dir, &crate::cli::ServeArgs::default()).await?;
+        let running = crate::serve::start(&serve_config, &dir, &crate::serve::ServeOptions::default()).await?;
         let client_path = running.client_config.clone().context("serve did not write a client config")?;
         let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
         Ok(Self { running, client, dir, _temp: temp })
@@ -176,7 +176,8 @@ pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: Agent
             dir.display()
         );
     }
-    let scenarios = crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
+    let scenarios =
+        crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
     let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };
     let code = run_scenarios(&client, log_dir, &scenarios, &args).await;
     running.shutdown().await;
@@ -208,7 +209,7 @@ pub fn look(
 ) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
     let console = config.console.clone().unwrap_or_default();
     let theme = crate::tui::theme::Theme::load(theme_flag.or(console.theme.as_deref()))?;
-    let keymap = crate::tui::keymap::Keymap::with_overrides(&console.keys).map_err(anyhow::Error::msg)?;
+    let keymap = crate::tui::keymap::Keymap::with_overrides(&console.keys)?;
     Ok((theme, keymap))
 }
 
@@ -221,8 +222,8 @@ pub async fn console(
 ) -> anyhow::Result<ExitCode> {
     let (config, _) = Config::load(config_path)?;
     let scenarios = match Path::new("config/scenarios.toml") {
-        p if p.exists() => crate::scenario::load(p)?,
-        _ => crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in")?,
+        p if p.exists() => crate::session::scenario::load(p)?,
+        _ => crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in")?,
     };
     live(&config, state_dir, args, theme, scenarios).await
 }
@@ -258,7 +259,8 @@ pub async fn demo(
     theme: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let DemoServers { running, client, dir: _, _temp } = DemoServers::start(state_dir).await?;
-    let scenarios = crate::scenario::parse(crate::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
+    let scenarios =
+        crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
     let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };
     // Sessions are kept in the persistent state dir even when the servers' state is temporary.
     let result = live(&client, log_dir, args, theme, scenarios).await;

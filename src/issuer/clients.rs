@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use crate::auth::scopes::ScopeSet;
 use crate::config::ClientRegistration;
 use crate::security::hash::{HashError, SecretHash};
+use crate::types::scope::ScopeSet;
 
 #[derive(Debug, Clone)]
 pub struct RegisteredClient {

@@ -56,7 +56,7 @@ impl SigningKey {
             aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
         let der = pair.as_der().map_err(|_| KeyError::Generate)?;
         let pem = pem_encode("PRIVATE KEY", der.as_ref());
-        Self::from_pem(pem, crate::time::now_epoch(), None)
+        Self::from_pem(pem, crate::types::time::now_epoch(), None)
     }
 
     fn from_pem(pem: String, created_at: u64, expected_kid: Option<&str>) -> Result<Self, KeyError> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::auth::scopes::ScopeSet;
+use crate::types::scope::ScopeSet;
 use clients::ClientRegistry;
 use keys::KeyStore;
 
@@ -35,7 +35,7 @@ pub struct IssuerInner {
     pub token_ttl_secs: u64,
     pub scopes_supported: ScopeSet,
     /// Where token decisions are recorded (the server audit trail).
-    pub decisions: crate::events::EventBus,
+    pub decisions: crate::types::event::EventBus,
 }
 
 impl IssuerState {

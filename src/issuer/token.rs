@@ -17,9 +17,9 @@ use serde::Serialize;
 use super::IssuerState;
 use super::clients::RegisteredClient;
 use super::error::{OAuthError, OAuthErrorCode as Code};
-use crate::auth::scopes::ScopeSet;
 use crate::auth::verify::Audience;
-use crate::security::secret::Fingerprint;
+use crate::types::scope::ScopeSet;
+use crate::types::secret::Fingerprint;
 
 #[derive(Serialize)]
 struct TokenResponse {
@@ -122,8 +122,8 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
 
 fn record(state: &IssuerState, client_id: &str, outcome: &str, reason: &str, fingerprint: Option<Fingerprint>) {
     state.inner.decisions.emit(
-        &crate::events::Scope::default(),
-        crate::events::EventKind::ServiceDecision {
+        &crate::types::event::Scope::default(),
+        crate::types::event::EventKind::ServiceDecision {
             client_id: client_id.to_string(),
             tool: None,
             outcome: outcome.to_string(),
@@ -251,7 +251,7 @@ fn sign(
     aud: Audience,
 ) -> Result<(String, u64), OAuthError> {
     let key = state.inner.keys.active();
-    let now = crate::time::now_epoch();
+    let now = crate::types::time::now_epoch();
     let ttl = state.inner.token_ttl_secs;
     let claims = AccessTokenClaims {
         iss: &state.inner.issuer,

@@ -8,9 +8,9 @@ use std::time::Duration;
 use rmcp::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
-use crate::auth::scopes::ScopeSet;
-use crate::events::FailureClass;
 pub use crate::security::tls::describe_reqwest;
+use crate::types::event::FailureClass;
+use crate::types::scope::ScopeSet;
 
 /// A classified transport-level failure of one MCP request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use crate::auth::discovery::{ProtectedResourceMetadata, fetch_as_metadata, resource_metadata_url};
 use crate::auth::jwks::{JwksCache, read_bounded};
-use crate::auth::scopes::ScopeSet;
 use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{ClientSection, Config, ServerEntry};
-use crate::events::EventBus;
-use crate::security::secret::Secret;
 use crate::security::tls::{ClientTls, http_client, mcp_http_client};
+use crate::types::event::EventBus;
+use crate::types::scope::ScopeSet;
+use crate::types::secret::Secret;
 use secure_tool::{CallPolicy, SecureTool};
 use session::McpSession;
 
@@ -170,8 +170,8 @@ async fn connect_one(
             .await?,
     );
     events.emit(
-        &crate::events::Scope::default(),
-        crate::events::EventKind::ManifestRecorded {
+        &crate::types::event::Scope::default(),
+        crate::types::event::EventKind::ManifestRecorded {
             server: entry.name.clone(),
             hash: session.manifest_hash().to_string(),
             tools: session.tools().iter().map(|t| t.name.clone()).collect(),
@@ -193,10 +193,10 @@ async fn connect_one(
                     &hash[..12]
                 );
                 events.emit(
-                    &crate::events::Scope::default(),
-                    crate::events::EventKind::Anomaly {
+                    &crate::types::event::Scope::default(),
+                    crate::types::event::EventKind::Anomaly {
                         rule: "manifest_changed".into(),
-                        severity: crate::events::AnomalySeverity::High,
+                        severity: crate::types::event::AnomalySeverity::High,
                         message: reason.clone(),
                         evidence: Vec::new(),
                     },

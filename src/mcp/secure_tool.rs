@@ -19,10 +19,10 @@ use serde_json::{Map, Value};
 
 use super::classify::Failure;
 use super::session::{McpSession, ToolSpec};
-use crate::auth::scopes::ScopeSet;
 use crate::auth::token::TokenManager;
-use crate::events::{DenialSide, EventBus, EventKind, FailureClass, Scope};
-use crate::security::secret::Fingerprint;
+use crate::types::event::{DenialSide, EventBus, EventKind, FailureClass, Scope};
+use crate::types::scope::ScopeSet;
+use crate::types::secret::Fingerprint;
 
 /// Retry and timeout bounds for one logical call.
 #[derive(Debug, Clone)]
@@ -175,9 +175,9 @@ impl SecureTool {
     }
 
     /// Digest, scopes and token fingerprint for the audit trail.
-    fn audit(&self, digest: Option<&str>) -> crate::events::CallAudit {
+    fn audit(&self, digest: Option<&str>) -> crate::types::event::CallAudit {
         let token = self.tokens.info();
-        crate::events::CallAudit {
+        crate::types::event::CallAudit {
             args_digest: digest.map(str::to_string),
             required: self.spec.required_scopes.clone(),
             granted: token.as_ref().map(|t| t.granted.clone()).unwrap_or_default(),

@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::classify::{Failure, classify};
 use super::http::AuthedHttp;
-use crate::auth::scopes::ScopeSet;
 use crate::auth::token::TokenManager;
-use crate::service::policy::SCOPES_META_KEY;
+use crate::types::policy;
+use crate::types::scope::ScopeSet;
 
 /// Where a tool's scope requirement came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,11 +121,7 @@ impl McpSession {
 }
 
 fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolSpec {
-    let advertised = t
-        .meta
-        .as_ref()
-        .and_then(|m| m.get(SCOPES_META_KEY))
-        .and_then(|v| serde_json::from_value::<ScopeSet>(v.clone()).ok());
+    let advertised = t.meta.as_ref().and_then(|m| policy::advertised(m));
     let (required_scopes, scopes_source) = match (overrides.get(t.name.as_ref()), advertised) {
         (Some(s), _) => (s.clone(), ScopesSource::Config),
         (None, Some(s)) => (s, ScopesSource::Advertised),
@@ -164,7 +160,7 @@ pub fn manifest_hash(tools: &[Tool]) -> String {
         .collect();
     entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let canonical = canonical_json(&Value::Array(entries));
-    let digest = crate::security::secret::sha256(canonical.as_bytes());
+    let digest = crate::types::secret::sha256(canonical.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

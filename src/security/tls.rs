@@ -68,7 +68,7 @@ impl DevPki {
         let ca_key = self.load_or_create_ca()?;
         let leaf_ok = self.path("server.pem").exists()
             && self.path("server.key").exists()
-            && self.expiry("server.expires") > crate::time::now_epoch() + RENEW_BEFORE_SECS;
+            && self.expiry("server.expires") > crate::types::time::now_epoch() + RENEW_BEFORE_SECS;
         if !leaf_ok {
             self.issue_leaf(&ca_key)?;
         }
@@ -84,7 +84,7 @@ impl DevPki {
         let key_path = self.path("ca.key");
         let ca_valid = self.ca_path().exists()
             && key_path.exists()
-            && self.expiry("ca.expires") > crate::time::now_epoch() + RENEW_BEFORE_SECS;
+            && self.expiry("ca.expires") > crate::types::time::now_epoch() + RENEW_BEFORE_SECS;
         if ca_valid {
             let key = KeyPair::from_pem(&read(&key_path)?)?;
             // The issuer only needs the CA's name and key to sign a leaf; the stored
@@ -133,7 +133,7 @@ fn ca_params() -> Result<CertificateParams, TlsError> {
 }
 
 fn expiry_after(days: i64) -> String {
-    (crate::time::now_epoch() + days as u64 * 86_400).to_string()
+    (crate::types::time::now_epoch() + days as u64 * 86_400).to_string()
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {

@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 
 use super::policy;
 use super::ratelimit::{RateLimiter, retry_after_secs};
-use crate::auth::scopes::ScopeSet;
 use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
+use crate::types::scope::ScopeSet;
 
 pub struct GuardState {
     /// The server's own decision trail (audit journal attached).
-    pub decisions: crate::events::EventBus,
+    pub decisions: crate::types::event::EventBus,
     pub verifier: Arc<Verifier>,
     pub limiter: RateLimiter,
     /// The RFC 9728 metadata URL advertised in every challenge.
@@ -88,8 +88,8 @@ fn decide(
     missing: ScopeSet,
 ) {
     g.decisions.emit(
-        &crate::events::Scope::default(),
-        crate::events::EventKind::ServiceDecision {
+        &crate::types::event::Scope::default(),
+        crate::types::event::EventKind::ServiceDecision {
             client_id: client_id.to_string(),
             tool: tool.map(str::to_string),
             outcome: outcome.to_string(),

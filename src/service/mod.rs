@@ -40,7 +40,7 @@ pub struct ServiceParams {
     pub max_body_bytes: usize,
     pub allowed_hosts: Vec<String>,
     /// Where decisions are recorded (a bus with the server's audit journal attached).
-    pub decisions: crate::events::EventBus,
+    pub decisions: crate::types::event::EventBus,
     /// Answer plain stateless `tools/call` requests without rmcp's per-request service
     /// (see [`direct`]); off, every request goes through rmcp's transport.
     pub direct_calls: bool,

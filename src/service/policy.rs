@@ -1,11 +1,8 @@
 //! The service's tool → required-scope policy. One table drives three things: the bearer
 //! guard's 403 decision, the defence-in-depth check inside each tool, and the `_meta` that
-//! advertises the scopes in `tools/list` (so clients need no hard-coded map).
+//! advertises the scopes in `tools/list` (`types::policy`, so clients need no hard-coded map).
 
-use crate::auth::scopes::{Scope, ScopeSet};
-
-/// `_meta` key under which each tool advertises the scopes it needs.
-pub const SCOPES_META_KEY: &str = "io.warden/required_scopes";
+use crate::types::scope::{Scope, ScopeSet};
 
 pub const GET_CUSTOMER_INFO: &str = "get_customer_info";
 pub const GET_RECENT_CUSTOMERS: &str = "get_recent_customers";

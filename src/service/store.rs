@@ -168,7 +168,7 @@ impl Store {
                 return Ok(Ticket { replayed: true, ..existing });
             }
             let tx = c.unchecked_transaction()?;
-            let created_at = crate::time::rfc3339(crate::time::now_epoch());
+            let created_at = crate::types::time::rfc3339(crate::types::time::now_epoch());
             let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM tickets", [], |r| r.get(0))?;
             let ticket_id = format!("TKT-{next:06}");
             tx.prepare_cached(
@@ -271,7 +271,7 @@ fn find_by_key(c: &Connection, client_id: &str, key: &str) -> Result<Option<(Tic
 /// Digest of a ticket's content, to tell a faithful retry from a reused key.
 fn request_digest(t: &NewTicket<'_>) -> String {
     let joined = [t.customer_id, t.subject, t.description, t.priority].join("\u{1f}");
-    crate::security::secret::Fingerprint::of(joined.as_bytes()).to_string()
+    crate::types::secret::Fingerprint::of(joined.as_bytes()).to_string()
 }
 
 #[cfg(test)]

@@ -12,24 +12,10 @@ use super::panes::feed::FeedPane;
 use super::panes::token::{TokenPane, ToolScopes};
 use super::panes::trace::{TraceEntry, TracePane};
 use super::theme::Theme;
-use crate::auth::scopes::ScopeSet;
-use crate::events::{Event, EventKind};
-use crate::scenario::Scenario;
-
-/// What the UI asks of the core.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Submit(String),
-    /// Re-token with these scopes (`None`: the client's defaults).
-    Regrant(Option<ScopeSet>),
-    /// Re-token, then run this request.
-    RegrantAndRun(Option<ScopeSet>, String),
-    Cancel,
-    RunScenario(usize),
-    /// Copy the session recording to the exports folder.
-    Export,
-    Quit,
-}
+use crate::session::command::Command;
+use crate::session::scenario::Scenario;
+use crate::types::event::{Event, EventKind};
+use crate::types::scope::ScopeSet;
 
 /// Static facts about the session, known at start.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +81,7 @@ impl App {
             notice: None,
             quit: false,
             replay,
-            now: crate::time::now_epoch(),
+            now: crate::types::time::now_epoch(),
             events_seen: 0,
             areas: Vec::new(),
         }

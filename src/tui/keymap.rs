@@ -189,14 +189,34 @@ impl Default for Keymap {
     }
 }
 
+/// A `[console.keys]` entry the keymap cannot use.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeymapError {
+    #[error("[console.keys] {0:?} is not an action; press ? in the console for the list (e.g. grant, help, quit)")]
+    UnknownAction(String),
+    #[error(
+        "[console.keys] {action}: cannot read key {key:?}; write keys like \"q\", \"ctrl-g\", \"f2\", \"shift-tab\""
+    )]
+    BadKey { action: String, key: String },
+}
+
+impl Action {
+    /// The action named as in `[console.keys]` (`grant`, `next_pane`, …).
+    pub fn from_name(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+}
+
 impl Keymap {
     /// Defaults with `[console.keys]` overrides applied.
-    pub fn with_overrides(overrides: &BTreeMap<Action, String>) -> Result<Self, String> {
+    pub fn with_overrides(overrides: &BTreeMap<String, String>) -> Result<Self, KeymapError> {
         let mut map = Self::default();
-        for (action, key) in overrides {
+        for (name, key) in overrides {
+            let action = Action::from_name(name).ok_or_else(|| KeymapError::UnknownAction(name.clone()))?;
             let parsed =
-                Key::parse(key).ok_or_else(|| format!("[console.keys] {action:?}: cannot read key {key:?}"))?;
-            if let Some(binding) = map.bindings.iter_mut().find(|b| b.action == *action) {
+                Key::parse(key).ok_or_else(|| KeymapError::BadKey { action: name.clone(), key: key.clone() })?;
+            if let Some(binding) = map.bindings.iter_mut().find(|b| b.action == action) {
                 binding.keys = vec![parsed];
             }
         }
@@ -251,12 +271,17 @@ mod tests {
     #[test]
     fn overrides_rebind_and_show_in_help() {
         let mut o = BTreeMap::new();
-        o.insert(Action::Grant, "ctrl-g".to_string());
+        o.insert("grant".to_string(), "ctrl-g".to_string());
         let km = Keymap::with_overrides(&o).unwrap();
         assert_eq!(km.action(&ev(K::Char('g'), CTRL), false), Some(Action::Grant));
         assert_eq!(km.action(&ev(K::Char('a'), NONE), false), None);
         assert!(km.help_rows().iter().any(|(k, h)| k == "Ctrl-g" && h.starts_with("grant editor")));
-        o.insert(Action::Quit, "ctrl-shift-??".to_string());
-        assert!(Keymap::with_overrides(&o).is_err());
+        o.insert("quit".to_string(), "ctrl-shift-??".to_string());
+        assert_eq!(
+            Keymap::with_overrides(&o).unwrap_err(),
+            KeymapError::BadKey { action: "quit".into(), key: "ctrl-shift-??".into() }
+        );
+        let unknown: BTreeMap<String, String> = [("grnat".to_string(), "g".to_string())].into();
+        assert_eq!(Keymap::with_overrides(&unknown).unwrap_err(), KeymapError::UnknownAction("grnat".into()));
     }
 }

@@ -4,11 +4,9 @@
 //! including a panic.
 
 pub mod app;
-pub mod core;
 pub mod keymap;
 pub mod overlays;
 pub mod panes;
-pub mod recorder;
 pub mod theme;
 pub mod view;
 
@@ -27,15 +25,18 @@ use ratatui::crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, d
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use app::{App, Command, ConsoleInfo};
+use crate::observe::recorder;
+use crate::session::command::Command;
+use crate::session::core;
+use app::{App, ConsoleInfo};
 use keymap::Keymap;
 use panes::token::ToolScopes;
 use theme::Theme;
 
 use crate::agent::lm::Lm;
-use crate::events::{Event, EventBus};
 use crate::mcp::ClientStack;
-use crate::scenario::Scenario;
+use crate::session::scenario::Scenario;
+use crate::types::event::{Event, EventBus};
 
 /// Restores the terminal when dropped (normal exit, error, or unwinding panic).
 struct TerminalGuard;
@@ -111,7 +112,10 @@ pub async fn run_live(setup: LiveSetup) -> anyhow::Result<()> {
         if let Some(token) = server.tokens.info() {
             setup.events.emit(
                 &Default::default(),
-                crate::events::EventKind::TokenIssued { token, reason: crate::events::RefreshReason::Initial },
+                crate::types::event::EventKind::TokenIssued {
+                    token,
+                    reason: crate::types::event::RefreshReason::Initial,
+                },
             );
         }
     }
@@ -183,7 +187,7 @@ async fn ui_loop(
                     }
                 }
             }
-            _ = tick.tick() => app.now = crate::time::now_epoch(),
+            _ = tick.tick() => app.now = crate::types::time::now_epoch(),
         }
         if app.quit {
             break;

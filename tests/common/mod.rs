@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use warden::cli::ServeArgs;
 use warden::config::{Config, RateLimitConfig};
 use warden::security::tls::{ClientTls, http_client};
+use warden::serve::ServeOptions;
 use warden::serve::{Running, start};
 
 pub const SUPPORT: (&str, &str) = ("support-agent", "demo-support-agent-secret-4f9c2e");
@@ -48,7 +48,7 @@ impl Stack {
     /// Starts on an existing state dir (for restart tests).
     pub async fn start_in(state: &Path, config: Config, rotate_keys: bool) -> Stack {
         warden::install_crypto_provider();
-        let args = ServeArgs { rotate_keys, ..ServeArgs::default() };
+        let args = ServeOptions { rotate_keys, ..ServeOptions::default() };
         let running = start(&config, state, &args).await.expect("serve starts");
         let http =
             http_client(&ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true }, Duration::from_secs(10))
@@ -151,7 +151,7 @@ pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fa
         rate_limit: RateLimitConfig { per_second: 1000.0, burst: 1000 },
         max_body_bytes: 65536,
         allowed_hosts: vec![],
-        decisions: warden::events::EventBus::new(),
+        decisions: warden::types::event::EventBus::new(),
         direct_calls: true,
     });
     let seen = Arc::new(AtomicUsize::new(0));

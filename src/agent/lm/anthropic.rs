@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Completion, Lm, LmError, LmOptions, Message, Role, Usage, UsageMeter, api_key, lm_http, post_json};
-use crate::security::secret::Secret;
+use crate::types::secret::Secret;
 
 pub struct AnthropicLm {
     name: String,

@@ -108,7 +108,7 @@ pub struct LmOptions {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     /// The key itself, for programmatic use (tests, embedding); normally read from the env.
-    pub api_key: Option<crate::security::secret::Secret<String>>,
+    pub api_key: Option<crate::types::secret::Secret<String>>,
 }
 
 /// Builds a model from its DSPy/LiteLLM-style name.
@@ -211,11 +211,11 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned())
 }
 
-pub(crate) fn api_key(env: &str, provider: &'static str) -> Result<crate::security::secret::Secret<String>, LmError> {
+pub(crate) fn api_key(env: &str, provider: &'static str) -> Result<crate::types::secret::Secret<String>, LmError> {
     std::env::var(env)
         .ok()
         .filter(|k| !k.is_empty())
-        .map(crate::security::secret::Secret::new)
+        .map(crate::types::secret::Secret::new)
         .ok_or_else(|| LmError::NoKey(env.to_string(), provider))
 }
 

@@ -27,9 +27,10 @@ use self::account::{AccountValue, CalculateAccountValueArgs};
 use self::customer::{GetCustomerInfoArgs, GetRecentCustomersArgs, RecentCustomers};
 use self::ticket::CreateSupportTicketArgs;
 use self::validate::{FailureCode, ToolFailure};
-use super::policy::{self, SCOPES_META_KEY};
+use super::policy;
 use super::store::{Customer, Store, Ticket};
 use crate::auth::verify::VerifiedClaims;
+use crate::types::policy::advertise;
 
 /// One instance per request (rmcp's stateless mode calls the factory per POST), so it only
 /// holds `Arc`s.
@@ -48,8 +49,7 @@ impl CustomerService {
 
 fn scopes_meta(tool: &str) -> MetaObject {
     let mut meta = MetaObject::new();
-    let scopes = policy::required_scopes(tool).map(|s| s.to_vec()).unwrap_or_default();
-    meta.insert(SCOPES_META_KEY.into(), serde_json::json!(scopes));
+    advertise(&mut meta, &policy::required_scopes(tool).unwrap_or_default());
     meta
 }
 

@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::centered;
-use crate::auth::scopes::{Scope, ScopeSet};
 use crate::tui::theme::Theme;
+use crate::types::scope::{Scope, ScopeSet};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GrantEditor {

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::centered;
-use crate::scenario::Scenario;
+use crate::session::scenario::Scenario;
 use crate::tui::panes::clip;
 use crate::tui::theme::Theme;
 

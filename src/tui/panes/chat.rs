@@ -11,8 +11,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_textarea::TextArea;
 
 use super::wrap;
-use crate::events::{Event, EventKind, RunStatus};
 use crate::tui::theme::Theme;
+use crate::types::event::{Event, EventKind, RunStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {

@@ -10,8 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip, clock};
-use crate::events::{DenialSide, Event, EventKind, FailureClass, RefreshReason};
 use crate::tui::theme::Theme;
+use crate::types::event::{DenialSide, Event, EventKind, FailureClass, RefreshReason};
 
 pub const MAX_ENTRIES: usize = 10_000;
 
@@ -108,9 +108,9 @@ impl FeedPane {
             EventKind::AgentError { message } => self.push(e, Severity::Error, format!("agent: {message}")),
             EventKind::Anomaly { rule, severity, message, .. } => {
                 let sev = match severity {
-                    crate::events::AnomalySeverity::High => Severity::Error,
-                    crate::events::AnomalySeverity::Medium => Severity::Warn,
-                    crate::events::AnomalySeverity::Low => Severity::Info,
+                    crate::types::event::AnomalySeverity::High => Severity::Error,
+                    crate::types::event::AnomalySeverity::Medium => Severity::Warn,
+                    crate::types::event::AnomalySeverity::Low => Severity::Info,
                 };
                 self.push(e, sev, format!("ANOMALY {rule}: {message}"));
             }

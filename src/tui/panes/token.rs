@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
 
 use super::clip;
-use crate::auth::scopes::ScopeSet;
-use crate::events::{Event, EventKind, TokenInfo};
 use crate::tui::theme::Theme;
+use crate::types::event::{Event, EventKind, TokenInfo};
+use crate::types::scope::ScopeSet;
 
 /// A tool and the scopes it needs.
 #[derive(Debug, Clone)]

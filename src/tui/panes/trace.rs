@@ -11,8 +11,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip};
-use crate::events::{DenialSide, Event, EventKind, ObservationKind, RunStatus};
 use crate::tui::theme::Theme;
+use crate::types::event::{DenialSide, Event, EventKind, ObservationKind, RunStatus};
 
 /// Most entries kept; older ones are dropped (the session recording keeps everything).
 pub const MAX_ENTRIES: usize = 50_000;

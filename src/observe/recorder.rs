@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::events::Event;
+use crate::types::event::Event;
 
 /// The file a new session records to.
 pub fn session_path(state_dir: &Path) -> PathBuf {
@@ -94,7 +94,7 @@ pub fn spawn_replay(events: Vec<Event>, speed: f64, tx: mpsc::Sender<Event>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventBus, EventKind, Scope};
+    use crate::types::event::{EventBus, EventKind, Scope};
 
     #[test]
     fn sessions_round_trip_and_tolerate_a_torn_tail() {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::events::{Event, EventKind};
-use crate::security::secret::sha256;
+use crate::types::event::{Event, EventKind};
+use crate::types::secret::sha256;
 
 const HEAD_WIDTH: usize = 160;
 
@@ -375,7 +375,7 @@ pub fn read_all(path: &Path, prefix: &str) -> Result<Vec<(u64, Event)>, AuditErr
     Ok(out)
 }
 
-impl crate::events::Journal for AuditLog {
+impl crate::types::event::Journal for AuditLog {
     fn record(&self, event: &Event) {
         if is_security_relevant(&event.kind)
             && let Err(e) = self.append(event)
@@ -407,7 +407,7 @@ pub fn is_security_relevant(kind: &EventKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Scope;
+    use crate::types::event::Scope;
 
     fn ev(i: u64) -> Event {
         Event {

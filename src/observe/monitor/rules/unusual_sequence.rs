@@ -1,8 +1,8 @@
 //! Unusual tool use: a tool the request did not call for, or a ticket/calculation on a
 //! customer other than the one named in the request.
 
-use crate::events::{AnomalySeverity, Event, EventKind};
-use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
+use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
+use crate::types::event::{AnomalySeverity, Event, EventKind};
 
 pub struct UnusualSequence;
 

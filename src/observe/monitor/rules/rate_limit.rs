@@ -1,7 +1,7 @@
 //! A burst of 429s.
 
-use crate::events::{AnomalySeverity, Event, EventKind};
-use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+use crate::types::event::{AnomalySeverity, Event, EventKind};
 
 #[derive(Default)]
 pub struct RateLimitBurst {

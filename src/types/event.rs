@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::scopes::ScopeSet;
-use crate::security::secret::Fingerprint;
+use crate::types::scope::ScopeSet;
+use crate::types::secret::Fingerprint;
 
 /// One thing that happened, stamped with when, and (when inside an agent run) where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Token trouble: any token that failed verification, and repeated 401s.
 
-use crate::events::{AnomalySeverity, Event, EventKind, RefreshReason};
-use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
+use crate::types::event::{AnomalySeverity, Event, EventKind, RefreshReason};
 
 #[derive(Default)]
 pub struct TokenTrouble {

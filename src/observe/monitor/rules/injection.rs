@@ -1,8 +1,8 @@
 //! Possible prompt injection in a tool observation: instruction-like text, URLs, or hidden
 //! Unicode (zero-width, bidi controls, tag characters).
 
-use crate::events::{AnomalySeverity, Event, EventKind};
-use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
+use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
+use crate::types::event::{AnomalySeverity, Event, EventKind};
 
 pub const NAME: &str = "prompt_injection";
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::events::{AnomalySeverity, Event, EventBus, EventKind, Journal, Scope, WeakBus};
+use crate::types::event::{AnomalySeverity, Event, EventBus, EventKind, Journal, Scope, WeakBus};
 
 /// Thresholds (`[monitor]` in the config).
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -9,15 +9,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::app::Command;
+use super::command::Command;
 use crate::agent::lm::Lm;
 use crate::agent::react::ReAct;
 use crate::agent::signature::Signature;
 use crate::agent::tool::{McpTool, Tool};
-use crate::auth::scopes::ScopeSet;
-use crate::events::{EventBus, EventKind, RunStatus, Scope};
 use crate::mcp::ClientStack;
-use crate::scenario::Scenario;
+use crate::session::scenario::Scenario;
+use crate::types::event::{EventBus, EventKind, RunStatus, Scope};
+use crate::types::scope::ScopeSet;
 
 pub struct Core {
     pub stack: Arc<ClientStack>,

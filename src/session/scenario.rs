@@ -12,12 +12,12 @@ use crate::agent::lm::Lm;
 use crate::agent::react::{ReAct, Step};
 use crate::agent::signature::Signature;
 use crate::agent::tool::{McpTool, Tool};
-use crate::auth::scopes::ScopeSet;
-use crate::events::{DenialSide, EventBus, EventKind, ObservationKind, RunStatus};
 use crate::mcp::ClientStack;
+use crate::types::event::{DenialSide, EventBus, EventKind, ObservationKind, RunStatus};
+use crate::types::scope::ScopeSet;
 
 /// The repository's scenarios, compiled in for `warden demo`.
-pub const DEFAULT_SCENARIOS: &str = include_str!("../config/scenarios.toml");
+pub const DEFAULT_SCENARIOS: &str = include_str!("../../config/scenarios.toml");
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::events::{AnomalySeverity, Event, EventKind};
-use crate::security::monitor::{Finding, MonitorConfig, Rule, RunState};
+use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
+use crate::types::event::{AnomalySeverity, Event, EventKind};
 
 #[derive(Default)]
 pub struct ManifestChange {

@@ -1,0 +1,50 @@
+//! `warden serve`: start the issuer and the service, print one line saying where, wait for
+//! Ctrl-C or SIGTERM, shut down gracefully.
+
+use std::path::Path;
+
+use super::ServeArgs;
+use crate::serve::start;
+
+/// `warden serve`: start, print where, wait for Ctrl-C or SIGTERM, shut down.
+pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let (config, origin) = crate::config::Config::load(config_path)?;
+    tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), "starting");
+    let running = start(&config, state_dir, &args.options()).await?;
+    let mut line = String::from("warden serve:");
+    if let Some(u) = &running.issuer_url {
+        line.push_str(&format!(" issuer {u}"));
+    }
+    if let Some(u) = &running.mcp_url {
+        line.push_str(&format!("  mcp {u}"));
+    }
+    if let Some(p) = &running.client_config {
+        line.push_str(&format!("  client config {}", p.display()));
+    }
+    println!("{line}  (Ctrl-C to stop)");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

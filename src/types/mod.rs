@@ -1,0 +1,18 @@
+//! The bottom layer: the vocabulary every other part of Warden speaks.
+//!
+//! - `event`: the one `Event` enum (one account per tool call) and the bus that carries it;
+//! - `scope`: validated OAuth scopes and scope sets;
+//! - `secret`: `Secret` (never printed, compared in constant time only) and `Fingerprint`;
+//! - `time`: UTC epoch time and the injectable `Clock`;
+//! - `tool`: qualified tool identity (`ToolName { server, name }`);
+//! - `policy`: how tools advertise the scopes they need (read by client and server alike).
+//!
+//! May import: nothing from this crate (std and external crates only). Enforced by
+//! `tests/layering.rs`.
+
+pub mod event;
+pub mod policy;
+pub mod scope;
+pub mod secret;
+pub mod time;
+pub mod tool;
