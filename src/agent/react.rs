@@ -13,8 +13,9 @@ use super::adapter::chat::ChatAdapter;
 use super::lm::Lm;
 use super::predict::{ChainOfThought, Predict, PredictError, Prediction};
 use super::signature::{Field, FieldType, Signature};
-use super::tool::{Tool, validate_args};
+use super::tool::{Tool, observation, validate_args};
 use crate::types::event::{EventBus, EventKind, ObservationKind, RunStatus, Scope};
+use crate::types::tool::ToolNames;
 
 /// The seed uses five iterations.
 pub const DEFAULT_MAX_ITERS: usize = 5;
@@ -24,6 +25,8 @@ pub struct ReAct {
     pub react: Predict,
     pub extract: ChainOfThought,
     tools: Vec<Arc<dyn Tool>>,
+    /// The names the agent sees: bare where unique, `server.tool` where two servers share one.
+    names: ToolNames,
     pub max_iters: usize,
 }
 
@@ -47,12 +50,20 @@ pub struct RunResult {
 
 impl ReAct {
     pub fn new(signature: Signature, tools: Vec<Arc<dyn Tool>>, max_iters: usize) -> Self {
-        let react_sig = react_signature(&signature, &tools);
+        let names = ToolNames::new(tools.iter().map(|t| t.id()));
+        let react_sig = react_signature(&signature, &tools, &names);
         let fallback =
             Signature::new(signature.inputs().to_vec(), signature.outputs().to_vec(), Some(signature.instructions()))
                 .and_then(|s| s.append_input(Field::new("trajectory", FieldType::Str)))
                 .unwrap_or_else(|_| signature.clone());
-        Self { react: Predict::new(react_sig), extract: ChainOfThought::new(&fallback), signature, tools, max_iters }
+        Self {
+            react: Predict::new(react_sig),
+            extract: ChainOfThought::new(&fallback),
+            signature,
+            tools,
+            names,
+            max_iters,
+        }
     }
 
     pub fn tools(&self) -> &[Arc<dyn Tool>] {
@@ -77,7 +88,7 @@ impl ReAct {
             EventKind::RunStarted {
                 request: inputs.values().map(crate::agent::pyfmt::str_scalar).collect::<Vec<_>>().join("\n"),
                 model: lm.name().to_string(),
-                tools: self.tools.iter().map(|t| t.name().to_string()).collect(),
+                tools: self.names.iter().map(|(_, shown)| shown.to_string()).collect(),
             },
         );
         for idx in 0..self.max_iters {
@@ -99,22 +110,11 @@ impl ReAct {
             let tool = pred.get("next_tool_name").and_then(Value::as_str).unwrap_or("finish").to_string();
             let args = pred.get("next_tool_args").cloned().unwrap_or(Value::Object(Map::new()));
             events.emit(&scope, EventKind::Thought { text: thought.clone() });
-            events.emit(&scope, EventKind::Action { tool: tool.clone(), args: args.clone() });
             trajectory.insert(format!("thought_{idx}"), Value::String(thought.clone()));
             trajectory.insert(format!("tool_name_{idx}"), Value::String(tool.clone()));
             trajectory.insert(format!("tool_args_{idx}"), args.clone());
-            let t0 = Instant::now();
-            let (kind, observation) = self.dispatch(&tool, &args, &scope).await;
+            let (kind, observation) = self.dispatch(&tool, &args, events, &scope).await;
             let text = crate::agent::pyfmt::str_scalar(&observation);
-            events.emit(
-                &scope,
-                EventKind::Observation {
-                    tool: tool.clone(),
-                    text: truncate(&text, 16 * 1024),
-                    outcome: kind,
-                    latency_ms: t0.elapsed().as_secs_f64() * 1e3,
-                },
-            );
             trajectory.insert(format!("observation_{idx}"), observation);
             steps.push(Step { thought, tool: tool.clone(), args, observation: text, kind });
             if tool == "finish" {
@@ -151,25 +151,27 @@ impl ReAct {
         e
     }
 
-    /// Runs the named tool, or explains why it cannot.
-    async fn dispatch(&self, name: &str, args: &Value, scope: &Scope) -> (ObservationKind, Value) {
+    /// Runs the named tool (which reports its own call), or explains why it cannot.
+    async fn dispatch(&self, name: &str, args: &Value, events: &EventBus, scope: &Scope) -> (ObservationKind, Value) {
         if name == "finish" {
+            events.emit(scope, EventKind::Finish);
             return (ObservationKind::Finish, Value::String("Completed.".into()));
         }
-        let Some(tool) = self.tools.iter().find(|t| t.name() == name) else {
-            return (ObservationKind::Invalid, Value::String(format!("Execution error in {name}: no such tool")));
+        let invalid = |reason: String| {
+            events.emit(scope, EventKind::InvalidAction { tool: name.to_string(), args: args.clone(), reason: reason.clone() });
+            (ObservationKind::Invalid, Value::String(format!("Execution error in {name}: {reason}")))
+        };
+        let Some(tool) = self.names.resolve(name).and_then(|id| self.tools.iter().find(|t| t.id() == id)) else {
+            return invalid("no such tool".into());
         };
         let Value::Object(map) = args else {
-            return (
-                ObservationKind::Invalid,
-                Value::String(format!("Execution error in {name}: arguments must be a JSON object")),
-            );
+            return invalid("arguments must be a JSON object".into());
         };
         if let Err(e) = validate_args(tool.schema(), map) {
-            return (ObservationKind::Invalid, Value::String(format!("Execution error in {name}: {e}")));
+            return invalid(e.to_string());
         }
-        let obs = tool.call(map.clone(), scope).await;
-        (obs.kind, obs.value)
+        let outcome = tool.call(map.clone(), events, scope).await;
+        observation(name, &outcome)
     }
 }
 
@@ -192,7 +194,7 @@ pub fn status_of(steps: &[Step]) -> RunStatus {
 
 /// DSPy's ReAct signature: the original inputs plus `trajectory`, producing the next
 /// thought, tool name and tool arguments, with DSPy's instruction text.
-pub fn react_signature(sig: &Signature, tools: &[Arc<dyn Tool>]) -> Signature {
+pub fn react_signature(sig: &Signature, tools: &[Arc<dyn Tool>], tool_names: &ToolNames) -> Signature {
     let names = |fields: &[Field]| fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ");
     let (inputs, outputs) = (names(sig.inputs()), names(sig.outputs()));
     let mut instr: Vec<String> = Vec::new();
@@ -209,8 +211,9 @@ pub fn react_signature(sig: &Signature, tools: &[Arc<dyn Tool>]) -> Signature {
     ]);
     let mut names_list: Vec<String> = Vec::new();
     for (i, t) in tools.iter().enumerate() {
-        instr.push(format!("({}) {}", i + 1, t.describe()));
-        names_list.push(t.name().to_string());
+        let shown = tool_names.shown(t.id()).unwrap_or(&t.id().name);
+        instr.push(format!("({}) {}", i + 1, t.describe(shown)));
+        names_list.push(shown.to_string());
     }
     instr.push(format!(
         "({}) finish, whose description is <desc>Marks the task as complete. That is, signals that all information for producing the outputs, i.e. {outputs}, are now available to be extracted.</desc>. It takes arguments {{}}.",
@@ -239,15 +242,4 @@ pub fn format_trajectory(trajectory: &Map<String, Value>) -> String {
         Ok(sig) => ChatAdapter.format_user(&sig, trajectory, "", false),
         Err(_) => String::new(),
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} more bytes]", &s[..end], s.len() - end)
 }

@@ -1,54 +1,69 @@
-//! Tools as the agent sees them: name, description, JSON-schema arguments (validated before
-//! any call), and an async call that always yields an observation — tool errors, denials
-//! and transport failures become text the model can read, as in DSPy's ReAct.
+//! Tools as the agent sees them: identity, description, JSON-schema arguments (validated
+//! before any call), and an async call that always ends in a structured `CallOutcome`.
+//! The tool reports its own call on the bus (one `ToolCall`, exactly one `ToolResult`);
+//! the agent derives the observation text the LM reads from the outcome (`observation`),
+//! as DSPy's ReAct turns tool errors into text.
 
-use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::mcp::secure_tool::{CallOutcome, SecureTool};
-use crate::types::event::{DenialSide, ObservationKind, Scope};
+use crate::mcp::secure_tool::{SecureTool, args_digest};
+use crate::types::event::{CallAudit, CallOutcome, EventBus, EventKind, FailureClass, ObservationKind, Scope};
+use crate::types::scope::ScopeSet;
+use crate::types::tool::ToolName;
 
-/// What a tool step returned.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub kind: ObservationKind,
-    /// The value written into the trajectory.
-    pub value: Value,
-}
-
-impl Observation {
-    pub fn text(&self) -> String {
-        crate::agent::pyfmt::str_scalar(&self.value)
-    }
-}
+use std::sync::Arc;
 
 pub trait Tool: Send + Sync {
-    fn name(&self) -> &str;
+    /// Which server offers the tool, and its name there.
+    fn id(&self) -> &ToolName;
     fn description(&self) -> &str;
     /// JSON-schema `properties` of the arguments (DSPy's `Tool.args`).
     fn args(&self) -> &Map<String, Value>;
     /// Full input schema (for validation).
     fn schema(&self) -> &Value;
-    fn call<'a>(&'a self, args: Map<String, Value>, scope: &'a Scope) -> BoxFuture<'a, Observation>;
+    /// Runs the call and reports it on `events`: one `ToolCall`, exactly one `ToolResult`.
+    fn call<'a>(&'a self, args: Map<String, Value>, events: &'a EventBus, scope: &'a Scope)
+    -> BoxFuture<'a, CallOutcome>;
 
-    /// DSPy's `str(tool)`, as listed in the ReAct instructions.
-    fn describe(&self) -> String {
+    /// DSPy's `str(tool)` under the name the agent sees, as listed in the ReAct instructions.
+    fn describe(&self, shown: &str) -> String {
         let desc = if self.description().is_empty() {
             ".".to_string()
         } else {
             format!(", whose description is <desc>{}</desc>.", self.description()).replace('\n', "  ")
         };
-        format!(
-            "{}{desc} It takes arguments {}.",
-            self.name(),
-            crate::agent::pyfmt::repr(&Value::Object(self.args().clone()))
-        )
+        format!("{shown}{desc} It takes arguments {}.", crate::agent::pyfmt::repr(&Value::Object(self.args().clone())))
     }
 }
 
-/// An MCP tool behind a `SecureTool`.
+/// What the LM reads in the trajectory for a call's outcome (`shown`: the tool's name as
+/// the agent knows it). Derived from the structured outcome, never parsed back.
+pub fn observation(shown: &str, outcome: &CallOutcome) -> (ObservationKind, Value) {
+    let kind = ObservationKind::of(outcome);
+    let value = match outcome {
+        CallOutcome::Success { structured, text } => {
+            if text.is_empty() {
+                structured.clone().unwrap_or(Value::Null)
+            } else {
+                Value::String(text.clone())
+            }
+        }
+        CallOutcome::ToolError { message, .. } => Value::String(format!("Execution error in {shown}: {message}")),
+        CallOutcome::Denied { side, required, missing, .. } => Value::String(format!(
+            "Permission denied: {shown} requires scope {required}; the current access token lacks {missing} ({}).",
+            side.explain()
+        )),
+        CallOutcome::Failed { class, message } => {
+            Value::String(format!("Execution error in {shown}: {message} ({})", class.label()))
+        }
+    };
+    (kind, value)
+}
+
+/// An MCP tool behind a `SecureTool` (which reports the call on its bus).
 pub struct McpTool {
     secure: Arc<SecureTool>,
     args: Map<String, Value>,
@@ -62,8 +77,8 @@ impl McpTool {
 }
 
 impl Tool for McpTool {
-    fn name(&self) -> &str {
-        &self.secure.spec.name
+    fn id(&self) -> &ToolName {
+        self.secure.id()
     }
 
     fn description(&self) -> &str {
@@ -78,37 +93,13 @@ impl Tool for McpTool {
         &self.secure.spec.input_schema
     }
 
-    fn call<'a>(&'a self, args: Map<String, Value>, scope: &'a Scope) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let report = self.secure.call(Value::Object(args), scope).await;
-            let name = self.name();
-            match report.outcome {
-                CallOutcome::Success { structured, text } => Observation {
-                    kind: ObservationKind::Ok,
-                    value: if text.is_empty() { structured.unwrap_or(Value::Null) } else { Value::String(text) },
-                },
-                CallOutcome::ToolError { message, .. } => Observation {
-                    kind: ObservationKind::ToolError,
-                    value: Value::String(format!("Execution error in {name}: {message}")),
-                },
-                CallOutcome::Denied { side, required, missing, .. } => {
-                    let by = match side {
-                        DenialSide::Client => "refused by the client's scope pre-check before sending",
-                        DenialSide::Server => "the server answered 403 insufficient_scope",
-                    };
-                    Observation {
-                        kind: ObservationKind::Denied,
-                        value: Value::String(format!(
-                            "Permission denied: {name} requires scope {required}; the current access token lacks {missing} ({by})."
-                        )),
-                    }
-                }
-                CallOutcome::Failed { class, message } => Observation {
-                    kind: ObservationKind::Failed,
-                    value: Value::String(format!("Execution error in {name}: {message} ({class:?})")),
-                },
-            }
-        })
+    fn call<'a>(
+        &'a self,
+        args: Map<String, Value>,
+        _events: &'a EventBus,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, CallOutcome> {
+        Box::pin(async move { self.secure.call(Value::Object(args), scope).await.outcome })
     }
 }
 
@@ -180,11 +171,15 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-type ToolFn = dyn Fn(Map<String, Value>) -> Observation + Send + Sync;
+/// What a function tool returns: `Ok(value)` (its text, or JSON) or `Err(message)` (a
+/// tool error).
+pub type FnResult = Result<Value, String>;
 
-/// A tool backed by a plain function (tests, local utilities).
+type ToolFn = dyn Fn(Map<String, Value>) -> FnResult + Send + Sync;
+
+/// A tool backed by a plain function (tests, local utilities); server `local`.
 pub struct FnTool {
-    name: String,
+    id: ToolName,
     description: String,
     args: Map<String, Value>,
     schema: Value,
@@ -196,17 +191,17 @@ impl FnTool {
         name: &str,
         description: &str,
         args: Value,
-        f: impl Fn(Map<String, Value>) -> Observation + Send + Sync + 'static,
+        f: impl Fn(Map<String, Value>) -> FnResult + Send + Sync + 'static,
     ) -> Self {
         let args = args.as_object().cloned().unwrap_or_default();
         let schema = serde_json::json!({"type": "object", "properties": Value::Object(args.clone())});
-        Self { name: name.into(), description: description.into(), args, schema, f: Box::new(f) }
+        Self { id: ToolName::new("local", name), description: description.into(), args, schema, f: Box::new(f) }
     }
 }
 
 impl Tool for FnTool {
-    fn name(&self) -> &str {
-        &self.name
+    fn id(&self) -> &ToolName {
+        &self.id
     }
 
     fn description(&self) -> &str {
@@ -221,9 +216,47 @@ impl Tool for FnTool {
         &self.schema
     }
 
-    fn call<'a>(&'a self, args: Map<String, Value>, _scope: &'a Scope) -> BoxFuture<'a, Observation> {
-        Box::pin(async move { (self.f)(args) })
+    fn call<'a>(
+        &'a self,
+        args: Map<String, Value>,
+        events: &'a EventBus,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, CallOutcome> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let digest = args_digest(&args);
+            events.emit(
+                scope,
+                EventKind::ToolCall {
+                    tool: self.id.clone(),
+                    args: Value::Object(args.clone()),
+                    args_digest: digest.clone(),
+                    required: ScopeSet::new(),
+                },
+            );
+            let outcome = match (self.f)(args) {
+                Ok(Value::String(text)) => CallOutcome::Success { structured: None, text },
+                Ok(v) => CallOutcome::Success { text: String::new(), structured: Some(v) },
+                Err(message) => CallOutcome::ToolError { message, structured: None },
+            };
+            events.emit(
+                scope,
+                EventKind::ToolResult {
+                    tool: self.id.clone(),
+                    outcome: outcome.clone(),
+                    attempts: 1,
+                    latency_ms: start.elapsed().as_secs_f64() * 1e3,
+                    audit: CallAudit { args_digest: Some(digest), ..CallAudit::default() },
+                },
+            );
+            outcome
+        })
     }
+}
+
+/// A failure outcome for a call that never reached a tool.
+pub fn not_called(class: FailureClass, message: &str) -> CallOutcome {
+    CallOutcome::Failed { class, message: message.to_string() }
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ impl TokenManager {
             Err(e) => {
                 self.events.emit(
                     &EventScope::default(),
-                    EventKind::TokenRejected { check: e.code().to_string(), detail: e.to_string() },
+                    EventKind::TokenRejected { check: e.code(), detail: e.to_string() },
                 );
                 return Err(TokenError::Rejected(e));
             }

@@ -17,6 +17,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::jwks::{JwksCache, JwksError};
+use crate::types::event::TokenCheck;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::{Fingerprint, sha256};
 
@@ -61,23 +62,23 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// Short machine-readable reason, for logs and the audit trail.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> TokenCheck {
         match self {
-            Self::Malformed => "malformed",
-            Self::TooLarge => "too_large",
-            Self::AlgorithmNotAllowed(_) => "alg_not_allowed",
-            Self::WrongType(_) => "wrong_typ",
-            Self::CriticalHeader => "crit_header",
-            Self::MissingKid => "missing_kid",
-            Self::Keys(JwksError::UnknownKid(_)) => "unknown_kid",
-            Self::Keys(_) => "jwks_unavailable",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::WrongIssuer => "wrong_issuer",
-            Self::WrongAudience => "wrong_audience",
-            Self::MissingClaim(_) => "missing_claim",
-            Self::BadClaim(_) => "bad_claim",
+            Self::Malformed => TokenCheck::Malformed,
+            Self::TooLarge => TokenCheck::TooLarge,
+            Self::AlgorithmNotAllowed(_) => TokenCheck::AlgNotAllowed,
+            Self::WrongType(_) => TokenCheck::WrongTyp,
+            Self::CriticalHeader => TokenCheck::CritHeader,
+            Self::MissingKid => TokenCheck::MissingKid,
+            Self::Keys(JwksError::UnknownKid(_)) => TokenCheck::UnknownKid,
+            Self::Keys(_) => TokenCheck::JwksUnavailable,
+            Self::BadSignature => TokenCheck::BadSignature,
+            Self::Expired => TokenCheck::Expired,
+            Self::NotYetValid => TokenCheck::NotYetValid,
+            Self::WrongIssuer => TokenCheck::WrongIssuer,
+            Self::WrongAudience => TokenCheck::WrongAudience,
+            Self::MissingClaim(_) => TokenCheck::MissingClaim,
+            Self::BadClaim(_) => TokenCheck::BadClaim,
         }
     }
 }

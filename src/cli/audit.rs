@@ -5,23 +5,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::observe::audit::{read_all, verify};
-use crate::types::event::{Event, EventKind};
+use crate::types::event::{CallOutcome, DenialSide, Event, EventKind};
 
 /// The outcome word used by `--outcome` filters and the human output.
 pub fn outcome(e: &EventKind) -> String {
     match e {
-        EventKind::ToolSucceeded { .. } => "allowed".into(),
-        EventKind::Denied { side, .. } => format!(
-            "denied_{}",
-            serde_json::to_value(side).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        ),
-        EventKind::RateLimited { .. } => "rate_limited".into(),
-        EventKind::ToolFailed { .. } => "error".into(),
+        EventKind::ToolResult { outcome, .. } => match outcome {
+            CallOutcome::Success { .. } => "allowed".into(),
+            CallOutcome::Denied { side: DenialSide::Client, .. } => "denied_client".into(),
+            CallOutcome::Denied { side: DenialSide::Server, .. } => "denied_server".into(),
+            CallOutcome::ToolError { .. } | CallOutcome::Failed { .. } => "error".into(),
+        },
+        EventKind::ToolRateLimited { .. } => "rate_limited".into(),
         EventKind::TokenIssued { .. } => "token_issued".into(),
         EventKind::TokenRejected { .. } | EventKind::TokenError { .. } => "token_failed".into(),
         EventKind::Anomaly { .. } => "anomaly".into(),
         EventKind::ManifestRecorded { .. } => "manifest".into(),
-        EventKind::ServiceDecision { outcome, .. } => outcome.clone(),
+        EventKind::ServiceDecision { outcome, .. } => outcome.as_str().into(),
         EventKind::AuditSegment { .. } => "segment".into(),
         _ => "other".into(),
     }
@@ -29,10 +29,7 @@ pub fn outcome(e: &EventKind) -> String {
 
 fn tool_of(e: &EventKind) -> Option<&str> {
     match e {
-        EventKind::ToolSucceeded { tool, .. }
-        | EventKind::Denied { tool, .. }
-        | EventKind::RateLimited { tool, .. }
-        | EventKind::ToolFailed { tool, .. } => Some(tool),
+        EventKind::ToolResult { tool, .. } | EventKind::ToolRateLimited { tool, .. } => Some(&tool.name),
         EventKind::ServiceDecision { tool, .. } => tool.as_deref(),
         _ => None,
     }
@@ -91,14 +88,20 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
         return;
     }
     let detail = match &e.kind {
-        EventKind::Denied { missing, side, .. } => format!("missing {missing} ({side:?})"),
-        EventKind::ToolSucceeded { latency_ms, audit, .. } => {
-            format!("{latency_ms:.1} ms {}", audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default())
-        }
-        EventKind::ToolFailed { message, .. } => message.clone(),
+        EventKind::ToolResult { outcome, latency_ms, audit, .. } => match outcome {
+            CallOutcome::Denied { missing, side, .. } => format!("missing {missing} ({})", side.label()),
+            CallOutcome::Failed { message, .. } | CallOutcome::ToolError { message, .. } => message.clone(),
+            CallOutcome::Success { .. } => format!(
+                "{latency_ms:.1} ms {}",
+                audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default()
+            ),
+        },
         EventKind::TokenIssued { token, reason } => format!("{reason:?} {} {}", token.granted, token.fingerprint),
         EventKind::Anomaly { rule, message, .. } => format!("{rule}: {message}"),
-        EventKind::ServiceDecision { client_id, reason, .. } => format!("{client_id}: {reason}"),
+        EventKind::ServiceDecision { client_id, reason, detail, .. } => match detail {
+            Some(d) => format!("{client_id}: {reason} ({d})"),
+            None => format!("{client_id}: {reason}"),
+        },
         other => serde_json::to_string(other).unwrap_or_default(),
     };
     println!(

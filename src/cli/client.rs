@@ -9,9 +9,9 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::mcp::secure_tool::{CallOutcome, CallPolicy, CallReport};
+use crate::mcp::secure_tool::{CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
-use crate::types::event::{DenialSide, EventBus, FailureClass, Scope, TokenInfo};
+use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope, TokenInfo};
 use crate::types::scope::ScopeSet;
 
 /// Process exit codes of the client commands.
@@ -134,10 +134,10 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
                 tool.spec.required_scopes.to_string()
             };
             let why = if missing.is_empty() { String::new() } else { format!("  missing {missing}") };
-            text.push_str(&format!("  {mark}  {:<26} needs {needs}{why}\n", tool.spec.name));
+            text.push_str(&format!("  {mark}  {:<26} needs {needs}{why}\n", tool.spec.id.name));
             out.push(json!({
                 "server": server.entry.name,
-                "tool": tool.spec.name,
+                "tool": tool.spec.id.name,
                 "description": tool.spec.description,
                 "required_scopes": tool.spec.required_scopes,
                 "scopes_source": tool.spec.scopes_source,
@@ -173,8 +173,8 @@ pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: b
         Err(e) => return fail(e),
     };
     let Some(secure) = stack.tool(tool).cloned() else {
-        let names: Vec<String> = stack.tools().map(|t| t.name().to_string()).collect();
-        eprintln!("warden: no tool named {tool:?}; available: {}", names.join(", "));
+        let names: Vec<String> = stack.tool_names().iter().map(|(_, shown)| shown.to_string()).collect();
+        eprintln!("warden: no tool named {tool:?}; available: {} (or SERVER.TOOL)", names.join(", "));
         stack.close().await;
         return Ok(Exit::Other.into());
     };
@@ -207,25 +207,23 @@ pub fn render_report(r: &CallReport) -> String {
         CallOutcome::Success { structured, text } => {
             let body =
                 structured.as_ref().and_then(|v| serde_json::to_string_pretty(v).ok()).unwrap_or_else(|| text.clone());
-            format!("✓ {} on {} ({timing})\n{body}\n", r.tool, r.server)
+            format!("✓ {} ({timing})\n{body}\n", r.tool)
         }
         CallOutcome::ToolError { message, .. } => {
-            format!("✗ {} reported an error ({timing}): {message}\n", r.tool)
+            format!("✗ {} reported an error ({timing}): {message}\n", r.tool.name)
         }
-        CallOutcome::Denied { side, required, granted, missing, www_authenticate } => {
-            let by = match side {
-                DenialSide::Client => "refused locally before sending (scope pre-check)".to_string(),
-                DenialSide::Server => {
-                    format!("refused by the server: 403 {}", www_authenticate.as_deref().unwrap_or(""))
-                }
-            };
+        CallOutcome::Denied { side, required, granted, missing, www_authenticate, .. } => {
+            let mut by = side.explain().to_string();
+            if let Some(w) = www_authenticate {
+                by.push_str(&format!("\n  WWW-Authenticate: {w}"));
+            }
             format!(
                 "✗ DENIED {}: missing {missing}\n  {by}\n  required {required}; granted {granted}\n  fix: re-grant with --scopes including {missing} (the client must be registered for it)\n",
-                r.tool
+                r.tool.name
             )
         }
         CallOutcome::Failed { class, message } => {
-            format!("✗ {} failed ({class:?}, {timing}): {message}\n", r.tool)
+            format!("✗ {} failed ({}, {timing}): {message}\n", r.tool.name, class.label())
         }
     }
 }

@@ -4,19 +4,17 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
 
-use crate::agent::lm::{self, Lm, LmOptions};
-use crate::config::{AgentConfig, Config};
-use crate::mcp::ClientStack;
-use crate::mcp::secure_tool::CallPolicy;
-use crate::session::scenario::{Runner, Scenario, render};
-use crate::types::event::EventBus;
-use crate::types::scope::ScopeSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::session::command::Command;
+use crate::session::report::next_run;
+use crate::session::scenario::{Scenario, ScenarioResult, render};
+use crate::session::{Session, SessionOptions};
 
 /// Options shared by `run` and `demo`.
 #[derive(Debug, Clone, Default)]
@@ -28,72 +26,41 @@ pub struct AgentArgs {
     pub json: bool,
 }
 
-/// What `run`, `demo` and `console` share: the requested grant, the model, an event bus
-/// with the audit trail and monitor attached, and the client stack (manifests pinned).
-struct AgentSession {
-    scopes: Option<ScopeSet>,
-    lm: Arc<dyn Lm>,
-    events: EventBus,
-    monitor: Arc<crate::observe::monitor::Monitor>,
-    stack: ClientStack,
-    max_iters: usize,
-    /// Kept alive for the session (the bus also holds it).
-    _audit: Arc<crate::observe::audit::AuditLog>,
-}
-
-impl AgentSession {
-    async fn open(config: &Config, state_dir: &Path, args: &AgentArgs) -> anyhow::Result<Self> {
-        let scopes =
-            args.scopes.as_deref().map(ScopeSet::parse).transpose().context("--scopes takes space-separated scopes")?;
-        let lm = build_lm(args, config.agent.as_ref())?;
-        let events = EventBus::new();
-        let (audit, monitor) = crate::session::audit::attach(&events, state_dir, config)?;
-        let pins = state_dir.join("manifests.json");
-        let stack =
-            ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
-                .await
-                .context("cannot connect to the MCP servers in the config")?;
-        let max_iters = args
-            .max_iters
-            .or(config.agent.as_ref().and_then(|a| a.max_iters))
-            .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
-        Ok(Self { scopes, lm, events, monitor, stack, max_iters, _audit: audit })
+impl AgentArgs {
+    fn session(&self, scenarios: Vec<Scenario>) -> SessionOptions {
+        SessionOptions {
+            model: self.model.clone(),
+            lm_base_url: self.lm_base_url.clone(),
+            scopes: self.scopes.clone(),
+            max_iters: self.max_iters,
+            scenarios,
+        }
     }
 }
 
 /// Exit code when at least one scenario did not end as expected.
 pub const EXIT_UNEXPECTED: u8 = 7;
 
-pub fn build_lm(args: &AgentArgs, agent: Option<&AgentConfig>) -> anyhow::Result<Arc<dyn Lm>> {
-    let cfg = agent.cloned().unwrap_or_default();
-    let name = args.model.clone().or(cfg.model).unwrap_or_else(|| "offline".into());
-    let opts = LmOptions {
-        base_url: args.lm_base_url.clone().or(cfg.base_url),
-        api_key_env: cfg.api_key_env,
-        timeout: cfg.timeout_secs.map(Duration::from_secs),
-        max_retries: None,
-        temperature: cfg.temperature,
-        max_tokens: cfg.max_tokens,
-        api_key: None,
-    };
-    Ok(lm::from_name(&name, &opts)?)
-}
-
+/// Runs every scenario through the session core — the same `RunScenario` command the
+/// console's picker sends — and judges each run from its events.
 pub async fn run_scenarios(
     config: &Config,
     state_dir: &Path,
     scenarios: &[Scenario],
     args: &AgentArgs,
 ) -> anyhow::Result<ExitCode> {
-    let AgentSession { scopes, lm, events, monitor, stack, max_iters, _audit } =
-        AgentSession::open(config, state_dir, args).await?;
-    let runner = Runner { stack: &stack, lm: lm.clone(), events, max_iters, default_scopes: scopes };
+    let session = Session::open(config, state_dir, args.session(scenarios.to_vec())).await?;
+    let model = session.info().model;
+    let mut events = session.events().subscribe(1 << 16);
+    let core = session.start(CancellationToken::new());
     if !args.json {
-        println!("model: {}   scenarios: {}\n", lm.name(), scenarios.len());
+        println!("model: {model}   scenarios: {}\n", scenarios.len());
     }
     let (mut as_expected, mut total_ms) = (0usize, 0.0);
     for (i, s) in scenarios.iter().enumerate() {
-        let result = runner.run(s, &format!("run-{}-{}", i + 1, s.name)).await;
+        anyhow::ensure!(core.send(Command::RunScenario(i)).await, "the session core stopped unexpectedly");
+        let report = next_run(&mut events).await.context("the session core stopped before the run finished")?;
+        let result = ScenarioResult::judge(s, report);
         as_expected += usize::from(result.expected);
         total_ms += result.elapsed_ms;
         if args.json {
@@ -102,12 +69,11 @@ pub async fn run_scenarios(
             println!("{}", render(&result));
         }
     }
-    let usage = lm.usage();
-    let anomalies: std::collections::BTreeMap<&str, u64> = monitor.counts();
+    let (usage, anomalies) = (core.usage(), core.anomaly_counts());
     let summary = json!({
         "anomalies": anomalies,
         "summary": true,
-        "model": lm.name(),
+        "model": model,
         "scenarios": scenarios.len(),
         "as_expected": as_expected,
         "unexpected": scenarios.len() - as_expected,
@@ -118,9 +84,9 @@ pub async fn run_scenarios(
     if args.json {
         println!("{summary}");
     } else {
-        println!("{as_expected}/{} scenarios as expected ({:.0} ms, model {})", scenarios.len(), total_ms, lm.name());
+        println!("{as_expected}/{} scenarios as expected ({:.0} ms, model {model})", scenarios.len(), total_ms);
     }
-    stack.close().await;
+    core.shutdown().await;
     Ok(if as_expected == scenarios.len() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNEXPECTED) })
 }
 
@@ -236,17 +202,8 @@ async fn live(
     scenarios: Vec<Scenario>,
 ) -> anyhow::Result<ExitCode> {
     let (theme, keymap) = look(config, theme)?;
-    let AgentSession { lm, events, stack, max_iters, .. } = AgentSession::open(config, state_dir, &args).await?;
-    let setup = crate::tui::LiveSetup {
-        stack: Arc::new(stack),
-        lm,
-        events,
-        scenarios,
-        max_iters,
-        theme,
-        keymap,
-        state_dir: state_dir.to_path_buf(),
-    };
+    let session = Session::open(config, state_dir, args.session(scenarios)).await?;
+    let setup = crate::tui::LiveSetup { session, theme, keymap, state_dir: state_dir.to_path_buf() };
     crate::tui::run_live(setup).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,22 @@ pub enum OAuthErrorCode {
     ServerError,
 }
 
+impl OAuthErrorCode {
+    /// The RFC 6749 wire name (`invalid_client`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct OAuthError {
     pub code: OAuthErrorCode,

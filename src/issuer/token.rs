@@ -85,7 +85,7 @@ pub async fn token(State(state): State<IssuerState>, headers: HeaderMap, body: B
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(target: "warden::issuer", error = ?e.code, description = %e.description, "token request refused");
-            record(&state, "-", "token_refused", &format!("{:?}: {}", e.code, e.description), None);
+            record(&state, "-", format!("{}: {}", e.code.as_str(), e.description), None);
             e.into_response()
         }
     }
@@ -120,14 +120,16 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     Ok(resp)
 }
 
-fn record(state: &IssuerState, client_id: &str, outcome: &str, reason: &str, fingerprint: Option<Fingerprint>) {
+/// Records a refused token request in the server audit trail (`detail`: the OAuth error).
+fn record(state: &IssuerState, client_id: &str, detail: String, fingerprint: Option<Fingerprint>) {
     state.inner.decisions.emit(
         &crate::types::event::Scope::default(),
         crate::types::event::EventKind::ServiceDecision {
             client_id: client_id.to_string(),
             tool: None,
-            outcome: outcome.to_string(),
-            reason: reason.to_string(),
+            outcome: crate::types::event::DecisionOutcome::TokenRefused,
+            reason: crate::types::event::DecisionReason::TokenRequestRefused,
+            detail: Some(detail),
             fingerprint,
             missing: ScopeSet::new(),
         },

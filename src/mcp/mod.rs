@@ -23,6 +23,7 @@ use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{ClientSection, Config, ServerEntry};
 use crate::security::tls::{ClientTls, http_client, mcp_http_client};
 use crate::types::event::EventBus;
+use crate::types::tool::ToolNames;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Secret;
 use secure_tool::{CallPolicy, SecureTool};
@@ -126,8 +127,17 @@ impl ClientStack {
         self.servers.iter().flat_map(|s| s.tools.iter())
     }
 
+    /// The display names of every tool: bare where unique, `server.tool` where shared.
+    pub fn tool_names(&self) -> ToolNames {
+        ToolNames::new(self.tools().map(|t| t.id()))
+    }
+
+    /// The tool `name` stands for: its display name, or `server.tool` always. A bare name
+    /// two servers share matches nothing (never "the first server that has it").
     pub fn tool(&self, name: &str) -> Option<&Arc<SecureTool>> {
-        self.tools().find(|t| t.name() == name)
+        let names = self.tool_names();
+        let id = names.resolve(name).cloned();
+        self.tools().find(|t| Some(t.id()) == id.as_ref() || t.id().qualified() == name)
     }
 
     pub async fn close(self) {
@@ -174,7 +184,7 @@ async fn connect_one(
         crate::types::event::EventKind::ManifestRecorded {
             server: entry.name.clone(),
             hash: session.manifest_hash().to_string(),
-            tools: session.tools().iter().map(|t| t.name.clone()).collect(),
+            tools: session.tools().iter().map(|t| t.id.name.clone()).collect(),
         },
     );
     let hash = session.manifest_hash().to_string();
@@ -195,7 +205,7 @@ async fn connect_one(
                 events.emit(
                     &crate::types::event::Scope::default(),
                     crate::types::event::EventKind::Anomaly {
-                        rule: "manifest_changed".into(),
+                        rule: crate::types::event::AnomalyRule::ManifestChanged,
                         severity: crate::types::event::AnomalySeverity::High,
                         message: reason.clone(),
                         evidence: Vec::new(),

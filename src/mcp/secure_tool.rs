@@ -20,7 +20,8 @@ use serde_json::{Map, Value};
 use super::classify::Failure;
 use super::session::{McpSession, ToolSpec};
 use crate::auth::token::TokenManager;
-use crate::types::event::{DenialSide, EventBus, EventKind, FailureClass, Scope};
+use crate::types::event::{CallAudit, CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RetryReason, Scope};
+use crate::types::tool::ToolName;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
 
@@ -51,38 +52,11 @@ impl Default for CallPolicy {
     }
 }
 
-/// How a call ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum CallOutcome {
-    Success {
-        structured: Option<Value>,
-        text: String,
-    },
-    /// The tool ran and reported a failure.
-    ToolError {
-        message: String,
-        structured: Option<Value>,
-    },
-    Denied {
-        side: DenialSide,
-        required: ScopeSet,
-        granted: ScopeSet,
-        missing: ScopeSet,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        www_authenticate: Option<String>,
-    },
-    Failed {
-        class: FailureClass,
-        message: String,
-    },
-}
-
 /// The outcome plus what it took.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallReport {
-    pub server: String,
-    pub tool: String,
+    #[serde(flatten)]
+    pub tool: ToolName,
     #[serde(flatten)]
     pub outcome: CallOutcome,
     pub attempts: u32,
@@ -131,8 +105,8 @@ impl SecureTool {
         self.blocked.is_some()
     }
 
-    pub fn name(&self) -> &str {
-        &self.spec.name
+    pub fn id(&self) -> &ToolName {
+        &self.spec.id
     }
 
     /// The scopes this tool needs that the current token lacks (`None` before a token).
@@ -140,77 +114,52 @@ impl SecureTool {
         self.tokens.info().map(|t| t.granted.missing(&self.spec.required_scopes))
     }
 
+    /// Makes one logical call and reports it on the bus exactly once: `ToolCall`, any
+    /// `ToolRateLimited`/`ToolRetry`, then one `ToolResult`.
     pub async fn call(&self, args: Value, scope: &Scope) -> CallReport {
         let start = Instant::now();
         let digest = match &args {
-            Value::Object(m) => Some(args_digest(m)),
-            _ => None,
+            Value::Object(m) => args_digest(m),
+            _ => String::new(),
         };
+        self.events.emit(
+            scope,
+            EventKind::ToolCall {
+                tool: self.spec.id.clone(),
+                args: args.clone(),
+                args_digest: digest.clone(),
+                required: self.spec.required_scopes.clone(),
+            },
+        );
         let (outcome, attempts) = self.run(args, scope).await;
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
-        let (server, tool) = (self.spec.server.clone(), self.spec.name.clone());
-        match &outcome {
-            CallOutcome::Success { .. } => {
-                self.events.emit(
-                    scope,
-                    EventKind::ToolSucceeded {
-                        server: server.clone(),
-                        tool: tool.clone(),
-                        latency_ms,
-                        attempts,
-                        audit: self.audit(digest.as_deref()),
-                    },
-                );
-            }
-            CallOutcome::ToolError { message, .. } => {
-                self.emit_failed(scope, FailureClass::ToolError, message, latency_ms, attempts, digest.as_deref());
-            }
-            CallOutcome::Failed { class, message } => {
-                self.emit_failed(scope, *class, message, latency_ms, attempts, digest.as_deref())
-            }
-            // Denials were emitted where they were decided, with their evidence.
-            CallOutcome::Denied { .. } => {}
-        }
-        CallReport { server, tool, outcome, attempts, latency_ms }
+        self.events.emit(
+            scope,
+            EventKind::ToolResult {
+                tool: self.spec.id.clone(),
+                outcome: outcome.clone(),
+                attempts,
+                latency_ms,
+                audit: self.audit(&digest),
+            },
+        );
+        CallReport { tool: self.spec.id.clone(), outcome, attempts, latency_ms }
     }
 
     /// Digest, scopes and token fingerprint for the audit trail.
-    fn audit(&self, digest: Option<&str>) -> crate::types::event::CallAudit {
+    fn audit(&self, digest: &str) -> CallAudit {
         let token = self.tokens.info();
-        crate::types::event::CallAudit {
-            args_digest: digest.map(str::to_string),
+        CallAudit {
+            args_digest: (!digest.is_empty()).then(|| digest.to_string()),
             required: self.spec.required_scopes.clone(),
             granted: token.as_ref().map(|t| t.granted.clone()).unwrap_or_default(),
             fingerprint: token.map(|t| t.fingerprint),
         }
     }
 
-    fn emit_failed(
-        &self,
-        scope: &Scope,
-        failure: FailureClass,
-        message: &str,
-        latency_ms: f64,
-        attempts: u32,
-        digest: Option<&str>,
-    ) {
-        self.events.emit(
-            scope,
-            EventKind::ToolFailed {
-                server: self.spec.server.clone(),
-                tool: self.spec.name.clone(),
-                failure,
-                message: message.to_string(),
-                latency_ms,
-                attempts,
-                audit: self.audit(digest),
-            },
-        );
-    }
-
     /// Everything before the network: token (cached), scope pre-check, idempotency key,
     /// argument digest. This is the per-call overhead the client layer adds.
-    pub async fn prepare(&self, args: Value, scope: &Scope) -> Result<Prepared, CallOutcome> {
+    pub async fn prepare(&self, args: Value) -> Result<Prepared, CallOutcome> {
         let Value::Object(mut args) = args else {
             return Err(failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"));
         };
@@ -229,14 +178,7 @@ impl SecureTool {
             let missing = claims.scope.missing(&self.spec.required_scopes);
             if !missing.is_empty() {
                 let granted = claims.scope.clone();
-                return Err(self.denied(
-                    scope,
-                    DenialSide::Client,
-                    self.spec.required_scopes.clone(),
-                    granted,
-                    None,
-                    &base_digest,
-                ));
+                return Err(denied(DenialSide::Client, self.spec.required_scopes.clone(), granted, None));
             }
         }
         if self.spec.takes_idempotency_key && !args.contains_key("idempotency_key") {
@@ -248,24 +190,15 @@ impl SecureTool {
     }
 
     async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
-        let Prepared { args, mut claims, repeatable, digest, base_digest } = match self.prepare(args, scope).await {
+        let Prepared { args, mut claims, repeatable, .. } = match self.prepare(args).await {
             Ok(p) => p,
             Err(outcome) => return (outcome, 0),
         };
         let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
         loop {
             attempt += 1;
-            self.events.emit(
-                scope,
-                EventKind::ToolCall {
-                    server: self.spec.server.clone(),
-                    tool: self.spec.name.clone(),
-                    args_digest: digest.clone(),
-                    attempt,
-                },
-            );
             let failure =
-                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.name, args.clone())).await
+                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.id.name, args.clone())).await
                 {
                     Ok(Ok(result)) => return (outcome_of(result), attempt),
                     Ok(Err(f)) => f,
@@ -281,7 +214,7 @@ impl SecureTool {
                             return (failed(FailureClass::Unauthorized, &e.to_string()), attempt);
                         }
                     }
-                    self.retry(scope, attempt, "401: refreshed the token", Duration::ZERO);
+                    self.retry(scope, attempt, RetryReason::Unauthorized, "401: refreshed the token", Duration::ZERO);
                 }
                 Failure::Unauthorized { www_authenticate } => {
                     let msg = format!("the server rejected a freshly issued token ({www_authenticate})");
@@ -290,26 +223,15 @@ impl SecureTool {
                 Failure::InsufficientScope { www_authenticate, scopes } => {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.scope.clone();
-                    return (
-                        self.denied(
-                            scope,
-                            DenialSide::Server,
-                            required,
-                            granted,
-                            Some((403, www_authenticate)),
-                            &base_digest,
-                        ),
-                        attempt,
-                    );
+                    return (denied(DenialSide::Server, required, granted, Some((403, www_authenticate))), attempt);
                 }
                 Failure::RateLimited { retry_after } => {
                     rate_limited += 1;
                     let wait = retry_after.unwrap_or(Duration::from_secs(1));
                     self.events.emit(
                         scope,
-                        EventKind::RateLimited {
-                            server: self.spec.server.clone(),
-                            tool: self.spec.name.clone(),
+                        EventKind::ToolRateLimited {
+                            tool: self.spec.id.clone(),
                             retry_after_ms: wait.as_millis() as u64,
                             attempt,
                         },
@@ -327,7 +249,7 @@ impl SecureTool {
                         return (failed(FailureClass::RateLimited, &msg), attempt);
                     }
                     let delay = wait + jitter(Duration::from_millis(250));
-                    self.retry(scope, attempt, "429: waiting for Retry-After", delay);
+                    self.retry(scope, attempt, RetryReason::RateLimited, "429: waiting for Retry-After", delay);
                     tokio::time::sleep(delay).await;
                 }
                 f @ (Failure::Timeout | Failure::ConnectFailed(_) | Failure::ConnectionLost(_))
@@ -335,7 +257,7 @@ impl SecureTool {
                 {
                     transient += 1;
                     let delay = Duration::from_millis(200) + jitter(Duration::from_millis(200));
-                    self.retry(scope, attempt, &f.message(), delay);
+                    self.retry(scope, attempt, RetryReason::Transient, &f.message(), delay);
                     tokio::time::sleep(delay).await;
                 }
                 f => {
@@ -349,49 +271,32 @@ impl SecureTool {
         }
     }
 
-    fn retry(&self, scope: &Scope, attempt: u32, reason: &str, delay: Duration) {
+    fn retry(&self, scope: &Scope, attempt: u32, reason: RetryReason, detail: &str, delay: Duration) {
         self.events.emit(
             scope,
-            EventKind::Retry {
-                server: self.spec.server.clone(),
-                tool: self.spec.name.clone(),
+            EventKind::ToolRetry {
+                tool: self.spec.id.clone(),
                 attempt,
-                reason: reason.to_string(),
+                reason,
+                detail: detail.to_string(),
                 delay_ms: delay.as_millis() as u64,
             },
         );
     }
+}
 
-    fn denied(
-        &self,
-        scope: &Scope,
-        side: DenialSide,
-        required: ScopeSet,
-        granted: ScopeSet,
-        server_answer: Option<(u16, String)>,
-        digest: &str,
-    ) -> CallOutcome {
-        let (status, www_authenticate) = match server_answer {
-            Some((s, w)) => (Some(s), Some(w)),
-            None => (None, None),
-        };
-        let missing = granted.missing(&required);
-        self.events.emit(
-            scope,
-            EventKind::Denied {
-                audit: self.audit(Some(digest)),
-                server: self.spec.server.clone(),
-                tool: self.spec.name.clone(),
-                required: required.clone(),
-                granted: granted.clone(),
-                missing: missing.clone(),
-                side,
-                status,
-                www_authenticate: www_authenticate.clone(),
-            },
-        );
-        CallOutcome::Denied { side, required, granted, missing, www_authenticate }
-    }
+fn denied(
+    side: DenialSide,
+    required: ScopeSet,
+    granted: ScopeSet,
+    server_answer: Option<(u16, String)>,
+) -> CallOutcome {
+    let (status, www_authenticate) = match server_answer {
+        Some((s, w)) => (Some(s), Some(w)),
+        None => (None, None),
+    };
+    let missing = granted.missing(&required);
+    CallOutcome::Denied { side, required, granted, missing, status, www_authenticate }
 }
 
 fn failed(class: FailureClass, message: &str) -> CallOutcome {

@@ -17,6 +17,7 @@ use super::classify::{Failure, classify};
 use super::http::AuthedHttp;
 use crate::auth::token::TokenManager;
 use crate::types::policy;
+use crate::types::tool::ToolName;
 use crate::types::scope::ScopeSet;
 
 /// Where a tool's scope requirement came from.
@@ -34,8 +35,9 @@ pub enum ScopesSource {
 /// What the client knows about one tool.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolSpec {
-    pub server: String,
-    pub name: String,
+    /// Which server offers it, and its name there.
+    #[serde(flatten)]
+    pub id: ToolName,
     pub description: String,
     pub input_schema: Value,
     pub required_scopes: ScopeSet,
@@ -132,8 +134,7 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
     let hints = t.annotations.as_ref();
     let retry_safe = hints.is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
     ToolSpec {
-        server: server.to_string(),
-        name: t.name.to_string(),
+        id: ToolName::new(server, t.name.to_string()),
         description: t.description.as_deref().unwrap_or_default().to_string(),
         input_schema,
         required_scopes,

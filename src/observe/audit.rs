@@ -377,9 +377,21 @@ pub fn read_all(path: &Path, prefix: &str) -> Result<Vec<(u64, Event)>, AuditErr
 
 impl crate::types::event::Journal for AuditLog {
     fn record(&self, event: &Event) {
-        if is_security_relevant(&event.kind)
-            && let Err(e) = self.append(event)
-        {
+        if !is_security_relevant(&event.kind) {
+            return;
+        }
+        // A tool call's record is the decision, not what the tool returned (customer data).
+        let result = match &event.kind {
+            EventKind::ToolResult { outcome, .. } if outcome.tool_text().is_some() => {
+                let mut redacted = event.clone();
+                if let EventKind::ToolResult { outcome, .. } = &mut redacted.kind {
+                    *outcome = outcome.without_content();
+                }
+                self.append(&redacted)
+            }
+            _ => self.append(event),
+        };
+        if let Err(e) = result {
             // Loud, but the decision it describes has already been made; see README.
             tracing::error!(error = %e, "AUDIT WRITE FAILED");
         }
@@ -393,10 +405,8 @@ pub fn is_security_relevant(kind: &EventKind) -> bool {
         EventKind::TokenIssued { .. }
             | EventKind::TokenRejected { .. }
             | EventKind::TokenError { .. }
-            | EventKind::ToolSucceeded { .. }
-            | EventKind::ToolFailed { .. }
-            | EventKind::Denied { .. }
-            | EventKind::RateLimited { .. }
+            | EventKind::ToolResult { .. }
+            | EventKind::ToolRateLimited { .. }
             | EventKind::ManifestRecorded { .. }
             | EventKind::Anomaly { .. }
             | EventKind::ServiceDecision { .. }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::policy;
 use super::ratelimit::{RateLimiter, retry_after_secs};
 use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
+use crate::types::event::{DecisionOutcome as Outcome, DecisionReason as Reason};
 use crate::types::scope::ScopeSet;
 
 pub struct GuardState {
@@ -40,14 +41,14 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     let claims = match g.verifier.verify(&token).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::info!(target: "warden::service::decision", outcome = "denied", reason = e.code(), "invalid token");
-            decide(&g, "-", None, "invalid_token", e.code(), None, ScopeSet::new());
+            tracing::info!(target: "warden::service::decision", outcome = "denied", reason = e.code().as_str(), "invalid token");
+            decide(&g, "-", None, Outcome::InvalidToken, Reason::Token(e.code()), None, ScopeSet::new());
             return challenge(&g, Some(&e));
         }
     };
     if let Err(wait) = g.limiter.check(&claims.client_id) {
         tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
-        decide(&g, &claims.client_id, None, "rate_limited", "token bucket empty", Some(&claims), ScopeSet::new());
+        decide(&g, &claims.client_id, None, Outcome::RateLimited, Reason::TokenBucketEmpty, Some(&claims), ScopeSet::new());
         return rate_limited(retry_after_secs(wait));
     }
     if req.method() != Method::POST {
@@ -65,13 +66,21 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         let missing = claims.scope.missing(&required);
         if !missing.is_empty() {
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "insufficient_scope", client_id = %claims.client_id, tool = %tool, missing = %missing, fingerprint = %claims.fingerprint, "tool call denied");
-            decide(&g, &claims.client_id, Some(&tool), "denied", "insufficient_scope", Some(&claims), missing.clone());
+            decide(
+                &g,
+                &claims.client_id,
+                Some(&tool),
+                Outcome::Denied,
+                Reason::InsufficientScope,
+                Some(&claims),
+                missing.clone(),
+            );
             return insufficient_scope(&g, &tool, &required, &missing);
         }
         // Allowed calls are the bulk of traffic and each is already in the audit log; the
         // text log keeps them at debug so it stays readable (and cheap) under load.
         tracing::debug!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
-        decide(&g, &claims.client_id, Some(&tool), "allowed", "scopes present", Some(&claims), ScopeSet::new());
+        decide(&g, &claims.client_id, Some(&tool), Outcome::Allowed, Reason::ScopesPresent, Some(&claims), ScopeSet::new());
     }
     forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
 }
@@ -82,8 +91,8 @@ fn decide(
     g: &GuardState,
     client_id: &str,
     tool: Option<&str>,
-    outcome: &str,
-    reason: &str,
+    outcome: Outcome,
+    reason: Reason,
     claims: Option<&VerifiedClaims>,
     missing: ScopeSet,
 ) {
@@ -92,8 +101,9 @@ fn decide(
         crate::types::event::EventKind::ServiceDecision {
             client_id: client_id.to_string(),
             tool: tool.map(str::to_string),
-            outcome: outcome.to_string(),
-            reason: reason.to_string(),
+            outcome,
+            reason,
+            detail: None,
             fingerprint: claims.map(|c| c.fingerprint.clone()),
             missing,
         },

@@ -1,8 +1,14 @@
 //! The core task: owns the client stack and the language model, runs one request at a
-//! time on its own task, and reports only through the event bus. The UI talks to it with
-//! `Command`s over a bounded channel and never waits for it.
+//! time on its own task, and reports only through the event bus. Frontends talk to it with
+//! `Command`s over a bounded channel and never wait for it.
+//!
+//! A command that starts a run while another is running waits its turn in a short queue
+//! (the console refuses to send one, so only headless frontends ever queue); a scenario
+//! that runs under its own grant gets the session's grant back when it ends.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -10,14 +16,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::command::Command;
+use super::scenario::Scenario;
 use crate::agent::lm::Lm;
 use crate::agent::react::ReAct;
 use crate::agent::signature::Signature;
 use crate::agent::tool::{McpTool, Tool};
 use crate::mcp::ClientStack;
-use crate::session::scenario::Scenario;
 use crate::types::event::{EventBus, EventKind, RunStatus, Scope};
 use crate::types::scope::ScopeSet;
+
+/// Runs that may wait behind the current one.
+const MAX_QUEUED: usize = 16;
 
 pub struct Core {
     pub stack: Arc<ClientStack>,
@@ -25,11 +34,23 @@ pub struct Core {
     pub events: EventBus,
     pub max_iters: usize,
     pub scenarios: Vec<Scenario>,
+    /// The session's grant (`None`: the client's defaults), restored after a scenario that
+    /// ran under its own.
+    pub default_scopes: Option<ScopeSet>,
 }
 
 struct Running {
     cancel: CancellationToken,
     task: JoinHandle<()>,
+}
+
+/// A run waiting to start: the request, its run id, and the grant it needs first.
+struct Pending {
+    request: String,
+    run_id: String,
+    /// `Some`: re-grant to this before the run (and restore the session's grant after it).
+    scopes: Option<Option<ScopeSet>>,
+    restore: bool,
 }
 
 impl Core {
@@ -39,49 +60,79 @@ impl Core {
 
     async fn run(self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         let mut current: Option<Running> = None;
+        let mut queue: VecDeque<Pending> = VecDeque::new();
         let mut runs = 0u32;
         loop {
-            let cmd = tokio::select! {
-                c = commands.recv() => c,
-                _ = shutdown.cancelled() => None,
-            };
-            if current.as_ref().is_some_and(|r| r.task.is_finished()) {
-                current = None;
-            }
-            let Some(cmd) = cmd else { break };
-            match cmd {
-                Command::Submit(request) => {
-                    if current.is_none() {
-                        runs += 1;
-                        current = Some(self.start(request, format!("run-{runs}")));
+            let finished = async {
+                match current.as_mut() {
+                    Some(r) => {
+                        let _ = (&mut r.task).await;
                     }
+                    None => std::future::pending().await,
+                }
+            };
+            let cmd = tokio::select! {
+                c = commands.recv() => match c {
+                    Some(c) => c,
+                    None => break,
+                },
+                () = finished => {
+                    current = None;
+                    if let Some(next) = queue.pop_front() {
+                        current = Some(self.start(next).await);
+                    }
+                    continue;
+                }
+                () = shutdown.cancelled() => break,
+            };
+            let pending = match cmd {
+                Command::Submit(request) => {
+                    runs += 1;
+                    Some(Pending { request, run_id: format!("run-{runs}"), scopes: None, restore: false })
                 }
                 Command::RegrantAndRun(scopes, request) => {
-                    self.regrant(scopes).await;
-                    if current.is_none() {
-                        runs += 1;
-                        current = Some(self.start(request, format!("run-{runs}")));
-                    }
+                    runs += 1;
+                    Some(Pending { request, run_id: format!("run-{runs}"), scopes: Some(scopes), restore: false })
                 }
-                Command::Regrant(scopes) => self.regrant(scopes).await,
-                Command::RunScenario(i) => {
-                    let Some(s) = self.scenarios.get(i).cloned() else { continue };
-                    if current.is_none() {
-                        if s.scopes.is_some() {
-                            self.regrant(s.scopes.clone()).await;
-                        }
+                Command::RunScenario(i) => match self.scenarios.get(i) {
+                    Some(s) => {
                         runs += 1;
-                        current = Some(self.start(s.request.clone(), format!("run-{runs}-{}", s.name)));
+                        Some(Pending {
+                            request: s.request.clone(),
+                            run_id: format!("run-{runs}-{}", s.name),
+                            scopes: s.scopes.clone().map(Some),
+                            restore: s.scopes.is_some(),
+                        })
                     }
+                    None => {
+                        tracing::warn!(index = i, "no such scenario");
+                        None
+                    }
+                },
+                Command::Regrant(scopes) => {
+                    self.regrant(scopes).await;
+                    None
                 }
                 Command::Cancel => {
+                    queue.clear();
                     if let Some(r) = current.take() {
                         r.cancel.cancel();
                         let _ = r.task.await;
                     }
+                    None
                 }
-                Command::Export => {}
+                // Exporting is the frontend's (it owns the recording); nothing to do here.
+                Command::Export => None,
                 Command::Quit => break,
+            };
+            if let Some(p) = pending {
+                if current.is_none() {
+                    current = Some(self.start(p).await);
+                } else if queue.len() < MAX_QUEUED {
+                    queue.push_back(p);
+                } else {
+                    tracing::warn!("too many runs queued; dropping {}", p.run_id);
+                }
             }
         }
         if let Some(r) = current.take() {
@@ -91,21 +142,23 @@ impl Core {
     }
 
     async fn regrant(&self, scopes: Option<ScopeSet>) {
-        for server in &self.stack.servers {
-            // Failures are reported as TokenError/TokenRejected events by the manager.
-            let _ = server.tokens.regrant(scopes.clone()).await;
-        }
+        regrant(&self.stack, scopes).await;
     }
 
-    fn start(&self, request: String, run_id: String) -> Running {
+    async fn start(&self, p: Pending) -> Running {
+        if let Some(scopes) = p.scopes {
+            self.regrant(scopes).await;
+        }
         let tools: Vec<Arc<dyn Tool>> =
             self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
         let agent = ReAct::new(Signature::customer_service(), tools, self.max_iters);
         let (lm, events, cancel) = (self.lm.clone(), self.events.clone(), CancellationToken::new());
+        let (stack, restore) = (self.stack.clone(), p.restore.then(|| self.default_scopes.clone()));
         let token = cancel.clone();
+        let (request, run_id) = (p.request, p.run_id);
         let task = tokio::spawn(async move {
             let inputs: Map<String, Value> = [("request".to_string(), json!(request))].into_iter().collect();
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             tokio::select! {
                 result = agent.run(lm.as_ref(), &inputs, &events, &run_id) => {
                     if let Err(e) = result {
@@ -117,7 +170,17 @@ impl Core {
                     events.emit(&scope, EventKind::RunFinished { status: RunStatus::Cancelled, steps: 0, elapsed_ms: started.elapsed().as_secs_f64() * 1e3 });
                 }
             }
+            if let Some(scopes) = restore {
+                regrant(&stack, scopes).await;
+            }
         });
         Running { cancel, task }
+    }
+}
+
+async fn regrant(stack: &ClientStack, scopes: Option<ScopeSet>) {
+    for server in &stack.servers {
+        // Failures are reported as TokenError/TokenRejected events by the token manager.
+        let _ = server.tokens.regrant(scopes.clone()).await;
     }
 }

@@ -11,3 +11,250 @@ pub mod audit;
 pub mod command;
 pub mod core;
 pub mod scenario;
+pub mod report;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::lm::{self, Lm, LmOptions, Usage};
+use crate::config::{AgentConfig, Config};
+use crate::mcp::secure_tool::CallPolicy;
+use crate::mcp::{ClientError, ClientStack};
+use crate::observe::audit::{AuditError, AuditLog};
+use crate::observe::monitor::Monitor;
+use crate::types::event::{AnomalyRule, EventBus, EventKind, RefreshReason};
+use crate::types::scope::{InvalidScope, ScopeSet};
+use crate::types::tool::ToolName;
+use command::Command;
+use scenario::Scenario;
+
+/// How a frontend wants the session set up (flags over `[agent]` over defaults).
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// `offline`, `openai/MODEL`, `anthropic/MODEL`, `ollama/MODEL`.
+    pub model: Option<String>,
+    pub lm_base_url: Option<String>,
+    /// The grant, space-separated (`None`: the config's, else the client's defaults).
+    pub scopes: Option<String>,
+    pub max_iters: Option<usize>,
+    /// What the scenario picker and `RunScenario` offer.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// Why a session could not open. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error("--scopes takes space-separated scopes: {0}")]
+    Scopes(#[from] InvalidScope),
+    #[error(transparent)]
+    Model(#[from] lm::LmError),
+    #[error("cannot open the client audit trail: {0}")]
+    Audit(#[from] AuditError),
+    #[error("cannot connect to the MCP servers in the config: {0}")]
+    Connect(#[from] ClientError),
+}
+
+/// A tool as frontends show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolInfo {
+    pub id: ToolName,
+    /// The name the agent sees (bare unless two servers share it).
+    pub shown: String,
+    pub required: ScopeSet,
+}
+
+/// Static facts about a session, for a frontend's header and panes.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    /// `(name, url)` of each server.
+    pub servers: Vec<(String, String)>,
+    /// The model's name (`offline-planner`, `openai/gpt-4o`, …).
+    pub model: String,
+    /// True for the offline planner: no network, same answer every time.
+    pub deterministic: bool,
+    pub tools: Vec<ToolInfo>,
+    pub scenarios: Vec<Scenario>,
+}
+
+/// An open session: grant, model, an event bus with the audit trail and monitor attached,
+/// and the client stack (manifests pinned). Frontends read `info()` and `events()`, then
+/// `start()` the core and talk to it with `Command`s.
+pub struct Session {
+    stack: Arc<ClientStack>,
+    lm: Arc<dyn Lm>,
+    events: EventBus,
+    monitor: Arc<Monitor>,
+    max_iters: usize,
+    default_scopes: Option<ScopeSet>,
+    scenarios: Vec<Scenario>,
+    /// Kept alive for the session (the bus also holds it).
+    _audit: Arc<AuditLog>,
+}
+
+impl Session {
+    /// Opens a session against the servers in `config`, keeping the audit trail, session
+    /// pins and recordings under `state_dir`.
+    pub async fn open(config: &Config, state_dir: &Path, opts: SessionOptions) -> Result<Self, SessionError> {
+        Self::open_on(config, state_dir, opts, EventBus::new()).await
+    }
+
+    /// Like `open`, on a bus the caller made (a recording bus, or one with a manual clock).
+    pub async fn open_on(
+        config: &Config,
+        state_dir: &Path,
+        opts: SessionOptions,
+        events: EventBus,
+    ) -> Result<Self, SessionError> {
+        let scopes = opts.scopes.as_deref().map(ScopeSet::parse).transpose()?;
+        let lm = build_lm(&opts, config.agent.as_ref())?;
+        let (audit, monitor) = audit::attach(&events, state_dir, config)?;
+        let pins = state_dir.join("manifests.json");
+        let stack =
+            ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
+                .await?;
+        let max_iters = opts
+            .max_iters
+            .or(config.agent.as_ref().and_then(|a| a.max_iters))
+            .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
+        Ok(Self {
+            stack: Arc::new(stack),
+            lm,
+            events,
+            monitor,
+            max_iters,
+            default_scopes: scopes,
+            scenarios: opts.scenarios,
+            _audit: audit,
+        })
+    }
+
+    pub fn info(&self) -> SessionInfo {
+        let names = self.stack.tool_names();
+        SessionInfo {
+            servers: self.stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect(),
+            model: self.lm.name().to_string(),
+            deterministic: self.lm.name() == lm::offline::NAME,
+            tools: self
+                .stack
+                .tools()
+                .map(|t| ToolInfo {
+                    id: t.id().clone(),
+                    shown: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
+                    required: t.spec.required_scopes.clone(),
+                })
+                .collect(),
+            scenarios: self.scenarios.clone(),
+        }
+    }
+
+    /// Everything the session does is reported here.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Anomalies per rule so far.
+    pub fn anomaly_counts(&self) -> std::collections::BTreeMap<AnomalyRule, u64> {
+        self.monitor.counts()
+    }
+
+    /// LM tokens used so far.
+    pub fn usage(&self) -> Usage {
+        self.lm.usage()
+    }
+
+    /// Reports the tokens the stack already holds (obtained while connecting, before a
+    /// frontend subscribed), so a console starting now shows them.
+    pub fn announce_tokens(&self) {
+        for server in &self.stack.servers {
+            if let Some(token) = server.tokens.info() {
+                self.events.emit(&Default::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
+            }
+        }
+    }
+
+    /// Starts the core task; stops when told to quit, when every sender is dropped, or on
+    /// `shutdown`.
+    pub fn start(self, shutdown: CancellationToken) -> SessionHandle {
+        let (tx, rx) = mpsc::channel(64);
+        let (stack, lm) = (self.stack.clone(), self.lm.clone());
+        let task = core::Core {
+            stack: self.stack,
+            lm: self.lm,
+            events: self.events,
+            max_iters: self.max_iters,
+            scenarios: self.scenarios,
+            default_scopes: self.default_scopes,
+        }
+        .spawn(rx, shutdown);
+        SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }
+    }
+}
+
+/// A running session core.
+pub struct SessionHandle {
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+    stack: Arc<ClientStack>,
+    lm: Arc<dyn Lm>,
+    monitor: Arc<Monitor>,
+    _audit: Arc<AuditLog>,
+}
+
+impl SessionHandle {
+    /// Anomalies per rule so far.
+    pub fn anomaly_counts(&self) -> std::collections::BTreeMap<AnomalyRule, u64> {
+        self.monitor.counts()
+    }
+
+    /// LM tokens used so far.
+    pub fn usage(&self) -> Usage {
+        self.lm.usage()
+    }
+
+    /// A sender for frontends that send without waiting (the console).
+    pub fn sender(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// Sends a command, waiting for room in the queue. `false` when the core has stopped.
+    pub async fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).await.is_ok()
+    }
+
+    /// Asks the core to quit, waits for it (bounded), and closes the MCP sessions.
+    pub async fn shutdown(self) {
+        let _ = self.commands.send(Command::Quit).await;
+        drop(self.commands);
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+        if let Ok(stack) = Arc::try_unwrap(self.stack) {
+            stack.close().await;
+        }
+    }
+}
+
+/// The language model from flags and `[agent]`.
+pub fn build_lm(opts: &SessionOptions, agent: Option<&AgentConfig>) -> Result<Arc<dyn Lm>, lm::LmError> {
+    let cfg = agent.cloned().unwrap_or_default();
+    let name = opts.model.clone().or(cfg.model).unwrap_or_else(|| "offline".into());
+    let lm_opts = LmOptions {
+        base_url: opts.lm_base_url.clone().or(cfg.base_url),
+        api_key_env: cfg.api_key_env,
+        timeout: cfg.timeout_secs.map(Duration::from_secs),
+        max_retries: None,
+        temperature: cfg.temperature,
+        max_tokens: cfg.max_tokens,
+        api_key: None,
+    };
+    lm::from_name(&name, &lm_opts)
+}
+
+/// Arguments rendered the way the agent's prompts show them (`{"a": 1}`), for frontends.
+pub fn format_args(args: &serde_json::Value) -> String {
+    crate::agent::pyfmt::json_dumps(args)
+}

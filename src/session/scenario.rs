@@ -1,19 +1,14 @@
 //! Scenarios: named requests with the tool calls they should make and whether they should
-//! fail, run through the real stack (token manager, secure tools, ReAct). Used by
-//! `warden run`, `warden demo --headless` and tests.
+//! fail. The session core runs them (`Command::RunScenario`) through the real stack; a
+//! headless frontend judges each finished run (`ScenarioResult::judge`) and prints it.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
-use crate::agent::lm::Lm;
-use crate::agent::react::{ReAct, Step};
-use crate::agent::signature::Signature;
-use crate::agent::tool::{McpTool, Tool};
-use crate::mcp::ClientStack;
-use crate::types::event::{DenialSide, EventBus, EventKind, ObservationKind, RunStatus};
+use super::report::{Denial, RunReport};
+use crate::agent::react::Step;
+use crate::types::event::{ObservationKind, RunStatus};
 use crate::types::scope::ScopeSet;
 
 /// The repository's scenarios, compiled in for `warden demo`.
@@ -62,13 +57,6 @@ pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     parse(&text, &path.display().to_string())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Denial {
-    pub tool: String,
-    pub missing: ScopeSet,
-    pub side: DenialSide,
-}
-
 /// One scenario's outcome (`warden run --json` prints one per line).
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
@@ -87,74 +75,24 @@ pub struct ScenarioResult {
     pub error: Option<String>,
 }
 
-pub struct Runner<'a> {
-    pub stack: &'a ClientStack,
-    pub lm: Arc<dyn Lm>,
-    pub events: EventBus,
-    pub max_iters: usize,
-    /// The grant to restore after a scenario that ran under its own `scopes`.
-    pub default_scopes: Option<ScopeSet>,
-}
-
-impl Runner<'_> {
-    pub fn agent(&self) -> ReAct {
-        let tools: Vec<Arc<dyn Tool>> =
-            self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
-        ReAct::new(Signature::customer_service(), tools, self.max_iters)
-    }
-
-    pub async fn run(&self, scenario: &Scenario, run_id: &str) -> ScenarioResult {
-        let mut denial_events = self.events.subscribe(4096);
-        if scenario.scopes.is_some() {
-            self.regrant(scenario.scopes.clone()).await;
-        }
-        let agent = self.agent();
-        let inputs: Map<String, Value> = [("request".to_string(), json!(scenario.request))].into_iter().collect();
-        let result = agent.run(self.lm.as_ref(), &inputs, &self.events, run_id).await;
-        if scenario.scopes.is_some() {
-            self.regrant(self.default_scopes.clone()).await;
-        }
-        let mut denials = Vec::new();
-        while let Ok(e) = denial_events.try_recv() {
-            if let (Some(rid), EventKind::Denied { tool, missing, side, .. }) = (&e.run_id, e.kind)
-                && rid == run_id
-            {
-                denials.push(Denial { tool, missing, side });
-            }
-        }
-        let (status, steps, response, elapsed_ms, error) = match result {
-            Ok(r) => {
-                let response = r.outputs.get("response").map(crate::agent::pyfmt::str_scalar).unwrap_or_default();
-                (r.status, r.steps, response, r.elapsed_ms, None)
-            }
-            Err(e) => (RunStatus::Failed, Vec::new(), String::new(), 0.0, Some(e.to_string())),
-        };
-        let tools: Vec<String> = steps
-            .iter()
-            .filter(|s| !matches!(s.kind, ObservationKind::Finish | ObservationKind::Invalid))
-            .map(|s| s.tool.clone())
-            .collect();
+impl ScenarioResult {
+    /// Judges a finished run against what the scenario expects.
+    pub fn judge(scenario: &Scenario, report: RunReport) -> Self {
+        let status = report.status.unwrap_or(RunStatus::Failed);
+        let tools = report.tools();
         let mismatch = judge(scenario, status, &tools);
         ScenarioResult {
             name: scenario.name.clone(),
             request: scenario.request.clone(),
             status,
             tools,
-            denials,
-            response,
-            steps,
-            elapsed_ms,
+            denials: report.denials,
+            response: report.response,
+            steps: report.steps,
+            elapsed_ms: report.elapsed_ms,
             expected: mismatch.is_none(),
             mismatch,
-            error,
-        }
-    }
-
-    async fn regrant(&self, scopes: Option<ScopeSet>) {
-        for server in &self.stack.servers {
-            if let Err(e) = server.tokens.regrant(scopes.clone()).await {
-                tracing::warn!(error = %e, "re-grant for a scenario failed");
-            }
+            error: report.error,
         }
     }
 }

@@ -95,7 +95,7 @@ impl App {
                 self.last_request = Some(request.clone());
             }
             EventKind::RunFinished { .. } => self.running = None,
-            EventKind::Action { .. } => {
+            EventKind::Thought { .. } => {
                 if let Some((_, step)) = &mut self.running {
                     *step = e.step;
                 }

@@ -12,7 +12,6 @@ pub mod view;
 
 use std::io::Stdout;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,16 +26,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::observe::recorder;
 use crate::session::command::Command;
-use crate::session::core;
 use app::{App, ConsoleInfo};
 use keymap::Keymap;
 use panes::token::ToolScopes;
 use theme::Theme;
 
-use crate::agent::lm::Lm;
-use crate::mcp::ClientStack;
-use crate::session::scenario::Scenario;
-use crate::types::event::{Event, EventBus};
+use crate::session::{Session, SessionInfo};
+use crate::types::event::Event;
 
 /// Restores the terminal when dropped (normal exit, error, or unwinding panic).
 struct TerminalGuard;
@@ -73,66 +69,40 @@ fn install_panic_hook() {
 
 /// Everything a live console needs.
 pub struct LiveSetup {
-    pub stack: Arc<ClientStack>,
-    pub lm: Arc<dyn Lm>,
-    pub events: EventBus,
-    pub scenarios: Vec<Scenario>,
-    pub max_iters: usize,
+    pub session: Session,
     pub theme: Theme,
     pub keymap: Keymap,
     pub state_dir: PathBuf,
 }
 
-pub fn console_info(stack: &ClientStack, model: &str, scenarios: Vec<Scenario>) -> ConsoleInfo {
+pub fn console_info(info: SessionInfo) -> ConsoleInfo {
     ConsoleInfo {
-        servers: stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect(),
-        model: model.to_string(),
-        tools: stack
-            .tools()
-            .map(|t| ToolScopes {
-                server: t.spec.server.clone(),
-                name: t.spec.name.clone(),
-                required: t.spec.required_scopes.clone(),
-            })
+        servers: info.servers,
+        model: if info.deterministic { format!("{} (offline, deterministic)", info.model) } else { info.model },
+        tools: info
+            .tools
+            .into_iter()
+            .map(|t| ToolScopes { server: t.id.server, name: t.shown, required: t.required })
             .collect(),
-        scenarios,
+        scenarios: info.scenarios,
         mode: "LIVE".into(),
     }
 }
 
-/// Runs the console against a connected client stack until the operator quits.
+/// Runs the console against an open session until the operator quits.
 pub async fn run_live(setup: LiveSetup) -> anyhow::Result<()> {
-    let info = console_info(&setup.stack, setup.lm.name(), setup.scenarios.clone());
-    let ui_rx = setup.events.subscribe(1 << 16);
-    let session = recorder::session_path(&setup.state_dir);
-    let _recorder = recorder::spawn_recorder(session.clone(), setup.events.subscribe(1 << 16))
-        .with_context(|| format!("cannot record the session to {}", session.display()))?;
+    let LiveSetup { session, theme, keymap, state_dir } = setup;
+    let info = console_info(session.info());
+    let ui_rx = session.events().subscribe(1 << 16);
+    let recording = recorder::session_path(&state_dir);
+    let _recorder = recorder::spawn_recorder(recording.clone(), session.events().subscribe(1 << 16))
+        .with_context(|| format!("cannot record the session to {}", recording.display()))?;
     // Replay the token state the stack already has (obtained before the console started).
-    for server in &setup.stack.servers {
-        if let Some(token) = server.tokens.info() {
-            setup.events.emit(
-                &Default::default(),
-                crate::types::event::EventKind::TokenIssued {
-                    token,
-                    reason: crate::types::event::RefreshReason::Initial,
-                },
-            );
-        }
-    }
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let shutdown = CancellationToken::new();
-    let core = core::Core {
-        stack: setup.stack.clone(),
-        lm: setup.lm.clone(),
-        events: setup.events.clone(),
-        max_iters: setup.max_iters,
-        scenarios: setup.scenarios.clone(),
-    }
-    .spawn(cmd_rx, shutdown.clone());
-    let app = App::new(info, setup.theme, setup.keymap, false);
-    let result = ui_loop(app, ui_rx, Some(cmd_tx), &setup.state_dir, Some(session)).await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(3), core).await;
+    session.announce_tokens();
+    let core = session.start(CancellationToken::new());
+    let app = App::new(info, theme, keymap, false);
+    let result = ui_loop(app, ui_rx, Some(core.sender()), &state_dir, Some(recording)).await;
+    core.shutdown().await;
     result
 }
 

@@ -52,11 +52,7 @@ fn render_status(f: &mut Frame, area: Rect, app: &App) {
             t.colored(t.ok),
         )
     };
-    let model = if app.info.model == crate::agent::lm::offline::NAME {
-        format!("model {} (offline, deterministic)", app.info.model)
-    } else {
-        format!("model {}", app.info.model)
-    };
+    let model = format!("model {}", app.info.model);
     let run = match &app.running {
         Some((id, step)) => Span::styled(
             format!("◉ running {id}{}", step.map(|s| format!(" step {s}")).unwrap_or_default()),

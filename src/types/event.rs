@@ -1,7 +1,15 @@
-//! The one vocabulary everything reports in. The token manager, secure tools and (later)
-//! the agent emit `Event`s; the console, the audit log, the monitor, session recording and
-//! `--json` output all consume the same stream. Events carry fingerprints, digests and
-//! scope sets — never a token, secret or raw credential.
+//! The one vocabulary everything reports in. The token manager, secure tools and the agent
+//! emit `Event`s; the console, the audit log, the monitor, session recording and `--json`
+//! output all consume the same stream. Events carry fingerprints, digests and scope sets —
+//! never a token, secret or raw credential.
+//!
+//! One account per tool call: `ToolCall` when it begins (arguments, digest, required
+//! scopes), `ToolRateLimited`/`ToolRetry` while it is retried, then exactly one
+//! `ToolResult` with the structured outcome. The agent's observation text is derived from
+//! that outcome; nobody parses text back into structure.
+//!
+//! The bus stamps events with its clock (`types::time::Clock`), so tests that move a
+//! manual clock move every consumer's notion of "now" with it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,8 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::types::scope::ScopeSet;
-use crate::types::secret::Fingerprint;
+use super::scope::ScopeSet;
+use super::secret::Fingerprint;
+use super::time::{SharedClock, system};
+use super::tool::ToolName;
 
 /// One thing that happened, stamped with when, and (when inside an agent run) where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +47,24 @@ pub enum DenialSide {
     Server,
 }
 
+impl DenialSide {
+    /// Who decided, in a few words (trace, feed, audit tail).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Client => "client pre-check",
+            Self::Server => "server 403",
+        }
+    }
+
+    /// Who decided, as a sentence (the agent's observation, `warden call`).
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::Client => "refused by the client's scope pre-check before sending",
+            Self::Server => "the server answered 403 insufficient_scope",
+        }
+    }
+}
+
 /// How a tool call ended when it did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +83,23 @@ pub enum FailureClass {
     Protocol,
     /// The tool is blocked (unknown, or its manifest changed and awaits approval).
     Blocked,
+}
+
+impl FailureClass {
+    /// A short human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ToolError => "tool error",
+            Self::InvalidArguments => "invalid arguments",
+            Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate limited",
+            Self::Timeout => "timeout",
+            Self::Connection => "connection",
+            Self::Tls => "TLS",
+            Self::Protocol => "protocol",
+            Self::Blocked => "blocked",
+        }
+    }
 }
 
 /// A snapshot of the access token's state, for display. Never contains the token.
@@ -97,6 +142,222 @@ pub enum RefreshReason {
     Regrant,
 }
 
+/// The check an access token failed (RFC 9068 / RFC 8725 verification, in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TokenCheck {
+    Malformed,
+    TooLarge,
+    AlgNotAllowed,
+    WrongTyp,
+    CritHeader,
+    MissingKid,
+    UnknownKid,
+    JwksUnavailable,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+    MissingClaim,
+    BadClaim,
+}
+
+impl TokenCheck {
+    /// The wire name (`expired`, `wrong_audience`, …), as in `error_description`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::AlgNotAllowed => "alg_not_allowed",
+            Self::WrongTyp => "wrong_typ",
+            Self::CritHeader => "crit_header",
+            Self::MissingKid => "missing_kid",
+            Self::UnknownKid => "unknown_kid",
+            Self::JwksUnavailable => "jwks_unavailable",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::BadClaim => "bad_claim",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a server decided about one request (its own audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DecisionOutcome {
+    Allowed,
+    Denied,
+    InvalidToken,
+    RateLimited,
+    TokenIssued,
+    TokenRefused,
+}
+
+impl DecisionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::InvalidToken => "invalid_token",
+            Self::RateLimited => "rate_limited",
+            Self::TokenIssued => "token_issued",
+            Self::TokenRefused => "token_refused",
+        }
+    }
+}
+
+/// Why a server decided what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DecisionReason {
+    /// The token carries every scope the tool needs.
+    ScopesPresent,
+    InsufficientScope,
+    /// The client's token bucket is empty.
+    TokenBucketEmpty,
+    /// The token endpoint issued a token.
+    Issued,
+    /// The token endpoint refused (the OAuth error is in `detail`).
+    TokenRequestRefused,
+    /// The access token failed this check.
+    #[serde(untagged)]
+    Token(TokenCheck),
+}
+
+impl std::fmt::Display for DecisionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ScopesPresent => f.write_str("scopes present"),
+            Self::InsufficientScope => f.write_str("insufficient_scope"),
+            Self::TokenBucketEmpty => f.write_str("token bucket empty"),
+            Self::Issued => f.write_str("issued"),
+            Self::TokenRequestRefused => f.write_str("token request refused"),
+            Self::Token(check) => check.fmt(f),
+        }
+    }
+}
+
+/// The monitor's rules, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AnomalyRule {
+    DenialSpike,
+    RepeatedDeniedCall,
+    Enumeration,
+    UnusualToolSequence,
+    PromptInjection,
+    ManifestChanged,
+    RateLimitBurst,
+    TokenTrouble,
+}
+
+impl AnomalyRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DenialSpike => "denial_spike",
+            Self::RepeatedDeniedCall => "repeated_denied_call",
+            Self::Enumeration => "enumeration",
+            Self::UnusualToolSequence => "unusual_tool_sequence",
+            Self::PromptInjection => "prompt_injection",
+            Self::ManifestChanged => "manifest_changed",
+            Self::RateLimitBurst => "rate_limit_burst",
+            Self::TokenTrouble => "token_trouble",
+        }
+    }
+}
+
+impl std::fmt::Display for AnomalyRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a tool call is being sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryReason {
+    /// 401: the token was refreshed; one retry.
+    Unauthorized,
+    /// 429: waiting for `Retry-After`.
+    RateLimited,
+    /// A timeout or connection failure on a call that is safe to repeat.
+    Transient,
+}
+
+/// How one tool call ended: exactly one per call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CallOutcome {
+    Success {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        structured: Option<serde_json::Value>,
+        /// The text content blocks, joined.
+        #[serde(default)]
+        text: String,
+    },
+    /// The tool ran and reported a failure.
+    ToolError {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        structured: Option<serde_json::Value>,
+    },
+    Denied {
+        side: DenialSide,
+        required: ScopeSet,
+        granted: ScopeSet,
+        missing: ScopeSet,
+        /// The server's HTTP status (403) when the server decided.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        www_authenticate: Option<String>,
+    },
+    Failed {
+        class: FailureClass,
+        message: String,
+    },
+}
+
+impl CallOutcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Success { .. })
+    }
+
+    /// The text a tool returned (success text, or the tool error's message).
+    pub fn tool_text(&self) -> Option<&str> {
+        match self {
+            Self::Success { text, .. } => Some(text),
+            Self::ToolError { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The same outcome without what the tool returned (the audit trail records the
+    /// decision, not customer data).
+    pub fn without_content(&self) -> Self {
+        match self {
+            Self::Success { .. } => Self::Success { structured: None, text: String::new() },
+            Self::ToolError { .. } => Self::ToolError { message: String::new(), structured: None },
+            other => other.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
@@ -106,7 +367,7 @@ pub enum EventKind {
     },
     /// A token from the authorization server failed verification and was not used.
     TokenRejected {
-        check: String,
+        check: TokenCheck,
         detail: String,
     },
     /// The token endpoint refused or could not be reached.
@@ -118,76 +379,61 @@ pub enum EventKind {
         hash: String,
         tools: Vec<String>,
     },
+    /// A tool call begins: one per logical call, however many attempts it takes.
     ToolCall {
-        server: String,
-        tool: String,
+        #[serde(flatten)]
+        tool: ToolName,
+        /// The arguments as the caller gave them (never secrets: the agent wrote them).
+        args: serde_json::Value,
         args_digest: String,
-        attempt: u32,
-    },
-    ToolSucceeded {
-        server: String,
-        tool: String,
-        latency_ms: f64,
-        attempts: u32,
-        #[serde(default)]
-        audit: CallAudit,
-    },
-    ToolFailed {
-        server: String,
-        tool: String,
-        failure: FailureClass,
-        message: String,
-        latency_ms: f64,
-        attempts: u32,
-        #[serde(default)]
-        audit: CallAudit,
-    },
-    Denied {
-        #[serde(default)]
-        audit: CallAudit,
-        server: String,
-        tool: String,
         required: ScopeSet,
-        granted: ScopeSet,
-        missing: ScopeSet,
-        side: DenialSide,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        status: Option<u16>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        www_authenticate: Option<String>,
     },
-    RateLimited {
-        server: String,
-        tool: String,
+    /// The server answered 429 (the call retries or gives up; its `ToolResult` says which).
+    ToolRateLimited {
+        #[serde(flatten)]
+        tool: ToolName,
         retry_after_ms: u64,
         attempt: u32,
     },
-    Retry {
-        server: String,
-        tool: String,
+    /// The call is sent again.
+    ToolRetry {
+        #[serde(flatten)]
+        tool: ToolName,
         attempt: u32,
-        reason: String,
+        reason: RetryReason,
+        detail: String,
         delay_ms: u64,
+    },
+    /// How the call ended: exactly one per `ToolCall`.
+    ToolResult {
+        #[serde(flatten)]
+        tool: ToolName,
+        #[serde(flatten)]
+        outcome: CallOutcome,
+        attempts: u32,
+        latency_ms: f64,
+        #[serde(default)]
+        audit: CallAudit,
     },
     /// An agent run began.
     RunStarted {
         request: String,
         model: String,
+        /// The tool names the agent sees.
         tools: Vec<String>,
     },
     Thought {
         text: String,
     },
-    Action {
+    /// The agent named a tool that does not exist, or arguments that fail its schema;
+    /// nothing was called.
+    InvalidAction {
         tool: String,
         args: serde_json::Value,
+        reason: String,
     },
-    Observation {
-        tool: String,
-        text: String,
-        outcome: ObservationKind,
-        latency_ms: f64,
-    },
+    /// The agent decided it has what it needs.
+    Finish,
     FinalAnswer {
         response: String,
     },
@@ -202,18 +448,20 @@ pub enum EventKind {
     },
     /// The monitor saw something an operator should look at.
     Anomaly {
-        rule: String,
+        rule: AnomalyRule,
         severity: AnomalySeverity,
         message: String,
         evidence: Vec<u64>,
     },
-    /// A decision of the MCP server's bearer guard (the server's own audit trail).
+    /// A decision of a server (bearer guard or token endpoint): the server's own audit trail.
     ServiceDecision {
         client_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<String>,
-        outcome: String,
-        reason: String,
+        outcome: DecisionOutcome,
+        reason: DecisionReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fingerprint: Option<Fingerprint>,
         #[serde(default, skip_serializing_if = "ScopeSet::is_empty")]
@@ -260,6 +508,18 @@ pub enum ObservationKind {
     Finish,
 }
 
+impl ObservationKind {
+    /// The kind of step a call outcome makes.
+    pub fn of(outcome: &CallOutcome) -> Self {
+        match outcome {
+            CallOutcome::Success { .. } => Self::Ok,
+            CallOutcome::ToolError { .. } => Self::ToolError,
+            CallOutcome::Denied { .. } => Self::Denied,
+            CallOutcome::Failed { .. } => Self::Failed,
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -285,13 +545,26 @@ pub trait Journal: Send + Sync {
     fn record(&self, event: &Event);
 }
 
-#[derive(Default)]
 struct BusInner {
+    clock: SharedClock,
     journals: parking_lot::RwLock<Vec<Arc<dyn Journal>>>,
     next_id: AtomicU64,
     dropped: AtomicU64,
     subscribers: Mutex<Vec<tokio::sync::mpsc::Sender<Event>>>,
     recorded: Mutex<Option<Vec<Event>>>,
+}
+
+impl Default for BusInner {
+    fn default() -> Self {
+        Self {
+            clock: system(),
+            journals: Default::default(),
+            next_id: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            subscribers: Mutex::new(Vec::new()),
+            recorded: Mutex::new(None),
+        }
+    }
 }
 
 /// A weak handle to a bus.
@@ -323,6 +596,31 @@ impl EventBus {
         bus
     }
 
+    /// This bus, stamping events with `clock` instead of the host's (tests; must be set
+    /// before the bus is shared).
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.clock = clock;
+                Self { inner: Arc::new(inner) }
+            }
+            // Already shared: build a fresh bus with the same recording mode.
+            Err(inner) => {
+                let recording = inner.recorded.lock().is_some();
+                let bus = Self { inner: Arc::new(BusInner { clock, ..BusInner::default() }) };
+                if recording {
+                    *bus.inner.recorded.lock() = Some(Vec::new());
+                }
+                bus
+            }
+        }
+    }
+
+    /// The session's clock: everything built on this bus reads time here.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
     /// Adds a synchronous observer (the audit log first, then the monitor). Observers may
     /// emit events themselves (the monitor's anomalies); no lock is held while they run.
     pub fn add_journal(&self, journal: Arc<dyn Journal>) {
@@ -343,7 +641,7 @@ impl EventBus {
     pub fn emit(&self, scope: &Scope, kind: EventKind) -> Event {
         let event = Event {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1,
-            at_ms: now_ms(),
+            at_ms: self.inner.clock.now_ms(),
             run_id: scope.run_id.clone(),
             step: scope.step,
             kind,
@@ -376,10 +674,6 @@ impl EventBus {
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]

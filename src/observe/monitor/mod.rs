@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::types::event::{AnomalySeverity, Event, EventBus, EventKind, Journal, Scope, WeakBus};
+use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventBus, EventKind, Journal, Scope, WeakBus};
 
 /// Thresholds (`[monitor]` in the config).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -50,7 +50,7 @@ impl Default for MonitorConfig {
 /// What a rule found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: AnomalyRule,
     pub severity: AnomalySeverity,
     pub message: String,
     pub evidence: Vec<u64>,
@@ -70,7 +70,7 @@ pub struct RunState {
 
 /// A rule: looks at one event with the run's context, may report findings.
 pub trait Rule: Send {
-    fn name(&self) -> &'static str;
+    fn rule(&self) -> AnomalyRule;
     fn observe(&mut self, e: &Event, run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding>;
 }
 
@@ -78,7 +78,7 @@ struct State {
     rules: Vec<Box<dyn Rule>>,
     runs: HashMap<String, RunState>,
     finished: VecDeque<String>,
-    counts: BTreeMap<&'static str, u64>,
+    counts: BTreeMap<AnomalyRule, u64>,
 }
 
 pub struct Monitor {
@@ -105,7 +105,7 @@ impl Monitor {
     }
 
     /// Anomalies per rule so far.
-    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+    pub fn counts(&self) -> BTreeMap<AnomalyRule, u64> {
         self.state.lock().counts.clone()
     }
 
@@ -124,7 +124,7 @@ impl Monitor {
         }
         for f in &findings {
             *st.counts.entry(f.rule).or_default() += 1;
-            if f.rule == rules::injection::NAME
+            if f.rule == AnomalyRule::PromptInjection
                 && let Some(r) = e.run_id.as_ref().and_then(|r| st.runs.get_mut(r))
             {
                 r.tainted_by.get_or_insert(e.id);
@@ -189,7 +189,7 @@ impl Journal for Monitor {
             bus.emit(
                 &scope,
                 EventKind::Anomaly {
-                    rule: f.rule.to_string(),
+                    rule: f.rule,
                     severity: f.severity,
                     message: f.message,
                     evidence: f.evidence,

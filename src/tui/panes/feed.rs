@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip, clock};
 use crate::tui::theme::Theme;
-use crate::types::event::{DenialSide, Event, EventKind, FailureClass, RefreshReason};
+use crate::types::event::{CallOutcome, Event, EventKind, RefreshReason};
 
 pub const MAX_ENTRIES: usize = 10_000;
 
@@ -70,28 +70,28 @@ impl FeedPane {
 
     pub fn ingest(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::Denied { tool, missing, side, status, server, .. } => {
-                let by = match side {
-                    DenialSide::Client => "client pre-check".to_string(),
-                    DenialSide::Server => format!("server {}", status.unwrap_or(403)),
-                };
-                self.push(e, Severity::Denied, format!("{tool} denied on {server}: missing {missing} ({by})"));
-            }
-            EventKind::RateLimited { tool, retry_after_ms, attempt, .. } => {
+            EventKind::ToolResult { tool, outcome, .. } => match outcome {
+                CallOutcome::Denied { missing, side, .. } => {
+                    let (name, server, by) = (&tool.name, &tool.server, side.label());
+                    self.push(e, Severity::Denied, format!("{name} denied on {server}: missing {missing} ({by})"));
+                }
+                CallOutcome::Failed { class, message } => {
+                    self.push(e, Severity::Error, format!("{} failed ({}): {message}", tool.name, class.label()));
+                }
+                CallOutcome::ToolError { message, .. } => {
+                    self.push(e, Severity::Warn, format!("{} reported an error: {message}", tool.name))
+                }
+                CallOutcome::Success { .. } => {}
+            },
+            EventKind::ToolRateLimited { tool, retry_after_ms, attempt } => {
                 self.push(
                     e,
                     Severity::Warn,
-                    format!("{tool} rate limited (attempt {attempt}, retry after {} s)", retry_after_ms / 1000),
+                    format!("{} rate limited (attempt {attempt}, retry after {} s)", tool.name, retry_after_ms / 1000),
                 );
             }
-            EventKind::Retry { tool, attempt, reason, .. } => {
-                self.push(e, Severity::Warn, format!("{tool} retry after attempt {attempt}: {reason}"));
-            }
-            EventKind::ToolFailed { tool, failure, message, .. } if *failure != FailureClass::ToolError => {
-                self.push(e, Severity::Error, format!("{tool} failed ({failure:?}): {message}"));
-            }
-            EventKind::ToolFailed { tool, message, .. } => {
-                self.push(e, Severity::Warn, format!("{tool} reported an error: {message}"))
+            EventKind::ToolRetry { tool, attempt, detail, .. } => {
+                self.push(e, Severity::Warn, format!("{} retry after attempt {attempt}: {detail}", tool.name));
             }
             EventKind::TokenRejected { check, detail } => {
                 self.push(e, Severity::Error, format!("token rejected ({check}): {detail}"));

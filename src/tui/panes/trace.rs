@@ -12,7 +12,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip};
 use crate::tui::theme::Theme;
-use crate::types::event::{DenialSide, Event, EventKind, ObservationKind, RunStatus};
+use crate::session::format_args;
+use crate::types::event::{CallOutcome, Event, EventKind, RunStatus};
 
 /// Most entries kept; older ones are dropped (the session recording keeps everything).
 pub const MAX_ENTRIES: usize = 50_000;
@@ -79,56 +80,70 @@ impl TracePane {
             EventKind::Thought { text } => {
                 self.push(e, TraceKind::Thought, text.clone(), vec![("thought".into(), text.clone())])
             }
-            EventKind::Action { tool, args } => self.push(
+            EventKind::ToolCall { tool, args, required, .. } => self.push(
                 e,
                 TraceKind::Action,
-                format!("{tool} {}", crate::agent::pyfmt::json_dumps(args)),
-                vec![("tool".into(), tool.clone()), ("arguments".into(), pretty(args))],
-            ),
-            EventKind::Observation { tool, text, outcome, latency_ms } => {
-                // The denial itself has its own entry (from the Denied event, with who decided);
-                // this is what the agent saw.
-                let kind = match outcome {
-                    ObservationKind::Ok | ObservationKind::Finish | ObservationKind::Denied => TraceKind::Observation,
-                    _ => TraceKind::ToolError,
-                };
-                let shown = serde_json::from_str::<serde_json::Value>(text)
-                    .map(|v| pretty(&v))
-                    .unwrap_or_else(|_| text.clone());
-                self.push(
-                    e,
-                    kind,
-                    format!("{text}  ({latency_ms:.1} ms)"),
-                    vec![
-                        ("tool".into(), tool.clone()),
-                        ("outcome".into(), format!("{outcome:?}")),
-                        ("latency".into(), format!("{latency_ms:.1} ms")),
-                        ("observation".into(), shown),
-                    ],
-                )
-            }
-            EventKind::Denied { tool, required, granted, missing, side, status, www_authenticate, .. } => {
-                let by = match side {
-                    DenialSide::Client => "client pre-check".to_string(),
-                    DenialSide::Server => format!("server {}", status.map(|s| s.to_string()).unwrap_or_default()),
-                };
-                let mut detail = vec![
-                    ("tool".into(), tool.clone()),
-                    ("decided by".into(), by.clone()),
+                format!("{} {}", tool.name, format_args(args)),
+                vec![
+                    ("tool".into(), tool.name.clone()),
+                    ("server".into(), tool.server.clone()),
                     ("required".into(), required.to_string()),
-                    ("granted".into(), granted.to_string()),
-                    ("missing".into(), missing.to_string()),
+                    ("arguments".into(), pretty(args)),
+                ],
+            ),
+            EventKind::ToolResult { tool, outcome, attempts, latency_ms, .. } => {
+                let mut detail = vec![
+                    ("tool".into(), tool.name.clone()),
+                    ("server".into(), tool.server.clone()),
+                    ("attempts".into(), attempts.to_string()),
+                    ("latency".into(), format!("{latency_ms:.1} ms")),
                 ];
-                if let Some(w) = www_authenticate {
-                    detail.push(("WWW-Authenticate".into(), w.clone()));
-                }
-                self.push(e, TraceKind::Denied, format!("{tool} denied: missing {missing} ({by})"), detail)
+                let (kind, text) = match outcome {
+                    CallOutcome::Success { structured, text } => {
+                        let shown = if text.is_empty() {
+                            structured.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                        } else {
+                            text.clone()
+                        };
+                        detail.push(("outcome".into(), "success".into()));
+                        detail.push(("result".into(), structured.as_ref().map(pretty).unwrap_or_else(|| text.clone())));
+                        (TraceKind::Observation, format!("{shown}  ({latency_ms:.1} ms)"))
+                    }
+                    CallOutcome::ToolError { message, structured } => {
+                        detail.push(("outcome".into(), "tool error".into()));
+                        detail.push(("error".into(), structured.as_ref().map(pretty).unwrap_or_else(|| message.clone())));
+                        (TraceKind::ToolError, format!("{} reported an error: {message}  ({latency_ms:.1} ms)", tool.name))
+                    }
+                    CallOutcome::Failed { class, message } => {
+                        detail.push(("outcome".into(), class.label().into()));
+                        detail.push(("error".into(), message.clone()));
+                        (TraceKind::ToolError, format!("{} failed ({}): {message}", tool.name, class.label()))
+                    }
+                    CallOutcome::Denied { side, required, granted, missing, www_authenticate, .. } => {
+                        detail.push(("decided by".into(), side.label().into()));
+                        detail.push(("required".into(), required.to_string()));
+                        detail.push(("granted".into(), granted.to_string()));
+                        detail.push(("missing".into(), missing.to_string()));
+                        if let Some(w) = www_authenticate {
+                            detail.push(("WWW-Authenticate".into(), w.clone()));
+                        }
+                        (TraceKind::Denied, format!("{} denied: missing {missing} ({})", tool.name, side.label()))
+                    }
+                };
+                self.push(e, kind, text, detail)
             }
-            EventKind::Retry { tool, attempt, reason, delay_ms, .. } => self.push(
+            EventKind::InvalidAction { tool, args, reason } => self.push(
+                e,
+                TraceKind::ToolError,
+                format!("{tool} {}: {reason}", format_args(args)),
+                vec![("tool".into(), tool.clone()), ("arguments".into(), pretty(args)), ("error".into(), reason.clone())],
+            ),
+            EventKind::Finish => self.push(e, TraceKind::Action, "finish".into(), Vec::new()),
+            EventKind::ToolRetry { tool, attempt, detail, delay_ms, .. } => self.push(
                 e,
                 TraceKind::Retry,
-                format!("{tool} attempt {attempt} failed: {reason}; retrying in {delay_ms} ms"),
-                vec![("reason".into(), reason.clone())],
+                format!("{} attempt {attempt} failed: {detail}; retrying in {delay_ms} ms", tool.name),
+                vec![("reason".into(), detail.clone())],
             ),
             EventKind::FinalAnswer { response } => {
                 self.push(e, TraceKind::Answer, response.clone(), vec![("answer".into(), response.clone())])

@@ -3,20 +3,23 @@
 use std::collections::HashMap;
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
+use crate::types::event::{AnomalyRule, AnomalySeverity, CallOutcome, Event, EventKind};
+use crate::types::tool::ToolName;
 
 #[derive(Default)]
 pub struct DenialSpike {
-    per_tool: HashMap<String, Window>,
+    per_tool: HashMap<ToolName, Window>,
 }
 
 impl Rule for DenialSpike {
-    fn name(&self) -> &'static str {
-        "denial_spike"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::DenialSpike
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
-        let EventKind::Denied { tool, .. } = &e.kind else { return Vec::new() };
+        let EventKind::ToolResult { tool, outcome: CallOutcome::Denied { .. }, .. } = &e.kind else {
+            return Vec::new();
+        };
         let w = self.per_tool.entry(tool.clone()).or_default();
         w.push(e.at_ms, e.id, cfg.window_secs);
         if w.len() <= cfg.denial_spike {
@@ -26,9 +29,9 @@ impl Rule for DenialSpike {
         // Report once per spike; a new spike needs a fresh run of denials.
         w.clear();
         vec![Finding {
-            rule: self.name(),
+            rule: self.rule(),
             severity: AnomalySeverity::High,
-            message: format!("{} permission denials of {tool} within {} s", evidence.len(), cfg.window_secs),
+            message: format!("{} permission denials of {} within {} s", evidence.len(), tool.name, cfg.window_secs),
             evidence,
         }]
     }

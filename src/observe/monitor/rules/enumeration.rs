@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
+use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
 
 #[derive(Default)]
 pub struct Enumeration {
@@ -19,13 +19,13 @@ fn number(id: &str) -> Option<(String, u32)> {
 }
 
 impl Rule for Enumeration {
-    fn name(&self) -> &'static str {
-        "enumeration"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::Enumeration
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
-        let EventKind::Action { tool, args } = &e.kind else { return Vec::new() };
-        if tool != "get_customer_info" {
+        let EventKind::ToolCall { tool, args, .. } = &e.kind else { return Vec::new() };
+        if tool.name != "get_customer_info" {
             return Vec::new();
         }
         let Some(id) = args.get("customer_id").and_then(|v| v.as_str()).map(|s| s.trim().to_ascii_uppercase()) else {
@@ -49,7 +49,7 @@ impl Rule for Enumeration {
         if distinct >= cfg.enumeration_distinct && !self.fired_distinct {
             self.fired_distinct = true;
             out.push(Finding {
-                rule: self.name(),
+                rule: self.rule(),
                 severity: AnomalySeverity::High,
                 message: format!("{distinct} distinct customers read within {} s", cfg.window_secs),
                 evidence: self.reads.iter().map(|(_, id, _)| *id).collect(),
@@ -67,7 +67,7 @@ impl Rule for Enumeration {
         if sequential && !self.fired_sequential {
             self.fired_sequential = true;
             out.push(Finding {
-                rule: self.name(),
+                rule: self.rule(),
                 severity: AnomalySeverity::Medium,
                 message: format!(
                     "sequential customer IDs read ({} … {})",

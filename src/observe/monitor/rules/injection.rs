@@ -2,9 +2,7 @@
 //! Unicode (zero-width, bidi controls, tag characters).
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
-
-pub const NAME: &str = "prompt_injection";
+use crate::types::event::{AnomalyRule, AnomalySeverity, CallOutcome, Event, EventKind};
 
 pub struct Injection;
 
@@ -44,18 +42,23 @@ pub fn signs(text: &str) -> Vec<String> {
 }
 
 impl Rule for Injection {
-    fn name(&self) -> &'static str {
-        NAME
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::PromptInjection
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, _cfg: &MonitorConfig) -> Vec<Finding> {
-        let EventKind::Observation { tool, text, .. } = &e.kind else { return Vec::new() };
-        let signs = signs(text);
+        let EventKind::ToolResult { tool, outcome, .. } = &e.kind else { return Vec::new() };
+        let text = match outcome {
+            CallOutcome::Success { text, structured: Some(v) } if text.is_empty() => v.to_string(),
+            other => other.tool_text().unwrap_or_default().to_string(),
+        };
+        let tool = &tool.name;
+        let signs = signs(&text);
         if signs.is_empty() {
             return Vec::new();
         }
         vec![Finding {
-            rule: NAME,
+            rule: AnomalyRule::PromptInjection,
             severity: AnomalySeverity::High,
             message: format!("possible prompt injection in {tool} output: {}", signs.join(", ")),
             evidence: vec![e.id],

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
+use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
 
 #[derive(Default)]
 pub struct ManifestChange {
@@ -12,8 +12,8 @@ pub struct ManifestChange {
 }
 
 impl Rule for ManifestChange {
-    fn name(&self) -> &'static str {
-        "manifest_changed"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::ManifestChanged
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, _cfg: &MonitorConfig) -> Vec<Finding> {
@@ -25,7 +25,7 @@ impl Rule for ManifestChange {
             }
             Some((first, _)) if first == hash => Vec::new(),
             Some((first, first_id)) => vec![Finding {
-                rule: self.name(),
+                rule: self.rule(),
                 severity: AnomalySeverity::High,
                 message: format!(
                     "the tool manifest of {server} changed ({} → {}); its tools are blocked until approved",

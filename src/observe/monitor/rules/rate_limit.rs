@@ -1,7 +1,7 @@
 //! A burst of 429s.
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
+use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
 
 #[derive(Default)]
 pub struct RateLimitBurst {
@@ -9,12 +9,12 @@ pub struct RateLimitBurst {
 }
 
 impl Rule for RateLimitBurst {
-    fn name(&self) -> &'static str {
-        "rate_limit_burst"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::RateLimitBurst
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
-        let EventKind::RateLimited { .. } = &e.kind else { return Vec::new() };
+        let EventKind::ToolRateLimited { .. } = &e.kind else { return Vec::new() };
         self.window.push(e.at_ms, e.id, cfg.window_secs);
         if self.window.len() < cfg.rate_limit_burst {
             return Vec::new();
@@ -22,7 +22,7 @@ impl Rule for RateLimitBurst {
         let evidence = self.window.ids();
         self.window.clear();
         vec![Finding {
-            rule: self.name(),
+            rule: self.rule(),
             severity: AnomalySeverity::Medium,
             message: format!("{} rate-limit responses within {} s", evidence.len(), cfg.window_secs),
             evidence,

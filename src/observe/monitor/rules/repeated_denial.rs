@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
+use crate::types::event::{AnomalyRule, AnomalySeverity, CallOutcome, Event, EventKind};
 
 #[derive(Default)]
 pub struct RepeatedDenial {
@@ -12,12 +12,17 @@ pub struct RepeatedDenial {
 }
 
 impl Rule for RepeatedDenial {
-    fn name(&self) -> &'static str {
-        "repeated_denied_call"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::RepeatedDeniedCall
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
-        let (Some(run), EventKind::Denied { tool, audit, .. }) = (&e.run_id, &e.kind) else { return Vec::new() };
+        let (Some(run), EventKind::ToolResult { tool, outcome: CallOutcome::Denied { .. }, audit, .. }) =
+            (&e.run_id, &e.kind)
+        else {
+            return Vec::new();
+        };
+        let tool = &tool.name;
         if self.seen.len() > 10_000 {
             self.seen.clear();
         }
@@ -28,7 +33,7 @@ impl Rule for RepeatedDenial {
             return Vec::new();
         }
         vec![Finding {
-            rule: "repeated_denied_call",
+            rule: AnomalyRule::RepeatedDeniedCall,
             severity: AnomalySeverity::Medium,
             message: format!("the agent retried the denied call {tool} {} times in run {run}", ids.len()),
             evidence: ids.clone(),

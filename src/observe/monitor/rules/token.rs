@@ -1,7 +1,7 @@
 //! Token trouble: any token that failed verification, and repeated 401s.
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState, Window};
-use crate::types::event::{AnomalySeverity, Event, EventKind, RefreshReason};
+use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind, RefreshReason};
 
 #[derive(Default)]
 pub struct TokenTrouble {
@@ -9,14 +9,14 @@ pub struct TokenTrouble {
 }
 
 impl Rule for TokenTrouble {
-    fn name(&self) -> &'static str {
-        "token_trouble"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::TokenTrouble
     }
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, cfg: &MonitorConfig) -> Vec<Finding> {
         match &e.kind {
             EventKind::TokenRejected { check, .. } => vec![Finding {
-                rule: self.name(),
+                rule: self.rule(),
                 severity: AnomalySeverity::High,
                 message: format!("the authorization server issued a token that failed verification ({check})"),
                 evidence: vec![e.id],
@@ -29,7 +29,7 @@ impl Rule for TokenTrouble {
                 let evidence = self.unauthorized.ids();
                 self.unauthorized.clear();
                 vec![Finding {
-                    rule: self.name(),
+                    rule: self.rule(),
                     severity: AnomalySeverity::Medium,
                     message: format!("{} refreshes after 401 responses within {} s", evidence.len(), cfg.window_secs),
                     evidence,

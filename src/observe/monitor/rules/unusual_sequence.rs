@@ -2,7 +2,7 @@
 //! customer other than the one named in the request.
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
-use crate::types::event::{AnomalySeverity, Event, EventKind};
+use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
 
 pub struct UnusualSequence;
 
@@ -32,19 +32,17 @@ fn implied(tool: &str, request_lower: &str) -> bool {
 }
 
 impl Rule for UnusualSequence {
-    fn name(&self) -> &'static str {
-        "unusual_tool_sequence"
+    fn rule(&self) -> AnomalyRule {
+        AnomalyRule::UnusualToolSequence
     }
 
     fn observe(&mut self, e: &Event, run: Option<&RunState>, _cfg: &MonitorConfig) -> Vec<Finding> {
-        let (EventKind::Action { tool, args }, Some(run)) = (&e.kind, run) else { return Vec::new() };
-        if tool == "finish" {
-            return Vec::new();
-        }
+        let (EventKind::ToolCall { tool, args, .. }, Some(run)) = (&e.kind, run) else { return Vec::new() };
+        let tool = &tool.name;
         let mut out = Vec::new();
         if !implied(tool, &run.request_lower) {
             out.push(Finding {
-                rule: self.name(),
+                rule: self.rule(),
                 severity: AnomalySeverity::Medium,
                 message: format!("{tool} was called but the request did not ask for it"),
                 evidence: vec![e.id],
@@ -57,7 +55,7 @@ impl Rule for UnusualSequence {
             && !run.customers.contains(&target)
         {
             out.push(Finding {
-                rule: self.name(),
+                rule: self.rule(),
                 severity: AnomalySeverity::High,
                 message: format!("{tool} on customer {target}, but the request names {}", run.customers.join(", ")),
                 evidence: vec![e.id],
@@ -67,7 +65,7 @@ impl Rule for UnusualSequence {
             && !out.is_empty()
         {
             out.push(Finding {
-                rule: super::injection::NAME,
+                rule: AnomalyRule::PromptInjection,
                 severity: AnomalySeverity::High,
                 message: format!("the agent's next action ({tool}) departs from the request after injected content"),
                 evidence: vec![tainted, e.id],
