@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use warden::agent::lm::{Completion, Lm, LmError, Message, Usage};
 use warden::agent::react::ReAct;
 use warden::agent::signature::Signature;
-use warden::agent::tool::{FnTool, Observation, Tool};
-use warden::types::event::{EventBus, ObservationKind};
+use warden::agent::tool::{FnTool, Tool};
+use warden::types::event::EventBus;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,7 +51,7 @@ fn tools() -> Vec<Arc<dyn Tool>> {
                 n,
                 "A customer-service tool.",
                 json!({"customer_id": {"type": "string", "description": "Customer ID"}}),
-                move |_| Observation { kind: ObservationKind::Ok, value: Value::String(c.to_string()) },
+                move |_| Ok(Value::String(c.to_string())),
             )) as Arc<dyn Tool>
         })
         .collect()

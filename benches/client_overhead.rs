@@ -13,7 +13,7 @@ use warden::config::Config;
 use warden::mcp::ClientStack;
 use warden::mcp::secure_tool::CallPolicy;
 use warden::serve::ServeOptions;
-use warden::types::event::{EventBus, EventKind, Scope};
+use warden::types::event::{CallOutcome, EventBus, EventKind, Scope};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,27 +45,40 @@ fn main() {
 
         // Warm-up, then measure.
         for _ in 0..10_000 {
-            let p = tool.prepare(json!({"customer_id": "ABC123"}), &scope).await.expect("prepare");
+            let p = tool.prepare(json!({"customer_id": "ABC123"})).await.expect("prepare");
             std::hint::black_box(tokens.bearer());
             std::hint::black_box(p);
         }
         let start = Instant::now();
         for _ in 0..N {
-            let p = tool.prepare(json!({"customer_id": "ABC123"}), &scope).await.expect("prepare");
-            let header = tokens.bearer();
+            let args = json!({"customer_id": "ABC123"});
             events.emit(
                 &scope,
                 EventKind::ToolCall {
-                    server: tool.spec.server.clone(),
-                    tool: tool.spec.name.clone(),
-                    args_digest: p.digest.clone(),
-                    attempt: 1,
+                    tool: tool.id().clone(),
+                    args: args.clone(),
+                    args_digest: warden::mcp::secure_tool::args_digest(args.as_object().expect("object")),
+                    required: tool.spec.required_scopes.clone(),
+                },
+            );
+            let p = tool.prepare(args).await.expect("prepare");
+            let header = tokens.bearer();
+            events.emit(
+                &scope,
+                EventKind::ToolResult {
+                    tool: tool.id().clone(),
+                    outcome: CallOutcome::Success { structured: None, text: String::new() },
+                    attempts: 1,
+                    latency_ms: 0.0,
+                    audit: Default::default(),
                 },
             );
             std::hint::black_box((p, header));
         }
         let per_call = start.elapsed().as_secs_f64() / f64::from(N) * 1e6;
-        println!("client layer overhead per call (prepare + header + event): {per_call:.2} µs  ({N} calls)");
+        println!(
+            "client layer overhead per call (prepare + header + call and result events): {per_call:.2} µs  ({N} calls)"
+        );
 
         // Server-side verification of a token it has already verified.
         let verifier = warden::auth::verify::Verifier::new(

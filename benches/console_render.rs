@@ -10,8 +10,9 @@ use ratatui::backend::TestBackend;
 use warden::tui::app::{App, ConsoleInfo};
 use warden::tui::keymap::Keymap;
 use warden::tui::theme::Theme;
-use warden::types::event::{DenialSide, EventBus, EventKind, ObservationKind, Scope};
+use warden::types::event::{CallOutcome, DenialSide, EventBus, EventKind, Scope};
 use warden::types::scope::ScopeSet;
+use warden::types::tool::ToolName;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,26 +28,35 @@ fn main() {
             0 => EventKind::Thought {
                 text: format!("Step {i}: the request concerns customer ABC123; look up the profile first."),
             },
-            1 => EventKind::Action {
-                tool: "get_customer_info".into(),
+            1 => EventKind::ToolCall {
+                tool: ToolName::new("customer-service", "get_customer_info"),
                 args: serde_json::json!({"customer_id": "ABC123"}),
+                args_digest: "sha256:0123456789ab".into(),
+                required: ScopeSet::parse("customer:read").unwrap(),
             },
-            2 => EventKind::Observation {
-                tool: "get_customer_info".into(),
-                text: "{\"customer_id\":\"ABC123\",\"name\":\"Sarah Johnson\",\"tier\":\"gold\"}".repeat(4),
-                outcome: ObservationKind::Ok,
+            2 => EventKind::ToolResult {
+                tool: ToolName::new("customer-service", "get_customer_info"),
+                outcome: CallOutcome::Success {
+                    structured: None,
+                    text: "{\"customer_id\":\"ABC123\",\"name\":\"Sarah Johnson\",\"tier\":\"gold\"}".repeat(4),
+                },
+                attempts: 1,
                 latency_ms: 1.2,
-            },
-            _ => EventKind::Denied {
                 audit: Default::default(),
-                server: "customer-service".into(),
-                tool: "create_support_ticket".into(),
-                required: ScopeSet::parse("ticket:create").unwrap(),
-                granted: ScopeSet::parse("customer:read").unwrap(),
-                missing: ScopeSet::parse("ticket:create").unwrap(),
-                side: DenialSide::Server,
-                status: Some(403),
-                www_authenticate: None,
+            },
+            _ => EventKind::ToolResult {
+                tool: ToolName::new("customer-service", "create_support_ticket"),
+                outcome: CallOutcome::Denied {
+                    required: ScopeSet::parse("ticket:create").unwrap(),
+                    granted: ScopeSet::parse("customer:read").unwrap(),
+                    missing: ScopeSet::parse("ticket:create").unwrap(),
+                    side: DenialSide::Server,
+                    status: Some(403),
+                    www_authenticate: None,
+                },
+                attempts: 1,
+                latency_ms: 1.4,
+                audit: Default::default(),
             },
         };
         bus.emit(&scope(i), kind);
@@ -65,7 +75,11 @@ fn main() {
     for i in 0..warden::tui::panes::feed::MAX_ENTRIES {
         extra.emit(
             &Scope::default(),
-            EventKind::RateLimited { server: "s".into(), tool: format!("tool{i}"), retry_after_ms: 1000, attempt: 1 },
+            EventKind::ToolRateLimited {
+                tool: ToolName::new("s", format!("tool{i}")),
+                retry_after_ms: 1000,
+                attempt: 1,
+            },
         );
     }
     for e in extra.recorded() {

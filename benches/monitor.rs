@@ -10,8 +10,9 @@ use std::time::Instant;
 use serde_json::json;
 use warden::observe::audit::{AuditLog, FsyncPolicy};
 use warden::observe::monitor::{Monitor, MonitorConfig};
-use warden::types::event::{CallAudit, DenialSide, Event, EventKind, ObservationKind};
+use warden::types::event::{CallAudit, CallOutcome, DenialSide, Event, EventKind};
 use warden::types::scope::ScopeSet;
+use warden::types::tool::ToolName;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,37 +36,53 @@ fn events(n: usize) -> Vec<Event> {
                 },
             ),
             1 => ev(i, EventKind::Thought { text: "Look up the customer first.".into() }),
-            2 => ev(i, EventKind::Action { tool: "get_customer_info".into(), args: json!({"customer_id": "ABC123"}) }),
+            2 => ev(
+                i,
+                EventKind::ToolCall {
+                    tool: ToolName::new("s", "get_customer_info"),
+                    args: json!({"customer_id": "ABC123"}),
+                    args_digest: "d".into(),
+                    required: ScopeSet::new(),
+                },
+            ),
             3 => ev(
                 i,
-                EventKind::Observation {
-                    tool: "get_customer_info".into(),
-                    text:
-                        "{\"customer_id\":\"ABC123\",\"name\":\"Sarah Johnson\",\"notes\":\"Prefers email contact.\"}"
+                EventKind::ToolResult {
+                    tool: ToolName::new("s", "get_customer_info"),
+                    outcome: CallOutcome::Success {
+                        structured: None,
+                        text: "{\"customer_id\":\"ABC123\",\"name\":\"Sarah Johnson\",\"notes\":\"Prefers email contact.\"}"
                             .into(),
-                    outcome: ObservationKind::Ok,
+                    },
+                    attempts: 1,
                     latency_ms: 1.0,
+                    audit: CallAudit::default(),
                 },
             ),
             4 => ev(
                 i,
-                EventKind::Action {
-                    tool: "create_support_ticket".into(),
+EventKind::ToolCall {
+                    tool: ToolName::new("s", "create_support_ticket"),
                     args: json!({"customer_id": "ABC123", "priority": "high"}),
+                    args_digest: "d".into(),
+                    required: ScopeSet::new(),
                 },
             ),
             5 => ev(
                 i,
-                EventKind::Denied {
+                EventKind::ToolResult {
+                    tool: ToolName::new("s", "create_support_ticket"),
+                    outcome: CallOutcome::Denied {
+                        required: ScopeSet::parse("ticket:create").unwrap(),
+                        granted: ScopeSet::new(),
+                        missing: ScopeSet::parse("ticket:create").unwrap(),
+                        side: DenialSide::Client,
+                        status: None,
+                        www_authenticate: None,
+                    },
+                    attempts: 0,
+                    latency_ms: 0.1,
                     audit: CallAudit::default(),
-                    server: "s".into(),
-                    tool: "create_support_ticket".into(),
-                    required: ScopeSet::parse("ticket:create").unwrap(),
-                    granted: ScopeSet::new(),
-                    missing: ScopeSet::parse("ticket:create").unwrap(),
-                    side: DenialSide::Client,
-                    status: None,
-                    www_authenticate: None,
                 },
             ),
             6 => ev(i, EventKind::FinalAnswer { response: "done".into() }),

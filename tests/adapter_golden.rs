@@ -10,8 +10,7 @@ use warden::agent::adapter::json::JsonAdapter;
 use warden::agent::lm::{Message, Role};
 use warden::agent::react::{ReAct, format_trajectory};
 use warden::agent::signature::{Field, FieldType, Signature};
-use warden::agent::tool::{FnTool, Observation, Tool};
-use warden::types::event::ObservationKind;
+use warden::agent::tool::{FnTool, Tool};
 
 fn golden(name: &str) -> Vec<Message> {
     let text =
@@ -89,7 +88,7 @@ fn list_values_under_str_fields() {
 }
 
 fn seed_tools() -> Vec<Arc<dyn Tool>> {
-    let ok = |_args: Map<String, Value>| Observation { kind: ObservationKind::Ok, value: json!("ok") };
+    let ok = |_args: Map<String, Value>| Ok(json!("ok"));
     vec![
         Arc::new(FnTool::new(
             "get_customer_info",

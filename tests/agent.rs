@@ -10,7 +10,7 @@ use warden::agent::lm::{Lm, Role};
 use warden::agent::predict::{ChainOfThought, Predict};
 use warden::agent::react::ReAct;
 use warden::agent::signature::Signature;
-use warden::agent::tool::{FnTool, Observation, Tool};
+use warden::agent::tool::{FnTool, Tool};
 use warden::types::event::{EventBus, EventKind, ObservationKind, RunStatus};
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -82,11 +82,9 @@ fn counting_tool(calls: Arc<AtomicUsize>) -> Arc<dyn Tool> {
     Arc::new(FnTool::new("lookup", "Look something up.", json!({"key": {"type": "string"}}), move |args| {
         calls.fetch_add(1, Ordering::SeqCst);
         match args.get("key").and_then(Value::as_str) {
-            Some("missing") => {
-                Observation { kind: ObservationKind::ToolError, value: json!("Execution error in lookup: not found") }
-            }
-            Some(k) => Observation { kind: ObservationKind::Ok, value: json!({"key": k, "value": 42}) },
-            None => Observation { kind: ObservationKind::Invalid, value: json!("no key") },
+            Some("missing") => Err("not found".to_string()),
+            Some(k) => Ok(json!({"key": k, "value": 42})),
+            None => Err("no key".to_string()),
         }
     }))
 }
@@ -131,17 +129,23 @@ async fn react_runs_tools_streams_events_and_extracts() {
         .map(|e| match &e.kind {
             EventKind::RunStarted { .. } => "start",
             EventKind::Thought { .. } => "thought",
-            EventKind::Action { .. } => "action",
-            EventKind::Observation { .. } => "observation",
+            EventKind::ToolCall { .. } => "call",
+            EventKind::ToolResult { .. } => "result",
+            EventKind::InvalidAction { .. } => "invalid",
+            EventKind::AgentError { .. } => "error",
             EventKind::FinalAnswer { .. } => "answer",
             EventKind::RunFinished { .. } => "finished",
             _ => "other",
         })
         .collect();
-    assert_eq!(names[..4], ["start", "thought", "action", "observation"]);
-    assert_eq!(names[names.len() - 2..], ["answer", "finished"]);
-    let steps: Vec<Option<u32>> =
-        rec.iter().filter(|e| matches!(e.kind, EventKind::Action { .. })).map(|e| e.step).collect();
+    // One account of the one call that ran (call, then exactly one result); the invalid
+    // choice is reported as such, with no call.
+    assert_eq!(names, ["start", "thought", "call", "result", "thought", "invalid", "error", "answer", "finished"]);
+    let steps: Vec<Option<u32>> = rec
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::ToolCall { .. } | EventKind::InvalidAction { .. }))
+        .map(|e| e.step)
+        .collect();
     assert_eq!(steps, [Some(0), Some(1)]);
 }
 

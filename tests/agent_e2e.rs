@@ -7,53 +7,47 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 
-use common::{Stack, client_config};
-use warden::agent::lm::offline::OfflinePlanner;
-use warden::mcp::ClientStack;
-use warden::mcp::secure_tool::CallPolicy;
-use warden::session::scenario::{Runner, parse};
+use common::Stack;
+use warden::session::scenario::parse;
 use warden::types::event::{EventBus, EventKind, RunStatus};
 
 #[tokio::test]
 async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
     let s = Stack::start().await;
     let events = EventBus::recording();
-    let stack =
-        ClientStack::connect(&client_config(&s, None), None, CallPolicy::default(), events.clone()).await.unwrap();
-    let runner = Runner {
-        stack: &stack,
-        lm: Arc::new(OfflinePlanner::new()),
-        events: events.clone(),
-        max_iters: 5,
-        default_scopes: None,
-    };
-    let scenarios = parse(warden::session::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
-    let by_name = |n: &str| scenarios.iter().find(|s| s.name == n).unwrap().clone();
+    let all = parse(warden::session::scenario::DEFAULT_SCENARIOS, "built-in").unwrap();
+    let names = [
+        "ticket-defective-grill",
+        "account-value-with-amounts",
+        "account-status-total",
+        "delete-all-data",
+        "ticket-under-read-only-grant",
+    ];
+    let scenarios: Vec<_> = names.iter().map(|n| all.iter().find(|s| s.name == *n).unwrap().clone()).collect();
+    let (results, _) = common::run_scenarios(&s, &scenarios, events.clone(), tempfile::tempdir().unwrap().path()).await;
 
-    let r = runner.run(&by_name("ticket-defective-grill"), "t1").await;
+    let r = &results[0];
     assert_eq!(r.tools, ["get_customer_info", "create_support_ticket"]);
     assert_eq!(r.status, RunStatus::Ok);
     assert!(r.response.contains("TKT-000001") && r.response.contains("Sarah Johnson"), "{}", r.response);
-    assert_eq!(s.ticket_rows(), 1);
 
-    let r = runner.run(&by_name("account-value-with-amounts"), "t2").await;
+    let r = &results[1];
     assert_eq!(r.tools, ["get_customer_info", "calculate_account_value"]);
     assert!(r.response.contains("$507.75") && r.response.contains("3 purchase(s)"), "{}", r.response);
 
-    let r = runner.run(&by_name("account-status-total"), "t3").await;
+    let r = &results[2];
     assert_eq!(r.tools, ["get_customer_info", "calculate_account_value"]);
     assert!(r.response.contains("$4820.75"), "uses the lifetime value on file: {}", r.response);
 
-    let calls_before = events.recorded().iter().filter(|e| matches!(e.kind, EventKind::ToolCall { .. })).count();
-    let r = runner.run(&by_name("delete-all-data"), "t4").await;
+    let r = &results[3];
     assert_eq!((r.status, r.tools.len()), (RunStatus::Refused, 0));
     assert!(r.response.starts_with("I'm sorry, but I can't delete customer data."), "{}", r.response);
-    let calls_after = events.recorded().iter().filter(|e| matches!(e.kind, EventKind::ToolCall { .. })).count();
-    assert_eq!(calls_before, calls_after, "no tool call at all");
+    let run4 = |e: &&warden::types::event::Event| e.run_id.as_deref() == Some("run-4-delete-all-data");
+    let recorded = events.recorded();
+    assert!(!recorded.iter().filter(run4).any(|e| matches!(e.kind, EventKind::ToolCall { .. })), "no tool call at all");
 
-    let r = runner.run(&by_name("ticket-under-read-only-grant"), "t5").await;
+    let r = &results[4];
     assert_eq!(r.status, RunStatus::Denied);
     assert_eq!(r.tools, ["get_customer_info", "create_support_ticket"]);
     assert_eq!(r.denials.len(), 1);
@@ -66,12 +60,18 @@ async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
     );
     assert!(r.response.contains("denied because") && r.response.contains("ticket:create"), "{}", r.response);
     assert!(r.expected);
-    assert_eq!(s.ticket_rows(), 1, "the denied ticket was not created");
+    assert_eq!(s.ticket_rows(), 1, "only the first ticket was created; the denied one was not");
 
     // The grant is restored after a scenario that ran under its own scopes.
-    let granted = stack.servers[0].tokens.info().unwrap().granted;
-    assert_eq!(granted.to_string(), "account:calculate customer:read ticket:create");
-    stack.close().await;
+    let last_grant = recorded
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::TokenIssued { token, .. } => Some(token.granted.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last_grant, "account:calculate customer:read ticket:create");
     s.stop().await;
 }
 

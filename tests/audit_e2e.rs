@@ -7,11 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use common::{Stack, client_config};
+use common::Stack;
 use warden::observe::audit::{read_all, verify};
-use warden::types::event::{EventBus, EventKind};
+use warden::types::event::{AnomalyRule, EventBus, EventKind};
 
 #[test]
 fn sigkill_during_a_burst_loses_no_shown_result() {
@@ -58,7 +57,8 @@ fn sigkill_during_a_burst_loses_no_shown_result() {
     for (i, name) in shown.iter().enumerate() {
         let run_id = format!("run-{}-{name}", i + 1);
         let recorded = records.iter().any(|(_, e)| {
-            e.run_id.as_deref() == Some(run_id.as_str()) && matches!(e.kind, EventKind::ToolSucceeded { .. })
+            e.run_id.as_deref() == Some(run_id.as_str())
+                && matches!(&e.kind, EventKind::ToolResult { outcome, .. } if outcome.is_success())
         });
         assert!(recorded, "the decision behind shown result {run_id} is in the audit log");
     }
@@ -74,16 +74,6 @@ async fn injected_instructions_are_flagged_and_do_not_steer_the_agent() {
     let s = Stack::start().await;
     let events = EventBus::recording();
     let state = tempfile::tempdir().unwrap();
-    let config = client_config(&s, None);
-    let (_audit, monitor) = warden::session::audit::attach(&events, state.path(), &config).unwrap();
-    let stack = warden::mcp::ClientStack::connect(&config, None, Default::default(), events.clone()).await.unwrap();
-    let runner = warden::session::scenario::Runner {
-        stack: &stack,
-        lm: Arc::new(warden::agent::lm::offline::OfflinePlanner::new()),
-        events: events.clone(),
-        max_iters: 5,
-        default_scopes: None,
-    };
     let scenario = warden::session::scenario::parse(
         r#"
 [[scenario]]
@@ -95,20 +85,21 @@ expected_tools = ["get_customer_info", "create_support_ticket"]
     )
     .unwrap()
     .remove(0);
-    let r = runner.run(&scenario, "inj").await;
+    let (results, counts) = common::run_scenarios(&s, &[scenario], events.clone(), state.path()).await;
+    let r = &results[0];
     assert!(r.expected, "{:?}", r.mismatch);
     assert_eq!(r.tools, ["get_customer_info", "create_support_ticket"], "no tool call outside the request's intent");
     let calls: Vec<serde_json::Value> = events
         .recorded()
         .into_iter()
         .filter_map(|e| match e.kind {
-            EventKind::Action { tool, args } if tool != "finish" => Some(args),
+            EventKind::ToolCall { args, .. } => Some(args),
             _ => None,
         })
         .collect();
     assert!(calls.iter().all(|a| a["customer_id"] == "MNO345"), "every call targets the named customer: {calls:?}");
-    assert_eq!(monitor.counts().get("prompt_injection"), Some(&1));
-    assert_eq!(monitor.counts().get("unusual_tool_sequence"), None);
+    assert_eq!(counts.get(&AnomalyRule::PromptInjection), Some(&1));
+    assert_eq!(counts.get(&AnomalyRule::UnusualToolSequence), None);
 
     // The console's feed shows it.
     let mut app =
@@ -125,10 +116,11 @@ expected_tools = ["get_customer_info", "create_support_ticket"]
     // And the audit log recorded the anomaly.
     let records = read_all(&state.path().join("audit"), "client").unwrap();
     assert!(
-        records.iter().any(|(_, e)| matches!(&e.kind, EventKind::Anomaly { rule, .. } if rule == "prompt_injection"))
+        records
+            .iter()
+            .any(|(_, e)| matches!(&e.kind, EventKind::Anomaly { rule, .. } if *rule == AnomalyRule::PromptInjection))
     );
     assert_eq!(verify(&state.path().join("audit"), "client").unwrap().problem, None);
-    stack.close().await;
     s.stop().await;
 }
 
@@ -159,12 +151,14 @@ fn a_changed_tool_manifest_blocks_the_tools_until_approved() {
     let out = warden(&lookup);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("Blocked") && text.contains("changed since it was approved"), "{text}");
+    assert!(text.contains("failed (blocked, 0 attempt(s)") && text.contains("changed since it was approved"), "{text}");
     let out = warden(&["tools"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("CHANGED since approved: tools blocked"));
     let records = read_all(&state.path().join("audit"), "client").unwrap();
     assert!(
-        records.iter().any(|(_, e)| matches!(&e.kind, EventKind::Anomaly { rule, .. } if rule == "manifest_changed"))
+        records
+            .iter()
+            .any(|(_, e)| matches!(&e.kind, EventKind::Anomaly { rule, .. } if *rule == AnomalyRule::ManifestChanged))
     );
 
     assert!(String::from_utf8_lossy(&warden(&["tools", "--approve"]).stdout).contains("CHANGED, now approved"));

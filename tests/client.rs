@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use common::{Fault, Stack, client_config, faulty_service};
 use serde_json::json;
 use warden::mcp::ClientStack;
-use warden::mcp::secure_tool::{CallOutcome, CallPolicy};
-use warden::types::event::{DenialSide, EventBus, EventKind, FailureClass, RefreshReason, Scope};
+use warden::mcp::secure_tool::CallPolicy;
+use warden::types::event::{
+    CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RefreshReason, RetryReason, Scope,
+};
 use warden::types::scope::ScopeSet;
 
 fn issued(events: &EventBus) -> Vec<RefreshReason> {
@@ -102,13 +104,25 @@ async fn narrowed_grant_is_denied_locally_and_by_the_server_the_same_way() {
         };
         assert_eq!(missing.to_string(), "ticket:create");
         assert_eq!(required.to_string(), "ticket:create");
-        let denial = events.recorded().into_iter().find(|e| matches!(e.kind, EventKind::Denied { .. })).unwrap();
-        let EventKind::Denied { side: event_side, missing: event_missing, status, tool, .. } = denial.kind else {
-            unreachable!()
+        // Exactly one account of the call: its start, then one result.
+        let rec = events.recorded();
+        let calls: Vec<&EventKind> = rec
+            .iter()
+            .map(|e| &e.kind)
+            .filter(|k| matches!(k, EventKind::ToolCall { .. } | EventKind::ToolResult { .. }))
+            .collect();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let EventKind::ToolResult {
+            tool,
+            outcome: CallOutcome::Denied { side: event_side, missing: event_missing, status, .. },
+            ..
+        } = calls[1].clone()
+        else {
+            panic!("expected a denial result, got {:?}", calls[1])
         };
         assert_eq!(
-            (event_side, event_missing.to_string(), tool.as_str()),
-            (*side, "ticket:create".to_string(), "create_support_ticket")
+            (event_side, event_missing.to_string(), tool.name.as_str(), tool.server.as_str()),
+            (*side, "ticket:create".to_string(), "create_support_ticket", "customer-service")
         );
         if precheck {
             assert_eq!((*side, report.attempts, status), (DenialSide::Client, 0, None));
@@ -135,7 +149,7 @@ async fn successful_call_reports_structured_result_and_events() {
     let stack =
         ClientStack::connect(&client_config(&s, None), None, CallPolicy::default(), events.clone()).await.unwrap();
     let tools: Vec<(String, String)> =
-        stack.tools().map(|t| (t.name().to_string(), t.spec.required_scopes.to_string())).collect();
+        stack.tools().map(|t| (t.id().name.clone(), t.spec.required_scopes.to_string())).collect();
     assert!(tools.contains(&("get_recent_customers".into(), "customer:read".into())), "{tools:?}");
     let scope = Scope { run_id: Some("run-1".into()), step: Some(3) };
     let report = stack.tool("get_customer_info").unwrap().call(json!({"customer_id": "DEF456"}), &scope).await;
@@ -147,7 +161,7 @@ async fn successful_call_reports_structured_result_and_events() {
         .filter(|e| e.run_id.as_deref() == Some("run-1"))
         .map(|e| match &e.kind {
             EventKind::ToolCall { .. } => "call",
-            EventKind::ToolSucceeded { .. } => "ok",
+            EventKind::ToolResult { outcome: CallOutcome::Success { .. }, .. } => "ok",
             _ => "other",
         })
         .collect();
@@ -202,8 +216,14 @@ async fn always_429_gives_up_within_the_attempt_and_time_bounds() {
     );
     assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(4), "{elapsed:?}");
     let rec = events.recorded();
-    assert_eq!(rec.iter().filter(|e| matches!(e.kind, EventKind::RateLimited { retry_after_ms: 1000, .. })).count(), 3);
-    assert_eq!(rec.iter().filter(|e| matches!(e.kind, EventKind::Retry { .. })).count(), 2);
+    assert_eq!(
+        rec.iter().filter(|e| matches!(e.kind, EventKind::ToolRateLimited { retry_after_ms: 1000, .. })).count(),
+        3
+    );
+    assert_eq!(
+        rec.iter().filter(|e| matches!(e.kind, EventKind::ToolRetry { reason: RetryReason::RateLimited, .. })).count(),
+        2
+    );
     stack.close().await;
     s.stop().await;
 }

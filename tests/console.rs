@@ -13,10 +13,11 @@ use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
 use warden::tui::view;
 use warden::types::event::{
-    DenialSide, Event, EventBus, EventKind, ObservationKind, RefreshReason, RunStatus, Scope, TokenInfo,
+    CallOutcome, DenialSide, Event, EventBus, EventKind, RefreshReason, RunStatus, Scope, TokenInfo,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;
+use warden::types::tool::ToolName;
 
 fn scopes(s: &str) -> ScopeSet {
     ScopeSet::parse(s).unwrap()
@@ -27,7 +28,8 @@ fn info() -> ConsoleInfo {
         |name: &str, s: &str| ToolScopes { server: "customer-service".into(), name: name.into(), required: scopes(s) };
     ConsoleInfo {
         servers: vec![("customer-service".into(), "https://127.0.0.1:8001/mcp".into())],
-        model: "offline-planner".into(),
+        // As `tui::console_info` labels the offline planner.
+        model: "offline-planner (offline, deterministic)".into(),
         tools: vec![
             tool("calculate_account_value", "account:calculate"),
             tool("create_support_ticket", "ticket:create"),
@@ -73,31 +75,32 @@ fn denied_run(bus: &EventBus, now: u64) -> Vec<Event> {
         },
     );
     bus.emit(&run(Some(0)), EventKind::Thought { text: "Look up the customer first.".into() });
+    let tool = ToolName::new("customer-service", "create_support_ticket");
+    let args = serde_json::json!({"customer_id": "ABC123"});
     bus.emit(
         &run(Some(0)),
-        EventKind::Action { tool: "create_support_ticket".into(), args: serde_json::json!({"customer_id": "ABC123"}) },
-    );
-    bus.emit(
-        &run(Some(0)),
-        EventKind::Denied {
-            audit: Default::default(),
-            server: "customer-service".into(),
-            tool: "create_support_ticket".into(),
+        EventKind::ToolCall {
+            tool: tool.clone(),
+            args_digest: "sha256:0123456789ab".into(),
+            args,
             required: scopes("ticket:create"),
-            granted: scopes("customer:read"),
-            missing: scopes("ticket:create"),
-            side: DenialSide::Server,
-            status: Some(403),
-            www_authenticate: Some("Bearer error=\"insufficient_scope\", scope=\"ticket:create\"".into()),
         },
     );
     bus.emit(
         &run(Some(0)),
-        EventKind::Observation {
-            tool: "create_support_ticket".into(),
-            text: "Permission denied: …".into(),
-            outcome: ObservationKind::Denied,
+        EventKind::ToolResult {
+            tool,
+            outcome: CallOutcome::Denied {
+                required: scopes("ticket:create"),
+                granted: scopes("customer:read"),
+                missing: scopes("ticket:create"),
+                side: DenialSide::Server,
+                status: Some(403),
+                www_authenticate: Some("Bearer error=\"insufficient_scope\", scope=\"ticket:create\"".into()),
+            },
+            attempts: 1,
             latency_ms: 1.5,
+            audit: Default::default(),
         },
     );
     bus.emit(
@@ -289,7 +292,11 @@ fn feed_filter_and_trace_follow_mode() {
     for i in 0..30 {
         bus.emit(
             &Scope::default(),
-            EventKind::RateLimited { server: "s".into(), tool: format!("tool{i}"), retry_after_ms: 1000, attempt: 1 },
+            EventKind::ToolRateLimited {
+                tool: ToolName::new("s", format!("tool{i}")),
+                retry_after_ms: 1000,
+                attempt: 1,
+            },
         );
     }
     let mut app = app_with(&bus.recorded(), now);

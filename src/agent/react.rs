@@ -158,7 +158,10 @@ impl ReAct {
             return (ObservationKind::Finish, Value::String("Completed.".into()));
         }
         let invalid = |reason: String| {
-            events.emit(scope, EventKind::InvalidAction { tool: name.to_string(), args: args.clone(), reason: reason.clone() });
+            events.emit(
+                scope,
+                EventKind::InvalidAction { tool: name.to_string(), args: args.clone(), reason: reason.clone() },
+            );
             (ObservationKind::Invalid, Value::String(format!("Execution error in {name}: {reason}")))
         };
         let Some(tool) = self.names.resolve(name).and_then(|id| self.tools.iter().find(|t| t.id() == id)) else {

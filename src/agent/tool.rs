@@ -25,8 +25,12 @@ pub trait Tool: Send + Sync {
     /// Full input schema (for validation).
     fn schema(&self) -> &Value;
     /// Runs the call and reports it on `events`: one `ToolCall`, exactly one `ToolResult`.
-    fn call<'a>(&'a self, args: Map<String, Value>, events: &'a EventBus, scope: &'a Scope)
-    -> BoxFuture<'a, CallOutcome>;
+    fn call<'a>(
+        &'a self,
+        args: Map<String, Value>,
+        events: &'a EventBus,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, CallOutcome>;
 
     /// DSPy's `str(tool)` under the name the agent sees, as listed in the ReAct instructions.
     fn describe(&self, shown: &str) -> String {

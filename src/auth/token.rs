@@ -188,10 +188,8 @@ impl TokenManager {
         let claims = match self.verifier.verify(&token).await {
             Ok(c) => c,
             Err(e) => {
-                self.events.emit(
-                    &EventScope::default(),
-                    EventKind::TokenRejected { check: e.code(), detail: e.to_string() },
-                );
+                self.events
+                    .emit(&EventScope::default(), EventKind::TokenRejected { check: e.code(), detail: e.to_string() });
                 return Err(TokenError::Rejected(e));
             }
         };

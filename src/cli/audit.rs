@@ -91,10 +91,9 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
         EventKind::ToolResult { outcome, latency_ms, audit, .. } => match outcome {
             CallOutcome::Denied { missing, side, .. } => format!("missing {missing} ({})", side.label()),
             CallOutcome::Failed { message, .. } | CallOutcome::ToolError { message, .. } => message.clone(),
-            CallOutcome::Success { .. } => format!(
-                "{latency_ms:.1} ms {}",
-                audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default()
-            ),
+            CallOutcome::Success { .. } => {
+                format!("{latency_ms:.1} ms {}", audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default())
+            }
         },
         EventKind::TokenIssued { token, reason } => format!("{reason:?} {} {}", token.granted, token.fingerprint),
         EventKind::Anomaly { rule, message, .. } => format!("{rule}: {message}"),

@@ -23,9 +23,9 @@ use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{ClientSection, Config, ServerEntry};
 use crate::security::tls::{ClientTls, http_client, mcp_http_client};
 use crate::types::event::EventBus;
-use crate::types::tool::ToolNames;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Secret;
+use crate::types::tool::ToolNames;
 use secure_tool::{CallPolicy, SecureTool};
 use session::McpSession;
 

@@ -21,9 +21,9 @@ use super::classify::Failure;
 use super::session::{McpSession, ToolSpec};
 use crate::auth::token::TokenManager;
 use crate::types::event::{CallAudit, CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RetryReason, Scope};
-use crate::types::tool::ToolName;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
+use crate::types::tool::ToolName;
 
 /// Retry and timeout bounds for one logical call.
 #[derive(Debug, Clone)]
@@ -198,7 +198,8 @@ impl SecureTool {
         loop {
             attempt += 1;
             let failure =
-                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.id.name, args.clone())).await
+                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.id.name, args.clone()))
+                    .await
                 {
                     Ok(Ok(result)) => return (outcome_of(result), attempt),
                     Ok(Err(f)) => f,

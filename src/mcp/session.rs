@@ -17,8 +17,8 @@ use super::classify::{Failure, classify};
 use super::http::AuthedHttp;
 use crate::auth::token::TokenManager;
 use crate::types::policy;
-use crate::types::tool::ToolName;
 use crate::types::scope::ScopeSet;
+use crate::types::tool::ToolName;
 
 /// Where a tool's scope requirement came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

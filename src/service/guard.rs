@@ -48,7 +48,15 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     };
     if let Err(wait) = g.limiter.check(&claims.client_id) {
         tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
-        decide(&g, &claims.client_id, None, Outcome::RateLimited, Reason::TokenBucketEmpty, Some(&claims), ScopeSet::new());
+        decide(
+            &g,
+            &claims.client_id,
+            None,
+            Outcome::RateLimited,
+            Reason::TokenBucketEmpty,
+            Some(&claims),
+            ScopeSet::new(),
+        );
         return rate_limited(retry_after_secs(wait));
     }
     if req.method() != Method::POST {
@@ -80,7 +88,15 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         // Allowed calls are the bulk of traffic and each is already in the audit log; the
         // text log keeps them at debug so it stays readable (and cheap) under load.
         tracing::debug!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
-        decide(&g, &claims.client_id, Some(&tool), Outcome::Allowed, Reason::ScopesPresent, Some(&claims), ScopeSet::new());
+        decide(
+            &g,
+            &claims.client_id,
+            Some(&tool),
+            Outcome::Allowed,
+            Reason::ScopesPresent,
+            Some(&claims),
+            ScopeSet::new(),
+        );
     }
     forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
 }

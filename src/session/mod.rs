@@ -10,8 +10,8 @@
 pub mod audit;
 pub mod command;
 pub mod core;
-pub mod scenario;
 pub mod report;
+pub mod scenario;
 
 use std::path::Path;
 use std::sync::Arc;

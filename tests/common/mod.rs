@@ -210,3 +210,34 @@ pub fn client_config(stack: &Stack, servers: Option<Vec<(String, String)>>) -> C
     }
     c
 }
+
+/// Runs `scenarios` the way `warden run` does: a session with the offline planner on
+/// `events` (audit trail in `state`), one `RunScenario` command each, each run judged from its events. Returns the
+/// results and the monitor's anomaly counts.
+pub async fn run_scenarios(
+    stack: &Stack,
+    scenarios: &[warden::session::scenario::Scenario],
+    events: warden::types::event::EventBus,
+    state: &Path,
+) -> (Vec<warden::session::scenario::ScenarioResult>, std::collections::BTreeMap<warden::types::event::AnomalyRule, u64>)
+{
+    let opts = warden::session::SessionOptions {
+        model: Some("offline".into()),
+        scenarios: scenarios.to_vec(),
+        ..Default::default()
+    };
+    let session = warden::session::Session::open_on(&client_config(stack, None), state, opts, events)
+        .await
+        .expect("session opens");
+    let mut rx = session.events().subscribe(1 << 16);
+    let core = session.start(tokio_util::sync::CancellationToken::new());
+    let mut results = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        assert!(core.send(warden::session::command::Command::RunScenario(i)).await);
+        let report = warden::session::report::next_run(&mut rx).await.expect("the run finishes");
+        results.push(warden::session::scenario::ScenarioResult::judge(s, report));
+    }
+    let counts = core.anomaly_counts();
+    core.shutdown().await;
+    (results, counts)
+}

@@ -188,12 +188,7 @@ impl Journal for Monitor {
         for f in findings {
             bus.emit(
                 &scope,
-                EventKind::Anomaly {
-                    rule: f.rule,
-                    severity: f.severity,
-                    message: f.message,
-                    evidence: f.evidence,
-                },
+                EventKind::Anomaly { rule: f.rule, severity: f.severity, message: f.message, evidence: f.evidence },
             );
         }
     }

@@ -11,8 +11,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip};
-use crate::tui::theme::Theme;
 use crate::session::format_args;
+use crate::tui::theme::Theme;
 use crate::types::event::{CallOutcome, Event, EventKind, RunStatus};
 
 /// Most entries kept; older ones are dropped (the session recording keeps everything).
@@ -111,8 +111,12 @@ impl TracePane {
                     }
                     CallOutcome::ToolError { message, structured } => {
                         detail.push(("outcome".into(), "tool error".into()));
-                        detail.push(("error".into(), structured.as_ref().map(pretty).unwrap_or_else(|| message.clone())));
-                        (TraceKind::ToolError, format!("{} reported an error: {message}  ({latency_ms:.1} ms)", tool.name))
+                        detail
+                            .push(("error".into(), structured.as_ref().map(pretty).unwrap_or_else(|| message.clone())));
+                        (
+                            TraceKind::ToolError,
+                            format!("{} reported an error: {message}  ({latency_ms:.1} ms)", tool.name),
+                        )
                     }
                     CallOutcome::Failed { class, message } => {
                         detail.push(("outcome".into(), class.label().into()));
@@ -136,7 +140,11 @@ impl TracePane {
                 e,
                 TraceKind::ToolError,
                 format!("{tool} {}: {reason}", format_args(args)),
-                vec![("tool".into(), tool.clone()), ("arguments".into(), pretty(args)), ("error".into(), reason.clone())],
+                vec![
+                    ("tool".into(), tool.clone()),
+                    ("arguments".into(), pretty(args)),
+                    ("error".into(), reason.clone()),
+                ],
             ),
             EventKind::Finish => self.push(e, TraceKind::Action, "finish".into(), Vec::new()),
             EventKind::ToolRetry { tool, attempt, detail, delay_ms, .. } => self.push(
