@@ -40,6 +40,9 @@ pub struct ServeOptions {
     pub only: Option<Only>,
     /// Generate a new signing key first; the previous one stays in the JWKS.
     pub rotate_keys: bool,
+    /// Where the servers read time (token lifetimes, verification, rate limits); the host's
+    /// clock unless a test moves one by hand.
+    pub clock: Option<crate::types::time::SharedClock>,
 }
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -135,7 +138,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     };
 
     // One decision trail shared by both servers (two writers would fork the hash chain).
-    let decisions = server_audit(config, state_dir)?;
+    let decisions = server_audit(config, state_dir, args.clock.clone())?;
     if let (Some((listener, _)), Some(url)) = (issuer_listener, &issuer_url) {
         let keys = Arc::new(
             KeyStore::open(&state_dir.join("issuer"), config.issuer.keep_previous_keys)
@@ -208,10 +211,13 @@ async fn build_service(
     let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()));
     let n = jwks.refresh().await.map_err(|e| ServeError::Jwks { jwks_uri: jwks_uri.clone(), source: e.into() })?;
     tracing::info!(issuer = %issuer, jwks_uri = %jwks_uri, keys = n, "service trusts issuer");
-    let verifier = Arc::new(Verifier::new(
-        VerifierConfig { issuer: issuer.clone(), audience: resource.to_string(), leeway_secs: svc.leeway_secs },
-        jwks,
-    ));
+    let verifier = Arc::new(
+        Verifier::new(
+            VerifierConfig { issuer: issuer.clone(), audience: resource.to_string(), leeway_secs: svc.leeway_secs },
+            jwks,
+        )
+        .with_clock(decisions.clock().clone()),
+    );
     let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
     let store =
         service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), source: e.into() })?;
@@ -230,7 +236,11 @@ async fn build_service(
 
 /// The servers' decision trail: `STATE/audit/server-*.jsonl`, group-committed by default
 /// (each record is written and flushed at once; fsync at most every 50 ms).
-fn server_audit(config: &Config, state_dir: &Path) -> Result<crate::types::event::EventBus, ServeError> {
+fn server_audit(
+    config: &Config,
+    state_dir: &Path,
+    clock: Option<crate::types::time::SharedClock>,
+) -> Result<crate::types::event::EventBus, ServeError> {
     let cfg = config.audit.clone().unwrap_or_default();
     let log = Arc::new(
         crate::observe::audit::AuditLog::open(
@@ -241,7 +251,10 @@ fn server_audit(config: &Config, state_dir: &Path) -> Result<crate::types::event
         )
         .map_err(ServeError::Audit)?,
     );
-    let bus = crate::types::event::EventBus::new();
+    let mut bus = crate::types::event::EventBus::new();
+    if let Some(clock) = clock {
+        bus = bus.with_clock(clock);
+    }
     bus.add_journal(log.clone());
     if let crate::observe::audit::FsyncPolicy::Batch { interval_ms } = cfg.server_fsync {
         let weak = Arc::downgrade(&log);

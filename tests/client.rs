@@ -16,6 +16,7 @@ use warden::types::event::{
     CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RefreshReason, RetryReason, Scope,
 };
 use warden::types::scope::ScopeSet;
+use warden::types::time::ManualClock;
 
 fn issued(events: &EventBus) -> Vec<RefreshReason> {
     events
@@ -59,16 +60,21 @@ async fn token_is_fetched_verified_and_described() {
     s.stop().await;
 }
 
+/// Manual time: the session's clock jumps forward instead of the test sleeping.
 #[tokio::test]
 async fn token_is_refreshed_before_expiry_by_one_shared_request() {
-    let mut config = common::config(None);
-    config.issuer.token_ttl_secs = 62; // 60 s refresh skew: needs a refresh after ~2 s
-    let s = Stack::start_with(config).await;
-    let events = EventBus::recording();
+    let clock = ManualClock::starting_now();
+    let s = Stack::start_with_clock(clock.clone()).await;
+    let events = EventBus::recording().with_clock(clock.clone());
     let (_, tokens) = warden::mcp::token_manager(&client_config(&s, None), None, events.clone()).await.unwrap();
     let first = tokens.claims().await.unwrap();
     assert_eq!(tokens.claims().await.unwrap().jti, first.jti, "a fresh token is reused");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // 900 s lifetime, 60 s refresh skew: 839 s later it is still fresh…
+    clock.advance(Duration::from_secs(839));
+    assert_eq!(tokens.claims().await.unwrap().jti, first.jti, "still outside the refresh skew");
+    assert_eq!(issued(&events), vec![RefreshReason::Initial]);
+    // …2 s later it is inside the skew, and the next callers share one refresh.
+    clock.advance(Duration::from_secs(2));
     let tokens = Arc::new(tokens);
     let handles: Vec<_> = (0..8)
         .map(|_| {

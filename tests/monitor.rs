@@ -80,6 +80,29 @@ fn result(tool: &str, text: &str) -> EventKind {
     }
 }
 
+/// Manual time: denials spread over more than the window are no spike; the same count
+/// inside it is. The bus stamps events with the clock, so nothing sleeps.
+#[test]
+fn denial_spike_counts_only_inside_the_window() {
+    let clock = warden::types::time::ManualClock::at_ms(1_000_000);
+    let bus = EventBus::recording().with_clock(clock.clone());
+    let _m = Monitor::attach(&bus, MonitorConfig::default());
+    let deny = |i: usize| denied(&bus, &run(&format!("r{i}"), 0), "create_support_ticket", &format!("d{i}"));
+    for i in 0..6 {
+        deny(i);
+        clock.advance(std::time::Duration::from_secs(11));
+    }
+    for i in 6..11 {
+        deny(i);
+    }
+    assert!(anomalies(&bus).is_empty(), "11 denials over 66 s: at most 10 inside any 60 s");
+    let tipping = deny(11);
+    let a = anomalies(&bus);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].2, "11 permission denials of create_support_ticket within 60 s");
+    assert_eq!((a[0].3.len(), a[0].3.last()), (11, Some(&tipping)), "the evidence ends with the denial that tipped it");
+}
+
 #[test]
 fn denial_spike_for_one_tool() {
     let (bus, m) = setup();

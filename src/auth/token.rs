@@ -159,7 +159,7 @@ impl TokenManager {
     }
 
     fn fresh(&self) -> Option<Arc<Held>> {
-        let now = crate::types::time::now_epoch();
+        let now = self.events.clock().now_epoch();
         self.held.read().as_ref().filter(|h| h.claims.seconds_to_expiry(now) > REFRESH_SKEW_SECS).cloned()
     }
 

@@ -20,6 +20,7 @@ use super::jwks::{JwksCache, JwksError};
 use crate::types::event::TokenCheck;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::{Fingerprint, sha256};
+use crate::types::time::{self, SharedClock};
 
 /// Largest token we are willing to parse.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -167,6 +168,9 @@ pub struct Verifier {
     jwks: Arc<JwksCache>,
     validation: Validation,
     cache: RwLock<HashMap<[u8; 32], Arc<VerifiedClaims>>>,
+    /// `exp`/`nbf` are checked here against this clock, not by jsonwebtoken against the
+    /// host's, so tests can move time instead of sleeping.
+    clock: SharedClock,
 }
 
 impl Verifier {
@@ -174,12 +178,19 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = vec![Algorithm::RS256];
         validation.leeway = config.leeway_secs;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // Checked below with our clock (presence of `exp` is still required).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Self { config, jwks, validation, cache: RwLock::new(HashMap::new()) }
+        Self { config, jwks, validation, cache: RwLock::new(HashMap::new()), clock: time::system() }
+    }
+
+    /// This verifier, reading time from `clock` (a session's clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn config(&self) -> &VerifierConfig {
@@ -197,14 +208,14 @@ impl Verifier {
             return Err(VerifyError::TooLarge);
         }
         let key = sha256(token.as_bytes());
-        let now = crate::types::time::now_epoch();
+        let now = self.clock.now_epoch();
         if let Some(hit) = self.cache.read().get(&key) {
             if hit.exp + self.config.leeway_secs > now {
                 return Ok(hit.clone());
             }
             return Err(VerifyError::Expired);
         }
-        let claims = Arc::new(self.verify_uncached(token).await?);
+        let claims = Arc::new(self.verify_uncached(token, now).await?);
         self.remember(key, claims.clone(), now);
         Ok(claims)
     }
@@ -221,12 +232,19 @@ impl Verifier {
         cache.insert(key, claims);
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<VerifiedClaims, VerifyError> {
+    async fn verify_uncached(&self, token: &str, now: u64) -> Result<VerifiedClaims, VerifyError> {
         let header = parse_header(token)?;
         let kid = header.kid.ok_or(VerifyError::MissingKid)?;
         let decoding_key = self.jwks.key(&kid).await?;
         let data = jsonwebtoken::decode::<RawClaims>(token, &decoding_key, &self.validation).map_err(map_jwt_error)?;
         let c = data.claims;
+        let leeway = self.config.leeway_secs;
+        if c.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
+            return Err(VerifyError::Expired);
+        }
+        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(VerifyError::NotYetValid);
+        }
         let need = |v: Option<String>, name: &str| v.ok_or_else(|| VerifyError::MissingClaim(name.into()));
         let scope =
             ScopeSet::parse(c.scope.as_deref().unwrap_or("")).map_err(|_| VerifyError::BadClaim("scope".into()))?;

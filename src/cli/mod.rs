@@ -210,6 +210,7 @@ impl ServeArgs {
             mcp_addr: self.mcp_addr,
             only: self.only,
             rotate_keys: self.rotate_keys,
+            clock: None,
         }
     }
 }

@@ -253,7 +253,7 @@ fn sign(
     aud: Audience,
 ) -> Result<(String, u64), OAuthError> {
     let key = state.inner.keys.active();
-    let now = crate::types::time::now_epoch();
+    let now = state.inner.decisions.clock().now_epoch();
     let ttl = state.inner.token_ttl_secs;
     let claims = AccessTokenClaims {
         iss: &state.inner.issuer,

@@ -55,10 +55,11 @@ pub fn router(p: ServiceParams) -> Router {
         bearer_methods_supported: vec!["header".into()],
         resource_name: Some("Warden customer service".into()),
     };
+    let limiter = RateLimiter::new(p.rate_limit).with_clock(p.decisions.clock().clone());
     let guard = Arc::new(GuardState {
         decisions: p.decisions,
         verifier: p.verifier,
-        limiter: RateLimiter::new(p.rate_limit),
+        limiter,
         resource_metadata: resource_metadata_url(&p.resource),
         max_body_bytes: p.max_body_bytes,
     });

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time.
-pub trait Clock: Send + Sync {
+pub trait Clock: Send + Sync + fmt::Debug {
     /// Milliseconds since the Unix epoch (UTC).
     fn now_ms(&self) -> u64;
 

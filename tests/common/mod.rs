@@ -45,10 +45,23 @@ impl Stack {
         s
     }
 
+    /// Starts with the servers reading time from `clock` (tests that move time by hand).
+    pub async fn start_with_clock(clock: warden::types::time::SharedClock) -> Stack {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().to_path_buf();
+        let mut s =
+            Self::start_opts(&state, config(None), ServeOptions { clock: Some(clock), ..Default::default() }).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts on an existing state dir (for restart tests).
     pub async fn start_in(state: &Path, config: Config, rotate_keys: bool) -> Stack {
+        Self::start_opts(state, config, ServeOptions { rotate_keys, ..ServeOptions::default() }).await
+    }
+
+    async fn start_opts(state: &Path, config: Config, args: ServeOptions) -> Stack {
         warden::install_crypto_provider();
-        let args = ServeOptions { rotate_keys, ..ServeOptions::default() };
         let running = start(&config, state, &args).await.expect("serve starts");
         let http =
             http_client(&ClientTls { ca_file: Some(state.join("tls/ca.pem")), ca_only: true }, Duration::from_secs(10))
