@@ -85,19 +85,20 @@ fn main() {
     for e in extra.recorded() {
         app.ingest(&e);
     }
+    app.resize(ratatui::layout::Rect::new(0, 0, 200, 60));
     let mut term = Terminal::new(TestBackend::new(200, 60)).expect("terminal");
     for _ in 0..200 {
-        term.draw(|f| warden::tui::view::render(f, &mut app)).expect("draw");
+        term.draw(|f| warden::tui::view::render(f, &app)).expect("draw");
     }
     let frames = 3_000u32;
     let start = Instant::now();
     for _ in 0..frames {
-        term.draw(|f| warden::tui::view::render(f, &mut app)).expect("draw");
+        term.draw(|f| warden::tui::view::render(f, &app)).expect("draw");
     }
     let per = start.elapsed().as_secs_f64() / f64::from(frames) * 1e3;
     println!(
         "console frame at 200x60 with {} trace entries and {} feed entries: {per:.3} ms/frame ({frames} frames)",
-        app.trace.entries.len(),
-        app.feed.entries.len()
+        app.trace.len(),
+        app.feed.len()
     );
 }

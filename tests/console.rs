@@ -1,13 +1,16 @@
 //! The console's panes and overlays rendered into ratatui's `TestBackend` (asserting on the
 //! buffer's text), and app-update tests that feed events and key presses and check state.
 
+use std::collections::BTreeMap;
+
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
 use warden::session::command::Command;
 use warden::session::scenario::parse;
 use warden::tui::app::{App, ConsoleInfo, Overlay};
-use warden::tui::keymap::Keymap;
+use warden::tui::keymap::{Action, Keymap};
 use warden::tui::panes::Pane;
 use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
@@ -120,7 +123,7 @@ fn app_with(events: &[Event], now: u64) -> App {
     app
 }
 
-fn screen(app: &mut App, w: u16, h: u16) -> String {
+fn screen(app: &App, w: u16, h: u16) -> String {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     term.draw(|f| view::render(f, app)).unwrap();
     let buf = term.backend().buffer().clone();
@@ -138,8 +141,8 @@ fn chars(app: &mut App, s: &str) -> Vec<Command> {
 #[test]
 fn panes_render_the_run_token_and_denial() {
     let now = warden::types::time::now_epoch();
-    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
-    let s = screen(&mut app, 160, 45);
+    let app = app_with(&denied_run(&EventBus::recording(), now), now);
+    let s = screen(&app, 160, 45);
     // Chat
     assert!(s.contains("you   For customer ABC123 create a support ticket"), "{s}");
     assert!(s.contains("agent I could not open the ticket"), "{s}");
@@ -167,8 +170,8 @@ fn panes_render_the_run_token_and_denial() {
 #[test]
 fn small_terminals_still_show_every_pane() {
     let now = warden::types::time::now_epoch();
-    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
-    let s = screen(&mut app, 80, 24);
+    let app = app_with(&denied_run(&EventBus::recording(), now), now);
+    let s = screen(&app, 80, 24);
     for title in ["Chat", "Trace", "Token & scopes", "Feed ("] {
         assert!(s.contains(title), "{title} missing at 80x24:\n{s}");
     }
@@ -181,7 +184,7 @@ fn overlays_render() {
     app.typing = false;
 
     app.on_key(key(KeyCode::Char('?')));
-    let s = screen(&mut app, 120, 40);
+    let s = screen(&app, 120, 40);
     assert!(
         s.contains("Keys — Esc to close")
             && s.contains("grant editor: change scopes, re-token")
@@ -191,12 +194,12 @@ fn overlays_render() {
     app.on_key(key(KeyCode::Esc));
 
     app.on_key(key(KeyCode::Char('a')));
-    let s = screen(&mut app, 120, 40);
+    let s = screen(&app, 120, 40);
     assert!(s.contains("Grant editor") && s.contains("[✓] customer:read") && s.contains("[ ] ticket:create"), "{s}");
     app.on_key(key(KeyCode::Esc));
 
     app.on_key(key(KeyCode::Char('s')));
-    let s = screen(&mut app, 140, 40);
+    let s = screen(&app, 140, 40);
     assert!(s.contains("Scenarios") && s.contains("ticket-defective-grill") && s.contains("delete-all-data"), "{s}");
     app.on_key(key(KeyCode::Esc));
 
@@ -208,7 +211,7 @@ fn overlays_render() {
     }
     app.on_key(key(KeyCode::Enter));
     assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
-    let s = screen(&mut app, 120, 40);
+    let s = screen(&app, 120, 40);
     assert!(
         s.contains("Step detail")
             && s.contains("decided by:")
@@ -248,7 +251,7 @@ fn ctrl_c_cancels_a_running_request_before_quitting() {
         &Scope { run_id: Some("run-9".into()), step: None },
         EventKind::RunFinished { status: RunStatus::Cancelled, steps: 0, elapsed_ms: 1.0 },
     ));
-    assert!(app.chat.history.iter().any(|l| l.text == "request cancelled"));
+    assert!(app.chat.history().iter().any(|l| l.text == "request cancelled"));
     assert_eq!(app.on_key(ctrl_c), vec![Command::Quit]);
     assert!(app.quit);
 }
@@ -305,17 +308,17 @@ fn feed_filter_and_trace_follow_mode() {
     chars(&mut app, "denied");
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.feed.visible().len(), 1);
-    let s = screen(&mut app, 160, 45);
+    let s = screen(&app, 160, 45);
     assert!(s.contains("Feed (1) /denied") && !s.contains("tool7 rate limited"), "{s}");
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.feed.visible().len(), 32);
 
     app.focus = Pane::Trace;
-    assert!(app.trace.cursor.follow);
+    assert!(app.trace.following());
     app.on_key(key(KeyCode::Char('k')));
-    assert!(!app.trace.cursor.follow, "moving up stops following");
+    assert!(!app.trace.following(), "moving up stops following");
     app.on_key(key(KeyCode::Char('G')));
-    assert!(app.trace.cursor.follow, "G follows again");
+    assert!(app.trace.following(), "G follows again");
 }
 
 #[test]
@@ -324,7 +327,7 @@ fn monochrome_theme_uses_no_colors() {
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     app.theme = Theme::parse(warden::tui::theme::MONO, "mono").unwrap();
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    term.draw(|f| view::render(f, &mut app)).unwrap();
+    term.draw(|f| view::render(f, &app)).unwrap();
     let buf = term.backend().buffer();
     let colored: Vec<String> = buf
         .content()
@@ -346,8 +349,159 @@ fn ten_thousand_events_stay_bounded_and_render() {
             EventKind::Thought { text: format!("thought {i}") },
         );
     }
-    let mut app = app_with(&bus.recorded(), now);
-    assert_eq!(app.trace.entries.len(), warden::tui::panes::trace::MAX_ENTRIES);
-    let s = screen(&mut app, 200, 60);
+    let app = app_with(&bus.recorded(), now);
+    assert_eq!(app.trace.len(), warden::tui::panes::trace::MAX_ENTRIES);
+    let s = screen(&app, 200, 60);
     assert!(s.contains("thought 59999"), "follow shows the newest");
+}
+
+/// Every line the help overlay shows, scrolling through it.
+fn help_text(app: &mut App, w: u16, h: u16) -> String {
+    app.on_key(key(KeyCode::Char('?')));
+    assert!(matches!(app.overlay, Some(Overlay::Help(_))));
+    let mut seen = String::new();
+    for _ in 0..80 {
+        seen.push_str(&screen(app, w, h));
+        app.on_key(key(KeyCode::Char('j')));
+    }
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    seen
+}
+
+#[test]
+fn overlay_keys_rebound_in_console_keys_work_and_show_in_help() {
+    let now = warden::types::time::now_epoch();
+    let overrides: BTreeMap<String, String> =
+        [("toggle".to_string(), "x".to_string()), ("apply".to_string(), "ctrl-o".to_string())].into();
+    let mut app = App::new(info(), Theme::dark(), Keymap::with_overrides(&overrides).unwrap(), false);
+    app.now = now;
+    for e in &denied_run(&EventBus::recording(), now) {
+        app.ingest(e);
+    }
+    app.typing = false;
+    app.on_key(key(KeyCode::Char('a')));
+    let Some(Overlay::Grant(g)) = &app.overlay else { panic!("grant editor not open") };
+    assert_eq!(g.chosen().to_string(), "customer:read");
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("x toggle · Ctrl-o re-token · r re-token and re-run"), "hints show the rebound keys: {s}");
+    // ticket:create is third: the old key no longer toggles it, the new one does.
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char(' ')));
+    let Some(Overlay::Grant(g)) = &app.overlay else { panic!("grant editor closed") };
+    assert_eq!(g.chosen().to_string(), "customer:read", "Space no longer toggles");
+    app.on_key(key(KeyCode::Char('x')));
+    let Some(Overlay::Grant(g)) = &app.overlay else { panic!("grant editor closed") };
+    assert_eq!(g.chosen().to_string(), "customer:read ticket:create", "x toggles");
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty(), "Enter no longer applies");
+    assert!(matches!(app.overlay, Some(Overlay::Grant(_))));
+    let cmds = app.on_key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::CONTROL));
+    assert_eq!(cmds, vec![Command::Regrant(Some(scopes("customer:read ticket:create")))]);
+    assert!(app.overlay.is_none());
+
+    let help = help_text(&mut app, 120, 40);
+    assert!(help.contains("x  check / uncheck the selected scope"), "{help}");
+    assert!(help.contains("Ctrl-o  re-token, run the scenario, close help or detail"), "{help}");
+    assert!(!help.contains("Space  check / uncheck"), "{help}");
+}
+
+#[test]
+fn help_lists_every_binding_by_context() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&[], now);
+    app.typing = false;
+    let help = help_text(&mut app, 120, 40);
+    let keymap = Keymap::default();
+    for b in &keymap.bindings {
+        assert!(help.contains(b.help), "{:?} ({:?}) missing from the help:\n{help}", b.action, b.context);
+    }
+    for (heading, rows) in keymap.help_sections() {
+        assert!(help.contains(&format!("{heading}:")), "heading {heading:?} missing");
+        for (keys, text) in rows {
+            assert!(help.contains(&format!("{keys}  {text}")), "{keys:?} for {text:?} missing");
+        }
+    }
+    // The overlay actions are among them, with today's keys.
+    for (keys, text) in [
+        ("Esc", "close (grant editor: cancel)"),
+        ("Space", "check / uncheck the selected scope"),
+        ("Enter", "re-token, run the scenario, close help or detail"),
+        ("r", "re-token and re-run the last request"),
+        ("d", "re-token with the client's default scopes"),
+        ("q", "close"),
+    ] {
+        assert!(help.contains(&format!("{keys}  {text}")), "{keys} {text}");
+    }
+    assert!(keymap.bindings.iter().any(|b| b.action == Action::RegrantAndRun));
+}
+
+#[test]
+fn render_reads_a_shared_app_and_has_no_side_effects() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    denied_run(&bus, now);
+    for i in 0..200u32 {
+        bus.emit(&Scope { run_id: Some("r".into()), step: Some(i) }, EventKind::Thought { text: format!("t{i}") });
+        bus.emit(
+            &Scope::default(),
+            EventKind::ToolRateLimited {
+                tool: ToolName::new("s", format!("tool{i}")),
+                retry_after_ms: 1000,
+                attempt: 1,
+            },
+        );
+    }
+    let mut app = app_with(&bus.recorded(), now);
+    app.typing = false;
+    app.resize(Rect::new(0, 0, 160, 45));
+    for pane in [Pane::Trace, Pane::Feed, Pane::Chat] {
+        app.focus = pane;
+        for _ in 0..25 {
+            app.on_key(key(KeyCode::Char('k')));
+        }
+    }
+    let app = app; // from here on, only shared borrows
+    let draw = |app: &App, w: u16, h: u16| {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| view::render(f, app)).unwrap();
+        term.backend().buffer().clone()
+    };
+    let first = draw(&app, 160, 45);
+    let _ = draw(&app, 80, 24);
+    assert_eq!(draw(&app, 160, 45), first, "drawing (at any size) changes nothing");
+    assert!(!app.trace.following());
+}
+
+#[test]
+fn mouse_wheel_scrolls_the_pane_under_the_pointer() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    let screen_area = Rect::new(0, 0, 160, 45);
+    app.resize(screen_area);
+    let trace = view::layout(screen_area).trace;
+    let at = |kind| MouseEvent { kind, column: trace.x + 2, row: trace.y + 2, modifiers: KeyModifiers::NONE };
+    assert!(app.trace.following());
+    app.on_mouse(at(MouseEventKind::ScrollUp), screen_area);
+    assert!(!app.trace.following(), "the wheel moved the trace, not the focused chat");
+    assert_eq!(app.focus, Pane::Chat);
+    app.on_mouse(at(MouseEventKind::Down(MouseButton::Left)), screen_area);
+    assert_eq!(app.focus, Pane::Trace);
+    assert!(!app.typing);
+}
+
+#[test]
+fn ctrl_c_in_an_overlay_closes_it_and_cancels() {
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope { run_id: Some("run-9".into()), step: None },
+        EventKind::RunStarted { request: "x".into(), model: "m".into(), tools: vec![] },
+    );
+    let mut app = app_with(&bus.recorded(), warden::types::time::now_epoch());
+    app.on_key(key(KeyCode::F(2)));
+    assert!(matches!(app.overlay, Some(Overlay::Grant(_))));
+    assert!(app.on_key(key(KeyCode::Char('q'))).is_empty(), "q does not close the grant editor");
+    assert!(app.overlay.is_some());
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Command::Cancel]);
+    assert!(app.overlay.is_none());
 }

@@ -1,21 +1,28 @@
-//! The console's state and its update rules. `App` routes events to the panes and turns
-//! keys into pane actions or `Command`s for the core; it never touches the network.
+//! The console's router. `App` holds the components (four panes and at most one overlay),
+//! the focus and the session facts the status bar shows; it turns keys into actions with the
+//! keymap and routes them — the overlay first, then the focused pane, then its own global
+//! actions — and acts on the messages components answer with. It never reads or writes a
+//! component's fields, and never touches the network: what the core must do comes back
+//! as `Command`s.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use super::keymap::{Action, Keymap};
-use super::overlays::grant::GrantEditor;
+use super::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use super::keymap::{Action, Context, Keymap};
+pub use super::overlays::Overlay;
+use super::overlays::help::HelpView;
+use super::overlays::scenarios::ScenarioPicker;
 use super::panes::Pane;
-use super::panes::chat::{ChatPane, InputOutcome};
+use super::panes::chat::ChatPane;
 use super::panes::feed::FeedPane;
 use super::panes::token::{TokenPane, ToolScopes};
-use super::panes::trace::{TraceEntry, TracePane};
+use super::panes::trace::TracePane;
 use super::theme::Theme;
+use super::view;
 use crate::session::command::Command;
 use crate::session::scenario::Scenario;
 use crate::types::event::{Event, EventKind};
-use crate::types::scope::ScopeSet;
 
 /// Static facts about the session, known at start.
 #[derive(Debug, Clone, Default)]
@@ -28,20 +35,12 @@ pub struct ConsoleInfo {
     pub mode: String,
 }
 
-#[derive(Debug, Clone)]
-pub enum Overlay {
-    Help { scroll: usize },
-    Grant(GrantEditor),
-    Scenarios { selected: usize },
-    Detail { entry: Box<TraceEntry>, scroll: usize },
-}
-
 pub struct App {
     pub info: ConsoleInfo,
     pub theme: Theme,
     pub keymap: Keymap,
     pub focus: Pane,
-    /// The chat input has the keyboard.
+    /// The chat input has the keyboard (part of the focus).
     pub typing: bool,
     pub overlay: Option<Overlay>,
     pub chat: ChatPane,
@@ -58,8 +57,6 @@ pub struct App {
     /// Epoch seconds used for countdowns (set on every tick).
     pub now: u64,
     pub events_seen: u64,
-    /// Where each pane was drawn last frame (for the mouse).
-    pub areas: Vec<(Pane, Rect)>,
 }
 
 impl App {
@@ -83,8 +80,36 @@ impl App {
             replay,
             now: crate::types::time::now_epoch(),
             events_seen: 0,
-            areas: Vec::new(),
         }
+    }
+
+    /// A pane, as a component.
+    pub fn pane(&self, pane: Pane) -> &dyn Component {
+        match pane {
+            Pane::Chat => &self.chat,
+            Pane::Trace => &self.trace,
+            Pane::Token => &self.token,
+            Pane::Feed => &self.feed,
+        }
+    }
+
+    fn pane_mut(&mut self, pane: Pane) -> &mut dyn Component {
+        match pane {
+            Pane::Chat => &mut self.chat,
+            Pane::Trace => &mut self.trace,
+            Pane::Token => &mut self.token,
+            Pane::Feed => &mut self.feed,
+        }
+    }
+
+    /// What components may know about the session when they handle an action.
+    fn ctx(&self) -> Ctx {
+        Ctx { replay: self.replay, running: self.running.is_some(), last_request: self.last_request.clone() }
+    }
+
+    /// What a component may know when it draws.
+    pub fn draw_ctx(&self, focused: bool) -> DrawCtx<'_> {
+        DrawCtx { theme: &self.theme, keymap: &self.keymap, focused, typing: self.typing, now: self.now }
     }
 
     pub fn ingest(&mut self, e: &Event) {
@@ -102,51 +127,102 @@ impl App {
             }
             _ => {}
         }
-        self.chat.ingest(e);
-        self.trace.ingest(e);
-        self.token.ingest(e);
-        self.feed.ingest(e);
+        for pane in Pane::ALL {
+            self.pane_mut(pane).on_event(e);
+        }
+        if let Some(overlay) = &mut self.overlay {
+            overlay.on_event(e);
+        }
+    }
+
+    /// Tells the panes where they will be drawn on a `screen` of this size (call it before
+    /// drawing, and whenever the terminal is resized), so they can settle their scrolling.
+    pub fn resize(&mut self, screen: Rect) {
+        for (pane, area) in view::layout(screen).panes() {
+            self.pane_mut(pane).on_resize(area);
+        }
     }
 
     pub fn on_key(&mut self, k: KeyEvent) -> Vec<Command> {
         if k.kind == KeyEventKind::Release {
             return Vec::new();
         }
-        if self.overlay.is_some() {
-            return self.overlay_key(k);
+        let ctx = self.ctx();
+        if let Some(overlay) = &mut self.overlay {
+            let Some(action) = self.keymap.action(&k, overlay.context()) else { return Vec::new() };
+            return match overlay.on_action(action, &ctx) {
+                Handled::NotMine => self.overlay_global(action),
+                handled => self.apply(handled),
+            };
         }
-        if self.feed.editing_filter {
-            match k.code {
-                KeyCode::Esc => {
-                    self.feed.editing_filter = false;
-                    self.feed.filter.clear();
-                }
-                KeyCode::Enter => self.feed.editing_filter = false,
-                KeyCode::Backspace => {
-                    self.feed.filter.pop();
-                }
-                KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => self.feed.filter.push(c),
-                _ => {}
-            }
-            self.feed.cursor.selected = 0;
-            return Vec::new();
+        if let Some(pane) = Pane::ALL.into_iter().find(|p| self.pane(*p).grabs_keys()) {
+            let handled = self.pane_mut(pane).on_key(k, &ctx);
+            return self.apply(handled);
         }
         let plain_char =
             matches!(k.code, KeyCode::Char(_)) && !k.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
         if self.typing && self.focus == Pane::Chat {
-            let action = if plain_char { None } else { self.keymap.action(&k, true) };
+            // Plain characters always type, even when bound; other keys act when bound to
+            // a `while_typing` action.
+            let action = if plain_char { None } else { self.keymap.action(&k, Context::Typing) };
             if let Some(a) = action {
-                return self.act(a);
+                return self.route(a);
             }
-            return match self.chat.key(k) {
-                InputOutcome::Submit(text) => self.submit(text),
-                InputOutcome::Edited => Vec::new(),
-            };
+            let handled = self.chat.on_key(k, &ctx);
+            return self.apply(handled);
         }
-        match self.keymap.action(&k, false) {
-            Some(a) => self.act(a),
+        match self.keymap.action(&k, Context::Panes) {
+            Some(a) => self.route(a),
             None => Vec::new(),
         }
+    }
+
+    /// A pane action: the focused pane first, then the global actions.
+    fn route(&mut self, a: Action) -> Vec<Command> {
+        let ctx = self.ctx();
+        match self.pane_mut(self.focus).on_action(a, &ctx) {
+            Handled::NotMine => self.act(a),
+            handled => self.apply(handled),
+        }
+    }
+
+    /// Sends `a` to `pane` (not necessarily the focused one).
+    fn send(&mut self, pane: Pane, a: Action) -> Vec<Command> {
+        let ctx = self.ctx();
+        let handled = self.pane_mut(pane).on_action(a, &ctx);
+        self.apply(handled)
+    }
+
+    /// An overlay action the overlay left: closing it, and Ctrl-C (closes it and cancels).
+    fn overlay_global(&mut self, a: Action) -> Vec<Command> {
+        match a {
+            Action::Close => {
+                self.overlay = None;
+                Vec::new()
+            }
+            Action::Cancel => {
+                self.overlay = None;
+                self.act(Action::Cancel)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Acts on what a component answered.
+    fn apply(&mut self, handled: Handled) -> Vec<Command> {
+        let Handled::Emit(msgs) = handled else { return Vec::new() };
+        let mut cmds = Vec::new();
+        for msg in msgs {
+            match msg {
+                Msg::Command(c) => cmds.push(c),
+                Msg::Notice(n) => self.notice = Some(n),
+                Msg::Open(o) => self.overlay = Some(o),
+                Msg::Close => self.overlay = None,
+                Msg::Submit(text) => cmds.extend(self.submit(text)),
+                Msg::StartTyping => self.typing = true,
+            }
+        }
+        cmds
     }
 
     fn submit(&mut self, text: String) -> Vec<Command> {
@@ -162,8 +238,8 @@ impl App {
         vec![Command::Submit(text)]
     }
 
+    /// The global actions (no component claimed them).
     fn act(&mut self, a: Action) -> Vec<Command> {
-        let page = 10;
         match a {
             Action::Cancel => {
                 if self.running.is_some() {
@@ -182,7 +258,7 @@ impl App {
                 cmds.push(Command::Quit);
                 return cmds;
             }
-            Action::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Action::Help => self.overlay = Some(Overlay::Help(HelpView::new())),
             Action::NextPane => {
                 self.focus = self.focus.next();
                 self.typing = false;
@@ -194,24 +270,20 @@ impl App {
             Action::Back => {
                 if self.typing {
                     self.typing = false;
-                } else if !self.feed.filter.is_empty() {
-                    self.feed.filter.clear();
+                } else {
+                    // Esc clears the feed filter wherever the focus is.
+                    return self.send(Pane::Feed, Action::Back);
                 }
             }
             Action::Input => {
                 self.focus = Pane::Chat;
                 self.typing = true;
             }
-            Action::Grant => {
-                let mut offered = ScopeSet::new();
-                for t in &self.info.tools {
-                    for s in t.required.iter() {
-                        offered.insert(s.clone());
-                    }
-                }
-                self.overlay = Some(Overlay::Grant(GrantEditor::new(&offered, &self.token.granted())));
+            // The token pane knows the grant; it opens the editor.
+            Action::Grant => return self.send(Pane::Token, Action::Grant),
+            Action::Scenarios => {
+                self.overlay = Some(Overlay::Scenarios(ScenarioPicker::new(self.info.scenarios.clone())))
             }
-            Action::Scenarios => self.overlay = Some(Overlay::Scenarios { selected: 0 }),
             Action::Rerun => {
                 if let Some(r) = self.last_request.clone() {
                     return self.submit(r);
@@ -221,167 +293,41 @@ impl App {
             Action::Export => return vec![Command::Export],
             Action::Filter => {
                 self.focus = Pane::Feed;
-                self.feed.editing_filter = true;
+                return self.send(Pane::Feed, Action::Filter);
             }
-            Action::Select => match self.focus {
-                Pane::Chat => self.typing = true,
-                Pane::Trace => {
-                    if let Some(entry) = self.trace.selected().cloned() {
-                        self.overlay = Some(Overlay::Detail { entry: Box::new(entry), scroll: 0 });
-                    }
-                }
-                _ => {}
-            },
-            Action::Up => self.scroll(self.focus, -1),
-            Action::Down => self.scroll(self.focus, 1),
-            Action::PageUp => self.scroll(self.focus, -page),
-            Action::PageDown => self.scroll(self.focus, page),
-            Action::Top => match self.focus {
-                Pane::Trace => self.trace.cursor.top(),
-                Pane::Feed => self.feed.cursor.top(),
-                Pane::Chat => self.chat.scroll_back = usize::MAX,
-                Pane::Token => self.token.scroll = 0,
-            },
-            Action::Bottom => match self.focus {
-                Pane::Trace => self.trace.cursor.bottom(self.trace.entries.len()),
-                Pane::Feed => {
-                    let n = self.feed.visible().len();
-                    self.feed.cursor.down(n, n);
-                }
-                Pane::Chat => self.chat.scroll_back = 0,
-                Pane::Token => self.token.scroll = usize::MAX / 2,
-            },
+            // Pane and overlay actions no one claimed.
+            Action::Select
+            | Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::Close
+            | Action::Apply
+            | Action::Toggle
+            | Action::RegrantAndRun
+            | Action::DefaultGrant => {}
         }
         Vec::new()
     }
 
-    /// Moves the selection (or scrolls) in `pane` by `delta` rows.
-    pub fn scroll(&mut self, pane: Pane, delta: i64) {
-        let n = delta.unsigned_abs() as usize;
-        match pane {
-            Pane::Trace => {
-                let len = self.trace.entries.len();
-                if delta < 0 {
-                    if self.trace.cursor.follow {
-                        self.trace.cursor.selected = len.saturating_sub(1);
-                    }
-                    self.trace.cursor.up(n);
-                } else {
-                    self.trace.cursor.down(n, len);
-                    if self.trace.cursor.selected + 1 >= len {
-                        self.trace.cursor.follow = true;
-                    }
+    /// The wheel scrolls the pane under the pointer (three rows); a click focuses it. The
+    /// panes are where [`view::layout`] puts them on a `screen` of this size.
+    pub fn on_mouse(&mut self, m: MouseEvent, screen: Rect) {
+        let Some(pane) = view::layout(screen).pane_at(Position::new(m.column, m.row)) else { return };
+        match m.kind {
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                let a = if m.kind == MouseEventKind::ScrollUp { Action::Up } else { Action::Down };
+                for _ in 0..3 {
+                    self.send(pane, a);
                 }
             }
-            Pane::Feed => {
-                let len = self.feed.visible().len();
-                if delta < 0 { self.feed.cursor.up(n) } else { self.feed.cursor.down(n, len) }
-            }
-            Pane::Chat => {
-                self.chat.scroll_back = if delta < 0 {
-                    self.chat.scroll_back.saturating_add(n)
-                } else {
-                    self.chat.scroll_back.saturating_sub(n)
-                };
-            }
-            Pane::Token => {
-                self.token.scroll =
-                    if delta < 0 { self.token.scroll.saturating_sub(n) } else { self.token.scroll.saturating_add(n) };
-            }
-        }
-    }
-
-    pub fn on_mouse(&mut self, m: MouseEvent) {
-        let pos = Position::new(m.column, m.row);
-        let Some(pane) = self.areas.iter().find(|(_, r)| r.contains(pos)).map(|(p, _)| *p) else { return };
-        match m.kind {
-            MouseEventKind::ScrollUp => self.scroll(pane, -3),
-            MouseEventKind::ScrollDown => self.scroll(pane, 3),
             MouseEventKind::Down(_) => {
                 self.focus = pane;
                 self.typing = pane == Pane::Chat && !self.replay;
             }
             _ => {}
         }
-    }
-
-    fn overlay_key(&mut self, k: KeyEvent) -> Vec<Command> {
-        let Some(overlay) = self.overlay.as_mut() else { return Vec::new() };
-        let down = matches!(k.code, KeyCode::Down | KeyCode::Char('j'));
-        let up = matches!(k.code, KeyCode::Up | KeyCode::Char('k'));
-        if k.code == KeyCode::Esc || (k.code == KeyCode::Char('q') && !matches!(overlay, Overlay::Grant(_))) {
-            self.overlay = None;
-            return Vec::new();
-        }
-        if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
-            self.overlay = None;
-            return self.act(Action::Cancel);
-        }
-        match overlay {
-            Overlay::Help { scroll } | Overlay::Detail { scroll, .. } => {
-                if down {
-                    *scroll += 1;
-                } else if up {
-                    *scroll = scroll.saturating_sub(1);
-                } else if k.code == KeyCode::PageDown {
-                    *scroll += 10;
-                } else if k.code == KeyCode::PageUp {
-                    *scroll = scroll.saturating_sub(10);
-                } else if matches!(k.code, KeyCode::Char('?') | KeyCode::Enter) {
-                    self.overlay = None;
-                }
-            }
-            Overlay::Scenarios { selected } => {
-                let len = self.info.scenarios.len();
-                if down {
-                    *selected = (*selected + 1).min(len.saturating_sub(1));
-                } else if up {
-                    *selected = selected.saturating_sub(1);
-                } else if k.code == KeyCode::Enter && len > 0 {
-                    let i = *selected;
-                    self.overlay = None;
-                    if self.replay || self.running.is_some() {
-                        self.notice = Some(if self.replay {
-                            "replay: scenarios are not run".into()
-                        } else {
-                            "a request is running".into()
-                        });
-                        return Vec::new();
-                    }
-                    return vec![Command::RunScenario(i)];
-                }
-            }
-            Overlay::Grant(g) => match k.code {
-                KeyCode::Char(' ') => g.toggle(),
-                _ if down => g.down(),
-                _ if up => g.up(),
-                KeyCode::Enter => {
-                    let chosen = g.chosen();
-                    self.overlay = None;
-                    self.notice = Some(format!(
-                        "re-token with: {}",
-                        if chosen.is_empty() { "(no scopes)".into() } else { chosen.to_string() }
-                    ));
-                    return vec![Command::Regrant(Some(chosen))];
-                }
-                KeyCode::Char('r') => {
-                    let chosen = g.chosen();
-                    self.overlay = None;
-                    return match (self.last_request.clone(), self.running.is_some()) {
-                        (Some(req), false) if !self.replay => vec![Command::RegrantAndRun(Some(chosen), req)],
-                        _ => {
-                            self.notice = Some("re-token only: nothing to re-run".into());
-                            vec![Command::Regrant(Some(chosen))]
-                        }
-                    };
-                }
-                KeyCode::Char('d') => {
-                    self.overlay = None;
-                    return vec![Command::Regrant(None)];
-                }
-                _ => {}
-            },
-        }
-        Vec::new()
     }
 }

@@ -1,6 +1,12 @@
-//! Named actions and the keys bound to them. The same table drives dispatch and the `?`
-//! help overlay, so the help can never drift from the behaviour. Defaults live here;
-//! `[console.keys]` in the config rebinds any action (`grant = "ctrl-g"`).
+//! Named actions and the keys bound to them, by context. The same table drives dispatch
+//! (panes and overlays alike) and the `?` help overlay, so the help can never drift from
+//! the behaviour. Defaults live here; `[console.keys]` in the config rebinds any action
+//! (`grant = "ctrl-g"`, `toggle = "x"`) in every context where it is bound.
+//!
+//! A context is where the keyboard is: the panes, the chat input, or one of the overlays.
+//! The same key can mean different things in different contexts (`Enter` opens a step in
+//! the trace and re-tokens in the grant editor); [`Keymap::action`] resolves a key in a
+//! context by trying the context's own bindings first, then the ones it shares.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +36,68 @@ pub enum Action {
     Filter,
     Input,
     Rerun,
+    /// Close the open overlay (the grant editor: without re-tokening).
+    Close,
+    /// The overlay's main action: re-token, run the scenario, close help or detail.
+    Apply,
+    /// Grant editor: check or uncheck the selected scope.
+    Toggle,
+    /// Grant editor: re-token and re-run the last request.
+    RegrantAndRun,
+    /// Grant editor: re-token with the client's default scopes.
+    DefaultGrant,
+}
+
+/// Where the keyboard is, for resolving a key to an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// Everywhere: the panes, the chat input and every overlay.
+    Global,
+    /// The panes (and, for bindings marked `while_typing`, the chat input).
+    Panes,
+    /// The chat input has the keyboard: only `Global` and `while_typing` pane bindings
+    /// act; every other key types. Bindings are never declared in this context.
+    Typing,
+    /// Every overlay.
+    Overlay,
+    /// The overlays that change nothing: help, step detail and the scenario picker.
+    Viewer,
+    /// The scrolling text overlays: help and step detail.
+    Reader,
+    /// The grant editor.
+    Grant,
+}
+
+impl Context {
+    /// The binding contexts consulted for a key in this context, most specific first.
+    pub fn chain(self) -> &'static [Context] {
+        use Context::*;
+        match self {
+            Global => &[Global],
+            Panes | Typing => &[Panes, Global],
+            Overlay => &[Overlay, Global],
+            Viewer => &[Viewer, Overlay, Global],
+            Reader => &[Reader, Viewer, Overlay, Global],
+            Grant => &[Grant, Overlay, Global],
+        }
+    }
+
+    /// The heading of this context's section in the help overlay.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Context::Global => "Everywhere",
+            Context::Panes => "Panes (* also while typing a request)",
+            Context::Typing => "While typing a request",
+            Context::Overlay => "Every overlay",
+            Context::Viewer => "Help, step detail and scenarios",
+            Context::Reader => "Help and step detail",
+            Context::Grant => "Grant editor",
+        }
+    }
+
+    /// The binding contexts in the order the help lists them.
+    pub const HELP_ORDER: [Context; 6] =
+        [Context::Global, Context::Panes, Context::Overlay, Context::Viewer, Context::Reader, Context::Grant];
 }
 
 /// A key with modifiers, written like `q`, `ctrl-c`, `shift-tab`, `f1`, `pgdn`.
@@ -123,12 +191,15 @@ impl fmt::Display for Key {
     }
 }
 
-/// One binding: the action, its keys, whether it also works while typing, and its help.
+/// One binding: the context it belongs to, the action, its keys, whether it also works
+/// while typing, and its help.
 #[derive(Debug, Clone)]
 pub struct Binding {
+    pub context: Context,
     pub action: Action,
     pub keys: Vec<Key>,
-    /// Active while the chat input has focus (otherwise the key types text).
+    /// `Panes` bindings only: active while the chat input has focus (otherwise the key
+    /// types text).
     pub while_typing: bool,
     pub help: &'static str,
 }
@@ -139,7 +210,12 @@ pub struct Keymap {
 }
 
 fn b(action: Action, keys: &[Key], while_typing: bool, help: &'static str) -> Binding {
-    Binding { action, keys: keys.to_vec(), while_typing, help }
+    Binding { context: Context::Panes, action, keys: keys.to_vec(), while_typing, help }
+}
+
+/// A binding in an overlay context (or `Global`, which typing never hides).
+fn o(context: Context, action: Action, keys: &[Key], help: &'static str) -> Binding {
+    Binding { context, action, keys: keys.to_vec(), while_typing: true, help }
 }
 
 use KeyCode as K;
@@ -150,7 +226,12 @@ impl Default for Keymap {
     fn default() -> Self {
         Self {
             bindings: vec![
-                b(Action::Cancel, &[Key::new(K::Char('c'), CTRL)], true, "cancel the running request; quit when idle"),
+                o(
+                    Context::Global,
+                    Action::Cancel,
+                    &[Key::new(K::Char('c'), CTRL)],
+                    "cancel the running request; quit when idle",
+                ),
                 b(Action::Quit, &[Key::plain('q')], false, "quit"),
                 b(Action::Help, &[Key::plain('?'), Key::new(K::F(1), NONE)], true, "this help"),
                 b(Action::NextPane, &[Key::new(K::Tab, NONE)], true, "next pane"),
@@ -171,8 +252,8 @@ impl Default for Keymap {
                     false,
                     "last entry (trace: follow new steps)",
                 ),
-                b(Action::Select, &[Key::new(K::Enter, NONE)], false, "open step detail / apply"),
-                b(Action::Back, &[Key::new(K::Esc, NONE)], true, "close overlay, clear filter, leave the input"),
+                b(Action::Select, &[Key::new(K::Enter, NONE)], false, "open step detail / type in Chat"),
+                b(Action::Back, &[Key::new(K::Esc, NONE)], true, "clear the feed filter, leave the input"),
                 b(
                     Action::Grant,
                     &[Key::plain('a'), Key::new(K::F(2), NONE)],
@@ -184,6 +265,27 @@ impl Default for Keymap {
                 b(Action::Filter, &[Key::plain('/')], false, "filter the feed"),
                 b(Action::Export, &[Key::plain('e')], false, "export this session (JSONL, secrets already absent)"),
                 b(Action::Input, &[Key::plain('i')], false, "type a request (chat input)"),
+                o(Context::Overlay, Action::Close, &[Key::new(K::Esc, NONE)], "close (grant editor: cancel)"),
+                o(Context::Overlay, Action::Up, &[Key::plain('k'), Key::new(K::Up, NONE)], "move / scroll up"),
+                o(Context::Overlay, Action::Down, &[Key::plain('j'), Key::new(K::Down, NONE)], "move / scroll down"),
+                o(
+                    Context::Overlay,
+                    Action::Apply,
+                    &[Key::new(K::Enter, NONE)],
+                    "re-token, run the scenario, close help or detail",
+                ),
+                o(Context::Viewer, Action::Close, &[Key::plain('q')], "close"),
+                o(Context::Reader, Action::Close, &[Key::plain('?')], "close"),
+                o(Context::Reader, Action::PageUp, &[Key::new(K::PageUp, NONE)], "scroll a page up"),
+                o(Context::Reader, Action::PageDown, &[Key::new(K::PageDown, NONE)], "scroll a page down"),
+                o(Context::Grant, Action::Toggle, &[Key::plain(' ')], "check / uncheck the selected scope"),
+                o(Context::Grant, Action::RegrantAndRun, &[Key::plain('r')], "re-token and re-run the last request"),
+                o(
+                    Context::Grant,
+                    Action::DefaultGrant,
+                    &[Key::plain('d')],
+                    "re-token with the client's default scopes",
+                ),
             ],
         }
     }
@@ -209,29 +311,37 @@ impl Action {
 }
 
 impl Keymap {
-    /// Defaults with `[console.keys]` overrides applied.
+    /// Defaults with `[console.keys]` overrides applied. An override replaces the keys of
+    /// the action in every context it is bound in (`close = "x"`: `x` closes every
+    /// overlay, and Esc, `q` and `?` no longer do).
     pub fn with_overrides(overrides: &BTreeMap<String, String>) -> Result<Self, KeymapError> {
         let mut map = Self::default();
         for (name, key) in overrides {
             let action = Action::from_name(name).ok_or_else(|| KeymapError::UnknownAction(name.clone()))?;
             let parsed =
                 Key::parse(key).ok_or_else(|| KeymapError::BadKey { action: name.clone(), key: key.clone() })?;
-            if let Some(binding) = map.bindings.iter_mut().find(|b| b.action == action) {
+            for binding in map.bindings.iter_mut().filter(|b| b.action == action) {
                 binding.keys = vec![parsed];
             }
         }
         Ok(map)
     }
 
-    pub fn action(&self, ev: &KeyEvent, typing: bool) -> Option<Action> {
-        self.bindings
-            .iter()
-            .filter(|b| !typing || b.while_typing)
-            .find(|b| b.keys.iter().any(|k| k.matches(ev)))
-            .map(|b| b.action)
+    /// The action `ev` means in `context`: the context's own bindings win over the ones
+    /// it shares (a grant-editor key shadows the same key in every overlay). In `Typing`
+    /// only `Global` bindings and `Panes` bindings marked `while_typing` act.
+    pub fn action(&self, ev: &KeyEvent, context: Context) -> Option<Action> {
+        let typing = context == Context::Typing;
+        context.chain().iter().find_map(|ctx| {
+            self.bindings
+                .iter()
+                .filter(|b| b.context == *ctx && (!typing || b.while_typing))
+                .find(|b| b.keys.iter().any(|k| k.matches(ev)))
+                .map(|b| b.action)
+        })
     }
 
-    /// The first key of an action, for hints.
+    /// The first key of an action (its first binding), for hints.
     pub fn key_for(&self, action: Action) -> String {
         self.bindings
             .iter()
@@ -241,12 +351,33 @@ impl Keymap {
             .unwrap_or_default()
     }
 
-    /// `(keys, help)` rows for the help overlay.
+    /// `(keys, help)` rows for the help overlay, every binding once, in table order.
     pub fn help_rows(&self) -> Vec<(String, &'static str)> {
-        self.bindings
+        self.bindings.iter().map(|b| (Self::keys_label(b), b.help)).collect()
+    }
+
+    /// The help overlay's sections: each binding context's heading and its rows, in
+    /// [`Context::HELP_ORDER`]; a `Panes` binding that also works while typing is starred.
+    pub fn help_sections(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+        Context::HELP_ORDER
             .iter()
-            .map(|b| (b.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" / "), b.help))
+            .map(|ctx| {
+                let rows = self
+                    .bindings
+                    .iter()
+                    .filter(|b| b.context == *ctx)
+                    .map(|b| {
+                        let star = if b.context == Context::Panes && b.while_typing { " *" } else { "" };
+                        (format!("{}{star}", Self::keys_label(b)), b.help)
+                    })
+                    .collect();
+                (ctx.heading(), rows)
+            })
             .collect()
+    }
+
+    fn keys_label(b: &Binding) -> String {
+        b.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" / ")
     }
 }
 
@@ -261,11 +392,30 @@ mod tests {
     #[test]
     fn dispatch_respects_typing_mode() {
         let km = Keymap::default();
-        assert_eq!(km.action(&ev(K::Char('q'), NONE), false), Some(Action::Quit));
-        assert_eq!(km.action(&ev(K::Char('q'), NONE), true), None, "q types a q in the input");
-        assert_eq!(km.action(&ev(K::Char('c'), CTRL), true), Some(Action::Cancel));
-        assert_eq!(km.action(&ev(K::Char('G'), KeyModifiers::SHIFT), false), Some(Action::Bottom));
-        assert_eq!(km.action(&ev(K::F(2), NONE), true), Some(Action::Grant));
+        assert_eq!(km.action(&ev(K::Char('q'), NONE), Context::Panes), Some(Action::Quit));
+        assert_eq!(km.action(&ev(K::Char('q'), NONE), Context::Typing), None, "q types a q in the input");
+        assert_eq!(km.action(&ev(K::Char('c'), CTRL), Context::Typing), Some(Action::Cancel));
+        assert_eq!(km.action(&ev(K::Char('G'), KeyModifiers::SHIFT), Context::Panes), Some(Action::Bottom));
+        assert_eq!(km.action(&ev(K::F(2), NONE), Context::Typing), Some(Action::Grant));
+    }
+
+    #[test]
+    fn the_same_key_means_different_things_in_different_contexts() {
+        let km = Keymap::default();
+        let q = ev(K::Char('q'), NONE);
+        assert_eq!(km.action(&q, Context::Reader), Some(Action::Close));
+        assert_eq!(km.action(&q, Context::Viewer), Some(Action::Close));
+        assert_eq!(km.action(&q, Context::Grant), None, "q does not close the grant editor");
+        let enter = ev(K::Enter, NONE);
+        assert_eq!(km.action(&enter, Context::Panes), Some(Action::Select));
+        assert_eq!(km.action(&enter, Context::Grant), Some(Action::Apply));
+        assert_eq!(km.action(&ev(K::Char('r'), NONE), Context::Panes), Some(Action::Rerun));
+        assert_eq!(km.action(&ev(K::Char('r'), NONE), Context::Grant), Some(Action::RegrantAndRun));
+        assert_eq!(km.action(&ev(K::Char('?'), NONE), Context::Reader), Some(Action::Close));
+        assert_eq!(km.action(&ev(K::Char('?'), NONE), Context::Viewer), None, "? does nothing in the picker");
+        assert_eq!(km.action(&ev(K::PageDown, NONE), Context::Viewer), None);
+        assert_eq!(km.action(&ev(K::Char('c'), CTRL), Context::Grant), Some(Action::Cancel), "Ctrl-C everywhere");
+        assert_eq!(km.action(&ev(K::Char('a'), NONE), Context::Grant), None, "pane keys do not reach overlays");
     }
 
     #[test]
@@ -273,8 +423,8 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("grant".to_string(), "ctrl-g".to_string());
         let km = Keymap::with_overrides(&o).unwrap();
-        assert_eq!(km.action(&ev(K::Char('g'), CTRL), false), Some(Action::Grant));
-        assert_eq!(km.action(&ev(K::Char('a'), NONE), false), None);
+        assert_eq!(km.action(&ev(K::Char('g'), CTRL), Context::Panes), Some(Action::Grant));
+        assert_eq!(km.action(&ev(K::Char('a'), NONE), Context::Panes), None);
         assert!(km.help_rows().iter().any(|(k, h)| k == "Ctrl-g" && h.starts_with("grant editor")));
         o.insert("quit".to_string(), "ctrl-shift-??".to_string());
         assert_eq!(

@@ -4,6 +4,7 @@
 //! including a panic.
 
 pub mod app;
+pub mod component;
 pub mod keymap;
 pub mod overlays;
 pub mod panes;
@@ -133,7 +134,10 @@ async fn ui_loop(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        terminal.draw(|f| view::render(f, &mut app))?;
+        let size = terminal.size()?;
+        let screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+        app.resize(screen);
+        terminal.draw(|f| view::render(f, &app))?;
         tokio::select! {
             maybe = input.next() => match maybe {
                 Some(Ok(TermEvent::Key(k))) => {
@@ -141,7 +145,7 @@ async fn ui_loop(
                         dispatch(&mut app, cmd, commands.as_ref(), state_dir, session.as_deref());
                     }
                 }
-                Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m),
+                Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m, screen),
                 Some(Ok(TermEvent::Resize(..))) => {}
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("reading terminal input"),

@@ -1,43 +1,64 @@
 //! Layout and the status bar. Two columns: Chat over Token on the left, Trace over Feed on
-//! the right; it degrades to the same grid, just tighter, down to 80×24.
+//! the right; it degrades to the same grid, just tighter, down to 80×24. [`layout`] is a
+//! pure function of the screen size (the mouse uses it too); [`render`] takes `&App` and
+//! has each component draw itself.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Overlay};
+use super::app::App;
+use super::component::Component;
 use super::keymap::Action;
-use super::overlays;
 use super::panes::Pane;
 
-pub fn render(f: &mut Frame, app: &mut App) {
-    let area = f.area();
+/// Where everything goes on a screen of a given size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    /// The panes' region (overlays are centred in it).
+    pub main: Rect,
+    pub status: Rect,
+    pub chat: Rect,
+    pub token: Rect,
+    pub trace: Rect,
+    pub feed: Rect,
+}
+
+impl Areas {
+    /// Each pane and its area, in drawing order.
+    pub fn panes(&self) -> [(Pane, Rect); 4] {
+        [(Pane::Chat, self.chat), (Pane::Token, self.token), (Pane::Trace, self.trace), (Pane::Feed, self.feed)]
+    }
+
+    /// The pane under `pos` (for the mouse).
+    pub fn pane_at(&self, pos: Position) -> Option<Pane> {
+        self.panes().into_iter().find(|(_, r)| r.contains(pos)).map(|(p, _)| p)
+    }
+}
+
+/// The layout for a screen `area`: a pure function that drawing and the mouse both use.
+pub fn layout(area: Rect) -> Areas {
     let [main, status] = Layout::vertical([Constraint::Min(6), Constraint::Length(1)]).areas(area);
     let left_pct = if main.width >= 140 { 38 } else { 42 };
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(left_pct), Constraint::Percentage(100 - left_pct)]).areas(main);
     let [chat, token] = Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(left);
     let [trace, feed] = Layout::vertical([Constraint::Percentage(64), Constraint::Percentage(36)]).areas(right);
-    app.areas = vec![(Pane::Chat, chat), (Pane::Token, token), (Pane::Trace, trace), (Pane::Feed, feed)];
+    Areas { main, status, chat, token, trace, feed }
+}
 
-    let theme = app.theme.clone();
-    let focus = app.focus;
-    app.chat.render(f, chat, &theme, focus == Pane::Chat, app.typing);
-    app.token.render(f, token, &theme, focus == Pane::Token, app.now);
-    app.trace.render(f, trace, &theme, focus == Pane::Trace);
-    app.feed.render(f, feed, &theme, focus == Pane::Feed);
-    render_status(f, status, app);
-
-    match &app.overlay {
-        Some(Overlay::Help { scroll }) => overlays::help::render(f, main, &theme, &app.keymap, *scroll),
-        Some(Overlay::Grant(g)) => overlays::grant::render(f, main, &theme, g),
-        Some(Overlay::Scenarios { selected }) => {
-            overlays::scenarios::render(f, main, &theme, &app.info.scenarios, *selected)
-        }
-        Some(Overlay::Detail { entry, scroll }) => overlays::detail::render(f, main, &theme, entry, *scroll),
-        None => {}
+/// Draws the console. Reads `app` only: scrolling was settled by the handlers (after
+/// `App::resize`), so drawing twice gives the same frame.
+pub fn render(f: &mut Frame, app: &App) {
+    let areas = layout(f.area());
+    for (pane, area) in areas.panes() {
+        app.pane(pane).draw(f, area, &app.draw_ctx(app.focus == pane));
+    }
+    render_status(f, areas.status, app);
+    if let Some(overlay) = &app.overlay {
+        overlay.draw(f, areas.main, &app.draw_ctx(true));
     }
 }
 
@@ -71,7 +92,8 @@ fn render_status(f: &mut Frame, area: Rect, app: &App) {
     }
     let k = |a: Action| app.keymap.key_for(a);
     let hints = format!(
-        "Tab focus · {} help · {} grant · {} scenarios · {} quit",
+        "{} focus · {} help · {} grant · {} scenarios · {} quit",
+        k(Action::NextPane),
         k(Action::Help),
         k(Action::Grant),
         k(Action::Scenarios),

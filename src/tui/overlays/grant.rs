@@ -1,5 +1,7 @@
 //! The grant editor: toggle scopes, re-token, and optionally re-run the last request —
-//! the core workflow for reproducing and debugging a denial.
+//! the core workflow for reproducing and debugging a denial. A [`Component`] in the
+//! keymap's `Grant` context (Space toggles, Enter re-tokens, `r` re-tokens and re-runs,
+//! `d` goes back to the client's default scopes, by default).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,6 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::centered;
+use crate::session::command::Command;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use crate::tui::keymap::{Action, Context, Keymap};
 use crate::tui::theme::Theme;
 use crate::types::scope::{Scope, ScopeSet};
 
@@ -46,7 +51,51 @@ impl GrantEditor {
     }
 }
 
-pub fn render(f: &mut Frame, area: Rect, theme: &Theme, g: &GrantEditor) {
+impl Component for GrantEditor {
+    fn context(&self) -> Context {
+        Context::Grant
+    }
+
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        match action {
+            Action::Toggle => self.toggle(),
+            Action::Down => self.down(),
+            Action::Up => self.up(),
+            Action::Apply => {
+                let chosen = self.chosen();
+                let shown = if chosen.is_empty() { "(no scopes)".into() } else { chosen.to_string() };
+                return Handled::Emit(vec![
+                    Msg::Close,
+                    Msg::Notice(format!("re-token with: {shown}")),
+                    Msg::Command(Command::Regrant(Some(chosen))),
+                ]);
+            }
+            Action::RegrantAndRun => {
+                let chosen = self.chosen();
+                return Handled::Emit(match (&ctx.last_request, ctx.running) {
+                    (Some(req), false) if !ctx.replay => {
+                        vec![Msg::Close, Msg::Command(Command::RegrantAndRun(Some(chosen), req.clone()))]
+                    }
+                    _ => vec![
+                        Msg::Close,
+                        Msg::Notice("re-token only: nothing to re-run".into()),
+                        Msg::Command(Command::Regrant(Some(chosen))),
+                    ],
+                });
+            }
+            Action::DefaultGrant => return Handled::Emit(vec![Msg::Close, Msg::Command(Command::Regrant(None))]),
+            _ => return Handled::NotMine,
+        }
+        Handled::Consumed
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        render(f, area, ctx.theme, ctx.keymap, self)
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap, g: &GrantEditor) {
+    let k = |a: Action| keymap.key_for(a);
     let mut lines =
         vec![Line::styled("Scopes to request (the issuer decides what is allowed):", theme.muted()), Line::raw("")];
     for (i, (scope, on)) in g.scopes.iter().enumerate() {
@@ -61,8 +110,19 @@ pub fn render(f: &mut Frame, area: Rect, theme: &Theme, g: &GrantEditor) {
         lines.push(line);
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled("Space toggle · Enter re-token · r re-token and re-run the last request", theme.muted()));
-    lines.push(Line::styled("d the client's default scopes · Esc cancel", theme.muted()));
+    lines.push(Line::styled(
+        format!(
+            "{} toggle · {} re-token · {} re-token and re-run the last request",
+            k(Action::Toggle),
+            k(Action::Apply),
+            k(Action::RegrantAndRun)
+        ),
+        theme.muted(),
+    ));
+    lines.push(Line::styled(
+        format!("{} the client's default scopes · {} cancel", k(Action::DefaultGrant), k(Action::Close)),
+        theme.muted(),
+    ));
     let rect = centered(area, 72, lines.len() as u16 + 2);
     f.render_widget(Clear, rect);
     let block = Block::default()

@@ -1,5 +1,6 @@
 //! The scenario picker: entries from `config/scenarios.toml`; Enter runs one (under its
-//! own grant when it names one).
+//! own grant when it names one). A [`Component`] that owns a copy of the list (taken when
+//! it opens) and the selection.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,11 +8,58 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::centered;
+use crate::session::command::Command;
 use crate::session::scenario::Scenario;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use crate::tui::keymap::{Action, Context, Keymap};
 use crate::tui::panes::clip;
 use crate::tui::theme::Theme;
 
-pub fn render(f: &mut Frame, area: Rect, theme: &Theme, scenarios: &[Scenario], selected: usize) {
+/// The scenario picker.
+#[derive(Debug, Clone)]
+pub struct ScenarioPicker {
+    scenarios: Vec<Scenario>,
+    selected: usize,
+}
+
+impl ScenarioPicker {
+    pub fn new(scenarios: Vec<Scenario>) -> Self {
+        Self { scenarios, selected: 0 }
+    }
+}
+
+impl Component for ScenarioPicker {
+    fn context(&self) -> Context {
+        Context::Viewer
+    }
+
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        let len = self.scenarios.len();
+        match action {
+            Action::Down => self.selected = (self.selected + 1).min(len.saturating_sub(1)),
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Apply if len > 0 => {
+                let run = if ctx.replay {
+                    Msg::Notice("replay: scenarios are not run".into())
+                } else if ctx.running {
+                    Msg::Notice("a request is running".into())
+                } else {
+                    Msg::Command(Command::RunScenario(self.selected))
+                };
+                return Handled::Emit(vec![Msg::Close, run]);
+            }
+            Action::Apply => {}
+            _ => return Handled::NotMine,
+        }
+        Handled::Consumed
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        render(f, area, ctx.theme, ctx.keymap, &self.scenarios, self.selected)
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap, scenarios: &[Scenario], selected: usize) {
     let width = area.width.saturating_sub(4).min(110);
     let mut lines = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
@@ -30,7 +78,11 @@ pub fn render(f: &mut Frame, area: Rect, theme: &Theme, scenarios: &[Scenario], 
         lines.push(Line::styled("No scenarios (config/scenarios.toml).", theme.muted()));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(" Enter run · j/k move · Esc close", theme.muted()));
+    let k = |a: Action| keymap.key_for(a);
+    lines.push(Line::styled(
+        format!(" {} run · {}/{} move · {} close", k(Action::Apply), k(Action::Down), k(Action::Up), k(Action::Close)),
+        theme.muted(),
+    ));
     let rect = centered(area, width, lines.len() as u16 + 2);
     f.render_widget(Clear, rect);
     let block = Block::default()

@@ -1,16 +1,20 @@
 //! The Feed pane: permission failures (tool, missing scopes, client- or server-side), rate
 //! limits, retries, errors, grant changes and anomalies — newest first, each with a
-//! severity glyph as well as a colour. `/` filters.
+//! severity glyph as well as a colour. `/` filters: while the filter is being typed the
+//! pane takes every key raw (Enter keeps it, Esc clears it). A [`Component`] that owns its
+//! entries, selection and filter.
 
 use std::collections::VecDeque;
 
 use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip, clock};
-use crate::tui::theme::Theme;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled};
+use crate::tui::keymap::Action;
 use crate::types::event::{CallOutcome, Event, EventKind, RefreshReason};
 
 pub const MAX_ENTRIES: usize = 10_000;
@@ -44,17 +48,49 @@ pub struct FeedEntry {
 
 #[derive(Debug, Default)]
 pub struct FeedPane {
-    /// Newest first.
+    /// Newest first. Public for reading only (tests/audit_e2e.rs reads it; outside this
+    /// file nothing writes it).
     pub entries: VecDeque<FeedEntry>,
-    pub cursor: Cursor,
-    pub filter: String,
+    cursor: Cursor,
+    filter: String,
     /// The operator is typing a filter.
-    pub editing_filter: bool,
+    editing_filter: bool,
+    /// Rows the list shows, from the last `on_resize` (0 until then).
+    height: usize,
 }
 
 impl FeedPane {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many entries are kept (filtered or not).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The filter text (empty: no filter).
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    /// Newest first, so the list never follows: settle a non-following copy and keep only
+    /// its offset (the selection itself is kept as the operator left it).
+    fn settle(&mut self) {
+        let len = self.visible().len();
+        let mut cursor = Cursor { follow: false, ..self.cursor };
+        cursor.settle(len, self.height);
+        self.cursor.offset = cursor.offset;
+    }
+
+    fn scroll(&mut self, delta: i64) {
+        let n = delta.unsigned_abs() as usize;
+        let len = self.visible().len();
+        if delta < 0 { self.cursor.up(n) } else { self.cursor.down(n, len) }
     }
 
     fn push(&mut self, e: &Event, severity: Severity, text: String) {
@@ -123,8 +159,64 @@ impl FeedPane {
         let needle = self.filter.to_lowercase();
         self.entries.iter().filter(|e| needle.is_empty() || e.text.to_lowercase().contains(&needle)).collect()
     }
+}
 
-    pub fn render(&mut self, f: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
+impl Component for FeedPane {
+    fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Handled {
+        self.settle();
+        match action {
+            Action::Up => self.scroll(-1),
+            Action::Down => self.scroll(1),
+            Action::PageUp => self.scroll(-super::PAGE),
+            Action::PageDown => self.scroll(super::PAGE),
+            Action::Top => self.cursor.top(),
+            Action::Bottom => {
+                let n = self.visible().len();
+                self.cursor.down(n, n);
+            }
+            Action::Filter => self.editing_filter = true,
+            Action::Back if !self.filter.is_empty() => self.filter.clear(),
+            _ => return Handled::NotMine,
+        }
+        self.settle();
+        Handled::Consumed
+    }
+
+    /// Typing the filter: Enter keeps it, Esc drops it; the selection goes to the top.
+    fn on_key(&mut self, k: KeyEvent, _ctx: &Ctx) -> Handled {
+        if !self.editing_filter {
+            return Handled::NotMine;
+        }
+        match k.code {
+            KeyCode::Esc => {
+                self.editing_filter = false;
+                self.filter.clear();
+            }
+            KeyCode::Enter => self.editing_filter = false,
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => self.filter.push(c),
+            _ => {}
+        }
+        self.cursor.selected = 0;
+        Handled::Consumed
+    }
+
+    fn grabs_keys(&self) -> bool {
+        self.editing_filter
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        self.ingest(e);
+    }
+
+    fn on_resize(&mut self, area: Rect) {
+        self.height = Block::default().borders(Borders::ALL).inner(area).height as usize;
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let (theme, focused) = (ctx.theme, ctx.focused);
         let filter = match (self.editing_filter, self.filter.is_empty()) {
             (true, _) => format!(" /{}▏", self.filter),
             (false, false) => format!(" /{}", self.filter),
@@ -149,9 +241,10 @@ impl FeedPane {
             f.render_widget(Paragraph::new(Line::styled(msg, theme.muted())), inner);
             return;
         }
-        // Newest first: the "follow" position is the top.
+        // Newest first: the "follow" position is the top. A copy: the handlers settled the
+        // offset for this height; drawing changes nothing.
         let mut cursor = Cursor { follow: false, ..self.cursor };
-        let range = cursor.window(visible.len(), inner.height as usize);
+        let range = cursor.settle(visible.len(), inner.height as usize);
         let selected = self.cursor.selected;
         let width = inner.width as usize;
         let lines: Vec<Line> = range
@@ -175,6 +268,5 @@ impl FeedPane {
             })
             .collect();
         f.render_widget(Paragraph::new(lines), inner);
-        self.cursor.offset = cursor.offset;
     }
 }

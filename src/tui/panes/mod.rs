@@ -1,10 +1,14 @@
-//! The four panes. Each owns its state, ingests the events it cares about, and renders
-//! from that state without side effects. Lists render only their visible rows.
+//! The four panes. Each is a [`Component`](super::component::Component): it owns its
+//! state, ingests the events it cares about, handles its own scrolling and selection, and
+//! renders from that state without side effects. Lists render only their visible rows.
 
 pub mod chat;
 pub mod feed;
 pub mod token;
 pub mod trace;
+
+/// Rows a page key moves.
+pub const PAGE: i64 = 10;
 
 /// Which pane has focus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +48,8 @@ pub struct Cursor {
     pub selected: usize,
     /// Stick to the end as entries arrive (until the operator moves up).
     pub follow: bool,
-    /// First visible row (kept between frames so the view does not jump).
+    /// First visible row (kept between moves so the view does not jump). Settled by the
+    /// handlers, which know the viewport height; drawing only reads it.
     pub offset: usize,
 }
 
@@ -73,15 +78,27 @@ impl Cursor {
     }
 
     /// The visible index range for `height` rows over `len` entries, scrolling the least
-    /// needed to keep the selection in view.
-    pub fn window(&mut self, len: usize, height: usize) -> std::ops::Range<usize> {
-        if len == 0 || height == 0 {
+    /// needed from the settled offset to keep the selection in view. Pure: drawing calls it.
+    pub fn window(&self, len: usize, height: usize) -> std::ops::Range<usize> {
+        let mut settled = *self;
+        settled.settle(len, height)
+    }
+
+    /// Applies `follow`, clamps the selection and scrolls the least needed to keep it in
+    /// view; returns the visible range. Handlers call it before and after a move (with the
+    /// viewport height they were last given), so the offset persists as it would if it
+    /// were settled at every frame.
+    pub fn settle(&mut self, len: usize, height: usize) -> std::ops::Range<usize> {
+        if len == 0 {
             return 0..0;
         }
         if self.follow {
             self.selected = len - 1;
         }
         self.selected = self.selected.min(len - 1);
+        if height == 0 {
+            return 0..0;
+        }
         if self.selected < self.offset {
             self.offset = self.selected;
         } else if self.selected >= self.offset + height {
@@ -148,6 +165,7 @@ mod tests {
     fn cursor_follows_until_moved() {
         let mut c = Cursor::following();
         assert_eq!(c.window(100, 10), 90..100);
+        assert_eq!(c.settle(100, 10), 90..100);
         c.up(3);
         assert!(!c.follow);
         assert_eq!(c.window(200, 10), 90..100, "view stays put when new entries arrive");
@@ -155,6 +173,9 @@ mod tests {
         assert_eq!(c.window(200, 10), 190..200);
         c.top();
         assert_eq!(c.window(200, 10), 0..10);
+        let before = c;
+        let _ = c.window(5, 3);
+        assert_eq!((c.selected, c.offset, c.follow), (before.selected, before.offset, before.follow), "pure");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The Token & scopes pane: who the token says we are (issuer, client, audience), how it
 //! was checked (verified ✓, alg, kid), when it expires (countdown and gauge), refreshes,
-//! fingerprint — and the granted scopes against each tool's required scopes.
+//! fingerprint — and the granted scopes against each tool's required scopes. A
+//! [`Component`]; asked for [`Action::Grant`] it opens the grant editor on what it knows
+//! (the scopes the tools need and the scopes granted now).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,7 +11,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
 
 use super::clip;
-use crate::tui::theme::Theme;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use crate::tui::keymap::Action;
+use crate::tui::overlays::Overlay;
+use crate::tui::overlays::grant::GrantEditor;
 use crate::types::event::{Event, EventKind, TokenInfo};
 use crate::types::scope::ScopeSet;
 
@@ -23,11 +28,12 @@ pub struct ToolScopes {
 
 #[derive(Debug, Default)]
 pub struct TokenPane {
-    pub token: Option<TokenInfo>,
+    token: Option<TokenInfo>,
     /// The last token failure (rejected or refused), cleared by the next good token.
-    pub problem: Option<String>,
-    pub tools: Vec<ToolScopes>,
-    pub scroll: usize,
+    problem: Option<String>,
+    tools: Vec<ToolScopes>,
+    /// Rows of the tool matrix scrolled off the top (clamped when drawn).
+    scroll: usize,
 }
 
 impl TokenPane {
@@ -53,7 +59,46 @@ impl TokenPane {
         self.token.as_ref().map(|t| t.granted.clone()).unwrap_or_default()
     }
 
-    pub fn render(&mut self, f: &mut Frame, area: Rect, theme: &Theme, focused: bool, now: u64) {
+    /// Every scope some tool needs.
+    pub fn offered(&self) -> ScopeSet {
+        let mut offered = ScopeSet::new();
+        for t in &self.tools {
+            for s in t.required.iter() {
+                offered.insert(s.clone());
+            }
+        }
+        offered
+    }
+
+    fn scroll(&mut self, delta: i64) {
+        let n = delta.unsigned_abs() as usize;
+        self.scroll = if delta < 0 { self.scroll.saturating_sub(n) } else { self.scroll.saturating_add(n) };
+    }
+}
+
+impl Component for TokenPane {
+    fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Handled {
+        match action {
+            Action::Up => self.scroll(-1),
+            Action::Down => self.scroll(1),
+            Action::PageUp => self.scroll(-super::PAGE),
+            Action::PageDown => self.scroll(super::PAGE),
+            Action::Top => self.scroll = 0,
+            Action::Bottom => self.scroll = usize::MAX / 2,
+            Action::Grant => {
+                return Handled::emit(Msg::Open(Overlay::Grant(GrantEditor::new(&self.offered(), &self.granted()))));
+            }
+            _ => return Handled::NotMine,
+        }
+        Handled::Consumed
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        self.ingest(e);
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let (theme, focused, now) = (ctx.theme, ctx.focused, ctx.now);
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))

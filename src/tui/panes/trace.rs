@@ -1,6 +1,8 @@
 //! The Trace pane: the live ReAct trajectory of the current and past runs — thought,
 //! action (tool + args), observation, denials and retries highlighted, per-step timing.
 //! Follows the newest step until the operator scrolls; Enter opens the step detail.
+//! A [`Component`]: it owns the entries and the selection, and settles its scroll offset in
+//! its handlers (it knows its height from `on_resize`), so drawing changes nothing.
 
 use std::collections::VecDeque;
 
@@ -12,6 +14,10 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip};
 use crate::session::format_args;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use crate::tui::keymap::Action;
+use crate::tui::overlays::Overlay;
+use crate::tui::overlays::detail::StepDetail;
 use crate::tui::theme::Theme;
 use crate::types::event::{CallOutcome, Event, EventKind, RunStatus};
 
@@ -45,17 +51,55 @@ pub struct TraceEntry {
 
 #[derive(Debug, Default)]
 pub struct TracePane {
-    pub entries: VecDeque<TraceEntry>,
-    pub cursor: Cursor,
+    entries: VecDeque<TraceEntry>,
+    cursor: Cursor,
+    /// Rows the list shows, from the last `on_resize` (0 until then).
+    height: usize,
 }
 
 impl TracePane {
     pub fn new() -> Self {
-        Self { entries: VecDeque::new(), cursor: Cursor::following() }
+        Self { entries: VecDeque::new(), cursor: Cursor::following(), height: 0 }
     }
 
     pub fn selected(&self) -> Option<&TraceEntry> {
         self.entries.get(self.cursor.selected)
+    }
+
+    /// How many entries are kept.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sticking to the newest entry.
+    pub fn following(&self) -> bool {
+        self.cursor.follow
+    }
+
+    /// Moves the selection by `delta` rows; moving up stops following, reaching the end
+    /// follows again.
+    fn scroll(&mut self, delta: i64) {
+        let n = delta.unsigned_abs() as usize;
+        let len = self.entries.len();
+        if delta < 0 {
+            if self.cursor.follow {
+                self.cursor.selected = len.saturating_sub(1);
+            }
+            self.cursor.up(n);
+        } else {
+            self.cursor.down(n, len);
+            if self.cursor.selected + 1 >= len {
+                self.cursor.follow = true;
+            }
+        }
+    }
+
+    fn settle(&mut self) {
+        self.cursor.settle(self.entries.len(), self.height);
     }
 
     fn push(&mut self, e: &Event, kind: TraceKind, text: String, detail: Vec<(String, String)>) {
@@ -171,8 +215,40 @@ impl TracePane {
             _ => {}
         }
     }
+}
 
-    pub fn render(&mut self, f: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
+impl Component for TracePane {
+    fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Handled {
+        self.settle();
+        match action {
+            Action::Up => self.scroll(-1),
+            Action::Down => self.scroll(1),
+            Action::PageUp => self.scroll(-super::PAGE),
+            Action::PageDown => self.scroll(super::PAGE),
+            Action::Top => self.cursor.top(),
+            Action::Bottom => self.cursor.bottom(self.entries.len()),
+            Action::Select => {
+                return match self.selected() {
+                    Some(entry) => Handled::emit(Msg::Open(Overlay::Detail(StepDetail::new(Box::new(entry.clone()))))),
+                    None => Handled::Consumed,
+                };
+            }
+            _ => return Handled::NotMine,
+        }
+        self.settle();
+        Handled::Consumed
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        self.ingest(e);
+    }
+
+    fn on_resize(&mut self, area: Rect) {
+        self.height = Block::default().borders(Borders::ALL).inner(area).height as usize;
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let (theme, focused) = (ctx.theme, ctx.focused);
         let follow = if self.cursor.follow { " ● follow" } else { "" };
         let block = Block::default()
             .borders(Borders::ALL)
@@ -180,13 +256,15 @@ impl TracePane {
             .title(Span::styled(format!(" Trace{follow} "), theme.colored(theme.accent)));
         let inner = block.inner(area);
         f.render_widget(block, area);
-        let range = self.cursor.window(self.entries.len(), inner.height as usize);
+        // A copy: the handlers settled the offset for this height; drawing changes nothing.
+        let mut cursor = self.cursor;
+        let range = cursor.settle(self.entries.len(), inner.height as usize);
         let width = inner.width as usize;
         let lines: Vec<Line> = range
             .map(|i| {
                 let e = &self.entries[i];
                 let mut line = entry_line(e, theme, width);
-                if focused && i == self.cursor.selected && !self.cursor.follow {
+                if focused && i == cursor.selected && !cursor.follow {
                     line = line.style(theme.selected());
                 }
                 line
