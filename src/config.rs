@@ -224,7 +224,9 @@ pub struct ClientSection {
     pub jwks_uri: Option<String>,
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+    /// A `Secret` from the moment it is parsed: never in Debug output, errors or logs.
+    #[serde(serialize_with = "crate::types::secret::serialize_exposed")]
+    pub client_secret: Option<crate::types::secret::Secret<String>>,
     /// Read the secret from this environment variable instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_env: Option<String>,

@@ -345,7 +345,7 @@ fn write_client_config(
     let client = Config {
         client: Some(ClientSection {
             token_endpoint: Some(format!("{issuer}/token")),
-            client_secret: secret,
+            client_secret: secret.map(crate::types::secret::Secret::new),
             ca_file: ca.map(Path::to_path_buf),
             ..ClientSection::new(issuer, client_id)
         }),

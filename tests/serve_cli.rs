@@ -41,7 +41,9 @@ fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
     let client = parsed.client.unwrap();
     assert_eq!(client.issuer, issuer);
     assert_eq!(client.client_id, "support-agent");
-    assert_eq!(client.client_secret.as_deref(), Some("demo-support-agent-secret-4f9c2e"));
+    assert_eq!(client.client_secret.as_ref().map(|s| s.expose().as_str()), Some("demo-support-agent-secret-4f9c2e"));
+    // Parsed straight into a `Secret`: its Debug output never shows it.
+    assert!(!format!("{client:?}").contains("demo-support-agent-secret"), "{client:?}");
     assert_eq!(client.ca_file.unwrap(), state.path().join("tls/ca.pem"));
     assert_eq!(parsed.servers[0].url, mcp);
 

@@ -264,7 +264,7 @@ async fn build_tokens(
     check_url(&token_endpoint, client.allow_http_loopback)?;
     let secret = match (&client.client_secret, &client.client_secret_env) {
         (Some(s), _) => s.clone(),
-        (None, Some(var)) => std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?,
+        (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
         (None, None) => return Err(ClientError::NoSecret),
     };
     let auth = match client.auth_method.as_deref() {
@@ -277,13 +277,8 @@ async fn build_tokens(
         Arc::new(JwksCache::from_url(http.clone(), jwks_uri)),
     )
     .with_clock(events.clock().clone());
-    let source = TokenSource {
-        token_endpoint,
-        client_id: client.client_id.clone(),
-        client_secret: Secret::new(secret),
-        resource,
-        auth,
-    };
+    let source =
+        TokenSource { token_endpoint, client_id: client.client_id.clone(), client_secret: secret, resource, auth };
     Ok(Arc::new(TokenManager::new(http.clone(), source, verifier, scopes, events.clone())))
 }
 

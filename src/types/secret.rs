@@ -8,9 +8,28 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// A secret value (token, client secret, API key). Never printed.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret value (token, client secret, API key). Never printed, and deliberately not
+/// `PartialEq`: comparing secrets with `==` leaks their contents through timing, so the
+/// only comparison is `ct_eq` (constant time).
+#[derive(Clone)]
 pub struct Secret<T>(T);
+
+impl<T: AsRef<[u8]>> Secret<T> {
+    /// Constant-time equality (aws-lc-rs), for checking a presented secret.
+    pub fn ct_eq(&self, other: &[u8]) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.as_ref(), other).is_ok()
+    }
+}
+
+/// Writes a secret's value into a file the user asked for (`client.toml`, 0600) — the one
+/// place a secret is serialized. Use with `#[serde(serialize_with = …)]` on that field only;
+/// `Secret` itself has no `Serialize`, so it cannot end up in an event or a log by accident.
+pub fn serialize_exposed<S: serde::Serializer>(secret: &Option<Secret<String>>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(v) => s.serialize_some(v.expose()),
+        None => s.serialize_none(),
+    }
+}
 
 impl<T> Secret<T> {
     pub fn new(value: T) -> Self {
@@ -89,6 +108,7 @@ mod tests {
         let s = Secret::new("hunter2".to_string());
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
         assert_eq!(s.expose(), "hunter2");
+        assert!(s.ct_eq(b"hunter2") && !s.ct_eq(b"hunter3") && !s.ct_eq(b"hunter"));
     }
 
     #[test]
