@@ -5,6 +5,10 @@
 //! Lookup order: `--config PATH`, then `$XDG_CONFIG_HOME/warden/warden.toml`, then
 //! `./config/warden.toml`, then the defaults compiled into the binary (the repository's
 //! `config/warden.toml`), so `warden serve` works from any directory.
+//!
+//! May import: `types`, `paths`, `security`, `observe`, `auth` (no server, client or
+//! frontend module: those read the config, not the other way round). Enforced by
+//! `tests/layering.rs`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +24,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config/warden.toml");
 pub const DEMO_SECRETS: &str = include_str!("../config/demo-secrets.toml");
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("could not read config {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },

@@ -1,6 +1,8 @@
 //! Where Warden keeps its state: `--state-dir`, else `$XDG_STATE_HOME/warden`, else
 //! `~/.local/state/warden`. Also the one helper for writing private files (0600), used for
 //! keys, the client config and anything else holding a secret.
+//!
+//! May import: nothing from this crate. Enforced by `tests/layering.rs`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use warden::agent::lm::{Lm, Role};
 use warden::agent::predict::{ChainOfThought, Predict};
 use warden::agent::react::ReAct;
 use warden::agent::signature::Signature;
-use warden::agent::tool::{FnTool, Tool};
+use warden::agent::tool::{FnTool, Tool, ToolFailure};
 use warden::types::event::{EventBus, EventKind, ObservationKind, RunStatus};
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -82,9 +82,9 @@ fn counting_tool(calls: Arc<AtomicUsize>) -> Arc<dyn Tool> {
     Arc::new(FnTool::new("lookup", "Look something up.", json!({"key": {"type": "string"}}), move |args| {
         calls.fetch_add(1, Ordering::SeqCst);
         match args.get("key").and_then(Value::as_str) {
-            Some("missing") => Err("not found".to_string()),
+            Some("missing") => Err(ToolFailure("not found".into())),
             Some(k) => Ok(json!({"key": k, "value": 42})),
-            None => Err("no key".to_string()),
+            None => Err(ToolFailure("no key".into())),
         }
     }))
 }

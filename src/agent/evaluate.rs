@@ -36,10 +36,11 @@ impl Default for Evaluate {
 }
 
 impl Evaluate {
-    pub async fn run<P, Fut, M>(&self, devset: &[Example], program: P, metric: M) -> EvalReport
+    pub async fn run<P, Fut, E, M>(&self, devset: &[Example], program: P, metric: M) -> EvalReport
     where
         P: Fn(Example) -> Fut,
-        Fut: Future<Output = Result<Prediction, String>>,
+        Fut: Future<Output = Result<Prediction, E>>,
+        E: std::fmt::Display,
         M: Fn(&Example, &Prediction) -> f64,
     {
         let items: Vec<EvalItem> = futures::stream::iter(devset.iter().cloned().enumerate())
@@ -58,7 +59,7 @@ impl Evaluate {
                     prediction: Some(pred),
                     error: None,
                 },
-                Err(e) => EvalItem { index, score: 0.0, prediction: None, error: Some(e) },
+                Err(e) => EvalItem { index, score: 0.0, prediction: None, error: Some(e.to_string()) },
             })
             .collect();
         let average =
@@ -82,7 +83,7 @@ mod tests {
                 |ex| async move {
                     let q = ex.get("q").and_then(|v| v.as_i64()).unwrap();
                     if q == 3 {
-                        Err("boom".to_string())
+                        Err(std::io::Error::other("boom"))
                     } else {
                         Ok(json!({"a": if q == 1 { 99 } else { q * 2 }}).as_object().unwrap().clone())
                     }

@@ -35,6 +35,7 @@ impl Example {
 pub type Prediction = Fields;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PredictError {
     #[error(transparent)]
     Lm(#[from] LmError),

@@ -105,6 +105,7 @@ impl Field {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureError {
     #[error("signature must look like \"a, b -> c\" (got {0:?})")]
     NoArrow(String),

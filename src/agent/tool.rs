@@ -107,13 +107,31 @@ impl Tool for McpTool {
     }
 }
 
+/// Why arguments fail a tool's schema (the message is what the agent reads).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgsError {
+    #[error("missing required argument `{0}`")]
+    Missing(String),
+    #[error("unknown argument `{0}`")]
+    Unknown(String),
+    #[error("`{path}` must be one of {options}")]
+    NotOneOf { path: String, options: String },
+    #[error("`{path}` must be {types}")]
+    WrongType { path: String, types: String },
+    #[error("`{path}` must be at least {min}")]
+    TooSmall { path: String, min: f64 },
+    #[error("`{path}` must be at most {max}")]
+    TooLarge { path: String, max: f64 },
+}
+
 /// Validates arguments against a tool's JSON schema (the subset MCP tools use: object
 /// properties, required, type, enum, items, minimum/maximum, additionalProperties).
-pub fn validate_args(schema: &Value, args: &Map<String, Value>) -> Result<(), String> {
+pub fn validate_args(schema: &Value, args: &Map<String, Value>) -> Result<(), ArgsError> {
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for r in required.iter().filter_map(Value::as_str) {
             if !args.contains_key(r) {
-                return Err(format!("missing required argument `{r}`"));
+                return Err(ArgsError::Missing(r.to_string()));
             }
         }
     }
@@ -122,7 +140,7 @@ pub fn validate_args(schema: &Value, args: &Map<String, Value>) -> Result<(), St
         match props.and_then(|p| p.get(k)) {
             Some(s) => check(s, v, k)?,
             None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                return Err(format!("unknown argument `{k}`"));
+                return Err(ArgsError::Unknown(k.to_string()));
             }
             None => {}
         }
@@ -130,14 +148,14 @@ pub fn validate_args(schema: &Value, args: &Map<String, Value>) -> Result<(), St
     Ok(())
 }
 
-fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
+fn check(schema: &Value, v: &Value, path: &str) -> Result<(), ArgsError> {
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(v)
     {
-        return Err(format!(
-            "`{path}` must be one of {}",
-            crate::agent::pyfmt::json_dumps(&Value::Array(options.clone()))
-        ));
+        return Err(ArgsError::NotOneOf {
+            path: path.to_string(),
+            options: crate::agent::pyfmt::json_dumps(&Value::Array(options.clone())),
+        });
     }
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
@@ -155,17 +173,17 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         _ => true,
     });
     if !ok {
-        return Err(format!("`{path}` must be {}", types.join(" or ")));
+        return Err(ArgsError::WrongType { path: path.to_string(), types: types.join(" or ") });
     }
     if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), v.as_f64())
         && n < min
     {
-        return Err(format!("`{path}` must be at least {min}"));
+        return Err(ArgsError::TooSmall { path: path.to_string(), min });
     }
     if let (Some(max), Some(n)) = (schema.get("maximum").and_then(Value::as_f64), v.as_f64())
         && n > max
     {
-        return Err(format!("`{path}` must be at most {max}"));
+        return Err(ArgsError::TooLarge { path: path.to_string(), max });
     }
     if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
         for (i, item) in arr.iter().enumerate() {
@@ -175,9 +193,13 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What a function tool returns: `Ok(value)` (its text, or JSON) or `Err(message)` (a
-/// tool error).
-pub type FnResult = Result<Value, String>;
+/// A function tool's failure: the message the agent reads as a tool error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolFailure(pub String);
+
+/// What a function tool returns: `Ok(value)` (its text, or JSON) or a tool error.
+pub type FnResult = Result<Value, ToolFailure>;
 
 type ToolFn = dyn Fn(Map<String, Value>) -> FnResult + Send + Sync;
 
@@ -241,7 +263,7 @@ impl Tool for FnTool {
             let outcome = match (self.f)(args) {
                 Ok(Value::String(text)) => CallOutcome::Success { structured: None, text },
                 Ok(v) => CallOutcome::Success { text: String::new(), structured: Some(v) },
-                Err(message) => CallOutcome::ToolError { message, structured: None },
+                Err(ToolFailure(message)) => CallOutcome::ToolError { message, structured: None },
             };
             events.emit(
                 scope,
@@ -275,13 +297,14 @@ mod tests {
             "amounts": {"type": "array", "items": {"type": "number"}}, "limit": {"type": ["integer", "null"], "minimum": 1}}});
         let ok = |v: Value| validate_args(&schema, v.as_object().unwrap());
         assert!(ok(json!({"customer_id": "ABC123", "amounts": [1, 2.5], "limit": 3})).is_ok());
-        assert_eq!(ok(json!({})).unwrap_err(), "missing required argument `customer_id`");
-        assert_eq!(ok(json!({"customer_id": 5})).unwrap_err(), "`customer_id` must be string");
+        let err = |v: Value| ok(v).unwrap_err().to_string();
+        assert_eq!(err(json!({})), "missing required argument `customer_id`");
+        assert_eq!(err(json!({"customer_id": 5})), "`customer_id` must be string");
         assert_eq!(
-            ok(json!({"customer_id": "A", "priority": "mid"})).unwrap_err(),
+            err(json!({"customer_id": "A", "priority": "mid"})),
             "`priority` must be one of [\"low\", \"high\"]"
         );
-        assert_eq!(ok(json!({"customer_id": "A", "amounts": [1, "x"]})).unwrap_err(), "`amounts[1]` must be number");
-        assert_eq!(ok(json!({"customer_id": "A", "limit": 0})).unwrap_err(), "`limit` must be at least 1");
+        assert_eq!(err(json!({"customer_id": "A", "amounts": [1, "x"]})), "`amounts[1]` must be number");
+        assert_eq!(err(json!({"customer_id": "A", "limit": 0})), "`limit` must be at least 1");
     }
 }

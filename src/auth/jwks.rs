@@ -18,6 +18,7 @@ use parking_lot::RwLock;
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JwksError {
     #[error("could not fetch {url}: {reason}")]
     Fetch { url: String, reason: String },

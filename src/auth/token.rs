@@ -22,6 +22,7 @@ pub const REFRESH_SKEW_SECS: i64 = 60;
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenError {
     #[error("token endpoint {endpoint} returned {error}{}: {hint}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { endpoint: String, error: String, description: Option<String>, hint: &'static str },

@@ -30,6 +30,7 @@ const CACHE_CAPACITY: usize = 16_384;
 
 /// Why a token was rejected. Each variant names the one check that failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerifyError {
     #[error("token is not a well-formed JWS compact serialization")]
     Malformed,

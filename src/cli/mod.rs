@@ -1,5 +1,7 @@
 //! The command-line edge: clap definitions and dispatch. Errors become `anyhow` here, with
 //! context that tells the user what to do next; everything below uses typed errors.
+//!
+//! May import: every layer (it is the composition edge). Enforced by `tests/layering.rs`.
 
 pub mod audit;
 pub mod client;

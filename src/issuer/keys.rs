@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::paths::write_private;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     #[error("could not read signing keys {path}: {message}")]
     Read { path: PathBuf, message: String },

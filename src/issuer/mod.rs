@@ -3,6 +3,9 @@
 //! Serves `POST /token` (client credentials, `client_secret_basic`/`_post`, RFC 8707
 //! resource indicators), `GET /jwks.json` and RFC 8414 metadata. Tokens are RFC 9068 JWT
 //! access tokens signed with RS256 keys persisted in `STATE/issuer/` and rotatable.
+//!
+//! May import: `types`, `paths`, `security`, `observe`, `auth`, `config` (never the client
+//! side). Enforced by `tests/layering.rs`.
 
 pub mod clients;
 pub mod error;

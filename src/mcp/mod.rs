@@ -6,6 +6,9 @@
 //! `resource_metadata` named in a 401 challenge) gives the resource and its authorization
 //! server; RFC 8414 (or OpenID) metadata gives the token endpoint and JWKS. Credentials are
 //! only ever sent to the issuer the config names.
+//!
+//! May import: `types`, `paths`, `security`, `auth`, `config` (never a server module: what
+//! client and server share lives in `types` and `auth`). Enforced by `tests/layering.rs`.
 
 pub mod classify;
 pub mod http;
@@ -30,6 +33,7 @@ use secure_tool::{CallPolicy, SecureTool};
 use session::McpSession;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     #[error(
         "no [client] section in the config: point --config at STATE/client.toml written by `warden serve`, or add one"

@@ -49,6 +49,7 @@ pub struct ToolSpec {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     #[error("could not open an MCP session with {server} ({url}): {failure}")]
     Connect { server: String, url: String, failure: String },

@@ -37,6 +37,7 @@ pub enum FsyncPolicy {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("audit log {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

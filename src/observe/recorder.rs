@@ -45,6 +45,7 @@ pub fn spawn_recorder(path: PathBuf, mut rx: mpsc::Receiver<Event>) -> std::io::
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplayError {
     #[error("cannot read session {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },

@@ -16,6 +16,7 @@ const PREFIX: &str = "pbkdf2-sha256";
 pub const DEFAULT_ITERATIONS: u32 = 20_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HashError {
     #[error("secret hash must look like `pbkdf2-sha256$ITERATIONS$SALT$HASH` (make one with `warden hash-secret`)")]
     Malformed,

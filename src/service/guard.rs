@@ -36,7 +36,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     let token = match bearer_token(req.headers()) {
         Ok(Some(t)) => t.to_string(),
         Ok(None) => return challenge(&g, None),
-        Err(()) => return bad_request("malformed Authorization header: expected `Bearer <token>`"),
+        Err(MalformedAuthorization) => return bad_request("malformed Authorization header: expected `Bearer <token>`"),
     };
     let claims = match g.verifier.verify(&token).await {
         Ok(c) => c,
@@ -131,21 +131,25 @@ async fn forward(mut req: Request, claims: Arc<VerifiedClaims>, next: Next) -> R
     next.run(req).await
 }
 
-/// `Ok(None)` when there is no Authorization header at all; `Err` when there is one we
-/// cannot use (wrong scheme, empty token), which RFC 6750 §3.1 calls `invalid_request`.
-fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, ()> {
+/// An Authorization header we cannot use (repeated, not ASCII, wrong scheme, empty token),
+/// which RFC 6750 §3.1 calls `invalid_request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MalformedAuthorization;
+
+/// `Ok(None)` when there is no Authorization header at all.
+fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, MalformedAuthorization> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(());
+        return Err(MalformedAuthorization);
     }
-    let value = value.to_str().map_err(|_| ())?;
-    let (scheme, token) = value.split_once(' ').ok_or(())?;
+    let value = value.to_str().map_err(|_| MalformedAuthorization)?;
+    let (scheme, token) = value.split_once(' ').ok_or(MalformedAuthorization)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
-        return Err(());
+        return Err(MalformedAuthorization);
     }
     Ok(Some(token))
 }
@@ -282,8 +286,8 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
         assert_eq!(bearer_token(&h), Ok(Some("abc.def.ghi")));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
-        assert_eq!(bearer_token(&h), Err(()));
+        assert_eq!(bearer_token(&h), Err(MalformedAuthorization));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer_token(&h), Err(()));
+        assert_eq!(bearer_token(&h), Err(MalformedAuthorization));
     }
 }

@@ -4,6 +4,9 @@
 //! (no session, no SSE for simple calls), behind the bearer guard. RFC 9728 metadata is
 //! served unauthenticated at `/.well-known/oauth-protected-resource` (and the path-suffixed
 //! form for `/mcp`).
+//!
+//! May import: `types`, `paths`, `security`, `observe`, `auth`, `config` (never the client
+//! side). Enforced by `tests/layering.rs`.
 
 pub mod direct;
 pub mod guard;

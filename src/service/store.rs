@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::seed::SEED_CUSTOMERS;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -38,6 +38,7 @@ struct ScenarioFile {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScenarioError {
     #[error("cannot read scenarios {path}: {source}")]
     Read { path: String, source: std::io::Error },

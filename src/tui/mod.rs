@@ -2,6 +2,10 @@
 //! and redraws on input, on events and on a one-second tick (for countdowns) — no busy
 //! loop and no network on the UI path. The terminal is restored on every exit path,
 //! including a panic.
+//!
+//! A frontend: it reaches the agent and the client stack only through the session core.
+//! May import: `types`, `paths`, `observe`, `config`, `session`. Enforced by
+//! `tests/layering.rs`.
 
 pub mod app;
 pub mod component;
@@ -15,7 +19,6 @@ use std::io::Stdout;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -35,15 +38,41 @@ use theme::Theme;
 use crate::session::{Session, SessionInfo};
 use crate::types::event::Event;
 
+/// Why the console stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsoleError {
+    #[error(
+        "cannot use this terminal ({0}); run the console in an interactive terminal, or use `warden demo --headless`"
+    )]
+    Terminal(#[source] std::io::Error),
+    #[error("reading terminal input failed: {0}")]
+    Input(#[source] std::io::Error),
+    #[error("cannot record the session to {path}: {source}")]
+    Recording { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Replay(#[from] recorder::ReplayError),
+}
+
+/// Why `e` (export) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum ExportError {
+    #[error("no session recording to export")]
+    NoRecording,
+    #[error("cannot copy the recording to {path}: {source}")]
+    Copy { path: PathBuf, source: std::io::Error },
+}
+
 /// Restores the terminal when dropped (normal exit, error, or unwinding panic).
 struct TerminalGuard;
 
 impl TerminalGuard {
-    fn enter() -> anyhow::Result<(Self, Terminal<CrosstermBackend<Stdout>>)> {
-        enable_raw_mode().context("cannot switch the terminal to raw mode (is this a terminal?)")?;
+    fn enter() -> Result<(Self, Terminal<CrosstermBackend<Stdout>>), ConsoleError> {
+        enable_raw_mode().map_err(ConsoleError::Terminal)?;
         let guard = TerminalGuard;
-        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
-        let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture).map_err(ConsoleError::Terminal)?;
+        let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(ConsoleError::Terminal)?;
         Ok((guard, terminal))
     }
 }
@@ -91,24 +120,31 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
 }
 
 /// Runs the console against an open session until the operator quits.
-pub async fn run_live(setup: LiveSetup) -> anyhow::Result<()> {
+pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
     let LiveSetup { session, theme, keymap, state_dir } = setup;
     let info = console_info(session.info());
     let ui_rx = session.events().subscribe(1 << 16);
     let recording = recorder::session_path(&state_dir);
     let _recorder = recorder::spawn_recorder(recording.clone(), session.events().subscribe(1 << 16))
-        .with_context(|| format!("cannot record the session to {}", recording.display()))?;
+        .map_err(|source| ConsoleError::Recording { path: recording.clone(), source })?;
     // Replay the token state the stack already has (obtained before the console started).
     session.announce_tokens();
+    let clock = session.events().clock().clone();
     let core = session.start(CancellationToken::new());
     let app = App::new(info, theme, keymap, false);
-    let result = ui_loop(app, ui_rx, Some(core.sender()), &state_dir, Some(recording)).await;
+    let result = ui_loop(app, ui_rx, Some(core.sender()), &state_dir, Some(recording), clock).await;
     core.shutdown().await;
     result
 }
 
 /// Plays a recorded session back in the console.
-pub async fn run_replay(file: &Path, speed: f64, theme: Theme, keymap: Keymap, state_dir: &Path) -> anyhow::Result<()> {
+pub async fn run_replay(
+    file: &Path,
+    speed: f64,
+    theme: Theme,
+    keymap: Keymap,
+    state_dir: &Path,
+) -> Result<(), ConsoleError> {
     let events = recorder::load(file)?;
     let (tx, rx) = mpsc::channel(1024);
     let _player = recorder::spawn_replay(events, speed, tx);
@@ -118,7 +154,7 @@ pub async fn run_replay(file: &Path, speed: f64, theme: Theme, keymap: Keymap, s
         ..ConsoleInfo::default()
     };
     let app = App::new(info, theme, keymap, true);
-    ui_loop(app, rx, None, state_dir, Some(file.to_path_buf())).await
+    ui_loop(app, rx, None, state_dir, Some(file.to_path_buf()), crate::types::time::system()).await
 }
 
 async fn ui_loop(
@@ -127,17 +163,18 @@ async fn ui_loop(
     commands: Option<mpsc::Sender<Command>>,
     state_dir: &Path,
     session: Option<PathBuf>,
-) -> anyhow::Result<()> {
+    clock: crate::types::time::SharedClock,
+) -> Result<(), ConsoleError> {
     install_panic_hook();
     let (_guard, mut terminal) = TerminalGuard::enter()?;
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let size = terminal.size()?;
+        let size = terminal.size().map_err(ConsoleError::Terminal)?;
         let screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
         app.resize(screen);
-        terminal.draw(|f| view::render(f, &app))?;
+        terminal.draw(|f| view::render(f, &app)).map_err(ConsoleError::Terminal)?;
         tokio::select! {
             maybe = input.next() => match maybe {
                 Some(Ok(TermEvent::Key(k))) => {
@@ -148,7 +185,7 @@ async fn ui_loop(
                 Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m, screen),
                 Some(Ok(TermEvent::Resize(..))) => {}
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e).context("reading terminal input"),
+                Some(Err(e)) => return Err(ConsoleError::Input(e)),
                 None => break,
             },
             Some(e) = events.recv() => {
@@ -161,7 +198,7 @@ async fn ui_loop(
                     }
                 }
             }
-            _ = tick.tick() => app.now = crate::types::time::now_epoch(),
+            _ = tick.tick() => app.now = clock.now_epoch(),
         }
         if app.quit {
             break;
@@ -191,12 +228,15 @@ fn dispatch(
     }
 }
 
-fn export(state_dir: &Path, session: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let source = session.context("no session recording to export")?;
+fn export(state_dir: &Path, session: Option<&Path>) -> Result<PathBuf, ExportError> {
+    let source = session.ok_or(ExportError::NoRecording)?;
     let dir = state_dir.join("exports");
-    std::fs::create_dir_all(&dir)?;
-    let name = source.file_name().context("session file has no name")?;
+    let name = source.file_name().ok_or(ExportError::NoRecording)?;
     let target = dir.join(name);
-    std::fs::copy(source, &target)?;
+    let copy = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(source, &target).map(|_| ())
+    };
+    copy().map_err(|source| ExportError::Copy { path: target.clone(), source })?;
     Ok(target)
 }

@@ -50,6 +50,7 @@ pub struct Theme {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ThemeError {
     #[error("theme {0:?} is not valid TOML: {1}")]
     Parse(String, String),

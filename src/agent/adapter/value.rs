@@ -37,26 +37,44 @@ fn blob(text: &str) -> String {
     format!("«««\n    {}\n»»»", text.replace('\n', "\n    "))
 }
 
+/// Why an LM's text is not a value of the field's type (the text is quoted, cut short).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    #[error("{0:?} is not True or False")]
+    NotBool(String),
+    #[error("{0:?} is not an integer")]
+    NotInt(String),
+    #[error("{0:?} is not a number")]
+    NotNumber(String),
+    #[error("{value:?} is not one of {allowed}")]
+    NotAllowed { value: String, allowed: String },
+    #[error("{0:?} is not valid JSON")]
+    NotJson(String),
+    #[error("expected {expected}, got {text:?}")]
+    WrongShape { expected: String, text: String },
+}
+
 /// Parses an LM's text for a field of type `ty`, forgiving the usual noise: code fences,
 /// quotes around literals, Python spellings (`True`, single quotes).
-pub fn parse_value(ty: &FieldType, raw: &str) -> Result<Value, String> {
+pub fn parse_value(ty: &FieldType, raw: &str) -> Result<Value, ValueError> {
     let text = strip_fences(raw.trim());
     match ty {
         FieldType::Str => Ok(Value::String(raw.trim().to_string())),
         FieldType::Bool => match text.trim_matches(|c| c == '"' || c == '\'').to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" | "on" => Ok(Value::Bool(true)),
             "false" | "no" | "0" | "off" => Ok(Value::Bool(false)),
-            _ => Err(format!("{text:?} is not True or False")),
+            _ => Err(ValueError::NotBool(text.to_string())),
         },
         FieldType::Int => {
-            text.trim_matches('"').parse::<i64>().map(Value::from).map_err(|_| format!("{text:?} is not an integer"))
+            text.trim_matches('"').parse::<i64>().map(Value::from).map_err(|_| ValueError::NotInt(text.to_string()))
         }
         FieldType::Float => text
             .trim_matches('"')
             .parse::<f64>()
             .ok()
             .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-            .ok_or_else(|| format!("{text:?} is not a number")),
+            .ok_or_else(|| ValueError::NotNumber(text.to_string())),
         FieldType::Literal(allowed) => {
             let mut v = text.trim();
             for prefix in ["Literal[", "str["] {
@@ -71,16 +89,20 @@ pub fn parse_value(ty: &FieldType, raw: &str) -> Result<Value, String> {
                 .iter()
                 .find(|a| a.as_str() == v)
                 .map(|a| Value::String(a.clone()))
-                .ok_or_else(|| format!("{v:?} is not one of {}", allowed.join(", ")))
+                .ok_or_else(|| ValueError::NotAllowed { value: v.to_string(), allowed: allowed.join(", ") })
         }
         FieldType::List(_) | FieldType::Dict | FieldType::Json(..) => {
-            let value = parse_json_like(text).ok_or_else(|| format!("{text:?} is not valid JSON"))?;
+            let value = parse_json_like(text).ok_or_else(|| ValueError::NotJson(text.to_string()))?;
             let shape_ok = match ty {
                 FieldType::List(_) => value.is_array(),
                 FieldType::Dict => value.is_object(),
                 _ => true,
             };
-            if shape_ok { Ok(value) } else { Err(format!("expected {}, got {text:?}", ty.annotation_name())) }
+            if shape_ok {
+                Ok(value)
+            } else {
+                Err(ValueError::WrongShape { expected: ty.annotation_name(), text: text.to_string() })
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ pub struct Completion {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LmError {
     #[error("{provider}: the API key was rejected (HTTP {status}); check {key_env}")]
     BadKey { provider: &'static str, status: u16, key_env: String },
