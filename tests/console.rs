@@ -62,6 +62,11 @@ fn token(granted: &str, now: u64) -> TokenInfo {
     }
 }
 
+/// A 429 on tool number `i` (filler for the feed).
+fn rate_limited(i: u32) -> EventKind {
+    EventKind::ToolRateLimited { tool: ToolName::new("s", format!("tool{i}")), retry_after_ms: 1000, attempt: 1 }
+}
+
 /// A denied run, as the core reports it.
 fn denied_run(bus: &EventBus, now: u64) -> Vec<Event> {
     let run = |step: Option<u32>| Scope { run_id: Some("run-1".into()), step };
@@ -293,14 +298,7 @@ fn feed_filter_and_trace_follow_mode() {
     let bus = EventBus::recording();
     denied_run(&bus, now);
     for i in 0..30 {
-        bus.emit(
-            &Scope::default(),
-            EventKind::ToolRateLimited {
-                tool: ToolName::new("s", format!("tool{i}")),
-                retry_after_ms: 1000,
-                attempt: 1,
-            },
-        );
+        bus.emit(&Scope::default(), rate_limited(i));
     }
     let mut app = app_with(&bus.recorded(), now);
     app.typing = false;
@@ -443,14 +441,7 @@ fn render_reads_a_shared_app_and_has_no_side_effects() {
     denied_run(&bus, now);
     for i in 0..200u32 {
         bus.emit(&Scope { run_id: Some("r".into()), step: Some(i) }, EventKind::Thought { text: format!("t{i}") });
-        bus.emit(
-            &Scope::default(),
-            EventKind::ToolRateLimited {
-                tool: ToolName::new("s", format!("tool{i}")),
-                retry_after_ms: 1000,
-                attempt: 1,
-            },
-        );
+        bus.emit(&Scope::default(), rate_limited(i));
     }
     let mut app = app_with(&bus.recorded(), now);
     app.typing = false;

@@ -376,8 +376,17 @@ impl Keymap {
             .collect()
     }
 
+    /// The keys of a binding as shown in help; two keys that print alike (BackTab with and
+    /// without SHIFT, as terminals differ) are listed once.
     fn keys_label(b: &Binding) -> String {
-        b.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" / ")
+        let mut shown: Vec<String> = Vec::new();
+        for k in &b.keys {
+            let k = k.to_string();
+            if !shown.contains(&k) {
+                shown.push(k);
+            }
+        }
+        shown.join(" / ")
     }
 }
 
