@@ -144,6 +144,30 @@ fn chars(app: &mut App, s: &str) -> Vec<Command> {
 }
 
 #[test]
+fn the_matrix_groups_tools_by_server_when_there_are_several() {
+    let now = warden::types::time::now_epoch();
+    let mut info = info();
+    info.tools.push(ToolScopes {
+        server: "billing".into(),
+        name: "get_customer_info".into(),
+        required: scopes("billing:read"),
+    });
+    info.servers.push(("billing".into(), "https://127.0.0.1:8002/mcp".into()));
+    let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
+    app.now = now;
+    for e in denied_run(&EventBus::recording(), now) {
+        app.ingest(&e);
+    }
+    let s = screen(&app, 160, 50);
+    let cs = s.find("customer-service:").expect("a heading for the first server");
+    let billing = s.find("billing:").expect("a heading for the second server");
+    let first = s.find("✓ get_customer_info          customer:read").expect("the first server's tool");
+    let second = s.find("✗ get_customer_info          billing:read").expect("the second server's tool");
+    assert!(cs < first && first < billing && billing < second, "{s}");
+    assert!(s.contains("● 2 servers"));
+}
+
+#[test]
 fn panes_render_the_run_token_and_denial() {
     let now = warden::types::time::now_epoch();
     let app = app_with(&denied_run(&EventBus::recording(), now), now);

@@ -112,7 +112,7 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
         tools: info
             .tools
             .into_iter()
-            .map(|t| ToolScopes { server: t.id.server, name: t.shown, required: t.required })
+            .map(|t| ToolScopes { server: t.id.server, name: t.id.name, required: t.required })
             .collect(),
         scenarios: info.scenarios,
         mode: "LIVE".into(),

@@ -168,7 +168,15 @@ impl Component for TokenPane {
         lines.push(Line::raw(""));
         lines.push(Line::styled(format!("  {:<26} needs", "tool"), theme.muted()));
         let granted = &t.granted;
+        // With several servers the matrix is grouped under each server's name (tools are
+        // listed server by server already), since two of them may offer the same tool.
+        let grouped = self.tools.iter().any(|x| x.server != self.tools[0].server);
+        let mut server: Option<&str> = None;
         for tool in &self.tools {
+            if grouped && server != Some(tool.server.as_str()) {
+                server = Some(tool.server.as_str());
+                lines.push(Line::styled(clip(&format!("{}:", tool.server), w), theme.colored(theme.accent)));
+            }
             let missing = granted.missing(&tool.required);
             let (glyph, color) = if missing.is_empty() { ("✓", theme.ok) } else { ("✗", theme.denied) };
             let needs =
