@@ -16,7 +16,7 @@ use warden::types::event::{
     CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RefreshReason, RetryReason, Scope,
 };
 use warden::types::scope::ScopeSet;
-use warden::types::time::ManualClock;
+use warden::types::time::{Clock, ManualClock};
 
 fn issued(events: &EventBus) -> Vec<RefreshReason> {
     events
@@ -195,32 +195,40 @@ async fn successful_call_reports_structured_result_and_events() {
 }
 
 async fn faulty_stack(fault: Fault) -> (Stack, ClientStack, EventBus) {
+    faulty_stack_on(fault, EventBus::recording()).await
+}
+
+async fn faulty_stack_on(fault: Fault, events: EventBus) -> (Stack, ClientStack, EventBus) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let mut config = common::config(None);
     config.issuer.resources = vec![url.clone()];
     let s = Stack::start_with(config).await;
     let url = faulty_service(listener, &s, fault).await;
-    let events = EventBus::recording();
     let config = client_config(&s, Some(vec![("faulty".into(), url)]));
     let stack = ClientStack::connect(&config, None, CallPolicy::default(), events.clone()).await.unwrap();
     (s, stack, events)
 }
 
+/// Manual time: the client waits `Retry-After` on the session clock, which a test moves
+/// instead of sleeping; the waits are measured on that clock.
 #[tokio::test]
 async fn always_429_gives_up_within_the_attempt_and_time_bounds() {
-    let (s, stack, events) = faulty_stack(Fault::RateLimit).await;
-    let start = Instant::now();
+    let clock = ManualClock::starting_now();
+    let (s, stack, events) = faulty_stack_on(Fault::RateLimit, EventBus::recording().with_clock(clock.clone())).await;
+    let (start, wall) = (clock.now_ms(), Instant::now());
     let report =
         stack.tool("get_customer_info").unwrap().call(json!({"customer_id": "ABC123"}), &Scope::default()).await;
-    let elapsed = start.elapsed();
+    let elapsed = Duration::from_millis(clock.now_ms() - start);
+    assert!(wall.elapsed() < elapsed, "the waits were on the manual clock, not real time");
     assert_eq!(report.attempts, 3);
     assert!(
         matches!(&report.outcome, CallOutcome::Failed { class: FailureClass::RateLimited, message } if message.contains("gave up after 3 attempts")),
         "{:?}",
         report.outcome
     );
-    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+    // Two waits of Retry-After (1 s) plus jitter (under 250 ms each), none after the last 429.
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(2500), "{elapsed:?}");
     let rec = events.recorded();
     assert_eq!(
         rec.iter().filter(|e| matches!(e.kind, EventKind::ToolRateLimited { retry_after_ms: 1000, .. })).count(),

@@ -251,7 +251,7 @@ impl SecureTool {
                     }
                     let delay = wait + jitter(Duration::from_millis(250));
                     self.retry(scope, attempt, RetryReason::RateLimited, "429: waiting for Retry-After", delay);
-                    tokio::time::sleep(delay).await;
+                    self.events.clock().sleep(delay).await;
                 }
                 f @ (Failure::Timeout | Failure::ConnectFailed(_) | Failure::ConnectionLost(_))
                     if transient < self.policy.transient_retries && (repeatable || !f.is_ambiguous()) =>
@@ -259,7 +259,7 @@ impl SecureTool {
                     transient += 1;
                     let delay = Duration::from_millis(200) + jitter(Duration::from_millis(200));
                     self.retry(scope, attempt, RetryReason::Transient, &f.message(), delay);
-                    tokio::time::sleep(delay).await;
+                    self.events.clock().sleep(delay).await;
                 }
                 f => {
                     let mut msg = f.message();

@@ -8,14 +8,23 @@
 //! part built on that bus (token manager, verifier, monitor, console) reads the same time.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A future that completes after a clock's sleep.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A source of wall-clock time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Milliseconds since the Unix epoch (UTC).
     fn now_ms(&self) -> u64;
+
+    /// Waits `d` on this clock (retry back-off, `Retry-After`). A manual clock moves
+    /// itself forward by `d` and returns at once, so a test of back-off takes no time.
+    fn sleep(&self, d: Duration) -> Sleep;
 
     /// Seconds since the Unix epoch (UTC).
     fn now_epoch(&self) -> u64 {
@@ -31,6 +40,10 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    fn sleep(&self, d: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(d))
+    }
+
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -71,6 +84,11 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.ms.load(Ordering::SeqCst)
     }
+
+    fn sleep(&self, d: Duration) -> Sleep {
+        self.advance(d);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl fmt::Debug for ManualClock {
@@ -101,6 +119,8 @@ mod tests {
         assert_eq!((c.now_ms(), c.now_epoch()), (1_000_500, 1_000));
         c.advance(Duration::from_millis(1_500));
         assert_eq!(c.now_epoch(), 1_002);
+        futures::executor::block_on(c.sleep(Duration::from_secs(3)));
+        assert_eq!(c.now_epoch(), 1_005, "sleeping on a manual clock moves it");
     }
 
     #[test]
