@@ -41,10 +41,24 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("warden: {e:#}");
+            eprintln!("warden: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The whole cause chain on one line, each cause once: many messages already quote their
+/// cause ("cannot read config X: No such file"), and repeating it helps nobody.
+fn describe(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
