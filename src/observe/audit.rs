@@ -134,7 +134,12 @@ impl AuditLog {
         let (mut seq, mut last_hash, mut segment, mut torn) = (0u64, GENESIS.to_string(), 1u32, false);
         if let Some(last) = segs.last() {
             segment = segment_number(last).unwrap_or(1);
-            let text = std::fs::read_to_string(last).map_err(io(last))?;
+        }
+        // The chain continues from the newest complete record, wherever it is: the newest
+        // segment may be empty (rotated at the last start, no traffic since).
+        for (i, seg) in segs.iter().enumerate().rev() {
+            let text = std::fs::read_to_string(seg).map_err(io(seg))?;
+            let mut found = false;
             for line in text.split_inclusive('\n') {
                 let complete = line.ends_with('\n');
                 let body = line.trim_end_matches('\n');
@@ -142,9 +147,15 @@ impl AuditLog {
                     Ok(r) if complete => {
                         seq = r.seq;
                         last_hash = line_hash(body);
+                        found = true;
                     }
-                    _ => torn = true,
+                    // Only a tear in the segment we would append to needs a repair; an
+                    // earlier one was repaired when it happened.
+                    _ => torn |= i + 1 == segs.len(),
                 }
+            }
+            if found || torn {
+                break;
             }
         }
         let rotate_now = torn
@@ -297,6 +308,12 @@ pub fn verify(path: &Path, prefix: &str) -> Result<VerifyReport, AuditError> {
         (vec![path.to_path_buf()], None)
     };
     let mut report = VerifyReport { records: 0, segments: files.len(), problem: None, repaired_tears: Vec::new() };
+    let head: Option<Head> = head_path
+        .as_ref()
+        .and_then(|hp| std::fs::read_to_string(hp).ok())
+        .and_then(|text| serde_json::from_str(text.trim()).ok());
+    // Where the record the head anchors was found, and its hash.
+    let mut anchored: Option<(String, usize, String)> = None;
     let (mut expect_seq, mut prev) = (1u64, GENESIS.to_string());
     for (fi, file) in files.iter().enumerate() {
         let last_file = fi + 1 == files.len();
@@ -340,21 +357,49 @@ pub fn verify(path: &Path, prefix: &str) -> Result<VerifyReport, AuditError> {
                 return Ok(report);
             }
             prev = line_hash(line);
+            if head.as_ref().is_some_and(|h| h.seq == rec.seq) {
+                anchored = Some((name.clone(), li + 1, prev.clone()));
+            }
             expect_seq += 1;
             report.records += 1;
         }
     }
-    if let Some(hp) = head_path
-        && let Ok(text) = std::fs::read_to_string(&hp)
-        && let Ok(head) = serde_json::from_str::<Head>(text.trim())
-        && head.seq > report.records
-    {
+    let Some(head) = head else { return Ok(report) };
+    let last_file = files.last().map(|p| p.display().to_string()).unwrap_or_default();
+    if head.seq > report.records {
         report.problem = Some(Problem {
-            file: files.last().map(|p| p.display().to_string()).unwrap_or_default(),
+            file: last_file,
             line: report.records as usize,
             reason: format!(
                 "truncated: the log ends at record {} but the head says {} were written",
                 report.records, head.seq
+            ),
+        });
+        return Ok(report);
+    }
+    if let Some((file, line, hash)) = anchored
+        && hash != head.hash
+    {
+        report.problem = Some(Problem {
+            file,
+            line,
+            reason: format!(
+                "record {} differs from the head anchor: it (or the chain before it) was rewritten after it was written",
+                head.seq
+            ),
+        });
+        return Ok(report);
+    }
+    // The head is written right after each record, so a crash can leave it one behind;
+    // more records than that past the anchor were not written by this log.
+    let after = report.records - head.seq;
+    if after > 1 {
+        report.problem = Some(Problem {
+            file: last_file,
+            line: report.records as usize,
+            reason: format!(
+                "{after} records after the head anchor (record {}): appended by something other than this log",
+                head.seq
             ),
         });
     }
@@ -492,6 +537,66 @@ mod tests {
         std::fs::write(&seg, l[..7].join("\n") + "\n").unwrap();
         let p = verify(dir.path(), "audit").unwrap().problem.unwrap();
         assert!(p.reason.starts_with("truncated: the log ends at record 7 but the head says 10"), "{p:?}");
+    }
+
+    /// Regression (issue 11, defect 1): rewriting the newest record, or editing an earlier
+    /// one and recomputing every `prev` after it, verified as "chain intact".
+    #[test]
+    fn rewriting_the_newest_records_is_caught_by_the_head() {
+        // The last record rewritten in place (its prev still matches).
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 10, u64::MAX);
+        let seg = segments(dir.path(), "audit").remove(0);
+        let mut l = lines(&seg);
+        l[9] = l[9].replace("d9", "dX");
+        std::fs::write(&seg, l.join("\n") + "\n").unwrap();
+        let p = verify(dir.path(), "audit").unwrap().problem.expect("an edit of the newest record is caught");
+        assert_eq!(p.line, 10, "{p:?}");
+        assert!(p.reason.starts_with("record 10 differs from the head anchor"), "{p:?}");
+
+        // Record 8 edited and the chain after it recomputed.
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 10, u64::MAX);
+        let seg = segments(dir.path(), "audit").remove(0);
+        let mut l = lines(&seg);
+        l[7] = l[7].replace("d7", "dX");
+        for i in 8..10 {
+            let mut rec: serde_json::Value = serde_json::from_str(&l[i]).unwrap();
+            rec["prev"] = serde_json::Value::String(line_hash(&l[i - 1]));
+            l[i] = serde_json::to_string(&rec).unwrap();
+        }
+        std::fs::write(&seg, l.join("\n") + "\n").unwrap();
+        let p = verify(dir.path(), "audit").unwrap().problem.expect("a recomputed chain is caught");
+        assert!(p.reason.starts_with("record 10 differs from the head anchor"), "{p:?}");
+
+        // Records appended after the head (more than a crash between record and head can leave).
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 10, u64::MAX);
+        let seg = segments(dir.path(), "audit").remove(0);
+        let mut l = lines(&seg);
+        for seq in 11..13 {
+            let prev = line_hash(l.last().unwrap());
+            let rec = serde_json::json!({"seq": seq, "prev": prev, "event": ev(seq)});
+            l.push(serde_json::to_string(&rec).unwrap());
+        }
+        std::fs::write(&seg, l.join("\n") + "\n").unwrap();
+        let p = verify(dir.path(), "audit").unwrap().problem.expect("records after the head are caught");
+        assert!(p.reason.starts_with("2 records after the head anchor"), "{p:?}");
+    }
+
+    /// Regression (issue 11, defect 2): reopening when the newest segment is empty (rotated
+    /// at open, no traffic since) restarted the chain at seq 1 from genesis.
+    #[test]
+    fn a_restart_after_an_empty_segment_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 10, 1); // every record fills a segment, so the log rotates on open
+        let _idle = AuditLog::open(dir.path(), "audit", FsyncPolicy::Never, 1).unwrap();
+        drop(_idle);
+        let newest = segments(dir.path(), "audit").pop().unwrap();
+        assert_eq!(std::fs::metadata(&newest).unwrap().len(), 0, "the newest segment is empty");
+        write(dir.path(), 3, 1);
+        let r = verify(dir.path(), "audit").unwrap();
+        assert_eq!((r.records, r.problem.clone()), (13, None), "{r:?}");
     }
 
     #[test]
