@@ -66,8 +66,16 @@ async fn missing_or_invalid_token_gets_401_with_resource_metadata() {
         )
     );
 
-    let resp = s.http.post(&s.mcp).header("Authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
-    assert_eq!(resp.status(), 400);
+    // Regression (issue 11, defect 9): credentials that are not one usable Bearer token got
+    // 400 with no challenge, so a client could not discover the authorization server.
+    let valid = s.token(READONLY, None).await;
+    let challenge = format!("Bearer resource_metadata=\"{}\"", s.resource_metadata_url());
+    for value in ["Basic Zm9vOmJhcg==".to_string(), "Bearer ".into(), "Bearer".into(), format!("Basic {valid}"), valid]
+    {
+        let resp = s.http.post(&s.mcp).header("Authorization", &value).body(list.to_string()).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{value:.12}");
+        assert_eq!(www_authenticate(&resp), challenge, "{value:.12}");
+    }
     s.stop().await;
 }
 

@@ -33,10 +33,11 @@ pub struct GuardState {
 
 /// The middleware function (install with `axum::middleware::from_fn_with_state`).
 pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: Next) -> Response {
-    let token = match bearer_token(req.headers()) {
-        Ok(Some(t)) => t.to_string(),
-        Ok(None) => return challenge(&g, None),
-        Err(MalformedAuthorization) => return bad_request("malformed Authorization header: expected `Bearer <token>`"),
+    // Anything that is not one usable Bearer token (no header, another scheme, an empty or
+    // repeated one) gets the full challenge, so any client can discover the authorization
+    // server from it (RFC 6750 §3, MCP authorization).
+    let Some(token) = bearer_token(req.headers()).map(str::to_string) else {
+        return challenge(&g, None);
     };
     let claims = match g.verifier.verify(&token).await {
         Ok(c) => c,
@@ -131,27 +132,18 @@ async fn forward(mut req: Request, claims: Arc<VerifiedClaims>, next: Next) -> R
     next.run(req).await
 }
 
-/// An Authorization header we cannot use (repeated, not ASCII, wrong scheme, empty token),
-/// which RFC 6750 §3.1 calls `invalid_request`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MalformedAuthorization;
-
-/// `Ok(None)` when there is no Authorization header at all.
-fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, MalformedAuthorization> {
+/// The one Bearer token in the request, if there is exactly one usable one (not repeated,
+/// ASCII, scheme `Bearer` in any case, non-empty, no spaces).
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
+    let value = values.next()?;
     if values.next().is_some() {
-        return Err(MalformedAuthorization);
+        return None;
     }
-    let value = value.to_str().map_err(|_| MalformedAuthorization)?;
-    let (scheme, token) = value.split_once(' ').ok_or(MalformedAuthorization)?;
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
-        return Err(MalformedAuthorization);
-    }
-    Ok(Some(token))
+    let usable = scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ');
+    usable.then_some(token)
 }
 
 /// Names of the tools a JSON-RPC message (or batch) calls. Unparseable bodies yield none
@@ -247,13 +239,6 @@ fn rate_limited(retry_after: u64) -> Response {
     resp
 }
 
-fn bad_request(description: &str) -> Response {
-    let body = json!({"error": "invalid_request", "error_description": description});
-    let mut resp = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\""));
-    resp
-}
-
 pub(super) fn payload_too_large(limit: usize) -> Response {
     let body =
         json!({"error": "payload_too_large", "error_description": format!("request body exceeds {limit} bytes")});
@@ -282,12 +267,17 @@ mod tests {
     #[test]
     fn bearer_parsing_follows_rfc6750() {
         let mut h = http::HeaderMap::new();
-        assert_eq!(bearer_token(&h), Ok(None));
+        assert_eq!(bearer_token(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
-        assert_eq!(bearer_token(&h), Ok(Some("abc.def.ghi")));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
-        assert_eq!(bearer_token(&h), Err(MalformedAuthorization));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer_token(&h), Err(MalformedAuthorization));
+        assert_eq!(bearer_token(&h), Some("abc.def.ghi"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc.def.ghi"));
+        assert_eq!(bearer_token(&h), Some("abc.def.ghi"));
+        for unusable in ["Basic Zm9vOmJhcg==", "Bearer ", "Bearer", "abc.def.ghi", "Bearer a b"] {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(unusable));
+            assert_eq!(bearer_token(&h), None, "{unusable:?}");
+        }
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        assert_eq!(bearer_token(&h), None, "two Authorization headers");
     }
 }
