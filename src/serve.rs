@@ -69,6 +69,10 @@ pub enum ServeError {
     NoIssuer,
     #[error("cannot discover the authorization server {issuer}: {source}")]
     Discovery { issuer: String, source: Cause },
+    #[error(
+        "the authorization server {issuer} names its keys at {jwks_uri}, which is not https; refusing to trust keys fetched in the clear (set [service] jwks_uri to an https URL)"
+    )]
+    InsecureJwks { issuer: String, jwks_uri: String },
     #[error("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens: {source}")]
     Jwks { jwks_uri: String, source: Cause },
     #[error("cannot open the database {path}: {source}")]
@@ -202,10 +206,14 @@ async fn build_service(
     let jwks_uri = match &svc.jwks_uri {
         Some(u) => u.clone(),
         None => {
-            crate::auth::discovery::fetch_as_metadata(&client, &issuer)
+            let discovered = crate::auth::discovery::fetch_as_metadata(&client, &issuer)
                 .await
                 .map_err(|e| ServeError::Discovery { issuer: issuer.clone(), source: e.into() })?
-                .jwks_uri
+                .jwks_uri;
+            if !discovered_url_ok(&discovered, &issuer) {
+                return Err(ServeError::InsecureJwks { issuer, jwks_uri: discovered });
+            }
+            discovered
         }
     };
     let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()));
@@ -377,4 +385,34 @@ fn write_client_config(
 struct ClientOnly {
     client: Option<ClientSection>,
     servers: Vec<ServerEntry>,
+}
+
+/// A URL learned from an authorization server's metadata: https, or plain http on a
+/// loopback host only when the configured issuer is itself plain http on loopback (the
+/// operator chose that explicitly).
+fn discovered_url_ok(url: &str, configured_issuer: &str) -> bool {
+    let loopback = crate::security::urls::is_loopback;
+    let (Ok(u), Ok(issuer)) = (url::Url::parse(url), url::Url::parse(configured_issuer)) else { return false };
+    match u.scheme() {
+        "https" => true,
+        "http" => loopback(&u) && issuer.scheme() == "http" && loopback(&issuer),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::discovered_url_ok;
+
+    /// Regression (issue 11, defect 7): the service fetched keys from whatever URL the
+    /// issuer's metadata named, plain http included.
+    #[test]
+    fn discovered_key_urls_must_be_https_unless_everything_is_loopback() {
+        assert!(discovered_url_ok("https://as.example/jwks.json", "https://as.example"));
+        assert!(!discovered_url_ok("http://as.example/jwks.json", "https://as.example"));
+        assert!(!discovered_url_ok("http://127.0.0.1:9/jwks.json", "https://as.example"));
+        assert!(discovered_url_ok("http://127.0.0.1:9/jwks.json", "http://127.0.0.1:9"));
+        assert!(!discovered_url_ok("http://localhost:80@evil.example/jwks.json", "http://127.0.0.1:9"));
+        assert!(!discovered_url_ok("file:///etc/passwd", "https://as.example"));
+    }
 }

@@ -302,3 +302,32 @@ async fn plain_http_and_foreign_issuers_are_refused() {
     assert!(err.to_string().contains("refusing to send credentials there"), "{err}");
     s.stop().await;
 }
+
+/// Regression (issue 11, defect 7): a server's RFC 9728 metadata named another resource
+/// (here the real service), and the client asked for a token with that audience.
+#[tokio::test]
+async fn a_server_that_names_another_resource_gets_no_token() {
+    let s = Stack::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let metadata = json!({"resource": s.mcp, "authorization_servers": [s.issuer]});
+    let router = axum::Router::new().route(
+        "/.well-known/oauth-protected-resource/mcp",
+        axum::routing::get(move || {
+            let m = metadata.clone();
+            async move { axum::Json(m) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let events = EventBus::recording();
+    let config = client_config(&s, Some(vec![("hostile".into(), url.clone())]));
+    let err = match ClientStack::connect(&config, None, CallPolicy::default(), events.clone()).await {
+        Ok(_) => panic!("connected to a server that named another resource"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.starts_with(&format!("hostile says it is the resource {}, which is not {url}", s.mcp)), "{err}");
+    assert!(issued(&events).is_empty(), "no token was requested");
+    s.stop().await;
+}

@@ -49,6 +49,12 @@ pub enum ClientError {
     SecretEnvMissing(String),
     #[error("{url}: plain http is refused; use https, or set allow_http_loopback = true for a loopback address")]
     InsecureUrl { url: String },
+    #[error("{url} is not a valid URL")]
+    BadUrl { url: String },
+    #[error(
+        "{server} says it is the resource {advertised}, which is not {url} (RFC 9728 §3.3); refusing to get a token for another resource. If this is intended, set `resource` for the server in the config"
+    )]
+    ResourceMismatch { server: String, advertised: String, url: String },
     #[error(
         "{server} names authorization server {named}, but the config trusts {configured}; refusing to send credentials there"
     )]
@@ -243,10 +249,20 @@ async fn build_tokens(
     check_url(&entry.url, client.allow_http_loopback)?;
     check_url(&client.issuer, client.allow_http_loopback)?;
     let discovery_err = |reason: String| ClientError::Discovery { server: entry.name.clone(), reason };
-    let prm = discover_resource(http, entry).await;
+    let prm = discover_resource(http, entry, client.allow_http_loopback).await;
     let resource = match (&entry.resource, &prm) {
+        // Configured explicitly: the operator said which audience this server is.
         (Some(r), _) => r.clone(),
-        (None, Some(m)) => m.resource.clone(),
+        // Discovered: the server may only name itself, or else a hostile server could get a
+        // token meant for another resource.
+        (None, Some(m)) if resource_matches(&m.resource, &entry.url) => m.resource.clone(),
+        (None, Some(m)) => {
+            return Err(ClientError::ResourceMismatch {
+                server: entry.name.clone(),
+                advertised: m.resource.clone(),
+                url: entry.url.clone(),
+            });
+        }
         (None, None) => entry.url.clone(),
     };
     if let Some(named) = prm.as_ref().and_then(|m| m.authorization_servers.first())
@@ -266,6 +282,7 @@ async fn build_tokens(
         }
     };
     check_url(&token_endpoint, client.allow_http_loopback)?;
+    check_url(&jwks_uri, client.allow_http_loopback)?;
     let secret = match (&client.client_secret, &client.client_secret_env) {
         (Some(s), _) => s.clone(),
         (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
@@ -286,8 +303,13 @@ async fn build_tokens(
     Ok(Arc::new(TokenManager::new(http.clone(), source, verifier, scopes, events.clone())))
 }
 
-/// RFC 9728 metadata: the well-known URL first, then whatever a 401 challenge points to.
-async fn discover_resource(http: &reqwest::Client, entry: &ServerEntry) -> Option<ProtectedResourceMetadata> {
+/// RFC 9728 metadata: the well-known URL first, then whatever a 401 challenge points to
+/// (only if that URL passes the same https-unless-loopback rule as every other URL).
+async fn discover_resource(
+    http: &reqwest::Client,
+    entry: &ServerEntry,
+    allow_http_loopback: bool,
+) -> Option<ProtectedResourceMetadata> {
     if let Some(m) = fetch_prm(http, &resource_metadata_url(&entry.url)).await {
         return Some(m);
     }
@@ -301,6 +323,10 @@ async fn discover_resource(http: &reqwest::Client, entry: &ServerEntry) -> Optio
         .ok()?;
     let challenge = probe.headers().get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok()?.to_string();
     let url = classify::challenge_param(&challenge, "resource_metadata")?;
+    if let Err(e) = check_url(&url, allow_http_loopback) {
+        tracing::warn!(server = %entry.name, error = %e, "not following the resource_metadata URL of a 401 challenge");
+        return None;
+    }
     fetch_prm(http, &url).await
 }
 
@@ -312,21 +338,27 @@ async fn fetch_prm(http: &reqwest::Client, url: &str) -> Option<ProtectedResourc
     serde_json::from_slice(&read_bounded(resp, 64 * 1024).await.ok()?).ok()
 }
 
-/// https everywhere; http only for loopback hosts and only when explicitly allowed.
+/// https everywhere; http only for loopback hosts and only when explicitly allowed. The URL
+/// is parsed, not pattern-matched: `http://localhost:80@evil.example/` is evil.example.
 fn check_url(url: &str, allow_http_loopback: bool) -> Result<(), ClientError> {
-    if url.starts_with("https://") {
-        return Ok(());
+    let parsed = reqwest::Url::parse(url).map_err(|_| ClientError::BadUrl { url: url.to_string() })?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http_loopback && crate::security::urls::is_loopback(&parsed) => Ok(()),
+        _ => Err(ClientError::InsecureUrl { url: url.to_string() }),
     }
-    let loopback = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .map(|authority| {
-            let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        })
-        .unwrap_or(false);
-    if loopback && allow_http_loopback { Ok(()) } else { Err(ClientError::InsecureUrl { url: url.to_string() }) }
+}
+
+/// Whether a resource identifier a server advertises names that server (RFC 9728 §3.3):
+/// same scheme, host and port, and a path that is the server URL's path or a prefix of it
+/// at a segment boundary.
+fn resource_matches(advertised: &str, server_url: &str) -> bool {
+    let (Ok(a), Ok(s)) = (reqwest::Url::parse(advertised), reqwest::Url::parse(server_url)) else { return false };
+    if a.scheme() != s.scheme() || a.host() != s.host() || a.port_or_known_default() != s.port_or_known_default() {
+        return false;
+    }
+    let (ap, sp) = (a.path().trim_end_matches('/'), s.path().trim_end_matches('/'));
+    ap == sp || sp.starts_with(&format!("{ap}/"))
 }
 
 #[cfg(test)]
@@ -343,5 +375,23 @@ mod tests {
         assert!(check_url("http://example.com/mcp", true).is_err());
         assert!(check_url("http://127.0.0.1.evil.com/mcp", true).is_err());
         assert!(check_url("ftp://127.0.0.1/", true).is_err());
+        // Regression (issue 11, defect 7): userinfo is not the host.
+        assert!(check_url("http://localhost:80@evil.example/", true).is_err());
+        assert!(check_url("http://127.0.0.1@evil.example/mcp", true).is_err());
+        assert!(matches!(check_url("not a url", true), Err(ClientError::BadUrl { .. })));
+    }
+
+    #[test]
+    fn a_server_may_only_name_itself_as_the_resource() {
+        let url = "https://mcp.example.com:8443/api/mcp";
+        assert!(resource_matches("https://mcp.example.com:8443/api/mcp", url));
+        assert!(resource_matches("https://mcp.example.com:8443/api/mcp/", url));
+        assert!(resource_matches("https://mcp.example.com:8443/api", url), "a path prefix at a segment boundary");
+        assert!(resource_matches("https://mcp.example.com:8443/", url));
+        assert!(!resource_matches("https://mcp.example.com:8443/ap", url), "not mid-segment");
+        assert!(!resource_matches("https://other.example.com:8443/api/mcp", url), "another host");
+        assert!(!resource_matches("https://mcp.example.com/api/mcp", url), "another port");
+        assert!(!resource_matches("http://mcp.example.com:8443/api/mcp", url), "another scheme");
+        assert!(!resource_matches("https://mcp.example.com:8443/api/mcp/admin", url), "a longer path");
     }
 }
