@@ -22,8 +22,18 @@ struct Bucket {
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
     clock: SharedClock,
+    /// Most clients tracked at once (a hard cap: the map never grows past it).
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Buckets {
+    map: HashMap<String, Bucket>,
+    /// When idle buckets were last swept (clock ms): at most one O(n) sweep per second,
+    /// so a flood of new client ids cannot make every request scan the whole map.
+    last_sweep: Option<u64>,
 }
 
 impl RateLimiter {
@@ -31,9 +41,16 @@ impl RateLimiter {
         Self {
             rate: cfg.per_second.max(0.001),
             burst: f64::from(cfg.burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
             clock: time::system(),
+            capacity: MAX_CLIENTS,
         }
+    }
+
+    /// This limiter, tracking at most `n` clients (tests; the default is 10,000).
+    pub fn with_capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(1);
+        self
     }
 
     /// This limiter, reading time from `clock`.
@@ -42,17 +59,26 @@ impl RateLimiter {
         self
     }
 
-    /// Takes one token for `client`; `Err(wait)` when there is none.
+    /// Takes one token for `client`; `Err(wait)` when there is none. A client that is new
+    /// while the map is full of active clients is refused too (fail closed, bounded), until
+    /// idle buckets can be forgotten.
     pub fn check(&self, client: &str) -> Result<(), Duration> {
         // A wall clock can step back; `saturating_sub` below treats that as no time passed.
         let now = self.clock.now_ms();
         let secs_since = |then: u64| now.saturating_sub(then) as f64 / 1000.0;
-        let mut buckets = self.buckets.lock();
-        if !buckets.contains_key(client) && buckets.len() >= MAX_CLIENTS {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.tokens + secs_since(b.updated) * rate < burst);
+        let mut guard = self.buckets.lock();
+        let buckets = &mut *guard;
+        if !buckets.map.contains_key(client) && buckets.map.len() >= self.capacity {
+            if buckets.last_sweep.is_none_or(|t| now.saturating_sub(t) >= 1000) {
+                let (rate, burst) = (self.rate, self.burst);
+                buckets.map.retain(|_, b| b.tokens + secs_since(b.updated) * rate < burst);
+                buckets.last_sweep = Some(now);
+            }
+            if buckets.map.len() >= self.capacity {
+                return Err(Duration::from_secs(1));
+            }
         }
-        let bucket = buckets.entry(client.to_string()).or_insert(Bucket { tokens: self.burst, updated: now });
+        let bucket = buckets.map.entry(client.to_string()).or_insert(Bucket { tokens: self.burst, updated: now });
         let elapsed = secs_since(bucket.updated);
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.updated = now;
@@ -97,6 +123,31 @@ mod tests {
             assert!(rl.check("a").is_ok(), "refills up to the burst, not beyond");
         }
         assert!(rl.check("a").is_err());
+    }
+
+    /// Regression (issue 11, defect 14): the map had no hard cap, and every new client past
+    /// 10,000 scanned the whole map under the lock.
+    #[test]
+    fn the_client_map_is_bounded_and_swept_at_most_once_a_second() {
+        let clock = ManualClock::at_ms(1_000_000);
+        let rl =
+            RateLimiter::new(RateLimitConfig { per_second: 1.0, burst: 2 }).with_clock(clock.clone()).with_capacity(3);
+        for c in ["a", "b", "c"] {
+            assert!(rl.check(c).is_ok());
+        }
+        assert_eq!(rl.check("d"), Err(Duration::from_secs(1)), "full of active clients: a new one waits");
+        assert_eq!(rl.buckets.lock().map.len(), 3, "never past the cap");
+        assert!(rl.check("a").is_ok(), "known clients keep their buckets");
+        // Two seconds later every bucket has refilled: idle ones are forgotten at the next sweep.
+        clock.advance(Duration::from_secs(2));
+        assert!(rl.check("d").is_ok());
+        assert_eq!(rl.buckets.lock().map.len(), 1);
+        // A sweep that frees nothing is not repeated within the second.
+        for c in ["e", "f"] {
+            assert!(rl.check(c).is_ok());
+        }
+        assert!(rl.check("g").is_err());
+        assert_eq!(rl.buckets.lock().last_sweep, Some(1_002_000));
     }
 
     #[test]
