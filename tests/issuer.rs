@@ -167,6 +167,25 @@ async fn grant_scope_and_target_errors() {
             .unwrap();
     assert_eq!(error_of(repeated).await.1, "invalid_request");
 
+    // Regression (issue 11, defect 12): a repeated parameter's name went raw and whole into
+    // the error description and the log line, so a newline in it forged a log line.
+    let name = format!("scope\nINFO warden::issuer: token issued client_id=admin {}", "x".repeat(5000));
+    let body = format!("grant_type=client_credentials&{0}=a&{0}=b", urlencode(&name));
+    let forged = s
+        .http
+        .post(format!("{}/token", s.issuer))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, error, description) = error_of(forged).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_request"));
+    assert!(!description.contains('\n'), "{description:.100}");
+    assert!(description.starts_with("parameter `scope\\nINFO warden::issuer: token issued"), "{description:.100}");
+    assert!(description.chars().count() < 120, "cut short: {} chars", description.chars().count());
+
     let json_body = s
         .http
         .post(format!("{}/token", s.issuer))
@@ -214,4 +233,8 @@ async fn rotation_keeps_in_flight_tokens_valid() {
 /// The socket address in an `https://host:port[/path]` URL.
 fn s_issuer_addr(url: &str) -> std::net::SocketAddr {
     url.trim_start_matches("https://").split('/').next().unwrap().parse().unwrap()
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("k", s)]).unwrap().trim_start_matches("k=").to_string()
 }

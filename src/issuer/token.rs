@@ -65,7 +65,8 @@ impl TokenForm {
         let mut seen = std::collections::HashSet::new();
         for (k, _) in &pairs {
             if k != "resource" && !seen.insert(k.as_str()) {
-                return Err(OAuthError::new(Code::InvalidRequest, format!("parameter `{k}` is repeated")));
+                let name = crate::security::untrusted::for_log(k);
+                return Err(OAuthError::new(Code::InvalidRequest, format!("parameter `{name}` is repeated")));
             }
         }
         Ok(Self { pairs })
@@ -99,7 +100,7 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             Code::UnsupportedGrantType,
-            format!("grant_type {:?} is not supported; use client_credentials", truncate(grant_type)),
+            format!("grant_type \"{}\" is not supported; use client_credentials", truncate(grant_type)),
         ));
     }
     let scope = granted_scope(client, form.get("scope"))?;
@@ -232,12 +233,12 @@ fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuth
         if r.contains('#') || !(r.starts_with("https://") || r.starts_with("http://")) {
             return Err(OAuthError::new(
                 Code::InvalidTarget,
-                format!("resource {:?} must be an absolute URI without a fragment", truncate(r)),
+                format!("resource \"{}\" must be an absolute URI without a fragment", truncate(r)),
             ));
         }
         let canonical = r.trim_end_matches('/');
         let Some(k) = known.iter().find(|k| k.trim_end_matches('/') == canonical) else {
-            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource {:?}", truncate(r))));
+            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource \"{}\"", truncate(r))));
         };
         if !out.contains(k) {
             out.push(k.clone());
@@ -277,5 +278,5 @@ fn sign(
 }
 
 fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
+    crate::security::untrusted::for_log(s)
 }
