@@ -2,9 +2,10 @@
 //! file type serves `warden serve` (`[issuer]`, `[service]`, `[tls]`) and the client
 //! commands (`[client]`, `[[servers]]`, written by `serve` as `STATE/client.toml`).
 //!
-//! Lookup order: `--config PATH`, then `$XDG_CONFIG_HOME/warden/warden.toml`, then
-//! `./config/warden.toml`, then the defaults compiled into the binary (the repository's
-//! `config/warden.toml`), so `warden serve` works from any directory.
+//! Lookup order: `--config PATH`, then `$XDG_CONFIG_HOME/warden/warden.toml` (default
+//! `~/.config/warden/warden.toml`), then the defaults compiled into the binary (the
+//! repository's `config/warden.toml`), so `warden serve` works from any directory. A file
+//! in the working directory is never read without `--config`.
 //!
 //! May import: `types`, `paths`, `security`, `observe`, `auth` (no server, client or
 //! frontend module: those read the config, not the other way round). Enforced by
@@ -340,12 +341,13 @@ impl Config {
         let candidates = match explicit {
             Some(p) => vec![p.to_path_buf()],
             None => {
-                let mut v = Vec::new();
-                if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
-                    v.push(PathBuf::from(x).join("warden/warden.toml"));
-                }
-                v.push(PathBuf::from("config/warden.toml"));
-                v
+                // Only the user's own config directory: never a file that happens to be in
+                // the working directory (a checkout, a download folder) without `--config`.
+                let dir = std::env::var_os("XDG_CONFIG_HOME")
+                    .filter(|x| !x.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+                dir.map(|d| d.join("warden/warden.toml")).into_iter().collect::<Vec<_>>()
             }
         };
         for path in &candidates {

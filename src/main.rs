@@ -36,6 +36,11 @@ fn client_command(
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything Warden writes is private: keys, client secrets, the customer database, the
+    // audit trail, logs and recordings. With this mask every file it creates is 0600 and
+    // every directory 0700, whichever library creates it (SQLite, the log appender).
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     warden::install_crypto_provider();
     let cli = Cli::parse();
     match run(cli) {
@@ -63,6 +68,8 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let state_dir = warden::paths::state_dir(cli.state_dir.as_deref());
+    warden::paths::ensure_private_dir(&state_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", state_dir.display()))?;
     match cli.command {
         Command::Serve(args) => {
             let _log = warden::cli::logging::init(&state_dir, args.log_stderr)?;

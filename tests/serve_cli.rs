@@ -47,6 +47,43 @@ fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
     assert_eq!(client.ca_file.unwrap(), state.path().join("tls/ca.pem"));
     assert_eq!(parsed.servers[0].url, mcp);
 
+    // Regression (issue 11, defect 13): the state dir was 0755 and the audit logs, the text
+    // log and the customer database 0644. Now the state dir is 0700 and every file in it 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let fresh = tempfile::tempdir().unwrap().path().join("state");
+        let mut other = warden()
+            .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
+            .arg(&fresh)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        BufReader::new(other.stdout.take().unwrap()).read_line(&mut String::new()).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&fresh), 0o700, "state dir");
+        let mut files = Vec::new();
+        let mut dirs = vec![fresh.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    assert_eq!(mode(&e.path()), 0o700, "{}", e.path().display());
+                    dirs.push(e.path());
+                } else {
+                    files.push(e.path());
+                }
+            }
+        }
+        for name in ["service.db", "audit/server.head", "logs", "client.toml"] {
+            assert!(files.iter().any(|f| f.starts_with(fresh.join(name))), "{name} written: {files:?}");
+        }
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        Command::new("kill").args(["-TERM", &other.id().to_string()]).status().unwrap();
+        let _ = other.wait();
+    }
+
     // The documents are reachable over TLS with the generated CA.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
