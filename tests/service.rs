@@ -258,3 +258,47 @@ async fn tickets_persist_across_restart_and_idempotency_keys_replay() {
     s.stop().await;
     drop(tmp);
 }
+
+/// Regression (issue 11, defect 10): a tools/call naming two tools (a repeated
+/// `params.name`) got past the guard with no scope check and no audit record; a UTF-16
+/// body was accepted. Both are now 400, recorded, and nothing runs.
+#[tokio::test]
+async fn requests_the_guard_cannot_read_exactly_are_refused_and_recorded() {
+    let s = Stack::start().await;
+    let token = s.token(READONLY, None).await;
+    let post = |body: String, content_type: &'static str| {
+        s.http
+            .post(&s.mcp)
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", content_type)
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .body(body)
+            .send()
+    };
+    let dup = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_info","name":"create_support_ticket","arguments":{"customer_id":"ABC123","subject":"s","description":"d","priority":"low"}}}"#;
+    let resp = post(dup.to_string(), "application/json").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error_description"], "a tools/call must name exactly one tool in params.name");
+    let ok = tools_call("get_customer_info", json!({"customer_id": "ABC123"})).to_string();
+    let resp = post(ok.clone(), "application/json; charset=utf-16").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(post(ok, "application/json; charset=utf-8").await.unwrap().status(), 200);
+    assert_eq!(s.ticket_rows(), 0, "nothing ran");
+    let records = warden::observe::audit::read_all(&s.state.join("audit"), "server").unwrap();
+    let refused = records
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                &e.kind,
+                warden::types::event::EventKind::ServiceDecision {
+                    reason: warden::types::event::DecisionReason::MalformedRequest,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refused, 2, "both refusals are in the server's audit trail");
+    s.stop().await;
+}

@@ -68,7 +68,24 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         Ok(b) => b,
         Err(_) => return payload_too_large(g.max_body_bytes),
     };
-    for tool in called_tools(&bytes) {
+    let tools = match called_tools(&bytes) {
+        Ok(tools) if !foreign_charset(&parts.headers) => tools,
+        result => {
+            let why = result.err().unwrap_or(Unreadable::Charset);
+            tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "malformed_request", client_id = %claims.client_id, why = why.describe(), "request refused");
+            decide(
+                &g,
+                &claims.client_id,
+                None,
+                Outcome::Denied,
+                Reason::MalformedRequest,
+                Some(&claims),
+                ScopeSet::new(),
+            );
+            return malformed(why);
+        }
+    };
+    for tool in tools {
         let Some(required) = policy::required_scopes(&tool) else {
             continue;
         };
@@ -146,13 +163,46 @@ fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     usable.then_some(token)
 }
 
-/// Names of the tools a JSON-RPC message (or batch) calls. Unparseable bodies yield none
-/// and go on to the MCP layer, which answers them with a JSON-RPC parse error.
+/// Why the guard cannot read a request exactly. Such a request is refused (400) and
+/// recorded: a body two parsers could read differently (a duplicate `params.name`) must not
+/// slip past the scope check to a parser that reads it another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreadable {
+    /// Not one JSON-RPC message or batch, or a key given twice.
+    NotJsonRpc,
+    /// A `tools/call` without exactly one string `params.name`.
+    ToolCallWithoutName,
+    /// A charset other than UTF-8.
+    Charset,
+}
+
+impl Unreadable {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::NotJsonRpc => "the body is not one JSON-RPC message or batch (or repeats a key)",
+            Self::ToolCallWithoutName => "a tools/call must name exactly one tool in params.name",
+            Self::Charset => "the body must be JSON in UTF-8",
+        }
+    }
+}
+
+/// A `Content-Type` that names a charset other than UTF-8 (JSON is UTF-8, RFC 8259 §8.1).
+fn foreign_charset(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::CONTENT_TYPE).iter().any(|v| {
+        let v = v.to_str().unwrap_or("").to_ascii_lowercase();
+        v.split(';').skip(1).filter_map(|p| p.trim().strip_prefix("charset=")).any(|c| {
+            let c = c.trim_matches('"');
+            c != "utf-8" && c != "utf8"
+        })
+    })
+}
+
+/// Names of the tools a JSON-RPC message (or batch) calls.
 ///
 /// Only `method` and `params.name` are read (borrowed where the JSON has no escapes); the
 /// rest of the message is skipped without building a tree, since rmcp parses it properly
 /// next.
-fn called_tools(body: &[u8]) -> Vec<String> {
+fn called_tools(body: &[u8]) -> Result<Vec<String>, Unreadable> {
     #[derive(serde::Deserialize)]
     struct Params<'a> {
         #[serde(borrow)]
@@ -166,8 +216,11 @@ fn called_tools(body: &[u8]) -> Vec<String> {
         #[serde(borrow)]
         params: Option<&'a serde_json::value::RawValue>,
     }
-    fn tool_name(params: &serde_json::value::RawValue) -> Option<String> {
-        serde_json::from_str::<Params>(params.get()).ok()?.name.map(|n| n.into_owned())
+    fn tool_name(params: Option<&serde_json::value::RawValue>) -> Result<String, Unreadable> {
+        let params = params.ok_or(Unreadable::ToolCallWithoutName)?;
+        // A duplicate `name` is a parse error here (serde refuses repeated fields).
+        let parsed = serde_json::from_str::<Params>(params.get()).map_err(|_| Unreadable::ToolCallWithoutName)?;
+        parsed.name.map(|n| n.into_owned()).ok_or(Unreadable::ToolCallWithoutName)
     }
     // A batch is an array; peeking beats an untagged enum, which would buffer the whole body.
     let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -176,14 +229,8 @@ fn called_tools(body: &[u8]) -> Vec<String> {
     } else {
         serde_json::from_slice::<Message>(body).map(|m| vec![m])
     };
-    let Ok(messages) = parsed else {
-        return Vec::new();
-    };
-    messages
-        .into_iter()
-        .filter(|m| m.method.as_deref() == Some("tools/call"))
-        .filter_map(|m| tool_name(m.params?))
-        .collect()
+    let messages = parsed.map_err(|_| Unreadable::NotJsonRpc)?;
+    messages.into_iter().filter(|m| m.method.as_deref() == Some("tools/call")).map(|m| tool_name(m.params)).collect()
 }
 
 fn quoted(s: &str) -> String {
@@ -239,6 +286,11 @@ fn rate_limited(retry_after: u64) -> Response {
     resp
 }
 
+fn malformed(why: Unreadable) -> Response {
+    let body = json!({"error": "invalid_request", "error_description": why.describe()});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
 pub(super) fn payload_too_large(limit: usize) -> Response {
     let body =
         json!({"error": "payload_too_large", "error_description": format!("request body exceeds {limit} bytes")});
@@ -252,16 +304,38 @@ mod tests {
     #[test]
     fn finds_tool_calls_in_single_and_batched_messages() {
         let one = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_support_ticket","arguments":{}}}"#;
-        assert_eq!(called_tools(one), vec!["create_support_ticket"]);
+        let names = |b: &[u8]| called_tools(b).map(|v| v.join(","));
+        assert_eq!(names(one), Ok("create_support_ticket".into()));
         let batch = br#"[{"method":"tools/list"},{"method":"tools/call","params":{"name":"a"}},{"method":"tools/call","params":{"name":"b"}}]"#;
-        assert_eq!(called_tools(batch), vec!["a", "b"]);
-        assert!(called_tools(b"not json").is_empty());
+        assert_eq!(names(batch), Ok("a,b".into()));
+        assert_eq!(names(b"not json"), Err(Unreadable::NotJsonRpc));
         // An escaped name is still read (so it cannot slip past the scope check), and a
         // message with non-object params does not hide the calls batched with it.
         let escaped = br#"{"method":"tools/call","params":{"name":"create\u005fsupport_ticket"}}"#;
-        assert_eq!(called_tools(escaped), vec!["create_support_ticket"]);
+        assert_eq!(names(escaped), Ok("create_support_ticket".into()));
         let mixed = br#" [{"method":"ping","params":[1,2]},{"method":"tools/call","params":{"name":"b"}}]"#;
-        assert_eq!(called_tools(mixed), vec!["b"]);
+        assert_eq!(names(mixed), Ok("b".into()));
+    }
+
+    /// Regression (issue 11, defect 10): a body the guard could not parse (here a repeated
+    /// `params.name`) was let through unchecked and unrecorded.
+    #[test]
+    fn what_cannot_be_read_exactly_is_refused() {
+        let dup_name =
+            br#"{"method":"tools/call","params":{"name":"get_customer_info","name":"create_support_ticket"}}"#;
+        assert_eq!(called_tools(dup_name), Err(Unreadable::ToolCallWithoutName));
+        let dup_method = br#"{"method":"tools/list","method":"tools/call","params":{"name":"a"}}"#;
+        assert_eq!(called_tools(dup_method), Err(Unreadable::NotJsonRpc));
+        for no_name in [&br#"{"method":"tools/call"}"#[..], br#"{"method":"tools/call","params":{"name":7}}"#] {
+            assert_eq!(called_tools(no_name), Err(Unreadable::ToolCallWithoutName));
+        }
+        let mut h = http::HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(!foreign_charset(&h));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+        assert!(!foreign_charset(&h));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-16"));
+        assert!(foreign_charset(&h));
     }
 
     #[test]

@@ -233,6 +233,9 @@ pub enum DecisionReason {
     Issued,
     /// The token endpoint refused (the OAuth error is in `detail`).
     TokenRequestRefused,
+    /// The request could not be read exactly (not JSON-RPC, a repeated key, a tool call
+    /// without one name, not UTF-8), so it was refused rather than guessed at.
+    MalformedRequest,
     /// The access token failed this check.
     #[serde(untagged)]
     Token(TokenCheck),
@@ -246,6 +249,7 @@ impl std::fmt::Display for DecisionReason {
             Self::TokenBucketEmpty => f.write_str("token bucket empty"),
             Self::Issued => f.write_str("issued"),
             Self::TokenRequestRefused => f.write_str("token request refused"),
+            Self::MalformedRequest => f.write_str("malformed request"),
             Self::Token(check) => check.fmt(f),
         }
     }
