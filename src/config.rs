@@ -172,6 +172,9 @@ pub struct ServiceConfig {
     pub database: Option<PathBuf>,
     /// Extra `Host` header values accepted (DNS-rebinding protection allows loopback only).
     pub allowed_hosts: Vec<String>,
+    /// Browser origins (`https://app.example`) allowed to call `/mcp`, besides loopback ones;
+    /// a request with any other `Origin` is refused (MCP transport: servers MUST validate it).
+    pub allowed_origins: Vec<String>,
     /// Answer plain stateless `tools/call` requests directly through the tool handlers
     /// instead of building an rmcp service per request (same responses, a third less CPU).
     pub direct_calls: bool,
@@ -190,6 +193,7 @@ impl Default for ServiceConfig {
             max_body_bytes: 64 * 1024,
             database: None,
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             direct_calls: true,
         }
     }

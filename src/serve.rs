@@ -237,6 +237,7 @@ async fn build_service(
         rate_limit: svc.rate_limit,
         max_body_bytes: svc.max_body_bytes,
         allowed_hosts: svc.allowed_hosts.clone(),
+        allowed_origins: svc.allowed_origins.clone(),
         decisions,
         direct_calls: svc.direct_calls,
     }))

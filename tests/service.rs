@@ -302,3 +302,29 @@ async fn requests_the_guard_cannot_read_exactly_are_refused_and_recorded() {
     assert_eq!(refused, 2, "both refusals are in the server's audit trail");
     s.stop().await;
 }
+
+/// Regression (issue 11, defect 8): `Origin` was never validated, so a page on any site
+/// could drive the MCP endpoint through the operator's browser.
+#[tokio::test]
+async fn foreign_origins_are_refused_before_anything_else() {
+    let s = Stack::start().await;
+    let token = s.token(READONLY, None).await;
+    let call = tools_call("get_customer_info", json!({"customer_id": "ABC123"})).to_string();
+    let post = |origin: &'static str| {
+        s.http
+            .post(&s.mcp)
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .header("Origin", origin)
+            .body(call.clone())
+            .send()
+    };
+    let resp = post("https://evil.example").await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error_description"].as_str().unwrap().contains("[service] allowed_origins"), "{body}");
+    assert_eq!(post("http://localhost:6274").await.unwrap().status(), 200, "a loopback origin (a local inspector)");
+    s.stop().await;
+}

@@ -29,10 +29,18 @@ pub struct GuardState {
     /// The RFC 9728 metadata URL advertised in every challenge.
     pub resource_metadata: String,
     pub max_body_bytes: usize,
+    /// Browser origins allowed besides loopback ones, lowercased, no trailing slash.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The middleware function (install with `axum::middleware::from_fn_with_state`).
 pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: Next) -> Response {
+    // Before any credential is looked at: a page on a foreign origin (DNS rebinding, a
+    // malicious site in the operator's browser) and ambiguous authorities are refused.
+    if let Err(refusal) = check_origin_and_authority(req.headers(), req.uri(), &g.allowed_origins) {
+        tracing::info!(target: "warden::service::decision", outcome = "denied", reason = refusal.describe(), "request refused");
+        return refusal.into_response();
+    }
     // Anything that is not one usable Bearer token (no header, another scheme, an empty or
     // repeated one) gets the full challenge, so any client can discover the authorization
     // server from it (RFC 6750 §3, MCP authorization).
@@ -161,6 +169,55 @@ fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let token = token.trim();
     let usable = scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ');
     usable.then_some(token)
+}
+
+/// A request refused before authentication: where it came from or which host it names
+/// is not acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// An `Origin` that is neither loopback nor in `[service] allowed_origins`.
+    ForeignOrigin,
+    /// Two `Host` or `Origin` headers, or an HTTP/2 `:authority` that disagrees with `Host`.
+    AmbiguousAuthority,
+}
+
+impl Refusal {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ForeignOrigin => "this origin may not call the MCP endpoint; add it to [service] allowed_origins",
+            Self::AmbiguousAuthority => "the request names more than one host or origin",
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::ForeignOrigin => StatusCode::FORBIDDEN,
+            Self::AmbiguousAuthority => StatusCode::BAD_REQUEST,
+        };
+        let body = json!({"error": "invalid_request", "error_description": self.describe()});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Checks `Origin` (absent, loopback, or allowed) and that the request names one host.
+fn check_origin_and_authority(
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+    allowed_origins: &[String],
+) -> Result<(), Refusal> {
+    let hosts: Vec<&HeaderValue> = headers.get_all(header::HOST).iter().collect();
+    if hosts.len() > 1 || headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return Err(Refusal::AmbiguousAuthority);
+    }
+    if let (Some(authority), Some(host)) = (uri.authority(), hosts.first())
+        && !host.to_str().is_ok_and(|h| h.eq_ignore_ascii_case(authority.as_str()))
+    {
+        return Err(Refusal::AmbiguousAuthority);
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().map_err(|_| Refusal::ForeignOrigin)?.trim_end_matches('/').to_ascii_lowercase();
+    let loopback = url::Url::parse(&origin).is_ok_and(|u| crate::security::urls::is_loopback(&u));
+    if loopback || allowed_origins.contains(&origin) { Ok(()) } else { Err(Refusal::ForeignOrigin) }
 }
 
 /// Why the guard cannot read a request exactly. Such a request is refused (400) and
@@ -315,6 +372,36 @@ mod tests {
         assert_eq!(names(escaped), Ok("create_support_ticket".into()));
         let mixed = br#" [{"method":"ping","params":[1,2]},{"method":"tools/call","params":{"name":"b"}}]"#;
         assert_eq!(names(mixed), Ok("b".into()));
+    }
+
+    /// Regression (issue 11, defect 8): `Origin` was never validated; two `Host` headers and
+    /// an `:authority` that disagrees with `Host` were accepted.
+    #[test]
+    fn origins_and_authorities_are_checked() {
+        let allowed = vec!["https://app.example".to_string()];
+        let uri: http::Uri = "/mcp".parse().unwrap();
+        let check = |pairs: &[(&str, &str)], uri: &http::Uri| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            check_origin_and_authority(&h, uri, &allowed)
+        };
+        assert_eq!(check(&[], &uri), Ok(()), "no Origin: not a browser");
+        assert_eq!(check(&[("origin", "http://localhost:6274")], &uri), Ok(()));
+        assert_eq!(check(&[("origin", "http://127.0.0.1:3000")], &uri), Ok(()));
+        assert_eq!(check(&[("origin", "https://APP.example/")], &uri), Ok(()));
+        assert_eq!(check(&[("origin", "https://evil.example")], &uri), Err(Refusal::ForeignOrigin));
+        assert_eq!(check(&[("origin", "http://localhost.evil.example")], &uri), Err(Refusal::ForeignOrigin));
+        assert_eq!(check(&[("origin", "null")], &uri), Err(Refusal::ForeignOrigin));
+        let two_hosts = [("host", "127.0.0.1:8001"), ("host", "evil.example")];
+        assert_eq!(check(&two_hosts, &uri), Err(Refusal::AmbiguousAuthority));
+        let h2: http::Uri = "https://127.0.0.1:8001/mcp".parse().unwrap();
+        assert_eq!(check(&[("host", "127.0.0.1:8001")], &h2), Ok(()));
+        assert_eq!(check(&[("host", "evil.example")], &h2), Err(Refusal::AmbiguousAuthority));
     }
 
     /// Regression (issue 11, defect 10): a body the guard could not parse (here a repeated

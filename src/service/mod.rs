@@ -42,6 +42,8 @@ pub struct ServiceParams {
     pub rate_limit: RateLimitConfig,
     pub max_body_bytes: usize,
     pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed besides loopback ones (`[service] allowed_origins`).
+    pub allowed_origins: Vec<String>,
     /// Where decisions are recorded (a bus with the server's audit journal attached).
     pub decisions: crate::types::event::EventBus,
     /// Answer plain stateless `tools/call` requests without rmcp's per-request service
@@ -65,6 +67,7 @@ pub fn router(p: ServiceParams) -> Router {
         limiter,
         resource_metadata: resource_metadata_url(&p.resource),
         max_body_bytes: p.max_body_bytes,
+        allowed_origins: p.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
     });
     let prototype = CustomerService::prototype(p.store);
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), "[::1]".to_string()];

@@ -164,6 +164,7 @@ pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fa
         rate_limit: RateLimitConfig { per_second: 1000.0, burst: 1000 },
         max_body_bytes: 65536,
         allowed_hosts: vec![],
+        allowed_origins: vec![],
         decisions: warden::types::event::EventBus::new(),
         direct_calls: true,
     });
