@@ -8,11 +8,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use parking_lot::RwLock;
+
+use crate::types::time::{self, SharedClock};
 
 /// Largest JWKS document we accept; a real one is a few KB.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -33,8 +35,11 @@ pub enum JwksError {
 #[derive(Default)]
 struct Keys {
     by_kid: HashMap<String, Arc<DecodingKey>>,
-    fetched_at: Option<Instant>,
-    last_attempt: Option<Instant>,
+    /// Clock milliseconds of the last successful fetch, and of the last attempt.
+    fetched_at: Option<u64>,
+    last_attempt: Option<u64>,
+    /// Why the last attempt failed (returned while no keys were ever fetched).
+    last_error: Option<JwksError>,
 }
 
 /// Where keys come from: an HTTPS `jwks_uri`, or a fixed set (tests, pinned keys).
@@ -49,6 +54,7 @@ pub struct JwksCache {
     refetch: tokio::sync::Mutex<()>,
     cooldown: Duration,
     max_age: Duration,
+    clock: SharedClock,
 }
 
 impl JwksCache {
@@ -59,7 +65,19 @@ impl JwksCache {
             refetch: tokio::sync::Mutex::new(()),
             cooldown: Duration::from_secs(30),
             max_age: Duration::from_secs(3600),
+            clock: time::system(),
         }
+    }
+
+    /// This cache, reading time from `clock` (tests move a manual one).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long since `t` (clock ms), saturating if the clock stepped back.
+    fn since(&self, t: u64) -> Duration {
+        Duration::from_millis(self.clock.now_ms().saturating_sub(t))
     }
 
     /// A cache over a fixed key set that is never refetched.
@@ -70,6 +88,7 @@ impl JwksCache {
             refetch: tokio::sync::Mutex::new(()),
             cooldown: Duration::MAX,
             max_age: Duration::MAX,
+            clock: time::system(),
         };
         cache.install(usable_keys(set));
         cache
@@ -104,24 +123,27 @@ impl JwksCache {
         if let Some(found) = self.lookup_fresh(kid) {
             return found;
         }
-        let may_fetch = {
-            let k = self.keys.read();
-            k.last_attempt.is_none_or(|t| t.elapsed() >= self.cooldown) || self.is_stale(&k)
-        };
+        // The cooldown holds for stale keys too: with the issuer down, every uncached
+        // verification would otherwise wait on this lock and refetch.
+        let may_fetch = self.keys.read().last_attempt.is_none_or(|t| self.since(t) >= self.cooldown);
         if may_fetch && let Err(e) = self.fetch_and_install().await {
             tracing::warn!(error = %e, "JWKS refresh failed");
-            let k = self.keys.read();
-            let too_old = k.fetched_at.is_none_or(|t| t.elapsed() > self.max_age.saturating_mul(2));
-            if too_old {
-                return Err(if k.by_kid.is_empty() { e } else { JwksError::Stale });
-            }
+            self.keys.write().last_error = Some(e);
         }
         let k = self.keys.read();
+        // Stale keys keep working up to a hard age (twice the max age), then fail closed.
+        if k.fetched_at.is_none_or(|t| self.since(t) > self.max_age.saturating_mul(2)) {
+            return Err(if k.by_kid.is_empty() {
+                k.last_error.clone().unwrap_or(JwksError::Stale)
+            } else {
+                JwksError::Stale
+            });
+        }
         k.by_kid.get(kid).cloned().ok_or_else(|| JwksError::UnknownKid(truncate(kid)))
     }
 
     fn is_stale(&self, k: &Keys) -> bool {
-        matches!(self.source, Source::Url { .. }) && k.fetched_at.is_none_or(|t| t.elapsed() > self.max_age)
+        matches!(self.source, Source::Url { .. }) && k.fetched_at.is_none_or(|t| self.since(t) > self.max_age)
     }
 
     /// `Some` when the cache can answer without a fetch: a fresh hit, or a known-unknown
@@ -133,7 +155,7 @@ impl JwksCache {
         }
         match k.by_kid.get(kid) {
             Some(key) => Some(Ok(key.clone())),
-            None if k.last_attempt.is_some_and(|t| t.elapsed() < self.cooldown) => {
+            None if k.last_attempt.is_some_and(|t| self.since(t) < self.cooldown) => {
                 Some(Err(JwksError::UnknownKid(truncate(kid))))
             }
             None if matches!(self.source, Source::Fixed) => Some(Err(JwksError::UnknownKid(truncate(kid)))),
@@ -145,7 +167,7 @@ impl JwksCache {
         let Source::Url { client, url } = &self.source else {
             return Ok(self.keys.read().by_kid.len());
         };
-        self.keys.write().last_attempt = Some(Instant::now());
+        self.keys.write().last_attempt = Some(self.clock.now_ms());
         let fetch_err = |reason: String| JwksError::Fetch { url: url.clone(), reason };
         let resp = client.get(url).send().await.map_err(|e| fetch_err(e.to_string()))?;
         if !resp.status().is_success() {
@@ -166,7 +188,8 @@ impl JwksCache {
     fn install(&self, keys: HashMap<String, Arc<DecodingKey>>) {
         let mut k = self.keys.write();
         k.by_kid = keys;
-        k.fetched_at = Some(Instant::now());
+        k.fetched_at = Some(self.clock.now_ms());
+        k.last_error = None;
     }
 }
 
