@@ -4,17 +4,16 @@
 //! the agent derives the observation text the LM reads from the outcome (`observation`),
 //! as DSPy's ReAct turns tool errors into text.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::mcp::secure_tool::{SecureTool, args_digest};
-use crate::types::event::{CallAudit, CallOutcome, EventBus, EventKind, FailureClass, ObservationKind, Scope};
+use crate::types::event::{CallAudit, CallOutcome, EventBus, EventKind, ObservationKind, Scope};
 use crate::types::scope::ScopeSet;
 use crate::types::tool::ToolName;
-
-use std::sync::Arc;
 
 pub trait Tool: Send + Sync {
     /// Which server offers the tool, and its name there.
@@ -278,11 +277,6 @@ impl Tool for FnTool {
             outcome
         })
     }
-}
-
-/// A failure outcome for a call that never reached a tool.
-pub fn not_called(class: FailureClass, message: &str) -> CallOutcome {
-    CallOutcome::Failed { class, message: message.to_string() }
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ pub async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<V
     Ok(body)
 }
 
-/// Kids come from attackers; keep what we echo into errors and logs short.
+/// Kids come from attackers; what we echo into errors and logs is escaped and short.
 fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
+    crate::security::untrusted::for_log(s)
 }

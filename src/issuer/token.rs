@@ -18,6 +18,7 @@ use super::IssuerState;
 use super::clients::RegisteredClient;
 use super::error::{OAuthError, OAuthErrorCode as Code};
 use crate::auth::verify::Audience;
+use crate::security::untrusted::for_log;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
 
@@ -65,7 +66,7 @@ impl TokenForm {
         let mut seen = std::collections::HashSet::new();
         for (k, _) in &pairs {
             if k != "resource" && !seen.insert(k.as_str()) {
-                let name = crate::security::untrusted::for_log(k);
+                let name = for_log(k);
                 return Err(OAuthError::new(Code::InvalidRequest, format!("parameter `{name}` is repeated")));
             }
         }
@@ -100,7 +101,7 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             Code::UnsupportedGrantType,
-            format!("grant_type \"{}\" is not supported; use client_credentials", truncate(grant_type)),
+            format!("grant_type \"{}\" is not supported; use client_credentials", for_log(grant_type)),
         ));
     }
     let scope = granted_scope(client, form.get("scope"))?;
@@ -233,12 +234,12 @@ fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuth
         if r.contains('#') || !(r.starts_with("https://") || r.starts_with("http://")) {
             return Err(OAuthError::new(
                 Code::InvalidTarget,
-                format!("resource \"{}\" must be an absolute URI without a fragment", truncate(r)),
+                format!("resource \"{}\" must be an absolute URI without a fragment", for_log(r)),
             ));
         }
         let canonical = r.trim_end_matches('/');
         let Some(k) = known.iter().find(|k| k.trim_end_matches('/') == canonical) else {
-            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource \"{}\"", truncate(r))));
+            return Err(OAuthError::new(Code::InvalidTarget, format!("unknown resource \"{}\"", for_log(r))));
         };
         if !out.contains(k) {
             out.push(k.clone());
@@ -275,8 +276,4 @@ fn sign(
         OAuthError::new(Code::ServerError, "the token could not be signed")
     })?;
     Ok((token, ttl))
-}
-
-fn truncate(s: &str) -> String {
-    crate::security::untrusted::for_log(s)
 }

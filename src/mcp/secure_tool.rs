@@ -69,10 +69,6 @@ pub struct Prepared {
     pub claims: Arc<crate::auth::verify::VerifiedClaims>,
     /// Safe to send again after an ambiguous failure.
     pub repeatable: bool,
-    pub digest: String,
-    /// Digest of the arguments as the caller gave them (before an idempotency key was
-    /// added), so repeated identical calls share it.
-    pub base_digest: String,
 }
 
 pub struct SecureTool {
@@ -157,13 +153,13 @@ impl SecureTool {
         }
     }
 
-    /// Everything before the network: token (cached), scope pre-check, idempotency key,
-    /// argument digest. This is the per-call overhead the client layer adds.
+    /// Everything before the network: token (cached), scope pre-check, idempotency key.
+    /// With the argument digest `call` computes once for both events, this is the
+    /// per-call overhead the client layer adds.
     pub async fn prepare(&self, args: Value) -> Result<Prepared, CallOutcome> {
         let Value::Object(mut args) = args else {
             return Err(failed(FailureClass::InvalidArguments, "tool arguments must be a JSON object"));
         };
-        let base_digest = args_digest(&args);
         if let Some(reason) = &self.blocked {
             return Err(failed(FailureClass::Blocked, reason));
         }
@@ -185,12 +181,11 @@ impl SecureTool {
             args.insert("idempotency_key".into(), Value::String(format!("warden-{}", uuid::Uuid::new_v4())));
         }
         let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
-        let digest = args_digest(&args);
-        Ok(Prepared { args, claims, repeatable, digest, base_digest })
+        Ok(Prepared { args, claims, repeatable })
     }
 
     async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
-        let Prepared { args, mut claims, repeatable, .. } = match self.prepare(args).await {
+        let Prepared { args, mut claims, repeatable } = match self.prepare(args).await {
             Ok(p) => p,
             Err(outcome) => return (outcome, 0),
         };

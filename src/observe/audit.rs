@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::event::{Event, EventKind};
 use crate::types::secret::sha256;
+use crate::types::time::Clock;
 
 const HEAD_WIDTH: usize = 160;
 
@@ -189,7 +190,7 @@ impl AuditLog {
         if torn {
             log.append(&Event {
                 id: 0,
-                at_ms: now_ms(),
+                at_ms: crate::types::time::SystemClock.now_ms(),
                 run_id: None,
                 step: None,
                 kind: EventKind::AuditSegment {
@@ -276,10 +277,6 @@ impl AuditLog {
 
 fn segment_number(p: &Path) -> Option<u32> {
     p.file_stem()?.to_str()?.rsplit('-').next()?.parse().ok()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// What `verify` found.
