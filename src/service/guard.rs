@@ -194,8 +194,7 @@ impl Refusal {
             Self::ForeignOrigin => StatusCode::FORBIDDEN,
             Self::AmbiguousAuthority => StatusCode::BAD_REQUEST,
         };
-        let body = json!({"error": "invalid_request", "error_description": self.describe()});
-        (status, axum::Json(body)).into_response()
+        invalid_request(status, self.describe())
     }
 }
 
@@ -344,8 +343,13 @@ fn rate_limited(retry_after: u64) -> Response {
 }
 
 fn malformed(why: Unreadable) -> Response {
-    let body = json!({"error": "invalid_request", "error_description": why.describe()});
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    invalid_request(StatusCode::BAD_REQUEST, why.describe())
+}
+
+/// An RFC 6749-style `invalid_request` answer for a request refused before any tool ran.
+fn invalid_request(status: StatusCode, description: &str) -> Response {
+    let body = json!({"error": "invalid_request", "error_description": description});
+    (status, axum::Json(body)).into_response()
 }
 
 pub(super) fn payload_too_large(limit: usize) -> Response {

@@ -109,6 +109,11 @@ impl Cursor {
     }
 }
 
+/// Rows a bordered pane drawn in `area` has for its list (what a page is).
+pub fn rows_inside(area: ratatui::layout::Rect) -> usize {
+    ratatui::widgets::Block::default().borders(ratatui::widgets::Borders::ALL).inner(area).height as usize
+}
+
 /// Greedy word wrap by characters (good enough for chat text; no hyphenation).
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);

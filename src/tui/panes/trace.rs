@@ -244,7 +244,7 @@ impl Component for TracePane {
     }
 
     fn on_resize(&mut self, area: Rect) {
-        self.height = Block::default().borders(Borders::ALL).inner(area).height as usize;
+        self.height = super::rows_inside(area);
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
