@@ -331,3 +331,25 @@ async fn a_server_that_names_another_resource_gets_no_token() {
     assert!(issued(&events).is_empty(), "no token was requested");
     s.stop().await;
 }
+
+/// A URL that is not an MCP endpoint (here the issuer's): the error says what the server
+/// answered and what to check, not the transport's Rust type.
+#[tokio::test]
+async fn a_url_that_is_not_an_mcp_endpoint_is_named_plainly() {
+    let s = Stack::start().await;
+    let mut config = client_config(&s, None);
+    config.servers[0].url = format!("{}/mcp", s.issuer);
+    config.servers[0].resource = Some(s.mcp.clone());
+    let err = match ClientStack::connect(&config, None, CallPolicy::default(), EventBus::new()).await {
+        Ok(_) => panic!("an MCP session with the issuer"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.ends_with(
+            "unexpected server response: HTTP 404 Not Found (while trying to send initialize request); check that the URL is the server's MCP (streamable HTTP) endpoint"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("rmcp::") && !err.contains("Transport ["), "{err}");
+    s.stop().await;
+}

@@ -51,7 +51,9 @@ pub struct ToolSpec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    #[error("could not open an MCP session with {server} ({url}): {failure}")]
+    #[error(
+        "could not open an MCP session with {server} ({url}): {failure}; check that the URL is the server's MCP (streamable HTTP) endpoint"
+    )]
     Connect { server: String, url: String, failure: String },
     #[error("could not list the tools of {server}: {failure}")]
     ListTools { server: String, failure: String },
@@ -93,7 +95,7 @@ impl McpSession {
         let client = info.serve(transport).await.map_err(|e| SessionError::Connect {
             server: name.to_string(),
             url: url.to_string(),
-            failure: e.to_string(),
+            failure: init_failure(&e),
         })?;
         let listed = client
             .list_all_tools()
@@ -142,6 +144,18 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
         scopes_source,
         retry_safe,
         takes_idempotency_key,
+    }
+}
+
+/// What went wrong opening a session, in words: rmcp's transport errors name the
+/// transport's Rust type, which tells a user nothing.
+fn init_failure(e: &rmcp::service::ClientInitializeError) -> String {
+    match e {
+        rmcp::service::ClientInitializeError::TransportError { error, context } => {
+            let what = error.error.to_string();
+            format!("{} (while trying to {})", what.trim_end_matches([':', ' ']), context.trim_start_matches("when "))
+        }
+        other => other.to_string(),
     }
 }
 
