@@ -19,6 +19,9 @@ use crate::types::secret::Secret;
 
 /// Refresh this long before `exp`, so a token never expires mid-run.
 pub const REFRESH_SKEW_SECS: i64 = 60;
+/// After a failed early refresh, the next attempt waits this long (clock ms) while the held
+/// token is still valid.
+const REFRESH_RETRY_MS: u64 = 5_000;
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -26,7 +29,9 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 pub enum TokenError {
     #[error("token endpoint {endpoint} returned {error}{}: {hint}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { endpoint: String, error: String, description: Option<String>, hint: &'static str },
-    #[error("could not reach the token endpoint {endpoint}: {reason}")]
+    #[error(
+        "could not reach the token endpoint {endpoint}: {reason}; check that the authorization server is running and reachable from here"
+    )]
     Unreachable { endpoint: String, reason: String },
     #[error("token endpoint {endpoint} sent an unusable response: {reason}")]
     BadResponse { endpoint: String, reason: String },
@@ -73,6 +78,8 @@ pub struct TokenManager {
     refresh_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     refreshes: AtomicU32,
+    /// When (clock ms) the last refresh failed without a refusal; 0: never.
+    last_failure_ms: AtomicU64,
     events: EventBus,
 }
 
@@ -105,6 +112,7 @@ impl TokenManager {
             refresh_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             refreshes: AtomicU32::new(0),
+            last_failure_ms: AtomicU64::new(0),
             events,
         }
     }
@@ -116,8 +124,34 @@ impl TokenManager {
         if let Some(h) = self.fresh() {
             return Ok(h.claims.clone());
         }
+        // The authorization server failed us a moment ago: a token that has not expired
+        // yet keeps working without another attempt per call (no storm, no added latency).
+        let now_ms = self.events.clock().now_ms();
+        let failed_at = self.last_failure_ms.load(Ordering::Acquire);
+        if failed_at != 0
+            && now_ms.saturating_sub(failed_at) < REFRESH_RETRY_MS
+            && let Some(h) = self.unexpired()
+        {
+            return Ok(h.claims.clone());
+        }
         let reason = if self.held.read().is_some() { RefreshReason::Expiring } else { RefreshReason::Initial };
-        self.refresh_after(seen, reason).await
+        match self.refresh_after(seen, reason).await {
+            Ok(c) => Ok(c),
+            // Unreachable or garbled, not refused: an early refresh that failed is no reason
+            // to stop using a token that is still valid. (A refusal is: the credentials or
+            // grant changed.)
+            Err(e) if !e.is_auth() => {
+                self.last_failure_ms.store(now_ms.max(1), Ordering::Release);
+                self.unexpired().map(|h| h.claims.clone()).ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The held token if it has not expired yet (inside the refresh skew or not).
+    fn unexpired(&self) -> Option<Arc<Held>> {
+        let now = self.events.clock().now_epoch();
+        self.held.read().as_ref().filter(|h| h.claims.seconds_to_expiry(now) > 0).cloned()
     }
 
     /// The current token, for the Authorization header and nothing else. No network, no refresh:

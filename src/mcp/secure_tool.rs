@@ -166,7 +166,7 @@ impl SecureTool {
         let claims = match self.tokens.claims().await {
             Ok(c) => c,
             Err(e) => {
-                let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::Connection };
+                let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::TokenUnavailable };
                 return Err(failed(class, &e.to_string()));
             }
         };

@@ -83,6 +83,12 @@ pub enum FailureClass {
     Protocol,
     /// The tool is blocked (unknown, or its manifest changed and awaits approval).
     Blocked,
+    /// No usable access token: the authorization server could not be reached (nothing
+    /// was sent to the MCP server).
+    TokenUnavailable,
+    /// The connection broke or timed out after the request may have reached the server,
+    /// and the tool has side effects: it may or may not have run. Not replayed blindly.
+    OutcomeUnknown,
 }
 
 impl FailureClass {
@@ -98,6 +104,8 @@ impl FailureClass {
             Self::Tls => "TLS",
             Self::Protocol => "protocol",
             Self::Blocked => "blocked",
+            Self::TokenUnavailable => "no token",
+            Self::OutcomeUnknown => "outcome unknown",
         }
     }
 }

@@ -255,3 +255,271 @@ pub async fn run_scenarios(
     core.shutdown().await;
     (results, counts)
 }
+
+/// The issuer and the service as two separate servers on fixed loopback ports (one shared
+/// dev CA), each of which a test can stop and start again on the same address: an outage
+/// of one without the other, a restart, or an issuer restarted with `--rotate-keys`.
+pub struct Split {
+    pub root: tempfile::TempDir,
+    pub clock: Option<warden::types::time::SharedClock>,
+    pub issuer_addr: std::net::SocketAddr,
+    pub mcp_addr: std::net::SocketAddr,
+    pub issuer: String,
+    pub mcp: String,
+    pub http: reqwest::Client,
+    base: Config,
+    issuer_running: Option<Running>,
+    service_running: Option<Running>,
+}
+
+/// A free loopback port (bound and released: the server binds it next, and again after a
+/// restart).
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+impl Split {
+    pub async fn start(clock: Option<warden::types::time::SharedClock>) -> Split {
+        Self::start_with(config(None), clock).await
+    }
+
+    pub async fn start_with(mut base: Config, clock: Option<warden::types::time::SharedClock>) -> Split {
+        warden::install_crypto_provider();
+        let root = tempfile::tempdir().expect("tempdir");
+        let pki = warden::security::tls::DevPki::new(root.path());
+        pki.ensure().expect("dev CA");
+        base.tls.cert = Some(root.path().join("tls/server.pem"));
+        base.tls.key = Some(root.path().join("tls/server.key"));
+        let (issuer_addr, mcp_addr) = (free_addr(), free_addr());
+        let issuer = format!("https://{issuer_addr}");
+        let mcp = format!("https://{mcp_addr}/mcp");
+        base.issuer.resources = vec![mcp.clone()];
+        base.service.issuer = Some(issuer.clone());
+        base.service.issuer_ca_file = Some(pki.ca_path());
+        let http = http_client(&ClientTls { ca_file: Some(pki.ca_path()), ca_only: true }, Duration::from_secs(10))
+            .expect("client");
+        let mut s = Split {
+            root,
+            clock,
+            issuer_addr,
+            mcp_addr,
+            issuer,
+            mcp,
+            http,
+            base,
+            issuer_running: None,
+            service_running: None,
+        };
+        s.start_issuer(false).await;
+        s.start_service().await;
+        s
+    }
+
+    fn opts(&self, only: warden::serve::Only, rotate_keys: bool) -> ServeOptions {
+        ServeOptions {
+            issuer_addr: Some(self.issuer_addr),
+            mcp_addr: Some(self.mcp_addr),
+            only: Some(only),
+            rotate_keys,
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Starts the issuer (`rotate_keys`: as `warden serve --rotate-keys`).
+    pub async fn start_issuer(&mut self, rotate_keys: bool) {
+        let opts = self.opts(warden::serve::Only::Issuer, rotate_keys);
+        let running = start(&self.base, &self.root.path().join("issuer"), &opts).await.expect("issuer starts");
+        assert_eq!(running.issuer_url.as_deref(), Some(self.issuer.as_str()));
+        self.issuer_running = Some(running);
+    }
+
+    pub async fn stop_issuer(&mut self) {
+        if let Some(r) = self.issuer_running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    pub async fn start_service(&mut self) {
+        let opts = self.opts(warden::serve::Only::Service, false);
+        let running = start(&self.base, &self.root.path().join("service"), &opts).await.expect("service starts");
+        assert_eq!(running.mcp_url.as_deref(), Some(self.mcp.as_str()));
+        self.service_running = Some(running);
+    }
+
+    pub async fn stop_service(&mut self) {
+        if let Some(r) = self.service_running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// The issuer's current signing key id.
+    pub fn active_kid(&self) -> String {
+        self.issuer_running.as_ref().and_then(|r| r.keys.as_ref()).expect("issuer running").active().kid.clone()
+    }
+
+    /// A client config for these servers; `url` replaces the service URL the client dials
+    /// (a proxy in front of it), the resource staying the service's.
+    pub fn client_config(&self, url: Option<&str>) -> Config {
+        let path = self.root.path().join("issuer/client.toml");
+        let mut c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let client = c.client.as_mut().unwrap();
+        client.ca_file = Some(self.root.path().join("tls/ca.pem"));
+        client.ca_only = true;
+        c.servers = vec![warden::config::ServerEntry {
+            name: "customer-service".into(),
+            url: url.unwrap_or(&self.mcp).to_string(),
+            resource: Some(self.mcp.clone()),
+            headers: Default::default(),
+            scopes: Default::default(),
+        }];
+        c
+    }
+
+    pub fn ticket_rows(&self) -> i64 {
+        let c = rusqlite::Connection::open(self.root.path().join("service/service.db")).unwrap();
+        c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_service().await;
+        self.stop_issuer().await;
+    }
+}
+
+/// What a [`Proxy`] does with the bytes the upstream sends back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Relay everything.
+    Pass,
+    /// Hold every response until the mode changes (a hung server).
+    Stall,
+    /// On the next response: swallow it and go down (listener closed, every connection
+    /// cut), as a server that crashes after doing the work but before answering.
+    CrashOnResponse,
+}
+
+struct ProxyState {
+    addr: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    mode: parking_lot::Mutex<ProxyMode>,
+    changed: tokio::sync::Notify,
+    crashed: tokio::sync::Notify,
+    /// Cancelled when the proxy goes down; replaced when it comes back up.
+    life: parking_lot::Mutex<tokio_util::sync::CancellationToken>,
+}
+
+/// A TCP proxy on a fixed loopback port in front of a real server: the network path a
+/// test can stall, cut mid-call or take down and bring back. TLS passes through untouched.
+#[derive(Clone)]
+pub struct Proxy {
+    state: std::sync::Arc<ProxyState>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        let state = std::sync::Arc::new(ProxyState {
+            addr: free_addr(),
+            upstream,
+            mode: parking_lot::Mutex::new(ProxyMode::Pass),
+            changed: tokio::sync::Notify::new(),
+            crashed: tokio::sync::Notify::new(),
+            life: parking_lot::Mutex::new(tokio_util::sync::CancellationToken::new()),
+        });
+        let p = Proxy { state };
+        p.up().await;
+        p
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.state.addr
+    }
+
+    pub fn set_mode(&self, mode: ProxyMode) {
+        *self.state.mode.lock() = mode;
+        self.state.changed.notify_waiters();
+    }
+
+    /// Resolves when a `CrashOnResponse` has happened (also if it already had).
+    pub async fn crashed(&self) {
+        self.state.crashed.notified().await
+    }
+
+    /// Stops listening and cuts every connection.
+    pub fn down(&self) {
+        self.state.life.lock().cancel();
+    }
+
+    /// Listens again on the same address.
+    pub async fn up(&self) {
+        let life = tokio_util::sync::CancellationToken::new();
+        *self.state.life.lock() = life.clone();
+        let listener = tokio::net::TcpListener::bind(self.state.addr).await.expect("proxy binds");
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            loop {
+                let (down, _) = tokio::select! {
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                    () = life.cancelled() => break,
+                };
+                let (state, life) = (state.clone(), life.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = relay(down, state) => {}
+                        () = life.cancelled() => {}
+                    }
+                });
+            }
+        });
+    }
+}
+
+async fn relay(down: tokio::net::TcpStream, state: std::sync::Arc<ProxyState>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(up) = tokio::net::TcpStream::connect(state.upstream).await else { return };
+    let (mut down_r, mut down_w) = down.into_split();
+    let (mut up_r, mut up_w) = up.into_split();
+    let upward = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match down_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if up_w.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = up_w.shutdown().await;
+    };
+    let downward = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match up_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            loop {
+                let mode = *state.mode.lock();
+                match mode {
+                    ProxyMode::Pass => break,
+                    ProxyMode::Stall => {
+                        let changed = state.changed.notified();
+                        if *state.mode.lock() == ProxyMode::Stall {
+                            changed.await;
+                        }
+                    }
+                    ProxyMode::CrashOnResponse => {
+                        *state.mode.lock() = ProxyMode::Pass;
+                        state.life.lock().cancel();
+                        state.crashed.notify_one();
+                        return;
+                    }
+                }
+            }
+            if down_w.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::join!(upward, downward);
+}

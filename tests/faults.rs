@@ -1,0 +1,98 @@
+//! Faults against the real servers (issue 11, "Faults"): the issuer, the service and the
+//! network path between them stopped, restarted, stalled or cut mid-call, on manual time
+//! wherever the product waits. Each test says what a user sees: the events, the outcome
+//! classes and messages, the rows stored, the console's status bar.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proxy, ProxyMode, Split};
+use serde_json::json;
+use warden::mcp::ClientStack;
+use warden::mcp::secure_tool::{CallPolicy, CallReport};
+use warden::types::event::{CallOutcome, Event, EventBus, EventKind, FailureClass, RefreshReason, Scope};
+use warden::types::time::ManualClock;
+
+async fn call(stack: &ClientStack, tool: &str, args: serde_json::Value) -> CallReport {
+    stack.tool(tool).unwrap_or_else(|| panic!("no tool {tool}")).call(args, &Scope::default()).await
+}
+
+async fn read_customer(stack: &ClientStack) -> CallReport {
+    call(stack, "get_customer_info", json!({"customer_id": "ABC123"})).await
+}
+
+fn failed(r: &CallReport) -> (FailureClass, &str) {
+    match &r.outcome {
+        CallOutcome::Failed { class, message } => (*class, message.as_str()),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn issued(events: &[Event]) -> Vec<RefreshReason> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::TokenIssued { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn token_errors(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TokenError { detail } => Some(detail.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fault 1: the issuer goes away while a session runs. A token still valid keeps working
+/// through an early-refresh failure; once a token is needed the call fails with a clear
+/// event (what failed, what to check) and nothing reaches the service; when the issuer is
+/// back the next call obtains a token, without restarting anything.
+#[tokio::test]
+async fn issuer_down_when_a_token_is_needed_then_recovery_without_restart() {
+    let clock = ManualClock::starting_now();
+    let mut s = Split::start(Some(clock.clone())).await;
+    let events = EventBus::recording().with_clock(clock.clone());
+    let stack = ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    assert!(read_customer(&stack).await.outcome.is_success());
+
+    s.stop_issuer().await;
+    // Inside the 60 s refresh skew, 50 s before expiry: the early refresh fails, is
+    // reported, and the still-valid token carries the call.
+    clock.advance(Duration::from_secs(850));
+    let r = read_customer(&stack).await;
+    assert!(r.outcome.is_success(), "{:?}", r.outcome);
+    let errors = token_errors(&events.recorded());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // Within the retry pause the next calls do not try again.
+    assert!(read_customer(&stack).await.outcome.is_success());
+    assert_eq!(token_errors(&events.recorded()).len(), 1);
+
+    // Past expiry: a token is needed and none can be had.
+    clock.advance(Duration::from_secs(60));
+    let r = read_customer(&stack).await;
+    let (class, message) = failed(&r);
+    assert_eq!(class, FailureClass::TokenUnavailable);
+    let endpoint = format!("{}/token", s.issuer);
+    assert!(message.starts_with(&format!("could not reach the token endpoint {endpoint}: ")), "{message}");
+    assert!(
+        message.ends_with("; check that the authorization server is running and reachable from here"),
+        "{message}"
+    );
+    assert_eq!(r.attempts, 0, "nothing was sent to the service");
+    let errors = token_errors(&events.recorded());
+    assert_eq!(errors.last().map(String::as_str), Some(message), "the event says the same");
+
+    // The issuer comes back on the same address: the next call gets a token and works.
+    s.start_issuer(false).await;
+    let r = read_customer(&stack).await;
+    assert!(r.outcome.is_success(), "{:?}", r.outcome);
+    assert_eq!(issued(&events.recorded()), vec![RefreshReason::Initial, RefreshReason::Expiring]);
+    stack.close().await;
+    s.stop().await;
+}
