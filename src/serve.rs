@@ -216,7 +216,8 @@ async fn build_service(
             discovered
         }
     };
-    let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()));
+    // On the servers' clock, like the verifier, so key ages move with it.
+    let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()).with_clock(decisions.clock().clone()));
     let n = jwks.refresh().await.map_err(|e| ServeError::Jwks { jwks_uri: jwks_uri.clone(), source: e.into() })?;
     tracing::info!(issuer = %issuer, jwks_uri = %jwks_uri, keys = n, "service trusts issuer");
     let verifier = Arc::new(

@@ -96,3 +96,43 @@ async fn issuer_down_when_a_token_is_needed_then_recovery_without_restart() {
     stack.close().await;
     s.stop().await;
 }
+
+/// Fault 2, end to end (tests/jwks.rs covers the cache alone): with the issuer (and its
+/// JWKS) down, the service keeps accepting a session's token on its cached keys past their
+/// 1 h max age; past the hard age (2 h) it fails closed with 401 even for a token it had
+/// verified before; when the JWKS is back it recovers on the next call after the cooldown.
+#[tokio::test]
+async fn jwks_down_cached_keys_then_401_then_recovery() {
+    let clock = ManualClock::starting_now();
+    let mut config = common::config(None);
+    // A token that outlives the key set's hard age, so only the keys decide.
+    config.issuer.token_ttl_secs = 3 * 3600;
+    let mut s = Split::start_with(config, Some(clock.clone())).await;
+    let events = EventBus::recording().with_clock(clock.clone());
+    let stack = ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    assert!(read_customer(&stack).await.outcome.is_success());
+
+    s.stop_issuer().await;
+    clock.advance(Duration::from_secs(3601));
+    let r = read_customer(&stack).await;
+    assert!(r.outcome.is_success(), "stale keys still verify: {:?}", r.outcome);
+
+    clock.advance(Duration::from_secs(3600));
+    let r = read_customer(&stack).await;
+    let (class, message) = failed(&r);
+    assert_eq!(class, FailureClass::TokenUnavailable, "{message}");
+    assert!(
+        message.starts_with("the server rejected the token (Bearer error=\"invalid_token\"")
+            && message.contains("refusing to trust stale keys")
+            && message.contains(&format!("could not reach the token endpoint {}/token", s.issuer)),
+        "{message}"
+    );
+    assert_eq!(r.attempts, 1);
+
+    s.start_issuer(false).await;
+    clock.advance(Duration::from_secs(31));
+    let r = read_customer(&stack).await;
+    assert!(r.outcome.is_success(), "{:?}", r.outcome);
+    stack.close().await;
+    s.stop().await;
+}

@@ -210,11 +210,17 @@ impl Verifier {
         }
         let key = sha256(token.as_bytes());
         let now = self.clock.now_epoch();
-        if let Some(hit) = self.cache.read().get(&key) {
-            if hit.exp + self.config.leeway_secs > now {
-                return Ok(hit.clone());
+        let hit = self.cache.read().get(&key).cloned();
+        if let Some(hit) = hit {
+            if hit.exp + self.config.leeway_secs <= now {
+                return Err(VerifyError::Expired);
             }
-            return Err(VerifyError::Expired);
+            // The key that signed it must still be usable: once the key set is past its
+            // hard age (the issuer unreachable too long) or the key was withdrawn, a token
+            // verified earlier fails closed like a new one would. A fresh set answers from
+            // memory, so this costs a map lookup.
+            self.jwks.key(&hit.kid).await?;
+            return Ok(hit);
         }
         let claims = Arc::new(self.verify_uncached(token, now).await?);
         self.remember(key, claims.clone(), now);

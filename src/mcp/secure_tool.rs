@@ -202,12 +202,17 @@ impl SecureTool {
                 };
             match failure {
                 // 401 is answered before any tool runs, so one retry is always safe.
-                Failure::Unauthorized { .. } if !refreshed => {
+                Failure::Unauthorized { www_authenticate } if !refreshed => {
                     refreshed = true;
                     match self.tokens.refresh_rejected(&claims).await {
                         Ok(c) => claims = c,
                         Err(e) => {
-                            return (failed(FailureClass::Unauthorized, &e.to_string()), attempt);
+                            let class =
+                                if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::TokenUnavailable };
+                            let msg = format!(
+                                "the server rejected the token ({www_authenticate}) and no new one could be had: {e}"
+                            );
+                            return (failed(class, &msg), attempt);
                         }
                     }
                     self.retry(scope, attempt, RetryReason::Unauthorized, "401: refreshed the token", Duration::ZERO);
