@@ -136,3 +136,62 @@ async fn jwks_down_cached_keys_then_401_then_recovery() {
     stack.close().await;
     s.stop().await;
 }
+
+fn ticket_args() -> serde_json::Value {
+    json!({"customer_id": "ABC123", "subject": "Grill", "description": "The grill is defective.", "priority": "high"})
+}
+
+/// Fault 4: the service restarts under a running session. Between calls, the next call
+/// just works. A ticket creation in flight when the service goes down (it did the work,
+/// the answer never came) is reported as outcome unknown with the idempotency key that
+/// makes a deliberate repeat safe, and is not replayed; after the restart the session's
+/// next calls work, and repeating with that key returns the same ticket.
+#[tokio::test]
+async fn service_restart_mid_session_reconnects_and_an_interrupted_ticket_is_outcome_unknown() {
+    let clock = ManualClock::starting_now();
+    let mut s = Split::start(Some(clock.clone())).await;
+    let proxy = Proxy::start(s.mcp_addr).await;
+    let url = format!("https://{}/mcp", proxy.addr());
+    let events = EventBus::recording().with_clock(clock.clone());
+    let stack =
+        ClientStack::connect(&s.client_config(Some(&url)), None, CallPolicy::default(), events.clone()).await.unwrap();
+    assert!(read_customer(&stack).await.outcome.is_success());
+
+    // A restart between two calls.
+    s.stop_service().await;
+    s.start_service().await;
+    let r = read_customer(&stack).await;
+    assert!(r.outcome.is_success(), "{:?}", r.outcome);
+
+    // The service goes down after creating the ticket, before its answer arrives.
+    proxy.set_mode(ProxyMode::CrashOnResponse);
+    let r = call(&stack, "create_support_ticket", ticket_args()).await;
+    proxy.crashed().await;
+    let (class, message) = failed(&r);
+    assert_eq!(class, FailureClass::OutcomeUnknown, "{message}");
+    assert_eq!(r.attempts, 1, "not replayed");
+    assert_eq!(s.ticket_rows(), 1, "the service did create it");
+    let key = message.split('"').nth(1).unwrap_or_default().to_string();
+    assert!(key.starts_with("warden-"), "{message}");
+    assert!(
+        message.starts_with("outcome unknown: connection lost: ")
+            && message.ends_with(&format!(
+                "; the call may have run on the server and is not repeated automatically; check before repeating it, or repeat it with idempotency_key \"{key}\" (the server then returns the same result instead of running it twice)"
+            )),
+        "{message}"
+    );
+
+    s.stop_service().await;
+    s.start_service().await;
+    proxy.up().await;
+    let r = read_customer(&stack).await;
+    assert!(r.outcome.is_success(), "{:?}", r.outcome);
+    let mut args = ticket_args();
+    args["idempotency_key"] = json!(key);
+    let r = call(&stack, "create_support_ticket", args).await;
+    let CallOutcome::Success { structured, .. } = &r.outcome else { panic!("{:?}", r.outcome) };
+    assert_eq!(structured.as_ref().unwrap()["ticket_id"], "TKT-000001");
+    assert_eq!(s.ticket_rows(), 1, "the same ticket, not a second one");
+    stack.close().await;
+    s.stop().await;
+}

@@ -180,7 +180,10 @@ impl SecureTool {
         if self.spec.takes_idempotency_key && !args.contains_key("idempotency_key") {
             args.insert("idempotency_key".into(), Value::String(format!("warden-{}", uuid::Uuid::new_v4())));
         }
-        let repeatable = self.spec.retry_safe || args.contains_key("idempotency_key");
+        // Only calls without side effects are sent again after a failure that may have
+        // reached the server: a call with side effects is reported as outcome unknown
+        // instead (its idempotency key makes a deliberate repeat safe).
+        let repeatable = self.spec.retry_safe;
         Ok(Prepared { args, claims, repeatable })
     }
 
@@ -261,6 +264,9 @@ impl SecureTool {
                     self.retry(scope, attempt, RetryReason::Transient, &f.message(), delay);
                     self.events.clock().sleep(delay).await;
                 }
+                f @ (Failure::Timeout | Failure::ConnectionLost(_)) if !repeatable => {
+                    return (outcome_unknown(&f, args.get("idempotency_key").and_then(Value::as_str)), attempt);
+                }
                 f => {
                     let mut msg = f.message();
                     if f.is_ambiguous() && !repeatable {
@@ -298,6 +304,24 @@ fn denied(
     };
     let missing = granted.missing(&required);
     CallOutcome::Denied { side, required, granted, missing, status, www_authenticate }
+}
+
+/// A call with side effects whose request may have reached the server before the failure:
+/// it may or may not have run. Says so, and how to repeat it safely.
+fn outcome_unknown(f: &Failure, idempotency_key: Option<&str>) -> CallOutcome {
+    let repeat = match idempotency_key {
+        Some(k) => format!(
+            "check before repeating it, or repeat it with idempotency_key \"{k}\" (the server then returns the same result instead of running it twice)"
+        ),
+        None => "check on the server before repeating it".to_string(),
+    };
+    failed(
+        FailureClass::OutcomeUnknown,
+        &format!(
+            "outcome unknown: {}; the call may have run on the server and is not repeated automatically; {repeat}",
+            f.message()
+        ),
+    )
 }
 
 fn failed(class: FailureClass, message: &str) -> CallOutcome {
