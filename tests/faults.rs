@@ -195,3 +195,55 @@ async fn service_restart_mid_session_reconnects_and_an_interrupted_ticket_is_out
     stack.close().await;
     s.stop().await;
 }
+
+fn failures(events: &[Event]) -> Vec<CallOutcome> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ToolResult { outcome, .. } if !outcome.is_success() => Some(outcome.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fault 3: the issuer restarts with `--rotate-keys` while sessions run. Tokens signed
+/// with the previous key keep working (it stays published), a session that starts right
+/// after the rotation gets a token with the new key and the service accepts it at once,
+/// and the running session's refresh moves it to the new key: no call fails.
+#[tokio::test]
+async fn key_rotation_while_sessions_run_fails_no_call() {
+    let clock = ManualClock::starting_now();
+    let mut s = Split::start(Some(clock.clone())).await;
+    let events = EventBus::recording().with_clock(clock.clone());
+    let first =
+        ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    assert!(read_customer(&first).await.outcome.is_success());
+    let old_kid = s.active_kid();
+
+    clock.advance(Duration::from_secs(5));
+    s.stop_issuer().await;
+    s.start_issuer(true).await;
+    let new_kid = s.active_kid();
+    assert_ne!(new_kid, old_kid);
+    assert!(read_customer(&first).await.outcome.is_success(), "a token under the previous key still works");
+
+    clock.advance(Duration::from_secs(5));
+    let second =
+        ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    assert_eq!(second.servers[0].tokens.info().unwrap().kid, new_kid);
+    for _ in 0..3 {
+        assert!(read_customer(&second).await.outcome.is_success());
+        assert!(read_customer(&first).await.outcome.is_success());
+    }
+
+    // The first session's token reaches its refresh window: the new one is under the new key.
+    clock.advance(Duration::from_secs(850));
+    let r = read_customer(&first).await;
+    assert!(r.outcome.is_success(), "{:?}", r.outcome);
+    assert_eq!(first.servers[0].tokens.info().unwrap().kid, new_kid);
+    assert!(call(&second, "create_support_ticket", ticket_args()).await.outcome.is_success());
+    assert_eq!(failures(&events.recorded()), Vec::<CallOutcome>::new());
+    first.close().await;
+    second.close().await;
+    s.stop().await;
+}

@@ -1,8 +1,10 @@
 //! JWKS cache: signing keys by `kid`, fetched from the issuer's `jwks_uri`.
 //!
-//! Never fetched per request. A lookup for an unknown `kid` triggers at most one refetch
-//! per cooldown (so a flood of forged kids cannot turn us into a DoS amplifier against the
-//! issuer), refetches are single-flight, and keys older than `max_age` are refreshed. If a
+//! Never fetched per request. Lookups for unknown `kid`s trigger at most
+//! `UNKNOWN_KID_BURST` refetches per cooldown, a second apart (so a flood of forged kids
+//! cannot turn us into a DoS amplifier against the issuer, yet a key rotated in just after
+//! a fetch is picked up at once rather than refused for a whole cooldown), refetches are
+//! single-flight, and keys older than `max_age` are refreshed. If a
 //! refresh fails, the old keys stay usable for one more `max_age` and then the cache fails
 //! closed.
 
@@ -18,6 +20,10 @@ use crate::types::time::{self, SharedClock};
 
 /// Largest JWKS document we accept; a real one is a few KB.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Refetches an unknown kid may cause per cooldown window…
+const UNKNOWN_KID_BURST: usize = 3;
+/// …and at least this far apart (clock ms).
+const UNKNOWN_KID_GAP_MS: u64 = 1_000;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,6 +44,8 @@ struct Keys {
     /// Clock milliseconds of the last successful fetch, and of the last attempt.
     fetched_at: Option<u64>,
     last_attempt: Option<u64>,
+    /// Clock milliseconds of the most recent attempts (at most `UNKNOWN_KID_BURST`).
+    recent_attempts: std::collections::VecDeque<u64>,
     /// Why the last attempt failed (returned while no keys were ever fetched).
     last_error: Option<JwksError>,
 }
@@ -124,8 +132,16 @@ impl JwksCache {
             return found;
         }
         // The cooldown holds for stale keys too: with the issuer down, every uncached
-        // verification would otherwise wait on this lock and refetch.
-        let may_fetch = self.keys.read().last_attempt.is_none_or(|t| self.since(t) >= self.cooldown);
+        // verification would otherwise wait on this lock and refetch. An unknown kid in a
+        // fresh set gets the small burst instead.
+        let may_fetch = {
+            let k = self.keys.read();
+            if self.is_stale(&k) {
+                k.last_attempt.is_none_or(|t| self.since(t) >= self.cooldown)
+            } else {
+                self.may_refetch_for_unknown_kid(&k)
+            }
+        };
         if may_fetch && let Err(e) = self.fetch_and_install().await {
             tracing::warn!(error = %e, "JWKS refresh failed");
             self.keys.write().last_error = Some(e);
@@ -142,6 +158,14 @@ impl JwksCache {
         k.by_kid.get(kid).cloned().ok_or_else(|| JwksError::UnknownKid(truncate(kid)))
     }
 
+    /// Whether an unknown kid may cause a refetch now: fewer than `UNKNOWN_KID_BURST`
+    /// attempts inside the cooldown window, the last one at least a second ago.
+    fn may_refetch_for_unknown_kid(&self, k: &Keys) -> bool {
+        let within = k.recent_attempts.iter().filter(|t| self.since(**t) < self.cooldown).count();
+        let gap_ok = k.last_attempt.is_none_or(|t| self.since(t) >= Duration::from_millis(UNKNOWN_KID_GAP_MS));
+        within < UNKNOWN_KID_BURST && gap_ok
+    }
+
     fn is_stale(&self, k: &Keys) -> bool {
         matches!(self.source, Source::Url { .. }) && k.fetched_at.is_none_or(|t| self.since(t) > self.max_age)
     }
@@ -155,9 +179,7 @@ impl JwksCache {
         }
         match k.by_kid.get(kid) {
             Some(key) => Some(Ok(key.clone())),
-            None if k.last_attempt.is_some_and(|t| self.since(t) < self.cooldown) => {
-                Some(Err(JwksError::UnknownKid(truncate(kid))))
-            }
+            None if !self.may_refetch_for_unknown_kid(&k) => Some(Err(JwksError::UnknownKid(truncate(kid)))),
             None if matches!(self.source, Source::Fixed) => Some(Err(JwksError::UnknownKid(truncate(kid)))),
             None => None,
         }
@@ -167,7 +189,15 @@ impl JwksCache {
         let Source::Url { client, url } = &self.source else {
             return Ok(self.keys.read().by_kid.len());
         };
-        self.keys.write().last_attempt = Some(self.clock.now_ms());
+        {
+            let now = self.clock.now_ms();
+            let mut k = self.keys.write();
+            k.last_attempt = Some(now);
+            k.recent_attempts.push_back(now);
+            while k.recent_attempts.len() > UNKNOWN_KID_BURST {
+                k.recent_attempts.pop_front();
+            }
+        }
         let fetch_err = |reason: String| JwksError::Fetch { url: url.clone(), reason };
         let resp = client.get(url).send().await.map_err(|e| fetch_err(e.to_string()))?;
         if !resp.status().is_success() {

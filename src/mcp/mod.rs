@@ -295,7 +295,7 @@ async fn build_tokens(
     };
     let verifier = Verifier::new(
         VerifierConfig { issuer: client.issuer.clone(), audience: resource.clone(), leeway_secs: DEFAULT_LEEWAY_SECS },
-        Arc::new(JwksCache::from_url(http.clone(), jwks_uri)),
+        Arc::new(JwksCache::from_url(http.clone(), jwks_uri).with_clock(events.clock().clone())),
     )
     .with_clock(events.clock().clone());
     let source =
