@@ -58,7 +58,8 @@ async fn issuer_down_when_a_token_is_needed_then_recovery_without_restart() {
     let clock = ManualClock::starting_now();
     let mut s = Split::start(Some(clock.clone())).await;
     let events = EventBus::recording().with_clock(clock.clone());
-    let stack = ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    let stack =
+        ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
     assert!(read_customer(&stack).await.outcome.is_success());
 
     s.stop_issuer().await;
@@ -80,10 +81,7 @@ async fn issuer_down_when_a_token_is_needed_then_recovery_without_restart() {
     assert_eq!(class, FailureClass::TokenUnavailable);
     let endpoint = format!("{}/token", s.issuer);
     assert!(message.starts_with(&format!("could not reach the token endpoint {endpoint}: ")), "{message}");
-    assert!(
-        message.ends_with("; check that the authorization server is running and reachable from here"),
-        "{message}"
-    );
+    assert!(message.ends_with("; check that the authorization server is running and reachable from here"), "{message}");
     assert_eq!(r.attempts, 0, "nothing was sent to the service");
     let errors = token_errors(&events.recorded());
     assert_eq!(errors.last().map(String::as_str), Some(message), "the event says the same");
@@ -109,7 +107,8 @@ async fn jwks_down_cached_keys_then_401_then_recovery() {
     config.issuer.token_ttl_secs = 3 * 3600;
     let mut s = Split::start_with(config, Some(clock.clone())).await;
     let events = EventBus::recording().with_clock(clock.clone());
-    let stack = ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    let stack =
+        ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
     assert!(read_customer(&stack).await.outcome.is_success());
 
     s.stop_issuer().await;
@@ -245,5 +244,51 @@ async fn key_rotation_while_sessions_run_fails_no_call() {
     assert_eq!(failures(&events.recorded()), Vec::<CallOutcome>::new());
     first.close().await;
     second.close().await;
+    s.stop().await;
+}
+
+/// A session (audit trail, monitor, offline planner) on `config`, its core started.
+async fn open_session(
+    config: &warden::config::Config,
+    state: &std::path::Path,
+    events: EventBus,
+) -> (warden::session::SessionHandle, tokio::sync::mpsc::Receiver<Event>) {
+    let opts = warden::session::SessionOptions { model: Some("offline".into()), ..Default::default() };
+    let session = warden::session::Session::open_on(config, state, opts, events).await.expect("session opens");
+    let rx = session.events().subscribe(1 << 16);
+    (session.start(tokio_util::sync::CancellationToken::new()), rx)
+}
+
+/// Fault 7 (regression): a service outage during a run. Warden's own connection-error
+/// text names the service's URL; the prompt-injection rule must judge only what a server
+/// or tool returned, so the outage raises no `prompt_injection` anomaly.
+#[tokio::test]
+async fn an_outage_raises_no_false_prompt_injection() {
+    let clock = ManualClock::starting_now();
+    let mut s = Split::start(Some(clock.clone())).await;
+    let state = tempfile::tempdir().unwrap();
+    let events = EventBus::recording().with_clock(clock.clone());
+    let (core, mut rx) = open_session(&s.client_config(None), state.path(), events.clone()).await;
+    s.stop_service().await;
+    assert!(
+        core.send(warden::session::command::Command::Submit("Look up customer ABC123 and tell me their tier.".into()))
+            .await
+    );
+    let report = warden::session::report::next_run(&mut rx).await.expect("the run finishes");
+    assert!(!report.tools().is_empty(), "the agent tried a tool");
+    let outages: Vec<String> = events
+        .recorded()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ToolResult {
+                outcome: CallOutcome::Failed { class: FailureClass::Connection, message }, ..
+            } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(!outages.is_empty() && outages.iter().all(|m| m.contains("https://127.0.0.1:")), "{outages:?}");
+    let counts = core.anomaly_counts();
+    assert_eq!(counts.get(&warden::types::event::AnomalyRule::PromptInjection), None, "{counts:?}");
+    core.shutdown().await;
     s.stop().await;
 }

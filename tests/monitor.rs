@@ -190,6 +190,47 @@ fn injection_in_an_observation_and_the_departure_after_it() {
     assert_eq!(anomalies(&bus).len(), a.len());
 }
 
+/// Regression (issue 11, faults): Warden's own failure text (a connection error naming
+/// the server's URL, a timeout) is not tool output and raises no prompt-injection anomaly;
+/// the same words returned by a tool as an error do.
+#[test]
+fn warden_failure_text_is_not_judged_as_tool_output() {
+    let (bus, _m) = setup();
+    start(&bus, "r", "What is the status of customer MNO345?");
+    let failed = |class, message: &str| EventKind::ToolResult {
+        tool: ToolName::new("s", "get_customer_info"),
+        outcome: CallOutcome::Failed { class, message: message.into() },
+        attempts: 2,
+        latency_ms: 1.0,
+        audit: CallAudit::default(),
+    };
+    use warden::types::event::FailureClass;
+    let url_error = "could not connect: error sending request for url (https://127.0.0.1:8001/mcp): Connection refused";
+    bus.emit(&run("r", 0), failed(FailureClass::Connection, url_error));
+    bus.emit(
+        &run("r", 1),
+        failed(FailureClass::TokenUnavailable, "could not reach the token endpoint https://127.0.0.1:8443/token"),
+    );
+    bus.emit(
+        &run("r", 2),
+        failed(FailureClass::OutcomeUnknown, "outcome unknown: connection lost: you are now disconnected"),
+    );
+    assert!(anomalies(&bus).is_empty(), "{:?}", anomalies(&bus));
+    bus.emit(
+        &run("r", 3),
+        EventKind::ToolResult {
+            tool: ToolName::new("s", "get_customer_info"),
+            outcome: CallOutcome::ToolError { message: format!("upstream said: {url_error}"), structured: None },
+            attempts: 1,
+            latency_ms: 1.0,
+            audit: CallAudit::default(),
+        },
+    );
+    let a = anomalies(&bus);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].2, "possible prompt injection in get_customer_info output: a URL");
+}
+
 #[test]
 fn manifest_change_is_a_rug_pull() {
     let (bus, _m) = setup();

@@ -1,5 +1,9 @@
 //! Possible prompt injection in a tool observation: instruction-like text, URLs, or hidden
 //! Unicode (zero-width, bidi controls, tag characters).
+//!
+//! Only what a server or tool returned is judged: a success's content and a tool error's
+//! message. Denials and failures are Warden's own words (a connection error names the
+//! server's URL), so an outage must not read as an injection.
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
 use crate::types::event::{AnomalyRule, AnomalySeverity, CallOutcome, Event, EventKind};
@@ -41,6 +45,17 @@ pub fn signs(text: &str) -> Vec<String> {
     out
 }
 
+/// The part of an outcome that came from the server or tool, if any. Exhaustive on
+/// purpose: a new kind of outcome must decide whose words it carries.
+fn server_content(outcome: &CallOutcome) -> Option<String> {
+    match outcome {
+        CallOutcome::Success { text, structured: Some(v) } if text.is_empty() => Some(v.to_string()),
+        CallOutcome::Success { text, .. } => Some(text.clone()),
+        CallOutcome::ToolError { message, .. } => Some(message.clone()),
+        CallOutcome::Denied { .. } | CallOutcome::Failed { .. } => None,
+    }
+}
+
 impl Rule for Injection {
     fn rule(&self) -> AnomalyRule {
         AnomalyRule::PromptInjection
@@ -48,10 +63,7 @@ impl Rule for Injection {
 
     fn observe(&mut self, e: &Event, _run: Option<&RunState>, _cfg: &MonitorConfig) -> Vec<Finding> {
         let EventKind::ToolResult { tool, outcome, .. } = &e.kind else { return Vec::new() };
-        let text = match outcome {
-            CallOutcome::Success { text, structured: Some(v) } if text.is_empty() => v.to_string(),
-            other => other.tool_text().unwrap_or_default().to_string(),
-        };
+        let Some(text) = server_content(outcome) else { return Vec::new() };
         let tool = &tool.name;
         let signs = signs(&text);
         if signs.is_empty() {
