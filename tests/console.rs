@@ -520,3 +520,49 @@ fn ctrl_c_in_an_overlay_closes_it_and_cancels() {
     assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Command::Cancel]);
     assert!(app.overlay.is_none());
 }
+
+/// The status bar marks a server down from a call that could not reach it (issue 11,
+/// faults), names it, counts the others, and clears the mark when it answers again; a call
+/// that never left the client (no token) says nothing about the server.
+#[test]
+fn the_status_bar_marks_a_server_down_and_up_from_call_outcomes() {
+    let mut info = info();
+    info.servers.push(("billing".into(), "https://127.0.0.1:8002/mcp".into()));
+    let bus = EventBus::recording();
+    let result = |server: &str, outcome: CallOutcome, attempts: u32| EventKind::ToolResult {
+        tool: ToolName::new(server, "get_customer_info"),
+        outcome,
+        attempts,
+        latency_ms: 1.0,
+        audit: Default::default(),
+    };
+    let fail = |class, message: &str| CallOutcome::Failed { class, message: message.into() };
+    use warden::types::event::FailureClass;
+    let status = |app: &App| screen(app, 120, 30).lines().last().unwrap().trim_end().to_string();
+    let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
+    assert!(status(&app).starts_with("● 2 servers │"), "{}", status(&app));
+    app.ingest(
+        &bus.emit(
+            &Scope::default(),
+            result("billing", fail(FailureClass::Connection, "could not connect: refused"), 2),
+        ),
+    );
+    assert!(status(&app).starts_with("✖ billing down (1 up) │ model"), "{}", status(&app));
+    app.ingest(
+        &bus.emit(&Scope::default(), result("customer-service", fail(FailureClass::TokenUnavailable, "no token"), 0)),
+    );
+    assert!(status(&app).starts_with("✖ billing down (1 up) │"), "{}", status(&app));
+    app.ingest(
+        &bus.emit(
+            &Scope::default(),
+            result("customer-service", fail(FailureClass::Timeout, "the request timed out"), 2),
+        ),
+    );
+    assert!(status(&app).starts_with("✖ customer-service, billing down │"), "{}", status(&app));
+    app.ingest(&bus.emit(&Scope::default(), result("billing", fail(FailureClass::RateLimited, "429"), 3)));
+    app.ingest(&bus.emit(
+        &Scope::default(),
+        result("customer-service", CallOutcome::Success { structured: None, text: "ok".into() }, 1),
+    ));
+    assert!(status(&app).starts_with("● 2 servers │"), "{}", status(&app));
+}

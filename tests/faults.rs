@@ -292,3 +292,62 @@ async fn an_outage_raises_no_false_prompt_injection() {
     core.shutdown().await;
     s.stop().await;
 }
+
+/// The console's status bar (the last row) for `app` on a 120×30 screen.
+fn status_bar(app: &warden::tui::app::App) -> String {
+    use ratatui::{Terminal, backend::TestBackend};
+    let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    term.draw(|f| warden::tui::view::render(f, app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    (0..120).map(|x| buf[(x, 29)].symbol().to_string()).collect::<String>().trim_end().to_string()
+}
+
+/// Fault 8: the console's status bar shows the server down during an outage and up again
+/// after, derived from the events of real calls (as the console and a replay see them).
+#[tokio::test]
+async fn the_status_bar_shows_the_server_down_during_an_outage() {
+    let clock = ManualClock::starting_now();
+    let mut s = Split::start(Some(clock.clone())).await;
+    let events = EventBus::recording().with_clock(clock.clone());
+    let stack =
+        ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
+    let info = warden::tui::app::ConsoleInfo {
+        servers: vec![("customer-service".into(), s.mcp.clone())],
+        model: "offline-planner".into(),
+        mode: "LIVE".into(),
+        ..Default::default()
+    };
+    let mut app = warden::tui::app::App::new(
+        info,
+        warden::tui::theme::Theme::dark(),
+        warden::tui::keymap::Keymap::default(),
+        false,
+    );
+    let mut seen = 0;
+    let mut catch_up = |app: &mut warden::tui::app::App| {
+        let rec = events.recorded();
+        for e in &rec[seen..] {
+            app.ingest(e);
+        }
+        seen = rec.len();
+    };
+    assert!(read_customer(&stack).await.outcome.is_success());
+    catch_up(&mut app);
+    assert!(status_bar(&app).starts_with("● 1 server │ model offline-planner │ ○ idle"), "{}", status_bar(&app));
+
+    s.stop_service().await;
+    assert_eq!(failed(&read_customer(&stack).await).0, FailureClass::Connection);
+    catch_up(&mut app);
+    assert!(
+        status_bar(&app).starts_with("✖ customer-service down │ model offline-planner │ ○ idle"),
+        "{}",
+        status_bar(&app)
+    );
+
+    s.start_service().await;
+    assert!(read_customer(&stack).await.outcome.is_success());
+    catch_up(&mut app);
+    assert!(status_bar(&app).starts_with("● 1 server │"), "{}", status_bar(&app));
+    stack.close().await;
+    s.stop().await;
+}

@@ -54,6 +54,10 @@ pub struct App {
     pub notice: Option<String>,
     pub quit: bool,
     pub replay: bool,
+    /// Servers whose last sent call found them unreachable (connection, TLS, timeout,
+    /// outcome unknown), by name; a later call they answer clears the mark. Derived from
+    /// `ToolResult` events only, so a replay shows the outage as it happened.
+    pub down: std::collections::BTreeSet<String>,
     /// Epoch seconds used for countdowns (set on every tick).
     pub now: u64,
     pub events_seen: u64,
@@ -78,6 +82,7 @@ impl App {
             notice: None,
             quit: false,
             replay,
+            down: Default::default(),
             now: crate::types::time::now_epoch(),
             events_seen: 0,
         }
@@ -120,6 +125,15 @@ impl App {
                 self.last_request = Some(request.clone());
             }
             EventKind::RunFinished { .. } => self.running = None,
+            EventKind::ToolResult { tool, outcome, attempts, .. } if *attempts > 0 => match outcome.server_reached() {
+                Some(true) => {
+                    self.down.remove(&tool.server);
+                }
+                Some(false) => {
+                    self.down.insert(tool.server.clone());
+                }
+                None => {}
+            },
             EventKind::Thought { .. } => {
                 if let Some((_, step)) = &mut self.running {
                     *step = e.step;

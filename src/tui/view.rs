@@ -65,8 +65,14 @@ pub fn render(f: &mut Frame, app: &App) {
 fn render_status(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let sep = Span::styled(" │ ", t.muted());
+    let down: Vec<&str> =
+        app.info.servers.iter().map(|(name, _)| name.as_str()).filter(|n| app.down.contains(*n)).collect();
     let servers = if app.info.servers.is_empty() {
         Span::styled("○ no servers", t.muted())
+    } else if !down.is_empty() {
+        let up = app.info.servers.len() - down.len();
+        let rest = if up > 0 { format!(" ({up} up)") } else { String::new() };
+        Span::styled(format!("✖ {} down{rest}", down.join(", ")), t.colored(t.error).add_modifier(Modifier::BOLD))
     } else {
         Span::styled(
             format!("● {} server{}", app.info.servers.len(), if app.info.servers.len() == 1 { "" } else { "s" }),

@@ -359,6 +359,29 @@ impl CallOutcome {
         }
     }
 
+    /// What this outcome says about the MCP server's availability, for a call that was
+    /// sent (attempts > 0): `Some(true)` when the server answered (a result, a tool error,
+    /// a 403, 401 or 429, a protocol error), `Some(false)` when it could not be reached or
+    /// stopped answering (connection, TLS, timeout, outcome unknown), `None` when nothing
+    /// about the server follows (a local refusal, no token, invalid arguments, blocked).
+    pub fn server_reached(&self) -> Option<bool> {
+        match self {
+            Self::Success { .. } | Self::ToolError { .. } => Some(true),
+            Self::Denied { side: DenialSide::Server, .. } => Some(true),
+            Self::Denied { side: DenialSide::Client, .. } => None,
+            Self::Failed { class, .. } => match class {
+                FailureClass::Connection | FailureClass::Tls | FailureClass::Timeout | FailureClass::OutcomeUnknown => {
+                    Some(false)
+                }
+                FailureClass::ToolError
+                | FailureClass::Unauthorized
+                | FailureClass::RateLimited
+                | FailureClass::Protocol => Some(true),
+                FailureClass::InvalidArguments | FailureClass::Blocked | FailureClass::TokenUnavailable => None,
+            },
+        }
+    }
+
     /// The same outcome without what the tool returned (the audit trail records the
     /// decision, not customer data).
     pub fn without_content(&self) -> Self {
