@@ -351,3 +351,124 @@ async fn the_status_bar_shows_the_server_down_during_an_outage() {
     stack.close().await;
     s.stop().await;
 }
+
+/// Fault 5: a hung service. The client's timeout fires with a clear error (a read is
+/// retried once, then fails as a timeout; a ticket ends as outcome unknown), and a session
+/// stalled on the hung call still processes commands: Cancel ends the run at once.
+#[tokio::test]
+async fn a_slow_service_times_out_and_the_session_stays_responsive() {
+    let clock = ManualClock::starting_now();
+    let s = Split::start(Some(clock.clone())).await;
+    let proxy = Proxy::start(s.mcp_addr).await;
+    let url = format!("https://{}/mcp", proxy.addr());
+    let config = s.client_config(Some(&url));
+    let events = EventBus::recording().with_clock(clock.clone());
+    let policy = CallPolicy { timeout: Duration::from_millis(300), ..CallPolicy::default() };
+    let stack = ClientStack::connect(&config, None, policy, events.clone()).await.unwrap();
+
+    proxy.set_mode(ProxyMode::Stall);
+    let started = std::time::Instant::now();
+    let r = read_customer(&stack).await;
+    let (class, message) = failed(&r);
+    assert_eq!((class, r.attempts), (FailureClass::Timeout, 2), "{message}");
+    assert_eq!(
+        message,
+        "no answer from customer-service within 0.3 s; the server may be overloaded or hung: check it, or raise [client] timeout_secs"
+    );
+    let r = call(&stack, "create_support_ticket", ticket_args()).await;
+    let (class, message) = failed(&r);
+    assert_eq!((class, r.attempts), (FailureClass::OutcomeUnknown, 1), "{message}");
+    assert!(message.starts_with("outcome unknown: no answer from customer-service within 0.3 s;"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the timeouts fired: {:?}", started.elapsed());
+    proxy.set_mode(ProxyMode::Pass);
+    assert!(read_customer(&stack).await.outcome.is_success());
+    stack.close().await;
+
+    // A session whose run hangs on the service still takes commands.
+    let state = tempfile::tempdir().unwrap();
+    let session_events = EventBus::recording().with_clock(clock.clone());
+    let (core, mut rx) = open_session(&config, state.path(), session_events.clone()).await;
+    proxy.set_mode(ProxyMode::Stall);
+    assert!(core.send(warden::session::command::Command::Submit("Look up customer ABC123.".into())).await);
+    // Wait (bounded) until the run is stuck in its tool call.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = rx.recv().await {
+            if matches!(e.kind, EventKind::ToolCall { .. }) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the run reaches its tool call");
+    let cancelled_at = std::time::Instant::now();
+    assert!(core.send(warden::session::command::Command::Cancel).await);
+    let finished = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(e) = rx.recv().await {
+            if let EventKind::RunFinished { status, .. } = e.kind {
+                return status;
+            }
+        }
+        panic!("the bus closed")
+    })
+    .await
+    .expect("Cancel is processed while the call hangs");
+    assert_eq!(finished, warden::types::event::RunStatus::Cancelled);
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+    proxy.set_mode(ProxyMode::Pass);
+    core.shutdown().await;
+    s.stop().await;
+}
+
+/// Fault 6: a 429 storm. Every call stops after the bounded number of attempts; the total
+/// back-off of a call is capped (a long `Retry-After` ends the call early instead of
+/// waiting it out twice); back-off delays carry jitter (not all identical). All waits are
+/// on the manual clock.
+#[tokio::test]
+async fn a_429_storm_is_bounded_capped_and_jittered() {
+    use warden::types::time::Clock;
+    let clock = ManualClock::starting_now();
+    for (fault, attempts) in [(common::Fault::RateLimit, 3u32), (common::Fault::RateLimitFor(8), 2)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let mut config = common::config(None);
+        config.issuer.resources = vec![url.clone()];
+        let s = common::Stack::start_with(config).await;
+        let url = common::faulty_service(listener, &s, fault).await;
+        let events = EventBus::recording().with_clock(clock.clone());
+        let config = common::client_config(&s, Some(vec![("faulty".into(), url)]));
+        let policy = CallPolicy::default();
+        let stack = ClientStack::connect(&config, None, policy.clone(), events.clone()).await.unwrap();
+        let wall = std::time::Instant::now();
+        for _ in 0..8 {
+            let before = clock.now_ms();
+            let r = read_customer(&stack).await;
+            let waited = Duration::from_millis(clock.now_ms() - before);
+            let (class, message) = failed(&r);
+            assert_eq!((class, r.attempts), (FailureClass::RateLimited, attempts), "{message}");
+            assert!(waited <= policy.max_total_wait, "{waited:?}");
+            if fault == common::Fault::RateLimitFor(8) {
+                // One wait of 8 s + jitter; a second would pass the 15 s budget.
+                assert!(waited >= Duration::from_secs(8) && waited < Duration::from_millis(8250), "{waited:?}");
+                assert!(message.ends_with("s would pass the 15 s retry budget"), "{message}");
+            }
+        }
+        assert!(wall.elapsed() < Duration::from_secs(5), "no real waiting: {:?}", wall.elapsed());
+        let delays: Vec<u64> = events
+            .recorded()
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::ToolRetry { delay_ms, .. } => Some(delay_ms),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delays.len(), 8 * (attempts as usize - 1));
+        let floor = if attempts == 3 { 1000 } else { 8000 };
+        assert!(delays.iter().all(|d| (floor..floor + 250).contains(d)), "{delays:?}");
+        let mut distinct = delays.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 1, "jittered, not identical: {delays:?}");
+        stack.close().await;
+        s.stop().await;
+    }
+}

@@ -4,12 +4,14 @@
 //!    naming the missing scopes (fast, clear feedback; the server still decides).
 //! 2. Call, with a timeout.
 //! 3. Classify: success, tool error, 401 (refresh once, retry once), 403
-//!    `insufficient_scope` (denied, with the server's scopes), 429 (honour `Retry-After`
-//!    up to a cap, a few attempts, with jitter), timeout, connection, TLS.
+//!    `insufficient_scope` (denied, with the server's scopes), 429 (exponential back-off
+//!    never shorter than `Retry-After`, with jitter; a few attempts, each wait and all waits
+//!    together capped), timeout, connection, TLS.
 //!
-//! A call that is not safe to repeat (not read-only, not idempotent, no idempotency key)
-//! is never replayed after a failure whose outcome is unknown. For tools that accept an
-//! `idempotency_key`, one is generated per logical call, which makes retries safe.
+//! A call with side effects (not read-only, not declared idempotent) is never replayed
+//! after a failure whose outcome is unknown (connection lost, timeout): it ends as
+//! `OutcomeUnknown`. For tools that accept an `idempotency_key`, one is generated per
+//! logical call and named in that outcome, so a deliberate repeat cannot run it twice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +27,9 @@ use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
 use crate::types::tool::ToolName;
 
+/// The first back-off after a 429 without `Retry-After`; it doubles per 429.
+const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(500);
+
 /// Retry and timeout bounds for one logical call.
 #[derive(Debug, Clone)]
 pub struct CallPolicy {
@@ -33,6 +38,8 @@ pub struct CallPolicy {
     pub rate_limit_attempts: u32,
     /// Longest `Retry-After` we wait; a longer one gives up at once.
     pub max_retry_after: Duration,
+    /// Most time one call spends backing off after 429s, all waits together.
+    pub max_total_wait: Duration,
     /// Extra attempts after a transient failure, for calls that are safe to repeat.
     pub transient_retries: u32,
     /// Refuse locally when the token lacks the tool's scopes. Disable to let the server
@@ -46,6 +53,7 @@ impl Default for CallPolicy {
             timeout: Duration::from_secs(15),
             rate_limit_attempts: 3,
             max_retry_after: Duration::from_secs(10),
+            max_total_wait: Duration::from_secs(15),
             transient_retries: 1,
             precheck: true,
         }
@@ -193,6 +201,8 @@ impl SecureTool {
             Err(outcome) => return (outcome, 0),
         };
         let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
+        // Time spent backing off after 429s, against `max_total_wait`.
+        let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
             let failure =
@@ -252,8 +262,20 @@ impl SecureTool {
                         );
                         return (failed(FailureClass::RateLimited, &msg), attempt);
                     }
-                    let delay = wait + jitter(Duration::from_millis(250));
-                    self.retry(scope, attempt, RetryReason::RateLimited, "429: waiting for Retry-After", delay);
+                    // Exponential back-off, never shorter than the server asked, plus
+                    // jitter so clients limited together do not come back in lockstep.
+                    let backoff = RATE_LIMIT_BACKOFF.saturating_mul(1 << (rate_limited - 1).min(16)).max(wait);
+                    let delay = backoff + jitter(Duration::from_millis(250));
+                    if waited + delay > self.policy.max_total_wait {
+                        let msg = format!(
+                            "rate limited: gave up after {attempt} attempts; waiting another {:.1} s would pass the {} s retry budget",
+                            delay.as_secs_f64(),
+                            self.policy.max_total_wait.as_secs()
+                        );
+                        return (failed(FailureClass::RateLimited, &msg), attempt);
+                    }
+                    waited += delay;
+                    self.retry(scope, attempt, RetryReason::RateLimited, "429: backing off", delay);
                     self.events.clock().sleep(delay).await;
                 }
                 f @ (Failure::Timeout | Failure::ConnectFailed(_) | Failure::ConnectionLost(_))
@@ -265,16 +287,29 @@ impl SecureTool {
                     self.events.clock().sleep(delay).await;
                 }
                 f @ (Failure::Timeout | Failure::ConnectionLost(_)) if !repeatable => {
-                    return (outcome_unknown(&f, args.get("idempotency_key").and_then(Value::as_str)), attempt);
+                    let what = self.describe(&f);
+                    return (outcome_unknown(&what, args.get("idempotency_key").and_then(Value::as_str)), attempt);
                 }
                 f => {
-                    let mut msg = f.message();
+                    let mut msg = self.describe(&f);
                     if f.is_ambiguous() && !repeatable {
                         msg.push_str("; not retried: the call may have run and is not safe to repeat");
                     }
                     return (failed(f.class(), &msg), attempt);
                 }
             }
+        }
+    }
+
+    /// A failure in words; a timeout says how long we waited, on whom, and what to check.
+    fn describe(&self, f: &Failure) -> String {
+        match f {
+            Failure::Timeout => format!(
+                "no answer from {} within {:.1} s; the server may be overloaded or hung: check it, or raise [client] timeout_secs",
+                self.spec.id.server,
+                self.policy.timeout.as_secs_f64()
+            ),
+            other => other.message(),
         }
     }
 
@@ -308,7 +343,7 @@ fn denied(
 
 /// A call with side effects whose request may have reached the server before the failure:
 /// it may or may not have run. Says so, and how to repeat it safely.
-fn outcome_unknown(f: &Failure, idempotency_key: Option<&str>) -> CallOutcome {
+fn outcome_unknown(what: &str, idempotency_key: Option<&str>) -> CallOutcome {
     let repeat = match idempotency_key {
         Some(k) => format!(
             "check before repeating it, or repeat it with idempotency_key \"{k}\" (the server then returns the same result instead of running it twice)"
@@ -318,8 +353,7 @@ fn outcome_unknown(f: &Failure, idempotency_key: Option<&str>) -> CallOutcome {
     failed(
         FailureClass::OutcomeUnknown,
         &format!(
-            "outcome unknown: {}; the call may have run on the server and is not repeated automatically; {repeat}",
-            f.message()
+            "outcome unknown: {what}; the call may have run on the server and is not repeated automatically; {repeat}"
         ),
     )
 }

@@ -138,6 +138,8 @@ pub fn www_authenticate(resp: &reqwest::Response) -> String {
 pub enum Fault {
     /// Always 429 with `Retry-After: 1`.
     RateLimit,
+    /// Always 429 with `Retry-After: N`.
+    RateLimitFor(u64),
     /// 401 with an `invalid_token` challenge to the first N calls, then pass through.
     Unauthorized(usize),
 }
@@ -180,6 +182,7 @@ pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fa
                     let n = seen.fetch_add(1, Ordering::SeqCst);
                     let fail = match fault {
                         Fault::RateLimit => Some((429, None)),
+                        Fault::RateLimitFor(_) => Some((429, None)),
                         Fault::Unauthorized(k) if n < k => {
                             Some((401, Some("Bearer error=\"invalid_token\", error_description=\"token has expired\"")))
                         }
@@ -188,7 +191,8 @@ pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fa
                     if let Some((status, challenge)) = fail {
                         let mut resp = axum::response::Response::builder().status(status);
                         if status == 429 {
-                            resp = resp.header("retry-after", "1");
+                            let secs = if let Fault::RateLimitFor(n) = fault { n } else { 1 };
+                            resp = resp.header("retry-after", secs.to_string());
                         }
                         if let Some(c) = challenge {
                             resp = resp.header("www-authenticate", c);
@@ -273,9 +277,19 @@ pub struct Split {
 }
 
 /// A free loopback port (bound and released: the server binds it next, and again after a
-/// restart).
+/// restart). Taken below Linux's ephemeral range (32768+), so an outgoing connection made
+/// while the server is down cannot take the port as its local one and block the restart.
 fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..2000 {
+        let port = 20_000 + (seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed) * 97) % 12_000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in 20000..32000")
 }
 
 impl Split {
