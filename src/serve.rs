@@ -251,19 +251,16 @@ fn server_audit(
     clock: Option<crate::types::time::SharedClock>,
 ) -> Result<crate::types::event::EventBus, ServeError> {
     let cfg = config.audit.clone().unwrap_or_default();
-    let log = Arc::new(
-        crate::observe::audit::AuditLog::open(
-            &state_dir.join("audit"),
-            "server",
-            cfg.server_fsync,
-            cfg.max_segment_bytes,
-        )
-        .map_err(ServeError::Audit)?,
-    );
     let mut bus = crate::types::event::EventBus::new();
     if let Some(clock) = clock {
         bus = bus.with_clock(clock);
     }
+    let opts =
+        cfg.log_options(state_dir, cfg.server_fsync, bus.clock().clone()).map_err(|e| ServeError::Audit(e.into()))?;
+    let log = Arc::new(
+        crate::observe::audit::AuditLog::open_with(&state_dir.join("audit"), "server", opts)
+            .map_err(ServeError::Audit)?,
+    );
     bus.add_journal(log.clone());
     if let crate::observe::audit::FsyncPolicy::Batch { interval_ms } = cfg.server_fsync {
         let weak = Arc::downgrade(&log);

@@ -6,5 +6,6 @@
 //! May import: `types`, `paths`. Enforced by `tests/layering.rs`.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod monitor;
 pub mod recorder;
