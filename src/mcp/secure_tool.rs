@@ -7,6 +7,9 @@
 //!    `insufficient_scope` (denied, with the server's scopes), 429 (honour `Retry-After`
 //!    up to a cap, a few attempts, with jitter), timeout, connection, TLS.
 //!
+//! Every call is recorded in the audit trail (`ToolCall`) before it is sent; if that record
+//! cannot be written the call is not sent and ends as `Failed { AuditUnavailable }`.
+//!
 //! A call that is not safe to repeat (not read-only, not idempotent, no idempotency key)
 //! is never replayed after a failure whose outcome is unknown. For tools that accept an
 //! `idempotency_key`, one is generated per logical call, which makes retries safe.
@@ -118,7 +121,9 @@ impl SecureTool {
             Value::Object(m) => args_digest(m),
             _ => String::new(),
         };
-        self.events.emit(
+        // The call is recorded before anything is sent: a call the audit trail cannot record
+        // is not made (fail closed; `[audit] on_failure = "continue"` lets it through).
+        let recorded = self.events.emit_recorded(
             scope,
             EventKind::ToolCall {
                 tool: self.spec.id.clone(),
@@ -127,7 +132,13 @@ impl SecureTool {
                 required: self.spec.required_scopes.clone(),
             },
         );
-        let (outcome, attempts) = self.run(args, scope).await;
+        let (outcome, attempts) = match recorded {
+            Ok(_) => self.run(args, scope).await,
+            Err(e) => (
+                failed(FailureClass::AuditUnavailable, &format!("not called: the audit trail cannot be written ({e})")),
+                0,
+            ),
+        };
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
         self.events.emit(
             scope,
