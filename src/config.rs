@@ -478,6 +478,20 @@ mod tests {
     }
 
     #[test]
+    fn audit_keys_parse_and_an_old_audit_section_still_loads() {
+        let text = "[audit]\non_failure = \"continue\"\nretain_segments = 5\nretain_days = 30\ncheckpoint_key = \"/keys/a.key\"\ncheckpoint_every_records = 10\ndenial_interval_secs = 2\n";
+        let a = Config::parse(text, Path::new("a.toml")).unwrap().audit.unwrap();
+        assert_eq!(a.on_failure, crate::observe::audit::OnFailure::Continue);
+        assert_eq!((a.retain_segments, a.retain_bytes, a.retain_days), (Some(5), None, Some(30)));
+        assert_eq!(a.checkpoint_key_path(Path::new("/state")), PathBuf::from("/keys/a.key"));
+        assert_eq!((a.checkpoint_every_records, a.checkpoint_every_secs, a.denial_interval_secs), (10, 60, 2));
+        let old = Config::parse("[audit]\nmax_segment_bytes = 1000\n", Path::new("old.toml")).unwrap().audit.unwrap();
+        assert_eq!(old.on_failure, crate::observe::audit::OnFailure::Refuse);
+        assert_eq!(old.checkpoint_key_path(Path::new("/state")), PathBuf::from("/state/keys/audit-checkpoint.key"));
+        assert_eq!((old.denial_max_peers, old.retain_segments), (4096, None));
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_the_file_name() {
         let err = Config::parse("[issuer]\ntoken_tll_secs = 5\n", Path::new("my.toml")).unwrap_err();
         let msg = err.to_string();

@@ -17,6 +17,7 @@ pub fn outcome(e: &EventKind) -> String {
             CallOutcome::Denied { side: DenialSide::Server, .. } => "denied_server".into(),
             CallOutcome::ToolError { .. } | CallOutcome::Failed { .. } => "error".into(),
         },
+        EventKind::ToolCall { .. } => "call".into(),
         EventKind::ToolRateLimited { .. } => "rate_limited".into(),
         EventKind::TokenIssued { .. } => "token_issued".into(),
         EventKind::TokenRejected { .. } | EventKind::TokenError { .. } => "token_failed".into(),
@@ -31,7 +32,9 @@ pub fn outcome(e: &EventKind) -> String {
 
 fn tool_of(e: &EventKind) -> Option<&str> {
     match e {
-        EventKind::ToolResult { tool, .. } | EventKind::ToolRateLimited { tool, .. } => Some(&tool.name),
+        EventKind::ToolCall { tool, .. }
+        | EventKind::ToolResult { tool, .. }
+        | EventKind::ToolRateLimited { tool, .. } => Some(&tool.name),
         EventKind::ServiceDecision { tool, .. } => tool.as_deref(),
         _ => None,
     }
@@ -132,6 +135,7 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
             Some(d) => format!("{client_id}: {reason} ({d})"),
             None => format!("{client_id}: {reason}"),
         },
+        EventKind::ToolCall { args_digest, required, .. } => format!("requires {required}, arguments {args_digest}"),
         EventKind::DeniedUnauthenticated { peer, count, first_ms, last_ms, reasons } => {
             let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
             format!(

@@ -352,7 +352,11 @@ impl AuditLog {
         let head_file = OpenOptions::new().create(true).write(true).truncate(false).open(&hp).map_err(io(&hp))?;
         let cp_path = checkpoints_path(dir, prefix);
         let cp_file = match &opts.key {
-            Some(_) => Some(OpenOptions::new().create(true).append(true).open(&cp_path).map_err(io(&cp_path))?),
+            Some(_) => {
+                let file = OpenOptions::new().create(true).append(true).open(&cp_path).map_err(io(&cp_path))?;
+                drop_torn_checkpoint(&file, &cp_path)?;
+                Some(file)
+            }
             None => None,
         };
         let last_checkpoint_seq = checkpoints.iter().map(|(_, c)| c.seq).max().unwrap_or(0).min(seq);
@@ -602,6 +606,18 @@ impl AuditLog {
     }
 }
 
+/// A checkpoint line cut short by a crash would run into the next one and make both
+/// unreadable; it vouches for nothing (the head and the chain still do), so it is removed.
+fn drop_torn_checkpoint(file: &File, path: &Path) -> Result<(), AuditError> {
+    let text = std::fs::read(path).map_err(io(path))?;
+    if text.last().is_none_or(|b| *b == b'\n') {
+        return Ok(());
+    }
+    let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    tracing::warn!(path = %path.display(), "removing a torn last checkpoint line (crash mid-write)");
+    file.set_len(keep as u64).map_err(io(path))
+}
+
 fn head_signed_ok(h: &Head, prefix: &str, key: Option<&CheckpointKey>) -> bool {
     match key {
         None => true,
@@ -634,6 +650,12 @@ fn head_discrepancy(
     if h.seq > seq {
         return Some(format!(
             "the log ended at record {seq} at start but the head anchor said {}: records were cut off while the log was closed",
+            h.seq
+        ));
+    }
+    if h.seq + 1 < seq {
+        return Some(format!(
+            "the log ended at record {seq} at start but the head anchor said {}: records were appended by something other than this log",
             h.seq
         ));
     }
@@ -1471,5 +1493,25 @@ mod tests {
             matches!(&note.kind, EventKind::AuditSegment { reason } if reason == "the log ended at record 7 at start but the head anchor said 10: records were cut off while the log was closed"),
             "{note:?}"
         );
+    }
+
+    #[test]
+    fn a_torn_checkpoint_line_is_tolerated_then_dropped_at_the_next_start() {
+        let s = signed_log();
+        let append = |n: std::ops::Range<u64>| {
+            let log = AuditLog::open_with(&s.dir, "audit", signed_opts(&s, 2, u64::MAX)).unwrap();
+            for i in n {
+                log.append(&ev(i)).unwrap();
+            }
+        };
+        append(0..4);
+        let cps = checkpoints_path(&s.dir, "audit");
+        let mut f = OpenOptions::new().append(true).open(&cps).unwrap();
+        f.write_all(br#"{"kind":"periodic","seq":6,"ha"#).unwrap();
+        let r = verify(&s.dir, "audit", Some(&s.key)).unwrap();
+        assert_eq!((r.problem, r.signatures), (None, Signatures::Verified { checkpoints: 2 }));
+        append(4..8);
+        let r = verify(&s.dir, "audit", Some(&s.key)).unwrap();
+        assert_eq!((r.problem, r.signatures), (None, Signatures::Verified { checkpoints: 4 }));
     }
 }

@@ -42,11 +42,12 @@
 //! - removal of the signature fields (an unsigned head is reported, not accepted).
 //!
 //! It can NOT detect:
-//! - **rollback** to a state the attacker saw: they can copy the signed head at any moment
-//!   (or use any periodic checkpoint still in the file), later cut the log back to that record
-//!   and put the old head (and a truncated checkpoints file) back. Everything after that point
-//!   is lost without a trace in the directory. Only a copy of the head kept elsewhere (another
-//!   host, a ticket, the operator's own note of `verify`'s output) reveals it;
+//! - **rollback** to a state the attacker saw: they can copy the signed head at any moment,
+//!   later cut the log back to that record and put the old head (and the checkpoints file cut
+//!   back to match) in place. Everything after that point is lost without a trace in the
+//!   directory. (A periodic checkpoint alone is not enough: the head must name the last record
+//!   or the one before it, and only a copied head does.) Only a copy of the head kept
+//!   elsewhere (another host, a ticket, the operator's note of `verify`'s output) reveals it;
 //! - deletion of the **whole** log (directory, head and checkpoints): `verify` reports that no
 //!   log exists, but cannot say what was in it;
 //! - the last record when the head lags it by one (a crash between writing the record and the
@@ -245,8 +246,11 @@ pub struct BadLine {
     pub torn: bool,
 }
 
-/// Reads `PREFIX.checkpoints` (missing file: none), with the 1-based line of each.
-pub fn read_checkpoints(dir: &Path, prefix: &str) -> std::io::Result<(Vec<(usize, Checkpoint)>, Vec<BadLine>)> {
+/// The checkpoints of a file with the 1-based line of each, and the lines that are not.
+pub type CheckpointLines = (Vec<(usize, Checkpoint)>, Vec<BadLine>);
+
+/// Reads `PREFIX.checkpoints` (missing file: none).
+pub fn read_checkpoints(dir: &Path, prefix: &str) -> std::io::Result<CheckpointLines> {
     let path = checkpoints_path(dir, prefix);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
