@@ -1,5 +1,6 @@
-//! Consumers of the event stream: the hash-chained audit trail (`audit`), the anomaly
-//! monitor (`monitor/`, one file per rule) and session recording and replay (`recorder`).
+//! Consumers of the event stream: the hash-chained audit trail (`audit`, signed by
+//! `checkpoint`), the anomaly monitor (`monitor/`, one file per rule) and session recording
+//! and replay (`recorder`).
 //! They see every event the console sees, and only that: nothing here reaches into the
 //! client stack or the agent.
 //!
