@@ -65,6 +65,61 @@ pub struct AuditConfig {
     /// The servers' decision log: group commit by default (see README).
     pub server_fsync: crate::observe::audit::FsyncPolicy,
     pub max_segment_bytes: u64,
+    /// The key that signs the head and checkpoints; keep it outside `STATE/audit/`
+    /// (default `STATE/keys/audit-checkpoint.key`, created 0600 on first use).
+    pub checkpoint_key: Option<PathBuf>,
+    /// A signed checkpoint every this many records…
+    pub checkpoint_every_records: u64,
+    /// …or after this many seconds, whichever comes first.
+    pub checkpoint_every_secs: u64,
+    /// `refuse` (default): an action whose record cannot be written is refused (the service
+    /// answers 503, the client does not send the call); `continue`: log a warning, go ahead.
+    pub on_failure: crate::observe::audit::OnFailure,
+    /// Retention: keep at most this many segments per log (unset: keep all).
+    pub retain_segments: Option<usize>,
+    /// Retention: keep the newest segments up to this many bytes per log.
+    pub retain_bytes: Option<u64>,
+    /// Retention: delete segments last written more than this many days ago.
+    pub retain_days: Option<u64>,
+    /// Requests with an unusable token are counted per peer address over this many seconds
+    /// and recorded once per interval (the first one at once), not one record each.
+    pub denial_interval_secs: u64,
+    /// Peers tracked at once for that count; more are counted together as `other`.
+    pub denial_max_peers: usize,
+}
+
+impl AuditConfig {
+    /// Where the checkpoint key lives for state directory `state_dir`.
+    pub fn checkpoint_key_path(&self, state_dir: &Path) -> PathBuf {
+        self.checkpoint_key.clone().unwrap_or_else(|| state_dir.join("keys").join("audit-checkpoint.key"))
+    }
+
+    /// The log options for one of the two trails, with the key loaded (created on first use).
+    pub fn log_options(
+        &self,
+        state_dir: &Path,
+        fsync: crate::observe::audit::FsyncPolicy,
+        clock: crate::types::time::SharedClock,
+    ) -> Result<crate::observe::audit::AuditOptions, crate::observe::checkpoint::KeyError> {
+        let key = crate::observe::checkpoint::CheckpointKey::load_or_create(
+            &self.checkpoint_key_path(state_dir),
+            &state_dir.join("audit"),
+        )?;
+        Ok(crate::observe::audit::AuditOptions {
+            fsync,
+            max_segment_bytes: self.max_segment_bytes,
+            key: Some(std::sync::Arc::new(key)),
+            checkpoint_every_records: self.checkpoint_every_records.max(1),
+            checkpoint_every: std::time::Duration::from_secs(self.checkpoint_every_secs.max(1)),
+            retention: crate::observe::audit::Retention {
+                segments: self.retain_segments,
+                bytes: self.retain_bytes,
+                days: self.retain_days,
+            },
+            on_failure: self.on_failure,
+            clock,
+        })
+    }
 }
 
 impl Default for AuditConfig {
@@ -73,6 +128,15 @@ impl Default for AuditConfig {
             client_fsync: crate::observe::audit::FsyncPolicy::Always,
             server_fsync: crate::observe::audit::FsyncPolicy::Batch { interval_ms: 50 },
             max_segment_bytes: 16 * 1024 * 1024,
+            checkpoint_key: None,
+            checkpoint_every_records: 1000,
+            checkpoint_every_secs: 60,
+            on_failure: crate::observe::audit::OnFailure::Refuse,
+            retain_segments: None,
+            retain_bytes: None,
+            retain_days: None,
+            denial_interval_secs: 10,
+            denial_max_peers: 4096,
         }
     }
 }
@@ -411,6 +475,20 @@ mod tests {
             let hash = crate::security::hash::SecretHash::parse(&reg.secret_hash).unwrap();
             assert!(hash.verify(&secret), "{}", reg.client_id);
         }
+    }
+
+    #[test]
+    fn audit_keys_parse_and_an_old_audit_section_still_loads() {
+        let text = "[audit]\non_failure = \"continue\"\nretain_segments = 5\nretain_days = 30\ncheckpoint_key = \"/keys/a.key\"\ncheckpoint_every_records = 10\ndenial_interval_secs = 2\n";
+        let a = Config::parse(text, Path::new("a.toml")).unwrap().audit.unwrap();
+        assert_eq!(a.on_failure, crate::observe::audit::OnFailure::Continue);
+        assert_eq!((a.retain_segments, a.retain_bytes, a.retain_days), (Some(5), None, Some(30)));
+        assert_eq!(a.checkpoint_key_path(Path::new("/state")), PathBuf::from("/keys/a.key"));
+        assert_eq!((a.checkpoint_every_records, a.checkpoint_every_secs, a.denial_interval_secs), (10, 60, 2));
+        let old = Config::parse("[audit]\nmax_segment_bytes = 1000\n", Path::new("old.toml")).unwrap().audit.unwrap();
+        assert_eq!(old.on_failure, crate::observe::audit::OnFailure::Refuse);
+        assert_eq!(old.checkpoint_key_path(Path::new("/state")), PathBuf::from("/state/keys/audit-checkpoint.key"));
+        assert_eq!((old.denial_max_peers, old.retain_segments), (4096, None));
     }
 
     #[test]

@@ -130,8 +130,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::tui::run_replay(&a.file, a.speed, theme, keymap, &state_dir))?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Audit(warden::cli::AuditCommand::Verify { path }) => {
-            warden::cli::audit::run_verify(&state_dir, path.as_deref())
+        Command::Audit(warden::cli::AuditCommand::Verify { path, key }) => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let (config, _) = warden::config::Config::load(cli.config.as_deref())?;
+                    config.audit.unwrap_or_default().checkpoint_key_path(&state_dir)
+                }
+            };
+            warden::cli::audit::run_verify(&state_dir, path.as_deref(), &key)
         }
         Command::Audit(warden::cli::AuditCommand::Tail { server, follow, json, run, tool, outcome, lines }) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

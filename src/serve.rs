@@ -95,6 +95,8 @@ pub struct Running {
     pub keys: Option<Arc<KeyStore>>,
     handles: Vec<Handle<SocketAddr>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Counted unauthenticated denials, recorded on shutdown so none is lost.
+    denials: Option<Arc<service::denials::DenialCounter>>,
 }
 
 impl Running {
@@ -105,6 +107,9 @@ impl Running {
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(d) = self.denials {
+            d.flush_all();
         }
     }
 }
@@ -139,6 +144,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         keys: None,
         handles: Vec::new(),
         tasks: Vec::new(),
+        denials: None,
     };
 
     // One decision trail shared by both servers (two writers would fork the hash chain).
@@ -173,14 +179,23 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     }
 
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
-        let router =
-            build_service(config, state_dir, issuer_url.as_deref(), ca_path.as_deref(), resource, decisions.clone())
-                .await
-                .inspect_err(|_| {
-                    for h in &running.handles {
-                        h.shutdown();
-                    }
-                })?;
+        let denials = denial_counter(config, &decisions);
+        running.denials = Some(denials.clone());
+        let router = build_service(
+            config,
+            state_dir,
+            issuer_url.as_deref(),
+            ca_path.as_deref(),
+            resource,
+            decisions.clone(),
+            denials,
+        )
+        .await
+        .inspect_err(|_| {
+            for h in &running.handles {
+                h.shutdown();
+            }
+        })?;
         spawn_tls(&mut running, listener, tls, router)?;
     }
 
@@ -197,6 +212,7 @@ async fn build_service(
     dev_ca: Option<&Path>,
     resource: &str,
     decisions: crate::types::event::EventBus,
+    denials: Arc<service::denials::DenialCounter>,
 ) -> Result<axum::Router, ServeError> {
     let svc = &config.service;
     let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).ok_or(ServeError::NoIssuer)?;
@@ -241,7 +257,26 @@ async fn build_service(
         allowed_origins: svc.allowed_origins.clone(),
         decisions,
         direct_calls: svc.direct_calls,
+        denials,
     }))
+}
+
+/// Counts unauthenticated denials per peer (`[audit] denial_interval_secs`,
+/// `denial_max_peers`) and records each interval's counts when it ends.
+fn denial_counter(config: &Config, decisions: &crate::types::event::EventBus) -> Arc<service::denials::DenialCounter> {
+    let cfg = config.audit.clone().unwrap_or_default();
+    let interval = Duration::from_secs(cfg.denial_interval_secs.max(1));
+    let counter = Arc::new(service::denials::DenialCounter::new(decisions.clone(), interval, cfg.denial_max_peers));
+    let weak = Arc::downgrade(&counter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval / 2);
+        loop {
+            tick.tick().await;
+            let Some(counter) = weak.upgrade() else { break };
+            counter.flush_expired();
+        }
+    });
+    counter
 }
 
 /// The servers' decision trail: `STATE/audit/server-*.jsonl`, group-committed by default
@@ -252,19 +287,16 @@ fn server_audit(
     clock: Option<crate::types::time::SharedClock>,
 ) -> Result<crate::types::event::EventBus, ServeError> {
     let cfg = config.audit.clone().unwrap_or_default();
-    let log = Arc::new(
-        crate::observe::audit::AuditLog::open(
-            &state_dir.join("audit"),
-            "server",
-            cfg.server_fsync,
-            cfg.max_segment_bytes,
-        )
-        .map_err(ServeError::Audit)?,
-    );
     let mut bus = crate::types::event::EventBus::new();
     if let Some(clock) = clock {
         bus = bus.with_clock(clock);
     }
+    let opts =
+        cfg.log_options(state_dir, cfg.server_fsync, bus.clock().clone()).map_err(|e| ServeError::Audit(e.into()))?;
+    let log = Arc::new(
+        crate::observe::audit::AuditLog::open_with(&state_dir.join("audit"), "server", opts)
+            .map_err(ServeError::Audit)?,
+    );
     bus.add_journal(log.clone());
     if let crate::observe::audit::FsyncPolicy::Batch { interval_ms } = cfg.server_fsync {
         let weak = Arc::downgrade(&log);
@@ -329,7 +361,8 @@ fn spawn_tls(
         .handle(handle.clone());
     running.handles.push(handle);
     running.tasks.push(tokio::spawn(async move {
-        if let Err(e) = server.serve(router.into_make_service()).await {
+        // The peer address reaches the guard (unauthenticated denials are counted per peer).
+        if let Err(e) = server.serve(router.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "server stopped with an error");
         }
     }));

@@ -8,9 +8,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::Stack;
-use warden::observe::audit::{read_all, verify};
-use warden::types::event::{AnomalyRule, EventBus, EventKind};
+use common::{SUPPORT, Stack, tools_call};
+use warden::observe::audit::{AuditLog, AuditOptions, OnFailure, read_all, verify};
+use warden::observe::checkpoint::CheckpointKey;
+use warden::types::event::{AnomalyRule, CallOutcome, EventBus, EventKind, FailureClass};
 
 #[test]
 fn sigkill_during_a_burst_loses_no_shown_result() {
@@ -62,7 +63,7 @@ fn sigkill_during_a_burst_loses_no_shown_result() {
         });
         assert!(recorded, "the decision behind shown result {run_id} is in the audit log");
     }
-    let report = verify(&audit, "client").unwrap();
+    let report = verify(&audit, "client", None).unwrap();
     if let Some(p) = &report.problem {
         assert!(p.reason.starts_with("torn last line"), "only a torn tail is acceptable after SIGKILL: {p:?}");
     }
@@ -120,7 +121,7 @@ expected_tools = ["get_customer_info", "create_support_ticket"]
             .iter()
             .any(|(_, e)| matches!(&e.kind, EventKind::Anomaly { rule, .. } if *rule == AnomalyRule::PromptInjection))
     );
-    assert_eq!(verify(&state.path().join("audit"), "client").unwrap().problem, None);
+    assert_eq!(verify(&state.path().join("audit"), "client", None).unwrap().problem, None);
     s.stop().await;
 }
 
@@ -194,4 +195,224 @@ fn audit_verify_and_tail_from_the_command_line() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("✗") && text.contains("hash chain broken"), "{text}");
+}
+
+/// The path of the segment after the newest one of `prefix` (where the next rotation opens).
+fn next_segment(audit: &std::path::Path, prefix: &str) -> std::path::PathBuf {
+    let newest = warden::observe::audit::segments(audit, prefix).pop().expect("a segment");
+    let stem = newest.file_stem().unwrap().to_str().unwrap();
+    let n: u32 = stem.rsplit('-').next().unwrap().parse().unwrap();
+    audit.join(format!("{prefix}-{:06}.jsonl", n + 1))
+}
+
+/// Every record in its own segment, so the next append must open a new file: a directory
+/// put at that path makes the append fail even as root (where permissions do not stop
+/// writes), without any test-only hook in the product.
+fn one_record_per_segment(on_failure: OnFailure) -> warden::config::AuditConfig {
+    warden::config::AuditConfig { max_segment_bytes: 1, on_failure, ..Default::default() }
+}
+
+/// Regression (issue 11, defect 3b): when the server's audit append failed, the error was
+/// logged and the tool ran anyway, unrecorded. Now it answers 503 with a JSON-RPC error
+/// naming the cause and what to check, and nothing runs; once the log is writable again
+/// the chain continues and verifies. `on_failure = "continue"` goes ahead as before.
+#[tokio::test]
+async fn the_service_refuses_with_503_when_it_cannot_record_the_decision() {
+    let ticket = tools_call(
+        "create_support_ticket",
+        serde_json::json!({"customer_id": "ABC123", "subject": "s", "description": "d", "priority": "low"}),
+    );
+    let mut config = common::config(None);
+    config.audit = Some(one_record_per_segment(OnFailure::Refuse));
+    let s = Stack::start_with(config).await;
+    let token = s.token(SUPPORT, None).await;
+    let lookup = tools_call("get_customer_info", serde_json::json!({"customer_id": "ABC123"}));
+    assert_eq!(s.mcp_post(Some(&token), &lookup).await.status(), 200, "a first decision fills the segment");
+    let audit = s.state.join("audit");
+    let blocked = next_segment(&audit, "server");
+    std::fs::create_dir(&blocked).unwrap();
+    let resp = s.mcp_post(Some(&token), &ticket).await;
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        (&body["jsonrpc"], &body["id"], &body["error"]["code"]),
+        (&"2.0".into(), &serde_json::Value::Null, &(-32050).into())
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("audit trail unavailable: audit log {}: ", blocked.display())), "{message}");
+    assert!(message.ends_with(&format!(" — check disk space and permissions of {}", audit.display())), "{message}");
+    assert_eq!(s.ticket_rows(), 0, "the tool did not run");
+
+    std::fs::remove_dir(&blocked).unwrap();
+    assert_eq!(s.mcp_post(Some(&token), &ticket).await.status(), 200);
+    assert_eq!(s.ticket_rows(), 1);
+    let state = s.state.clone();
+    let _tmp = s.stop().await;
+    let key = CheckpointKey::load(&state.join("keys/audit-checkpoint.key")).unwrap();
+    let report = verify(&audit, "server", Some(&key)).unwrap();
+    assert_eq!(report.problem, None, "the chain continued across the failure: {report:?}");
+
+    let mut config = common::config(None);
+    config.audit = Some(one_record_per_segment(OnFailure::Continue));
+    let s = Stack::start_with(config).await;
+    let token = s.token(SUPPORT, None).await;
+    assert_eq!(s.mcp_post(Some(&token), &lookup).await.status(), 200);
+    std::fs::create_dir(next_segment(&s.state.join("audit"), "server")).unwrap();
+    assert_eq!(s.mcp_post(Some(&token), &ticket).await.status(), 200, "on_failure = continue goes ahead");
+    assert_eq!(s.ticket_rows(), 1);
+    s.stop().await;
+}
+
+/// Regression (issue 11, defect 3c): the client sent tool calls its audit trail could not
+/// record. Now the call is not sent, and the console shows why and what to check.
+#[tokio::test]
+async fn the_client_does_not_send_a_call_it_cannot_audit() {
+    let s = Stack::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut config = common::client_config(&s, None);
+    config.audit = Some(one_record_per_segment(OnFailure::Refuse));
+    let scenario = warden::session::scenario::parse(
+        "[[scenario]]\nname = \"t\"\nrequest = \"For customer MNO345 create a support ticket about the late delivery.\"\n",
+        "inline",
+    )
+    .unwrap();
+    let events = EventBus::recording();
+    let opts =
+        warden::session::SessionOptions { model: Some("offline".into()), scenarios: scenario, ..Default::default() };
+    let session = warden::session::Session::open_on(&config, state.path(), opts, events.clone()).await.unwrap();
+    let audit = state.path().join("audit");
+    let blocked = next_segment(&audit, "client");
+    std::fs::create_dir(&blocked).unwrap();
+    let mut rx = session.events().subscribe(1 << 16);
+    let core = session.start(tokio_util::sync::CancellationToken::new());
+    assert!(core.send(warden::session::command::Command::RunScenario(0)).await);
+    warden::session::report::next_run(&mut rx).await.expect("the run finishes");
+    core.shutdown().await;
+
+    let refused: Vec<String> = events
+        .recorded()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ToolResult {
+                outcome: CallOutcome::Failed { class: FailureClass::AuditUnavailable, message },
+                attempts: 0,
+                ..
+            } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(!refused.is_empty(), "{:?}", events.recorded());
+    let expected = format!(
+        "not called: the audit trail cannot be written (audit trail unavailable: audit log {}: ",
+        blocked.display()
+    );
+    assert!(refused[0].starts_with(&expected), "{}", refused[0]);
+    assert!(
+        refused[0].ends_with(&format!("— check disk space and permissions of {})", audit.display())),
+        "{}",
+        refused[0]
+    );
+    assert_eq!(s.ticket_rows(), 0);
+    let server = read_all(&s.state.join("audit"), "server").unwrap();
+    assert!(
+        !server.iter().any(|(_, e)| matches!(&e.kind, EventKind::ServiceDecision { tool: Some(_), .. })),
+        "no tool call reached the server"
+    );
+    let mut app =
+        warden::tui::app::App::new(Default::default(), warden::tui::theme::Theme::dark(), Default::default(), false);
+    for e in events.recorded() {
+        app.ingest(&e);
+    }
+    let feed: Vec<String> = app.feed.entries.iter().map(|e| e.text.clone()).collect();
+    assert!(
+        feed.iter().any(|t| t.contains("failed (audit unavailable): not called: the audit trail cannot be written")),
+        "{feed:?}"
+    );
+    s.stop().await;
+}
+
+/// Regression (issue 11, defect 4a): every request with a garbage token wrote its own audit
+/// record (a flood filled the disk without credentials). Now a peer's denials cost one
+/// record at once and one count per interval, and the count pending at shutdown is written.
+#[tokio::test]
+async fn a_flood_of_garbage_tokens_is_counted_per_peer_and_interval() {
+    let clock = warden::types::time::ManualClock::starting_now();
+    let s = Stack::start_with_clock(clock.clone()).await;
+    let call = tools_call("get_customer_info", serde_json::json!({"customer_id": "ABC123"}));
+    for _ in 0..150 {
+        assert_eq!(s.mcp_post(Some("garbage.token.value"), &call).await.status(), 401);
+    }
+    clock.advance(std::time::Duration::from_secs(10));
+    for _ in 0..50 {
+        assert_eq!(s.mcp_post(Some("garbage.token.value"), &call).await.status(), 401);
+    }
+    let state = s.state.clone();
+    let _tmp = s.stop().await;
+    let counts: Vec<(String, u64)> = read_all(&state.join("audit"), "server")
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            EventKind::DeniedUnauthenticated { peer, count, .. } => Some((peer, count)),
+            EventKind::ServiceDecision { client_id, .. } if client_id == "-" => Some(("one record each".into(), 1)),
+            _ => None,
+        })
+        .collect();
+    let peer = "127.0.0.1".to_string();
+    assert_eq!(counts, [(peer.clone(), 1), (peer.clone(), 149), (peer.clone(), 1), (peer, 49)]);
+}
+
+/// `warden audit verify`: exit 0 with the signatures checked, 1 naming the checkpoint that
+/// failed, 2 when the key is not available (never a silent pass).
+#[test]
+fn audit_verify_checks_signatures_and_says_when_it_cannot() {
+    let state = tempfile::tempdir().unwrap();
+    let audit = state.path().join("audit");
+    let key = std::sync::Arc::new(
+        CheckpointKey::load_or_create(&state.path().join("keys/audit-checkpoint.key"), &audit).unwrap(),
+    );
+    let opts = AuditOptions {
+        key: Some(key),
+        checkpoint_every_records: 4,
+        ..AuditOptions::unsigned(warden::observe::audit::FsyncPolicy::Never, u64::MAX)
+    };
+    let log = AuditLog::open_with(&audit, "client", opts).unwrap();
+    for i in 0..10 {
+        let kind = EventKind::TokenError { detail: format!("d{i}") };
+        log.append(&warden::types::event::Event { id: i, at_ms: i, run_id: None, step: None, kind }).unwrap();
+    }
+    drop(log);
+    let warden = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["audit", "verify"])
+            .args(extra)
+            .env("XDG_CONFIG_HOME", state.path())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, out) = warden(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("signatures: the head and 2 checkpoint(s) verified"), "{out}");
+
+    let (code, out) = warden(&["--key", "/nonexistent/audit.key"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("signatures NOT checked (cannot read the audit checkpoint key /nonexistent/audit.key"),
+        "{out}"
+    );
+
+    let cps = audit.join("client.checkpoints");
+    let text = std::fs::read_to_string(&cps).unwrap();
+    std::fs::write(&cps, text.replacen("\"seq\":8", "\"seq\":9", 1)).unwrap();
+    let (code, out) = warden(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:2: the periodic checkpoint of record 9: signature does not match (forged or edited, or signed with another key)",
+            cps.display()
+        )),
+        "{out}"
+    );
 }

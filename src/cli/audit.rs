@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::observe::audit::{read_all, verify};
+use crate::observe::audit::{Signatures, read_all, verify};
+use crate::observe::checkpoint::CheckpointKey;
 use crate::types::event::{CallOutcome, DenialSide, Event, EventKind};
 
 /// The outcome word used by `--outcome` filters and the human output.
@@ -16,12 +17,14 @@ pub fn outcome(e: &EventKind) -> String {
             CallOutcome::Denied { side: DenialSide::Server, .. } => "denied_server".into(),
             CallOutcome::ToolError { .. } | CallOutcome::Failed { .. } => "error".into(),
         },
+        EventKind::ToolCall { .. } => "call".into(),
         EventKind::ToolRateLimited { .. } => "rate_limited".into(),
         EventKind::TokenIssued { .. } => "token_issued".into(),
         EventKind::TokenRejected { .. } | EventKind::TokenError { .. } => "token_failed".into(),
         EventKind::Anomaly { .. } => "anomaly".into(),
         EventKind::ManifestRecorded { .. } => "manifest".into(),
         EventKind::ServiceDecision { outcome, .. } => outcome.as_str().into(),
+        EventKind::DeniedUnauthenticated { .. } => "invalid_token".into(),
         EventKind::AuditSegment { .. } => "segment".into(),
         _ => "other".into(),
     }
@@ -29,41 +32,72 @@ pub fn outcome(e: &EventKind) -> String {
 
 fn tool_of(e: &EventKind) -> Option<&str> {
     match e {
-        EventKind::ToolResult { tool, .. } | EventKind::ToolRateLimited { tool, .. } => Some(&tool.name),
+        EventKind::ToolCall { tool, .. }
+        | EventKind::ToolResult { tool, .. }
+        | EventKind::ToolRateLimited { tool, .. } => Some(&tool.name),
         EventKind::ServiceDecision { tool, .. } => tool.as_deref(),
         _ => None,
     }
 }
 
-pub fn run_verify(state_dir: &Path, path: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Exit code when the chains are intact but their signatures could not be checked (no key).
+pub const EXIT_UNSIGNED: u8 = 2;
+
+/// `warden audit verify`: every chain, head and checkpoint; with the key (`key`, else
+/// `[audit] checkpoint_key`, else `STATE/keys/audit-checkpoint.key`) every signature too.
+/// Exit 0: all verified; 1: a problem (named: file, line or checkpoint, and why); 2: the
+/// chains are intact but the signatures could not be checked (no key).
+pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::Result<ExitCode> {
     let targets: Vec<(PathBuf, &str)> = match path {
         Some(p) if p.is_file() => vec![(p.to_path_buf(), "")],
         Some(p) => vec![(p.to_path_buf(), "client"), (p.to_path_buf(), "server")],
         None => vec![(state_dir.join("audit"), "client"), (state_dir.join("audit"), "server")],
     };
+    let loaded = CheckpointKey::load(key);
     let mut ok = true;
+    let mut unchecked = false;
     let mut checked = 0;
     for (p, prefix) in targets {
         if p.is_dir() && crate::observe::audit::segments(&p, prefix).is_empty() {
             continue;
         }
         checked += 1;
-        let r = verify(&p, prefix)?;
+        let r = verify(&p, prefix, loaded.as_ref().ok())?;
         let name = if prefix.is_empty() { p.display().to_string() } else { format!("{} ({prefix})", p.display()) };
+        let pruned = r.pruned_through.map(|n| format!(", records 1..={n} pruned by retention")).unwrap_or_default();
         match &r.problem {
-            None => println!("✓ {name}: {} records in {} segment(s), chain intact", r.records, r.segments),
+            None => println!("✓ {name}: {} records in {} segment(s){pruned}, chain intact", r.records, r.segments),
             Some(pr) => {
                 ok = false;
                 println!("✗ {name}: {}:{}: {}", pr.file, pr.line, pr.reason);
                 println!("  {} records verified before it", r.records);
             }
         }
+        match (&r.signatures, &loaded) {
+            (Signatures::Verified { checkpoints }, _) if r.problem.is_none() => {
+                println!("  signatures: the head and {checkpoints} checkpoint(s) verified with {}", key.display())
+            }
+            (Signatures::NotChecked { checkpoints }, Err(e)) => {
+                unchecked = true;
+                println!(
+                    "! {name}: signatures NOT checked ({e}); the head and {checkpoints} checkpoint(s) could not be checked, so a rewrite of the whole chain would not be detected: pass --key"
+                );
+            }
+            (Signatures::NotApplicable, _) => {
+                println!("  signatures: not checked for a single segment (verify the directory to check them)")
+            }
+            _ => {}
+        }
         for t in &r.repaired_tears {
             println!("  note: torn line at {t} (crash mid-write), repaired by starting a new segment");
         }
     }
     anyhow::ensure!(checked > 0, "no audit log found at {}", path.unwrap_or(&state_dir.join("audit")).display());
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(match (ok, unchecked) {
+        (false, _) => ExitCode::FAILURE,
+        (true, true) => ExitCode::from(EXIT_UNSIGNED),
+        (true, false) => ExitCode::SUCCESS,
+    })
 }
 
 pub struct TailArgs {
@@ -101,6 +135,16 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
             Some(d) => format!("{client_id}: {reason} ({d})"),
             None => format!("{client_id}: {reason}"),
         },
+        EventKind::ToolCall { args_digest, required, .. } => format!("requires {required}, arguments {args_digest}"),
+        EventKind::DeniedUnauthenticated { peer, count, first_ms, last_ms, reasons } => {
+            let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+            format!(
+                "{count} from {peer} between {} and {} ({})",
+                crate::tui::panes::clock(*first_ms),
+                crate::tui::panes::clock(*last_ms),
+                why.join(", ")
+            )
+        }
         other => serde_json::to_string(other).unwrap_or_default(),
     };
     println!(

@@ -57,10 +57,14 @@ pub enum Command {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; report the first bad line (exit 1 on any problem).
+    /// Check the hash chain, the head and the signed checkpoints; report the first problem
+    /// (exit 1), or that the signatures could not be checked without the key (exit 2).
     Verify {
         /// A segment file or an audit directory (default STATE/audit).
         path: Option<PathBuf>,
+        /// The checkpoint key (default: [audit] checkpoint_key, else STATE/keys/audit-checkpoint.key).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Show the newest records.
     Tail {

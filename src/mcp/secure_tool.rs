@@ -8,6 +8,9 @@
 //!    never shorter than `Retry-After`, with jitter; a few attempts, each wait and all waits
 //!    together capped), timeout, connection, TLS.
 //!
+//! Every call is recorded in the audit trail (`ToolCall`) before it is sent; if that record
+//! cannot be written the call is not sent and ends as `Failed { AuditUnavailable }`.
+//!
 //! A call with side effects (not read-only, not declared idempotent) is never replayed
 //! after a failure whose outcome is unknown (connection lost, timeout): it ends as
 //! `OutcomeUnknown`. For tools that accept an `idempotency_key`, one is generated per
@@ -126,7 +129,9 @@ impl SecureTool {
             Value::Object(m) => args_digest(m),
             _ => String::new(),
         };
-        self.events.emit(
+        // The call is recorded before anything is sent: a call the audit trail cannot record
+        // is not made (fail closed; `[audit] on_failure = "continue"` lets it through).
+        let recorded = self.events.emit_recorded(
             scope,
             EventKind::ToolCall {
                 tool: self.spec.id.clone(),
@@ -135,7 +140,13 @@ impl SecureTool {
                 required: self.spec.required_scopes.clone(),
             },
         );
-        let (outcome, attempts) = self.run(args, scope).await;
+        let (outcome, attempts) = match recorded {
+            Ok(_) => self.run(args, scope).await,
+            Err(e) => (
+                failed(FailureClass::AuditUnavailable, &format!("not called: the audit trail cannot be written ({e})")),
+                0,
+            ),
+        };
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
         self.events.emit(
             scope,

@@ -6,10 +6,11 @@
 //! token carries (403 `insufficient_scope`, before the tool runs, so no side effect). On
 //! success the verified claims ride along in the request extensions for the tools.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
@@ -31,6 +32,8 @@ pub struct GuardState {
     pub max_body_bytes: usize,
     /// Browser origins allowed besides loopback ones, lowercased, no trailing slash.
     pub allowed_origins: Vec<String>,
+    /// Requests with unusable tokens, counted per peer instead of recorded one by one.
+    pub denials: Arc<super::denials::DenialCounter>,
 }
 
 /// The middleware function (install with `axum::middleware::from_fn_with_state`).
@@ -50,14 +53,17 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     let claims = match g.verifier.verify(&token).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::info!(target: "warden::service::decision", outcome = "denied", reason = e.code().as_str(), "invalid token");
-            decide(&g, "-", None, Outcome::InvalidToken, Reason::Token(e.code()), None, ScopeSet::new());
+            tracing::debug!(target: "warden::service::decision", outcome = "denied", reason = e.code().as_str(), "invalid token");
+            let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            if let Err(unrecorded) = g.denials.deny(peer, e.code().as_str()) {
+                return audit_unavailable(&unrecorded);
+            }
             return challenge(&g, Some(&e));
         }
     };
     if let Err(wait) = g.limiter.check(&claims.client_id) {
         tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
-        decide(
+        if let Err(e) = decide(
             &g,
             &claims.client_id,
             None,
@@ -65,7 +71,9 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             Reason::TokenBucketEmpty,
             Some(&claims),
             ScopeSet::new(),
-        );
+        ) {
+            return audit_unavailable(&e);
+        }
         return rate_limited(retry_after_secs(wait));
     }
     if req.method() != Method::POST {
@@ -81,7 +89,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         result => {
             let why = result.err().unwrap_or(Unreadable::Charset);
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "malformed_request", client_id = %claims.client_id, why = why.describe(), "request refused");
-            decide(
+            if let Err(e) = decide(
                 &g,
                 &claims.client_id,
                 None,
@@ -89,7 +97,9 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
                 Reason::MalformedRequest,
                 Some(&claims),
                 ScopeSet::new(),
-            );
+            ) {
+                return audit_unavailable(&e);
+            }
             return malformed(why);
         }
     };
@@ -100,7 +110,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         let missing = claims.scope.missing(&required);
         if !missing.is_empty() {
             tracing::info!(target: "warden::service::decision", outcome = "denied", reason = "insufficient_scope", client_id = %claims.client_id, tool = %tool, missing = %missing, fingerprint = %claims.fingerprint, "tool call denied");
-            decide(
+            if let Err(e) = decide(
                 &g,
                 &claims.client_id,
                 Some(&tool),
@@ -108,13 +118,16 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
                 Reason::InsufficientScope,
                 Some(&claims),
                 missing.clone(),
-            );
+            ) {
+                return audit_unavailable(&e);
+            }
             return insufficient_scope(&g, &tool, &required, &missing);
         }
         // Allowed calls are the bulk of traffic and each is already in the audit log; the
         // text log keeps them at debug so it stays readable (and cheap) under load.
         tracing::debug!(target: "warden::service::decision", outcome = "allowed", client_id = %claims.client_id, tool = %tool, fingerprint = %claims.fingerprint, "tool call allowed");
-        decide(
+        // Fail closed: a call whose "allowed" cannot be recorded does not run.
+        if let Err(e) = decide(
             &g,
             &claims.client_id,
             Some(&tool),
@@ -122,13 +135,15 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             Reason::ScopesPresent,
             Some(&claims),
             ScopeSet::new(),
-        );
+        ) {
+            return audit_unavailable(&e);
+        }
     }
     forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
 }
 
 /// Records one decision in the server's audit trail (and nowhere else: the bus has no
-/// other subscribers on the server).
+/// other subscribers on the server). `Err`: not recorded; the request must be refused.
 fn decide(
     g: &GuardState,
     client_id: &str,
@@ -137,8 +152,8 @@ fn decide(
     reason: Reason,
     claims: Option<&VerifiedClaims>,
     missing: ScopeSet,
-) {
-    g.decisions.emit(
+) -> Result<(), crate::types::event::JournalError> {
+    g.decisions.emit_recorded(
         &crate::types::event::Scope::default(),
         crate::types::event::EventKind::ServiceDecision {
             client_id: client_id.to_string(),
@@ -149,8 +164,27 @@ fn decide(
             fingerprint: claims.map(|c| c.fingerprint.clone()),
             missing,
         },
-    );
+    )?;
+    Ok(())
 }
+
+/// 503 with a JSON-RPC error: the decision could not be recorded, so nothing was executed
+/// (the message names the failure and what to check).
+fn audit_unavailable(e: &crate::types::event::JournalError) -> Response {
+    tracing::error!(target: "warden::service::decision", error = %e, "request refused: its decision cannot be recorded");
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": AUDIT_UNAVAILABLE, "message": e.message()},
+    });
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The JSON-RPC error code (server-defined range) of a request refused because its
+/// decision could not be recorded.
+pub const AUDIT_UNAVAILABLE: i64 = -32050;
 
 async fn forward(mut req: Request, claims: Arc<VerifiedClaims>, next: Next) -> Response {
     req.extensions_mut().insert(claims);

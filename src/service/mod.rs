@@ -8,6 +8,7 @@
 //! May import: `types`, `paths`, `security`, `observe`, `auth`, `config` (never the client
 //! side). Enforced by `tests/layering.rs`.
 
+pub mod denials;
 pub mod direct;
 pub mod guard;
 pub mod policy;
@@ -49,6 +50,8 @@ pub struct ServiceParams {
     /// Answer plain stateless `tools/call` requests without rmcp's per-request service
     /// (see [`direct`]); off, every request goes through rmcp's transport.
     pub direct_calls: bool,
+    /// Counts requests with unusable tokens per peer (one record per peer per interval).
+    pub denials: Arc<denials::DenialCounter>,
 }
 
 /// Must run inside a tokio runtime.
@@ -68,6 +71,7 @@ pub fn router(p: ServiceParams) -> Router {
         resource_metadata: resource_metadata_url(&p.resource),
         max_body_bytes: p.max_body_bytes,
         allowed_origins: p.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
+        denials: p.denials,
     });
     let prototype = CustomerService::prototype(p.store);
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), "[::1]".to_string()];

@@ -16,8 +16,8 @@ pub fn attach(
     config: &Config,
 ) -> Result<(Arc<audit::AuditLog>, Arc<monitor::Monitor>), audit::AuditError> {
     let cfg = config.audit.clone().unwrap_or_default();
-    let log =
-        Arc::new(audit::AuditLog::open(&state_dir.join("audit"), "client", cfg.client_fsync, cfg.max_segment_bytes)?);
+    let opts = cfg.log_options(state_dir, cfg.client_fsync, bus.clock().clone())?;
+    let log = Arc::new(audit::AuditLog::open_with(&state_dir.join("audit"), "client", opts)?);
     bus.add_journal(log.clone());
     let monitor = monitor::Monitor::attach(bus, config.monitor.clone().unwrap_or_default());
     Ok((log, monitor))

@@ -89,6 +89,8 @@ pub enum FailureClass {
     /// The connection broke or timed out after the request may have reached the server,
     /// and the tool has side effects: it may or may not have run. Not replayed blindly.
     OutcomeUnknown,
+    /// The call could not be recorded in the audit trail, so it was not sent.
+    AuditUnavailable,
 }
 
 impl FailureClass {
@@ -106,6 +108,7 @@ impl FailureClass {
             Self::Blocked => "blocked",
             Self::TokenUnavailable => "no token",
             Self::OutcomeUnknown => "outcome unknown",
+            Self::AuditUnavailable => "audit unavailable",
         }
     }
 }
@@ -377,7 +380,10 @@ impl CallOutcome {
                 | FailureClass::Unauthorized
                 | FailureClass::RateLimited
                 | FailureClass::Protocol => Some(true),
-                FailureClass::InvalidArguments | FailureClass::Blocked | FailureClass::TokenUnavailable => None,
+                FailureClass::InvalidArguments
+                | FailureClass::Blocked
+                | FailureClass::TokenUnavailable
+                | FailureClass::AuditUnavailable => None,
             },
         }
     }
@@ -502,6 +508,17 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "ScopeSet::is_empty")]
         missing: ScopeSet,
     },
+    /// Requests without a usable token from one peer, counted over an interval instead of
+    /// recorded one by one (so a flood of garbage tokens cannot fill the disk). `peer` is an
+    /// IP address, or `other` for peers beyond the tracked-peer cap.
+    DeniedUnauthenticated {
+        peer: String,
+        count: u64,
+        first_ms: u64,
+        last_ms: u64,
+        /// Why, by verification failure code (`expired`, `bad_signature`, …), with counts.
+        reasons: std::collections::BTreeMap<String, u64>,
+    },
     /// The audit log opened a new segment for a reason worth recording (crash repair).
     AuditSegment {
         reason: String,
@@ -577,7 +594,26 @@ pub struct EventBus {
 /// A synchronous sink that sees every event before any subscriber does (the audit trail:
 /// a record must be durable before the result it describes is shown).
 pub trait Journal: Send + Sync {
-    fn record(&self, event: &Event);
+    /// Records `event`; an error means it is not recorded and the action it describes must
+    /// not go ahead (the audit trail's `on_failure = "refuse"`).
+    fn record(&self, event: &Event) -> Result<(), JournalError>;
+}
+
+/// A journal could not record an event. The message says what failed and what to check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct JournalError {
+    message: String,
+}
+
+impl JournalError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 struct BusInner {
@@ -673,7 +709,23 @@ impl EventBus {
         rx
     }
 
+    /// Sends an event to every journal and subscriber. A journal that cannot record it
+    /// reports that itself; use [`EventBus::emit_recorded`] when the caller must act on it.
     pub fn emit(&self, scope: &Scope, kind: EventKind) -> Event {
+        self.dispatch(scope, kind).0
+    }
+
+    /// Like `emit`, but says whether every journal recorded the event: the audit trail
+    /// refuses (by default) when it cannot write, and the caller must then not carry out the
+    /// action the event describes (fail closed). Subscribers see the event either way.
+    pub fn emit_recorded(&self, scope: &Scope, kind: EventKind) -> Result<Event, JournalError> {
+        match self.dispatch(scope, kind) {
+            (event, None) => Ok(event),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    fn dispatch(&self, scope: &Scope, kind: EventKind) -> (Event, Option<JournalError>) {
         let event = Event {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             at_ms: self.inner.clock.now_ms(),
@@ -682,8 +734,11 @@ impl EventBus {
             kind,
         };
         let journals = self.inner.journals.read().clone();
+        let mut failed = None;
         for j in journals {
-            j.record(&event);
+            if let Err(e) = j.record(&event) {
+                failed.get_or_insert(e);
+            }
         }
         let mut subs = self.inner.subscribers.lock();
         subs.retain(|tx| match tx.try_send(event.clone()) {
@@ -698,7 +753,7 @@ impl EventBus {
         if let Some(rec) = self.inner.recorded.lock().as_mut() {
             rec.push(event.clone());
         }
-        event
+        (event, failed)
     }
 
     /// Events kept by a `recording()` bus so far.

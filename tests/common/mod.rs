@@ -169,6 +169,11 @@ pub async fn faulty_service(listener: tokio::net::TcpListener, stack: &Stack, fa
         allowed_origins: vec![],
         decisions: warden::types::event::EventBus::new(),
         direct_calls: true,
+        denials: Arc::new(warden::service::denials::DenialCounter::new(
+            warden::types::event::EventBus::new(),
+            std::time::Duration::from_secs(10),
+            64,
+        )),
     });
     let seen = Arc::new(AtomicUsize::new(0));
     let router =

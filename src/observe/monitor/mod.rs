@@ -178,12 +178,12 @@ pub fn customer_ids(text: &str) -> Vec<String> {
 }
 
 impl Journal for Monitor {
-    fn record(&self, event: &Event) {
+    fn record(&self, event: &Event) -> Result<(), crate::types::event::JournalError> {
         let findings = self.check(event);
         if findings.is_empty() {
-            return;
+            return Ok(());
         }
-        let Some(bus) = self.bus.upgrade() else { return };
+        let Some(bus) = self.bus.upgrade() else { return Ok(()) };
         let scope = Scope { run_id: event.run_id.clone(), step: event.step };
         for f in findings {
             bus.emit(
@@ -191,6 +191,9 @@ impl Journal for Monitor {
                 EventKind::Anomaly { rule: f.rule, severity: f.severity, message: f.message, evidence: f.evidence },
             );
         }
+        // The monitor only observes: an anomaly it could not record is the audit log's to
+        // report, not a reason to refuse the event that raised it.
+        Ok(())
     }
 }
 
