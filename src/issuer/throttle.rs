@@ -188,57 +188,63 @@ impl AuthThrottle {
             Err(None) if registered && trusted() => false,
             Err(None) => return Err(Refusal::TooManyFailures { wait: Duration::from_secs(1) }),
         };
-        let refund_peer = || {
-            if took_peer {
-                self.peers.lock().refund(&peer);
-            }
-        };
-        let client_key = client_id.to_string();
-        let took_client = if registered {
-            let client_bucket = self.clients.lock().take(&client_key, now);
+        // Until settled, the tokens taken go back on any exit: a refusal, or the request
+        // being dropped while it waits (client gone, request timeout) — neither was a failure.
+        let mut held = Reservation { throttle: self, peer: took_peer.then_some(peer), client: None, failed: false };
+        if registered {
+            let client_bucket = self.clients.lock().take(&client_id.to_string(), now);
             match client_bucket {
-                Ok(()) => true,
-                Err(_) if trusted() => false,
+                Ok(()) => held.client = Some(client_id.to_string()),
+                Err(_) if trusted() => {}
                 Err(wait) => {
-                    refund_peer();
                     return Err(Refusal::TooManyFailures { wait: wait.unwrap_or(Duration::from_secs(1)) });
                 }
             }
-        } else {
-            false
-        };
-        let refund_client = || {
-            if took_client {
-                self.clients.lock().refund(&client_key);
-            }
-        };
+        }
         let Ok(_place) = self.admission.clone().try_acquire_owned() else {
-            refund_peer();
-            refund_client();
             return Err(Refusal::Busy);
         };
-        let ok = {
-            let Ok(_slot) = self.workers.clone().acquire_owned().await else {
-                refund_peer();
-                refund_client();
-                return Err(Refusal::Busy);
-            };
-            // A panic inside the check (there is none to expect) counts as a failure.
-            tokio::task::spawn_blocking(verify).await.unwrap_or(false)
+        let Ok(_slot) = self.workers.clone().acquire_owned().await else {
+            return Err(Refusal::Busy);
         };
+        // A panic inside the check (there is none to expect) counts as a failure.
+        let ok = tokio::task::spawn_blocking(verify).await.unwrap_or(false);
+        // A failure keeps its tokens; a success gives them back (when `held` drops).
+        held.failed = !ok;
         if ok {
-            refund_peer();
-            refund_client();
             let mut trusted = self.trusted.lock();
             if trusted.len() >= MAX_TRUSTED {
                 let ttl = self.trusted_ms;
                 trusted.retain(|_, t| now.saturating_sub(*t) < ttl);
             }
-            if trusted.len() < MAX_TRUSTED || trusted.contains_key(&(client_key.clone(), peer)) {
-                trusted.insert((client_key, peer), now);
+            let key = (client_id.to_string(), peer);
+            if trusted.len() < MAX_TRUSTED || trusted.contains_key(&key) {
+                trusted.insert(key, now);
             }
         }
         Ok(ok)
+    }
+}
+
+/// Budget tokens taken for one attempt; returned on drop unless the attempt failed.
+struct Reservation<'a> {
+    throttle: &'a AuthThrottle,
+    peer: Option<IpAddr>,
+    client: Option<String>,
+    failed: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.failed {
+            return;
+        }
+        if let Some(peer) = &self.peer {
+            self.throttle.peers.lock().refund(peer);
+        }
+        if let Some(client) = &self.client {
+            self.throttle.clients.lock().refund(client);
+        }
     }
 }
 
@@ -389,6 +395,41 @@ mod tests {
         assert_eq!(second.await.unwrap(), Ok(true));
         assert_eq!(t.authenticate("c", false, ip("10.0.0.3"), || true).await, Ok(true), "free again");
         assert_eq!(t.peers.lock().map[&"10.0.0.3".parse::<IpAddr>().unwrap()].tokens, 3.0, "busy refunded");
+    }
+
+    /// A request dropped while it waits for a hashing slot (client gone, request timeout)
+    /// was never checked: its budget tokens come back.
+    #[tokio::test]
+    async fn a_request_dropped_while_queued_gets_its_budget_back() {
+        let t = Arc::new(AuthThrottle::new(&cfg(), 1, ManualClock::at_ms(1_000_000)));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let first = tokio::spawn({
+            let t = t.clone();
+            async move {
+                t.authenticate("a", false, ip("10.0.0.1"), move || {
+                    let _ = started_tx.send(());
+                    wait.recv().is_ok()
+                })
+                .await
+            }
+        });
+        started.await.unwrap();
+        let queued = tokio::spawn({
+            let t = t.clone();
+            async move { t.authenticate("svc", true, ip("10.0.0.2"), || false).await }
+        });
+        while t.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let tokens = |t: &AuthThrottle| (t.peers.lock().map[&peer].tokens, t.clients.lock().map["svc"].tokens);
+        assert_eq!(tokens(&t), (2.0, 4.0), "reserved while queued");
+        queued.abort();
+        assert!(queued.await.unwrap_err().is_cancelled());
+        assert_eq!(tokens(&t), (3.0, 5.0), "given back");
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(true));
     }
 
     #[test]
