@@ -54,6 +54,12 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<crate::observe::monitor::MonitorConfig>,
+    /// Connection limits of both servers (timeouts, connection cap).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The text log `STATE/logs/warden.log` (size-based rotation).
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// The audit trail (`STATE/audit/`).
@@ -188,6 +194,8 @@ pub struct IssuerConfig {
     /// How many previous signing keys stay in the JWKS after a rotation.
     pub keep_previous_keys: usize,
     pub clients: Vec<ClientRegistration>,
+    /// Throttling of failed client authentication at `/token`.
+    pub auth_throttle: AuthThrottleConfig,
 }
 
 impl Default for IssuerConfig {
@@ -199,6 +207,7 @@ impl Default for IssuerConfig {
             resources: Vec::new(),
             keep_previous_keys: 1,
             clients: Vec::new(),
+            auth_throttle: AuthThrottleConfig::default(),
         }
     }
 }
@@ -274,6 +283,82 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self { per_second: 50.0, burst: 100 }
+    }
+}
+
+/// `/token` client-authentication throttling (see `issuer::throttle` for the design and the
+/// lockout trade-off). Buckets count *failed* authentications only; a success costs nothing.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthThrottleConfig {
+    /// Failed authentications one peer address (IPv6: its /64) may make at once...
+    pub peer_failures_burst: u32,
+    /// ...and per second after that.
+    pub peer_failures_per_second: f64,
+    /// Failed authentications against one registered client id at once, from anywhere...
+    pub client_failures_burst: u32,
+    /// ...and per second after that.
+    pub client_failures_per_second: f64,
+    /// A peer that authenticated as a client within this many seconds is still let through
+    /// (to the secret check) while that client's failure budget is spent by others.
+    pub trusted_peer_secs: u64,
+    /// Secret hashes (PBKDF2) computed at once on the blocking pool; 0: one per CPU core.
+    pub max_concurrent_hashes: usize,
+    /// Token requests that may wait for a hashing slot; beyond that, 503 at once.
+    pub max_queued_hashes: usize,
+}
+
+impl Default for AuthThrottleConfig {
+    fn default() -> Self {
+        Self {
+            peer_failures_burst: 10,
+            peer_failures_per_second: 0.5,
+            client_failures_burst: 20,
+            client_failures_per_second: 1.0,
+            trusted_peer_secs: 3600,
+            max_concurrent_hashes: 0,
+            max_queued_hashes: 64,
+        }
+    }
+}
+
+/// Connection limits, applied to each server (issuer and MCP service) separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// TLS handshake must finish within this many seconds.
+    pub handshake_timeout_secs: u64,
+    /// HTTP/1.1: a request's header must arrive within this many seconds, counted from the
+    /// connection's start or the end of the previous response (so it also bounds how long a
+    /// kept-alive HTTP/1.1 connection may sit idle).
+    pub header_read_timeout_secs: u64,
+    /// A connection on which no byte moves either way for this many seconds is closed
+    /// (HTTP/2 and connections that never send a request included).
+    pub idle_timeout_secs: u64,
+    /// Open connections per server; a connection beyond the cap is closed at once, before
+    /// the TLS handshake.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { handshake_timeout_secs: 10, header_read_timeout_secs: 10, idle_timeout_secs: 60, max_connections: 1024 }
+    }
+}
+
+/// The text log: `warden.log` is rotated to `warden.log.1` (… `.N`) when it would pass
+/// `max_file_bytes`; the oldest beyond `keep_files` is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub max_file_bytes: u64,
+    /// Rotated files kept besides the current one.
+    pub keep_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { max_file_bytes: 10 * 1024 * 1024, keep_files: 5 }
     }
 }
 

@@ -20,9 +20,10 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>) -> warden::cli
 /// Runs a client command on its own runtime, logging to the state dir (never the terminal).
 fn client_command(
     state_dir: &std::path::Path,
+    log: warden::config::LogConfig,
     f: impl FnOnce(&tokio::runtime::Runtime) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
-    let _log = warden::cli::logging::init(state_dir, false)?;
+    let _log = warden::cli::logging::init(state_dir, false, log)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let code = f(&rt);
     // Do not wait for lingering connection tasks; the answer is already printed.
@@ -68,16 +69,19 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let state_dir = warden::paths::state_dir(cli.state_dir.as_deref());
+    // The `[log]` settings, read before any command opens the log (a config that does not
+    // load leaves the defaults; the command itself then reports why it does not load).
+    let log = warden::config::Config::load(cli.config.as_deref()).map(|(c, _)| c.log).unwrap_or_default();
     warden::paths::ensure_private_dir(&state_dir)
         .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", state_dir.display()))?;
     match cli.command {
         Command::Serve(args) => {
-            let _log = warden::cli::logging::init(&state_dir, args.log_stderr)?;
+            let _log = warden::cli::logging::init(&state_dir, args.log_stderr, log)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(warden::cli::serve::run(cli.config.as_deref(), &state_dir, args))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token(a) => client_command(&state_dir, |rt| {
+        Command::Token(a) => client_command(&state_dir, log, |rt| {
             rt.block_on(warden::cli::client::token(ClientArgs {
                 config: cli.config.as_deref(),
                 state_dir: &state_dir,
@@ -85,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json: a.json,
             }))
         }),
-        Command::Tools(a) => client_command(&state_dir, |rt| {
+        Command::Tools(a) => client_command(&state_dir, log, |rt| {
             rt.block_on(warden::cli::client::tools(
                 ClientArgs {
                     config: cli.config.as_deref(),
@@ -96,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 a.approve,
             ))
         }),
-        Command::Call(a) => client_command(&state_dir, |rt| {
+        Command::Call(a) => client_command(&state_dir, log, |rt| {
             let args = ClientArgs {
                 config: cli.config.as_deref(),
                 state_dir: &state_dir,
@@ -105,13 +109,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
         }),
-        Command::Run(a) => client_command(&state_dir, |rt| {
+        Command::Run(a) => client_command(&state_dir, log, |rt| {
             let args = agent_args(&a.model, a.scopes.clone());
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
         }),
         Command::Demo(a) => {
             let explicit_state = cli.state_dir.clone();
-            client_command(&state_dir, |rt| {
+            client_command(&state_dir, log, |rt| {
                 let args = agent_args(&a.model, None);
                 if a.headless {
                     rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), &state_dir, args))
@@ -120,11 +124,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             })
         }
-        Command::Console(a) => client_command(&state_dir, |rt| {
+        Command::Console(a) => client_command(&state_dir, log, |rt| {
             let args = agent_args(&a.model, a.scopes.clone());
             rt.block_on(warden::cli::run::console(cli.config.as_deref(), &state_dir, args, a.theme.as_deref()))
         }),
-        Command::Replay(a) => client_command(&state_dir, |rt| {
+        Command::Replay(a) => client_command(&state_dir, log, |rt| {
             let (config, _) = warden::config::Config::load(cli.config.as_deref())?;
             let (theme, keymap) = warden::cli::run::look(&config, a.theme.as_deref())?;
             rt.block_on(warden::tui::run_replay(&a.file, a.speed, theme, keymap, &state_dir))?;

@@ -23,6 +23,8 @@ use crate::issuer::{self, IssuerInner, IssuerState, clients::ClientRegistry, key
 use crate::security::tls::{ClientTls, DevPki, ServerIdentity, http_client};
 use crate::service;
 
+mod limits;
+
 /// Run only one of the two servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Only {
@@ -165,7 +167,10 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         for s in service::policy::all_scopes().iter() {
             scopes.insert(s.clone());
         }
+        let throttle =
+            issuer::throttle::AuthThrottle::new(&config.issuer.auth_throttle, clients.len(), decisions.clock().clone());
         let state = IssuerState::new(IssuerInner {
+            throttle,
             decisions: decisions.clone(),
             issuer: url.clone(),
             keys: keys.clone(),
@@ -175,7 +180,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
             scopes_supported: scopes,
         });
         running.keys = Some(keys);
-        spawn_tls(&mut running, listener, tls.clone(), issuer::router(state))?;
+        spawn_tls(&mut running, listener, tls.clone(), &config.limits, issuer::router(state))?;
     }
 
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
@@ -196,7 +201,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
                 h.shutdown();
             }
         })?;
-        spawn_tls(&mut running, listener, tls, router)?;
+        spawn_tls(&mut running, listener, tls, &config.limits, router)?;
     }
 
     if let Some(url) = &issuer_url {
@@ -340,25 +345,36 @@ fn url_host(addr: SocketAddr) -> String {
     SocketAddr::new(ip, addr.port()).to_string()
 }
 
+/// Serves `router` over TLS on `listener` with the connection limits of `[limits]`: a cap
+/// on open connections (beyond it a new connection is closed before the handshake), a TLS
+/// handshake timeout, hyper's HTTP/1.1 header-read timeout and an idle timeout on every
+/// connection (see `limits`). The peer address reaches handlers as `ConnectInfo`.
 fn spawn_tls(
     running: &mut Running,
     listener: TcpListener,
     tls: RustlsConfig,
+    cfg: &crate::config::LimitsConfig,
     router: axum::Router,
 ) -> Result<(), ServeError> {
     let handle = Handle::new();
-    // TCP_NODELAY: small JSON-RPC responses must not wait for Nagle + delayed ACK (~40 ms).
-    let acceptor =
-        axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let secs = |s: u64| Duration::from_secs(s.max(1));
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .handshake_timeout(secs(cfg.handshake_timeout_secs))
+        .acceptor(limits::LimitAcceptor::new(cfg.max_connections, secs(cfg.idle_timeout_secs)));
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: ([0, 0, 0, 0], 0).into(),
         what: "server",
         source,
     })?;
-    let server = axum_server::from_tcp(listener)
+    let mut server = axum_server::from_tcp(listener)
         .map_err(|source| ServeError::Bind { addr, what: "server", source })?
         .acceptor(acceptor)
         .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(secs(cfg.header_read_timeout_secs));
     running.handles.push(handle);
     running.tasks.push(tokio::spawn(async move {
         // The peer address reaches the guard (unauthenticated denials are counted per peer).

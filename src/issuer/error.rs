@@ -18,6 +18,9 @@ pub enum OAuthErrorCode {
     /// RFC 8707 §2: the requested resource is unknown or not allowed.
     InvalidTarget,
     ServerError,
+    /// Throttled or overloaded: try again after `Retry-After` (RFC 6749 §4.1.2.1's code,
+    /// the one OAuth clients know to mean "later").
+    TemporarilyUnavailable,
 }
 
 impl OAuthErrorCode {
@@ -32,6 +35,7 @@ impl OAuthErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -42,11 +46,19 @@ pub struct OAuthError {
     pub description: String,
     /// Set when the client tried HTTP Basic: a 401 must then carry a Basic challenge.
     pub basic_challenge: bool,
+    /// With `TemporarilyUnavailable`: the status (429 throttled, 503 overloaded) and the
+    /// `Retry-After` seconds.
+    pub retry: Option<(StatusCode, u64)>,
 }
 
 impl OAuthError {
     pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), basic_challenge: false }
+        Self { code, description: description.into(), basic_challenge: false, retry: None }
+    }
+
+    /// A `temporarily_unavailable` answer with `status` and `Retry-After: secs`.
+    pub fn retry_later(status: StatusCode, secs: u64, description: impl Into<String>) -> Self {
+        Self { retry: Some((status, secs)), ..Self::new(OAuthErrorCode::TemporarilyUnavailable, description) }
     }
 }
 
@@ -58,15 +70,20 @@ struct Body<'a> {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let status = match self.code {
-            OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-            OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match (self.code, self.retry) {
+            (_, Some((status, _))) => status,
+            (OAuthErrorCode::InvalidClient, _) => StatusCode::UNAUTHORIZED,
+            (OAuthErrorCode::ServerError, _) => StatusCode::INTERNAL_SERVER_ERROR,
+            (OAuthErrorCode::TemporarilyUnavailable, _) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         let mut resp = (status, Json(Body { error: self.code, error_description: &self.description })).into_response();
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some((_, secs)) = self.retry {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             let challenge = if self.basic_challenge { "Basic realm=\"warden\"" } else { "Bearer realm=\"warden\"" };
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));

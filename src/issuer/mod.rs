@@ -11,6 +11,7 @@ pub mod clients;
 pub mod error;
 pub mod keys;
 pub mod metadata;
+pub mod throttle;
 pub mod token;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct IssuerInner {
     pub scopes_supported: ScopeSet,
     /// Where token decisions are recorded (the server audit trail).
     pub decisions: crate::types::event::EventBus,
+    /// Failure budgets and the hashing bound for client authentication.
+    pub throttle: throttle::AuthThrottle,
 }
 
 impl IssuerState {

@@ -5,18 +5,26 @@
 //! `scope` must be within the client's allowed scopes; none requested means the client's
 //! defaults. Each RFC 8707 `resource` must be a registered resource and becomes the
 //! token's `aud`. The token is an RFC 9068 JWT: `typ: at+jwt`, `kid`, RS256.
+//!
+//! The secret check goes through `throttle::AuthThrottle`: failure budgets per peer and per
+//! client (429 `temporarily_unavailable` with `Retry-After`), PBKDF2 on the blocking pool
+//! with a bounded queue (503 when full).
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, header};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 use super::IssuerState;
 use super::clients::RegisteredClient;
 use super::error::{OAuthError, OAuthErrorCode as Code};
+use super::throttle::Refusal;
 use crate::auth::verify::Audience;
 use crate::security::untrusted::for_log;
 use crate::types::scope::ScopeSet;
@@ -82,8 +90,20 @@ impl TokenForm {
     }
 }
 
-pub async fn token(State(state): State<IssuerState>, headers: HeaderMap, body: Bytes) -> Response {
-    match issue(&state, &headers, &body) {
+/// The TCP peer's address, when the server hands handlers `ConnectInfo` (`serve` does);
+/// the failure budgets are kept per peer.
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+pub async fn token(State(state): State<IssuerState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
+    match issue(&state, peer, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(target: "warden::issuer", error = ?e.code, description = %e.description, "token request refused");
@@ -93,11 +113,16 @@ pub async fn token(State(state): State<IssuerState>, headers: HeaderMap, body: B
     }
 }
 
-fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+async fn issue(
+    state: &IssuerState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(headers, body)?;
     let grant_type =
         form.get("grant_type").ok_or_else(|| OAuthError::new(Code::InvalidRequest, "missing grant_type"))?;
-    let client = authenticate(state, headers, &form)?;
+    let client = authenticate(state, peer, headers, &form).await?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             Code::UnsupportedGrantType,
@@ -138,8 +163,11 @@ fn record(state: &IssuerState, client_id: &str, detail: String, fingerprint: Opt
     );
 }
 
-fn authenticate<'s>(
+/// Client authentication: the credentials are read here, the secret is checked through the
+/// throttle (failure budgets first, then PBKDF2 on the blocking pool, bounded).
+async fn authenticate<'s>(
     state: &'s IssuerState,
+    peer: Option<IpAddr>,
     headers: &HeaderMap,
     form: &TokenForm,
 ) -> Result<&'s RegisteredClient, OAuthError> {
@@ -172,11 +200,28 @@ fn authenticate<'s>(
             });
         }
     };
-    state.inner.clients.authenticate(&client_id, &secret).ok_or(OAuthError {
-        code: Code::InvalidClient,
-        description: "client authentication failed: check client_id and client_secret".into(),
-        basic_challenge: used_basic,
-    })
+    let registered = state.inner.clients.get(&client_id);
+    let check = {
+        let (inner, id) = (state.inner.clone(), client_id.clone());
+        move || inner.clients.authenticate(&id, &secret).is_some()
+    };
+    match state.inner.throttle.authenticate(&client_id, registered.is_some(), peer, check).await {
+        Ok(true) => registered.ok_or_else(|| OAuthError::new(Code::ServerError, "the client registry changed")),
+        Ok(false) => Err(OAuthError {
+            basic_challenge: used_basic,
+            ..OAuthError::new(Code::InvalidClient, "client authentication failed: check client_id and client_secret")
+        }),
+        Err(Refusal::TooManyFailures { wait }) => Err(OAuthError::retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait.as_secs_f64().ceil().max(1.0) as u64,
+            "too many failed client authentications from this address or for this client; retry after Retry-After seconds",
+        )),
+        Err(Refusal::Busy) => Err(OAuthError::retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            1,
+            "the issuer is busy checking other client credentials; retry in a second",
+        )),
+    }
 }
 
 /// `Authorization: Basic` credentials, form-urlencoding undone (RFC 6749 §2.3.1).
