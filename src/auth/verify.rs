@@ -310,21 +310,14 @@ fn mistyped_claim(token: &str) -> Option<&'static str> {
     use serde_json::Value;
     let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
     let claims: serde_json::Map<String, Value> = serde_json::from_slice(&payload).ok()?;
-    let string = |v: &Value| v.is_string();
-    let number = |v: &Value| v.as_u64().is_some();
-    let audience = |v: &Value| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-    let checks: [(&'static str, &dyn Fn(&Value) -> bool); 9] = [
-        ("iss", &string),
-        ("sub", &string),
-        ("aud", &audience),
-        ("exp", &number),
-        ("iat", &number),
-        ("nbf", &number),
-        ("jti", &string),
-        ("client_id", &string),
-        ("scope", &string),
-    ];
-    checks.into_iter().find(|(name, ok)| claims.get(*name).is_some_and(|v| !v.is_null() && !ok(v))).map(|(n, _)| n)
+    let ok = |name: &str, v: &Value| match name {
+        "aud" => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        "exp" | "iat" | "nbf" => v.as_u64().is_some(),
+        _ => v.is_string(),
+    };
+    ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"]
+        .into_iter()
+        .find(|name| claims.get(*name).is_some_and(|v| !v.is_null() && !ok(name, v)))
 }
 
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> VerifyError {
