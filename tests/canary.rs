@@ -28,12 +28,15 @@ fn warden() -> Command {
     c
 }
 
+/// A pipe being read to its end on a thread.
+type Drained = std::thread::JoinHandle<Vec<u8>>;
+
 /// A `warden serve` child, stopped (SIGTERM, then waited for) even if the test fails.
 struct Server {
     child: std::process::Child,
     /// Its stdout and stderr, drained as they come so a chatty server never blocks on a
     /// full pipe.
-    output: Option<(std::thread::JoinHandle<Vec<u8>>, std::thread::JoinHandle<Vec<u8>>)>,
+    output: Option<(Drained, Drained)>,
 }
 
 impl Server {
@@ -45,7 +48,7 @@ impl Server {
     }
 }
 
-fn drain(mut r: impl Read + Send + 'static, mut into: Vec<u8>) -> std::thread::JoinHandle<Vec<u8>> {
+fn drain(mut r: impl Read + Send + 'static, mut into: Vec<u8>) -> Drained {
     std::thread::spawn(move || {
         let _ = r.read_to_end(&mut into);
         into
