@@ -243,7 +243,13 @@ impl Verifier {
         let header = parse_header(token)?;
         let kid = header.kid.ok_or(VerifyError::MissingKid)?;
         let decoding_key = self.jwks.key(&kid).await?;
-        let data = jsonwebtoken::decode::<RawClaims>(token, &decoding_key, &self.validation).map_err(map_jwt_error)?;
+        let data = jsonwebtoken::decode::<RawClaims>(token, &decoding_key, &self.validation).map_err(|e| {
+            match e.kind() {
+                // Name the claim (a string `exp`, a numeric `iss`), not just "the payload".
+                ErrorKind::Json(_) => VerifyError::BadClaim(mistyped_claim(token).unwrap_or("payload").into()),
+                _ => map_jwt_error(e),
+            }
+        })?;
         let c = data.claims;
         let leeway = self.config.leeway_secs;
         if c.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
@@ -302,6 +308,22 @@ fn parse_header(token: &str) -> Result<CheckedHeader, VerifyError> {
     }
     let kid = header.get("kid").and_then(|v| v.as_str()).map(str::to_string);
     Ok(CheckedHeader { kid })
+}
+
+/// The first registered claim whose JSON type is not the one RFC 7519 / RFC 9068 give it
+/// (only called once the signature has verified and the claims did not deserialize).
+fn mistyped_claim(token: &str) -> Option<&'static str> {
+    use serde_json::Value;
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    let claims: serde_json::Map<String, Value> = serde_json::from_slice(&payload).ok()?;
+    let ok = |name: &str, v: &Value| match name {
+        "aud" => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        "exp" | "iat" | "nbf" => v.as_u64().is_some(),
+        _ => v.is_string(),
+    };
+    ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"]
+        .into_iter()
+        .find(|name| claims.get(*name).is_some_and(|v| !v.is_null() && !ok(name, v)))
 }
 
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> VerifyError {

@@ -64,17 +64,17 @@ pub fn parse_value(ty: &FieldType, raw: &str) -> Result<Value, ValueError> {
         FieldType::Bool => match text.trim_matches(|c| c == '"' || c == '\'').to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" | "on" => Ok(Value::Bool(true)),
             "false" | "no" | "0" | "off" => Ok(Value::Bool(false)),
-            _ => Err(ValueError::NotBool(text.to_string())),
+            _ => Err(ValueError::NotBool(cut(text))),
         },
         FieldType::Int => {
-            text.trim_matches('"').parse::<i64>().map(Value::from).map_err(|_| ValueError::NotInt(text.to_string()))
+            text.trim_matches('"').parse::<i64>().map(Value::from).map_err(|_| ValueError::NotInt(cut(text)))
         }
         FieldType::Float => text
             .trim_matches('"')
             .parse::<f64>()
             .ok()
             .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-            .ok_or_else(|| ValueError::NotNumber(text.to_string())),
+            .ok_or_else(|| ValueError::NotNumber(cut(text))),
         FieldType::Literal(allowed) => {
             let mut v = text.trim();
             for prefix in ["Literal[", "str["] {
@@ -89,10 +89,10 @@ pub fn parse_value(ty: &FieldType, raw: &str) -> Result<Value, ValueError> {
                 .iter()
                 .find(|a| a.as_str() == v)
                 .map(|a| Value::String(a.clone()))
-                .ok_or_else(|| ValueError::NotAllowed { value: v.to_string(), allowed: allowed.join(", ") })
+                .ok_or_else(|| ValueError::NotAllowed { value: cut(v), allowed: allowed.join(", ") })
         }
         FieldType::List(_) | FieldType::Dict | FieldType::Json(..) => {
-            let value = parse_json_like(text).ok_or_else(|| ValueError::NotJson(text.to_string()))?;
+            let value = parse_json_like(text).ok_or_else(|| ValueError::NotJson(cut(text)))?;
             let shape_ok = match ty {
                 FieldType::List(_) => value.is_array(),
                 FieldType::Dict => value.is_object(),
@@ -101,9 +101,20 @@ pub fn parse_value(ty: &FieldType, raw: &str) -> Result<Value, ValueError> {
             if shape_ok {
                 Ok(value)
             } else {
-                Err(ValueError::WrongShape { expected: ty.annotation_name(), text: text.to_string() })
+                Err(ValueError::WrongShape { expected: ty.annotation_name(), text: cut(text) })
             }
         }
+    }
+}
+
+/// How much of an LM's text an error quotes. A completion can be megabytes; its error
+/// goes into the trace, the feed and the session recording, so it quotes the start only.
+const QUOTED_CHARS: usize = 120;
+
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }
 
@@ -203,6 +214,21 @@ fn strip_fences(s: &str) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by tests/properties.rs: an error quoted the LM's whole text, so a huge
+    /// completion made a huge error (in the trace, the feed and the recording).
+    #[test]
+    fn errors_quote_the_start_of_the_text_only() {
+        let huge = "é".repeat(100_000);
+        for ty in
+            [FieldType::Bool, FieldType::Int, FieldType::Float, FieldType::Dict, FieldType::Literal(vec!["a".into()])]
+        {
+            let err = parse_value(&ty, &huge).unwrap_err().to_string();
+            assert!(err.len() < 600, "{ty:?}: {} bytes", err.len());
+            assert!(err.contains(&format!("{}…", "é".repeat(QUOTED_CHARS))), "{err:.80}");
+        }
+        assert_eq!(parse_value(&FieldType::Int, "x").unwrap_err(), ValueError::NotInt("x".into()));
+    }
 
     #[test]
     fn lenient_parsing() {
