@@ -349,6 +349,10 @@ fn url_host(addr: SocketAddr) -> String {
 /// on open connections (beyond it a new connection is closed before the handshake), a TLS
 /// handshake timeout, hyper's HTTP/1.1 header-read timeout and an idle timeout on every
 /// connection (see `limits`). The peer address reaches handlers as `ConnectInfo`.
+/// The request header budget of either server: 431 beyond it (HTTP/2 exactly; HTTP/1.1
+/// checks between reads, so a header section may pass it by up to one read before refusal).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 fn spawn_tls(
     running: &mut Running,
     listener: TcpListener,
@@ -370,11 +374,16 @@ fn spawn_tls(
         .map_err(|source| ServeError::Bind { addr, what: "server", source })?
         .acceptor(acceptor)
         .handle(handle.clone());
-    server
-        .http_builder()
+    // One header budget for both protocols: HTTP/1.1's read buffer would otherwise take
+    // ~400 KiB of headers per connection while h2 refuses past 16 KiB, so the same request
+    // would get a 401 on one and a 431 on the other.
+    let builder = server.http_builder();
+    builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(secs(cfg.header_read_timeout_secs));
+        .header_read_timeout(secs(cfg.header_read_timeout_secs))
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
     running.handles.push(handle);
     running.tasks.push(tokio::spawn(async move {
         // The peer address reaches the guard (unauthenticated denials are counted per peer).
