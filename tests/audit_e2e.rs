@@ -263,6 +263,45 @@ async fn the_service_refuses_with_503_when_it_cannot_record_the_decision() {
     s.stop().await;
 }
 
+/// Token issuances were not in the server's audit trail at all (only refusals), so a
+/// token could be handed out unrecorded. Now each issuance is recorded, with its scope and
+/// fingerprint, before the token leaves; when it cannot be, the answer is 503
+/// `temporarily_unavailable` with `Retry-After` and no token.
+#[tokio::test]
+async fn the_issuer_hands_out_no_token_it_cannot_record() {
+    let mut config = common::config(None);
+    config.audit = Some(one_record_per_segment(OnFailure::Refuse));
+    let s = Stack::start_with(config).await;
+    let token = s.token(SUPPORT, Some("customer:read")).await;
+    let audit = s.state.join("audit");
+    let issued: Vec<serde_json::Value> = warden::observe::audit::read_all(&audit, "server")
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| serde_json::to_value(&e).ok())
+        .filter(|v| v["outcome"] == "token_issued")
+        .collect();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert_eq!(issued[0]["client_id"], SUPPORT.0);
+    assert_eq!(issued[0]["detail"], "scope \"customer:read\"");
+    assert_eq!(
+        issued[0]["fingerprint"].as_str().unwrap(),
+        warden::types::secret::Fingerprint::of(token.as_bytes()).to_string()
+    );
+
+    let blocked = next_segment(&audit, "server");
+    std::fs::create_dir(&blocked).unwrap();
+    let resp = s.token_response(SUPPORT, &[("resource", s.mcp.as_str())]).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body.get("access_token").is_none());
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.starts_with("no token issued: audit trail unavailable: "), "{description}");
+    std::fs::remove_dir(&blocked).unwrap();
+    s.stop().await;
+}
+
 /// Regression (issue 11, defect 3c): the client sent tool calls its audit trail could not
 /// record. Now the call is not sent, and the console shows why and what to check.
 #[tokio::test]

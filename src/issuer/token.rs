@@ -132,11 +132,31 @@ async fn issue(
     let scope = granted_scope(client, form.get("scope"))?;
     let aud = audience(state, form.all("resource").collect())?;
     let (access_token, ttl) = sign(state, client, &scope, aud)?;
+    let fingerprint = Fingerprint::of(access_token.as_bytes());
+    // Fail closed: a token whose issuance cannot be recorded is not handed out.
+    state
+        .inner
+        .decisions
+        .emit_recorded(
+            &crate::types::event::Scope::default(),
+            crate::types::event::EventKind::ServiceDecision {
+                client_id: client.client_id.clone(),
+                tool: None,
+                outcome: crate::types::event::DecisionOutcome::TokenIssued,
+                reason: crate::types::event::DecisionReason::Issued,
+                detail: Some(format!("scope \"{scope}\"")),
+                fingerprint: Some(fingerprint.clone()),
+                missing: ScopeSet::new(),
+            },
+        )
+        .map_err(|e| {
+            OAuthError::retry_later(StatusCode::SERVICE_UNAVAILABLE, 5, format!("no token issued: {}", e.message()))
+        })?;
     tracing::info!(
         target: "warden::issuer",
         client_id = %client.client_id,
         scope = %scope,
-        fingerprint = %Fingerprint::of(access_token.as_bytes()),
+        fingerprint = %fingerprint,
         "token issued"
     );
     let mut resp =
