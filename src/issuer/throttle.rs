@@ -363,11 +363,10 @@ mod tests {
         assert_eq!(peer_key(ip("::ffff:10.1.2.3")), "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 
-    /// One hashing slot and one queue place: a third concurrent request is refused at once.
-    #[tokio::test]
-    async fn hashing_is_bounded_and_a_full_queue_answers_busy() {
-        let clock = ManualClock::at_ms(1_000_000);
-        let t = Arc::new(AuthThrottle::new(&cfg(), 1, clock));
+    /// Starts a check that holds the one hashing slot until `release` is sent.
+    async fn occupy_the_hashing_slot(
+        t: &Arc<AuthThrottle>,
+    ) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<bool, Refusal>>) {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = tokio::sync::oneshot::channel();
         let first = tokio::spawn({
@@ -381,14 +380,28 @@ mod tests {
             }
         });
         started.await.unwrap();
+        (release, first)
+    }
+
+    /// Waits until every queue place is taken.
+    async fn queue_filled(t: &AuthThrottle) {
+        while t.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// One hashing slot and one queue place: a third concurrent request is refused at once.
+    #[tokio::test]
+    async fn hashing_is_bounded_and_a_full_queue_answers_busy() {
+        let clock = ManualClock::at_ms(1_000_000);
+        let t = Arc::new(AuthThrottle::new(&cfg(), 1, clock));
+        let (release, first) = occupy_the_hashing_slot(&t).await;
         let second = tokio::spawn({
             let t = t.clone();
             async move { t.authenticate("b", false, ip("10.0.0.2"), || true).await }
         });
         // The second is queued (holds the queue place) once its admission succeeded.
-        while t.admission.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        queue_filled(&t).await;
         assert_eq!(t.authenticate("c", false, ip("10.0.0.3"), || true).await, Err(Refusal::Busy));
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap(), Ok(true));
@@ -402,26 +415,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_dropped_while_queued_gets_its_budget_back() {
         let t = Arc::new(AuthThrottle::new(&cfg(), 1, ManualClock::at_ms(1_000_000)));
-        let (release, wait) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started) = tokio::sync::oneshot::channel();
-        let first = tokio::spawn({
-            let t = t.clone();
-            async move {
-                t.authenticate("a", false, ip("10.0.0.1"), move || {
-                    let _ = started_tx.send(());
-                    wait.recv().is_ok()
-                })
-                .await
-            }
-        });
-        started.await.unwrap();
+        let (release, first) = occupy_the_hashing_slot(&t).await;
         let queued = tokio::spawn({
             let t = t.clone();
             async move { t.authenticate("svc", true, ip("10.0.0.2"), || false).await }
         });
-        while t.admission.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        queue_filled(&t).await;
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
         let tokens = |t: &AuthThrottle| (t.peers.lock().map[&peer].tokens, t.clients.lock().map["svc"].tokens);
         assert_eq!(tokens(&t), (2.0, 4.0), "reserved while queued");
