@@ -341,16 +341,19 @@ impl ChildServer {
             .context("cannot start `warden serve` for the bench")?;
         let pid = child.id();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        // The banner line is printed once the servers listen.
-        let banner = tokio::task::spawn_blocking(move || {
+        // The banner line is printed once the servers listen (killing a server that hangs
+        // closes its stdout, which ends the read).
+        let read = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
             if let Some(out) = stdout {
                 let _ = BufReader::new(out).read_line(&mut line);
             }
             line
-        })
-        .await
-        .unwrap_or_default();
+        });
+        let banner = match tokio::time::timeout(Duration::from_secs(60), read).await {
+            Ok(line) => line.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         let Some(client_config) = banner.split("client config ").nth(1).and_then(|r| r.split_whitespace().next())
         else {
             let _ = child.kill();
