@@ -49,6 +49,7 @@ fn bench_starts_its_own_server_and_reports_every_level() {
         assert_phase(&level["ceiling"], "ceiling");
         assert!(level["authenticated"]["cpu_us_per_request"]["server"].as_f64().is_some(), "{level}");
         assert!(level["ratio"].as_f64().unwrap() > 0.0, "{level}");
+        assert!(level["server_cpu_ratio"].as_f64().is_some(), "{level}");
     }
     assert!(report["server"]["rss_mb_end"].as_f64().unwrap() > 0.0, "{report}");
     // The budgets are reported, whatever this machine measures; concurrency 16 did not run,
@@ -60,8 +61,9 @@ fn bench_starts_its_own_server_and_reports_every_level() {
         .map(|b| (b["name"].as_str().unwrap(), b["status"].as_str().unwrap()))
         .collect();
     assert_eq!(budgets[0], ("ratio_c16", "not_measured"));
-    assert_eq!(budgets[1], ("p99_c16_ms", "not_measured"));
-    assert_eq!(budgets[3], ("errors", "pass"));
+    assert_eq!(budgets[1], ("server_cpu_ratio_c16", "not_measured"));
+    assert_eq!(budgets[2], ("p99_c16_ms", "not_measured"));
+    assert_eq!(budgets[4], ("errors", "pass"));
     assert_eq!(report["pass"], false);
     // The child server is gone once the bench has exited.
     let pid = report["server"]["pid"].as_u64().unwrap();
@@ -100,6 +102,7 @@ async fn bench_loads_a_running_server_with_the_configs_client() {
     assert_phase(&level["authenticated"], "authenticated");
     assert_phase(&level["ceiling"], "ceiling");
     assert_eq!(level["authenticated"]["cpu_us_per_request"]["server"], Value::Null);
+    assert_eq!(level["server_cpu_ratio"], Value::Null);
 }
 
 #[test]
