@@ -158,5 +158,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", hash.encode());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(a) => {
+            client_command(&state_dir, |rt| rt.block_on(warden::cli::bench::run(cli.config.as_deref(), a)))
+        }
     }
 }

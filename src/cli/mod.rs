@@ -4,6 +4,7 @@
 //! May import: every layer (it is the composition edge). Enforced by `tests/layering.rs`.
 
 pub mod audit;
+pub mod bench;
 pub mod client;
 pub mod logging;
 pub mod run;
@@ -53,6 +54,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+    /// Load the service: authenticated tool calls vs. its metadata GET (the ceiling), budgets checked.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]

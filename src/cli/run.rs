@@ -113,7 +113,7 @@ struct DemoServers {
 
 impl DemoServers {
     async fn start(state_dir: Option<&Path>) -> anyhow::Result<Self> {
-        let temp = if state_dir.is_some() { None } else { Some(TempState::new()?) };
+        let temp = if state_dir.is_some() { None } else { Some(TempState::new("warden-demo")?) };
         let dir = match (state_dir, &temp) {
             (Some(d), _) => d.to_path_buf(),
             (None, Some(t)) => t.0.clone(),
@@ -151,14 +151,19 @@ pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: Agent
 }
 
 /// A temporary state directory removed on drop.
-struct TempState(std::path::PathBuf);
+pub(crate) struct TempState(std::path::PathBuf);
 
 impl TempState {
-    fn new() -> anyhow::Result<Self> {
+    /// A fresh directory `PREFIX-PID-RANDOM` in the system's temp dir.
+    pub(crate) fn new(prefix: &str) -> anyhow::Result<Self> {
         let dir =
-            std::env::temp_dir().join(format!("warden-demo-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+            std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Self(dir))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
     }
 }
 

@@ -21,8 +21,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, header};
 use rmcp::RoleServer;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta, ServerJsonRpcMessage};
+use rmcp::model::{
+    CallToolRequest, ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta, JsonRpcVersion2_0, RequestId,
+    ServerJsonRpcMessage,
+};
 use rmcp::service::{Peer, RequestContext, RunningService, Service};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 use super::tools::CustomerService;
 
@@ -71,30 +76,61 @@ impl DirectCalls {
     /// Answers `body` if it is one plain `tools/call` request; `Err` hands the request
     /// back for rmcp.
     async fn answer(&self, parts: http::request::Parts, body: &[u8]) -> Result<Response, http::request::Parts> {
-        let Ok(ClientJsonRpcMessage::Request(mut request)) = serde_json::from_slice::<ClientJsonRpcMessage>(body)
-        else {
+        let Some((id, call)) = parse_call(body) else {
             return Err(parts);
         };
-        if !matches!(request.request, ClientRequest::CallToolRequest(_))
-            || request.request.get_meta().protocol_version().is_some()
-        {
+        let mut request = ClientRequest::CallToolRequest(call);
+        if request.get_meta().protocol_version().is_some() {
             return Err(parts);
         }
         // As rmcp's serve loop does: the request's meta and extensions move into the
         // context, and the HTTP parts (carrying the verified claims) ride along.
-        let mut context = RequestContext::new(request.id.clone(), self.peer.clone());
-        context.meta = std::mem::take(request.request.get_meta_mut());
-        context.extensions = std::mem::take(request.request.extensions_mut());
+        let mut context = RequestContext::new(id.clone(), self.peer.clone());
+        context.meta = std::mem::take(request.get_meta_mut());
+        context.extensions = std::mem::take(request.extensions_mut());
         context.extensions.insert(parts);
-        let message = match self.service.handle_request(request.request, context).await {
-            Ok(result) => ServerJsonRpcMessage::response(result, request.id),
-            Err(error) => ServerJsonRpcMessage::error(error, Some(request.id)),
+        let message = match self.service.handle_request(request, context).await {
+            Ok(result) => ServerJsonRpcMessage::response(result, id),
+            Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
         };
         let json = serde_json::to_vec(&message).unwrap_or_default();
         let mut response = Response::new(Body::from(json));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(response)
     }
+}
+
+/// The envelope of one JSON-RPC request, with the method borrowed and the params left raw.
+/// Exactly these four members, each once (serde refuses a repeated or unknown one), so
+/// anything unusual goes to rmcp.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[allow(dead_code, reason = "parsed only to insist on \"2.0\"")]
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
+}
+
+/// A plain `tools/call` request, read the way rmcp reads it but without its message enum:
+/// `ClientJsonRpcMessage` is untagged over flattened structs, so serde buffered the body
+/// several times and built an error for each variant it ruled out (11% of the server's CPU
+/// per call in a profile). The params still go through rmcp's own `Request` deserializer,
+/// so `_meta` lands in the extensions exactly where rmcp puts it.
+fn parse_call(body: &[u8]) -> Option<(RequestId, CallToolRequest)> {
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    if envelope.method != "tools/call" {
+        return None;
+    }
+    let params = envelope.params?.get();
+    let mut request = String::with_capacity(params.len() + 40);
+    request.push_str(r#"{"method":"tools/call","params":"#);
+    request.push_str(params);
+    request.push('}');
+    Some((envelope.id, serde_json::from_str(&request).ok()?))
 }
 
 /// The middleware (install inside the bearer guard with `from_fn_with_state`).
@@ -189,6 +225,38 @@ mod tests {
         assert!(!accepts_json_and_sse(&headers(&[("accept", "application/json")])));
         assert!(!accepts_json_and_sse(&headers(&[("accept", "*/*")])));
         assert!(!accepts_json_and_sse(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn only_plain_tool_calls_are_parsed_here() {
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_customer_info","arguments":{"customer_id":"ABC123"},"_meta":{"progressToken":"p1"}}}"#;
+        let (id, request) = parse_call(call).expect("a plain call");
+        assert_eq!(id, RequestId::Number(7));
+        assert_eq!(request.params.name, "get_customer_info");
+        assert_eq!(request.params.arguments.as_ref().map(|a| a["customer_id"].clone()), Some("ABC123".into()));
+        // rmcp's reading of the same message agrees, `_meta` included.
+        let Ok(ClientJsonRpcMessage::Request(theirs)) = serde_json::from_slice::<ClientJsonRpcMessage>(call) else {
+            panic!("rmcp reads it as a request")
+        };
+        let ClientRequest::CallToolRequest(theirs_call) = &theirs.request else { panic!("a tools/call") };
+        assert_eq!(theirs.id, id);
+        assert_eq!(theirs_call.params, request.params);
+        let mut ours = ClientRequest::CallToolRequest(request);
+        assert_eq!(ours.get_meta_mut().clone(), theirs.request.get_meta().clone());
+        assert!(ours.get_meta().get("progressToken").is_some());
+        // Anything else goes to rmcp.
+        for other in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#[..],
+            br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a"}}"#,
+            br#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"a"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"},"extra":1}"#,
+            br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"a"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}]"#,
+        ] {
+            assert!(parse_call(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

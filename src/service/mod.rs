@@ -84,8 +84,18 @@ pub fn router(p: ServiceParams) -> Router {
         .with_max_request_body_bytes(p.max_body_bytes);
     let direct = p.direct_calls.then(|| Arc::new(DirectCalls::new(prototype.clone(), &hosts, p.max_body_bytes)));
     let config = config.with_allowed_hosts(hosts);
-    let mcp =
-        StreamableHttpService::new(move || Ok(prototype.clone()), Arc::new(NeverSessionManager::default()), config);
+    let mcp = Arc::new(StreamableHttpService::new(
+        move || Ok(prototype.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    ));
+    // axum clones a route's service for every request; rmcp's clones its whole config (the
+    // allowed-hosts list included), 2% of a direct call's CPU for a service it never uses.
+    // Behind an `Arc` the per-request clone is a reference count.
+    let mcp = tower::service_fn(move |req: axum::extract::Request| {
+        let mcp = mcp.clone();
+        async move { Ok::<_, std::convert::Infallible>(mcp.handle(req).await) }
+    });
     let mut protected = Router::new().route_service("/mcp", mcp);
     if let Some(direct) = direct {
         protected = protected.layer(axum::middleware::from_fn_with_state(direct, direct_calls));

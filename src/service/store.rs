@@ -160,15 +160,20 @@ impl Store {
     pub fn create_ticket(&self, t: &NewTicket<'_>) -> Result<Ticket, StoreError> {
         let digest = request_digest(t);
         self.with(|c| {
+            // IMMEDIATE: the write lock is held before anything is read, so two creations on
+            // different pooled connections cannot both miss the same idempotency key or both
+            // number their ticket from the same MAX(seq). With a deferred transaction the
+            // second writer failed (busy on a stale snapshot, or a UNIQUE violation): an
+            // internal error for a valid request, found by tests/soak.rs.
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
             if let Some(key) = t.idempotency_key
-                && let Some((existing, existing_digest)) = find_by_key(c, t.client_id, key)?
+                && let Some((existing, existing_digest)) = find_by_key(&tx, t.client_id, key)?
             {
                 if existing_digest != digest {
                     return Err(StoreError::IdempotencyConflict(existing.ticket_id));
                 }
                 return Ok(Ticket { replayed: true, ..existing });
             }
-            let tx = c.unchecked_transaction()?;
             let created_at = crate::types::time::rfc3339(crate::types::time::now_epoch());
             let next: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM tickets", [], |r| r.get(0))?;
             let ticket_id = format!("TKT-{next:06}");
@@ -299,6 +304,34 @@ mod tests {
         let recent = s.recent_customers(3).unwrap();
         assert_eq!(recent.len(), 3);
         assert!(recent[0].last_activity >= recent[1].last_activity);
+    }
+
+    /// Regression: concurrent creations on different pooled connections failed (deferred
+    /// transactions raced on MAX(seq) and on the idempotency lookup).
+    #[test]
+    fn concurrent_creations_on_a_pool_all_succeed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("db"), 4).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    for i in 0..40 {
+                        let own = format!("k-{t}-{i}");
+                        ids.push(s.create_ticket(&ticket(Some(&own), "Grill")).unwrap().ticket_id);
+                        // Every thread also races the others on one shared key per round.
+                        let shared = format!("shared-{i}");
+                        ids.push(s.create_ticket(&ticket(Some(&shared), "Grill")).unwrap().ticket_id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let ids: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), 8 * 40 + 40, "one ticket per key");
+        assert_eq!(s.ticket_count().unwrap(), 8 * 40 + 40);
     }
 
     #[test]
