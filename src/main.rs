@@ -159,7 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => {
-            client_command(&state_dir, |rt| rt.block_on(warden::cli::bench::run(cli.config.as_deref(), a)))
+            client_command(&state_dir, log, |rt| rt.block_on(warden::cli::bench::run(cli.config.as_deref(), a)))
         }
     }
 }
