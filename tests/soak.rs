@@ -145,9 +145,13 @@ async fn session(
                     }
                     break;
                 }
-                // The server is down or restarting: retry with the same key.
-                CallOutcome::Failed { class: FailureClass::Connection | FailureClass::Timeout, .. }
-                    if Instant::now() < give_up =>
+                // The server is down or restarting (or went away with the call in flight: the
+                // client reports that as outcome unknown and never replays it by itself): the
+                // caller repeats it deliberately, with the same key.
+                CallOutcome::Failed {
+                    class: FailureClass::Connection | FailureClass::Timeout | FailureClass::OutcomeUnknown,
+                    ..
+                } if Instant::now() < give_up =>
                 {
                     ledger.lock().retried += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
