@@ -151,8 +151,7 @@ async fn session(
                 CallOutcome::Failed {
                     class: FailureClass::Connection | FailureClass::Timeout | FailureClass::OutcomeUnknown,
                     ..
-                } if Instant::now() < give_up =>
-                {
+                } if Instant::now() < give_up => {
                     ledger.lock().retried += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
