@@ -103,12 +103,7 @@ expected_tools = ["get_customer_info", "create_support_ticket"]
     assert_eq!(counts.get(&AnomalyRule::UnusualToolSequence), None);
 
     // The console's feed shows it.
-    let mut app =
-        warden::tui::app::App::new(Default::default(), warden::tui::theme::Theme::dark(), Default::default(), false);
-    for e in events.recorded() {
-        app.ingest(&e);
-    }
-    let feed: Vec<String> = app.feed.entries.iter().map(|e| e.text.clone()).collect();
+    let feed = console_feed(&events);
     assert!(
         feed.iter()
             .any(|t| t.starts_with("ANOMALY prompt_injection: possible prompt injection in get_customer_info output")),
@@ -357,12 +352,7 @@ async fn the_client_does_not_send_a_call_it_cannot_audit() {
         !server.iter().any(|(_, e)| matches!(&e.kind, EventKind::ServiceDecision { tool: Some(_), .. })),
         "no tool call reached the server"
     );
-    let mut app =
-        warden::tui::app::App::new(Default::default(), warden::tui::theme::Theme::dark(), Default::default(), false);
-    for e in events.recorded() {
-        app.ingest(&e);
-    }
-    let feed: Vec<String> = app.feed.entries.iter().map(|e| e.text.clone()).collect();
+    let feed = console_feed(&events);
     assert!(
         feed.iter().any(|t| t.contains("failed (audit unavailable): not called: the audit trail cannot be written")),
         "{feed:?}"
@@ -454,4 +444,14 @@ fn audit_verify_checks_signatures_and_says_when_it_cannot() {
         )),
         "{out}"
     );
+}
+
+/// The console feed's lines after it ingests every event `events` recorded.
+fn console_feed(events: &warden::types::event::EventBus) -> Vec<String> {
+    let mut app =
+        warden::tui::app::App::new(Default::default(), warden::tui::theme::Theme::dark(), Default::default(), false);
+    for e in events.recorded() {
+        app.ingest(&e);
+    }
+    app.feed.entries.iter().map(|e| e.text.clone()).collect()
 }
