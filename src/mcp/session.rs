@@ -176,8 +176,7 @@ pub fn manifest_hash(tools: &[Tool]) -> String {
         .collect();
     entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let canonical = canonical_json(&Value::Array(entries));
-    let digest = crate::types::secret::sha256(canonical.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::types::secret::hex(&crate::types::secret::sha256(canonical.as_bytes()))
 }
 
 /// JSON with object keys sorted at every level.

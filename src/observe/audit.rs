@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Checkpoint, CheckpointKey, CheckpointKind, checkpoints_path, read_checkpoints};
 use crate::types::event::{Event, EventKind, JournalError};
-use crate::types::secret::sha256;
+use crate::types::secret::{hex, sha256};
 use crate::types::time::SharedClock;
 
 /// The head is rewritten in place, padded to this width so no stale bytes remain.
@@ -221,16 +221,6 @@ pub struct AuditLog {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     move |source| AuditError::Io { path: path.to_path_buf(), source }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 pub fn line_hash(line: impl AsRef<[u8]>) -> String {

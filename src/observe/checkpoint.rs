@@ -68,6 +68,8 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::hmac;
 use serde::{Deserialize, Serialize};
 
+use crate::types::secret::hex;
+
 /// Bytes of key material: the HMAC-SHA256 block-size-safe minimum recommended by RFC 2104.
 const KEY_BYTES: usize = 32;
 
@@ -101,10 +103,6 @@ impl std::fmt::Debug for CheckpointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckpointKey").field("path", &self.path).finish_non_exhaustive()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

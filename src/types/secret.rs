@@ -69,8 +69,7 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     pub fn of(secret: &[u8]) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
-        let hex: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
-        Fingerprint(format!("sha256:{hex}"))
+        Fingerprint(format!("sha256:{}", hex(&digest.as_ref()[..6])))
     }
 
     pub fn as_str(&self) -> &str {
@@ -96,6 +95,18 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// Lowercase hex of `bytes` (digests, MACs, key files): one table lookup per nibble, no
+/// per-byte formatting, since the audit trail hashes every record.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
     out
 }
 
