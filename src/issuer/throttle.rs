@@ -38,7 +38,6 @@
 //! buckets, a new peer is refused (fail closed) unless it is trusted for the client.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +46,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::config::AuthThrottleConfig;
+use crate::security::buckets::Buckets;
 use crate::types::time::SharedClock;
 
 /// Most peers tracked at once.
@@ -61,65 +61,6 @@ pub enum Refusal {
     TooManyFailures { wait: Duration },
     /// Every hashing slot and queue place is taken: 503, retry in a second.
     Busy,
-}
-
-struct Bucket {
-    tokens: f64,
-    /// Clock milliseconds at the last update.
-    updated: u64,
-}
-
-/// Failure buckets keyed by `K`, capped at `capacity` entries.
-struct Buckets<K> {
-    rate: f64,
-    burst: f64,
-    capacity: usize,
-    map: HashMap<K, Bucket>,
-    last_sweep: Option<u64>,
-}
-
-impl<K: Hash + Eq + Clone> Buckets<K> {
-    fn new(burst: u32, per_second: f64, capacity: usize) -> Self {
-        Self {
-            rate: per_second.max(0.001),
-            burst: f64::from(burst.max(1)),
-            capacity: capacity.max(1),
-            map: HashMap::new(),
-            last_sweep: None,
-        }
-    }
-
-    /// Takes one token; `Err(Some(wait))` when the bucket is empty, `Err(None)` when `key`
-    /// is new and the map is full of buckets still refilling.
-    fn take(&mut self, key: &K, now: u64) -> Result<(), Option<Duration>> {
-        let (rate, burst) = (self.rate, self.burst);
-        let secs_since = |then: u64| now.saturating_sub(then) as f64 / 1000.0;
-        if !self.map.contains_key(key) && self.map.len() >= self.capacity {
-            if self.last_sweep.is_none_or(|t| now.saturating_sub(t) >= 1000) {
-                self.map.retain(|_, b| b.tokens + secs_since(b.updated) * rate < burst);
-                self.last_sweep = Some(now);
-            }
-            if self.map.len() >= self.capacity {
-                return Err(None);
-            }
-        }
-        let b = self.map.entry(key.clone()).or_insert(Bucket { tokens: burst, updated: now });
-        b.tokens = (b.tokens + secs_since(b.updated) * rate).min(burst);
-        b.updated = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Some(Duration::from_secs_f64((1.0 - b.tokens) / rate)))
-        }
-    }
-
-    /// Gives back a token taken by `take` (the attempt was not a failure).
-    fn refund(&mut self, key: &K) {
-        if let Some(b) = self.map.get_mut(key) {
-            b.tokens = (b.tokens + 1.0).min(self.burst);
-        }
-    }
 }
 
 /// The `/token` authentication throttle: failure budgets and the hashing bound.
@@ -407,7 +348,7 @@ mod tests {
         assert_eq!(first.await.unwrap(), Ok(true));
         assert_eq!(second.await.unwrap(), Ok(true));
         assert_eq!(t.authenticate("c", false, ip("10.0.0.3"), || true).await, Ok(true), "free again");
-        assert_eq!(t.peers.lock().map[&"10.0.0.3".parse::<IpAddr>().unwrap()].tokens, 3.0, "busy refunded");
+        assert_eq!(t.peers.lock().tokens(&"10.0.0.3".parse::<IpAddr>().unwrap()).unwrap(), 3.0, "busy refunded");
     }
 
     /// A request dropped while it waits for a hashing slot (client gone, request timeout)
@@ -422,23 +363,14 @@ mod tests {
         });
         queue_filled(&t).await;
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
-        let tokens = |t: &AuthThrottle| (t.peers.lock().map[&peer].tokens, t.clients.lock().map["svc"].tokens);
+        let tokens = |t: &AuthThrottle| {
+            (t.peers.lock().tokens(&peer).unwrap(), t.clients.lock().tokens(&"svc".to_string()).unwrap())
+        };
         assert_eq!(tokens(&t), (2.0, 4.0), "reserved while queued");
         queued.abort();
         assert!(queued.await.unwrap_err().is_cancelled());
         assert_eq!(tokens(&t), (3.0, 5.0), "given back");
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap(), Ok(true));
-    }
-
-    #[test]
-    fn the_peer_map_is_bounded() {
-        let mut b: Buckets<IpAddr> = Buckets::new(1, 1.0, 2);
-        let (a, c, d) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap());
-        assert!(b.take(&a, 1000).is_ok() && b.take(&c, 1000).is_ok());
-        assert_eq!(b.take(&d, 1000), Err(None), "full of active buckets");
-        assert_eq!(b.map.len(), 2);
-        assert!(b.take(&d, 2000).is_ok(), "refilled buckets are forgotten at the next sweep");
-        assert_eq!(b.map.len(), 1);
     }
 }

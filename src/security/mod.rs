@@ -1,4 +1,5 @@
-//! Security primitives: password-style hashing of client secrets (`hash`) and the
+//! Security primitives: bounded token buckets for rate limits and failure budgets
+//! (`buckets`), password-style hashing of client secrets (`hash`) and the
 //! development CA plus rustls configurations (`tls`), all on aws-lc-rs, and the
 //! https-unless-loopback rule for URLs (`urls`), and outside strings made safe for logs
 //! (`untrusted`). Secret and
@@ -6,6 +7,7 @@
 //!
 //! May import: `types`, `paths`. Enforced by `tests/layering.rs`.
 
+pub mod buckets;
 pub mod hash;
 pub mod tls;
 pub mod untrusted;

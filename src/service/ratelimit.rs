@@ -2,55 +2,35 @@
 //! long until a token is available, which becomes the 429's `Retry-After`. Time comes from
 //! the injected clock, so tests move it instead of sleeping.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::config::RateLimitConfig;
+use crate::security::buckets::Buckets;
 use crate::types::time::{self, SharedClock};
 
 /// Most distinct clients tracked at once; beyond that, full (idle) buckets are forgotten.
 const MAX_CLIENTS: usize = 10_000;
 
-struct Bucket {
-    tokens: f64,
-    /// Clock milliseconds at the last update.
-    updated: u64,
-}
-
 pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<Buckets>,
+    cfg: RateLimitConfig,
+    buckets: Mutex<Buckets<String>>,
     clock: SharedClock,
-    /// Most clients tracked at once (a hard cap: the map never grows past it).
-    capacity: usize,
-}
-
-#[derive(Default)]
-struct Buckets {
-    map: HashMap<String, Bucket>,
-    /// When idle buckets were last swept (clock ms): at most one O(n) sweep per second,
-    /// so a flood of new client ids cannot make every request scan the whole map.
-    last_sweep: Option<u64>,
 }
 
 impl RateLimiter {
     pub fn new(cfg: RateLimitConfig) -> Self {
-        Self {
-            rate: cfg.per_second.max(0.001),
-            burst: f64::from(cfg.burst.max(1)),
-            buckets: Mutex::new(Buckets::default()),
-            clock: time::system(),
-            capacity: MAX_CLIENTS,
-        }
+        Self::bounded(cfg, MAX_CLIENTS)
+    }
+
+    fn bounded(cfg: RateLimitConfig, capacity: usize) -> Self {
+        Self { buckets: Mutex::new(Buckets::new(cfg.burst, cfg.per_second, capacity)), cfg, clock: time::system() }
     }
 
     /// This limiter, tracking at most `n` clients (tests; the default is 10,000).
-    pub fn with_capacity(mut self, n: usize) -> Self {
-        self.capacity = n.max(1);
-        self
+    pub fn with_capacity(self, n: usize) -> Self {
+        Self { clock: self.clock, ..Self::bounded(self.cfg, n) }
     }
 
     /// This limiter, reading time from `clock`.
@@ -60,34 +40,11 @@ impl RateLimiter {
     }
 
     /// Takes one token for `client`; `Err(wait)` when there is none. A client that is new
-    /// while the map is full of active clients is refused too (fail closed, bounded), until
-    /// idle buckets can be forgotten.
+    /// while the map is full of active clients is refused too (fail closed, bounded) for a
+    /// second, until idle buckets can be forgotten.
     pub fn check(&self, client: &str) -> Result<(), Duration> {
-        // A wall clock can step back; `saturating_sub` below treats that as no time passed.
         let now = self.clock.now_ms();
-        let secs_since = |then: u64| now.saturating_sub(then) as f64 / 1000.0;
-        let mut guard = self.buckets.lock();
-        let buckets = &mut *guard;
-        if !buckets.map.contains_key(client) && buckets.map.len() >= self.capacity {
-            if buckets.last_sweep.is_none_or(|t| now.saturating_sub(t) >= 1000) {
-                let (rate, burst) = (self.rate, self.burst);
-                buckets.map.retain(|_, b| b.tokens + secs_since(b.updated) * rate < burst);
-                buckets.last_sweep = Some(now);
-            }
-            if buckets.map.len() >= self.capacity {
-                return Err(Duration::from_secs(1));
-            }
-        }
-        let bucket = buckets.map.entry(client.to_string()).or_insert(Bucket { tokens: self.burst, updated: now });
-        let elapsed = secs_since(bucket.updated);
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
-        }
+        self.buckets.lock().take(&client.to_string(), now).map_err(|wait| wait.unwrap_or(Duration::from_secs(1)))
     }
 }
 
@@ -136,18 +93,18 @@ mod tests {
             assert!(rl.check(c).is_ok());
         }
         assert_eq!(rl.check("d"), Err(Duration::from_secs(1)), "full of active clients: a new one waits");
-        assert_eq!(rl.buckets.lock().map.len(), 3, "never past the cap");
+        assert_eq!(rl.buckets.lock().len(), 3, "never past the cap");
         assert!(rl.check("a").is_ok(), "known clients keep their buckets");
         // Two seconds later every bucket has refilled: idle ones are forgotten at the next sweep.
         clock.advance(Duration::from_secs(2));
         assert!(rl.check("d").is_ok());
-        assert_eq!(rl.buckets.lock().map.len(), 1);
+        assert_eq!(rl.buckets.lock().len(), 1);
         // A sweep that frees nothing is not repeated within the second.
         for c in ["e", "f"] {
             assert!(rl.check(c).is_ok());
         }
         assert!(rl.check("g").is_err());
-        assert_eq!(rl.buckets.lock().last_sweep, Some(1_002_000));
+        assert_eq!(rl.buckets.lock().last_sweep(), Some(1_002_000));
     }
 
     #[test]
