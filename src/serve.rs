@@ -285,7 +285,7 @@ fn denial_counter(config: &Config, decisions: &crate::types::event::EventBus) ->
 }
 
 /// The servers' decision trail: `STATE/audit/server-*.jsonl`, group-committed by default
-/// (each record is written and flushed at once; fsync at most every 50 ms).
+/// (each record is written and flushed at once; fsync every 50 ms on the blocking pool).
 fn server_audit(
     config: &Config,
     state_dir: &Path,
@@ -310,8 +310,11 @@ fn server_audit(
             loop {
                 tick.tick().await;
                 let Some(log) = weak.upgrade() else { break };
-                if let Err(e) = log.flush() {
-                    tracing::error!(error = %e, "server audit fsync failed");
+                // On the blocking pool: the disk must not stall a worker serving requests.
+                match tokio::task::spawn_blocking(move || log.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "server audit fsync failed"),
+                    Err(e) => tracing::error!(error = %e, "server audit fsync task failed"),
                 }
             }
         });

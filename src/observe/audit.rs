@@ -135,8 +135,10 @@ struct Record {
     event: Event,
 }
 
-/// What `append` writes: the same shape as [`Record`], borrowed, so appending does not
-/// clone the event.
+/// What `append` writes: the same shape as [`Record`], borrowed. `append` splices the
+/// event's JSON into this shape by hand ([`record_line`]); the test that pins them equal
+/// serialises this.
+#[cfg(test)]
 #[derive(Serialize)]
 struct RecordRef<'a> {
     seq: u64,
@@ -162,6 +164,8 @@ trait Sink: Write + Send {
     fn len(&self) -> std::io::Result<u64>;
     fn set_len(&mut self, len: u64) -> std::io::Result<()>;
     fn sync_data(&mut self) -> std::io::Result<()>;
+    /// A second handle on the same file, to fsync it without holding the writer.
+    fn sync_handle(&self) -> std::io::Result<File>;
 }
 
 impl Sink for File {
@@ -173,6 +177,9 @@ impl Sink for File {
     }
     fn sync_data(&mut self) -> std::io::Result<()> {
         File::sync_data(self)
+    }
+    fn sync_handle(&self) -> std::io::Result<File> {
+        self.try_clone()
     }
 }
 
@@ -221,6 +228,21 @@ pub struct AuditLog {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     move |source| AuditError::Io { path: path.to_path_buf(), source }
+}
+
+/// A record's line (without the newline), byte for byte what serialising [`RecordRef`]
+/// gives, from the event already serialised.
+fn record_line(seq: u64, prev: &str, event_json: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(event_json.len() + prev.len() + 40);
+    line.extend_from_slice(b"{\"seq\":");
+    line.extend_from_slice(seq.to_string().as_bytes());
+    line.extend_from_slice(b",\"prev\":");
+    // A hex digest (or the genesis value): serialised as JSON all the same, never assumed.
+    let _ = serde_json::to_writer(&mut line, prev);
+    line.extend_from_slice(b",\"event\":");
+    line.extend_from_slice(event_json);
+    line.push(b'}');
+    line
 }
 
 pub fn line_hash(line: impl AsRef<[u8]>) -> String {
@@ -401,6 +423,9 @@ impl AuditLog {
     /// On error nothing of the record is left in the segment and the chain continues from
     /// the previous record.
     pub fn append(&self, event: &Event) -> Result<u64, AuditError> {
+        // The event is serialised before the writer is taken: under the lock only the chain
+        // fields are put around it, so concurrent appends wait for a write, not for JSON.
+        let body = serde_json::to_vec(event).unwrap_or_default();
         let mut w = self.w.lock();
         if let Some(why) = &w.poisoned {
             return Err(AuditError::Torn { path: w.path.clone(), source: std::io::Error::other(why.clone()) });
@@ -409,7 +434,7 @@ impl AuditLog {
             self.rotate(&mut w)?;
         }
         let seq = w.seq + 1;
-        let mut line = serde_json::to_vec(&RecordRef { seq, prev: &w.last_hash, event }).unwrap_or_default();
+        let mut line = record_line(seq, &w.last_hash, &body);
         let hash = line_hash(&line);
         line.push(b'\n');
         let before = w.size;
@@ -425,7 +450,11 @@ impl AuditLog {
         w.dirty = true;
         let durable = match self.opts.fsync {
             FsyncPolicy::Always => self.sync(&mut w),
-            FsyncPolicy::Batch { interval_ms } if w.last_sync.elapsed() >= Duration::from_millis(interval_ms) => {
+            // The batch policy's timer calls `flush` every interval, off this path; an append
+            // waits on the disk itself only when that timer has fallen behind (or none runs).
+            FsyncPolicy::Batch { interval_ms }
+                if w.last_sync.elapsed() >= Duration::from_millis(interval_ms.saturating_mul(2)) =>
+            {
                 self.sync(&mut w)
             }
             _ => Ok(()),
@@ -459,10 +488,25 @@ impl AuditLog {
         AuditError::Torn { path: w.path.clone(), source }
     }
 
-    /// fsync now (also called on a timer for the batch policy).
+    /// fsync now (the batch policy's timer). The disk is waited on through a second handle,
+    /// outside the writer's lock: an fdatasync can take milliseconds, and every decision
+    /// waiting to be recorded would wait with it. A failed sync leaves the log dirty for the
+    /// next try.
     pub fn flush(&self) -> Result<(), AuditError> {
-        let mut w = self.w.lock();
-        self.sync(&mut w)
+        let (handle, path) = {
+            let mut w = self.w.lock();
+            w.last_sync = Instant::now();
+            if !w.dirty {
+                return Ok(());
+            }
+            let handle = w.file.sync_handle().map_err(io(&w.path))?;
+            w.dirty = false;
+            (handle, w.path.clone())
+        };
+        handle.sync_data().map_err(|e| {
+            self.w.lock().dirty = true;
+            AuditError::Io { path, source: e }
+        })
     }
 
     fn sync(&self, w: &mut Writer) -> Result<(), AuditError> {
@@ -478,6 +522,9 @@ impl AuditLog {
     /// Starts the next segment. The writer switches only once the new file is open, so a
     /// failure leaves it appending where it was (and the next append tries again).
     fn rotate(&self, w: &mut Writer) -> Result<(), AuditError> {
+        // Always synced: a `flush` may have taken the dirty mark and still be waiting on
+        // this segment, and the next segment's records must not reach the disk before it.
+        w.dirty = true;
         self.sync(w)?;
         let next = w.segment + 1;
         let path = segment_path(&self.dir, &self.prefix, next);
@@ -1299,6 +1346,34 @@ mod tests {
         assert_eq!(count(), 1, "the next one waits another 60 s");
     }
 
+    /// The line spliced around the pre-serialised event is exactly what serde writes for
+    /// the record, so the hash chain and `verify` are unchanged.
+    #[test]
+    fn a_spliced_record_line_is_the_serialised_record() {
+        for (seq, prev) in [(1, GENESIS.to_string()), (42, line_hash("x")), (u64::MAX, "q\"uote\\".to_string())] {
+            let event = ev(7);
+            let spliced = record_line(seq, &prev, &serde_json::to_vec(&event).unwrap());
+            let whole = serde_json::to_vec(&RecordRef { seq, prev: &prev, event: &event }).unwrap();
+            assert_eq!(String::from_utf8(spliced).unwrap(), String::from_utf8(whole).unwrap());
+        }
+    }
+
+    /// Regression: the batch policy's fsync ran under the writer's lock, on a server worker,
+    /// stalling every decision behind the disk. `flush` now syncs through a second handle:
+    /// the lock is free while the disk works, and a flush leaves the log clean.
+    #[test]
+    fn flush_syncs_outside_the_writer_and_leaves_the_log_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), "audit", FsyncPolicy::Batch { interval_ms: 60_000 }, u64::MAX).unwrap();
+        log.append(&ev(1)).unwrap();
+        assert!(log.w.lock().dirty, "a batch append is not synced at once");
+        log.flush().unwrap();
+        assert!(!log.w.lock().dirty);
+        log.append(&ev(2)).unwrap();
+        assert!(log.w.lock().dirty);
+        assert_eq!(verify(dir.path(), "audit", None).unwrap().records, 2);
+    }
+
     /// A sink that writes only `budget` more bytes, then fails (a disk that fills mid-write).
     struct Flaky {
         inner: File,
@@ -1333,6 +1408,9 @@ mod tests {
         }
         fn sync_data(&mut self) -> std::io::Result<()> {
             File::sync_data(&self.inner)
+        }
+        fn sync_handle(&self) -> std::io::Result<File> {
+            self.inner.try_clone()
         }
     }
 
