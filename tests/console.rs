@@ -406,7 +406,7 @@ fn overlay_keys_rebound_in_console_keys_work_and_show_in_help() {
     let Some(Overlay::Grant(g)) = &app.overlay else { panic!("grant editor not open") };
     assert_eq!(g.chosen().to_string(), "customer:read");
     let s = screen(&app, 120, 40);
-    assert!(s.contains("x toggle · Ctrl-o re-token · r re-token and re-run"), "hints show the rebound keys: {s}");
+    assert!(s.contains("x toggle · Ctrl-O re-token · r re-token and re-run"), "hints show the rebound keys: {s}");
     // ticket:create is third: the old key no longer toggles it, the new one does.
     app.on_key(key(KeyCode::Char('j')));
     app.on_key(key(KeyCode::Char('j')));
@@ -424,7 +424,7 @@ fn overlay_keys_rebound_in_console_keys_work_and_show_in_help() {
 
     let help = help_text(&mut app, 120, 40);
     assert!(help.contains("x  check / uncheck the selected scope"), "{help}");
-    assert!(help.contains("Ctrl-o  re-token, run the scenario, close help or detail"), "{help}");
+    assert!(help.contains("Ctrl-O  re-token, run the scenario, close help or detail"), "{help}");
     assert!(!help.contains("Space  check / uncheck"), "{help}");
 }
 
@@ -565,4 +565,20 @@ fn the_status_bar_marks_a_server_down_and_up_from_call_outcomes() {
         result("customer-service", CallOutcome::Success { structured: None, text: "ok".into() }, 1),
     ));
     assert!(status(&app).starts_with("● 2 servers │"), "{}", status(&app));
+}
+
+#[test]
+fn zz_dump() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    for (w, h) in [(80u16, 24u16), (120, 40)] {
+        app.resize(Rect::new(0, 0, w, h));
+        println!("{}", screen(&app, w, h));
+    }
+    app.typing = false;
+    app.resize(Rect::new(0, 0, 80, 24));
+    println!("{}", screen(&app, 80, 24));
+    app.on_key(key(KeyCode::Char('?')));
+    app.resize(Rect::new(0, 0, 80, 24));
+    println!("{}", screen(&app, 80, 24));
 }

@@ -12,8 +12,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_textarea::TextArea;
 
 use super::wrap;
-use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
-use crate::tui::keymap::Action;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
+use crate::tui::keymap::{Action, Keymap};
 use crate::tui::theme::Theme;
 use crate::types::event::{Event, EventKind, RunStatus};
 
@@ -229,6 +229,11 @@ impl Component for ChatPane {
 
     fn on_resize(&mut self, area: Rect) {
         self.area = area;
+    }
+
+    fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
+        let k = |a| keymap.key_for(a);
+        vec![(k(Action::Select), "type"), (format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll")]
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
