@@ -179,8 +179,8 @@ impl App {
             let mut hints = vec![("Enter".to_string(), "send")];
             let typing = [
                 (Action::Back, "panes"),
-                (Action::NextPane, "focus"),
                 (Action::Help, "help"),
+                (Action::NextPane, "focus"),
                 (Action::Grant, "grant"),
                 (Action::Scenarios, "scenarios"),
             ];
@@ -188,7 +188,7 @@ impl App {
             return hints;
         }
         let mut hints = self.pane(self.focus).hints(km, &ctx);
-        let mut global = vec![(Action::NextPane, "focus"), (Action::Help, "help")];
+        let mut global = vec![(Action::Help, "help"), (Action::NextPane, "focus")];
         if !self.replay {
             global.extend([(Action::Grant, "grant"), (Action::Scenarios, "scenarios")]);
         }

@@ -70,8 +70,8 @@ fn render_status(f: &mut Frame, area: Rect, app: &App) {
     let facts = status_facts(app);
     let used = |spans: &[Span]| spans.iter().map(|s| s.content.chars().count()).sum::<usize>();
     let hints = app.hints();
-    // Room for at least the first four hints (or all of them) beside the facts.
-    let wanted = hints_text(&hints[..hints.len().min(4)]).chars().count();
+    // Room for at least the first three hints (or all of them) beside the facts.
+    let wanted = hints_text(&hints[..hints.len().min(3)]).chars().count();
     let mut spans = Vec::new();
     for model in [ModelShown::Full, ModelShown::Name, ModelShown::None] {
         spans = facts.spans(app, model);

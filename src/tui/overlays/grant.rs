@@ -163,7 +163,7 @@ pub fn render(f: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap, g: &Gra
     if g.defaults_pending {
         lines.push(Line::styled(
             format!(
-                "Re-token with the client's default scopes? {} confirms · {} keeps editing",
+                "Use the client's default scopes? {} confirms · {} keeps editing",
                 k(Action::Apply),
                 k(Action::Close)
             ),

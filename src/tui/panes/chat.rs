@@ -231,9 +231,10 @@ impl Component for ChatPane {
         self.area = area;
     }
 
-    fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
+    fn hints(&self, keymap: &Keymap, ctx: &Ctx) -> Vec<Hint> {
         let k = |a| keymap.key_for(a);
-        vec![(k(Action::Select), "type"), (format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll")]
+        let scroll = (format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll");
+        if ctx.replay { vec![scroll] } else { vec![(k(Action::Select), "type"), scroll] }
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {

@@ -142,9 +142,13 @@ impl FeedPane {
         if !shown {
             return;
         }
-        // The selection stays on its entry. Following (view at the top), the view stays
-        // there and the new entry shows, the selection kept on screen; scrolled down, the
-        // view moves with its entries and the title counts what is above.
+        // Following (view at the top) with the newest selected, the selection stays on the
+        // newest. Otherwise it stays on its entry: following, the view stays at the top and
+        // the new entry shows, the selection kept on screen; scrolled down, the view moves
+        // with its entries and the title counts what is above.
+        if self.offset == 0 && self.selected == 0 {
+            return;
+        }
         self.selected += 1;
         if self.offset > 0 {
             self.offset += 1;
