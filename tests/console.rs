@@ -901,6 +901,7 @@ fn a_replay_shows_the_matrix_and_explains_live_only_keys() {
     assert!(bar.starts_with("● 1 server │ offline-planner │ ○ idle │ REPLAY s.jsonl ×1"), "{bar}");
     assert!(bar.ends_with("j/k scroll · ? help · Tab focus · q quit"), "{bar}");
     assert!(!bar.contains("grant") && !bar.contains("scenarios"), "{bar}");
+    assert!(screen(&app, 120, 40).contains("Request — not in a replay"));
     for (k, notice) in [
         ('r', "re-run: not available in a replay"),
         ('s', "scenarios: not available in a replay"),

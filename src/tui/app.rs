@@ -115,7 +115,14 @@ impl App {
 
     /// What a component may know when it draws.
     pub fn draw_ctx(&self, focused: bool) -> DrawCtx<'_> {
-        DrawCtx { theme: &self.theme, keymap: &self.keymap, focused, typing: self.typing, now: self.now }
+        DrawCtx {
+            theme: &self.theme,
+            keymap: &self.keymap,
+            focused,
+            typing: self.typing,
+            now: self.now,
+            replay: self.replay,
+        }
     }
 
     pub fn ingest(&mut self, e: &Event) {

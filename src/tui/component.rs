@@ -79,6 +79,8 @@ pub struct DrawCtx<'a> {
     pub typing: bool,
     /// Epoch seconds, for countdowns.
     pub now: u64,
+    /// Replaying a recording (nothing can be typed or sent).
+    pub replay: bool,
 }
 
 /// A pane or an overlay.

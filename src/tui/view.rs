@@ -112,6 +112,7 @@ enum ModelShown {
     Full,
     /// The name without its note (`offline-planner`, not `(offline, deterministic)`).
     Name,
+    /// No model, and a replay says only `REPLAY`.
     None,
 }
 
@@ -160,8 +161,14 @@ impl StatusFacts<'_> {
         }
         spans.push(Span::styled(self.run.content.to_string(), self.run.style));
         if app.replay {
+            // Tight: just the word, so a notice still fits.
+            let mode = if model == ModelShown::None {
+                app.info.mode.split(' ').next().unwrap_or_default().to_string()
+            } else {
+                app.info.mode.clone()
+            };
             spans.push(sep.clone());
-            spans.push(Span::styled(app.info.mode.clone(), t.colored(t.info).add_modifier(Modifier::BOLD)));
+            spans.push(Span::styled(mode, t.colored(t.info).add_modifier(Modifier::BOLD)));
         }
         if let Some(n) = &app.notice {
             spans.push(sep);

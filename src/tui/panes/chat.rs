@@ -268,14 +268,18 @@ impl Component for ChatPane {
         } else {
             f.render_widget(Paragraph::new(shown), inner);
         }
-        let title = if typing { " Request ▏typing — Esc: panes " } else { " Request — i or Enter to type " };
+        let title = match (ctx.replay, typing) {
+            (true, _) => " Request — not in a replay ",
+            (false, true) => " Request ▏typing — Esc: panes ",
+            (false, false) => " Request — i or Enter to type ",
+        };
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused && typing))
             .title(Span::styled(title, theme.muted()));
         let text_area = block.inner(input_area);
         f.render_widget(block, input_area);
-        if self.input.is_empty() {
+        if self.input.is_empty() && !ctx.replay {
             // What the text area draws for its placeholder (the cursor, then the text in
             // the placeholder style), drawn here because the style comes from the theme.
             let placeholder =
