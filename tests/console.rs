@@ -617,7 +617,10 @@ fn status_hints_follow_the_mode() {
     app.on_key(key(KeyCode::Char('k')));
     assert!(status_bar(&mut app, 120, 40).contains("Enter detail · j/k move · G follow · ? help"));
     app.on_key(key(KeyCode::Char('a')));
-    assert!(status_bar(&mut app, 160, 40).ends_with("Space toggle · Enter re-token · r re-token and re-run · d defaults · Esc cancel"));
+    assert!(
+        status_bar(&mut app, 160, 40)
+            .ends_with("Space toggle · Enter re-token · r re-token and re-run · d defaults · Esc cancel")
+    );
 }
 
 /// 12 feed entries at 80×24: the newest are on screen, and stay there as more arrive
@@ -702,10 +705,7 @@ fn enter_on_a_feed_entry_opens_all_of_it() {
     app.resize(Rect::new(0, 0, 120, 40));
     let s = screen(&app, 120, 40);
     assert!(s.contains("Anomaly") && s.contains("the same denied call was repeated"), "{s}");
-    assert!(
-        s.contains(&format!("#{call} create_support_ticket → denied, missing ticket:create (server 403)")),
-        "{s}"
-    );
+    assert!(s.contains(&format!("#{call} create_support_ticket → denied, missing ticket:create (server 403)")), "{s}");
     assert!(s.contains("#99999 (not in the console's memory; see the recording)"), "{s}");
 }
 
@@ -715,7 +715,10 @@ fn the_feed_logs_a_grant_change_only_when_the_scopes_change() {
     let now = warden::types::time::now_epoch();
     let bus = EventBus::recording();
     let issued = |granted: &str| EventKind::TokenIssued { token: token(granted, now), reason: RefreshReason::Regrant };
-    bus.emit(&Scope::default(), EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Initial });
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Initial },
+    );
     bus.emit(&Scope::default(), issued("customer:read"));
     let mut app = app_with(&bus.recorded(), now);
     assert_eq!(app.feed.len(), 0, "{:?}", app.feed.entries);
@@ -809,7 +812,12 @@ fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     app.resize(Rect::new(0, 0, 80, 24));
     let s = screen(&app, 80, 24);
-    for want in ["✓ verified RS256 · 14m00s left", "✗ calculate_account_… account:c…", "✗ create_support_tic… ticket:cr…", "✓ get_customer_info   customer:…"] {
+    for want in [
+        "✓ verified RS256 · 14m00s left",
+        "✗ calculate_account_… account:c…",
+        "✗ create_support_tic… ticket:cr…",
+        "✓ get_customer_info   customer:…",
+    ] {
         assert!(s.contains(want), "{want:?} missing:\n{s}");
     }
     assert!(s.lines().last().unwrap().ends_with("Enter send · Esc panes · F1 help"), "{s}");
@@ -817,7 +825,11 @@ fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
     // Twelve more tools: the matrix scrolls; G shows the last.
     let mut info = info();
     for i in 0..12 {
-        info.tools.push(ToolScopes { server: "customer-service".into(), name: format!("tool_{i:02}"), required: scopes("x:y") });
+        info.tools.push(ToolScopes {
+            server: "customer-service".into(),
+            name: format!("tool_{i:02}"),
+            required: scopes("x:y"),
+        });
     }
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
     app.now = now;

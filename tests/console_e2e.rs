@@ -92,7 +92,8 @@ fn demo_ticket_then_denial_after_dropping_the_scope() {
         "0",
         "terminal restored"
     );
-    let sessions: Vec<_> = std::fs::read_dir(state.path().join("sessions")).unwrap().map(|e| e.unwrap().path()).collect();
+    let sessions: Vec<_> =
+        std::fs::read_dir(state.path().join("sessions")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(sessions.len(), 1, "the session was recorded");
 
     // The recording opens with the session start: the tools and the scopes they need.
@@ -101,7 +102,9 @@ fn demo_ticket_then_denial_after_dropping_the_scope() {
     assert_eq!(first["type"], "session_started", "{first}");
     let tools = first["tools"].as_array().unwrap();
     assert!(
-        tools.iter().any(|t| t["tool"] == "create_support_ticket" && t["required"] == serde_json::json!(["ticket:create"])),
+        tools
+            .iter()
+            .any(|t| t["tool"] == "create_support_ticket" && t["required"] == serde_json::json!(["ticket:create"])),
         "{first}"
     );
 

@@ -140,7 +140,10 @@ mod tests {
             let err = load(&path).unwrap_err();
             assert!(matches!(&err, ReplayError::NotRecording { found: f, .. } if *f == found), "{err}");
             let msg = err.to_string();
-            assert!(msg.starts_with(&format!("{} is not a Warden session recording: {found};", path.display())), "{msg}");
+            assert!(
+                msg.starts_with(&format!("{} is not a Warden session recording: {found};", path.display())),
+                "{msg}"
+            );
             assert!(msg.contains("STATE/sessions/session-*.jsonl"), "{msg}");
         }
     }

@@ -9,9 +9,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, M
 use ratatui::layout::{Position, Rect};
 
 use super::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
-use super::overlays::grant::REPLAY_NOTICE;
 use super::keymap::{Action, Context, Keymap};
 pub use super::overlays::Overlay;
+use super::overlays::grant::REPLAY_NOTICE;
 use super::overlays::help::HelpView;
 use super::overlays::scenarios::ScenarioPicker;
 use super::panes::Pane;

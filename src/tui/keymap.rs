@@ -363,7 +363,9 @@ impl Keymap {
             .iter()
             .filter(|b| b.action == action && b.while_typing)
             .flat_map(|b| b.keys.iter())
-            .find(|k| !matches!(k.code, KeyCode::Char(_)) || k.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT))
+            .find(|k| {
+                !matches!(k.code, KeyCode::Char(_)) || k.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            })
             .map(|k| k.to_string())
     }
 

@@ -144,7 +144,11 @@ pub fn replay_info(events: &[Event], mode: &str) -> ConsoleInfo {
         info.servers = servers.iter().map(|s| (s.clone(), String::new())).collect();
         info.tools = tools
             .iter()
-            .map(|t| ToolScopes { server: t.tool.server.clone(), name: t.tool.name.clone(), required: t.required.clone() })
+            .map(|t| ToolScopes {
+                server: t.tool.server.clone(),
+                name: t.tool.name.clone(),
+                required: t.required.clone(),
+            })
             .collect();
     }
     info

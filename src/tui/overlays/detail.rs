@@ -13,8 +13,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::{Scroll, centered, reader_hints, scroll_text};
 use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint};
 use crate::tui::keymap::{Action, Context, Keymap};
-use crate::tui::panes::{clock, wrap};
 use crate::tui::panes::trace::TraceEntry;
+use crate::tui::panes::{clock, wrap};
 use crate::tui::theme::Theme;
 
 /// What the overlay shows: a heading, then label/value rows (or a plain text).

@@ -120,7 +120,8 @@ impl Component for HelpView {
             .title(Span::styled(title, theme.colored(theme.accent)));
         // Only the rows that show are turned into lines.
         let height = rect.height.saturating_sub(2) as usize;
-        let lines: Vec<Line> = self.rows.iter().skip(self.scroll.offset()).take(height).map(|r| line(theme, r)).collect();
+        let lines: Vec<Line> =
+            self.rows.iter().skip(self.scroll.offset()).take(height).map(|r| line(theme, r)).collect();
         f.render_widget(Paragraph::new(lines).block(block), rect);
     }
 }

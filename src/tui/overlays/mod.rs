@@ -106,7 +106,8 @@ impl Scroll {
 
     fn by(&mut self, delta: i64) {
         let n = delta.unsigned_abs() as usize;
-        self.offset = if delta < 0 { self.offset().saturating_sub(n) } else { self.offset().saturating_add(n).min(self.max()) };
+        self.offset =
+            if delta < 0 { self.offset().saturating_sub(n) } else { self.offset().saturating_add(n).min(self.max()) };
     }
 
     /// "lines 11–30 of 64" when the text does not fit, `None` when it does (or before it
@@ -136,5 +137,9 @@ fn scroll_text(scroll: &mut Scroll, action: Action) -> Handled {
 /// The status-bar hints of a text overlay.
 fn reader_hints(keymap: &Keymap) -> Vec<Hint> {
     let k = |a| keymap.key_for(a);
-    vec![(format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll"), (k(Action::PageDown), "page"), (k(Action::Close), "close")]
+    vec![
+        (format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll"),
+        (k(Action::PageDown), "page"),
+        (k(Action::Close), "close"),
+    ]
 }

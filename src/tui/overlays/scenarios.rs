@@ -56,7 +56,11 @@ impl Component for ScenarioPicker {
 
     fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
         let k = |a| keymap.key_for(a);
-        vec![(k(Action::Apply), "run"), (format!("{}/{}", k(Action::Down), k(Action::Up)), "move"), (k(Action::Close), "close")]
+        vec![
+            (k(Action::Apply), "run"),
+            (format!("{}/{}", k(Action::Down), k(Action::Up)), "move"),
+            (k(Action::Close), "close"),
+        ]
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {

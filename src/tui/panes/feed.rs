@@ -15,7 +15,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::trace::denial_rows;
+use super::trace::{denial_rows, timing};
 use super::{clip, clock};
 use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use crate::tui::keymap::{Action, Keymap};
@@ -109,7 +109,11 @@ impl FeedPane {
     }
 
     fn visible_len(&self) -> usize {
-        if self.filter.is_empty() { self.entries.len() } else { self.entries.iter().filter(|e| self.matches(e)).count() }
+        if self.filter.is_empty() {
+            self.entries.len()
+        } else {
+            self.entries.iter().filter(|e| self.matches(e)).count()
+        }
     }
 
     /// Clamps the selection and moves the view the least needed to show it.
@@ -160,7 +164,9 @@ impl FeedPane {
     /// Remembers what an anomaly's evidence may name.
     fn remember(&mut self, e: &Event) {
         let summary = match &e.kind {
-            EventKind::ToolCall { tool, args, .. } => format!("call {} {}", tool.name, crate::session::format_args(args)),
+            EventKind::ToolCall { tool, args, .. } => {
+                format!("call {} {}", tool.name, crate::session::format_args(args))
+            }
             EventKind::ToolResult { tool, outcome, .. } => format!("{} → {}", tool.name, outcome_label(outcome)),
             EventKind::TokenIssued { token, .. } => format!("token {} ({})", token.granted, token.fingerprint),
             EventKind::RunStarted { request, .. } => format!("run: {request}"),
@@ -184,7 +190,7 @@ impl FeedPane {
                 let mut detail = vec![
                     ("tool".into(), tool.name.clone()),
                     ("server".into(), tool.server.clone()),
-                    ("timing".into(), format!("{latency_ms:.1} ms, {attempts} attempt(s)")),
+                    ("timing".into(), timing(*latency_ms, *attempts)),
                 ];
                 run(&mut detail);
                 match outcome {

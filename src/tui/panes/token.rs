@@ -128,8 +128,7 @@ impl TokenPane {
         const NAME: usize = 26;
         const NEEDS: usize = 10;
         let longest = self.tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
-        let name_w =
-            if w >= NAME + 3 + NEEDS { NAME } else { longest.min(w.saturating_sub(3 + NEEDS)).clamp(6, NAME) };
+        let name_w = if w >= NAME + 3 + NEEDS { NAME } else { longest.min(w.saturating_sub(3 + NEEDS)).clamp(6, NAME) };
         let needs_w = w.saturating_sub(name_w + 3);
         let mut lines = Vec::with_capacity(self.matrix_len() + 1);
         lines.push(Line::styled(format!("  {:<name_w$} needs", "tool"), theme.muted()));

@@ -147,15 +147,15 @@ impl TracePane {
                 let call = OpenCall { run_id: e.run_id.clone(), step: e.step, tool: tool.clone(), args: args.clone() };
                 self.open_calls.push_back(call);
                 self.push(
-                e,
-                TraceKind::Action,
-                format!("{} {}", tool.name, format_args(args)),
-                vec![
-                    ("tool".into(), tool.name.clone()),
-                    ("server".into(), tool.server.clone()),
-                    ("required".into(), required.to_string()),
-                    ("arguments".into(), pretty(args)),
-                ],
+                    e,
+                    TraceKind::Action,
+                    format!("{} {}", tool.name, format_args(args)),
+                    vec![
+                        ("tool".into(), tool.name.clone()),
+                        ("server".into(), tool.server.clone()),
+                        ("required".into(), required.to_string()),
+                        ("arguments".into(), pretty(args)),
+                    ],
                 )
             }
             EventKind::ToolResult { tool, outcome, attempts, latency_ms, .. } => {
@@ -168,12 +168,7 @@ impl TracePane {
                 if let Some(call) = call {
                     detail.push(("arguments".into(), pretty(&call.args)));
                 }
-                let sent = match attempts {
-                    0 => "not sent".to_string(),
-                    1 => "1 attempt".to_string(),
-                    n => format!("{n} attempts"),
-                };
-                detail.push(("timing".into(), format!("{latency_ms:.1} ms, {sent}")));
+                detail.push(("timing".into(), timing(*latency_ms, *attempts)));
                 let (kind, text) = match outcome {
                     CallOutcome::Success { structured, text } => {
                         let shown = if text.is_empty() {
@@ -259,7 +254,9 @@ impl Component for TracePane {
             Action::Bottom => self.cursor.bottom(self.entries.len()),
             Action::Select => {
                 return match self.selected() {
-                    Some(entry) => Handled::emit(Msg::Open(Overlay::Detail(StepDetail::new(DetailContent::step(entry))))),
+                    Some(entry) => {
+                        Handled::emit(Msg::Open(Overlay::Detail(StepDetail::new(DetailContent::step(entry)))))
+                    }
                     None => Handled::Consumed,
                 };
             }
@@ -321,6 +318,16 @@ impl Component for TracePane {
             f.render_widget(Paragraph::new(lines), inner);
         }
     }
+}
+
+/// How long a call took and how often it was sent, for a detail view ("0.2 ms, not sent").
+pub fn timing(latency_ms: f64, attempts: u32) -> String {
+    let sent = match attempts {
+        0 => "not sent".to_string(),
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
+    };
+    format!("{latency_ms:.1} ms, {sent}")
 }
 
 /// A denial's rows for a detail view: who decided, required, granted and missing scopes,
