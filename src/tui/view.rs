@@ -1,7 +1,9 @@
 //! Layout and the status bar. Two columns: Chat over Token on the left, Trace over Feed on
-//! the right; it degrades to the same grid, just tighter, down to 80×24. [`layout`] is a
-//! pure function of the screen size (the mouse uses it too); [`render`] takes `&App` and
-//! has each component draw itself.
+//! the right; it degrades to the same grid, just tighter, down to 80×24 (where the token
+//! pane turns compact to keep its matrix). The status bar's key hints follow the mode
+//! ([`App::hints`]): the keys that work where the keyboard is, never `?` while typing.
+//! [`layout`] is a pure function of the screen size (the mouse uses it too); [`render`]
+//! takes `&App` and has each component draw itself.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};

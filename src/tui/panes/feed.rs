@@ -401,8 +401,13 @@ impl Component for FeedPane {
     }
 
     fn on_resize(&mut self, area: Rect) {
-        self.height = super::rows_inside(area);
-        self.settle();
+        // Called before every frame: settle only when the height changed (counting a
+        // filtered list is not free).
+        let height = super::rows_inside(area);
+        if height != self.height {
+            self.height = height;
+            self.settle();
+        }
     }
 
     fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
