@@ -32,7 +32,7 @@ pub struct ConsoleInfo {
     pub model: String,
     pub tools: Vec<ToolScopes>,
     pub scenarios: Vec<Scenario>,
-    /// "LIVE" or "REPLAY <file>".
+    /// `LIVE`, or `REPLAY <file> ×<speed>` in a replay.
     pub mode: String,
 }
 
