@@ -348,17 +348,24 @@ fn monochrome_theme_uses_no_colors() {
     let now = warden::types::time::now_epoch();
     let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
     app.theme = Theme::parse(warden::tui::theme::MONO, "mono").unwrap();
-    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    term.draw(|f| view::render(f, &app)).unwrap();
-    let buf = term.backend().buffer();
-    let colored: Vec<String> = buf
-        .content()
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
-        .map(|(i, c)| format!("({},{}) {:?} {:?} {:?}", i % 120, i / 120, c.symbol(), c.fg, c.bg))
-        .collect();
-    assert!(colored.is_empty(), "NO_COLOR: glyphs and modifiers only, but: {colored:?}");
+    // Both layouts, the compact one too, and an overlay.
+    for (w, h, overlay) in [(120u16, 40u16, false), (80, 24, false), (80, 24, true)] {
+        if overlay {
+            app.on_key(key(KeyCode::F(1)));
+        }
+        app.resize(Rect::new(0, 0, w, h));
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| view::render(f, &app)).unwrap();
+        let buf = term.backend().buffer();
+        let colored: Vec<String> = buf
+            .content()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+            .map(|(i, c)| format!("({},{}) {:?} {:?} {:?}", i % w as usize, i / w as usize, c.symbol(), c.fg, c.bg))
+            .collect();
+        assert!(colored.is_empty(), "NO_COLOR at {w}x{h}: glyphs and modifiers only, but: {colored:?}");
+    }
 }
 
 #[test]
@@ -406,7 +413,7 @@ fn overlay_keys_rebound_in_console_keys_work_and_show_in_help() {
     let Some(Overlay::Grant(g)) = &app.overlay else { panic!("grant editor not open") };
     assert_eq!(g.chosen().to_string(), "customer:read");
     let s = screen(&app, 120, 40);
-    assert!(s.contains("x toggle · Ctrl-o re-token · r re-token and re-run"), "hints show the rebound keys: {s}");
+    assert!(s.contains("x toggle · Ctrl-O re-token · r re-token and re-run"), "hints show the rebound keys: {s}");
     // ticket:create is third: the old key no longer toggles it, the new one does.
     app.on_key(key(KeyCode::Char('j')));
     app.on_key(key(KeyCode::Char('j')));
@@ -424,7 +431,7 @@ fn overlay_keys_rebound_in_console_keys_work_and_show_in_help() {
 
     let help = help_text(&mut app, 120, 40);
     assert!(help.contains("x  check / uncheck the selected scope"), "{help}");
-    assert!(help.contains("Ctrl-o  re-token, run the scenario, close help or detail"), "{help}");
+    assert!(help.contains("Ctrl-O  re-token, run the scenario, close help or detail"), "{help}");
     assert!(!help.contains("Space  check / uncheck"), "{help}");
 }
 
@@ -565,4 +572,356 @@ fn the_status_bar_marks_a_server_down_and_up_from_call_outcomes() {
         result("customer-service", CallOutcome::Success { structured: None, text: "ok".into() }, 1),
     ));
     assert!(status(&app).starts_with("● 2 servers │"), "{}", status(&app));
+}
+
+/// The status bar: the last line of a `w`×`h` screen (after the app was told the size).
+fn status_bar(app: &mut App, w: u16, h: u16) -> String {
+    app.resize(Rect::new(0, 0, w, h));
+    screen(app, w, h).lines().last().unwrap_or_default().trim_end().to_string()
+}
+
+/// Issue 12: the console starts in the request input, where `?` types a `?`; the status bar
+/// offered `? help · a grant …` there. Its hints now follow the mode.
+#[test]
+fn status_hints_follow_the_mode() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    assert!(app.typing);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let bar = status_bar(&mut app, w, h);
+        assert!(bar.contains("Enter send · Esc panes · F1 help"), "{w}x{h}: {bar:?}");
+        assert!(!bar.contains("? help") && !bar.contains("q quit"), "{bar:?}");
+        assert!(bar.starts_with("● 1 server │"), "{bar:?}");
+    }
+    // What the input hints is what the keys do: `?` types, F1 opens the help.
+    chars(&mut app, "?");
+    assert_eq!(app.chat.input_text(), "?");
+    assert!(app.overlay.is_none());
+    app.on_key(key(KeyCode::F(1)));
+    assert!(matches!(app.overlay, Some(Overlay::Help(_))));
+    assert!(status_bar(&mut app, 120, 40).ends_with("j/k scroll · PgDn page · Esc close"));
+    app.on_key(key(KeyCode::Esc));
+
+    // Esc: the panes' keys, the focused pane's first.
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.typing);
+    let bar = status_bar(&mut app, 160, 40);
+    assert!(bar.ends_with("Enter type · j/k scroll · ? help · Tab focus · a grant · s scenarios · q quit"), "{bar:?}");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, Pane::Trace);
+    let bar = status_bar(&mut app, 160, 40);
+    assert!(bar.ends_with("Enter detail · j/k move · ? help · Tab focus · a grant · s scenarios · q quit"), "{bar:?}");
+    // At 80 columns the model goes first, then the hints that do not fit, whole.
+    let bar = status_bar(&mut app, 80, 24);
+    assert_eq!(bar, "● 1 server │ offline-planner │ ○ idle           Enter detail · j/k move · ? help");
+    app.on_key(key(KeyCode::Char('k')));
+    assert!(status_bar(&mut app, 120, 40).contains("Enter detail · j/k move · G follow · ? help"));
+    app.on_key(key(KeyCode::Char('a')));
+    assert!(
+        status_bar(&mut app, 160, 40)
+            .ends_with("Space toggle · Enter re-token · r re-token and re-run · d defaults · Esc cancel")
+    );
+}
+
+/// 12 feed entries at 80×24: the newest are on screen, and stay there as more arrive
+/// unless the operator scrolled the view away (then the title counts what is above).
+#[test]
+fn the_feed_follows_new_entries_until_scrolled_away() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    for i in 0..12 {
+        bus.emit(&Scope::default(), rate_limited(i));
+    }
+    let mut app = app_with(&bus.recorded(), now);
+    app.typing = false;
+    app.focus = Pane::Feed;
+    app.resize(Rect::new(0, 0, 80, 24));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Feed (12) ─") && s.contains("tool11 rate limited"), "{s}");
+    // One `j`: the view is still at the top, so the next entry shows.
+    app.on_key(key(KeyCode::Char('j')));
+    app.ingest(&bus.emit(&Scope::default(), rate_limited(12)));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Feed (13) ─") && s.contains("tool12 rate limited") && !s.contains("newer"), "{s}");
+    // Scrolled down a page: the view holds still and says what arrived above it.
+    app.on_key(key(KeyCode::PageDown));
+    app.ingest(&bus.emit(&Scope::default(), rate_limited(13)));
+    let s = screen(&app, 80, 24);
+    assert!(!s.contains("tool13 rate limited"), "{s}");
+    assert!(s.contains("Feed (14) ▲ 8 newer · g: newest"), "{s}");
+    assert!(status_bar(&mut app, 120, 40).contains("g newest · Enter open · / filter"));
+    app.on_key(key(KeyCode::Char('g')));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("tool13 rate limited") && !s.contains("newer"), "{s}");
+    assert!(app.feed.following());
+}
+
+/// Feed entries are cut to one line; Enter opens the whole entry.
+#[test]
+fn enter_on_a_feed_entry_opens_all_of_it() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    denied_run(&bus, now);
+    let mut app = app_with(&bus.recorded(), now);
+    app.typing = false;
+    app.focus = Pane::Feed;
+    app.resize(Rect::new(0, 0, 80, 24));
+    assert!(screen(&app, 80, 24).contains("✗ create_support_ticket denied on …"));
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.overlay, Some(Overlay::Detail(_))));
+    app.resize(Rect::new(0, 0, 120, 40));
+    let s = screen(&app, 120, 40);
+    for want in [
+        "Feed entry — Esc close",
+        "Denied  run-1",
+        "decided by:",
+        "  server 403",
+        "required:",
+        "  ticket:create",
+        "granted:",
+        "  customer:read",
+        "HTTP status:",
+        "  403",
+        "WWW-Authenticate:",
+        "  Bearer error=\"insufficient_scope\", scope=\"ticket:create\"",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    app.on_key(key(KeyCode::Esc));
+
+    // An anomaly: its evidence, by event id and what each event was.
+    let call = bus.recorded().iter().find(|e| matches!(e.kind, EventKind::ToolResult { .. })).unwrap().id;
+    app.ingest(&bus.emit(
+        &Scope::default(),
+        EventKind::Anomaly {
+            rule: warden::types::event::AnomalyRule::RepeatedDeniedCall,
+            severity: warden::types::event::AnomalySeverity::Medium,
+            message: "the same denied call was repeated".into(),
+            evidence: vec![call, 99_999],
+        },
+    ));
+    app.on_key(key(KeyCode::Char('g')));
+    app.on_key(key(KeyCode::Enter));
+    app.resize(Rect::new(0, 0, 120, 40));
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("Anomaly") && s.contains("the same denied call was repeated"), "{s}");
+    assert!(s.contains(&format!("#{call} create_support_ticket → denied, missing ticket:create (server 403)")), "{s}");
+    assert!(s.contains("#99999 (not in the console's memory; see the recording)"), "{s}");
+}
+
+/// A grant change is news only when the scopes changed.
+#[test]
+fn the_feed_logs_a_grant_change_only_when_the_scopes_change() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    let issued = |granted: &str| EventKind::TokenIssued { token: token(granted, now), reason: RefreshReason::Regrant };
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Initial },
+    );
+    bus.emit(&Scope::default(), issued("customer:read"));
+    let mut app = app_with(&bus.recorded(), now);
+    assert_eq!(app.feed.len(), 0, "{:?}", app.feed.entries);
+    app.ingest(&bus.emit(&Scope::default(), issued("customer:read ticket:create")));
+    assert_eq!(app.feed.len(), 1);
+    assert!(app.feed.entries[0].text.starts_with("grant changed: now customer:read ticket:create"));
+    app.ingest(&bus.emit(&Scope::default(), issued("customer:read ticket:create")));
+    assert_eq!(app.feed.len(), 1, "the same scopes again are not a change");
+}
+
+/// `d` in the grant editor asks first; the editor stays open until Enter confirms.
+#[test]
+fn restoring_the_default_grant_waits_for_confirmation() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    app.on_key(key(KeyCode::F(2)));
+    assert!(app.on_key(key(KeyCode::Char('d'))).is_empty(), "nothing re-tokens yet");
+    assert!(matches!(app.overlay, Some(Overlay::Grant(_))));
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("Use the client's default scopes? Enter confirms · Esc keeps editing"), "{s}");
+    assert!(status_bar(&mut app, 120, 40).ends_with("Enter confirm defaults · Esc keep editing"));
+    // Esc takes it back; the editor is still open.
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::Grant(_))));
+    assert!(!screen(&app, 120, 40).contains("Use the client's default scopes?"));
+    app.on_key(key(KeyCode::Char('d')));
+    assert_eq!(app.on_key(key(KeyCode::Enter)), vec![Command::Regrant(None)]);
+    assert!(app.overlay.is_none());
+}
+
+/// A step the client's pre-check refused shows its arguments and timing like any other.
+#[test]
+fn a_client_precheck_denial_shows_its_arguments_and_timing() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    let run = Scope { run_id: Some("run-2".into()), step: Some(0) };
+    let tool = ToolName::new("customer-service", "create_support_ticket");
+    bus.emit(
+        &run,
+        EventKind::ToolCall {
+            tool: tool.clone(),
+            args: serde_json::json!({"customer_id": "ABC123", "priority": "high"}),
+            args_digest: "sha256:0".into(),
+            required: scopes("ticket:create"),
+        },
+    );
+    bus.emit(
+        &run,
+        EventKind::ToolResult {
+            tool,
+            outcome: CallOutcome::Denied {
+                required: scopes("ticket:create"),
+                granted: scopes("customer:read"),
+                missing: scopes("ticket:create"),
+                side: DenialSide::Client,
+                status: None,
+                www_authenticate: None,
+            },
+            attempts: 0,
+            latency_ms: 0.2,
+            audit: Default::default(),
+        },
+    );
+    let mut app = app_with(&bus.recorded(), now);
+    app.typing = false;
+    app.focus = Pane::Trace;
+    app.on_key(key(KeyCode::Enter));
+    app.resize(Rect::new(0, 0, 120, 40));
+    let s = screen(&app, 120, 40);
+    for want in [
+        "Denied  run-2  step 0",
+        "arguments:",
+        "\"customer_id\": \"ABC123\",",
+        "\"priority\": \"high\"",
+        "timing:",
+        "  0.2 ms, not sent",
+        "decided by:",
+        "  client pre-check",
+        "missing:",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    assert!(!s.contains("WWW-Authenticate"), "{s}");
+}
+
+/// At 80×24 the tool/scope matrix and the status bar stay on screen (a compact token
+/// pane); after a resize the matrix scroll is clamped to what is hidden.
+#[test]
+fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    app.resize(Rect::new(0, 0, 80, 24));
+    let s = screen(&app, 80, 24);
+    for want in [
+        "✓ verified RS256 · 14m00s left",
+        "✗ calculate_account_… account:c…",
+        "✗ create_support_tic… ticket:cr…",
+        "✓ get_customer_info   customer:…",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    assert!(s.lines().last().unwrap().ends_with("Enter send · Esc panes · F1 help"), "{s}");
+
+    // Twelve more tools: the matrix scrolls; G shows the last.
+    let mut info = info();
+    for i in 0..12 {
+        info.tools.push(ToolScopes {
+            server: "customer-service".into(),
+            name: format!("tool_{i:02}"),
+            required: scopes("x:y"),
+        });
+    }
+    let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
+    app.now = now;
+    for e in denied_run(&EventBus::recording(), now) {
+        app.ingest(&e);
+    }
+    app.typing = false;
+    app.focus = Pane::Token;
+    app.resize(Rect::new(0, 0, 80, 24));
+    app.on_key(key(KeyCode::Char('G')));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("✗ tool_11") && !s.contains("calculate_account"), "{s}");
+    assert!(status_bar(&mut app, 80, 24).contains("j/k scroll the tools"));
+    // Tall enough for everything: nothing is scrolled off any more.
+    app.resize(Rect::new(0, 0, 120, 50));
+    let s = screen(&app, 120, 50);
+    assert!(s.contains("✗ calculate_account_value") && s.contains("✗ tool_11"), "{s}");
+    // Back at 80×24, one `j` moves at once (the scroll was not left beyond the end).
+    app.resize(Rect::new(0, 0, 80, 24));
+    assert!(screen(&app, 80, 24).contains("calculate_account"));
+    app.on_key(key(KeyCode::Char('j')));
+    assert!(!screen(&app, 80, 24).contains("calculate_account"));
+}
+
+/// The help lists each key once per context, spells chords one way (`Ctrl-C`), and says
+/// where it is when it does not fit; its scroll stops at the end.
+#[test]
+fn help_has_no_duplicates_one_spelling_and_a_scroll_indicator() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&[], now);
+    app.typing = false;
+    let keymap = Keymap::default();
+    for (heading, rows) in keymap.help_sections() {
+        let mut seen = std::collections::HashSet::new();
+        for (keys, help) in &rows {
+            assert!(seen.insert((keys.clone(), *help)), "{heading}: {keys} {help} twice");
+            let parts: Vec<&str> = keys.trim_end_matches(" *").split(" / ").collect();
+            let unique: std::collections::HashSet<_> = parts.iter().collect();
+            assert_eq!(unique.len(), parts.len(), "{heading}: {keys:?} names a key twice");
+        }
+    }
+    let help = help_text(&mut app, 120, 60);
+    assert!(help.contains("Ctrl-C  cancel the running request"), "{help}");
+    assert!(help.contains("Shift-Tab *  previous pane") && !help.contains("Shift-Tab / Shift-Tab"));
+    for other in ["ctrl+", "ctrl-", "C-c", "Ctrl-c", "Ctrl-j", "shift-tab"] {
+        assert!(!help.contains(other), "{other:?} in the help:\n{help}");
+    }
+    // At 80×24 it does not fit: the title says which lines show, and stops at the end.
+    app.on_key(key(KeyCode::Char('?')));
+    app.resize(Rect::new(0, 0, 80, 24));
+    assert!(screen(&app, 80, 24).contains("Keys — lines 1–21 of 49 · j/k scroll · Esc close"));
+    for _ in 0..100 {
+        app.on_key(key(KeyCode::Char('j')));
+    }
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("lines 29–49 of 49") && s.contains("Mouse wheel scrolls"), "{s}");
+    app.on_key(key(KeyCode::Char('k')));
+    assert!(screen(&app, 80, 24).contains("lines 28–48 of 49"), "one k moves at once");
+}
+
+/// A replay draws the matrix from the recorded session start, and says that live-only
+/// keys are not available instead of doing nothing.
+#[test]
+fn a_replay_shows_the_matrix_and_explains_live_only_keys() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    bus.emit(&Scope::default(), warden::tui::session_started(&info()));
+    denied_run(&bus, now);
+    let events = bus.recorded();
+    let replay = warden::tui::replay_info(&events, "REPLAY s.jsonl ×1");
+    let mut app = App::new(replay, Theme::dark(), Keymap::default(), true);
+    app.now = now;
+    for e in &events {
+        app.ingest(e);
+    }
+    app.resize(Rect::new(0, 0, 120, 40));
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("✗ create_support_ticket      ticket:create"), "{s}");
+    assert!(s.contains("✓ get_customer_info          customer:read"), "{s}");
+    let bar = status_bar(&mut app, 120, 40);
+    assert!(bar.starts_with("● 1 server │ offline-planner │ ○ idle │ REPLAY s.jsonl ×1"), "{bar}");
+    assert!(bar.ends_with("j/k scroll · ? help · Tab focus · q quit"), "{bar}");
+    assert!(!bar.contains("grant") && !bar.contains("scenarios"), "{bar}");
+    assert!(screen(&app, 120, 40).contains("Request — not in a replay"));
+    for (k, notice) in [
+        ('r', "re-run: not available in a replay"),
+        ('s', "scenarios: not available in a replay"),
+        ('a', "the grant editor: not available in a replay"),
+        ('i', "typing: not available in a replay"),
+    ] {
+        assert!(app.on_key(key(KeyCode::Char(k))).is_empty());
+        assert!(app.overlay.is_none() && !app.typing);
+        assert!(status_bar(&mut app, 160, 40).contains(notice), "{k}: {}", status_bar(&mut app, 160, 40));
+    }
 }

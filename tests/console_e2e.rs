@@ -1,7 +1,9 @@
 //! End to end in a real terminal: the `warden` binary under tmux. Run the demo, type the
 //! seed's ticket request, see `create_support_ticket` in the trace and the ticket id in the
 //! chat; open the grant editor, drop `ticket:create`, re-run, see the denial naming
-//! `ticket:create` in the feed; quit and find the terminal restored.
+//! `ticket:create` in the feed; quit and find the terminal restored. Then replay that
+//! recording at 80×24: the tool/scope matrix is drawn from the recorded session start and
+//! live-only keys say they are not available. A file that is not a recording is refused.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -90,6 +92,68 @@ fn demo_ticket_then_denial_after_dropping_the_scope() {
         "0",
         "terminal restored"
     );
-    let sessions: Vec<_> = std::fs::read_dir(state.path().join("sessions")).unwrap().collect();
+    let sessions: Vec<_> =
+        std::fs::read_dir(state.path().join("sessions")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(sessions.len(), 1, "the session was recorded");
+
+    // The recording opens with the session start: the tools and the scopes they need.
+    let recording = std::fs::read_to_string(&sessions[0]).unwrap();
+    let first: serde_json::Value = serde_json::from_str(recording.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "session_started", "{first}");
+    let tools = first["tools"].as_array().unwrap();
+    assert!(
+        tools
+            .iter()
+            .any(|t| t["tool"] == "create_support_ticket" && t["required"] == serde_json::json!(["ticket:create"])),
+        "{first}"
+    );
+
+    // Replayed at 80x24: the matrix (compact), the status bar and its hints, no overlap.
+    let _ = tmux.cmd(&["kill-session", "-t", "w"]);
+    let command = format!(
+        "{} --state-dir {} replay {} --speed 200; echo WARDEN_EXIT=$?; sleep 30",
+        env!("CARGO_BIN_EXE_warden"),
+        state.path().display(),
+        sessions[0].display()
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "w", "-x", "80", "-y", "24", &command]);
+    assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+    let s = tmux.wait_for("done    ✗ denied", Duration::from_secs(30));
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 24, "{s}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{s}");
+    assert!(s.contains("✗ create_support_tic") && s.contains("✓ get_customer_info"), "matrix in the replay: {s}");
+    assert!(lines[23].contains("REPLAY") && lines[23].contains("q quit"), "status bar: {s}");
+    assert!(s.contains("Request — not in a replay"), "{s}");
+    tmux.keys(&["s"]);
+    let s = tmux.wait_for("scenarios: not available in a replay", Duration::from_secs(5));
+    assert!(!s.contains("Scenarios ─"), "no picker in a replay: {s}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("WARDEN_EXIT=0", Duration::from_secs(15));
+}
+
+/// `warden replay` of a file that is not a recording: a message naming the file and what
+/// was expected, exit code 1, and no console.
+#[test]
+fn replay_refuses_a_file_that_is_not_a_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "shopping list\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--state-dir")
+        .arg(dir.path())
+        .arg("replay")
+        .arg(&notes)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "warden: {} is not a Warden session recording: its first line is not a Warden event; `warden replay` plays the files the console writes to STATE/sessions/session-*.jsonl (one JSON event per line)",
+            notes.display()
+        )
+    );
+    assert!(out.stdout.is_empty(), "no console drawn");
 }

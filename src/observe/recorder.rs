@@ -2,7 +2,7 @@
 //! happens (events carry no secrets, so neither does the file); `warden replay FILE`
 //! plays one back into the console at its original pace (or `--speed N` times faster).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,17 +49,24 @@ pub fn spawn_recorder(path: PathBuf, mut rx: mpsc::Receiver<Event>) -> std::io::
 pub enum ReplayError {
     #[error("cannot read session {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} line {line}: not a Warden event ({message})")]
+    #[error(
+        "{path} line {line} is not a Warden event ({message}); `warden replay` plays a session recording (STATE/sessions/session-*.jsonl, one JSON event per line)"
+    )]
     Parse { path: PathBuf, line: usize, message: String },
+    #[error(
+        "{path} is not a Warden session recording: {found}; `warden replay` plays the files the console writes to STATE/sessions/session-*.jsonl (one JSON event per line)"
+    )]
+    NotRecording { path: PathBuf, found: &'static str },
 }
 
-/// Reads a recorded session. A torn last line (a crash mid-write) is skipped.
+/// Reads a recorded session. A torn last line (a crash mid-write) is skipped when events
+/// came before it; a file with no event at all (empty, a directory's listing, another
+/// program's JSON, a binary file) is refused rather than replayed as an empty console.
 pub fn load(path: &Path) -> Result<Vec<Event>, ReplayError> {
-    let file = std::fs::File::open(path).map_err(|source| ReplayError::Read { path: path.into(), source })?;
-    let lines: Vec<String> = std::io::BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|source| ReplayError::Read { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ReplayError::Read { path: path.into(), source })?;
+    let not = |found| ReplayError::NotRecording { path: path.into(), found };
+    let text = String::from_utf8(bytes).map_err(|_| not("it is not text"))?;
+    let lines: Vec<&str> = text.lines().collect();
     let mut events = Vec::new();
     let last = lines.len();
     for (i, line) in lines.iter().enumerate() {
@@ -68,9 +75,13 @@ pub fn load(path: &Path) -> Result<Vec<Event>, ReplayError> {
         }
         match serde_json::from_str::<Event>(line) {
             Ok(e) => events.push(e),
+            Err(_) if events.is_empty() => return Err(not("its first line is not a Warden event")),
             Err(_) if i + 1 == last => tracing::warn!("skipping a torn last line in {}", path.display()),
             Err(e) => return Err(ReplayError::Parse { path: path.into(), line: i + 1, message: e.to_string() }),
         }
+    }
+    if events.is_empty() {
+        return Err(not("it is empty"));
     }
     Ok(events)
 }
@@ -109,7 +120,31 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let events = load(&path).unwrap();
         assert_eq!(events, bus.recorded());
-        std::fs::write(&path, "garbage\n{}\n").unwrap();
-        assert!(matches!(load(&path), Err(ReplayError::Parse { line: 1, .. })));
+        let first = serde_json::to_string(&bus.recorded()[0]).unwrap();
+        std::fs::write(&path, format!("{first}\ngarbage\n{{}}\n")).unwrap();
+        assert!(matches!(load(&path), Err(ReplayError::Parse { line: 2, .. })));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_recording_is_refused_with_what_was_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        for (content, found) in [
+            (&b""[..], "it is empty"),
+            (b"\n\n", "it is empty"),
+            (b"# my notes\n", "its first line is not a Warden event"),
+            (b"{\"name\": \"package\", \"version\": \"1.0\"}\n", "its first line is not a Warden event"),
+            (b"\xff\xfe\x00binary", "it is not text"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let err = load(&path).unwrap_err();
+            assert!(matches!(&err, ReplayError::NotRecording { found: f, .. } if *f == found), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("{} is not a Warden session recording: {found};", path.display())),
+                "{msg}"
+            );
+            assert!(msg.contains("STATE/sessions/session-*.jsonl"), "{msg}");
+        }
     }
 }

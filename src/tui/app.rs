@@ -8,9 +8,10 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use super::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use super::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use super::keymap::{Action, Context, Keymap};
 pub use super::overlays::Overlay;
+use super::overlays::grant::REPLAY_NOTICE;
 use super::overlays::help::HelpView;
 use super::overlays::scenarios::ScenarioPicker;
 use super::panes::Pane;
@@ -31,7 +32,7 @@ pub struct ConsoleInfo {
     pub model: String,
     pub tools: Vec<ToolScopes>,
     pub scenarios: Vec<Scenario>,
-    /// "LIVE" or "REPLAY <file>".
+    /// `LIVE`, or `REPLAY <file> ×<speed>` in a replay.
     pub mode: String,
 }
 
@@ -114,7 +115,14 @@ impl App {
 
     /// What a component may know when it draws.
     pub fn draw_ctx(&self, focused: bool) -> DrawCtx<'_> {
-        DrawCtx { theme: &self.theme, keymap: &self.keymap, focused, typing: self.typing, now: self.now }
+        DrawCtx {
+            theme: &self.theme,
+            keymap: &self.keymap,
+            focused,
+            typing: self.typing,
+            now: self.now,
+            replay: self.replay,
+        }
     }
 
     pub fn ingest(&mut self, e: &Event) {
@@ -152,9 +160,53 @@ impl App {
     /// Tells the panes where they will be drawn on a `screen` of this size (call it before
     /// drawing, and whenever the terminal is resized), so they can settle their scrolling.
     pub fn resize(&mut self, screen: Rect) {
-        for (pane, area) in view::layout(screen).panes() {
+        let areas = view::layout(screen);
+        for (pane, area) in areas.panes() {
             self.pane_mut(pane).on_resize(area);
         }
+        if let Some(overlay) = &mut self.overlay {
+            overlay.on_resize(areas.main);
+        }
+    }
+
+    /// The keys the status bar offers now, most useful first: those of whatever has the
+    /// keyboard (the open overlay, the feed filter, the chat input, or the focused pane),
+    /// then the global ones that work there. A replay leaves out what it cannot do.
+    pub fn hints(&self) -> Vec<Hint> {
+        let ctx = self.ctx();
+        let km = &self.keymap;
+        if let Some(overlay) = &self.overlay {
+            return overlay.hints(km, &ctx);
+        }
+        if let Some(pane) = Pane::ALL.into_iter().find(|p| self.pane(*p).grabs_keys()) {
+            return self.pane(pane).hints(km, &ctx);
+        }
+        if self.typing && self.focus == Pane::Chat {
+            // Only keys that act while typing: a plain `?` would type a `?`.
+            let mut hints = vec![("Enter".to_string(), "send")];
+            let typing = [
+                (Action::Back, "panes"),
+                (Action::Help, "help"),
+                (Action::NextPane, "focus"),
+                (Action::Grant, "grant"),
+                (Action::Scenarios, "scenarios"),
+            ];
+            hints.extend(typing.into_iter().filter_map(|(a, what)| km.key_while_typing(a).map(|k| (k, what))));
+            return hints;
+        }
+        let mut hints = self.pane(self.focus).hints(km, &ctx);
+        let mut global = vec![(Action::Help, "help"), (Action::NextPane, "focus")];
+        if !self.replay {
+            global.extend([(Action::Grant, "grant"), (Action::Scenarios, "scenarios")]);
+        }
+        global.push((Action::Quit, "quit"));
+        for (a, what) in global {
+            let key = km.key_for(a);
+            if !hints.iter().any(|(k, _)| *k == key) {
+                hints.push((key, what));
+            }
+        }
+        hints
     }
 
     pub fn on_key(&mut self, k: KeyEvent) -> Vec<Command> {
@@ -233,6 +285,7 @@ impl App {
                 Msg::Open(o) => self.overlay = Some(o),
                 Msg::Close => self.overlay = None,
                 Msg::Submit(text) => cmds.extend(self.submit(text)),
+                Msg::StartTyping if self.replay => self.notice = Some(format!("typing: {REPLAY_NOTICE}")),
                 Msg::StartTyping => self.typing = true,
             }
         }
@@ -241,7 +294,7 @@ impl App {
 
     fn submit(&mut self, text: String) -> Vec<Command> {
         if self.replay {
-            self.notice = Some("replay: requests are not sent".into());
+            self.notice = Some(format!("requests: {REPLAY_NOTICE}"));
             return Vec::new();
         }
         if self.running.is_some() {
@@ -272,7 +325,7 @@ impl App {
                 cmds.push(Command::Quit);
                 return cmds;
             }
-            Action::Help => self.overlay = Some(Overlay::Help(HelpView::new())),
+            Action::Help => self.overlay = Some(Overlay::Help(HelpView::new(&self.keymap))),
             Action::NextPane => {
                 self.focus = self.focus.next();
                 self.typing = false;
@@ -288,6 +341,16 @@ impl App {
                     // Esc clears the feed filter wherever the focus is.
                     return self.send(Pane::Feed, Action::Back);
                 }
+            }
+            // What only a live session can do says so in a replay instead of doing nothing.
+            Action::Input | Action::Grant | Action::Scenarios | Action::Rerun if self.replay => {
+                let what = match a {
+                    Action::Input => "typing",
+                    Action::Grant => "the grant editor",
+                    Action::Scenarios => "scenarios",
+                    _ => "re-run",
+                };
+                self.notice = Some(format!("{what}: {REPLAY_NOTICE}"));
             }
             Action::Input => {
                 self.focus = Pane::Chat;

@@ -18,6 +18,9 @@ use super::theme::Theme;
 use crate::session::command::Command;
 use crate::types::event::Event;
 
+/// A status-bar key hint: the key as shown (rebound keys included) and what it does.
+pub type Hint = (String, &'static str);
+
 /// What a component did with an action or a key.
 #[derive(Debug)]
 pub enum Handled {
@@ -76,6 +79,8 @@ pub struct DrawCtx<'a> {
     pub typing: bool,
     /// Epoch seconds, for countdowns.
     pub now: u64,
+    /// Replaying a recording (nothing can be typed or sent).
+    pub replay: bool,
 }
 
 /// A pane or an overlay.
@@ -106,6 +111,12 @@ pub trait Component {
     /// changes size), so that scrolling can be settled in the handlers and `draw` needs
     /// no `&mut`.
     fn on_resize(&mut self, _area: Rect) {}
+
+    /// The keys worth showing in the status bar while this component has the keyboard
+    /// (most useful first; the bar shows as many as fit).
+    fn hints(&self, _keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
+        Vec::new()
+    }
 
     /// Draws from the state, without side effects.
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx);

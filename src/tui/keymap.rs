@@ -176,6 +176,11 @@ impl fmt::Display for Key {
         }
         match self.code {
             KeyCode::Char(' ') => f.write_str("Space"),
+            // One spelling for chords: `Ctrl-C`, `Alt-X` (the letter is the same key
+            // whatever its case; a plain `G` is Shift-g and stays as it is).
+            KeyCode::Char(c) if self.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+                write!(f, "{}", c.to_ascii_uppercase())
+            }
             KeyCode::Char(c) => write!(f, "{c}"),
             KeyCode::Tab => f.write_str("Tab"),
             KeyCode::BackTab => f.write_str("Shift-Tab"),
@@ -252,7 +257,7 @@ impl Default for Keymap {
                     false,
                     "last entry (trace: follow new steps)",
                 ),
-                b(Action::Select, &[Key::new(K::Enter, NONE)], false, "open step detail / type in Chat"),
+                b(Action::Select, &[Key::new(K::Enter, NONE)], false, "open the step or feed entry / type in Chat"),
                 b(Action::Back, &[Key::new(K::Esc, NONE)], true, "clear the feed filter, leave the input"),
                 b(
                     Action::Grant,
@@ -351,6 +356,19 @@ impl Keymap {
             .unwrap_or_default()
     }
 
+    /// The first key of an action that acts while the chat input has the keyboard (plain
+    /// characters type there), for the input's hints; `None` when every key of it types.
+    pub fn key_while_typing(&self, action: Action) -> Option<String> {
+        self.bindings
+            .iter()
+            .filter(|b| b.action == action && b.while_typing)
+            .flat_map(|b| b.keys.iter())
+            .find(|k| {
+                !matches!(k.code, KeyCode::Char(_)) || k.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            })
+            .map(|k| k.to_string())
+    }
+
     /// `(keys, help)` rows for the help overlay, every binding once, in table order.
     pub fn help_rows(&self) -> Vec<(String, &'static str)> {
         self.bindings.iter().map(|b| (Self::keys_label(b), b.help)).collect()
@@ -434,7 +452,7 @@ mod tests {
         let km = Keymap::with_overrides(&o).unwrap();
         assert_eq!(km.action(&ev(K::Char('g'), CTRL), Context::Panes), Some(Action::Grant));
         assert_eq!(km.action(&ev(K::Char('a'), NONE), Context::Panes), None);
-        assert!(km.help_rows().iter().any(|(k, h)| k == "Ctrl-g" && h.starts_with("grant editor")));
+        assert!(km.help_rows().iter().any(|(k, h)| k == "Ctrl-G" && h.starts_with("grant editor")));
         o.insert("quit".to_string(), "ctrl-shift-??".to_string());
         assert_eq!(
             Keymap::with_overrides(&o).unwrap_err(),

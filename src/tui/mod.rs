@@ -36,7 +36,8 @@ use panes::token::ToolScopes;
 use theme::Theme;
 
 use crate::session::{Session, SessionInfo};
-use crate::types::event::Event;
+use crate::types::event::{Event, EventKind, ToolRequirement};
+use crate::types::tool::ToolName;
 
 /// Why the console stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +120,40 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
     }
 }
 
+/// The event a live console records first: the facts of [`ConsoleInfo`] a replay needs.
+pub fn session_started(info: &ConsoleInfo) -> EventKind {
+    EventKind::SessionStarted {
+        model: info.model.clone(),
+        servers: info.servers.iter().map(|(name, _)| name.clone()).collect(),
+        tools: info
+            .tools
+            .iter()
+            .map(|t| ToolRequirement { tool: ToolName::new(&t.server, &t.name), required: t.required.clone() })
+            .collect(),
+    }
+}
+
+/// What a replay knows before its first event is played: the recorded session start (a
+/// recording made before that event existed has none, and shows no matrix).
+pub fn replay_info(events: &[Event], mode: &str) -> ConsoleInfo {
+    let mut info = ConsoleInfo { mode: mode.to_string(), model: "(recorded)".into(), ..ConsoleInfo::default() };
+    if let Some(EventKind::SessionStarted { model, servers, tools }) =
+        events.iter().map(|e| &e.kind).find(|k| matches!(k, EventKind::SessionStarted { .. }))
+    {
+        info.model = model.clone();
+        info.servers = servers.iter().map(|s| (s.clone(), String::new())).collect();
+        info.tools = tools
+            .iter()
+            .map(|t| ToolScopes {
+                server: t.tool.server.clone(),
+                name: t.tool.name.clone(),
+                required: t.required.clone(),
+            })
+            .collect();
+    }
+    info
+}
+
 /// Runs the console against an open session until the operator quits.
 pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
     let LiveSetup { session, theme, keymap, state_dir } = setup;
@@ -127,6 +162,8 @@ pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
     let recording = recorder::session_path(&state_dir);
     let _recorder = recorder::spawn_recorder(recording.clone(), session.events().subscribe(1 << 16))
         .map_err(|source| ConsoleError::Recording { path: recording.clone(), source })?;
+    // The recording opens with what a replay needs to draw the matrix and status bar.
+    session.events().emit(&crate::types::event::Scope::default(), session_started(&info));
     // Replay the token state the stack already has (obtained before the console started).
     session.announce_tokens();
     let clock = session.events().clock().clone();
@@ -146,13 +183,11 @@ pub async fn run_replay(
     state_dir: &Path,
 ) -> Result<(), ConsoleError> {
     let events = recorder::load(file)?;
+    // The file name, not its whole path: the status bar is narrow.
+    let name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_else(|| file.to_string_lossy());
+    let info = replay_info(&events, &format!("REPLAY {name} ×{speed}"));
     let (tx, rx) = mpsc::channel(1024);
     let _player = recorder::spawn_replay(events, speed, tx);
-    let info = ConsoleInfo {
-        mode: format!("REPLAY {} ×{speed}", file.display()),
-        model: "(recorded)".into(),
-        ..ConsoleInfo::default()
-    };
     let app = App::new(info, theme, keymap, true);
     ui_loop(app, rx, None, state_dir, Some(file.to_path_buf()), crate::types::time::system()).await
 }

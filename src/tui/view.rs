@@ -1,7 +1,9 @@
 //! Layout and the status bar. Two columns: Chat over Token on the left, Trace over Feed on
-//! the right; it degrades to the same grid, just tighter, down to 80×24. [`layout`] is a
-//! pure function of the screen size (the mouse uses it too); [`render`] takes `&App` and
-//! has each component draw itself.
+//! the right; it degrades to the same grid, just tighter, down to 80×24 (where the token
+//! pane turns compact to keep its matrix). The status bar's key hints follow the mode
+//! ([`App::hints`]): the keys that work where the keyboard is, never `?` while typing.
+//! [`layout`] is a pure function of the screen size (the mouse uses it too); [`render`]
+//! takes `&App` and has each component draw itself.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
@@ -11,7 +13,6 @@ use ratatui::widgets::Paragraph;
 
 use super::app::App;
 use super::component::Component;
-use super::keymap::Action;
 use super::panes::Pane;
 
 /// Where everything goes on a screen of a given size.
@@ -62,9 +63,69 @@ pub fn render(f: &mut Frame, app: &App) {
     }
 }
 
+/// The status bar: session facts on the left, the key hints of the mode on the right. When
+/// both do not fit, the model is shortened and then dropped, and the hints are cut at a
+/// whole hint, so the servers, the run state, a notice and the first hints always show.
 fn render_status(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let sep = Span::styled(" │ ", t.muted());
+    let width = area.width as usize;
+    let facts = status_facts(app);
+    let used = |spans: &[Span]| spans.iter().map(|s| s.content.chars().count()).sum::<usize>();
+    let hints = app.hints();
+    // Room for at least the first three hints (or all of them) beside the facts.
+    let wanted = hints_text(&hints[..hints.len().min(3)]).chars().count();
+    let mut spans = Vec::new();
+    for model in [ModelShown::Full, ModelShown::Name, ModelShown::None] {
+        spans = facts.spans(app, model);
+        if used(&spans) + 3 + wanted <= width {
+            break;
+        }
+    }
+    let room = width.saturating_sub(used(&spans) + 3);
+    let mut shown = hints.len();
+    while shown > 0 && hints_text(&hints[..shown]).chars().count() > room {
+        shown -= 1;
+    }
+    if shown > 0 {
+        let text = hints_text(&hints[..shown]);
+        spans.push(Span::raw(" ".repeat(width - used(&spans) - text.chars().count())));
+        spans.push(Span::styled(text, t.muted()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// `key what · key what`.
+fn hints_text(hints: &[crate::tui::component::Hint]) -> String {
+    let mut out = String::new();
+    for (i, (key, what)) in hints.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" · ");
+        }
+        out.push_str(key);
+        out.push(' ');
+        out.push_str(what);
+    }
+    out
+}
+
+/// How much of the model name the status bar has room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelShown {
+    Full,
+    /// The name without its note (`offline-planner`, not `(offline, deterministic)`).
+    Name,
+    /// No model, and a replay says only `REPLAY`.
+    None,
+}
+
+/// The facts the status bar shows, before they are laid out.
+struct StatusFacts<'a> {
+    servers: Span<'a>,
+    run: Span<'a>,
+}
+
+fn status_facts(app: &App) -> StatusFacts<'static> {
+    let t = &app.theme;
     let down: Vec<&str> =
         app.info.servers.iter().map(|(name, _)| name.as_str()).filter(|n| app.down.contains(*n)).collect();
     let servers = if app.info.servers.is_empty() {
@@ -79,7 +140,6 @@ fn render_status(f: &mut Frame, area: Rect, app: &App) {
             t.colored(t.ok),
         )
     };
-    let model = format!("model {}", app.info.model);
     let run = match &app.running {
         Some((id, step)) => Span::styled(
             format!("◉ running {id}{}", step.map(|s| format!(" step {s}")).unwrap_or_default()),
@@ -87,28 +147,35 @@ fn render_status(f: &mut Frame, area: Rect, app: &App) {
         ),
         None => Span::styled("○ idle", t.muted()),
     };
-    let mut spans = vec![servers, sep.clone(), Span::raw(model), sep.clone(), run];
-    if app.replay {
-        spans.push(sep.clone());
-        spans.push(Span::styled(app.info.mode.clone(), t.colored(t.info).add_modifier(Modifier::BOLD)));
+    StatusFacts { servers, run }
+}
+
+impl StatusFacts<'_> {
+    fn spans(&self, app: &App, model: ModelShown) -> Vec<Span<'static>> {
+        let t = &app.theme;
+        let sep = Span::styled(" │ ", t.muted());
+        let mut spans = vec![Span::styled(self.servers.content.to_string(), self.servers.style), sep.clone()];
+        let name = app.info.model.split(" (").next().unwrap_or_default();
+        match model {
+            ModelShown::Full => spans.extend([Span::raw(format!("model {}", app.info.model)), sep.clone()]),
+            ModelShown::Name if !name.is_empty() => spans.extend([Span::raw(name.to_string()), sep.clone()]),
+            _ => {}
+        }
+        spans.push(Span::styled(self.run.content.to_string(), self.run.style));
+        if app.replay {
+            // Tight: just the word, so a notice still fits.
+            let mode = if model == ModelShown::None {
+                app.info.mode.split(' ').next().unwrap_or_default().to_string()
+            } else {
+                app.info.mode.clone()
+            };
+            spans.push(sep.clone());
+            spans.push(Span::styled(mode, t.colored(t.info).add_modifier(Modifier::BOLD)));
+        }
+        if let Some(n) = &app.notice {
+            spans.push(sep);
+            spans.push(Span::styled(n.clone(), t.colored(t.info)));
+        }
+        spans
     }
-    if let Some(n) = &app.notice {
-        spans.push(sep.clone());
-        spans.push(Span::styled(n.clone(), t.colored(t.info)));
-    }
-    let k = |a: Action| app.keymap.key_for(a);
-    let hints = format!(
-        "{} focus · {} help · {} grant · {} scenarios · {} quit",
-        k(Action::NextPane),
-        k(Action::Help),
-        k(Action::Grant),
-        k(Action::Scenarios),
-        k(Action::Quit)
-    );
-    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    if used + hints.len() + 3 < area.width as usize {
-        spans.push(Span::raw(" ".repeat(area.width as usize - used - hints.chars().count())));
-        spans.push(Span::styled(hints, t.muted()));
-    }
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -523,6 +523,22 @@ pub enum EventKind {
     AuditSegment {
         reason: String,
     },
+    /// A console session began: what a replay needs to draw the status bar and the
+    /// tool/scope matrix, which no other event carries (written first in a recording).
+    SessionStarted {
+        model: String,
+        /// Server names, in the order the console lists them.
+        servers: Vec<String>,
+        tools: Vec<ToolRequirement>,
+    },
+}
+
+/// A tool and the scopes its server says it needs (for [`EventKind::SessionStarted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRequirement {
+    #[serde(flatten)]
+    pub tool: ToolName,
+    pub required: ScopeSet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ pub mod scenarios;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 
-use super::component::{Component, Ctx, DrawCtx, Handled, Msg};
-use super::keymap::{Action, Context};
+use super::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
+use super::keymap::{Action, Context, Keymap};
 use crate::types::event::Event;
 
 /// A centred rectangle `w`×`h` (clamped to `area`).
@@ -65,20 +65,81 @@ impl Component for Overlay {
         self.component_mut().on_event(e)
     }
 
+    fn on_resize(&mut self, area: Rect) {
+        self.component_mut().on_resize(area)
+    }
+
+    fn hints(&self, keymap: &Keymap, ctx: &Ctx) -> Vec<Hint> {
+        self.component().hints(keymap, ctx)
+    }
+
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         self.component().draw(f, area, ctx)
     }
 }
 
+/// The scroll position of a text overlay (help, detail), clamped to its text once the
+/// overlay has been told its size.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scroll {
+    offset: usize,
+    /// Lines of text and the rows that show them (both 0 until measured).
+    total: usize,
+    height: usize,
+}
+
+impl Scroll {
+    /// Measures: `total` lines in `height` rows; clamps the offset.
+    pub fn fit(&mut self, total: usize, height: usize) {
+        (self.total, self.height) = (total, height);
+        self.offset = self.offset.min(self.max());
+    }
+
+    fn max(&self) -> usize {
+        if self.height == 0 { usize::MAX } else { self.total.saturating_sub(self.height) }
+    }
+
+    /// The first line shown.
+    pub fn offset(&self) -> usize {
+        self.offset.min(self.max())
+    }
+
+    fn by(&mut self, delta: i64) {
+        let n = delta.unsigned_abs() as usize;
+        self.offset =
+            if delta < 0 { self.offset().saturating_sub(n) } else { self.offset().saturating_add(n).min(self.max()) };
+    }
+
+    /// "lines 11–30 of 64" when the text does not fit, `None` when it does (or before it
+    /// was measured).
+    pub fn indicator(&self) -> Option<String> {
+        if self.height == 0 || self.total <= self.height {
+            return None;
+        }
+        let first = self.offset() + 1;
+        Some(format!("lines {first}–{} of {}", (self.offset() + self.height).min(self.total), self.total))
+    }
+}
+
 /// Scrolling for the text overlays (help, step detail); `Apply` closes them.
-fn scroll_text(scroll: &mut usize, action: Action) -> Handled {
+fn scroll_text(scroll: &mut Scroll, action: Action) -> Handled {
     match action {
-        Action::Down => *scroll += 1,
-        Action::Up => *scroll = scroll.saturating_sub(1),
-        Action::PageDown => *scroll += 10,
-        Action::PageUp => *scroll = scroll.saturating_sub(10),
+        Action::Down => scroll.by(1),
+        Action::Up => scroll.by(-1),
+        Action::PageDown => scroll.by(10),
+        Action::PageUp => scroll.by(-10),
         Action::Apply => return Handled::emit(Msg::Close),
         _ => return Handled::NotMine,
     }
     Handled::Consumed
+}
+
+/// The status-bar hints of a text overlay.
+fn reader_hints(keymap: &Keymap) -> Vec<Hint> {
+    let k = |a| keymap.key_for(a);
+    vec![
+        (format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll"),
+        (k(Action::PageDown), "page"),
+        (k(Action::Close), "close"),
+    ]
 }

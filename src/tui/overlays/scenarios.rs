@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use super::centered;
 use crate::session::command::Command;
 use crate::session::scenario::Scenario;
-use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use crate::tui::keymap::{Action, Context, Keymap};
 use crate::tui::panes::clip;
 use crate::tui::theme::Theme;
@@ -40,7 +40,7 @@ impl Component for ScenarioPicker {
             Action::Up => self.selected = self.selected.saturating_sub(1),
             Action::Apply if len > 0 => {
                 let run = if ctx.replay {
-                    Msg::Notice("replay: scenarios are not run".into())
+                    Msg::Notice(super::grant::REPLAY_NOTICE.into())
                 } else if ctx.running {
                     Msg::Notice("a request is running".into())
                 } else {
@@ -52,6 +52,15 @@ impl Component for ScenarioPicker {
             _ => return Handled::NotMine,
         }
         Handled::Consumed
+    }
+
+    fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
+        let k = |a| keymap.key_for(a);
+        vec![
+            (k(Action::Apply), "run"),
+            (format!("{}/{}", k(Action::Down), k(Action::Up)), "move"),
+            (k(Action::Close), "close"),
+        ]
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {

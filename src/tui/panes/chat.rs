@@ -12,8 +12,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_textarea::TextArea;
 
 use super::wrap;
-use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
-use crate::tui::keymap::Action;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
+use crate::tui::keymap::{Action, Keymap};
 use crate::tui::theme::Theme;
 use crate::types::event::{Event, EventKind, RunStatus};
 
@@ -231,6 +231,12 @@ impl Component for ChatPane {
         self.area = area;
     }
 
+    fn hints(&self, keymap: &Keymap, ctx: &Ctx) -> Vec<Hint> {
+        let k = |a| keymap.key_for(a);
+        let scroll = (format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll");
+        if ctx.replay { vec![scroll] } else { vec![(k(Action::Select), "type"), scroll] }
+    }
+
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let (theme, focused, typing) = (ctx.theme, ctx.focused, ctx.typing);
         let [hist_area, input_area] = self.split(area);
@@ -262,14 +268,18 @@ impl Component for ChatPane {
         } else {
             f.render_widget(Paragraph::new(shown), inner);
         }
-        let title = if typing { " Request ▏typing — Esc: panes " } else { " Request — i or Enter to type " };
+        let title = match (ctx.replay, typing) {
+            (true, _) => " Request — not in a replay ",
+            (false, true) => " Request ▏typing — Esc: panes ",
+            (false, false) => " Request — i or Enter to type ",
+        };
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused && typing))
             .title(Span::styled(title, theme.muted()));
         let text_area = block.inner(input_area);
         f.render_widget(block, input_area);
-        if self.input.is_empty() {
+        if self.input.is_empty() && !ctx.replay {
             // What the text area draws for its placeholder (the cursor, then the text in
             // the placeholder style), drawn here because the style comes from the theme.
             let placeholder =

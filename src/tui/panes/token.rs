@@ -11,8 +11,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
 
 use super::clip;
-use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
-use crate::tui::keymap::Action;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
+use crate::tui::keymap::{Action, Keymap};
 use crate::tui::overlays::Overlay;
 use crate::tui::overlays::grant::GrantEditor;
 use crate::types::event::{Event, EventKind, TokenInfo};
@@ -32,8 +32,21 @@ pub struct TokenPane {
     /// The last token failure (rejected or refused), cleared by the next good token.
     problem: Option<String>,
     tools: Vec<ToolScopes>,
-    /// Rows of the tool matrix scrolled off the top (clamped when drawn).
+    /// Rows of the tool matrix scrolled off the top (clamped to what the last known area
+    /// leaves hidden, and again when drawn).
     scroll: usize,
+    /// The whole pane, from the last `on_resize` (empty until then).
+    area: Rect,
+}
+
+/// How the pane lays out a token in `height` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    /// Two summary lines instead of identity lines, gauge and fingerprint, so the matrix
+    /// keeps the room (an 80×24 terminal).
+    compact: bool,
+    /// Rows left for the matrix.
+    rows: usize,
 }
 
 impl TokenPane {
@@ -74,6 +87,73 @@ impl TokenPane {
         let n = delta.unsigned_abs() as usize;
         self.scroll = if delta < 0 { self.scroll.saturating_sub(n) } else { self.scroll.saturating_add(n) };
     }
+
+    /// Rows of the matrix: a heading per server when there are several, and a row per tool.
+    fn matrix_len(&self) -> usize {
+        let servers = self.tools.windows(2).filter(|w| w[0].server != w[1].server).count() + 1;
+        self.tools.len() + if self.grouped() { servers } else { 0 }
+    }
+
+    fn grouped(&self) -> bool {
+        self.tools.iter().any(|x| x.server != self.tools[0].server)
+    }
+
+    /// The layout for an inner height: full when everything fits, compact otherwise.
+    fn plan(&self, height: usize) -> Plan {
+        let problem = usize::from(self.problem.is_some());
+        // Identity (5) and problem, gauge, refreshes and granted, a blank line, the header.
+        let full = 5 + problem + 1 + 2 + 1 + 1;
+        if height >= full + self.matrix_len() {
+            return Plan { compact: false, rows: height - full };
+        }
+        // Expiry and granted, the problem, the header.
+        Plan { compact: true, rows: height.saturating_sub(2 + problem + 1) }
+    }
+
+    /// Matrix rows hidden below at this inner height (what the scroll can reach).
+    fn max_scroll(&self, height: usize) -> usize {
+        self.matrix_len().saturating_sub(self.plan(height).rows)
+    }
+
+    fn clamp_scroll(&mut self) {
+        if !self.area.is_empty() {
+            let height = Block::default().borders(Borders::ALL).inner(self.area).height as usize;
+            self.scroll = self.scroll.min(self.max_scroll(height));
+        }
+    }
+
+    /// The matrix for a text width `w`: a 26-wide name column when there is room; in a
+    /// narrow pane names are clipped so the scopes keep ten columns.
+    fn matrix<'a>(&'a self, theme: &crate::tui::theme::Theme, granted: &ScopeSet, w: usize) -> Vec<Line<'a>> {
+        const NAME: usize = 26;
+        const NEEDS: usize = 10;
+        let longest = self.tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
+        let name_w = if w >= NAME + 3 + NEEDS { NAME } else { longest.min(w.saturating_sub(3 + NEEDS)).clamp(6, NAME) };
+        let needs_w = w.saturating_sub(name_w + 3);
+        let mut lines = Vec::with_capacity(self.matrix_len() + 1);
+        lines.push(Line::styled(format!("  {:<name_w$} needs", "tool"), theme.muted()));
+        let grouped = self.grouped();
+        let mut server: Option<&str> = None;
+        for tool in &self.tools {
+            if grouped && server != Some(tool.server.as_str()) {
+                server = Some(tool.server.as_str());
+                lines.push(Line::styled(clip(&format!("{}:", tool.server), w), theme.colored(theme.accent)));
+            }
+            let missing = granted.missing(&tool.required);
+            let (glyph, color) = if missing.is_empty() { ("✓", theme.ok) } else { ("✗", theme.denied) };
+            let needs =
+                if tool.required.is_empty() { "(not advertised)".to_string() } else { tool.required.to_string() };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{glyph} "), theme.colored(color).add_modifier(Modifier::BOLD)),
+                Span::raw(format!("{:<name_w$} ", clip(&tool.name, name_w))),
+                Span::styled(
+                    clip(&needs, needs_w),
+                    if missing.is_empty() { theme.text() } else { theme.colored(color) },
+                ),
+            ]));
+        }
+        lines
+    }
 }
 
 impl Component for TokenPane {
@@ -84,17 +164,33 @@ impl Component for TokenPane {
             Action::PageUp => self.scroll(-super::PAGE),
             Action::PageDown => self.scroll(super::PAGE),
             Action::Top => self.scroll = 0,
-            Action::Bottom => self.scroll = usize::MAX / 2,
+            Action::Bottom => self.scroll = usize::MAX,
             Action::Grant => {
                 return Handled::emit(Msg::Open(Overlay::Grant(GrantEditor::new(&self.offered(), &self.granted()))));
             }
             _ => return Handled::NotMine,
         }
+        self.clamp_scroll();
         Handled::Consumed
     }
 
     fn on_event(&mut self, e: &Event) {
         self.ingest(e);
+        self.clamp_scroll();
+    }
+
+    fn on_resize(&mut self, area: Rect) {
+        self.area = area;
+        self.clamp_scroll();
+    }
+
+    fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
+        let height = Block::default().borders(Borders::ALL).inner(self.area).height as usize;
+        if self.token.is_some() && self.max_scroll(height) > 0 {
+            let k = |a| keymap.key_for(a);
+            return vec![(format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll the tools")];
+        }
+        Vec::new()
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -124,6 +220,30 @@ impl Component for TokenPane {
         let countdown =
             if left > 0 { format!("{}m{:02}s left", left / 60, left % 60) } else { format!("EXPIRED {}s ago", -left) };
         let label = |s: &'static str| Span::styled(format!("{s:<10}"), theme.muted());
+        let plan = self.plan(inner.height as usize);
+        let granted_line = Line::from(vec![
+            label("granted"),
+            Span::styled(clip(&t.granted.to_string(), w.saturating_sub(10)), theme.colored(theme.info)),
+        ]);
+        let problem = self.problem.as_ref().map(|p| Line::styled(clip(p, w), theme.colored(theme.error)));
+        let mut matrix = self.matrix(theme, &t.granted, w);
+        // The header stays; the tools scroll under it.
+        let skip = self.scroll.min(self.max_scroll(inner.height as usize));
+        matrix.drain(1..(1 + skip).min(matrix.len()));
+        if plan.compact {
+            let mut lines = vec![
+                Line::from(vec![
+                    Span::styled("✓ verified ", theme.colored(theme.ok).add_modifier(Modifier::BOLD)),
+                    Span::styled(format!("{} · ", t.alg), theme.muted()),
+                    Span::styled(countdown, theme.colored(expiry_color)),
+                ]),
+                granted_line,
+            ];
+            lines.extend(problem);
+            lines.extend(matrix);
+            f.render_widget(Paragraph::new(lines), inner);
+            return;
+        }
         let mut head = vec![
             Line::from(vec![
                 Span::styled("✓ verified", theme.colored(theme.ok).add_modifier(Modifier::BOLD)),
@@ -137,21 +257,7 @@ impl Component for TokenPane {
             Line::from(vec![label("audience"), Span::raw(clip(&t.audience.join(", "), w.saturating_sub(10)))]),
             Line::from(vec![label("expires"), Span::styled(countdown.clone(), theme.colored(expiry_color))]),
         ];
-        let after_gauge = vec![
-            Line::from(vec![
-                label("refreshes"),
-                Span::raw(t.refresh_count.to_string()),
-                Span::styled("  fp ", theme.muted()),
-                Span::raw(t.fingerprint.to_string()),
-            ]),
-            Line::from(vec![
-                label("granted"),
-                Span::styled(clip(&t.granted.to_string(), w.saturating_sub(10)), theme.colored(theme.info)),
-            ]),
-        ];
-        if let Some(p) = &self.problem {
-            head.push(Line::styled(clip(p, w), theme.colored(theme.error)));
-        }
+        head.extend(problem);
         let [top, gauge, bottom] =
             Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(1), Constraint::Min(0)])
                 .areas(inner);
@@ -164,33 +270,17 @@ impl Component for TokenPane {
                 .use_unicode(true),
             gauge,
         );
-        let mut lines = after_gauge;
-        lines.push(Line::raw(""));
-        lines.push(Line::styled(format!("  {:<26} needs", "tool"), theme.muted()));
-        let granted = &t.granted;
-        // With several servers the matrix is grouped under each server's name (tools are
-        // listed server by server already), since two of them may offer the same tool.
-        let grouped = self.tools.iter().any(|x| x.server != self.tools[0].server);
-        let mut server: Option<&str> = None;
-        for tool in &self.tools {
-            if grouped && server != Some(tool.server.as_str()) {
-                server = Some(tool.server.as_str());
-                lines.push(Line::styled(clip(&format!("{}:", tool.server), w), theme.colored(theme.accent)));
-            }
-            let missing = granted.missing(&tool.required);
-            let (glyph, color) = if missing.is_empty() { ("✓", theme.ok) } else { ("✗", theme.denied) };
-            let needs =
-                if tool.required.is_empty() { "(not advertised)".to_string() } else { tool.required.to_string() };
-            lines.push(Line::from(vec![
-                Span::styled(format!("{glyph} "), theme.colored(color).add_modifier(Modifier::BOLD)),
-                Span::raw(format!("{:<26} ", clip(&tool.name, 26))),
-                Span::styled(
-                    clip(&needs, w.saturating_sub(29)),
-                    if missing.is_empty() { theme.text() } else { theme.colored(color) },
-                ),
-            ]));
-        }
-        let skip = self.scroll.min(lines.len().saturating_sub(1));
-        f.render_widget(Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()), bottom);
+        let mut lines = vec![
+            Line::from(vec![
+                label("refreshes"),
+                Span::raw(t.refresh_count.to_string()),
+                Span::styled("  fp ", theme.muted()),
+                Span::raw(t.fingerprint.to_string()),
+            ]),
+            granted_line,
+            Line::raw(""),
+        ];
+        lines.extend(matrix);
+        f.render_widget(Paragraph::new(lines), bottom);
     }
 }

@@ -14,12 +14,13 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{Cursor, clip};
 use crate::session::format_args;
-use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Msg};
-use crate::tui::keymap::Action;
+use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
+use crate::tui::keymap::{Action, Keymap};
 use crate::tui::overlays::Overlay;
-use crate::tui::overlays::detail::StepDetail;
+use crate::tui::overlays::detail::{DetailContent, StepDetail};
 use crate::tui::theme::Theme;
 use crate::types::event::{CallOutcome, Event, EventKind, RunStatus};
+use crate::types::tool::ToolName;
 
 /// Most entries kept; older ones are dropped (the session recording keeps everything).
 pub const MAX_ENTRIES: usize = 50_000;
@@ -49,17 +50,32 @@ pub struct TraceEntry {
     pub at_ms: u64,
 }
 
+/// Calls whose result has not arrived yet, at most this many (a result names its call by
+/// run, step and tool; one that never comes must not grow the list forever).
+const OPEN_CALLS: usize = 64;
+
+/// A call waiting for its result: where it was made and its arguments, so the result's
+/// detail shows them too (a denial's above all: the arguments that were refused).
+#[derive(Debug)]
+struct OpenCall {
+    run_id: Option<String>,
+    step: Option<u32>,
+    tool: ToolName,
+    args: serde_json::Value,
+}
+
 #[derive(Debug, Default)]
 pub struct TracePane {
     entries: VecDeque<TraceEntry>,
     cursor: Cursor,
     /// Rows the list shows, from the last `on_resize` (0 until then).
     height: usize,
+    open_calls: VecDeque<OpenCall>,
 }
 
 impl TracePane {
     pub fn new() -> Self {
-        Self { entries: VecDeque::new(), cursor: Cursor::following(), height: 0 }
+        Self { cursor: Cursor::following(), ..Self::default() }
     }
 
     pub fn selected(&self) -> Option<&TraceEntry> {
@@ -124,24 +140,35 @@ impl TracePane {
             EventKind::Thought { text } => {
                 self.push(e, TraceKind::Thought, text.clone(), vec![("thought".into(), text.clone())])
             }
-            EventKind::ToolCall { tool, args, required, .. } => self.push(
-                e,
-                TraceKind::Action,
-                format!("{} {}", tool.name, format_args(args)),
-                vec![
-                    ("tool".into(), tool.name.clone()),
-                    ("server".into(), tool.server.clone()),
-                    ("required".into(), required.to_string()),
-                    ("arguments".into(), pretty(args)),
-                ],
-            ),
+            EventKind::ToolCall { tool, args, required, .. } => {
+                if self.open_calls.len() >= OPEN_CALLS {
+                    self.open_calls.pop_front();
+                }
+                let call = OpenCall { run_id: e.run_id.clone(), step: e.step, tool: tool.clone(), args: args.clone() };
+                self.open_calls.push_back(call);
+                self.push(
+                    e,
+                    TraceKind::Action,
+                    format!("{} {}", tool.name, format_args(args)),
+                    vec![
+                        ("tool".into(), tool.name.clone()),
+                        ("server".into(), tool.server.clone()),
+                        ("required".into(), required.to_string()),
+                        ("arguments".into(), pretty(args)),
+                    ],
+                )
+            }
             EventKind::ToolResult { tool, outcome, attempts, latency_ms, .. } => {
-                let mut detail = vec![
-                    ("tool".into(), tool.name.clone()),
-                    ("server".into(), tool.server.clone()),
-                    ("attempts".into(), attempts.to_string()),
-                    ("latency".into(), format!("{latency_ms:.1} ms")),
-                ];
+                let call = self
+                    .open_calls
+                    .iter()
+                    .rposition(|c| c.run_id == e.run_id && c.step == e.step && c.tool == *tool)
+                    .and_then(|i| self.open_calls.remove(i));
+                let mut detail = vec![("tool".into(), tool.name.clone()), ("server".into(), tool.server.clone())];
+                if let Some(call) = call {
+                    detail.push(("arguments".into(), pretty(&call.args)));
+                }
+                detail.push(("timing".into(), timing(*latency_ms, *attempts)));
                 let (kind, text) = match outcome {
                     CallOutcome::Success { structured, text } => {
                         let shown = if text.is_empty() {
@@ -167,14 +194,12 @@ impl TracePane {
                         detail.push(("error".into(), message.clone()));
                         (TraceKind::ToolError, format!("{} failed ({}): {message}", tool.name, class.label()))
                     }
-                    CallOutcome::Denied { side, required, granted, missing, www_authenticate, .. } => {
-                        detail.push(("decided by".into(), side.label().into()));
-                        detail.push(("required".into(), required.to_string()));
-                        detail.push(("granted".into(), granted.to_string()));
-                        detail.push(("missing".into(), missing.to_string()));
-                        if let Some(w) = www_authenticate {
-                            detail.push(("WWW-Authenticate".into(), w.clone()));
-                        }
+                    CallOutcome::Denied { side, .. } => {
+                        detail.extend(denial_rows(outcome));
+                        let missing = match outcome {
+                            CallOutcome::Denied { missing, .. } => missing.to_string(),
+                            _ => String::new(),
+                        };
                         (TraceKind::Denied, format!("{} denied: missing {missing} ({})", tool.name, side.label()))
                     }
                 };
@@ -229,7 +254,9 @@ impl Component for TracePane {
             Action::Bottom => self.cursor.bottom(self.entries.len()),
             Action::Select => {
                 return match self.selected() {
-                    Some(entry) => Handled::emit(Msg::Open(Overlay::Detail(StepDetail::new(Box::new(entry.clone()))))),
+                    Some(entry) => {
+                        Handled::emit(Msg::Open(Overlay::Detail(StepDetail::new(DetailContent::step(entry)))))
+                    }
                     None => Handled::Consumed,
                 };
             }
@@ -241,6 +268,15 @@ impl Component for TracePane {
 
     fn on_event(&mut self, e: &Event) {
         self.ingest(e);
+    }
+
+    fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
+        let k = |a| keymap.key_for(a);
+        let mut hints = vec![(k(Action::Select), "detail"), (format!("{}/{}", k(Action::Down), k(Action::Up)), "move")];
+        if !self.cursor.follow {
+            hints.push((k(Action::Bottom), "follow"));
+        }
+        hints
     }
 
     fn on_resize(&mut self, area: Rect) {
@@ -282,6 +318,37 @@ impl Component for TracePane {
             f.render_widget(Paragraph::new(lines), inner);
         }
     }
+}
+
+/// How long a call took and how often it was sent, for a detail view ("0.2 ms, not sent").
+pub fn timing(latency_ms: f64, attempts: u32) -> String {
+    let sent = match attempts {
+        0 => "not sent".to_string(),
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
+    };
+    format!("{latency_ms:.1} ms, {sent}")
+}
+
+/// A denial's rows for a detail view: who decided, required, granted and missing scopes,
+/// the HTTP status and `WWW-Authenticate` when the server decided (the feed shows the same).
+pub fn denial_rows(outcome: &CallOutcome) -> Vec<(String, String)> {
+    let CallOutcome::Denied { side, required, granted, missing, status, www_authenticate } = outcome else {
+        return Vec::new();
+    };
+    let mut rows = vec![
+        ("decided by".to_string(), side.label().to_string()),
+        ("required".into(), required.to_string()),
+        ("granted".into(), if granted.is_empty() { "(none)".into() } else { granted.to_string() }),
+        ("missing".into(), missing.to_string()),
+    ];
+    if let Some(status) = status {
+        rows.push(("HTTP status".into(), status.to_string()));
+    }
+    if let Some(w) = www_authenticate {
+        rows.push(("WWW-Authenticate".into(), w.clone()));
+    }
+    rows
 }
 
 fn entry_line<'a>(e: &'a TraceEntry, theme: &Theme, width: usize) -> Line<'a> {
