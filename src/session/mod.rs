@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod command;
 pub mod core;
+pub mod health;
 pub mod report;
 pub mod scenario;
 
@@ -44,6 +45,9 @@ pub struct SessionOptions {
     pub max_iters: Option<usize>,
     /// What the scenario picker and `RunScenario` offer.
     pub scenarios: Vec<Scenario>,
+    /// Probe the servers in the background and report when one goes down or comes back
+    /// (`health`); for a console, which shows it. Headless runs learn from their calls.
+    pub probe_health: bool,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -93,6 +97,7 @@ pub struct Session {
     max_iters: usize,
     default_scopes: Option<ScopeSet>,
     scenarios: Vec<Scenario>,
+    probe_health: bool,
     /// Kept alive for the session (the bus also holds it).
     _audit: Arc<AuditLog>,
 }
@@ -130,6 +135,7 @@ impl Session {
             max_iters,
             default_scopes: scopes,
             scenarios: opts.scenarios,
+            probe_health: opts.probe_health,
             _audit: audit,
         })
     }
@@ -183,6 +189,11 @@ impl Session {
     pub fn start(self, shutdown: CancellationToken) -> SessionHandle {
         let (tx, rx) = mpsc::channel(64);
         let (stack, lm) = (self.stack.clone(), self.lm.clone());
+        let health = self.probe_health.then(|| {
+            let servers: Vec<(String, String)> =
+                self.stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect();
+            health::Health::new(&servers, self.events.clock().clone())
+        });
         let task = core::Core {
             stack: self.stack,
             lm: self.lm,
@@ -190,6 +201,7 @@ impl Session {
             max_iters: self.max_iters,
             scenarios: self.scenarios,
             default_scopes: self.default_scopes,
+            health,
         }
         .spawn(rx, shutdown);
         SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }
