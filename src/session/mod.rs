@@ -116,8 +116,23 @@ impl Session {
         opts: SessionOptions,
         events: EventBus,
     ) -> Result<Self, SessionError> {
+        Self::open_with_lm(config, state_dir, opts, events, None).await
+    }
+
+    /// Like `open_on`, with a model the caller built (`None`: from the options and
+    /// `[agent]`) — a scripted `DummyLm` in tests, a program's own model when embedding.
+    pub async fn open_with_lm(
+        config: &Config,
+        state_dir: &Path,
+        opts: SessionOptions,
+        events: EventBus,
+        lm: Option<Arc<dyn Lm>>,
+    ) -> Result<Self, SessionError> {
         let scopes = opts.scopes.as_deref().map(ScopeSet::parse).transpose()?;
-        let lm = build_lm(&opts, config.agent.as_ref())?;
+        let lm = match lm {
+            Some(lm) => lm,
+            None => build_lm(&opts, config.agent.as_ref())?,
+        };
         let (audit, monitor) = audit::attach(&events, state_dir, config)?;
         let pins = state_dir.join("manifests.json");
         let stack =
