@@ -170,8 +170,7 @@ fn an_unreachable_model_is_an_error_naming_the_url() {
     let url = format!("{base}/v1/chat/completions");
     let out = s.run("openai/gpt-test", Some(&format!("{base}/v1")), Some(("OPENAI_API_KEY", "sk-test")), true);
     let expected_start = format!("openai: cannot reach {url}: ");
-    let expected_end =
-        format!(" — is the server at {url} running? (set it with [agent] base_url or --lm-base-url)");
+    let expected_end = format!(" — is the server at {url} running? (set it with [agent] base_url or --lm-base-url)");
     let durations = assert_errors(&out, &|e| {
         e.starts_with(&expected_start) && e.contains("Connection refused") && e.ends_with(&expected_end)
     });

@@ -72,7 +72,8 @@ impl Rule for Enumeration {
             self.last.pop_front();
         }
         let tail: Vec<&(u64, u64, String)> = self.last.iter().rev().collect();
-        let recent = self.last.front().is_some_and(|(t, _, _)| e.at_ms.saturating_sub(*t) <= cfg.sequential_window_secs * 1000);
+        let recent =
+            self.last.front().is_some_and(|(t, _, _)| e.at_ms.saturating_sub(*t) <= cfg.sequential_window_secs * 1000);
         let sequential = recent
             && tail.len() == cfg.sequential_ids
             && tail.windows(2).all(|w| match (number(&w[0].2), number(&w[1].2)) {
