@@ -191,6 +191,12 @@ fn a_model_that_never_answers_times_out_with_the_setting_to_raise() {
     let durations = assert_errors(&out, &|e| e == expected);
     // The whole configured timeout was waited, once (a timeout is not retried).
     assert!(durations.iter().all(|ms| (1000.0..4000.0).contains(ms)), "{durations:?}");
+
+    let out = s.run("anthropic/claude-test", Some(&base), Some(("ANTHROPIC_API_KEY", "sk-ant-test")), true);
+    let expected = format!(
+        "anthropic: the request to {base}/v1/messages timed out after 1 s — raise [agent] timeout_secs, or check that the server is answering"
+    );
+    assert_errors(&out, &|e| e == expected);
     s.stop();
 }
 
