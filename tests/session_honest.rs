@@ -1,5 +1,6 @@
 //! The session core, honest about what happened: the health probe reports a real server
-//! that is stopped as down and, restarted, as up again (time moved by hand, no sleeps); a
+//! that is stopped as down and, restarted, as up again, and learns from calls that could
+//! not reach it (time moved by hand, no sleeps); a
 //! refused connection raises no anomaly (Warden's own error text is never read as tool
 //! output); a scenario's own grant does not outlive it (the operator's next request runs
 //! under the operator's grant); and a model failure reaches every frontend as the agent's
@@ -34,8 +35,8 @@ async fn the_health_probe_sees_a_stopped_server_and_its_return() {
     let clock = ManualClock::starting_now();
     let bus = EventBus::recording();
     let servers = vec![("customer-service".to_string(), split.mcp.clone())];
-    let mut health = Health::new(&servers, clock.clone());
-    let addr = split.mcp_addr;
+    let mut health = Health::new(&servers, split.http.clone(), clock.clone());
+    let probed = format!("https://{}/.well-known/oauth-protected-resource/mcp", split.mcp_addr);
 
     // Nothing is due before the first interval; an answering server is not reported.
     health.check(&bus).await;
@@ -50,11 +51,7 @@ async fn the_health_probe_sees_a_stopped_server_and_its_return() {
     health.check(&bus).await;
     assert_eq!(
         health_events(&bus),
-        [(
-            "customer-service".to_string(),
-            false,
-            format!("cannot connect to {addr}: connection refused — is the server running?")
-        )]
+        [("customer-service".to_string(), false, format!("{probed}: cannot connect — is the server running?"))]
     );
 
     // While down: backoff 5 s, 10 s, 20 s … between probes, and no repeated report.
@@ -76,8 +73,29 @@ async fn the_health_probe_sees_a_stopped_server_and_its_return() {
     health.check(&bus).await;
     let events = health_events(&bus);
     assert_eq!(events.len(), 2);
-    assert_eq!(events[1], ("customer-service".to_string(), true, format!("{addr} answers again")));
+    assert_eq!(events[1], ("customer-service".to_string(), true, format!("{probed} answers again")));
     assert_eq!(health.next_due_in(), Duration::from_secs(5), "back to the normal interval");
+
+    // A call that could not reach the server (an outage shorter than the interval, seen by
+    // the agent): the console marked it down from the call; the probe learns it too, and
+    // reports the server up at its next probe, clearing the mark.
+    let failed = bus.emit(
+        &Default::default(),
+        EventKind::ToolResult {
+            tool: warden::types::tool::ToolName::new("customer-service", "get_customer_info"),
+            outcome: CallOutcome::Failed { class: FailureClass::Connection, message: "connection refused".into() },
+            attempts: 2,
+            latency_ms: 1.0,
+            audit: Default::default(),
+        },
+    );
+    health.observe(&failed);
+    assert_eq!(health_events(&bus).len(), 2, "the call itself is the report");
+    clock.advance(Duration::from_secs(5));
+    health.check(&bus).await;
+    let events = health_events(&bus);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2], ("customer-service".to_string(), true, format!("{probed} answers again")));
     split.stop().await;
 }
 

@@ -2,11 +2,17 @@
 //! the status bar shows a server that cannot be reached as down — and back up when it
 //! recovers — without waiting for the agent's next tool call to find out.
 //!
-//! The probe is a TCP connect to the server's host and port (no TLS, no HTTP request, no
-//! token: nothing for the server to authenticate, log or rate-limit). A server that is up
-//! is probed every [`INTERVAL`]; one that is down is probed with exponential backoff up to
-//! [`MAX_BACKOFF`], so an outage costs a connect attempt every half minute at most. Each
-//! attempt is bounded by [`CONNECT_TIMEOUT`]. Only transitions are reported, as
+//! The probe is an unauthenticated `GET` of the server's RFC 9728 protected-resource
+//! metadata (`/.well-known/oauth-protected-resource/mcp`) over the client's own TLS
+//! settings: no token, so nothing for the server's guard to authenticate, record or
+//! rate-limit, and any HTTP answer — even an error status — proves the server is up (a TCP
+//! connect would call a hung server up). A server that is up is probed every [`INTERVAL`];
+//! one that is down with exponential backoff up to [`MAX_BACKOFF`], so an outage costs one
+//! request every half minute at most. Each probe is bounded by [`PROBE_TIMEOUT`].
+//!
+//! The probe also learns from the session's tool calls (`observe`): a call that could not
+//! reach a server makes it down here too (the console has already marked it from that
+//! call), so the probe reports when it comes back. Only changes are reported, as
 //! `EventKind::ServerHealth`; the console renders them.
 //!
 //! When a probe is due is decided on the session's clock (a test moves a `ManualClock`
@@ -16,22 +22,23 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::types::event::{EventBus, EventKind, Scope};
+use crate::types::event::{Event, EventBus, EventKind, Scope};
 use crate::types::time::SharedClock;
 
 /// How often a server that is up is probed.
 pub const INTERVAL: Duration = Duration::from_secs(5);
 /// The longest wait between probes of a server that is down.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How long one connect attempt may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one probe may take, connect to answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One server's probe state.
 #[derive(Debug)]
 struct Target {
     name: String,
-    /// `host:port` to connect to; `None` when the URL has none (never probed).
-    addr: Option<String>,
+    /// The metadata URL to probe; `None` when the server URL cannot be parsed (never
+    /// probed).
+    probe_url: Option<String>,
     up: bool,
     /// Consecutive failed probes (drives the backoff).
     failures: u32,
@@ -43,25 +50,54 @@ struct Target {
 pub struct Health {
     targets: Vec<Target>,
     clock: SharedClock,
+    http: reqwest::Client,
     probes: u64,
 }
 
 impl Health {
-    /// Probes for `(name, url)` servers, each assumed up (the session just connected to
-    /// it) and first probed one interval from now.
-    pub fn new(servers: &[(String, String)], clock: SharedClock) -> Self {
+    /// Probes for `(name, url)` servers over `http` (the client's TLS settings; its own
+    /// timeout is cut to [`PROBE_TIMEOUT`] per probe), each assumed up (the session just
+    /// connected to it) and first probed one interval from now.
+    pub fn new(servers: &[(String, String)], http: reqwest::Client, clock: SharedClock) -> Self {
         let now = clock.now_ms();
         let targets = servers
             .iter()
             .map(|(name, url)| Target {
                 name: name.clone(),
-                addr: host_port(url),
+                probe_url: metadata_url(url),
                 up: true,
                 failures: 0,
                 next_at_ms: now + INTERVAL.as_millis() as u64,
             })
             .collect();
-        Self { targets, clock, probes: 0 }
+        Self { targets, clock, http, probes: 0 }
+    }
+
+    /// Learns from a tool call's outcome: a call that could not reach its server makes it
+    /// down (not reported: the console marked it from the call itself) and probed one
+    /// interval later; a call it answered makes it up.
+    pub fn observe(&mut self, e: &Event) {
+        let EventKind::ToolResult { tool, outcome, attempts, .. } = &e.kind else { return };
+        if *attempts == 0 {
+            return;
+        }
+        let Some(reached) = outcome.server_reached() else { return };
+        let now = self.clock.now_ms();
+        if let Some(t) = self.targets.iter_mut().find(|t| t.name == tool.server) {
+            match (reached, t.up) {
+                (false, true) => {
+                    t.up = false;
+                    t.failures = 1;
+                    t.next_at_ms = now + INTERVAL.as_millis() as u64;
+                }
+                (true, false) => {
+                    t.up = true;
+                    t.failures = 0;
+                    t.next_at_ms = now + INTERVAL.as_millis() as u64;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Connect attempts made so far.
@@ -72,7 +108,7 @@ impl Health {
     /// How long until the next probe is due (zero when one is due now).
     pub fn next_due_in(&self) -> Duration {
         let now = self.clock.now_ms();
-        let next = self.targets.iter().filter(|t| t.addr.is_some()).map(|t| t.next_at_ms).min();
+        let next = self.targets.iter().filter(|t| t.probe_url.is_some()).map(|t| t.next_at_ms).min();
         next.map_or(INTERVAL, |at| Duration::from_millis(at.saturating_sub(now)))
     }
 
@@ -80,12 +116,12 @@ impl Health {
     pub async fn check(&mut self, events: &EventBus) {
         let now = self.clock.now_ms();
         for t in &mut self.targets {
-            let Some(addr) = t.addr.clone() else { continue };
+            let Some(url) = t.probe_url.clone() else { continue };
             if t.next_at_ms > now {
                 continue;
             }
             self.probes += 1;
-            let result = probe(&addr).await;
+            let result = probe(&self.http, &url).await;
             let now = self.clock.now_ms();
             match result {
                 Ok(()) => {
@@ -98,7 +134,7 @@ impl Health {
                             EventKind::ServerHealth {
                                 server: t.name.clone(),
                                 up: true,
-                                detail: format!("{addr} answers again"),
+                                detail: format!("{url} answers again"),
                             },
                         );
                     }
@@ -113,7 +149,7 @@ impl Health {
                             EventKind::ServerHealth {
                                 server: t.name.clone(),
                                 up: false,
-                                detail: format!("cannot connect to {addr}: {reason} — is the server running?"),
+                                detail: format!("{url}: {reason} — is the server running?"),
                             },
                         );
                     }
@@ -122,12 +158,17 @@ impl Health {
         }
     }
 
-    /// Probes until `stop` is cancelled.
+    /// Probes until `stop` is cancelled, learning from the tool calls on `events`.
     pub async fn run(mut self, events: EventBus, stop: CancellationToken) {
+        let mut calls = events.subscribe(256);
         loop {
             let wait = self.next_due_in().clamp(Duration::from_millis(100), INTERVAL);
             tokio::select! {
                 () = stop.cancelled() => return,
+                Some(e) = calls.recv() => {
+                    self.observe(&e);
+                    continue;
+                }
                 () = tokio::time::sleep(wait) => {}
             }
             tokio::select! {
@@ -144,20 +185,27 @@ pub fn backoff(failures: u32) -> Duration {
     INTERVAL.saturating_mul(1 << failures.saturating_sub(1).min(8)).min(MAX_BACKOFF)
 }
 
-async fn probe(addr: &str) -> Result<(), String> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.kind().to_string()),
-        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+/// One probe: any HTTP answer within [`PROBE_TIMEOUT`] is up.
+async fn probe(http: &reqwest::Client, url: &str) -> Result<(), String> {
+    match http.get(url).timeout(PROBE_TIMEOUT).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_timeout() => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        Err(e) if e.is_connect() => Err("cannot connect".into()),
+        Err(e) => Err(crate::security::tls::describe_reqwest(&e)),
     }
 }
 
-/// `host:port` of a server URL (the scheme's default port when none is given).
-fn host_port(url: &str) -> Option<String> {
+/// The RFC 9728 metadata URL of a resource: `/.well-known/oauth-protected-resource`
+/// inserted before the resource's path (`https://h/mcp` →
+/// `https://h/.well-known/oauth-protected-resource/mcp`).
+fn metadata_url(url: &str) -> Option<String> {
     let u = reqwest::Url::parse(url).ok()?;
-    let port = u.port_or_known_default()?;
-    // `host_str` keeps an IPv6 address's brackets, as a socket address needs them.
-    Some(format!("{}:{port}", u.host_str()?))
+    u.host_str()?;
+    let path = u.path().trim_end_matches('/');
+    let mut m = u.clone();
+    m.set_path(&format!("/.well-known/oauth-protected-resource{path}"));
+    m.set_query(None);
+    Some(m.to_string())
 }
 
 #[cfg(test)]
@@ -171,10 +219,15 @@ mod tests {
     }
 
     #[test]
-    fn host_and_port_of_server_urls() {
-        assert_eq!(host_port("https://127.0.0.1:8001/mcp").as_deref(), Some("127.0.0.1:8001"));
-        assert_eq!(host_port("https://example.com/mcp").as_deref(), Some("example.com:443"));
-        assert_eq!(host_port("http://[::1]:9/mcp").as_deref(), Some("[::1]:9"));
-        assert_eq!(host_port("not a url"), None);
+    fn metadata_urls_of_server_urls() {
+        assert_eq!(
+            metadata_url("https://127.0.0.1:8001/mcp").as_deref(),
+            Some("https://127.0.0.1:8001/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(
+            metadata_url("https://example.com/").as_deref(),
+            Some("https://example.com/.well-known/oauth-protected-resource")
+        );
+        assert_eq!(metadata_url("not a url"), None);
     }
 }

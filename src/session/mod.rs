@@ -97,7 +97,8 @@ pub struct Session {
     max_iters: usize,
     default_scopes: Option<ScopeSet>,
     scenarios: Vec<Scenario>,
-    probe_health: bool,
+    /// The health probe's HTTP client (the client's TLS settings), when asked for.
+    probe_http: Option<reqwest::Client>,
     /// Kept alive for the session (the bus also holds it).
     _audit: Arc<AuditLog>,
 }
@@ -150,7 +151,7 @@ impl Session {
             max_iters,
             default_scopes: scopes,
             scenarios: opts.scenarios,
-            probe_health: opts.probe_health,
+            probe_http: opts.probe_health.then(|| probe_client(config)).flatten(),
             _audit: audit,
         })
     }
@@ -204,10 +205,10 @@ impl Session {
     pub fn start(self, shutdown: CancellationToken) -> SessionHandle {
         let (tx, rx) = mpsc::channel(64);
         let (stack, lm) = (self.stack.clone(), self.lm.clone());
-        let health = self.probe_health.then(|| {
+        let health = self.probe_http.map(|http| {
             let servers: Vec<(String, String)> =
                 self.stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect();
-            health::Health::new(&servers, self.events.clock().clone())
+            health::Health::new(&servers, http, self.events.clock().clone())
         });
         let task = core::Core {
             stack: self.stack,
@@ -263,6 +264,17 @@ impl SessionHandle {
             stack.close().await;
         }
     }
+}
+
+/// The health probe's HTTP client: the same trust as the client stack's. `None` (no
+/// probe, a warning in the log) if it cannot be built — the stack just connected with the
+/// same settings, so that would be surprising, and not worth refusing a console over.
+fn probe_client(config: &Config) -> Option<reqwest::Client> {
+    let client = config.client.as_ref()?;
+    let tls = crate::security::tls::ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only };
+    crate::security::tls::http_client(&tls, health::PROBE_TIMEOUT)
+        .map_err(|e| tracing::warn!(error = %e, "no server health probe"))
+        .ok()
 }
 
 /// The language model from flags and `[agent]`.
