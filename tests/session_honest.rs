@@ -89,6 +89,22 @@ async fn the_health_probe_sees_a_stopped_server_and_its_return() {
             audit: Default::default(),
         },
     );
+    // A timed-out call first: the server may be hung behind a live metadata endpoint, so
+    // the probe does not take it as down (and so will not report it up over the call's mark).
+    let timed_out = bus.emit(
+        &Default::default(),
+        EventKind::ToolResult {
+            tool: warden::types::tool::ToolName::new("customer-service", "get_customer_info"),
+            outcome: CallOutcome::Failed { class: FailureClass::Timeout, message: "timed out".into() },
+            attempts: 1,
+            latency_ms: 1.0,
+            audit: Default::default(),
+        },
+    );
+    health.observe(&timed_out);
+    clock.advance(Duration::from_secs(5));
+    health.check(&bus).await;
+    assert_eq!(health_events(&bus).len(), 2, "nothing to report after a timeout");
     health.observe(&failed);
     assert_eq!(health_events(&bus).len(), 2, "the call itself is the report");
     clock.advance(Duration::from_secs(5));

@@ -11,7 +11,7 @@
 //! request every half minute at most. Each probe is bounded by [`PROBE_TIMEOUT`].
 //!
 //! The probe also learns from the session's tool calls (`observe`): a call that could not
-//! reach a server makes it down here too (the console has already marked it from that
+//! connect to a server makes it down here too (the console has already marked it from that
 //! call), so the probe reports when it comes back. Only changes are reported, as
 //! `EventKind::ServerHealth`; the console renders them.
 //!
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::types::event::{Event, EventBus, EventKind, Scope};
+use crate::types::event::{CallOutcome, Event, EventBus, EventKind, FailureClass, Scope};
 use crate::types::time::SharedClock;
 
 /// How often a server that is up is probed.
@@ -73,15 +73,21 @@ impl Health {
         Self { targets, clock, http, probes: 0 }
     }
 
-    /// Learns from a tool call's outcome: a call that could not reach its server makes it
-    /// down (not reported: the console marked it from the call itself) and probed one
-    /// interval later; a call it answered makes it up.
+    /// Learns from a tool call's outcome: a call that could not connect to its server
+    /// makes it down (not reported: the console marked it from the call itself) and probed
+    /// one interval later; a call it answered makes it up. A call that timed out does not
+    /// count: the server may still answer the probe while its MCP handler hangs, and the
+    /// probe must not then clear the mark the call set.
     pub fn observe(&mut self, e: &Event) {
         let EventKind::ToolResult { tool, outcome, attempts, .. } = &e.kind else { return };
         if *attempts == 0 {
             return;
         }
-        let Some(reached) = outcome.server_reached() else { return };
+        let reached = match outcome {
+            CallOutcome::Failed { class: FailureClass::Connection | FailureClass::Tls, .. } => false,
+            other if other.server_reached() == Some(true) => true,
+            _ => return,
+        };
         let now = self.clock.now_ms();
         if let Some(t) = self.targets.iter_mut().find(|t| t.name == tool.server) {
             match (reached, t.up) {
