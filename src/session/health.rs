@@ -166,7 +166,7 @@ impl Health {
 
     /// Probes until `stop` is cancelled, learning from the tool calls on `events`.
     pub async fn run(mut self, events: EventBus, stop: CancellationToken) {
-        let mut calls = events.subscribe(256);
+        let mut calls = events.subscribe(1024);
         loop {
             let wait = self.next_due_in().clamp(Duration::from_millis(100), INTERVAL);
             tokio::select! {
