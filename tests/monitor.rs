@@ -147,6 +147,29 @@ fn enumeration_by_count_and_by_sequence() {
     assert_eq!(a[1].2, "6 distinct customers read within 60 s");
 }
 
+/// A slow walk of the ID space (one a minute, under the distinct-customer window) is
+/// caught by the sequential check's own window; the same walk spread over more than
+/// `sequential_window_secs` is not.
+#[test]
+fn sequential_ids_have_their_own_longer_window() {
+    let clock = warden::types::time::ManualClock::starting_now();
+    let bus = EventBus::recording().with_clock(clock.clone());
+    let _m = Monitor::attach(&bus, MonitorConfig::default());
+    start(&bus, "r", "look up some customers");
+    for id in ["ABC201", "ABC202", "ABC203"] {
+        clock.advance(std::time::Duration::from_secs(301));
+        action(&bus, &run("r", 0), "get_customer_info", json!({"customer_id": id}));
+    }
+    assert!(anomalies(&bus).is_empty(), "602 s from first to last: beyond the 600 s window");
+    for id in ["ABC301", "ABC302", "ABC303"] {
+        clock.advance(std::time::Duration::from_secs(60));
+        action(&bus, &run("r", 1), "get_customer_info", json!({"customer_id": id}));
+    }
+    let a = anomalies(&bus);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].2, "sequential customer IDs read (ABC301 … ABC303)");
+}
+
 #[test]
 fn unusual_tools_and_other_customers() {
     let (bus, _m) = setup();

@@ -178,7 +178,9 @@ async fn configuration_errors_are_clear() {
     let err = from_name("gpt-4", &LmOptions::default()).err().unwrap();
     assert_eq!(err.to_string(), "unknown model \"gpt-4\": use offline, openai/MODEL, anthropic/MODEL or ollama/MODEL");
     let no_key = LmOptions { api_key_env: Some("WARDEN_TEST_SURELY_UNSET_KEY".into()), ..LmOptions::default() };
-    let err = from_name("anthropic/claude", &no_key).err().unwrap();
+    // A missing key is reported when the model is asked (as the run's error), not when it
+    // is built, so a console opens and tells the operator what to set.
+    let err = from_name("anthropic/claude", &no_key).unwrap().complete(&messages()).await.unwrap_err();
     assert_eq!(err.to_string(), "anthropic: no API key: set WARDEN_TEST_SURELY_UNSET_KEY");
     let err = from_name("openai/gpt", &LmOptions { base_url: Some("http://127.0.0.1:1/v1".into()), ..opts("") })
         .unwrap()

@@ -143,11 +143,22 @@ impl ReAct {
         Ok(RunResult { outputs, steps, status, elapsed_ms })
     }
 
+    /// Ends a run the model could not continue. A model failure (no key, rejected key,
+    /// unreachable, timed out) is also the agent's reply — its message names the cause and
+    /// the setting to change, so every frontend shows the same words — and the run ends
+    /// as `error`, never as a graceful failure of the request.
     fn abort(&self, events: &EventBus, scope: &Scope, e: PredictError, steps: &[Step], start: Instant) -> PredictError {
         events.emit(scope, EventKind::AgentError { message: e.to_string() });
+        let status = match &e {
+            PredictError::Lm(lm) => {
+                events.emit(scope, EventKind::FinalAnswer { response: lm.to_string() });
+                RunStatus::Error
+            }
+            _ => RunStatus::Failed,
+        };
         let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
         let run = Scope { step: None, ..scope.clone() };
-        events.emit(&run, EventKind::RunFinished { status: RunStatus::Failed, steps: steps.len() as u32, elapsed_ms });
+        events.emit(&run, EventKind::RunFinished { status, steps: steps.len() as u32, elapsed_ms });
         e
     }
 

@@ -42,6 +42,9 @@ pub enum Command {
     /// Call one tool through the secure client (scope pre-check, classified failures).
     Call(CallArgs),
     /// Run agent scenarios through the real stack (token manager, secure tools, ReAct).
+    ///
+    /// Exit 0: every scenario as expected; 7: one was not; 9: the model failed in one
+    /// (status `error`: no key, key rejected, unreachable, timed out).
     Run(RunArgs),
     /// One command, no keys, no network: start issuer + service on loopback and run the demo.
     Demo(DemoArgs),

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::json;
@@ -15,6 +16,7 @@ use crate::session::command::Command;
 use crate::session::report::next_run;
 use crate::session::scenario::{Scenario, ScenarioResult, render};
 use crate::session::{Session, SessionOptions};
+use crate::types::event::RunStatus;
 
 /// Options shared by `run` and `demo`.
 #[derive(Debug, Clone, Default)]
@@ -34,12 +36,16 @@ impl AgentArgs {
             scopes: self.scopes.clone(),
             max_iters: self.max_iters,
             scenarios,
+            probe_health: false,
         }
     }
 }
 
 /// Exit code when at least one scenario did not end as expected.
 pub const EXIT_UNEXPECTED: u8 = 7;
+/// Exit code when the language model failed in at least one scenario (status `error`: no
+/// key, key rejected, unreachable, timed out). Takes precedence over 7: nothing was tested.
+pub const EXIT_MODEL_ERROR: u8 = 9;
 
 /// Runs every scenario through the session core — the same `RunScenario` command the
 /// console's picker sends — and judges each run from its events.
@@ -56,12 +62,18 @@ pub async fn run_scenarios(
     if !args.json {
         println!("model: {model}   scenarios: {}\n", scenarios.len());
     }
-    let (mut as_expected, mut total_ms) = (0usize, 0.0);
+    let (mut as_expected, mut errors, mut total_ms) = (0usize, 0usize, 0.0);
     for (i, s) in scenarios.iter().enumerate() {
+        // Wall time, from the command to the run's end (a scenario's own re-grant included):
+        // what the operator waited. `Instant`, not the session clock, which tests may hold
+        // still and which only paces tokens and monitor windows.
+        let started = Instant::now();
         anyhow::ensure!(core.send(Command::RunScenario(i)).await, "the session core stopped unexpectedly");
         let report = next_run(&mut events).await.context("the session core stopped before the run finished")?;
-        let result = ScenarioResult::judge(s, report);
+        let mut result = ScenarioResult::judge(s, report);
+        result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         as_expected += usize::from(result.expected);
+        errors += usize::from(result.status == RunStatus::Error);
         total_ms += result.elapsed_ms;
         if args.json {
             println!("{}", serde_json::to_string(&result)?);
@@ -77,6 +89,7 @@ pub async fn run_scenarios(
         "scenarios": scenarios.len(),
         "as_expected": as_expected,
         "unexpected": scenarios.len() - as_expected,
+        "errors": errors,
         "elapsed_ms": total_ms,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -85,9 +98,18 @@ pub async fn run_scenarios(
         println!("{summary}");
     } else {
         println!("{as_expected}/{} scenarios as expected ({:.0} ms, model {model})", scenarios.len(), total_ms);
+        if errors > 0 {
+            println!("{errors} scenario(s) not tested: the language model failed (see each error)");
+        }
     }
     core.shutdown().await;
-    Ok(if as_expected == scenarios.len() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNEXPECTED) })
+    Ok(if errors > 0 {
+        ExitCode::from(EXIT_MODEL_ERROR)
+    } else if as_expected == scenarios.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNEXPECTED)
+    })
 }
 
 pub async fn run(
@@ -207,7 +229,9 @@ async fn live(
     scenarios: Vec<Scenario>,
 ) -> anyhow::Result<ExitCode> {
     let (theme, keymap) = look(config, theme)?;
-    let session = Session::open(config, state_dir, args.session(scenarios)).await?;
+    // The console shows whether each server is reachable, so it wants the health probe.
+    let opts = SessionOptions { probe_health: true, ..args.session(scenarios) };
+    let session = Session::open(config, state_dir, opts).await?;
     let setup = crate::tui::LiveSetup { session, theme, keymap, state_dir: state_dir.to_path_buf() };
     crate::tui::run_live(setup).await?;
     Ok(ExitCode::SUCCESS)

@@ -37,6 +37,8 @@ pub struct Core {
     /// The session's grant (`None`: the client's defaults), restored after a scenario that
     /// ran under its own.
     pub default_scopes: Option<ScopeSet>,
+    /// The servers' health probe, run beside the core while it runs (`None`: off).
+    pub health: Option<super::health::Health>,
 }
 
 struct Running {
@@ -58,7 +60,11 @@ impl Core {
         tokio::spawn(self.run(commands, shutdown))
     }
 
-    async fn run(self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        // The probe runs on its own task so a slow connect never delays a command; it
+        // stops with the core.
+        let probe_stop = shutdown.child_token();
+        let probe = self.health.take().map(|h| tokio::spawn(h.run(self.events.clone(), probe_stop.clone())));
         let mut current: Option<Running> = None;
         let mut queue: VecDeque<Pending> = VecDeque::new();
         let mut runs = 0u32;
@@ -138,6 +144,10 @@ impl Core {
         if let Some(r) = current.take() {
             r.cancel.cancel();
             let _ = r.task.await;
+        }
+        probe_stop.cancel();
+        if let Some(p) = probe {
+            let _ = p.await;
         }
     }
 

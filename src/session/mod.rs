@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod command;
 pub mod core;
+pub mod health;
 pub mod report;
 pub mod scenario;
 
@@ -44,6 +45,9 @@ pub struct SessionOptions {
     pub max_iters: Option<usize>,
     /// What the scenario picker and `RunScenario` offer.
     pub scenarios: Vec<Scenario>,
+    /// Probe the servers in the background and report when one goes down or comes back
+    /// (`health`); for a console, which shows it. Headless runs learn from their calls.
+    pub probe_health: bool,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -93,6 +97,8 @@ pub struct Session {
     max_iters: usize,
     default_scopes: Option<ScopeSet>,
     scenarios: Vec<Scenario>,
+    /// The health probe's HTTP client (the client's TLS settings), when asked for.
+    probe_http: Option<reqwest::Client>,
     /// Kept alive for the session (the bus also holds it).
     _audit: Arc<AuditLog>,
 }
@@ -111,8 +117,23 @@ impl Session {
         opts: SessionOptions,
         events: EventBus,
     ) -> Result<Self, SessionError> {
+        Self::open_with_lm(config, state_dir, opts, events, None).await
+    }
+
+    /// Like `open_on`, with a model the caller built (`None`: from the options and
+    /// `[agent]`) — a scripted `DummyLm` in tests, a program's own model when embedding.
+    pub async fn open_with_lm(
+        config: &Config,
+        state_dir: &Path,
+        opts: SessionOptions,
+        events: EventBus,
+        lm: Option<Arc<dyn Lm>>,
+    ) -> Result<Self, SessionError> {
         let scopes = opts.scopes.as_deref().map(ScopeSet::parse).transpose()?;
-        let lm = build_lm(&opts, config.agent.as_ref())?;
+        let lm = match lm {
+            Some(lm) => lm,
+            None => build_lm(&opts, config.agent.as_ref())?,
+        };
         let (audit, monitor) = audit::attach(&events, state_dir, config)?;
         let pins = state_dir.join("manifests.json");
         let stack =
@@ -130,6 +151,7 @@ impl Session {
             max_iters,
             default_scopes: scopes,
             scenarios: opts.scenarios,
+            probe_http: opts.probe_health.then(|| probe_client(config)).flatten(),
             _audit: audit,
         })
     }
@@ -183,6 +205,11 @@ impl Session {
     pub fn start(self, shutdown: CancellationToken) -> SessionHandle {
         let (tx, rx) = mpsc::channel(64);
         let (stack, lm) = (self.stack.clone(), self.lm.clone());
+        let health = self.probe_http.map(|http| {
+            let servers: Vec<(String, String)> =
+                self.stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect();
+            health::Health::new(&servers, http, self.events.clock().clone())
+        });
         let task = core::Core {
             stack: self.stack,
             lm: self.lm,
@@ -190,6 +217,7 @@ impl Session {
             max_iters: self.max_iters,
             scenarios: self.scenarios,
             default_scopes: self.default_scopes,
+            health,
         }
         .spawn(rx, shutdown);
         SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }
@@ -236,6 +264,17 @@ impl SessionHandle {
             stack.close().await;
         }
     }
+}
+
+/// The health probe's HTTP client: the same trust as the client stack's. `None` (no
+/// probe, a warning in the log) if it cannot be built — the stack just connected with the
+/// same settings, so that would be surprising, and not worth refusing a console over.
+fn probe_client(config: &Config) -> Option<reqwest::Client> {
+    let client = config.client.as_ref()?;
+    let tls = crate::security::tls::ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only };
+    crate::security::tls::http_client(&tls, health::PROBE_TIMEOUT)
+        .map_err(|e| tracing::warn!(error = %e, "no server health probe"))
+        .ok()
 }
 
 /// The language model from flags and `[agent]`.

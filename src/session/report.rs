@@ -101,7 +101,14 @@ impl RunReport {
             EventKind::RunFinished { status, elapsed_ms, .. } => {
                 self.status = Some(*status);
                 self.elapsed_ms = *elapsed_ms;
-                if *status != RunStatus::Failed || !self.response.is_empty() {
+                // A model failure keeps its error (its reply is that same error); a run that
+                // failed and still answered, or did not fail, has none left to report.
+                let keep = match status {
+                    RunStatus::Error => true,
+                    RunStatus::Failed => self.response.is_empty(),
+                    _ => false,
+                };
+                if !keep {
                     self.error = None;
                 }
                 return true;

@@ -98,8 +98,13 @@ impl ScenarioResult {
     }
 }
 
-/// `None` when the outcome is what the scenario expects, else why not.
+/// `None` when the outcome is what the scenario expects, else why not. A run whose model
+/// failed (`error`) never is: the agent decided nothing, so a scenario that expects a
+/// graceful failure has not been tested either.
 pub fn judge(s: &Scenario, status: RunStatus, tools: &[String]) -> Option<String> {
+    if status == RunStatus::Error {
+        return Some("the language model failed, so the scenario was not tested".into());
+    }
     if s.should_fail {
         if status == RunStatus::Ok {
             return Some(format!("expected a graceful failure, but the run succeeded (tools {tools:?})"));
@@ -131,9 +136,13 @@ pub fn render(r: &ScenarioResult) -> String {
     if let Some(e) = &r.error {
         out.push_str(&format!("  error    {e}\n"));
     }
-    out.push_str(&format!("  answer   {}\n", r.response));
+    // A model failure's reply is its error, already printed above.
+    if r.status != RunStatus::Error {
+        out.push_str(&format!("  answer   {}\n", r.response));
+    }
     let verdict = match &r.mismatch {
         None => "✓ as expected".to_string(),
+        Some(m) if r.status == RunStatus::Error => format!("✗ ERROR: {m}"),
         Some(m) => format!("✗ NOT as expected: {m}"),
     };
     out.push_str(&format!(

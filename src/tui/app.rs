@@ -142,6 +142,14 @@ impl App {
                 }
                 None => {}
             },
+            // The session's health probe: the server's reachability, seen without a call.
+            EventKind::ServerHealth { server, up, .. } => {
+                if *up {
+                    self.down.remove(server);
+                } else {
+                    self.down.insert(server.clone());
+                }
+            }
             EventKind::Thought { .. } => {
                 if let Some((_, step)) = &mut self.running {
                     *step = e.step;

@@ -531,6 +531,14 @@ pub enum EventKind {
         servers: Vec<String>,
         tools: Vec<ToolRequirement>,
     },
+    /// The session's health probe found an MCP server unreachable (`up: false`) or
+    /// reachable again (`up: true`); only changes are reported. `detail` says what was
+    /// tried and, when down, what to check.
+    ServerHealth {
+        server: String,
+        up: bool,
+        detail: String,
+    },
 }
 
 /// A tool and the scopes its server says it needs (for [`EventKind::SessionStarted`]).
@@ -597,6 +605,9 @@ pub enum RunStatus {
     Failed,
     Refused,
     Cancelled,
+    /// The language model could not be used (no key, key rejected, unreachable, timed
+    /// out): the agent never decided anything, so the run says nothing about the request.
+    Error,
 }
 
 /// Where events go: every subscriber gets every event. Subscribers are bounded channels;

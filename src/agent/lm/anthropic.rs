@@ -11,7 +11,9 @@ pub struct AnthropicLm {
     name: String,
     model: String,
     url: String,
-    key: Secret<String>,
+    /// The key, or why there is none (reported when the model is first asked, as in
+    /// `OpenAiLm`).
+    key: Result<Secret<String>, LmError>,
     key_env: String,
     http: reqwest::Client,
     opts: LmOptions,
@@ -25,8 +27,8 @@ impl AnthropicLm {
             model: model.to_string(),
             url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
             key: match &opts.api_key {
-                Some(k) => k.clone(),
-                None => api_key(key_env, "anthropic")?,
+                Some(k) => Ok(k.clone()),
+                None => api_key(key_env, "anthropic"),
             },
             key_env: key_env.to_string(),
             http: lm_http(opts)?,
@@ -58,8 +60,8 @@ impl Lm for AnthropicLm {
             if let Some(t) = self.opts.temperature {
                 body["temperature"] = json!(t);
             }
-            let headers =
-                vec![("x-api-key", self.key.expose().clone()), ("anthropic-version", "2023-06-01".to_string())];
+            let key = self.key.as_ref().map_err(Clone::clone)?;
+            let headers = vec![("x-api-key", key.expose().clone()), ("anthropic-version", "2023-06-01".to_string())];
             let v = post_json(
                 "anthropic",
                 &self.http,
@@ -68,6 +70,7 @@ impl Lm for AnthropicLm {
                 &body,
                 self.opts.max_retries.unwrap_or(2),
                 &self.key_env,
+                self.opts.timeout.unwrap_or(super::DEFAULT_TIMEOUT),
             )
             .await?;
             let text: String = v

@@ -47,6 +47,9 @@ pub struct Completion {
     pub usage: Usage,
 }
 
+/// Why the model gave no completion. Each message is what the operator reads — in the
+/// console's chat as the agent's reply, and as a scenario's `error` in `warden run` — so it
+/// names the cause and the next step with the real setting to change.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LmError {
@@ -54,8 +57,16 @@ pub enum LmError {
     BadKey { provider: &'static str, status: u16, key_env: String },
     #[error("{provider}: no API key: set {0}", provider = .1)]
     NoKey(String, &'static str),
-    #[error("{provider}: cannot reach {url}: {reason}")]
+    #[error(
+        "{provider}: cannot reach {url}: {reason} — is the server at {url} running? (set it with [agent] base_url or --lm-base-url)"
+    )]
     Unreachable { provider: &'static str, url: String, reason: String },
+    /// No answer within `[agent] timeout_secs` (not retried: a model that has not answered
+    /// in that long is not likely to on a second try, and the operator is waiting).
+    #[error(
+        "{provider}: the request to {url} timed out after {secs} s — raise [agent] timeout_secs, or check that the server is answering"
+    )]
+    Timeout { provider: &'static str, url: String, secs: u64 },
     #[error("{provider}: HTTP {status}: {message}")]
     Http { provider: &'static str, status: u16, message: String },
     #[error("{provider}: rate limited (HTTP 429) after {attempts} attempts")]
@@ -139,8 +150,13 @@ pub fn from_name(name: &str, opts: &LmOptions) -> Result<Arc<dyn Lm>, LmError> {
     }
 }
 
+/// The request timeout when `[agent] timeout_secs` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Shared HTTP plumbing for hosted providers: timeout, bounded retries on transient
-/// failures only (connect errors, 429, 5xx), with backoff; never on 4xx.
+/// failures only (connect errors, 429, 5xx), with backoff; never on 4xx, never on a
+/// timeout (the operator has already waited the whole timeout once).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn post_json(
     provider: &'static str,
     http: &reqwest::Client,
@@ -149,6 +165,7 @@ pub(crate) async fn post_json(
     body: &serde_json::Value,
     max_retries: u32,
     key_env: &str,
+    timeout: Duration,
 ) -> Result<serde_json::Value, LmError> {
     let mut attempt = 0u32;
     loop {
@@ -159,7 +176,10 @@ pub(crate) async fn post_json(
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) if attempt <= max_retries && (e.is_connect() || e.is_timeout()) => {
+            Err(e) if e.is_timeout() => {
+                return Err(LmError::Timeout { provider, url: url.to_string(), secs: timeout.as_secs() });
+            }
+            Err(e) if attempt <= max_retries && e.is_connect() => {
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
@@ -223,7 +243,7 @@ pub(crate) fn api_key(env: &str, provider: &'static str) -> Result<crate::types:
 pub(crate) fn lm_http(opts: &LmOptions) -> Result<reqwest::Client, LmError> {
     crate::security::tls::http_client(
         &crate::security::tls::ClientTls::default(),
-        opts.timeout.unwrap_or(Duration::from_secs(60)),
+        opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
     )
     .map_err(|e| LmError::BadResponse(e.to_string(), "http"))
 }

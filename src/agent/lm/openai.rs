@@ -12,7 +12,10 @@ pub struct OpenAiLm {
     name: String,
     model: String,
     url: String,
-    key: Option<Secret<String>>,
+    /// The key, or why there is none: a missing key is reported when the model is first
+    /// asked (as that run's error, with the variable to set), so the console still opens
+    /// and says what to do instead of refusing to start.
+    key: Result<Option<Secret<String>>, LmError>,
     key_env: String,
     http: reqwest::Client,
     opts: LmOptions,
@@ -29,10 +32,10 @@ impl OpenAiLm {
         opts: &LmOptions,
     ) -> Result<Self, LmError> {
         let key = match &key_env {
-            _ if opts.api_key.is_some() => opts.api_key.clone(),
-            Some(env) if name.starts_with("openai/") => Some(api_key(env, "openai")?),
-            Some(env) => std::env::var(env).ok().filter(|k| !k.is_empty()).map(Secret::new),
-            None => None,
+            _ if opts.api_key.is_some() => Ok(opts.api_key.clone()),
+            Some(env) if name.starts_with("openai/") => api_key(env, "openai").map(Some),
+            Some(env) => Ok(std::env::var(env).ok().filter(|k| !k.is_empty()).map(Secret::new)),
+            None => Ok(None),
         };
         Ok(Self {
             name: name.to_string(),
@@ -61,8 +64,9 @@ impl Lm for OpenAiLm {
             if let Some(m) = self.opts.max_tokens {
                 body["max_tokens"] = json!(m);
             }
+            let key = self.key.as_ref().map_err(Clone::clone)?;
             let headers: Vec<(&str, String)> =
-                self.key.iter().map(|k| ("authorization", format!("Bearer {}", k.expose()))).collect();
+                key.iter().map(|k| ("authorization", format!("Bearer {}", k.expose()))).collect();
             let v = post_json(
                 "openai",
                 &self.http,
@@ -71,6 +75,7 @@ impl Lm for OpenAiLm {
                 &body,
                 self.opts.max_retries.unwrap_or(2),
                 &self.key_env,
+                self.opts.timeout.unwrap_or(super::DEFAULT_TIMEOUT),
             )
             .await?;
             let text = v

@@ -14,22 +14,44 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventBus, EventKind, Journal, Scope, WeakBus};
 
-/// Thresholds (`[monitor]` in the config).
+/// Thresholds (`[monitor]` in the config). The defaults are set so that an operator's
+/// ordinary work raises nothing and every attack in `tests/monitor_precision.rs` is caught
+/// (the README's "Monitor precision" table); each says why it is where it is. Windows are
+/// per session (they span runs: an attack spread over many requests is still one attack);
+/// `repeated_denials` is per run (a retry loop is one agent's behaviour in one request).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
-    /// More than this many denials of one tool inside `window_secs` is a spike.
+    /// More than this many denials of one tool inside `window_secs` is a spike. 10 (the
+    /// seed's number): an operator on a narrow grant meets one denial per request that
+    /// needs the missing scope, a few a minute at most; eleven in a minute is a loop or a
+    /// probe.
     pub denial_spike: usize,
+    /// The sliding window of `denial_spike`, `enumeration_distinct` and
+    /// `rate_limit_burst`: 60 s. Long enough to span several runs, short enough that an
+    /// operator's steady pace (a request every 15–20 s) never fills it.
     pub window_secs: u64,
-    /// The same denied call this many times in one run.
+    /// The same denied call (tool and argument digest) this many times in one run: 3. A
+    /// model may retry a denied call once after reading the denial; a third identical try
+    /// is a loop that ignores it.
     pub repeated_denials: usize,
-    /// This many distinct customers read inside `window_secs`.
+    /// This many distinct customers read inside `window_secs`: 6. An operator browsing
+    /// reads three or four customers a minute; a burst of six in a minute is bulk reading.
     pub enumeration_distinct: usize,
-    /// This many consecutive customer numbers read in a row.
+    /// This many consecutive customer numbers read in a row (ABC120, ABC121, ABC122): 3.
+    /// Real customer IDs are not consecutive, so even three in a row is walking the ID
+    /// space.
     pub sequential_ids: usize,
-    /// This many 429s inside `window_secs`.
+    /// How far apart the first and last of `sequential_ids` reads may be: 600 s. Longer
+    /// than `window_secs` on purpose: walking the ID space slowly, to stay under the
+    /// distinct-customer window, is still walking it.
+    pub sequential_window_secs: u64,
+    /// This many 429s inside `window_secs`: 5. One call gives up after 3 attempts, so five
+    /// means at least two calls kept hitting the limit.
     pub rate_limit_burst: usize,
-    /// This many 401-triggered refreshes inside `window_secs`.
+    /// This many 401-triggered refreshes inside `window_secs`: 3. A token expiring early
+    /// (clock skew, key rotation) costs one refresh; three in a minute means the server
+    /// keeps refusing fresh tokens (revoked client, forged or replayed tokens).
     pub repeated_401: usize,
 }
 
@@ -41,6 +63,7 @@ impl Default for MonitorConfig {
             repeated_denials: 3,
             enumeration_distinct: 6,
             sequential_ids: 3,
+            sequential_window_secs: 600,
             rate_limit_burst: 5,
             repeated_401: 3,
         }

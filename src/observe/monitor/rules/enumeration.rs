@@ -1,4 +1,7 @@
 //! Enumeration: many distinct customers read in a short window, or sequential IDs.
+//!
+//! Per session, across runs: bulk reading spread over many requests is still bulk reading.
+//! Only `get_customer_info` calls count, by the customer they name.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -7,7 +10,11 @@ use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
 
 #[derive(Default)]
 pub struct Enumeration {
+    /// Reads inside `window_secs` (time, event id, customer).
     reads: VecDeque<(u64, u64, String)>,
+    /// The last `sequential_ids` reads, whatever their age (checked against
+    /// `sequential_window_secs`).
+    last: VecDeque<(u64, u64, String)>,
     /// Reads per customer inside the window (its length is the distinct count).
     distinct: HashMap<String, usize>,
     fired_distinct: bool,
@@ -57,9 +64,18 @@ impl Rule for Enumeration {
         } else if distinct < cfg.enumeration_distinct {
             self.fired_distinct = false;
         }
-        // Sequential: the last N reads are consecutive numbers with one prefix.
-        let tail: Vec<&(u64, u64, String)> = self.reads.iter().rev().take(cfg.sequential_ids).collect();
-        let sequential = tail.len() == cfg.sequential_ids
+        // Sequential: the last N reads are consecutive numbers with one prefix, the first
+        // no older than `sequential_window_secs` (its own, longer window: a slow walk of
+        // the ID space stays under the distinct-customer window but is still a walk).
+        self.last.push_back((e.at_ms, e.id, id.clone()));
+        while self.last.len() > cfg.sequential_ids {
+            self.last.pop_front();
+        }
+        let tail: Vec<&(u64, u64, String)> = self.last.iter().rev().collect();
+        let recent =
+            self.last.front().is_some_and(|(t, _, _)| e.at_ms.saturating_sub(*t) <= cfg.sequential_window_secs * 1000);
+        let sequential = recent
+            && tail.len() == cfg.sequential_ids
             && tail.windows(2).all(|w| match (number(&w[0].2), number(&w[1].2)) {
                 (Some((p1, n1)), Some((p0, n0))) => p1 == p0 && n1 == n0 + 1,
                 _ => false,

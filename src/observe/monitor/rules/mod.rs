@@ -1,4 +1,10 @@
 //! One file per anomaly rule.
+//!
+//! What the rules may read: the operator's request, the agent's choices (tool names and
+//! arguments), the outcome's structure (denied, rate-limited, the token checks) and, for
+//! `injection` only, the content a server or tool returned. Never Warden's own words — a
+//! failure's message, an agent error, a hint — which name URLs and servers and would read
+//! as injected text (an outage once raised "possible prompt injection … a URL").
 
 pub mod denial_spike;
 pub mod enumeration;

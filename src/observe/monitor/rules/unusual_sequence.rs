@@ -6,7 +6,10 @@ use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
 
 pub struct UnusualSequence;
 
-/// Words that make a tool plausible for a request.
+/// Words that make a tool plausible for a request: the ways an operator asks for it
+/// (`tests/monitor_precision.rs` runs the benign requests against this list). A tool the
+/// request gives no reason for is the signal; the list errs towards synonyms an operator
+/// uses, since a missed synonym is a false alarm on every such request.
 fn implied(tool: &str, request_lower: &str) -> bool {
     let any = |words: &[&str]| words.iter().any(|w| request_lower.contains(w));
     match tool {
@@ -20,13 +23,31 @@ fn implied(tool: &str, request_lower: &str) -> bool {
             "issue",
             "problem",
             "not working",
+            "stopped working",
+            "doesn't work",
             "missing",
             "refund",
+            "complain",
+            "report",
+            "escalate",
+            "wrong",
+            "delayed",
+            "return",
+            "replace",
         ]),
-        "calculate_account_value" => {
-            any(&["calculate", "value", "total", "worth", "purchase", "spend", "spent", "lifetime"])
-        }
-        "get_recent_customers" => any(&["recent", "latest", "newest", "customers"]),
+        "calculate_account_value" => any(&[
+            "calculate",
+            "value",
+            "total",
+            "worth",
+            "purchase",
+            "spend",
+            "spent",
+            "lifetime",
+            "how much",
+            "amounts",
+        ]),
+        "get_recent_customers" => any(&["recent", "latest", "newest", "customers", "lately", "last active"]),
         _ => true,
     }
 }
