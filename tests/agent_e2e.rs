@@ -41,7 +41,11 @@ async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
     let r = &results[2];
     assert_eq!(r.tools, ["get_customer_info"]);
     assert!(r.response.contains("Their lifetime value on file is $4,820.75."), "{}", r.response);
-    assert!(r.response.contains("To calculate the account value for ABC123 I need the purchase amounts"), "{}", r.response);
+    assert!(
+        r.response.contains("To calculate the account value for ABC123 I need the purchase amounts"),
+        "{}",
+        r.response
+    );
 
     let r = &results[3];
     assert_eq!((r.status, r.tools.len()), (RunStatus::Refused, 0));

@@ -61,7 +61,9 @@ fn ask(req: &Request, missing: &Missing) -> String {
     let bad = match req.bad_ids.as_slice() {
         [] => String::new(),
         [one] => format!(" \"{one}\" is not a customer ID."),
-        many => format!(" {} are not customer IDs.", many.iter().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", ")),
+        many => {
+            format!(" {} are not customer IDs.", many.iter().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", "))
+        }
     };
     let what = |task: &Task| match task {
         Task::Ticket => "is this ticket for",
@@ -132,9 +134,9 @@ fn from_observations(req: &Request, used: &[&Executed]) -> String {
             let detail = obs.split(": ").skip(1).collect::<Vec<_>>().join(": ");
             let detail = detail.trim_end_matches('.');
             problems.push(match detail.strip_prefix("customer ").and_then(|d| d.strip_suffix(" not found")) {
-                Some(id) => format!(
-                    "I couldn't find customer {id}. Check the ID: three letters and three digits, like ABC123."
-                ),
+                Some(id) => {
+                    format!("I couldn't find customer {id}. Check the ID: three letters and three digits, like ABC123.")
+                }
                 None => format!("{tool} failed: {detail}."),
             });
             continue;
@@ -144,8 +146,13 @@ fn from_observations(req: &Request, used: &[&Executed]) -> String {
         let n = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
         match tool {
             "get_customer_info" => {
-                let mut fact =
-                    format!("Customer {} ({}) is a {}-tier customer with status {}.", s("customer_id"), s("name"), s("tier"), s("status"));
+                let mut fact = format!(
+                    "Customer {} ({}) is a {}-tier customer with status {}.",
+                    s("customer_id"),
+                    s("name"),
+                    s("tier"),
+                    s("status")
+                );
                 if req.wants.lifetime || (req.wants.account && req.amounts.is_empty()) {
                     fact.push_str(&format!(" Their lifetime value on file is {}.", money("$", n("lifetime_value"))));
                 }
@@ -200,10 +207,13 @@ fn from_observations(req: &Request, used: &[&Executed]) -> String {
         }
     }
     // Asked for a calculation without amounts: say so rather than use a number on file.
-    if req.wants.account && !calculated && req.amounts.is_empty() && problems.is_empty() {
-        if let Some(id) = req.customer_ids.first() {
-            facts.push(amounts_hint(id));
-        }
+    if req.wants.account
+        && !calculated
+        && req.amounts.is_empty()
+        && problems.is_empty()
+        && let Some(id) = req.customer_ids.first()
+    {
+        facts.push(amounts_hint(id));
     }
     facts.into_iter().chain(problems).collect::<Vec<_>>().join(" ")
 }

@@ -4,13 +4,20 @@
 //! far, any demos — and answers in the ChatAdapter format, so the whole format/parse path
 //! runs exactly as with a hosted model.
 //!
-//! What it does: extracts customer IDs, amounts, priority and intent from the request;
-//! plans among the tools actually offered (never one that is not listed); follows a
-//! similar demo's tool sequence when there is one; after a denial or a tool error it
-//! stops and explains instead of retrying; for requests no tool can serve (for example
-//! "Delete all customer data") it finishes at once and declines. It plans only from the
-//! request, never from tool output, so instructions hidden in an observation cannot steer
-//! it. It is honest about what it is: its name is `offline-planner`.
+//! What it does: extracts customer IDs, amounts, priority and intent from the request
+//! (`parse`); decides what the request needs and plans among the tools actually offered,
+//! never one that is not listed, following a similar demo's order when there is one
+//! (`plan`); after a denial or a tool error it stops and explains instead of retrying;
+//! when the request lacks what a tool needs it calls nothing and asks for it; a count out
+//! of the tool's range is clamped and the answer says so; requests no tool can serve
+//! ("Delete all customer data") are declined at once (`answer` writes every final
+//! answer). It plans only from the request, never from tool output, so amounts or
+//! instructions in an observation cannot steer it. It is honest about what it is: its
+//! name is `offline-planner`.
+//!
+//! This file is the `Lm` implementation and the ChatAdapter plumbing: reading the prompt
+//! (output fields, offered tools, input sections, demos, the trajectory) and writing the
+//! reply in the chat or JSON format.
 
 use std::collections::BTreeMap;
 
@@ -243,7 +250,9 @@ mod tests {
 
     #[test]
     fn trajectory_steps_and_sections() {
-        let f = sections("[[ ## request ## ]]\nhi\n\n[[ ## trajectory ## ]]\n[[ ## thought_0 ## ]]\nLook up.\n\n[[ ## tool_name_0 ## ]]\nget_customer_info\n\n[[ ## tool_args_0 ## ]]\n{\"customer_id\": \"ABC123\"}\n\n[[ ## observation_0 ## ]]\n{}");
+        let f = sections(
+            "[[ ## request ## ]]\nhi\n\n[[ ## trajectory ## ]]\n[[ ## thought_0 ## ]]\nLook up.\n\n[[ ## tool_name_0 ## ]]\nget_customer_info\n\n[[ ## tool_args_0 ## ]]\n{\"customer_id\": \"ABC123\"}\n\n[[ ## observation_0 ## ]]\n{}",
+        );
         assert_eq!(f["request"], "hi");
         let steps = executed(&f);
         assert_eq!(steps.len(), 1);

@@ -148,27 +148,28 @@ pub fn parse(request: &str) -> Request {
     let w = &mut r.wants;
     w.ticket_word = has(&["ticket", "tickets", "complaint", "complain", "incident"])
         || ws.iter().any(|w| w == "case" || w == "チケット" || w == "工单");
-    let problem_words = has(&[
-        "defective",
-        "broken",
-        "broke",
-        "faulty",
-        "damaged",
-        "issue",
-        "problem",
-        "fails",
-        "failing",
-        "failed",
-        "crash",
-        "crashes",
-        "crashed",
-        "leaking",
-        "leaks",
-        "missing",
-        "refund",
-        "escalate",
-        "error",
-    ]) || phrase(&["not working", "doesn't work", "does not work", "won't", "stopped working", "never arrived"]);
+    let problem_words =
+        has(&[
+            "defective",
+            "broken",
+            "broke",
+            "faulty",
+            "damaged",
+            "issue",
+            "problem",
+            "fails",
+            "failing",
+            "failed",
+            "crash",
+            "crashes",
+            "crashed",
+            "leaking",
+            "leaks",
+            "missing",
+            "refund",
+            "escalate",
+            "error",
+        ]) || phrase(&["not working", "doesn't work", "does not work", "won't", "stopped working", "never arrived"]);
     w.ticket = w.ticket_word || problem_words;
     w.lifetime = has(&["lifetime", "ltv"]);
     // A ticket can mention a total ("the total on the invoice is wrong"); only a
@@ -180,12 +181,27 @@ pub fn parse(request: &str) -> Request {
     };
     let recent_word = has(&["recent", "recently", "latest", "newest", "lately"]) || phrase(&["last active"]);
     let people = has(&["customers", "customer", "clients", "client", "accounts", "people", "users"]);
-    let list_verb = ws.first().is_some_and(|f| f == "list") || phrase(&["list all", "show all", "list the", "list customers"]);
+    let list_verb =
+        ws.first().is_some_and(|f| f == "list") || phrase(&["list all", "show all", "list the", "list customers"]);
     w.recent = r.customer_ids.is_empty() && (recent_word || (list_verb && people));
     w.info = !r.customer_ids.is_empty()
         && (has(&[
-            "status", "info", "information", "details", "profile", "lookup", "look", "check", "who", "show", "find",
-            "email", "phone", "contact", "tier", "lifetime",
+            "status",
+            "info",
+            "information",
+            "details",
+            "profile",
+            "lookup",
+            "look",
+            "check",
+            "who",
+            "show",
+            "find",
+            "email",
+            "phone",
+            "contact",
+            "tier",
+            "lifetime",
         ]) || !(w.ticket || w.account));
     w.about_customer = has(&["customer", "client", "profile", "status", "lookup", "details", "info", "information"])
         || phrase(&["look up"]);
@@ -199,8 +215,20 @@ pub fn parse(request: &str) -> Request {
         .find(|v| ws.iter().any(|w| w == v))
         .filter(|_| {
             ws.iter().any(|w| {
-                ["data", "customer", "customers", "account", "accounts", "record", "records", "database", "table", "all", "everything"]
-                    .contains(&w.as_str())
+                [
+                    "data",
+                    "customer",
+                    "customers",
+                    "account",
+                    "accounts",
+                    "record",
+                    "records",
+                    "database",
+                    "table",
+                    "all",
+                    "everything",
+                ]
+                .contains(&w.as_str())
             })
         })
         .map(str::to_string);
@@ -246,8 +274,28 @@ fn people_plural(ws: &[String]) -> bool {
 }
 
 const GREETINGS: &[&str] = &[
-    "hi", "hello", "hey", "hiya", "howdy", "morning", "afternoon", "evening", "yo", "hola", "bonjour", "hallo", "ciao",
-    "salut", "olá", "hej", "こんにちは", "你好", "안녕하세요", "привет", "thanks", "thank",
+    "hi",
+    "hello",
+    "hey",
+    "hiya",
+    "howdy",
+    "morning",
+    "afternoon",
+    "evening",
+    "yo",
+    "hola",
+    "bonjour",
+    "hallo",
+    "ciao",
+    "salut",
+    "olá",
+    "hej",
+    "こんにちは",
+    "你好",
+    "안녕하세요",
+    "привет",
+    "thanks",
+    "thank",
 ];
 
 /// Words (Unicode letters and digits, apostrophes kept inside), lower-cased.
@@ -274,8 +322,8 @@ fn osa_distance(a: &[char], b: &[char]) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -314,7 +362,17 @@ fn priority(lower: &str, ws: &[String]) -> Option<Priority> {
         "low prio",
         "whenever",
     ];
-    const URGENT: &[&str] = &["as soon as possible", "right away", "top priority", "asap", "urgent", "urgently", "emergency", "immediately", "critical"];
+    const URGENT: &[&str] = &[
+        "as soon as possible",
+        "right away",
+        "top priority",
+        "asap",
+        "urgent",
+        "urgently",
+        "emergency",
+        "immediately",
+        "critical",
+    ];
     const HIGH: &[&str] = &["high priority", "high-priority", "high prio", "important"];
     const MEDIUM: &[&str] = &["medium priority", "normal priority", "medium-priority", "medium"];
     let found = |list: &[&'static str]| list.iter().copied().find(|p| phrase(p));
@@ -350,8 +408,11 @@ fn customer_ids(text: &str) -> Vec<(String, (usize, usize))> {
             // `abc-123`: three letters, one hyphen, three digits.
             runs.get(k + 1).and_then(|&(s2, e2)| {
                 let digits = &text[s2..e2];
-                (s2 == e + 1 && text.as_bytes()[e] == b'-' && digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| (format!("{}{digits}", run.to_ascii_uppercase()), (s, e2)))
+                (s2 == e + 1
+                    && text.as_bytes()[e] == b'-'
+                    && digits.len() == 3
+                    && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| (format!("{}{digits}", run.to_ascii_uppercase()), (s, e2)))
             })
         } else {
             None
@@ -410,9 +471,34 @@ impl Number {
 }
 
 const COUNT_NOUNS: &[&str] = &[
-    "item", "items", "unit", "units", "time", "times", "order", "orders", "piece", "pieces", "pcs", "purchase",
-    "purchases", "day", "days", "week", "weeks", "month", "months", "year", "years", "hour", "hours", "minute",
-    "minutes", "ticket", "tickets", "percent",
+    "item",
+    "items",
+    "unit",
+    "units",
+    "time",
+    "times",
+    "order",
+    "orders",
+    "piece",
+    "pieces",
+    "pcs",
+    "purchase",
+    "purchases",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "year",
+    "years",
+    "hour",
+    "hours",
+    "minute",
+    "minutes",
+    "ticket",
+    "tickets",
+    "percent",
 ];
 
 /// Every number in `text` (see the module doc for the rules).
@@ -543,12 +629,81 @@ fn number_word(ws: &[String]) -> Option<i64> {
 
 /// Words that make up a ticket command rather than the problem it describes.
 const COMMAND_WORDS: &[&str] = &[
-    "please", "pls", "plz", "kindly", "can", "could", "would", "you", "hi", "hello", "hey", "create", "open", "file",
-    "raise", "log", "make", "submit", "add", "start", "new", "a", "an", "urgent", "urgently", "asap", "high", "low",
-    "medium", "normal", "priority", "prio", "high-priority", "low-priority", "not", "support", "ticket", "case",
-    "complaint", "incident", "for", "on", "to", "customer", "customers", "client", "id", "with", "about", "regarding",
-    "that", "saying", "says", "said", "which", "reports", "reported", "told", "us", "me", "and", "re", "immediately",
-    "emergency", "critical", "important", "we", "need", "needs", "i", "want", "the", "their", "account", "of",
+    "please",
+    "pls",
+    "plz",
+    "kindly",
+    "can",
+    "could",
+    "would",
+    "you",
+    "hi",
+    "hello",
+    "hey",
+    "create",
+    "open",
+    "file",
+    "raise",
+    "log",
+    "make",
+    "submit",
+    "add",
+    "start",
+    "new",
+    "a",
+    "an",
+    "urgent",
+    "urgently",
+    "asap",
+    "high",
+    "low",
+    "medium",
+    "normal",
+    "priority",
+    "prio",
+    "high-priority",
+    "low-priority",
+    "not",
+    "support",
+    "ticket",
+    "case",
+    "complaint",
+    "incident",
+    "for",
+    "on",
+    "to",
+    "customer",
+    "customers",
+    "client",
+    "id",
+    "with",
+    "about",
+    "regarding",
+    "that",
+    "saying",
+    "says",
+    "said",
+    "which",
+    "reports",
+    "reported",
+    "told",
+    "us",
+    "me",
+    "and",
+    "re",
+    "immediately",
+    "emergency",
+    "critical",
+    "important",
+    "we",
+    "need",
+    "needs",
+    "i",
+    "want",
+    "the",
+    "their",
+    "account",
+    "of",
 ];
 
 /// What a ticket would be about: the text after a colon or dash that follows the command,
@@ -570,18 +725,17 @@ fn problem(request: &str, ids: &[(String, (usize, usize))]) -> Option<String> {
     }
     text.push_str(&request[last..]);
     // Priority phrases read as words of the problem otherwise ("as soon as possible").
-    let mut lower = text.to_lowercase();
-    for p in ["as soon as possible", "right away", "top priority", "no rush", "no hurry", "not urgent", "not a priority"] {
-        while let Some(i) = lower.find(p) {
-            if lower.len() != text.len() {
-                break; // lower-casing changed byte lengths; leave the phrase in place
-            }
+    // ASCII lower-casing keeps every byte offset, so an index in `lower` is one in `text`.
+    for p in
+        ["as soon as possible", "right away", "top priority", "no rush", "no hurry", "not urgent", "not a priority"]
+    {
+        while let Some(i) = text.to_ascii_lowercase().find(p) {
             text.replace_range(i..i + p.len(), " ");
-            lower = text.to_lowercase();
         }
     }
     // "Crear un ticket para DEF456: …": a ticket word before the separator is enough.
-    let names_a_ticket = |s: &str| words(s).iter().any(|w| ["ticket", "complaint", "case", "incident"].iter().any(|k| close(w, k)));
+    let names_a_ticket =
+        |s: &str| words(s).iter().any(|w| ["ticket", "complaint", "case", "incident"].iter().any(|k| close(w, k)));
     let commandish = |s: &str| {
         let ws = words(s);
         !ws.is_empty() && ws.iter().all(|w| COMMAND_WORDS.contains(&w.as_str()) || close(w, "ticket"))
@@ -593,12 +747,12 @@ fn problem(request: &str, ids: &[(String, (usize, usize))]) -> Option<String> {
             .map(|(_, t)| t.to_string())
     });
     let clause = separated.or_else(|| {
-        let lower = text.to_lowercase();
+        let lower = text.to_ascii_lowercase();
         [" as ", " because ", " since ", " about ", " regarding ", " saying ", " re: "]
             .iter()
             .filter_map(|m| lower.find(m).map(|i| (i, m.len())))
             .min()
-            .filter(|&(i, _)| lower.len() == text.len() && commandish(&text[..i]))
+            .filter(|&(i, _)| commandish(&text[..i]))
             .map(|(i, n)| text[i + n..].to_string())
     });
     let clause = clause.unwrap_or(text);
@@ -626,7 +780,10 @@ mod tests {
 
     #[test]
     fn numbers_as_people_type_them() {
-        assert_eq!(amounts("Calculate account value for DEF456 with purchases 100, 200 and 300.50"), [100.0, 200.0, 300.5]);
+        assert_eq!(
+            amounts("Calculate account value for DEF456 with purchases 100, 200 and 300.50"),
+            [100.0, 200.0, 300.5]
+        );
         assert_eq!(amounts("total of purchases 1,200.50 and 80 for XYZ789"), [1200.5, 80.0]);
         assert_eq!(amounts("purchases: $120, $80.50 and 3 items for ABC123"), [120.0, 80.5]);
         assert_eq!(amounts("account value ABC123 amounts [250.0, 175.50, 82.25]"), [250.0, 175.5, 82.25]);

@@ -152,7 +152,15 @@ pub fn next_step(prompt: &Prompt) -> NextStep {
             ));
         }
     };
-    let seq = demo_sequence(prompt, &request).unwrap_or_else(|| calls.iter().map(|c| c.to_string()).collect());
+    // A similar demo may set the order, but never adds a call the request cannot supply
+    // arguments for (a calculation without amounts, a ticket without a problem).
+    let seq = demo_sequence(prompt, &request)
+        .map(|mut seq| {
+            seq.retain(|t| calls.contains(&t.as_str()));
+            seq
+        })
+        .filter(|seq| !seq.is_empty())
+        .unwrap_or_else(|| calls.iter().map(|c| c.to_string()).collect());
     let Some(next) = seq.get(done.len()) else {
         return finish("I have gathered everything the request needs; finishing so the answer can be written.".into());
     };
@@ -167,10 +175,14 @@ pub fn next_step(prompt: &Prompt) -> NextStep {
 fn missing_thought(m: &Missing) -> String {
     match m {
         Missing::Customer(_) => "The request names no customer ID (three letters and three digits).".into(),
-        Missing::OneCustomer(_, ids) => format!("The request names several customers ({}), and this needs one.", ids.join(", ")),
+        Missing::OneCustomer(_, ids) => {
+            format!("The request names several customers ({}), and this needs one.", ids.join(", "))
+        }
         Missing::Problem(id) => format!("The request asks for a ticket for {id} but does not say what the problem is."),
         Missing::Amounts(id) => {
-            format!("The request asks for an account value for {id} but gives no purchase amounts, and I only use amounts from the request.")
+            format!(
+                "The request asks for an account value for {id} but gives no purchase amounts, and I only use amounts from the request."
+            )
         }
         Missing::OneCurrency(codes) => format!("The amounts are in different currencies ({}).", codes.join(", ")),
     }
@@ -192,7 +204,9 @@ fn args_for(tool: &OfferedTool, request: &str, req: &Request, lookup_index: usiz
         }
         "create_support_ticket" => {
             let level = req.priority.map_or("medium", |p| p.level);
-            let why = req.priority.map_or_else(|| "no priority was given".to_string(), |p| format!("the request says \"{}\"", p.said));
+            let why = req
+                .priority
+                .map_or_else(|| "no priority was given".to_string(), |p| format!("the request says \"{}\"", p.said));
             let subject = subject(req.problem.as_deref().unwrap_or(request));
             args.insert("customer_id".into(), json!(id));
             args.insert("subject".into(), json!(subject));
@@ -219,7 +233,9 @@ fn args_for(tool: &OfferedTool, request: &str, req: &Request, lookup_index: usiz
             let clamped = if asked == i64::MAX {
                 format!(" The request asks for all of them; the tool returns at most {max}.")
             } else if limit != asked {
-                format!(" The request asks for {asked}, but the tool accepts {min} to {max}, so I will ask for {limit}.")
+                format!(
+                    " The request asks for {asked}, but the tool accepts {min} to {max}, so I will ask for {limit}."
+                )
             } else {
                 String::new()
             };
@@ -316,23 +332,24 @@ pub fn cut(s: &str, max: usize) -> String {
         return s.to_string();
     }
     let budget = max.saturating_sub(1);
-    let mut end = 0;
+    let (mut end, mut used) = (0, 0);
     for (i, w) in s.split_word_bound_indices() {
-        let e = i + w.len();
-        if s[..e].chars().count() > budget {
+        used += w.chars().count();
+        if used > budget {
             break;
         }
         if w.chars().any(char::is_alphanumeric) {
-            end = e;
+            end = i + w.len();
         }
     }
     if end == 0 {
+        used = 0;
         for (i, g) in s.grapheme_indices(true) {
-            let e = i + g.len();
-            if s[..e].chars().count() > budget {
+            used += g.chars().count();
+            if used > budget {
                 break;
             }
-            end = e;
+            end = i + g.len();
         }
     }
     let head = s[..end].trim_end_matches(|c: char| c.is_whitespace() || ",;:-—–(".contains(c));
@@ -371,10 +388,7 @@ mod tests {
 
     #[test]
     fn decisions_from_the_request() {
-        assert_eq!(
-            decide_for("Create a ticket: my grill is broken"),
-            Decision::Ask(Missing::Customer(Task::Ticket))
-        );
+        assert_eq!(decide_for("Create a ticket: my grill is broken"), Decision::Ask(Missing::Customer(Task::Ticket)));
         assert_eq!(decide_for("Create a ticket for ABC123"), Decision::Ask(Missing::Problem("ABC123".into())));
         assert_eq!(decide_for("What is the total value for ABC123"), Decision::Ask(Missing::Amounts("ABC123".into())));
         assert_eq!(
@@ -417,8 +431,11 @@ mod tests {
 
     #[test]
     fn limit_ranges_from_the_schema_or_description() {
-        let tool = |args: Value| OfferedTool { name: "get_recent_customers".into(), args: args.as_object().cloned().unwrap() };
-        let described = tool(json!({"limit": {"description": "How many customers to return, most recently active first (1-50, default 5)."}}));
+        let tool =
+            |args: Value| OfferedTool { name: "get_recent_customers".into(), args: args.as_object().cloned().unwrap() };
+        let described = tool(
+            json!({"limit": {"description": "How many customers to return, most recently active first (1-50, default 5)."}}),
+        );
         assert_eq!(limit_range(&described), (1, 50, 5));
         assert_eq!(limit_range(&tool(json!({"limit": {"minimum": 1, "maximum": 20}}))), (1, 20, 5));
         assert_eq!(limit_range(&tool(json!({"limit": {}}))), (1, 50, 5));
