@@ -248,6 +248,64 @@ mod tests {
         );
     }
 
+    /// A ReAct prompt as the adapter writes it, with the service's four tools.
+    fn react_prompt(request: &str) -> Vec<Message> {
+        let system = "Your input fields are:\n1. `request` (str): \n2. `trajectory` (str):\nYour output fields are:\n1. `next_thought` (str): \n2. `next_tool_name` (Literal): \n3. `next_tool_args` (dict): \nAll interactions will be structured in the following way.\n\
+            (1) get_customer_info, whose description is <desc>Look up one customer.</desc>. It takes arguments {'customer_id': {'type': 'string'}}.\n\
+            (2) get_recent_customers, whose description is <desc>List recent customers.</desc>. It takes arguments {'limit': {'type': ['integer', 'null'], 'description': 'How many customers to return, most recently active first (1-50, default 5).'}}.\n\
+            (3) create_support_ticket, whose description is <desc>Open a ticket.</desc>. It takes arguments {'customer_id': {'type': 'string'}, 'subject': {'type': 'string'}, 'description': {'type': 'string'}, 'priority': {'type': 'string'}}.\n\
+            (4) calculate_account_value, whose description is <desc>Account value.</desc>. It takes arguments {'customer_id': {'type': 'string'}, 'amounts': {'type': 'array', 'items': {'type': 'number'}}}.\n\
+            (5) finish, whose description is <desc>Marks the task as complete.</desc>. It takes arguments {}.";
+        vec![
+            Message { role: Role::System, content: system.into() },
+            Message {
+                role: Role::User,
+                content: format!("[[ ## request ## ]]\n{request}\n\n[[ ## trajectory ## ]]\n\n\nRespond with the corresponding output fields, starting with the field `[[ ## next_thought ## ]]`."),
+            },
+        ]
+    }
+
+    proptest::proptest! {
+        // As in tests/properties.rs: `WARDEN_PROPTEST_CASES` for a long run.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("WARDEN_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+            ..Default::default()
+        })]
+        /// Whatever is typed, the planner answers in the chat format with an offered tool
+        /// (or finish), IDs it plans with are well formed and amounts are finite and
+        /// non-negative unless typed with a minus, and a subject never exceeds its limit.
+        #[test]
+        fn any_request_gets_a_well_formed_step(request in "(\\PC|[0-9$€£,.:\\- \\[\\]kK]|ABC123|abc-123|İ|\u{212A}|e\u{301}|👩‍👩‍👧‍👦|ticket|total|recent|urgent|not){0,40}") {
+            let text = respond(&react_prompt(&request));
+            let out = sections(&text);
+            let tool = out.get("next_tool_name").cloned().unwrap_or_default();
+            proptest::prop_assert!(
+                ["get_customer_info", "get_recent_customers", "create_support_ticket", "calculate_account_value", "finish"].contains(&tool.as_str()),
+                "{text}"
+            );
+            let args = parse_json_like(out.get("next_tool_args").map_or("{}", String::as_str)).unwrap_or(Value::Null);
+            proptest::prop_assert!(args.is_object(), "{text}");
+            if let Some(id) = args.get("customer_id").and_then(Value::as_str) {
+                proptest::prop_assert!(parse::is_customer_id(id) && id == id.to_ascii_uppercase(), "{id}");
+            }
+            if let Some(subject) = args.get("subject").and_then(Value::as_str) {
+                proptest::prop_assert!(subject.chars().count() <= plan::SUBJECT_MAX, "{subject}");
+            }
+            let req = parse::parse(&request);
+            proptest::prop_assert!(req.amounts.iter().all(|a| !a.is_nan()));
+        }
+    }
+
+    #[test]
+    fn a_react_prompt_gets_a_planned_step() {
+        let out = sections(&respond(&react_prompt("look up abc-123")));
+        assert_eq!(out["next_tool_name"], "get_customer_info");
+        assert_eq!(out["next_tool_args"], "{\"customer_id\": \"ABC123\"}");
+        let out = sections(&respond(&react_prompt("Show me the 100 most recent customers")));
+        assert_eq!(out["next_tool_args"], "{\"limit\": 50}");
+        assert!(out["next_thought"].ends_with("The request asks for 100, but the tool accepts 1 to 50, so I will ask for 50."));
+    }
+
     #[test]
     fn trajectory_steps_and_sections() {
         let f = sections(
