@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::parse::{Request, parse};
+use super::parse::{Request, parse, words};
 use super::plan::{Decision, Missing, Task, decide};
 use super::{Executed, Prompt, TOOLS_MARKER};
 use crate::agent::adapter::value::parse_json_like;
@@ -27,7 +27,7 @@ pub fn summarize(prompt: &Prompt) -> (String, String) {
     let req = parse(&request);
     let done = prompt.executed();
     let used: Vec<&Executed> = done.iter().filter(|s| s.tool != "finish").collect();
-    let response = if used.is_empty() { without_tools(&req, &done) } else { from_observations(&req, &used) };
+    let response = if used.is_empty() { without_tools(&request, &req, &done) } else { from_observations(&req, &used) };
     let steps: Vec<String> = used.iter().map(|s| format!("{}({})", s.tool, s.args)).collect();
     let reasoning = if steps.is_empty() {
         "No tool call could serve this request as it stands, so I did not call any.".to_string()
@@ -39,13 +39,15 @@ pub fn summarize(prompt: &Prompt) -> (String, String) {
 
 /// The answer when no tool ran: a question for what is missing, what the planner can do,
 /// or a refusal.
-fn without_tools(req: &Request, done: &[Executed]) -> String {
+fn without_tools(request: &str, req: &Request, done: &[Executed]) -> String {
     let can = capabilities(done);
+    let thanked = req.wants.greeting && words(request).iter().any(|w| w == "thanks" || w == "thank");
     match decide(req) {
         Decision::Decline(verb) => format!(
             "I'm sorry, but I can't {verb} customer data. None of my tools can do that, and a destructive request like this must go through an administrator with the right authorization."
         ),
         Decision::Ask(missing) => ask(req, &missing),
+        Decision::Greet if thanked => format!("You're welcome! I can also {can}."),
         Decision::Greet if req.wants.greeting => format!("Hello! I can {can}."),
         Decision::Greet => format!("Here is what I can do: {can}."),
         Decision::Unsupported => format!("I'm sorry, but I can't help with that request. I can {can}."),
@@ -335,16 +337,16 @@ mod tests {
     #[test]
     fn missing_pieces_are_asked_for() {
         assert_eq!(
-            without_tools(&parse("Create a ticket: my grill is broken"), &[]),
+            without_tools("Create a ticket: my grill is broken", &parse("Create a ticket: my grill is broken"), &[]),
             "Which customer is this ticket for? Give me their customer ID, like ABC123 (three letters and three digits)."
         );
-        assert!(without_tools(&parse("hello"), &[]).starts_with("Hello! I can look up a customer by ID"));
+        assert!(without_tools("hello", &parse("hello"), &[]).starts_with("Hello! I can look up a customer by ID"));
         let only_lookup = [step("finish", "{}", "Completed.")].map(|mut s| {
             s.thought = format!("Greeting. {TOOLS_MARKER}get_customer_info.");
             s
         });
         assert_eq!(
-            without_tools(&parse("what can you do?"), &only_lookup),
+            without_tools("what can you do?", &parse("what can you do?"), &only_lookup),
             "Here is what I can do: look up a customer by ID (\"look up ABC123\")."
         );
     }

@@ -260,7 +260,9 @@ mod tests {
             Message { role: Role::System, content: system.into() },
             Message {
                 role: Role::User,
-                content: format!("[[ ## request ## ]]\n{request}\n\n[[ ## trajectory ## ]]\n\n\nRespond with the corresponding output fields, starting with the field `[[ ## next_thought ## ]]`."),
+                content: format!(
+                    "[[ ## request ## ]]\n{request}\n\n[[ ## trajectory ## ]]\n\n\nRespond with the corresponding output fields, starting with the field `[[ ## next_thought ## ]]`."
+                ),
             },
         ]
     }
@@ -303,7 +305,10 @@ mod tests {
         assert_eq!(out["next_tool_args"], "{\"customer_id\": \"ABC123\"}");
         let out = sections(&respond(&react_prompt("Show me the 100 most recent customers")));
         assert_eq!(out["next_tool_args"], "{\"limit\": 50}");
-        assert!(out["next_thought"].ends_with("The request asks for 100, but the tool accepts 1 to 50, so I will ask for 50."));
+        assert!(
+            out["next_thought"]
+                .ends_with("The request asks for 100, but the tool accepts 1 to 50, so I will ask for 50.")
+        );
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //!   bracketed list (`[100,200,300]`) commas always separate; a comma followed by exactly
 //!   two digits is a decimal comma (`12,50 €` is 12.50);
 //! - not amounts: the digits of a customer ID, digits glued to letters (`TKT-000001`,
-//!   `2nd`), parts of dates, times and ranges (`2024-05-30`, `10:30`), percentages, and a
-//!   number followed by what it counts (`3 items`, `2 purchases`).
+//!   `2nd`), parts of dates, times and ranges (`2024-05-30`, `10:30`), years after "in",
+//!   "since", … (`in 2024`), percentages, and a number followed by what it counts
+//!   (`3 items`, `2 purchases`);
+//! - a currency code glued to digits is an amount, not a customer ID (`USD100`).
 
 /// What a request wants, as far as the customer-service tools go.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -146,7 +148,8 @@ pub fn parse(request: &str) -> Request {
     let value_words = has(&["value", "worth"]) || phrase(&["account value", "total value"]);
     let purchase_words = has(&["purchases", "purchase", "purchased", "amounts", "amount", "spent", "spend", "bought"]);
     let w = &mut r.wants;
-    w.ticket_word = has(&["ticket", "tickets", "complaint", "complain", "incident"])
+    // "tickets" (plural) asks about tickets rather than for a new one: not a ticket word.
+    w.ticket_word = ws.iter().all(|w| w != "tickets") && has(&["ticket", "complaint", "complain", "incident"])
         || ws.iter().any(|w| w == "case" || w == "チケット" || w == "工单");
     let problem_words =
         has(&[
@@ -210,8 +213,11 @@ pub fn parse(request: &str) -> Request {
         || phrase(&["what can you do", "what do you do", "how does this work", "what can i ask"])
         || request.trim() == "?";
     r.priority = priority(&lower, &ws);
+    // Inside a ticket ("ticket: she wants her account data deleted") the verb is the
+    // customer's request to the support team, not a command to the agent.
     r.destructive = ["delete", "remove", "erase", "wipe", "purge", "destroy", "truncate", "drop"]
         .into_iter()
+        .filter(|_| !r.wants.ticket_word)
         .find(|v| ws.iter().any(|w| w == v))
         .filter(|_| {
             ws.iter().any(|w| {
@@ -579,9 +585,8 @@ pub fn numbers(text: &str) -> Vec<Number> {
         let mut currency = prefix.chars().next_back().and_then(Currency::from_symbol).or_else(|| {
             let word: String = prefix.chars().rev().take_while(char::is_ascii_alphabetic).collect();
             let word: String = word.chars().rev().collect();
-            (word.len() == 3 && word.chars().all(|c| c.is_ascii_uppercase()) || word.eq_ignore_ascii_case("usd"))
-                .then(|| Currency::from_code(&word))
-                .flatten()
+            // Only the three-letter codes stand before an amount ("EUR 40", "usd 40").
+            (word.len() == 3).then(|| Currency::from_code(&word)).flatten()
         });
         let rest = text[byte(end)..].trim_start();
         let next_word: String = rest.chars().take_while(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
@@ -589,12 +594,21 @@ pub fn numbers(text: &str) -> Vec<Number> {
             currency = rest.chars().next().and_then(Currency::from_symbol).or_else(|| Currency::from_code(&next_word));
         }
         let negative = before == Some('-') && !before2.is_some_and(|c| c.is_ascii_alphanumeric());
+        // "in 2024", "since 2019": a year, not an amount.
+        let prev_word: String = {
+            let w: String = prefix.chars().rev().take_while(|c| c.is_alphabetic()).collect();
+            w.chars().rev().collect::<String>().to_lowercase()
+        };
+        let year = !decimal
+            && currency.is_none()
+            && (1900.0..=2100.0).contains(&value)
+            && ["in", "since", "during", "year", "from", "until", "before", "after"].contains(&prev_word.as_str());
         out.push(Number {
             value: if negative { -value } else { value },
             currency,
             decimal,
             counted: currency.is_none() && COUNT_NOUNS.contains(&next_word.as_str()),
-            not_a_quantity: glued_before || glued_after,
+            not_a_quantity: glued_before || glued_after || year,
         });
     }
     out
@@ -793,6 +807,7 @@ mod tests {
         assert_eq!(amounts("value for abc123: USD 40 and 60USD"), [40.0, 60.0]);
         assert_eq!(amounts("total for ABC123 of 1,000,000"), [1_000_000.0]);
         assert_eq!(amounts("total for ABC123 on 2024-05-30 at 10:30: 50 and 25% off ref TKT-000001"), [50.0]);
+        assert_eq!(amounts("total of purchases in 2024 for ABC123: 100 and eur 20"), [100.0, 20.0]);
         let p = parse("value for abc123: £10 and €20");
         assert_eq!(p.currencies, [Currency::Gbp, Currency::Eur]);
     }
@@ -827,6 +842,8 @@ mod tests {
         assert!(parse("hello").wants.greeting);
         assert_eq!(parse("Delete all customer data").destructive.as_deref(), Some("delete"));
         assert_eq!(parse("the item was removed from my order").destructive, None);
+        assert_eq!(parse("ticket for ABC123: she asks us to delete her account data").destructive, None);
+        assert!(!parse("show recent tickets for ABC123").wants.ticket);
         let t = parse("Create a ticket for ABC123: the total on the invoice is wrong").wants;
         assert!(t.ticket && !t.account);
     }
