@@ -50,6 +50,10 @@ fn without_tools(request: &str, req: &Request, done: &[Executed]) -> String {
         Decision::Greet if thanked => format!("You're welcome! I can also {can}."),
         Decision::Greet if req.wants.greeting => format!("Hello! I can {can}."),
         Decision::Greet => format!("Here is what I can do: {can}."),
+        Decision::Unsupported if !req.ticket_refs.is_empty() => format!(
+            "I'm sorry, but I can't look up existing tickets ({}): none of my tools reads tickets back. I can {can}.",
+            req.ticket_refs.join(", ")
+        ),
         Decision::Unsupported => format!("I'm sorry, but I can't help with that request. I can {can}."),
         Decision::Calls(_) => {
             let why = done.last().map(|s| s.thought.split(TOOLS_MARKER).next().unwrap_or("").trim()).unwrap_or("");

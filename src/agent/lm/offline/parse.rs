@@ -11,7 +11,9 @@
 //!   (`1,200.50` is one number); a comma followed by a space or by other than three
 //!   digits separates list items (`100, 200 and 300.50` is three numbers), and inside a
 //!   bracketed list (`[100,200,300]`) commas always separate; a comma followed by exactly
-//!   two digits is a decimal comma (`12,50 €` is 12.50);
+//!   two digits is a decimal comma (`12,50 €` is 12.50), also after dot-grouped thousands
+//!   (`1.234,56`); a dot with three digits and no decimal comma after is a decimal point
+//!   (`1.234` is 1.234, as in English);
 //! - not amounts: the digits of a customer ID, digits glued to letters (`TKT-000001`,
 //!   `2nd`), parts of dates, times and ranges (`2024-05-30`, `10:30`), years after "in",
 //!   "since", … (`in 2024`), percentages, and a number followed by what it counts
@@ -37,6 +39,8 @@ pub struct Request {
     pub destructive: Option<String>,
     /// Tokens that look like a mistyped customer ID (`AB12`, `ABCD1234`).
     pub bad_ids: Vec<String>,
+    /// Existing tickets referred to (`TKT-000001`): no tool reads tickets back.
+    pub ticket_refs: Vec<String>,
 }
 
 /// The intents found; several can hold at once ("check ABC123 and calculate …").
@@ -167,6 +171,10 @@ pub fn parse(request: &str) -> Request {
             "crashes",
             "crashed",
             "leaking",
+            "snapped",
+            "cracked",
+            "jammed",
+            "stuck",
             "leaks",
             "missing",
             "refund",
@@ -186,7 +194,9 @@ pub fn parse(request: &str) -> Request {
     let people = has(&["customers", "customer", "clients", "client", "accounts", "people", "users"]);
     let list_verb =
         ws.first().is_some_and(|f| f == "list") || phrase(&["list all", "show all", "list the", "list customers"]);
-    w.recent = r.customer_ids.is_empty() && (recent_word || (list_verb && people));
+    // With an ID, "recent" needs a word for people ("5 recent customers and ABC123"), so
+    // "recent tickets for ABC123" stays a lookup.
+    w.recent = (recent_word && (people || r.customer_ids.is_empty())) || (list_verb && people);
     w.info = !r.customer_ids.is_empty()
         && (has(&[
             "status",
@@ -257,6 +267,32 @@ pub fn parse(request: &str) -> Request {
         }
     }
     r.problem = problem(request, &ids);
+    if r.wants.account {
+        // "Create a ticket for ABC123 and calculate …": the calculation is not the problem.
+        r.problem = r.problem.and_then(|p| {
+            let lower = p.to_ascii_lowercase();
+            let cut = ["calculate", "compute", "calc ", "sum up", "add up", "tally"]
+                .iter()
+                .filter_map(|v| lower.find(v))
+                .min()
+                .unwrap_or(p.len());
+            let head = p[..cut].trim_end();
+            let head = head
+                .strip_suffix(" and")
+                .unwrap_or(head)
+                .trim_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
+            let ws = words(head);
+            (!ws.is_empty() && ws.iter().any(|w| !COMMAND_WORDS.contains(&w.as_str()))).then(|| head.to_string())
+        });
+    }
+    r.ticket_refs = ascii_runs(request)
+        .windows(2)
+        .filter(|w| {
+            let (a, b) = (&request[w[0].0..w[0].1], &request[w[1].0..w[1].1]);
+            a.eq_ignore_ascii_case("tkt") && w[1].0 == w[0].1 + 1 && b.bytes().all(|c| c.is_ascii_digit())
+        })
+        .map(|w| request[w[0].0..w[1].1].to_ascii_uppercase())
+        .collect();
     r.bad_ids = ascii_runs(request)
         .into_iter()
         .map(|(s, e)| &request[s..e])
@@ -547,7 +583,23 @@ pub fn numbers(text: &str) -> Vec<Number> {
             i += 4;
         }
         let mut decimal = false;
-        if at(i) == Some('.') && digit_at(i + 1) {
+        // European grouping with a decimal comma: `1.234,56`, `1.234.567,89`.
+        if !grouped && depth <= 0 && digits.len() <= 3 {
+            let (mut j, mut groups) = (i, String::new());
+            while at(j) == Some('.') && (1..=3).all(|k| digit_at(j + k)) && !digit_at(j + 4) {
+                groups.extend((1..=3).filter_map(|k| at(j + k)));
+                j += 4;
+            }
+            if !groups.is_empty() && at(j) == Some(',') && digit_at(j + 1) && digit_at(j + 2) && !digit_at(j + 3) {
+                digits.push_str(&groups);
+                digits.push('.');
+                digits.extend([at(j + 1), at(j + 2)].into_iter().flatten());
+                i = j + 3;
+                decimal = true;
+            }
+        }
+        if decimal {
+        } else if at(i) == Some('.') && digit_at(i + 1) {
             digits.push('.');
             i += 1;
             while digit_at(i) {
@@ -806,6 +858,8 @@ mod tests {
         assert_eq!(amounts("value for abc123: 300 dollars and 1.5k USD"), [300.0, 1500.0]);
         assert_eq!(amounts("value for abc123: USD 40 and 60USD"), [40.0, 60.0]);
         assert_eq!(amounts("total for ABC123 of 1,000,000"), [1_000_000.0]);
+        assert_eq!(amounts("account value for XYZ789: 1.234,56 and 2.000.000,00"), [1234.56, 2_000_000.0]);
+        assert_eq!(amounts("account value for XYZ789: 1.234 and 5"), [1.234, 5.0]);
         assert_eq!(amounts("total for ABC123 on 2024-05-30 at 10:30: 50 and 25% off ref TKT-000001"), [50.0]);
         assert_eq!(amounts("total of purchases in 2024 for ABC123: 100 and eur 20"), [100.0, 20.0]);
         let p = parse("value for abc123: £10 and €20");
@@ -859,5 +913,11 @@ mod tests {
         assert_eq!(p("ABC123's grill is broken, please open a ticket").as_deref(), Some("grill is broken"));
         assert_eq!(p("Create a ticket for ABC123").as_deref(), None);
         assert_eq!(p("open a high priority ticket for abc123 asap").as_deref(), None);
+        assert_eq!(p("Create a ticket for ABC123 and calculate the value of purchases 10, 20"), None);
+        assert_eq!(
+            p("ticket for ABC123: lid snapped, and calculate the value of 10, 20").as_deref(),
+            Some("lid snapped")
+        );
+        assert_eq!(parse("What's the status of ticket tkt-000001?").ticket_refs, ["TKT-000001"]);
     }
 }

@@ -65,6 +65,10 @@ pub fn decide(req: &Request) -> Decision {
     }
     let w = req.wants;
     let ids = &req.customer_ids;
+    // "What's the status of TKT-000001?": no tool reads tickets back.
+    if !req.ticket_refs.is_empty() && !w.account && ids.is_empty() {
+        return Decision::Unsupported;
+    }
     if w.ticket || w.account {
         let task = if w.ticket { Task::Ticket } else { Task::Account };
         let id = match ids.as_slice() {
@@ -92,11 +96,15 @@ pub fn decide(req: &Request) -> Decision {
         }
         return Decision::Calls(calls);
     }
+    let mut calls = Vec::new();
     if w.recent {
-        return Decision::Calls(vec!["get_recent_customers"]);
+        calls.push("get_recent_customers");
     }
     if !ids.is_empty() && (w.info || w.lifetime) {
-        return Decision::Calls(ids.iter().take(MAX_LOOKUPS).map(|_| "get_customer_info").collect());
+        calls.extend(ids.iter().take(MAX_LOOKUPS - calls.len()).map(|_| "get_customer_info"));
+    }
+    if !calls.is_empty() {
+        return Decision::Calls(calls);
     }
     if ids.is_empty() && (w.about_customer || w.lifetime || !req.bad_ids.is_empty()) {
         return Decision::Ask(Missing::Customer(Task::Lookup));
@@ -403,6 +411,11 @@ mod tests {
         assert_eq!(decide_for("What's the weather like?"), Decision::Unsupported);
         assert_eq!(decide_for("Delete all customer data"), Decision::Decline("delete".into()));
         assert_eq!(decide_for("look up ABC123 and XYZ789"), Decision::Calls(vec!["get_customer_info"; 2]));
+        assert_eq!(
+            decide_for("show me 5 recent customers and look up ABC123"),
+            Decision::Calls(vec!["get_recent_customers", "get_customer_info"])
+        );
+        assert_eq!(decide_for("What's the status of ticket TKT-000001?"), Decision::Unsupported);
         assert_eq!(
             decide_for("value for ABC123: £10 and €20"),
             Decision::Ask(Missing::OneCurrency(vec!["GBP", "EUR"]))
