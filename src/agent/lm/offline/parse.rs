@@ -599,6 +599,7 @@ pub fn numbers(text: &str) -> Vec<Number> {
             }
         }
         if decimal {
+            // Already read as `1.234,56`.
         } else if at(i) == Some('.') && digit_at(i + 1) {
             digits.push('.');
             i += 1;
