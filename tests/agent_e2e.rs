@@ -34,11 +34,18 @@ async fn offline_planner_runs_the_seed_scenarios_over_the_real_stack() {
 
     let r = &results[1];
     assert_eq!(r.tools, ["get_customer_info", "calculate_account_value"]);
-    assert!(r.response.contains("$507.75") && r.response.contains("3 purchase(s)"), "{}", r.response);
+    assert!(r.response.contains("The 3 purchases you gave for ABC123 total $507.75"), "{}", r.response);
 
+    // No amounts in the request: the status and the lifetime value on file, and a question
+    // for the amounts — never a calculation over a number taken from the profile.
     let r = &results[2];
-    assert_eq!(r.tools, ["get_customer_info", "calculate_account_value"]);
-    assert!(r.response.contains("$4820.75"), "uses the lifetime value on file: {}", r.response);
+    assert_eq!(r.tools, ["get_customer_info"]);
+    assert!(r.response.contains("Their lifetime value on file is $4,820.75."), "{}", r.response);
+    assert!(
+        r.response.contains("To calculate the account value for ABC123 I need the purchase amounts"),
+        "{}",
+        r.response
+    );
 
     let r = &results[3];
     assert_eq!((r.status, r.tools.len()), (RunStatus::Refused, 0));
