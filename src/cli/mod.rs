@@ -324,4 +324,36 @@ mod tests {
             assert!(help.contains(words), "warden {cmd} --json: {help:?}");
         }
     }
+
+    /// Each cause once: anyhow's full-chain format prints every error's message followed
+    /// by its source, so an error that quotes its cause and also reports it as its source
+    /// shows the OS error twice ("No such file or directory (os error 2): No such file or
+    /// directory (os error 2)"). Checked on the types, whatever `main` does when printing.
+    fn assert_cause_once(e: impl Into<anyhow::Error>, expect: &str) {
+        let full = format!("{:#}", e.into());
+        assert!(full.contains(expect), "{full}");
+        assert_eq!(full.matches("(os error").count(), 1, "{full}");
+    }
+
+    #[tokio::test]
+    async fn error_types_quote_their_os_error_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let e = crate::config::Config::load(Some(&missing)).unwrap_err();
+        assert_cause_once(e, "could not read config");
+
+        let tls = crate::security::tls::ClientTls { ca_file: Some(missing.clone()), ca_only: false };
+        let e = crate::security::tls::http_client(&tls, std::time::Duration::from_secs(1)).unwrap_err();
+        assert_cause_once(crate::mcp::ClientError::from(e), "could not read");
+
+        assert_cause_once(crate::observe::audit::read_all(&missing, "client").unwrap_err(), "audit log");
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = crate::serve::start(&crate::config::Config::default(), &file.join("state"), &Default::default())
+            .await
+            .err()
+            .unwrap();
+        assert_cause_once(e, "cannot");
+    }
 }

@@ -277,6 +277,12 @@ async fn build_tokens(
 ) -> Result<Arc<TokenManager>, ClientError> {
     check_url(&entry.url, client.allow_http_loopback)?;
     check_url(&client.issuer, client.allow_http_loopback)?;
+    // A missing secret is a config error: say so before contacting anything.
+    let secret = match (&client.client_secret, &client.client_secret_env) {
+        (Some(s), _) => s.clone(),
+        (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
+        (None, None) => return Err(ClientError::NoSecret),
+    };
     let discovery_err = |reason: String| ClientError::Discovery { server: entry.name.clone(), reason };
     let prm = discover_resource(http, entry, client.allow_http_loopback).await;
     let resource = match (&entry.resource, &prm) {
@@ -317,11 +323,6 @@ async fn build_tokens(
     };
     check_url(&token_endpoint, client.allow_http_loopback)?;
     check_url(&jwks_uri, client.allow_http_loopback)?;
-    let secret = match (&client.client_secret, &client.client_secret_env) {
-        (Some(s), _) => s.clone(),
-        (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
-        (None, None) => return Err(ClientError::NoSecret),
-    };
     let auth = match client.auth_method.as_deref() {
         None | Some("basic") | Some("client_secret_basic") => ClientAuth::Basic,
         Some("post") | Some("client_secret_post") => ClientAuth::Post,
