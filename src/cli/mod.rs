@@ -266,7 +266,7 @@ mod tests {
             out.push((path.to_string(), id.to_string(), arg.get_help().map(|h| h.to_string())));
         }
         for sub in cmd.get_subcommands() {
-            args(sub, &format!("{path} {}", sub.get_name()).trim().to_string(), out);
+            args(sub, format!("{path} {}", sub.get_name()).trim(), out);
         }
     }
 

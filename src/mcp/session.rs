@@ -178,7 +178,11 @@ fn init_failure(e: &rmcp::service::ClientInitializeError) -> InitFailure {
                         net => InitFailure::Net(net),
                     }
                 }
-                Some(http) => InitFailure::Other(format!("{} (while trying to {context})", classify_http_words(http))),
+                // rmcp ends some messages with ": " and an empty body.
+                Some(http) => InitFailure::Other(format!(
+                    "{} (while trying to {context})",
+                    classify_http_words(http).trim_end_matches([':', ' '])
+                )),
                 None => InitFailure::Other(format!("the connection failed (while trying to {context})")),
             }
         }
