@@ -53,8 +53,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The whole cause chain on one line, each cause once: many messages already quote their
-/// cause ("cannot read config X: No such file"), and repeating it helps nobody.
+/// The whole cause chain on one line, each cause once. Warden's error types quote their
+/// cause in their message and do not also report it as `source()` (checked in
+/// `cli::tests::error_types_quote_their_os_error_once`); a cause already quoted is still
+/// skipped here for any type that does both.
 fn describe(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {

@@ -323,3 +323,52 @@ fn os_errors_are_printed_once_and_usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ARGS must be a JSON object"));
 }
+
+/// Every error path reachable without a server, in plain words: no Rust paths or generic
+/// syntax, starting `warden: `, and the exit code that says what kind of failure.
+#[test]
+fn error_messages_name_no_rust_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[client]\nissuer = \"https://127.0.0.1:1\"\nclient_idd = \"x\"\n").unwrap();
+    let http = dir.path().join("http.toml");
+    std::fs::write(
+        &http,
+        "[client]\nissuer = \"http://example.com\"\nclient_id = \"x\"\nclient_secret = \"y\"\n\n[[servers]]\nname = \"s\"\nurl = \"https://127.0.0.1:1/mcp\"\n",
+    )
+    .unwrap();
+    let nosecret = dir.path().join("nosecret.toml");
+    std::fs::write(
+        &nosecret,
+        "[client]\nissuer = \"https://127.0.0.1:1\"\nclient_id = \"x\"\n\n[[servers]]\nname = \"s\"\nurl = \"https://127.0.0.1:1/mcp\"\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let (typo, http, nosecret, empty) =
+        (typo.to_str().unwrap(), http.to_str().unwrap(), nosecret.to_str().unwrap(), empty.to_str().unwrap());
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--config", typo, "tools"], 1, "client_idd"),
+        (&["--config", http, "token"], 1, "plain http is refused"),
+        (&["--config", nosecret, "tools"], 1, "no client secret"),
+        (&["--config", empty, "tools"], 1, "no [client] section in the config"),
+        (&["--config", nosecret, "tools", "--scopes", "a\\b"], 2, "--scopes takes space-separated scopes"),
+        (&["--config", empty, "call", "x", "nope"], 2, "ARGS is not valid JSON"),
+        (&["run", "/nonexistent/scenarios.toml"], 1, "cannot read scenarios /nonexistent/scenarios.toml"),
+        (&["replay", "/nonexistent/s.jsonl"], 1, "cannot read session /nonexistent/s.jsonl"),
+        (&["audit", "verify", "/nonexistent/audit"], 1, "/nonexistent/audit"),
+    ];
+    for (args, code, expect) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["--state-dir", state])
+            .args(*args)
+            .env_remove("SSL_CERT_FILE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(err.starts_with("warden: ") && err.contains(expect), "{args:?}: {err}");
+        assert_plain(&format!("{args:?}"), &err);
+    }
+}

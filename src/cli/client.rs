@@ -40,14 +40,25 @@ pub struct ClientArgs<'a> {
     pub json: bool,
 }
 
-fn load(args: &ClientArgs<'_>) -> anyhow::Result<(Config, Option<ScopeSet>)> {
+/// The config, and the `--scopes` override; a malformed `--scopes` is a usage error
+/// (`Err` holds the exit code, the message already printed).
+fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet>), ExitCode>> {
+    let scopes = match args.scopes.map(ScopeSet::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Err(usage(&format!(
+                "--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\": {e}"
+            ))));
+        }
+    };
     let (config, _) = Config::load(args.config)?;
-    let scopes = args
-        .scopes
-        .map(ScopeSet::parse)
-        .transpose()
-        .context("--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\"")?;
-    Ok((config, scopes))
+    Ok(Ok((config, scopes)))
+}
+
+/// Prints a usage error and returns its exit code.
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("warden: {msg}");
+    Exit::Usage.into()
 }
 
 /// Maps a connection-time error to an exit code after printing it.
@@ -57,7 +68,10 @@ fn fail(e: ClientError) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
-    let (config, scopes) = load(&args)?;
+    let (config, scopes) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let (entry, tokens) = match token_manager(&config, scopes, EventBus::new()).await {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -100,7 +114,10 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
 }
 
 pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCode> {
-    let (config, scopes) = load(&args)?;
+    let (config, scopes) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let pins = args.state_dir.join("manifests.json");
     let stack =
         match ClientStack::connect_pinned(&config, scopes, CallPolicy::default(), EventBus::new(), Some(&pins)).await {
@@ -171,12 +188,12 @@ pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: b
     // A usage error, reported before anything is loaded or contacted.
     let tool_args = match parse_call_args(json_args) {
         Ok(v) => v,
-        Err(msg) => {
-            eprintln!("warden: {msg}");
-            return Ok(Exit::Usage.into());
-        }
+        Err(msg) => return Ok(usage(&msg)),
     };
-    let (config, scopes) = load(&args)?;
+    let (config, scopes) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let events = EventBus::recording();
     let _security = crate::session::audit::attach(&events, args.state_dir, &config)?;
     let policy = CallPolicy { precheck, ..CallPolicy::default() };
