@@ -27,8 +27,8 @@ pub const DEMO_SECRETS: &str = include_str!("../config/demo-secrets.toml");
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    #[error("could not read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("could not read config {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -507,8 +507,8 @@ impl Config {
             if explicit.is_none() && !path.exists() {
                 continue;
             }
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.clone(), cause: source })?;
             return Ok((Self::parse(&text, path)?, path.clone()));
         }
         let builtin = PathBuf::from("<built-in config/warden.toml>");

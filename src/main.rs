@@ -7,13 +7,13 @@ use clap::Parser;
 use warden::cli::client::ClientArgs;
 use warden::cli::{Cli, Command};
 
-fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>) -> warden::cli::run::AgentArgs {
+fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) -> warden::cli::run::AgentArgs {
     warden::cli::run::AgentArgs {
         model: m.model.clone(),
         lm_base_url: m.lm_base_url.clone(),
         scopes,
         max_iters: m.max_iters,
-        json: m.json,
+        json,
     }
 }
 
@@ -53,8 +53,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The whole cause chain on one line, each cause once: many messages already quote their
-/// cause ("cannot read config X: No such file"), and repeating it helps nobody.
+/// The whole cause chain on one line, each cause once. Warden's error types quote their
+/// cause in their message and do not also report it as `source()` (checked in
+/// `cli::tests::error_types_quote_their_os_error_once`); a cause already quoted is still
+/// skipped here for any type that does both.
 fn describe(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
@@ -110,13 +112,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
         }),
         Command::Run(a) => client_command(&state_dir, log, |rt| {
-            let args = agent_args(&a.model, a.scopes.clone());
+            let args = agent_args(&a.model, a.scopes.clone(), a.json);
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
         }),
         Command::Demo(a) => {
             let explicit_state = cli.state_dir.clone();
             client_command(&state_dir, log, |rt| {
-                let args = agent_args(&a.model, None);
+                let args = agent_args(&a.model, None, a.json);
                 if a.headless {
                     rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), &state_dir, args))
                 } else {
@@ -125,7 +127,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Console(a) => client_command(&state_dir, log, |rt| {
-            let args = agent_args(&a.model, a.scopes.clone());
+            // The console is interactive: it has no JSON output.
+            let args = agent_args(&a.model, a.scopes.clone(), false);
             rt.block_on(warden::cli::run::console(cli.config.as_deref(), &state_dir, args, a.theme.as_deref()))
         }),
         Command::Replay(a) => client_command(&state_dir, log, |rt| {

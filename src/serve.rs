@@ -53,36 +53,36 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    #[error("cannot create state directory {path}: {source}")]
-    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot create state directory {path}: {cause}")]
+    StateDir { path: PathBuf, cause: std::io::Error },
     #[error("cannot set up TLS: {0}")]
-    Tls(#[source] Cause),
+    Tls(Cause),
     #[error("[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)")]
     TlsPair,
-    #[error("cannot listen on {addr} for the {what} (in use? pass another address or port 0): {source}")]
-    Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
+    #[error("cannot listen on {addr} for the {what} (in use? pass another address or port 0): {cause}")]
+    Bind { addr: SocketAddr, what: &'static str, cause: std::io::Error },
     #[error("cannot load the issuer's signing keys: {0}")]
-    Keys(#[source] Cause),
+    Keys(Cause),
     #[error("invalid [[issuer.clients]] entry: {0}")]
-    Clients(#[source] Cause),
+    Clients(Cause),
     #[error(
         "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too"
     )]
     NoIssuer,
-    #[error("cannot discover the authorization server {issuer}: {source}")]
-    Discovery { issuer: String, source: Cause },
+    #[error("cannot discover the authorization server {issuer}: {cause}")]
+    Discovery { issuer: String, cause: Cause },
     #[error(
         "the authorization server {issuer} names its keys at {jwks_uri}, which is not https; refusing to trust keys fetched in the clear (set [service] jwks_uri to an https URL)"
     )]
     InsecureJwks { issuer: String, jwks_uri: String },
-    #[error("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens: {source}")]
-    Jwks { jwks_uri: String, source: Cause },
-    #[error("cannot open the database {path}: {source}")]
-    Database { path: PathBuf, source: Cause },
+    #[error("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens: {cause}")]
+    Jwks { jwks_uri: String, cause: Cause },
+    #[error("cannot open the database {path}: {cause}")]
+    Database { path: PathBuf, cause: Cause },
     #[error("cannot open the server audit log: {0}")]
-    Audit(#[source] crate::observe::audit::AuditError),
-    #[error("cannot write {path}: {source}")]
-    ClientConfig { path: PathBuf, source: Cause },
+    Audit(crate::observe::audit::AuditError),
+    #[error("cannot write {path}: {cause}")]
+    ClientConfig { path: PathBuf, cause: Cause },
 }
 
 /// A running `serve`: where it listens and how to stop it.
@@ -94,6 +94,8 @@ pub struct Running {
     pub mcp_addr: Option<SocketAddr>,
     pub ca_path: Option<PathBuf>,
     pub client_config: Option<PathBuf>,
+    /// Why the client config lacks a usable client, for the banner (no demo client).
+    pub client_note: Option<String>,
     pub keys: Option<Arc<KeyStore>>,
     handles: Vec<Handle<SocketAddr>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -119,7 +121,7 @@ impl Running {
 /// Starts the servers `args` asks for.
 pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Result<Running, ServeError> {
     std::fs::create_dir_all(state_dir)
-        .map_err(|source| ServeError::StateDir { path: state_dir.to_path_buf(), source })?;
+        .map_err(|source| ServeError::StateDir { path: state_dir.to_path_buf(), cause: source })?;
     let (identity, ca_path) = server_identity(config, state_dir)?;
     let tls = RustlsConfig::from_config(identity.server_config().map_err(|e| ServeError::Tls(e.into()))?);
     let run_issuer = args.only != Some(Only::Service);
@@ -143,6 +145,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         mcp_addr: service_listener.as_ref().map(|(_, a)| *a),
         ca_path: ca_path.clone(),
         client_config: None,
+        client_note: None,
         keys: None,
         handles: Vec::new(),
         tasks: Vec::new(),
@@ -205,7 +208,8 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     }
 
     if let Some(url) = &issuer_url {
-        running.client_config = write_client_config(config, state_dir, url, mcp_url.as_deref(), ca_path.as_deref())?;
+        (running.client_config, running.client_note) =
+            write_client_config(config, state_dir, url, mcp_url.as_deref(), ca_path.as_deref())?;
     }
     Ok(running)
 }
@@ -229,7 +233,7 @@ async fn build_service(
         None => {
             let discovered = crate::auth::discovery::fetch_as_metadata(&client, &issuer)
                 .await
-                .map_err(|e| ServeError::Discovery { issuer: issuer.clone(), source: e.into() })?
+                .map_err(|e| ServeError::Discovery { issuer: issuer.clone(), cause: e.into() })?
                 .jwks_uri;
             if !discovered_url_ok(&discovered, &issuer) {
                 return Err(ServeError::InsecureJwks { issuer, jwks_uri: discovered });
@@ -239,7 +243,7 @@ async fn build_service(
     };
     // On the servers' clock, like the verifier, so key ages move with it.
     let jwks = Arc::new(JwksCache::from_url(client, jwks_uri.clone()).with_clock(decisions.clock().clone()));
-    let n = jwks.refresh().await.map_err(|e| ServeError::Jwks { jwks_uri: jwks_uri.clone(), source: e.into() })?;
+    let n = jwks.refresh().await.map_err(|e| ServeError::Jwks { jwks_uri: jwks_uri.clone(), cause: e.into() })?;
     tracing::info!(issuer = %issuer, jwks_uri = %jwks_uri, keys = n, "service trusts issuer");
     let verifier = Arc::new(
         Verifier::new(
@@ -250,7 +254,7 @@ async fn build_service(
     );
     let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
     let store =
-        service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), source: e.into() })?;
+        service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), cause: e.into() })?;
     Ok(service::router(service::ServiceParams {
         verifier,
         store: Arc::new(store),
@@ -336,7 +340,7 @@ fn server_identity(config: &Config, state_dir: &Path) -> Result<(ServerIdentity,
 }
 
 fn bind(addr: SocketAddr, what: &'static str) -> Result<(TcpListener, SocketAddr), ServeError> {
-    let err = |source| ServeError::Bind { addr, what, source };
+    let err = |source| ServeError::Bind { addr, what, cause: source };
     let listener = TcpListener::bind(addr).map_err(err)?;
     listener.set_nonblocking(true).map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
@@ -371,10 +375,10 @@ fn spawn_tls(
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: ([0, 0, 0, 0], 0).into(),
         what: "server",
-        source,
+        cause: source,
     })?;
     let mut server = axum_server::from_tcp(listener)
-        .map_err(|source| ServeError::Bind { addr, what: "server", source })?
+        .map_err(|source| ServeError::Bind { addr, what: "server", cause: source })?
         .acceptor(acceptor)
         .handle(handle.clone());
     // One header budget for both protocols: HTTP/1.1's read buffer would otherwise take
@@ -397,28 +401,62 @@ fn spawn_tls(
     Ok(())
 }
 
+/// Header of every `client.toml` this writes (and the mark of one it may replace).
+const CLIENT_TOML_HEADER: &str = "# Written by `warden serve`: a ready client config (use with --config).\n";
+
 /// Writes `STATE/client.toml` (0600: it holds the demo client secret) for the client
-/// commands. The demo secret is included only if it matches the registered hash.
+/// commands, and says when it holds no usable client:
+/// - the demo client (`support-agent` with the demo secret) is registered: the file names
+///   it with its secret;
+/// - other clients are registered: the file names the first of them *without* a secret
+///   (only its hash is known), with a comment saying so; the banner says so too;
+/// - no client is registered: no token can be issued, so no file is written (one left by
+///   an earlier run is removed, or it would point at a client that is gone).
 fn write_client_config(
     config: &Config,
     state_dir: &Path,
     issuer: &str,
     mcp_url: Option<&str>,
     ca: Option<&Path>,
-) -> Result<Option<PathBuf>, ServeError> {
-    let client_id = "support-agent";
-    let secret = crate::config::demo_secret(client_id).filter(|secret| {
+) -> Result<(Option<PathBuf>, Option<String>), ServeError> {
+    let path = state_dir.join("client.toml");
+    let failed = |source: Cause| ServeError::ClientConfig { path: path.clone(), cause: source };
+    let demo_id = "support-agent";
+    let secret = crate::config::demo_secret(demo_id).filter(|secret| {
         config.issuer.clients.iter().any(|c| {
-            c.client_id == client_id
+            c.client_id == demo_id
                 && crate::security::hash::SecretHash::parse(&c.secret_hash).is_ok_and(|h| h.verify(secret))
         })
     });
+    let mut text = String::from(CLIENT_TOML_HEADER);
+    let (client_id, note) = match (&secret, config.issuer.clients.first()) {
+        (Some(_), _) => (demo_id.to_string(), None),
+        (None, Some(first)) => {
+            text.push_str(&format!(
+                "# No demo client: this issuer does not register `{demo_id}` with the demo secret, so this file\n\
+                 # names its first registered client, `{id}`, without a secret. Set client_secret_env (or\n\
+                 # client_secret) in [client] before using it.\n",
+                id = first.client_id
+            ));
+            (first.client_id.clone(), Some(format!("no demo client: add the secret of {} to it", first.client_id)))
+        }
+        (None, None) => {
+            // Only a file this code wrote is removed; anything else there is the user's.
+            if std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(CLIENT_TOML_HEADER)) {
+                std::fs::remove_file(&path).map_err(|e| failed(e.into()))?;
+            }
+            return Ok((
+                None,
+                Some("no client config: no demo client, and [[issuer.clients]] registers no client".into()),
+            ));
+        }
+    };
     let client = Config {
         client: Some(ClientSection {
             token_endpoint: Some(format!("{issuer}/token")),
             client_secret: secret.map(crate::types::secret::Secret::new),
             ca_file: ca.map(Path::to_path_buf),
-            ..ClientSection::new(issuer, client_id)
+            ..ClientSection::new(issuer, &client_id)
         }),
         servers: mcp_url
             .map(|u| ServerEntry {
@@ -432,15 +470,12 @@ fn write_client_config(
             .collect(),
         ..Config::default()
     };
-    let mut text = String::from("# Written by `warden serve`: a ready client config (use with --config).\n");
-    let path = state_dir.join("client.toml");
-    let failed = |source: Cause| ServeError::ClientConfig { path: path.clone(), source };
     text.push_str(
         &toml::to_string(&ClientOnly { client: client.client, servers: client.servers })
             .map_err(|e| failed(e.into()))?,
     );
     crate::paths::write_private(&path, text.as_bytes()).map_err(|e| failed(e.into()))?;
-    Ok(Some(path))
+    Ok((Some(path), note))
 }
 
 /// Only the client sections, so `client.toml` does not spell out server defaults.

@@ -140,3 +140,76 @@ fn a_config_typo_is_reported_with_the_file_and_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("rate_limt"), "{err}");
 }
+
+/// `warden serve --config CFG` in `state`: its banner, once it is up; the child is stopped by SIGKILL on return.
+fn banner_of(cfg: &std::path::Path, state: &std::path::Path) -> String {
+    let mut child = warden()
+        .arg("--config")
+        .arg(cfg)
+        .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn without_the_demo_client_serve_says_so_and_writes_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Another client registered: client.toml names it, without a secret, and says why.
+    let cfg = dir.path().join("readonly.toml");
+    std::fs::write(
+        &cfg,
+        "[[issuer.clients]]\nclient_id = \"readonly-agent\"\nsecret_hash = \"pbkdf2-sha256$20000$PLQtvBXYYwJ4js9cxlGKmQ$WLw1/vVjcIL+APpENDO0tBRX+u5EOsoLqAunWXsTnjg\"\nallowed_scopes = [\"customer:read\"]\n",
+    )
+    .unwrap();
+    let state = dir.path().join("one");
+    let line = banner_of(&cfg, &state);
+    let client_toml = state.join("client.toml");
+    assert!(
+        line.contains(&format!(
+            "client config {} (no demo client: add the secret of readonly-agent to it)",
+            client_toml.display()
+        )),
+        "{line}"
+    );
+    let text = std::fs::read_to_string(&client_toml).unwrap();
+    assert!(
+        text.contains("# No demo client: this issuer does not register `support-agent` with the demo secret"),
+        "{text}"
+    );
+    let parsed = warden::config::Config::parse(&text, &client_toml).unwrap().client.unwrap();
+    assert_eq!(parsed.client_id, "readonly-agent");
+    assert!(parsed.client_secret.is_none());
+    let out = warden()
+        .arg("--config")
+        .arg(&client_toml)
+        .arg("--state-dir")
+        .arg(dir.path().join("c"))
+        .arg("tools")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no client secret: set client_secret, or client_secret_env"));
+
+    // No client at all: no client.toml (a stale one written by an earlier serve is removed).
+    let cfg = dir.path().join("none.toml");
+    std::fs::write(&cfg, "[issuer]\n").unwrap();
+    let state = dir.path().join("two");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("client.toml"),
+        "# Written by `warden serve`: a ready client config (use with --config).\n[client]\n",
+    )
+    .unwrap();
+    let line = banner_of(&cfg, &state);
+    assert!(line.contains("(no client config: no demo client, and [[issuer.clients]] registers no client)"), "{line}");
+    assert!(!line.contains("client config /"), "{line}");
+    assert!(!state.join("client.toml").exists());
+}

@@ -200,8 +200,8 @@ impl Signature {
     /// The seed's signature.
     pub fn customer_service() -> Self {
         Self::new(
-            vec![Field::new("request", FieldType::Str)],
-            vec![Field::new("response", FieldType::Str)],
+            vec![Field::new("request", FieldType::Str).desc("Customer service request")],
+            vec![Field::new("response", FieldType::Str).desc("Helpful customer service response")],
             Some("Handle customer service requests using available tools."),
         )
         .unwrap_or_else(|_| unreachable!("static signature is valid"))

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::jwks::{JwksError, read_bounded};
+use crate::security::tls::NetFailure;
 
 /// RFC 8414 §2 (the fields Warden uses; unknown fields are ignored when reading).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,17 +69,22 @@ pub async fn fetch_as_metadata(
     client: &reqwest::Client,
     issuer: &str,
 ) -> Result<AuthorizationServerMetadata, JwksError> {
-    let mut last = String::new();
+    let mut last = None;
     for url in as_metadata_urls(issuer) {
         let fail = |reason: String| JwksError::Fetch { url: url.clone(), reason };
         let resp = match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
-                last = fail(format!("HTTP {}", r.status())).to_string();
+                last = Some(fail(format!("HTTP {}", r.status())));
                 continue;
             }
             Err(e) => {
-                last = fail(crate::security::tls::describe_reqwest(&e)).to_string();
+                let failure = crate::security::tls::NetFailure::of(&e);
+                // Both locations are on the same host: if one cannot be reached, neither can.
+                if matches!(failure, NetFailure::Refused | NetFailure::Timeout) || failure.is_tls() {
+                    return Err(JwksError::Unreachable { url: issuer.to_string(), failure });
+                }
+                last = Some(JwksError::Unreachable { url: url.clone(), failure });
                 continue;
             }
         };
@@ -93,7 +99,8 @@ pub async fn fetch_as_metadata(
         }
         return Ok(meta);
     }
-    Err(JwksError::Fetch { url: issuer.to_string(), reason: last })
+    // Both locations failed; the last one's failure says why (it names its URL).
+    Err(last.unwrap_or_else(|| JwksError::Fetch { url: issuer.to_string(), reason: "no metadata URL".into() }))
 }
 
 #[cfg(test)]

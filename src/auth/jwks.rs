@@ -30,6 +30,9 @@ const UNKNOWN_KID_GAP_MS: u64 = 1_000;
 pub enum JwksError {
     #[error("could not fetch {url}: {reason}")]
     Fetch { url: String, reason: String },
+    /// The request never got an answer (refused, TLS, timeout): the caller can say what to do.
+    #[error("could not fetch {url}: {failure}")]
+    Unreachable { url: String, failure: crate::security::tls::NetFailure },
     #[error("the JWKS at {url} is not a valid key set: {reason}")]
     Invalid { url: String, reason: String },
     #[error("no signing key with kid {0:?} in the issuer's JWKS")]
@@ -199,7 +202,10 @@ impl JwksCache {
             }
         }
         let fetch_err = |reason: String| JwksError::Fetch { url: url.clone(), reason };
-        let resp = client.get(url).send().await.map_err(|e| fetch_err(e.to_string()))?;
+        let resp = client.get(url).send().await.map_err(|e| JwksError::Unreachable {
+            url: url.clone(),
+            failure: crate::security::tls::NetFailure::of(&e),
+        })?;
         if !resp.status().is_success() {
             return Err(fetch_err(format!("HTTP {}", resp.status())));
         }

@@ -30,9 +30,9 @@ pub enum TokenError {
     #[error("token endpoint {endpoint} returned {error}{}: {hint}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { endpoint: String, error: String, description: Option<String>, hint: &'static str },
     #[error(
-        "could not reach the token endpoint {endpoint}: {reason}; check that the authorization server is running and reachable from here"
+        "could not reach the token endpoint {endpoint}: {failure}; check that the authorization server is running and reachable from here"
     )]
-    Unreachable { endpoint: String, reason: String },
+    Unreachable { endpoint: String, failure: crate::security::tls::NetFailure },
     #[error("token endpoint {endpoint} sent an unusable response: {reason}")]
     BadResponse { endpoint: String, reason: String },
     #[error("the authorization server issued a token that failed verification ({0}); it was not used")]
@@ -263,7 +263,7 @@ impl TokenManager {
         }
         let resp = req.form(&form).send().await.map_err(|e| TokenError::Unreachable {
             endpoint: endpoint.clone(),
-            reason: crate::security::tls::describe_reqwest(&e),
+            failure: crate::security::tls::NetFailure::of(&e),
         })?;
         let status = resp.status();
         let body = read_bounded(resp, MAX_TOKEN_RESPONSE)

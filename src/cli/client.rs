@@ -19,6 +19,8 @@ use crate::types::scope::ScopeSet;
 pub enum Exit {
     Ok = 0,
     Other = 1,
+    /// The command line itself is wrong (clap uses the same code for its own errors).
+    Usage = 2,
     Denied = 3,
     Auth = 4,
     RateLimited = 5,
@@ -38,14 +40,25 @@ pub struct ClientArgs<'a> {
     pub json: bool,
 }
 
-fn load(args: &ClientArgs<'_>) -> anyhow::Result<(Config, Option<ScopeSet>)> {
+/// The config, and the `--scopes` override; a malformed `--scopes` is a usage error
+/// (`Err` holds the exit code, the message already printed).
+fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet>), ExitCode>> {
+    let scopes = match args.scopes.map(ScopeSet::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Err(usage(&format!(
+                "--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\": {e}"
+            ))));
+        }
+    };
     let (config, _) = Config::load(args.config)?;
-    let scopes = args
-        .scopes
-        .map(ScopeSet::parse)
-        .transpose()
-        .context("--scopes takes space-separated scopes, e.g. --scopes \"customer:read ticket:create\"")?;
-    Ok((config, scopes))
+    Ok(Ok((config, scopes)))
+}
+
+/// Prints a usage error and returns its exit code.
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("warden: {msg}");
+    Exit::Usage.into()
 }
 
 /// Maps a connection-time error to an exit code after printing it.
@@ -55,14 +68,17 @@ fn fail(e: ClientError) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
-    let (config, scopes) = load(&args)?;
-    let (_, tokens) = match token_manager(&config, scopes, EventBus::new()).await {
+    let (config, scopes) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let (entry, tokens) = match token_manager(&config, scopes, EventBus::new()).await {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
     if let Err(e) = tokens.claims().await {
-        eprintln!("warden: {e}");
-        return Ok(if e.is_auth() { Exit::Auth } else { Exit::Other }.into());
+        let tls = config.client.as_ref().map(crate::mcp::client_tls).unwrap_or_default();
+        return fail(ClientError::token(&entry.name, e, &tls));
     }
     let info = tokens.info().context("token manager holds no token after a successful fetch")?;
     if args.json {
@@ -98,7 +114,10 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
 }
 
 pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCode> {
-    let (config, scopes) = load(&args)?;
+    let (config, scopes) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let pins = args.state_dir.join("manifests.json");
     let stack =
         match ClientStack::connect_pinned(&config, scopes, CallPolicy::default(), EventBus::new(), Some(&pins)).await {
@@ -155,15 +174,26 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
     Ok(Exit::Ok.into())
 }
 
+/// The ARGS of `warden call`: a JSON object, or a usage error saying what was wrong with it.
+pub fn parse_call_args(json_args: &str) -> Result<Value, String> {
+    let example = r#"e.g. '{"customer_id": "ABC123"}'"#;
+    match serde_json::from_str::<Value>(json_args) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(format!("ARGS must be a JSON object, {example}; got {json_args:?}")),
+        Err(e) => Err(format!("ARGS is not valid JSON ({e}); pass a JSON object, {example}; got {json_args:?}")),
+    }
+}
+
 pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: bool) -> anyhow::Result<ExitCode> {
-    let (config, scopes) = load(&args)?;
-    let tool_args: Value = serde_json::from_str(json_args).with_context(|| {
-        format!("TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'; got {json_args:?}")
-    })?;
-    anyhow::ensure!(
-        tool_args.is_object(),
-        "TOOL arguments must be a JSON object, e.g. '{{\"customer_id\": \"ABC123\"}}'"
-    );
+    // A usage error, reported before anything is loaded or contacted.
+    let tool_args = match parse_call_args(json_args) {
+        Ok(v) => v,
+        Err(msg) => return Ok(usage(&msg)),
+    };
+    let (config, scopes) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
     let events = EventBus::recording();
     let _security = crate::session::audit::attach(&events, args.state_dir, &config)?;
     let policy = CallPolicy { precheck, ..CallPolicy::default() };

@@ -80,13 +80,17 @@ pub enum AuditCommand {
         /// Keep printing new records.
         #[arg(long, short)]
         follow: bool,
+        /// One JSON object per record (`{"seq": N, "event": {…}}`), one per line.
         #[arg(long)]
         json: bool,
-        #[arg(long)]
+        /// Only the records of this agent run (its run id, as the console and `--json` show it).
+        #[arg(long, value_name = "RUN_ID")]
         run: Option<String>,
-        #[arg(long)]
+        /// Only the records about this tool, e.g. get_customer_info.
+        #[arg(long, value_name = "NAME")]
         tool: Option<String>,
-        /// allowed, denied, denied_client, denied_server, rate_limited, error, token, anomaly, …
+        /// Only records whose outcome starts with this: allowed, denied (also matches
+        /// denied_client and denied_server), rate_limited, error, token, anomaly, …
         #[arg(long)]
         outcome: Option<String>,
         /// How many records (default 20).
@@ -114,6 +118,7 @@ pub struct ReplayArgs {
     /// Playback speed multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+    /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
     #[arg(long)]
     pub theme: Option<String>,
 }
@@ -129,9 +134,6 @@ pub struct ModelArgs {
     /// ReAct iterations per request (default 5).
     #[arg(long, value_name = "N")]
     pub max_iters: Option<usize>,
-    /// One JSON object per scenario and a final summary object.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -141,6 +143,9 @@ pub struct RunArgs {
     /// Scopes to request, space-separated (default: the config's or the client's defaults).
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,
+    /// One JSON object per scenario and a final summary object.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -150,6 +155,9 @@ pub struct DemoArgs {
     /// Run the scenarios and print the trace instead of opening the console.
     #[arg(long)]
     pub headless: bool,
+    /// With --headless: one JSON object per scenario and a final summary object, no trace.
+    #[arg(long, requires = "headless")]
+    pub json: bool,
     /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
     #[arg(long)]
     pub theme: Option<String>,
@@ -162,7 +170,7 @@ pub struct TokenArgs {
     /// Scopes to request, space-separated (default: the config's, else the client's defaults).
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,
-    /// Machine-readable output.
+    /// A JSON object with the token's state (claims, scopes, expiry, fingerprint; never the token).
     #[arg(long)]
     pub json: bool,
 }
@@ -175,6 +183,8 @@ pub struct ToolsArgs {
     /// Approve each server's current tool manifest (after reviewing a change).
     #[arg(long)]
     pub approve: bool,
+    /// A JSON array, one object per tool: server, tool, description, required_scopes,
+    /// scopes_source, allowed, missing_scopes.
     #[arg(long)]
     pub json: bool,
 }
@@ -183,8 +193,8 @@ pub struct ToolsArgs {
 pub struct CallArgs {
     /// Tool name, e.g. get_customer_info.
     pub tool: String,
-    /// Arguments as a JSON object, e.g. '{"customer_id": "ABC123"}'.
-    #[arg(default_value = "{}")]
+    /// Arguments as a JSON object, e.g. '{"customer_id": "ABC123"}' (not JSON: exit 2).
+    #[arg(default_value = "{}", value_name = "ARGS")]
     pub args: String,
     /// Scopes to request, space-separated.
     #[arg(long, value_name = "\"A B\"")]
@@ -192,6 +202,7 @@ pub struct CallArgs {
     /// Skip the client-side scope pre-check and let the server decide (to see its 403).
     #[arg(long)]
     pub no_precheck: bool,
+    /// A JSON object: the call's report (outcome, attempts, latency) and the events it raised.
     #[arg(long)]
     pub json: bool,
 }
@@ -224,5 +235,128 @@ impl ServeArgs {
             rotate_keys: self.rotate_keys,
             clock: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Help texts deliberately shared by several subcommands: each was checked to be true
+    /// for every subcommand that shows it. A new shared text must be added here, which
+    /// makes someone read it against each of them.
+    const SHARED: &[&str] = &[
+        "Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono)",
+        "Scopes to request, space-separated",
+        "Scopes to request, space-separated (default: the config's, else the client's defaults)",
+        "Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL",
+        "Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's)",
+        "ReAct iterations per request (default 5)",
+    ];
+
+    /// Every (subcommand path, argument id, help text), walking the whole tree.
+    fn args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String, Option<String>)>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            // clap's own --help/--version, and the globals (checked once, at the top).
+            if id == "help" || id == "version" || (arg.is_global_set() && !path.is_empty()) {
+                continue;
+            }
+            out.push((path.to_string(), id.to_string(), arg.get_help().map(|h| h.to_string())));
+        }
+        for sub in cmd.get_subcommands() {
+            args(sub, format!("{path} {}", sub.get_name()).trim(), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        let mut all = Vec::new();
+        args(&Cli::command(), "", &mut all);
+        assert!(all.len() > 40, "walked the tree: {}", all.len());
+        let missing: Vec<String> =
+            all.iter().filter(|(_, _, h)| h.is_none()).map(|(p, id, _)| format!("warden {p} {id}")).collect();
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn help_texts_shared_between_subcommands_are_meant_for_all_of_them() {
+        let mut all = Vec::new();
+        args(&Cli::command(), "", &mut all);
+        let mut by_text: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, id, help) in all {
+            by_text.entry(help.unwrap_or_default()).or_default().push(format!("{path} --{id}"));
+        }
+        for (text, users) in by_text {
+            let commands: std::collections::BTreeSet<&str> =
+                users.iter().map(|u| u.rsplit_once(" --").map_or("", |(p, _)| p)).collect();
+            if commands.len() > 1 {
+                assert!(
+                    SHARED.contains(&text.as_str()),
+                    "{users:?} share the help text {text:?}; is it right for each?"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_flags_say_what_they_print_for_their_command() {
+        let mut all = Vec::new();
+        args(&Cli::command(), "", &mut all);
+        let json: BTreeMap<String, String> = all
+            .into_iter()
+            .filter(|(_, id, _)| id == "json")
+            .map(|(path, _, help)| (path, help.unwrap_or_default()))
+            .collect();
+        assert!(!json.contains_key("console"), "the console is interactive: no --json");
+        let expect = [
+            ("token", "token's state"),
+            ("tools", "one object per tool"),
+            ("call", "the call's report"),
+            ("run", "per scenario"),
+            ("demo", "With --headless"),
+            ("audit tail", "per record"),
+            ("bench", "report"),
+        ];
+        for (cmd, words) in expect {
+            let help = json.get(cmd).unwrap_or_else(|| panic!("warden {cmd} --json exists"));
+            assert!(help.contains(words), "warden {cmd} --json: {help:?}");
+        }
+    }
+
+    /// Each cause once: anyhow's full-chain format prints every error's message followed
+    /// by its source, so an error that quotes its cause and also reports it as its source
+    /// shows the OS error twice ("No such file or directory (os error 2): No such file or
+    /// directory (os error 2)"). Checked on the types, whatever `main` does when printing.
+    fn assert_cause_once(e: impl Into<anyhow::Error>, expect: &str) {
+        let full = format!("{:#}", e.into());
+        assert!(full.contains(expect), "{full}");
+        assert_eq!(full.matches("(os error").count(), 1, "{full}");
+    }
+
+    #[tokio::test]
+    async fn error_types_quote_their_os_error_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let e = crate::config::Config::load(Some(&missing)).unwrap_err();
+        assert_cause_once(e, "could not read config");
+
+        let tls = crate::security::tls::ClientTls { ca_file: Some(missing.clone()), ca_only: false };
+        let e = crate::security::tls::http_client(&tls, std::time::Duration::from_secs(1)).unwrap_err();
+        assert_cause_once(crate::mcp::ClientError::from(e), "could not read");
+
+        assert_cause_once(crate::observe::audit::read_all(&missing, "client").unwrap_err(), "audit log");
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = crate::serve::start(&crate::config::Config::default(), &file.join("state"), &Default::default())
+            .await
+            .err()
+            .unwrap();
+        assert_cause_once(e, "cannot");
     }
 }

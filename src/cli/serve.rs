@@ -21,6 +21,9 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) 
     if let Some(p) = &running.client_config {
         line.push_str(&format!("  client config {}", p.display()));
     }
+    if let Some(note) = &running.client_note {
+        line.push_str(&format!(" ({note})"));
+    }
     println!("{line}  (Ctrl-C to stop)");
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -24,10 +24,10 @@ pub struct ClientRegistry {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("client {client_id}: {source}")]
+#[error("client {client_id}: {cause}")]
 pub struct RegistryError {
     client_id: String,
-    source: HashError,
+    cause: HashError,
 }
 
 impl ClientRegistry {
@@ -35,7 +35,7 @@ impl ClientRegistry {
         let mut clients = HashMap::new();
         for r in regs {
             let secret_hash = SecretHash::parse(&r.secret_hash)
-                .map_err(|source| RegistryError { client_id: r.client_id.clone(), source })?;
+                .map_err(|source| RegistryError { client_id: r.client_id.clone(), cause: source })?;
             let default_scopes = r.default_scopes.clone().unwrap_or_else(|| r.allowed_scopes.clone());
             clients.insert(
                 r.client_id.clone(),

@@ -21,8 +21,8 @@ use crate::paths::write_private;
 pub enum KeyError {
     #[error("could not read signing keys {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("could not write signing keys {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("could not write signing keys {path}: {cause}")]
+    Write { path: PathBuf, cause: std::io::Error },
     #[error("RSA key generation failed")]
     Generate,
     #[error("stored signing key {kid} is unusable: {message}")]
@@ -136,7 +136,7 @@ impl KeyStore {
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&stored).unwrap_or_default();
-        write_private(&self.path, &json).map_err(|source| KeyError::Write { path: self.path.clone(), source })
+        write_private(&self.path, &json).map_err(|source| KeyError::Write { path: self.path.clone(), cause: source })
     }
 
     /// The key that signs new tokens.

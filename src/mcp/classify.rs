@@ -2,12 +2,12 @@
 //! 401, 403 `insufficient_scope` (with the scopes from `WWW-Authenticate`), 429 (with
 //! `Retry-After`), timeout, connection failure, TLS failure, protocol error.
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use rmcp::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
+use crate::security::tls::NetFailure;
 pub use crate::security::tls::describe_reqwest;
 use crate::types::event::FailureClass;
 use crate::types::scope::ScopeSet;
@@ -89,7 +89,7 @@ pub fn classify(e: &ServiceError) -> Failure {
     }
 }
 
-fn classify_http(e: &StreamableHttpError<reqwest::Error>) -> Failure {
+pub fn classify_http(e: &StreamableHttpError<reqwest::Error>) -> Failure {
     match e {
         StreamableHttpError::AuthRequired(a) => {
             Failure::Unauthorized { www_authenticate: a.www_authenticate_header.clone() }
@@ -114,32 +114,17 @@ fn classify_http(e: &StreamableHttpError<reqwest::Error>) -> Failure {
 }
 
 pub fn classify_reqwest(e: &reqwest::Error) -> Failure {
-    if is_tls(e) {
-        return Failure::Tls(describe_reqwest(e));
+    let failure = NetFailure::of(e);
+    if failure.is_tls() {
+        return Failure::Tls(failure.to_string());
     }
-    if e.is_timeout() {
+    if e.is_timeout() || failure == NetFailure::Timeout {
         return Failure::Timeout;
     }
     if e.is_connect() {
-        return Failure::ConnectFailed(describe_reqwest(e));
+        return Failure::ConnectFailed(failure.to_string());
     }
-    Failure::ConnectionLost(describe_reqwest(e))
-}
-
-/// True when a rustls error or a certificate problem is anywhere in the source chain.
-fn is_tls(e: &reqwest::Error) -> bool {
-    let mut cur: Option<&dyn StdError> = Some(e);
-    while let Some(err) = cur {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        let text = err.to_string();
-        if text.contains("certificate") || text.contains("UnknownIssuer") {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    Failure::ConnectionLost(failure.to_string())
 }
 
 /// `Retry-After` is delta-seconds or an HTTP-date (RFC 9110 §10.2.3).

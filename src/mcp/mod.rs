@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::discovery::{ProtectedResourceMetadata, fetch_as_metadata, resource_metadata_url};
-use crate::auth::jwks::{JwksCache, read_bounded};
+use crate::auth::jwks::{JwksCache, JwksError, read_bounded};
 use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{ClientSection, Config, ServerEntry};
-use crate::security::tls::{ClientTls, http_client, mcp_http_client};
+use crate::security::tls::{ClientTls, NetFailure, http_client, mcp_http_client};
 use crate::types::event::EventBus;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Secret;
@@ -61,12 +61,15 @@ pub enum ClientError {
     UntrustedIssuer { server: String, named: String, configured: String },
     #[error("discovery failed for {server}: {reason}")]
     Discovery { server: String, reason: String },
+    /// A server never answered: refused, certificate not trusted, timed out.
+    #[error("cannot reach {what} {url} (for {server}): {failure}; {next_step}")]
+    Unreachable { server: String, what: &'static str, url: String, failure: NetFailure, next_step: String },
     #[error("unknown auth_method {0:?}: use \"basic\" or \"post\"")]
     AuthMethod(String),
     #[error(transparent)]
     Tls(#[from] crate::security::tls::TlsError),
-    #[error("{server}: {source}")]
-    Token { server: String, source: TokenError },
+    #[error("{server}: {cause}")]
+    Token { server: String, cause: TokenError },
     #[error(transparent)]
     Session(#[from] session::SessionError),
 }
@@ -74,7 +77,22 @@ pub enum ClientError {
 impl ClientError {
     /// Credential or token problems (as opposed to configuration or transport).
     pub fn is_auth(&self) -> bool {
-        matches!(self, Self::Token { source, .. } if source.is_auth())
+        matches!(self, Self::Token { cause, .. } if cause.is_auth())
+    }
+
+    /// A token error for `server`; one that never got an answer says what to do next.
+    pub fn token(server: &str, cause: TokenError, tls: &ClientTls) -> Self {
+        match cause {
+            TokenError::Unreachable { endpoint, failure } => {
+                Self::unreachable(server, "the token endpoint", endpoint, failure, tls)
+            }
+            source => Self::Token { server: server.to_string(), cause: source },
+        }
+    }
+
+    fn unreachable(server: &str, what: &'static str, url: String, failure: NetFailure, tls: &ClientTls) -> Self {
+        let next_step = failure.next_step(tls);
+        Self::Unreachable { server: server.to_string(), what, url, failure, next_step }
     }
 }
 
@@ -118,7 +136,7 @@ impl ClientStack {
             return Err(ClientError::NoServers);
         }
         let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
-        let http = mcp_http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
+        let http = mcp_http_client(&client_tls(client), timeout)?;
         let scopes = scopes.or_else(|| client.scopes.clone());
         let mut pinned = pins.map(pins::load).unwrap_or_default();
         let mut servers = Vec::new();
@@ -160,6 +178,11 @@ impl ClientStack {
     }
 }
 
+/// Whom the client's HTTPS connections trust, from `[client]`.
+pub fn client_tls(client: &ClientSection) -> ClientTls {
+    ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }
+}
+
 /// Token manager only (for `warden token`): discovery and a verified token, no session.
 pub async fn token_manager(
     config: &Config,
@@ -169,7 +192,7 @@ pub async fn token_manager(
     let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
     let entry = config.servers.first().ok_or(ClientError::NoServers)?;
     let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
-    let http = http_client(&ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }, timeout)?;
+    let http = http_client(&client_tls(client), timeout)?;
     let tokens = build_tokens(client, entry, &http, scopes.or_else(|| client.scopes.clone()), &events).await?;
     Ok((entry.clone(), tokens))
 }
@@ -184,10 +207,16 @@ async fn connect_one(
     pinned: Option<&mut std::collections::BTreeMap<String, String>>,
 ) -> Result<Connected, ClientError> {
     let tokens = build_tokens(client, entry, http, scopes, events).await?;
-    tokens.claims().await.map_err(|source| ClientError::Token { server: entry.name.clone(), source })?;
+    tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &client_tls(client)))?;
     let session = Arc::new(
         McpSession::connect(&entry.name, &entry.url, http.clone(), tokens.clone(), &entry.headers, &entry.scopes)
-            .await?,
+            .await
+            .map_err(|e| match e {
+                session::SessionError::Unreachable { server, url, failure } => {
+                    ClientError::unreachable(&server, "the MCP server", url, failure, &client_tls(client))
+                }
+                e => e.into(),
+            })?,
     );
     events.emit(
         &crate::types::event::Scope::default(),
@@ -248,6 +277,12 @@ async fn build_tokens(
 ) -> Result<Arc<TokenManager>, ClientError> {
     check_url(&entry.url, client.allow_http_loopback)?;
     check_url(&client.issuer, client.allow_http_loopback)?;
+    // A missing secret is a config error: say so before contacting anything.
+    let secret = match (&client.client_secret, &client.client_secret_env) {
+        (Some(s), _) => s.clone(),
+        (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
+        (None, None) => return Err(ClientError::NoSecret),
+    };
     let discovery_err = |reason: String| ClientError::Discovery { server: entry.name.clone(), reason };
     let prm = discover_resource(http, entry, client.allow_http_loopback).await;
     let resource = match (&entry.resource, &prm) {
@@ -277,17 +312,17 @@ async fn build_tokens(
     let (token_endpoint, jwks_uri) = match (&client.token_endpoint, &client.jwks_uri) {
         (Some(t), Some(j)) => (t.clone(), j.clone()),
         (t, j) => {
-            let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| discovery_err(e.to_string()))?;
+            let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| match e {
+                JwksError::Unreachable { url, failure } => {
+                    ClientError::unreachable(&entry.name, "the authorization server", url, failure, &client_tls(client))
+                }
+                e => discovery_err(e.to_string()),
+            })?;
             (t.clone().unwrap_or(meta.token_endpoint), j.clone().unwrap_or(meta.jwks_uri))
         }
     };
     check_url(&token_endpoint, client.allow_http_loopback)?;
     check_url(&jwks_uri, client.allow_http_loopback)?;
-    let secret = match (&client.client_secret, &client.client_secret_env) {
-        (Some(s), _) => s.clone(),
-        (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
-        (None, None) => return Err(ClientError::NoSecret),
-    };
     let auth = match client.auth_method.as_deref() {
         None | Some("basic") | Some("client_secret_basic") => ClientAuth::Basic,
         Some("post") | Some("client_secret_post") => ClientAuth::Post,

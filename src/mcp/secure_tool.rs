@@ -320,6 +320,11 @@ impl SecureTool {
                 self.spec.id.server,
                 self.policy.timeout.as_secs_f64()
             ),
+            // The transport's own text no longer carries the URL: name the server here.
+            Failure::ConnectFailed(m) => format!(
+                "could not connect to {} ({}): {m}; is the server running?",
+                self.spec.id.server, self.session.url
+            ),
             other => other.message(),
         }
     }

@@ -55,6 +55,9 @@ pub enum SessionError {
         "could not open an MCP session with {server} ({url}): {failure}; check that the URL is the server's MCP (streamable HTTP) endpoint"
     )]
     Connect { server: String, url: String, failure: String },
+    /// The server never answered (refused, TLS, timeout).
+    #[error("could not open an MCP session with {server} ({url}): {failure}")]
+    Unreachable { server: String, url: String, failure: crate::security::tls::NetFailure },
     #[error("could not list the tools of {server}: {failure}")]
     ListTools { server: String, failure: String },
 }
@@ -92,10 +95,13 @@ impl McpSession {
         let transport = StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens), config);
         let info =
             ClientConfig::new(ClientCapabilities::default(), Implementation::new("warden", env!("CARGO_PKG_VERSION")));
-        let client = info.serve(transport).await.map_err(|e| SessionError::Connect {
-            server: name.to_string(),
-            url: url.to_string(),
-            failure: init_failure(&e),
+        let client = info.serve(transport).await.map_err(|e| match init_failure(&e) {
+            InitFailure::Net(failure) => {
+                SessionError::Unreachable { server: name.to_string(), url: url.to_string(), failure }
+            }
+            InitFailure::Other(failure) => {
+                SessionError::Connect { server: name.to_string(), url: url.to_string(), failure }
+            }
         })?;
         let listed = client
             .list_all_tools()
@@ -147,15 +153,66 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
     }
 }
 
-/// What went wrong opening a session, in words: rmcp's transport errors name the
-/// transport's Rust type, which tells a user nothing.
-fn init_failure(e: &rmcp::service::ClientInitializeError) -> String {
+enum InitFailure {
+    Net(crate::security::tls::NetFailure),
+    Other(String),
+}
+
+/// What went wrong opening a session, in words: rmcp's own messages name the transport's
+/// Rust type ("Transport [rmcp::transport::worker::WorkerTransport<…>]") or print the
+/// server's reply with `{:?}`, which tells a user nothing.
+fn init_failure(e: &rmcp::service::ClientInitializeError) -> InitFailure {
+    use rmcp::service::ClientInitializeError as E;
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let other = |s: &str| InitFailure::Other(s.to_string());
     match e {
-        rmcp::service::ClientInitializeError::TransportError { error, context } => {
-            let what = error.error.to_string();
-            format!("{} (while trying to {})", what.trim_end_matches([':', ' ']), context.trim_start_matches("when "))
+        E::TransportError { error, context } => {
+            let context = context.trim_start_matches("when ");
+            match error.error.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+                Some(StreamableHttpError::Client(re)) => {
+                    let failure = crate::security::tls::NetFailure::of(re);
+                    match failure {
+                        crate::security::tls::NetFailure::Other(why) => {
+                            InitFailure::Other(format!("{why} (while trying to {context})"))
+                        }
+                        net => InitFailure::Net(net),
+                    }
+                }
+                // rmcp ends some messages with ": " and an empty body.
+                Some(http) => InitFailure::Other(format!(
+                    "{} (while trying to {context})",
+                    classify_http_words(http).trim_end_matches([':', ' '])
+                )),
+                None => InitFailure::Other(format!("the connection failed (while trying to {context})")),
+            }
         }
-        other => other.to_string(),
+        // rmcp tries the newer discovery handshake, then the legacy one; the legacy
+        // attempt's failure is the one that speaks to this server.
+        E::LegacyFallbackFailed { fallback, .. } => init_failure(fallback),
+        E::ExpectedInitResponse(_) | E::ExpectedInitResult(_) | E::ConflictInitResponseId(..) => {
+            other("the server did not answer `initialize` as an MCP server does")
+        }
+        E::UncorrelatedErrorResponse { .. } => other("the server answered a different request than it was asked"),
+        E::ConnectionClosed(why) => InitFailure::Other(format!("the server closed the connection ({why})")),
+        E::JsonRpcError(err) => {
+            InitFailure::Other(format!("the server refused `initialize`: {} ({})", err.message, err.code.0))
+        }
+        E::NoCompatibleProtocolVersion { .. } => other("the server speaks no MCP protocol version this client does"),
+        E::Cancelled => other("cancelled"),
+        _ => other("the MCP handshake failed"),
+    }
+}
+
+/// An HTTP-level failure of the handshake in words (401, 403, a status, a body that is not
+/// MCP).
+fn classify_http_words(e: &rmcp::transport::streamable_http_client::StreamableHttpError<reqwest::Error>) -> String {
+    use rmcp::transport::streamable_http_client::StreamableHttpError as H;
+    match e {
+        H::UnexpectedServerResponse(why) => format!("unexpected server response: {why}"),
+        H::UnexpectedContentType(ct) => {
+            format!("the server answered with content type {}", ct.as_deref().unwrap_or("(none)"))
+        }
+        other => super::classify::classify_http(other).message(),
     }
 }
 

@@ -118,12 +118,12 @@ impl AuditOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    #[error("audit log {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("audit log {path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error(
-        "audit log {path}: a failed write could not be cut back off the segment ({source}); no further records are written until Warden restarts (it then continues in a new segment)"
+        "audit log {path}: a failed write could not be cut back off the segment ({cause}); no further records are written until Warden restarts (it then continues in a new segment)"
     )]
-    Torn { path: PathBuf, source: std::io::Error },
+    Torn { path: PathBuf, cause: std::io::Error },
     #[error(transparent)]
     Key(#[from] super::checkpoint::KeyError),
 }
@@ -227,7 +227,7 @@ pub struct AuditLog {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io { path: path.to_path_buf(), source }
+    move |source| AuditError::Io { path: path.to_path_buf(), cause: source }
 }
 
 /// A record's line (without the newline), byte for byte what serialising [`RecordRef`]
@@ -428,7 +428,7 @@ impl AuditLog {
         let body = serde_json::to_vec(event).unwrap_or_default();
         let mut w = self.w.lock();
         if let Some(why) = &w.poisoned {
-            return Err(AuditError::Torn { path: w.path.clone(), source: std::io::Error::other(why.clone()) });
+            return Err(AuditError::Torn { path: w.path.clone(), cause: std::io::Error::other(why.clone()) });
         }
         if w.size >= self.opts.max_segment_bytes {
             self.rotate(&mut w)?;
@@ -441,7 +441,7 @@ impl AuditLog {
         // One write per record: a crash can tear at most this line, never interleave two.
         match write_whole(w.file.as_mut(), before, &line) {
             Ok(()) => {}
-            Err(Ok(source)) => return Err(AuditError::Io { path: w.path.clone(), source }),
+            Err(Ok(source)) => return Err(AuditError::Io { path: w.path.clone(), cause: source }),
             Err(Err(source)) => return Err(self.poison(&mut w, source)),
         }
         let (prev_hash, prev_dirty) = (std::mem::replace(&mut w.last_hash, hash), w.dirty);
@@ -485,7 +485,7 @@ impl AuditLog {
 
     fn poison(&self, w: &mut Writer, source: std::io::Error) -> AuditError {
         w.poisoned = Some(source.to_string());
-        AuditError::Torn { path: w.path.clone(), source }
+        AuditError::Torn { path: w.path.clone(), cause: source }
     }
 
     /// fsync now (the batch policy's timer). The disk is waited on through a second handle,
@@ -550,8 +550,8 @@ impl AuditLog {
         let before = file.metadata().map(|m| m.len()).map_err(io(&path))?;
         match write_whole(file, before, &line) {
             Ok(()) => {}
-            Err(Ok(source)) => return Err(AuditError::Io { path, source }),
-            Err(Err(source)) => return Err(AuditError::Torn { path, source }),
+            Err(Ok(source)) => return Err(AuditError::Io { path, cause: source }),
+            Err(Err(source)) => return Err(AuditError::Torn { path, cause: source }),
         }
         file.sync_data().map_err(io(&path))?;
         if kind == CheckpointKind::Periodic {

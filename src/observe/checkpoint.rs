@@ -77,10 +77,10 @@ const KEY_BYTES: usize = 32;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    #[error("cannot read the audit checkpoint key {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot create the audit checkpoint key {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the audit checkpoint key {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
+    #[error("cannot create the audit checkpoint key {path}: {cause}")]
+    Create { path: PathBuf, cause: std::io::Error },
     #[error(
         "the audit checkpoint key {path} is not {KEY_BYTES} or more bytes in hex; restore it from a backup or move it aside (checkpoints signed with it can then no longer be checked)"
     )]
@@ -115,7 +115,8 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 impl CheckpointKey {
     /// Reads an existing key (verification: a missing key is reported, never created).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.into(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.into(), cause: source })?;
         let bytes = unhex(text.trim()).filter(|b| b.len() >= KEY_BYTES);
         let bytes = bytes.ok_or_else(|| KeyError::Malformed { path: path.into() })?;
         Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &bytes), path: path.into() })
@@ -133,14 +134,14 @@ impl CheckpointKey {
                 use aws_lc_rs::rand::SecureRandom;
                 let mut bytes = [0u8; KEY_BYTES];
                 aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| KeyError::Random)?;
-                let create = |source| KeyError::Create { path: path.into(), source };
+                let create = |source| KeyError::Create { path: path.into(), cause: source };
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     crate::paths::ensure_private_dir(parent).map_err(create)?;
                 }
                 crate::paths::write_private(path, format!("{}\n", hex(&bytes)).as_bytes()).map_err(create)?;
                 Self::load(path)
             }
-            Err(source) => Err(KeyError::Read { path: path.into(), source }),
+            Err(source) => Err(KeyError::Read { path: path.into(), cause: source }),
         }
     }
 
