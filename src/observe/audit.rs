@@ -505,7 +505,7 @@ impl AuditLog {
         };
         handle.sync_data().map_err(|e| {
             self.w.lock().dirty = true;
-            AuditError::Io { path, source: e }
+            AuditError::Io { path, cause: e }
         })
     }
 
