@@ -172,7 +172,7 @@ fn an_unreachable_model_is_an_error_naming_the_url() {
     let expected_start = format!("openai: cannot reach {url}: ");
     let expected_end = format!(" — is the server at {url} running? (set it with [agent] base_url or --lm-base-url)");
     let durations = assert_errors(&out, &|e| {
-        e.starts_with(&expected_start) && e.contains("Connection refused") && e.ends_with(&expected_end)
+        e.starts_with(&expected_start) && e.contains("connection refused") && e.ends_with(&expected_end)
     });
     // Connect failures are retried twice with backoff (0.5 s + 1 s) before giving up.
     assert!(durations.iter().all(|ms| *ms >= 1400.0), "{durations:?}");
