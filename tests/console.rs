@@ -179,7 +179,7 @@ fn panes_render_the_run_token_and_denial() {
     assert!(s.contains(" 0 thought Look up the customer first."));
     assert!(s.contains(" 0 action  create_support_ticket {\"customer_id\": \"ABC123\"}"));
     assert!(s.contains(" 0 ✗ DENY  create_support_ticket denied: missing ticket:create (server 403)"));
-    assert!(s.contains("✗ denied — 2 step(s), 4.0 ms"));
+    assert!(s.contains("✗ denied — 2 steps, 4.0 ms"));
     // Token pane: identity, countdown, matrix with glyphs
     assert!(s.contains("✓ verified  RS256 · kid kid-1"));
     assert!(s.contains("expires   14m00s left"));
@@ -924,4 +924,20 @@ fn a_replay_shows_the_matrix_and_explains_live_only_keys() {
         assert!(app.overlay.is_none() && !app.typing);
         assert!(status_bar(&mut app, 160, 40).contains(notice), "{k}: {}", status_bar(&mut app, 160, 40));
     }
+}
+
+/// Regression (issue 12, tried by hand): a greeting answered with what the agent can do,
+/// or a question asked back, used no tool and was shown as "✗ refused — 1 step(s)": a
+/// failure mark on a good answer. It is now neutral, and counted in words.
+#[test]
+fn a_run_without_tools_is_not_shown_as_a_failure() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    let run = Scope { run_id: Some("run-2".into()), step: None };
+    bus.emit(&run, EventKind::RunStarted { request: "hello".into(), model: "offline-planner".into(), tools: vec![] });
+    bus.emit(&run, EventKind::FinalAnswer { response: "Hello! I can look up a customer.".into() });
+    bus.emit(&run, EventKind::RunFinished { status: RunStatus::Refused, steps: 1, elapsed_ms: 0.3 });
+    let s = screen(&app_with(&bus.recorded(), now), 160, 45);
+    assert!(s.contains("○ answered without tools — 1 step, 0.3 ms"), "{s}");
+    assert!(!s.contains("✗"), "{s}");
 }

@@ -70,7 +70,7 @@ fn demo_ticket_then_denial_after_dropping_the_scope() {
     );
 
     tmux.keys(&["For customer ABC123 create a support ticket as the bbq grill that she bought is defective.", "Enter"]);
-    let s = tmux.wait_for("✓ ok — 3 step(s)", Duration::from_secs(30));
+    let s = tmux.wait_for("✓ ok — 3 steps", Duration::from_secs(30));
     assert!(s.contains("action  create_support_ticket"), "{s}");
     assert!(s.contains("TKT-000001"), "ticket id in the chat: {s}");
 

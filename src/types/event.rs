@@ -610,6 +610,30 @@ pub enum RunStatus {
     Error,
 }
 
+impl RunStatus {
+    /// How the operator reads it. `Refused` is any run that used no tool: a decline, but
+    /// also a greeting answered or a question asked back, so it is not shown as a failure.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+            Self::Refused => "answered without tools",
+            Self::Cancelled => "cancelled",
+            Self::Error => "model error",
+        }
+    }
+
+    /// ✓ done, ○ no tool used, ✗ anything that went wrong.
+    pub fn glyph(self) -> &'static str {
+        match self {
+            Self::Ok => "✓",
+            Self::Refused => "○",
+            _ => "✗",
+        }
+    }
+}
+
 /// Where events go: every subscriber gets every event. Subscribers are bounded channels;
 /// a subscriber that falls behind loses events and the loss is counted, so a slow
 /// consumer can never stall the agent. (The audit log will not rely on this path.)

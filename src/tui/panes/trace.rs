@@ -19,7 +19,7 @@ use crate::tui::keymap::{Action, Keymap};
 use crate::tui::overlays::Overlay;
 use crate::tui::overlays::detail::{DetailContent, StepDetail};
 use crate::tui::theme::Theme;
-use crate::types::event::{CallOutcome, Event, EventKind, RunStatus};
+use crate::types::event::{CallOutcome, Event, EventKind};
 use crate::types::tool::ToolName;
 
 /// Most entries kept; older ones are dropped (the session recording keeps everything).
@@ -226,11 +226,11 @@ impl TracePane {
                 self.push(e, TraceKind::Answer, response.clone(), vec![("answer".into(), response.clone())])
             }
             EventKind::RunFinished { status, steps, elapsed_ms } => {
-                let glyph = if *status == RunStatus::Ok { "✓" } else { "✗" };
+                let noun = if *steps == 1 { "step" } else { "steps" };
                 self.push(
                     e,
                     TraceKind::Finished,
-                    format!("{glyph} {status:?} — {steps} step(s), {elapsed_ms:.1} ms").to_lowercase(),
+                    format!("{} {} — {steps} {noun}, {elapsed_ms:.1} ms", status.glyph(), status.label()),
                     Vec::new(),
                 )
             }
