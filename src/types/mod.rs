@@ -5,12 +5,14 @@
 //! - `secret`: `Secret` (never printed, compared in constant time only) and `Fingerprint`;
 //! - `time`: UTC epoch time and the injectable `Clock`;
 //! - `tool`: qualified tool identity (`ToolName { server, name }`);
-//! - `policy`: how tools advertise the scopes they need (read by client and server alike).
+//! - `policy`: how tools advertise the scopes they need (read by client and server alike);
+//! - `intent`: the words that ask for a support ticket (planner and monitor agree on them).
 //!
 //! May import: nothing from this crate (std and external crates only). Enforced by
 //! `tests/layering.rs`.
 
 pub mod event;
+pub mod intent;
 pub mod policy;
 pub mod scope;
 pub mod secret;

@@ -20,6 +20,8 @@
 //!   (`3 items`, `2 purchases`);
 //! - a currency code glued to digits is an amount, not a customer ID (`USD100`).
 
+use crate::types::intent::{PROBLEM_PHRASES, PROBLEM_WORDS, TICKET_WORDS};
+
 /// What a request wants, as far as the customer-service tools go.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Request {
@@ -153,34 +155,9 @@ pub fn parse(request: &str) -> Request {
     let purchase_words = has(&["purchases", "purchase", "purchased", "amounts", "amount", "spent", "spend", "bought"]);
     let w = &mut r.wants;
     // "tickets" (plural) asks about tickets rather than for a new one: not a ticket word.
-    w.ticket_word = ws.iter().all(|w| w != "tickets") && has(&["ticket", "complaint", "complain", "incident"])
+    w.ticket_word = ws.iter().all(|w| w != "tickets") && has(TICKET_WORDS)
         || ws.iter().any(|w| w == "case" || w == "チケット" || w == "工单");
-    let problem_words =
-        has(&[
-            "defective",
-            "broken",
-            "broke",
-            "faulty",
-            "damaged",
-            "issue",
-            "problem",
-            "fails",
-            "failing",
-            "failed",
-            "crash",
-            "crashes",
-            "crashed",
-            "leaking",
-            "snapped",
-            "cracked",
-            "jammed",
-            "stuck",
-            "leaks",
-            "missing",
-            "refund",
-            "escalate",
-            "error",
-        ]) || phrase(&["not working", "doesn't work", "does not work", "won't", "stopped working", "never arrived"]);
+    let problem_words = has(PROBLEM_WORDS) || phrase(PROBLEM_PHRASES);
     w.ticket = w.ticket_word || problem_words;
     w.lifetime = has(&["lifetime", "ltv"]);
     // A ticket can mention a total ("the total on the invoice is wrong"); only a

@@ -3,6 +3,7 @@
 
 use crate::observe::monitor::{Finding, MonitorConfig, Rule, RunState};
 use crate::types::event::{AnomalyRule, AnomalySeverity, Event, EventKind};
+use crate::types::intent::{PROBLEM_PHRASES, PROBLEM_WORDS, TICKET_WORDS};
 
 pub struct UnusualSequence;
 
@@ -15,32 +16,37 @@ fn implied(tool: &str, request_lower: &str) -> bool {
     match tool {
         // "a case" / "support case": what support staff log; "case" alone is also in
         // "just in case" and "showcase", which ask for nothing.
-        "create_support_ticket" => any(&[
-            "a case",
-            "new case",
-            "support case",
-            "incident",
-            "ticket",
-            "complaint",
-            "defective",
-            "broken",
-            "faulty",
-            "damaged",
-            "issue",
-            "problem",
-            "not working",
-            "stopped working",
-            "doesn't work",
-            "missing",
-            "refund",
-            "complain",
-            "report",
-            "escalate",
-            "wrong",
-            "delayed",
-            "return",
-            "replace",
-        ]),
+        "create_support_ticket" => {
+            any(TICKET_WORDS)
+                || any(PROBLEM_WORDS)
+                || any(PROBLEM_PHRASES)
+                || any(&[
+                    "a case",
+                    "new case",
+                    "support case",
+                    "incident",
+                    "ticket",
+                    "complaint",
+                    "defective",
+                    "broken",
+                    "faulty",
+                    "damaged",
+                    "issue",
+                    "problem",
+                    "not working",
+                    "stopped working",
+                    "doesn't work",
+                    "missing",
+                    "refund",
+                    "complain",
+                    "report",
+                    "escalate",
+                    "wrong",
+                    "delayed",
+                    "return",
+                    "replace",
+                ])
+        }
         "calculate_account_value" => any(&[
             "calculate",
             "value",
@@ -114,5 +120,7 @@ mod tests {
         assert!(implied("create_support_ticket", "open a support case for abc123"));
         assert!(!implied("create_support_ticket", "look up abc123 just in case"));
         assert!(!implied("create_support_ticket", "show me the showcase customers"));
+        // What the offline planner opens a ticket for, the monitor does not call unusual.
+        assert!(implied("create_support_ticket", "the lid hinge on ghi789's smoker snapped off, asap please"));
     }
 }
