@@ -941,3 +941,22 @@ fn a_run_without_tools_is_not_shown_as_a_failure() {
     assert!(s.contains("○ answered without tools — 1 step, 0.3 ms"), "{s}");
     assert!(!s.contains("✗"), "{s}");
 }
+
+/// Regression (issue 12, tried by hand at 80x24): after re-tokening in the grant editor,
+/// "re-token with: …" stayed in the status bar for the rest of the session and pushed the
+/// key hints out. A notice now lasts until the next key.
+#[test]
+fn a_notice_lasts_until_the_next_key() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::Char('a')));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.overlay.is_none());
+    let bar = status_bar(&mut app, 80, 24);
+    assert!(bar.contains("re-token with: customer:read"), "{bar:?}");
+    app.on_key(key(KeyCode::Char('j')));
+    let bar = status_bar(&mut app, 80, 24);
+    assert!(!bar.contains("re-token with"), "{bar:?}");
+    assert!(bar.ends_with("Enter type · j/k scroll · ? help"), "{bar:?}");
+}

@@ -221,6 +221,9 @@ impl App {
         if k.kind == KeyEventKind::Release {
             return Vec::new();
         }
+        // A notice lasts until the next key, like an editor's message line: kept, it took
+        // the status bar's room for the key hints for the rest of the session.
+        self.notice = None;
         let ctx = self.ctx();
         if let Some(overlay) = &mut self.overlay {
             let Some(action) = self.keymap.action(&k, overlay.context()) else { return Vec::new() };
