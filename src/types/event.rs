@@ -670,6 +670,7 @@ impl JournalError {
 struct BusInner {
     clock: SharedClock,
     journals: parking_lot::RwLock<Vec<Arc<dyn Journal>>>,
+    watchers: parking_lot::RwLock<Vec<Arc<dyn Journal>>>,
     next_id: AtomicU64,
     dropped: AtomicU64,
     subscribers: Mutex<Vec<tokio::sync::mpsc::Sender<Event>>>,
@@ -681,6 +682,7 @@ impl Default for BusInner {
         Self {
             clock: system(),
             journals: Default::default(),
+            watchers: Default::default(),
             next_id: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             subscribers: Mutex::new(Vec::new()),
@@ -743,10 +745,19 @@ impl EventBus {
         &self.inner.clock
     }
 
-    /// Adds a synchronous observer (the audit log first, then the monitor). Observers may
-    /// emit events themselves (the monitor's anomalies); no lock is held while they run.
+    /// Adds a synchronous observer that records each event before anyone sees it (the audit
+    /// log). No lock is held while journals run.
     pub fn add_journal(&self, journal: Arc<dyn Journal>) {
         self.inner.journals.write().push(journal);
+    }
+
+    /// Adds an observer that sees each event once every subscriber has it (the monitor).
+    /// What it emits in response (an anomaly) therefore reaches subscribers and recordings
+    /// after the event it is about: run as a journal, the anomaly overtook its evidence, and
+    /// the console could not show what the evidence was. It gates nothing: its result is
+    /// not an audit failure.
+    pub fn add_watcher(&self, watcher: Arc<dyn Journal>) {
+        self.inner.watchers.write().push(watcher);
     }
 
     /// A handle that does not keep the bus alive (for observers that emit into it).
@@ -804,6 +815,11 @@ impl EventBus {
         if let Some(rec) = self.inner.recorded.lock().as_mut() {
             rec.push(event.clone());
         }
+        let watchers = self.inner.watchers.read().clone();
+        for w in watchers {
+            // A watcher only reacts (by emitting); nothing waits on whether it could.
+            let _ = w.record(&event);
+        }
         (event, failed)
     }
 
@@ -820,6 +836,37 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Emits a note about every `Thought`, as the monitor emits an anomaly.
+    struct Echo(WeakBus);
+
+    impl Journal for Echo {
+        fn record(&self, event: &Event) -> Result<(), JournalError> {
+            if let (EventKind::Thought { text }, Some(bus)) = (&event.kind, self.0.upgrade()) {
+                bus.emit(
+                    &Scope::default(),
+                    EventKind::FinalAnswer { response: format!("about {} ({text})", event.id) },
+                );
+            }
+            Ok(())
+        }
+    }
+
+    /// Regression (issue 12, found in the console): the monitor ran as a journal, so its
+    /// anomaly reached the console and the recording before the event it was about, and
+    /// the feed showed the evidence as "not in the console's memory".
+    #[tokio::test]
+    async fn what_a_watcher_emits_arrives_after_the_event_it_is_about() {
+        let bus = EventBus::recording();
+        let mut rx = bus.subscribe(8);
+        bus.add_watcher(Arc::new(Echo(bus.downgrade())));
+        bus.emit(&Scope::default(), EventKind::Thought { text: "t".into() });
+        let (first, second) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        assert!(matches!(first.kind, EventKind::Thought { .. }), "{first:?}");
+        assert!(matches!(&second.kind, EventKind::FinalAnswer { response } if response == "about 1 (t)"), "{second:?}");
+        let ids: Vec<u64> = bus.recorded().iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
 
     #[tokio::test]
     async fn every_subscriber_gets_every_event_in_order() {

@@ -123,7 +123,7 @@ impl Monitor {
             }),
             bus: bus.downgrade(),
         });
-        bus.add_journal(m.clone());
+        bus.add_watcher(m.clone());
         m
     }
 
