@@ -159,7 +159,7 @@ fn a_rejected_key_is_an_error_for_every_scenario() {
         "{text}"
     );
     assert!(text.contains("0/2 scenarios as expected"), "{text}");
-    assert!(text.contains("2 scenario(s) not tested: the language model failed (see each error)"), "{text}");
+    assert!(text.contains("2 scenarios not tested: the language model failed (see each error)"), "{text}");
     s.stop();
 }
 

@@ -147,7 +147,7 @@ fn a_changed_tool_manifest_blocks_the_tools_until_approved() {
     let out = warden(&lookup);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("failed (blocked, 0 attempt(s)") && text.contains("changed since it was approved"), "{text}");
+    assert!(text.contains("failed (blocked, 0 attempts") && text.contains("changed since it was approved"), "{text}");
     let out = warden(&["tools"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("CHANGED since approved: tools blocked"));
     let records = read_all(&state.path().join("audit"), "client").unwrap();
@@ -423,7 +423,7 @@ fn audit_verify_checks_signatures_and_says_when_it_cannot() {
     };
     let (code, out) = warden(&[]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("signatures: the head and 2 checkpoint(s) verified"), "{out}");
+    assert!(out.contains("signatures: the head and 2 checkpoints verified"), "{out}");
 
     let (code, out) = warden(&["--key", "/nonexistent/audit.key"]);
     assert_eq!(code, Some(2), "{out}");

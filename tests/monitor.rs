@@ -201,7 +201,7 @@ fn injection_in_an_observation_and_the_departure_after_it() {
     assert_eq!(a[0].0, "prompt_injection");
     assert_eq!(
         a[0].2,
-        "possible prompt injection in get_customer_info output: instruction-like text \"ignore all previous instructions\", a URL, 1 hidden Unicode character(s)"
+        "possible prompt injection in get_customer_info output: instruction-like text \"ignore all previous instructions\", a URL, 1 hidden Unicode character"
     );
     let act = action(&bus, &run("r", 1), "create_support_ticket", json!({"customer_id": "ABC123"}));
     let a = anomalies(&bus);

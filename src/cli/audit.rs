@@ -1,5 +1,6 @@
 //! `warden audit verify` and `warden audit tail`.
 
+use crate::types::text::counted;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,7 +67,11 @@ pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::
         let name = if prefix.is_empty() { p.display().to_string() } else { format!("{} ({prefix})", p.display()) };
         let pruned = r.pruned_through.map(|n| format!(", records 1..={n} pruned by retention")).unwrap_or_default();
         match &r.problem {
-            None => println!("✓ {name}: {} records in {} segment(s){pruned}, chain intact", r.records, r.segments),
+            None => println!(
+                "✓ {name}: {} in {}{pruned}, chain intact",
+                counted(r.records, "record", "records"),
+                counted(r.segments as u64, "segment", "segments")
+            ),
             Some(pr) => {
                 ok = false;
                 println!("✗ {name}: {}:{}: {}", pr.file, pr.line, pr.reason);
@@ -75,12 +80,17 @@ pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::
         }
         match (&r.signatures, &loaded) {
             (Signatures::Verified { checkpoints }, _) if r.problem.is_none() => {
-                println!("  signatures: the head and {checkpoints} checkpoint(s) verified with {}", key.display())
+                println!(
+                    "  signatures: the head and {} verified with {}",
+                    counted(*checkpoints as u64, "checkpoint", "checkpoints"),
+                    key.display()
+                )
             }
             (Signatures::NotChecked { checkpoints }, Err(e)) => {
                 unchecked = true;
                 println!(
-                    "! {name}: signatures NOT checked ({e}); the head and {checkpoints} checkpoint(s) could not be checked, so a rewrite of the whole chain would not be detected: pass --key"
+                    "! {name}: signatures NOT checked ({e}); the head and {} could not be checked, so a rewrite of the whole chain would not be detected: pass --key",
+                    counted(*checkpoints as u64, "checkpoint", "checkpoints")
                 );
             }
             (Signatures::NotApplicable, _) => {

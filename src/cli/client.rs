@@ -232,7 +232,8 @@ fn exit_of(outcome: &CallOutcome) -> Exit {
 }
 
 pub fn render_report(r: &CallReport) -> String {
-    let timing = format!("{} attempt(s), {:.1} ms", r.attempts, r.latency_ms);
+    let timing =
+        format!("{}, {:.1} ms", crate::types::text::counted(r.attempts as u64, "attempt", "attempts"), r.latency_ms);
     match &r.outcome {
         CallOutcome::Success { structured, text } => {
             let body =

@@ -99,7 +99,10 @@ pub async fn run_scenarios(
     } else {
         println!("{as_expected}/{} scenarios as expected ({:.0} ms, model {model})", scenarios.len(), total_ms);
         if errors > 0 {
-            println!("{errors} scenario(s) not tested: the language model failed (see each error)");
+            println!(
+                "{} not tested: the language model failed (see each error)",
+                crate::types::text::counted(errors as u64, "scenario", "scenarios")
+            );
         }
     }
     core.shutdown().await;

@@ -6,6 +6,7 @@
 //! - `time`: UTC epoch time and the injectable `Clock`;
 //! - `tool`: qualified tool identity (`ToolName { server, name }`);
 //! - `policy`: how tools advertise the scopes they need (read by client and server alike);
+//! - `text`: counting in words ("1 segment", "2 segments");
 //! - `intent`: the words that ask for a support ticket (planner and monitor agree on them).
 //!
 //! May import: nothing from this crate (std and external crates only). Enforced by
@@ -16,5 +17,6 @@ pub mod intent;
 pub mod policy;
 pub mod scope;
 pub mod secret;
+pub mod text;
 pub mod time;
 pub mod tool;

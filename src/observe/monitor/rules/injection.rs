@@ -40,7 +40,7 @@ pub fn signs(text: &str) -> Vec<String> {
     }
     let n = text.chars().filter(|c| hidden(*c)).count();
     if n > 0 {
-        out.push(format!("{n} hidden Unicode character(s)"));
+        out.push(format!("{} hidden Unicode {}", n, if n == 1 { "character" } else { "characters" }));
     }
     out
 }
