@@ -75,6 +75,10 @@ pub enum ServeError {
         "the authorization server {issuer} names its keys at {jwks_uri}, which is not https; refusing to trust keys fetched in the clear (set [service] jwks_uri to an https URL)"
     )]
     InsecureJwks { issuer: String, jwks_uri: String },
+    #[error(
+        "the authorization server {issuer} publishes no jwks_uri, so the service cannot verify its tokens; set [service] jwks_uri if its keys are published elsewhere"
+    )]
+    NoJwks { issuer: String },
     #[error("cannot load signing keys from {jwks_uri}; refusing to start without a way to verify tokens: {cause}")]
     Jwks { jwks_uri: String, cause: Cause },
     #[error("cannot open the database {path}: {cause}")]
@@ -234,7 +238,8 @@ async fn build_service(
             let discovered = crate::auth::discovery::fetch_as_metadata(&client, &issuer)
                 .await
                 .map_err(|e| ServeError::Discovery { issuer: issuer.clone(), cause: e.into() })?
-                .jwks_uri;
+                .jwks_uri
+                .ok_or_else(|| ServeError::NoJwks { issuer: issuer.clone() })?;
             if !discovered_url_ok(&discovered, &issuer) {
                 return Err(ServeError::InsecureJwks { issuer, jwks_uri: discovered });
             }

@@ -12,7 +12,13 @@ use crate::security::tls::NetFailure;
 pub struct AuthorizationServerMetadata {
     pub issuer: String,
     pub token_endpoint: String,
-    pub jwks_uri: String,
+    /// Optional in RFC 8414: an authorization server that issues opaque tokens has no keys
+    /// to publish, and its clients use its tokens without verifying them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// RFC 7662 token introspection (RFC 8414 §2 via RFC 7662 §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
     #[serde(default)]
     pub grant_types_supported: Vec<String>,
     #[serde(default)]

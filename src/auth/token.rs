@@ -1,23 +1,33 @@
-//! The client's token manager: OAuth 2.1 client credentials, verified before use, cached,
-//! refreshed 60 s before `exp` (single-flight), and re-granted on demand with another
-//! scope set.
+//! The client's token manager: OAuth 2.1 client credentials, cached, refreshed 60 s before
+//! expiry (single-flight), and re-granted on demand with another scope set.
+//!
+//! What the client knows about a token it holds is a `TokenState`: a JWT is verified
+//! against the issuer's JWKS before use (and refused, naming the failed check, if that
+//! fails); a token that is not a JWT, or one from an issuer that publishes no keys, is used
+//! as it is ("opaque: the server decides"), and, when the authorization server offers RFC
+//! 7662 introspection, described by it once per token. Expiry comes from `exp`, the
+//! introspected `exp`, or the token response's `expires_in`.
 //!
 //! The token string lives only in `Held::token` and leaves this module only through
-//! `bearer()`, which feeds the Authorization header. Everything else sees `TokenInfo`.
+//! `bearer()`, which feeds the Authorization header. Everything else sees `Grant`/`TokenInfo`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use parking_lot::RwLock;
 use serde::Deserialize;
 
 use super::jwks::read_bounded;
 use super::verify::{VerifiedClaims, Verifier, VerifyError};
-use crate::types::event::{EventBus, EventKind, RefreshReason, Scope as EventScope, TokenInfo};
+use crate::types::event::{
+    EventBus, EventKind, Introspection, OpaqueReason, RefreshReason, Scope as EventScope, ScopeOrigin, TokenInfo,
+    TokenState, VerifiedToken,
+};
 use crate::types::scope::ScopeSet;
-use crate::types::secret::Secret;
+use crate::types::secret::{Fingerprint, Secret};
 
-/// Refresh this long before `exp`, so a token never expires mid-run.
+/// Refresh this long before expiry, so a token never expires mid-run.
 pub const REFRESH_SKEW_SECS: i64 = 60;
 /// After a failed early refresh, the next attempt waits this long (clock ms) while the held
 /// token is still valid.
@@ -37,12 +47,16 @@ pub enum TokenError {
     BadResponse { endpoint: String, reason: String },
     #[error("the authorization server issued a token that failed verification ({0}); it was not used")]
     Rejected(VerifyError),
+    #[error(
+        "the authorization server's introspection endpoint {endpoint} says the token it just issued is not active; it was not used (see the authorization server's logs)"
+    )]
+    Inactive { endpoint: String },
 }
 
 impl TokenError {
     /// True for credential problems (exit code "auth failure"), as opposed to transport.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Self::Refused { .. } | Self::Rejected(_))
+        matches!(self, Self::Refused { .. } | Self::Rejected(_) | Self::Inactive { .. })
     }
 }
 
@@ -63,16 +77,59 @@ pub struct TokenSource {
     pub auth: ClientAuth,
 }
 
+/// What the client knows about the token it holds: the scopes it acts on, its lifetime, and
+/// how it knows (`state`). `claims` is there only for a locally verified JWT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    /// The scopes the client's pre-check assumes (see `missing`).
+    pub scope: ScopeSet,
+    pub fingerprint: Fingerprint,
+    /// `iat`, or when the token response arrived.
+    pub issued_at: u64,
+    /// `None`: the server gave no lifetime; the token is used until the server refuses it.
+    pub expires_at: Option<u64>,
+    pub state: TokenState,
+    pub claims: Option<Arc<VerifiedClaims>>,
+}
+
+impl Grant {
+    /// Seconds left; `None` when no lifetime is known.
+    pub fn seconds_to_expiry(&self, now: u64) -> Option<i64> {
+        self.expires_at.map(|at| at as i64 - now as i64)
+    }
+
+    /// Scopes of `required` the client knows it lacks. Empty when the scopes are unknown
+    /// (an opaque token without `scope`, client defaults asked): the server decides.
+    pub fn missing(&self, required: &ScopeSet) -> ScopeSet {
+        match self.state {
+            TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. } => ScopeSet::new(),
+            _ => self.scope.missing(required),
+        }
+    }
+}
+
 struct Held {
     token: Secret<String>,
-    claims: Arc<VerifiedClaims>,
+    grant: Arc<Grant>,
     requested: Option<ScopeSet>,
+}
+
+/// How the client checks the tokens it gets.
+pub enum Verification {
+    /// Verify JWTs against the issuer's JWKS; a token that is not a JWT is opaque.
+    Jwks(Verifier),
+    /// The issuer publishes no keys: every token is opaque.
+    NoJwks,
 }
 
 pub struct TokenManager {
     http: reqwest::Client,
     source: TokenSource,
-    verifier: Verifier,
+    verification: Verification,
+    /// RFC 7662 endpoint from the AS metadata; cleared (with `introspection_refused`) after
+    /// a 401/403, so the refusal is reported once, not on every refresh.
+    introspection: Option<String>,
+    introspection_refused: AtomicBool,
     requested: RwLock<Option<ScopeSet>>,
     held: RwLock<Option<Arc<Held>>>,
     refresh_lock: tokio::sync::Mutex<()>,
@@ -87,6 +144,32 @@ pub struct TokenManager {
 struct TokenResponse {
     access_token: String,
     token_type: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// RFC 7662 §2.2 response (the fields shown; the rest is ignored).
+#[derive(Deserialize)]
+struct IntrospectionResponse {
+    active: bool,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+}
+
+/// How introspection went for one token.
+enum Introspected {
+    Described(Introspection),
+    /// 401/403: this client may not introspect.
+    NotAllowed(String),
+    Failed(String),
 }
 
 #[derive(Deserialize)]
@@ -99,14 +182,16 @@ impl TokenManager {
     pub fn new(
         http: reqwest::Client,
         source: TokenSource,
-        verifier: Verifier,
+        verification: Verification,
         scopes: Option<ScopeSet>,
         events: EventBus,
     ) -> Self {
         Self {
             http,
             source,
-            verifier,
+            verification,
+            introspection: None,
+            introspection_refused: AtomicBool::new(false),
             requested: RwLock::new(scopes),
             held: RwLock::new(None),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -117,12 +202,19 @@ impl TokenManager {
         }
     }
 
-    /// Claims of a valid token with more than the refresh skew left, fetching or
+    /// Describes opaque tokens with the AS's RFC 7662 introspection endpoint, once per
+    /// token, authenticating as this client.
+    pub fn with_introspection(mut self, endpoint: Option<String>) -> Self {
+        self.introspection = endpoint;
+        self
+    }
+
+    /// The grant of a valid token with more than the refresh skew left, fetching or
     /// refreshing one if needed. Concurrent callers share a single refresh.
-    pub async fn claims(&self) -> Result<Arc<VerifiedClaims>, TokenError> {
+    pub async fn claims(&self) -> Result<Arc<Grant>, TokenError> {
         let seen = self.generation.load(Ordering::Acquire);
         if let Some(h) = self.fresh() {
-            return Ok(h.claims.clone());
+            return Ok(h.grant.clone());
         }
         // The authorization server failed us a moment ago: a token that has not expired
         // yet keeps working without another attempt per call (no storm, no added latency).
@@ -132,7 +224,7 @@ impl TokenManager {
             && now_ms.saturating_sub(failed_at) < REFRESH_RETRY_MS
             && let Some(h) = self.unexpired()
         {
-            return Ok(h.claims.clone());
+            return Ok(h.grant.clone());
         }
         let reason = if self.held.read().is_some() { RefreshReason::Expiring } else { RefreshReason::Initial };
         match self.refresh_after(seen, reason).await {
@@ -142,16 +234,17 @@ impl TokenManager {
             // grant changed.)
             Err(e) if !e.is_auth() => {
                 self.last_failure_ms.store(now_ms.max(1), Ordering::Release);
-                self.unexpired().map(|h| h.claims.clone()).ok_or(e)
+                self.unexpired().map(|h| h.grant.clone()).ok_or(e)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// The held token if it has not expired yet (inside the refresh skew or not).
+    /// The held token if it has not expired yet (inside the refresh skew or not). A token
+    /// without a known lifetime counts as unexpired: the server says when it is not.
     fn unexpired(&self) -> Option<Arc<Held>> {
         let now = self.events.clock().now_epoch();
-        self.held.read().as_ref().filter(|h| h.claims.seconds_to_expiry(now) > 0).cloned()
+        self.held.read().as_ref().filter(|h| h.grant.seconds_to_expiry(now).is_none_or(|s| s > 0)).cloned()
     }
 
     /// The current token, for the Authorization header and nothing else. No network, no refresh:
@@ -162,19 +255,19 @@ impl TokenManager {
 
     /// Replaces the token after the server rejected it (401). Single-flight: if another
     /// caller already replaced the token we saw, its result is used.
-    pub async fn refresh_rejected(&self, rejected: &VerifiedClaims) -> Result<Arc<VerifiedClaims>, TokenError> {
+    pub async fn refresh_rejected(&self, rejected: &Grant) -> Result<Arc<Grant>, TokenError> {
         let _guard = self.refresh_lock.lock().await;
         if let Some(h) = self.held.read().as_ref()
-            && h.claims.jti != rejected.jti
+            && h.grant.fingerprint != rejected.fingerprint
         {
-            return Ok(h.claims.clone());
+            return Ok(h.grant.clone());
         }
         self.fetch(RefreshReason::Unauthorized).await
     }
 
     /// Asks for a different scope set (`None`: the client's defaults) and fetches a new
     /// token now, so the caller sees the grant or the refusal immediately.
-    pub async fn regrant(&self, scopes: Option<ScopeSet>) -> Result<Arc<VerifiedClaims>, TokenError> {
+    pub async fn regrant(&self, scopes: Option<ScopeSet>) -> Result<Arc<Grant>, TokenError> {
         let _guard = self.refresh_lock.lock().await;
         *self.requested.write() = scopes;
         self.fetch(RefreshReason::Regrant).await
@@ -195,59 +288,180 @@ impl TokenManager {
 
     fn fresh(&self) -> Option<Arc<Held>> {
         let now = self.events.clock().now_epoch();
-        self.held.read().as_ref().filter(|h| h.claims.seconds_to_expiry(now) > REFRESH_SKEW_SECS).cloned()
+        self.held
+            .read()
+            .as_ref()
+            .filter(|h| h.grant.seconds_to_expiry(now).is_none_or(|s| s > REFRESH_SKEW_SECS))
+            .cloned()
     }
 
-    async fn refresh_after(&self, seen: u64, reason: RefreshReason) -> Result<Arc<VerifiedClaims>, TokenError> {
+    async fn refresh_after(&self, seen: u64, reason: RefreshReason) -> Result<Arc<Grant>, TokenError> {
         let _guard = self.refresh_lock.lock().await;
         if self.generation.load(Ordering::Acquire) != seen
             && let Some(h) = self.fresh()
         {
-            return Ok(h.claims.clone());
+            return Ok(h.grant.clone());
         }
         self.fetch(reason).await
     }
 
-    /// One token request, verified before it replaces the held token. Call with
-    /// `refresh_lock` held.
-    async fn fetch(&self, reason: RefreshReason) -> Result<Arc<VerifiedClaims>, TokenError> {
+    /// One token request, checked (verified, or introspected, or taken as opaque) before it
+    /// replaces the held token. Call with `refresh_lock` held.
+    async fn fetch(&self, reason: RefreshReason) -> Result<Arc<Grant>, TokenError> {
         let requested = self.requested.read().clone();
         let result = self.request(requested.as_ref()).await;
-        let token = match result {
+        let response = match result {
             Ok(t) => t,
             Err(e) => {
                 self.events.emit(&EventScope::default(), EventKind::TokenError { detail: e.to_string() });
                 return Err(e);
             }
         };
-        let claims = match self.verifier.verify(&token).await {
-            Ok(c) => c,
+        let grant = match self.check(&response, requested.as_ref()).await {
+            Ok(g) => Arc::new(g),
             Err(e) => {
-                self.events
-                    .emit(&EventScope::default(), EventKind::TokenRejected { check: e.code(), detail: e.to_string() });
-                return Err(TokenError::Rejected(e));
+                let kind = match &e {
+                    TokenError::Rejected(v) => EventKind::TokenRejected { check: v.code(), detail: v.to_string() },
+                    e => EventKind::TokenError { detail: e.to_string() },
+                };
+                self.events.emit(&EventScope::default(), kind);
+                return Err(e);
             }
         };
-        let held = Arc::new(Held { token: Secret::new(token), claims: claims.clone(), requested });
+        let held = Arc::new(Held { token: Secret::new(response.access_token), grant: grant.clone(), requested });
         if reason != RefreshReason::Initial {
             self.refreshes.fetch_add(1, Ordering::Relaxed);
         }
         let info = self.info_of(&held);
         *self.held.write() = Some(held);
         self.generation.fetch_add(1, Ordering::Release);
-        tracing::info!(fingerprint = %claims.fingerprint, scope = %claims.scope, ?reason, "access token obtained");
+        tracing::info!(fingerprint = %grant.fingerprint, scope = %grant.scope, ?reason, "access token obtained");
         self.events.emit(&EventScope::default(), EventKind::TokenIssued { token: info, reason });
-        Ok(claims)
+        Ok(grant)
     }
 
-    async fn request(&self, scopes: Option<&ScopeSet>) -> Result<String, TokenError> {
-        let endpoint = &self.source.token_endpoint;
-        let mut form: Vec<(&str, String)> =
-            vec![("grant_type", "client_credentials".into()), ("resource", self.source.resource.clone())];
-        if let Some(s) = scopes.filter(|s| !s.is_empty()) {
-            form.push(("scope", s.to_string()));
+    /// What the client can know about a new token: verified claims for a JWT it has keys
+    /// for, else what the token response (and introspection, if offered) says.
+    async fn check(&self, response: &TokenResponse, requested: Option<&ScopeSet>) -> Result<Grant, TokenError> {
+        let token = &response.access_token;
+        let fingerprint = Fingerprint::of(token.as_bytes());
+        let why = match &self.verification {
+            Verification::Jwks(verifier) if looks_like_jws(token) => {
+                let c = verifier.verify(token).await.map_err(TokenError::Rejected)?;
+                return Ok(Grant {
+                    scope: c.scope.clone(),
+                    fingerprint: c.fingerprint.clone(),
+                    issued_at: c.iat,
+                    expires_at: Some(c.exp),
+                    state: TokenState::Verified(VerifiedToken {
+                        issuer: c.iss.clone(),
+                        subject: c.sub.clone(),
+                        client_id: c.client_id.clone(),
+                        audience: c.aud.to_vec(),
+                        kid: c.kid.clone(),
+                        alg: c.alg.clone(),
+                        jti: c.jti.clone(),
+                    }),
+                    claims: Some(c),
+                });
+            }
+            Verification::Jwks(_) => OpaqueReason::NotJwt,
+            Verification::NoJwks => OpaqueReason::NoJwks,
+        };
+        let now = self.events.clock().now_epoch();
+        let expires_at = response.expires_in.map(|s| now.saturating_add(s));
+        // RFC 6749 §5.1: `scope` is omitted when the grant is what was asked for, so the
+        // requested set is the best guess, and said to be one.
+        let (scope, origin) = match (response.scope.as_deref().map(ScopeSet::parse), requested) {
+            (Some(Ok(s)), _) => (s, ScopeOrigin::TokenResponse),
+            (Some(Err(e)), _) => {
+                return Err(TokenError::BadResponse {
+                    endpoint: self.source.token_endpoint.clone(),
+                    reason: format!("its scope is not a list of scopes: {e}"),
+                });
+            }
+            (None, Some(r)) if !r.is_empty() => (r.clone(), ScopeOrigin::RequestedNotConfirmed),
+            (None, _) => (ScopeSet::new(), ScopeOrigin::Unknown),
+        };
+        let opaque = |note: Option<String>| Grant {
+            scope: scope.clone(),
+            fingerprint: fingerprint.clone(),
+            issued_at: now,
+            expires_at,
+            state: TokenState::Opaque { why, scopes: origin, introspection: note },
+            claims: None,
+        };
+        let Some(endpoint) = self.introspection.as_deref().filter(|_| !self.introspection_refused.load(Ordering::Acquire))
+        else {
+            return Ok(opaque(None));
+        };
+        match self.introspect(endpoint, token).await {
+            Introspected::Described(i) if !i.active => Err(TokenError::Inactive { endpoint: endpoint.to_string() }),
+            Introspected::Described(i) => Ok(Grant {
+                scope: i.scope.clone().unwrap_or(scope.clone()),
+                fingerprint,
+                issued_at: now,
+                expires_at: i.exp.or(expires_at),
+                state: TokenState::Introspected(i),
+                claims: None,
+            }),
+            Introspected::NotAllowed(note) => {
+                // Said once: later tokens are not introspected, and show no note.
+                self.introspection_refused.store(true, Ordering::Release);
+                tracing::warn!(endpoint, "{note}");
+                Ok(opaque(Some(note)))
+            }
+            Introspected::Failed(note) => {
+                tracing::warn!(endpoint, "{note}");
+                Ok(opaque(Some(note)))
+            }
         }
-        let mut req = self.http.post(endpoint);
+    }
+
+    /// RFC 7662 §2.1: POST the token, authenticated as this client.
+    async fn introspect(&self, endpoint: &str, token: &str) -> Introspected {
+        let form = vec![("token", token.to_string()), ("token_type_hint", "access_token".into())];
+        let resp = match self.authenticated(endpoint, form).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Introspected::Failed(format!(
+                    "introspection at {endpoint} failed ({}); the token is used as it is",
+                    crate::security::tls::NetFailure::of(&e)
+                ));
+            }
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Introspected::NotAllowed(format!(
+                "introspection not allowed for this client (HTTP {}); the server decides",
+                status.as_u16()
+            ));
+        }
+        let body = match read_bounded(resp, MAX_TOKEN_RESPONSE).await {
+            Ok(b) if status.is_success() => b,
+            Ok(_) => return Introspected::Failed(format!("introspection at {endpoint} answered HTTP {status}")),
+            Err(reason) => return Introspected::Failed(format!("introspection at {endpoint} failed: {reason}")),
+        };
+        let parsed: IntrospectionResponse = match serde_json::from_slice(&body) {
+            Ok(p) => p,
+            Err(e) => return Introspected::Failed(format!("introspection at {endpoint} sent an unusable answer: {e}")),
+        };
+        let scope = match parsed.scope.as_deref().map(ScopeSet::parse).transpose() {
+            Ok(s) => s,
+            Err(e) => return Introspected::Failed(format!("introspection at {endpoint} named no valid scopes: {e}")),
+        };
+        Introspected::Described(Introspection {
+            active: parsed.active,
+            scope,
+            exp: parsed.exp,
+            client_id: parsed.client_id,
+            sub: parsed.sub,
+        })
+    }
+
+    /// A POST to `url` with this client's credentials (RFC 6749 §2.3.1) and `form`.
+    fn authenticated(&self, url: &str, mut form: Vec<(&'static str, String)>) -> reqwest::RequestBuilder {
+        let mut req = self.http.post(url);
         match self.source.auth {
             ClientAuth::Basic => {
                 // RFC 6749 §2.3.1: form-urlencode id and secret before base64.
@@ -261,7 +475,17 @@ impl TokenManager {
                 form.push(("client_secret", self.source.client_secret.expose().clone()));
             }
         }
-        let resp = req.form(&form).send().await.map_err(|e| TokenError::Unreachable {
+        req.form(&form)
+    }
+
+    async fn request(&self, scopes: Option<&ScopeSet>) -> Result<TokenResponse, TokenError> {
+        let endpoint = &self.source.token_endpoint;
+        let mut form: Vec<(&str, String)> =
+            vec![("grant_type", "client_credentials".into()), ("resource", self.source.resource.clone())];
+        if let Some(s) = scopes.filter(|s| !s.is_empty()) {
+            form.push(("scope", s.to_string()));
+        }
+        let resp = self.authenticated(endpoint, form).send().await.map_err(|e| TokenError::Unreachable {
             endpoint: endpoint.clone(),
             failure: crate::security::tls::NetFailure::of(&e),
         })?;
@@ -288,28 +512,36 @@ impl TokenManager {
                 reason: format!("token_type {:?} is not Bearer", parsed.token_type),
             });
         }
-        Ok(parsed.access_token)
+        Ok(parsed)
     }
 
     fn info_of(&self, h: &Held) -> TokenInfo {
-        let c = &h.claims;
+        let g = &h.grant;
         TokenInfo {
-            issuer: c.iss.clone(),
-            subject: c.sub.clone(),
-            client_id: c.client_id.clone(),
-            audience: c.aud.to_vec(),
-            kid: c.kid.clone(),
-            alg: c.alg.clone(),
-            fingerprint: c.fingerprint.clone(),
+            fingerprint: g.fingerprint.clone(),
             requested: h.requested.clone(),
-            granted: c.scope.clone(),
-            issued_at: c.iat,
-            expires_at: c.exp,
-            jti: c.jti.clone(),
-            verified: true,
+            granted: g.scope.clone(),
+            issued_at: g.issued_at,
+            expires_at: g.expires_at,
             refresh_count: self.refreshes.load(Ordering::Relaxed),
+            state: g.state.clone(),
         }
     }
+}
+
+/// Whether `token` has the shape of a JWS compact serialization: three dot-separated
+/// base64url parts whose first is a JSON object naming an `alg`. Such a token is verified
+/// (and refused if that fails); anything else is opaque to the client.
+fn looks_like_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .is_some_and(|h| h.get("alg").is_some())
 }
 
 /// What to do about each RFC 6749 error.

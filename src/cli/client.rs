@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::mcp::secure_tool::{CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
-use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope, TokenInfo};
+use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope};
 use crate::types::scope::ScopeSet;
 
 /// Process exit codes of the client commands.
@@ -85,6 +85,7 @@ pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         let now = crate::types::time::now_epoch();
         let mut v = serde_json::to_value(&info)?;
         v["seconds_to_expiry"] = json!(info.seconds_to_expiry(now));
+        v["summary"] = json!(super::token_view::headline(&info));
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", render_token(&info, crate::types::time::now_epoch()));
@@ -92,26 +93,7 @@ pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
     Ok(Exit::Ok.into())
 }
 
-/// Human rendering of the token's state. Never includes the token.
-pub fn render_token(t: &TokenInfo, now: u64) -> String {
-    let left = t.seconds_to_expiry(now);
-    let expiry =
-        if left > 0 { format!("in {}m{:02}s", left / 60, left % 60) } else { format!("EXPIRED {}s ago", -left) };
-    let requested = t.requested.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "(client defaults)".into());
-    format!(
-        "token for {client} from {iss}\n  verified     ✓ {alg}, kid {kid}, typ at+jwt\n  subject      {sub}\n  audience     {aud}\n  granted      {granted}\n  requested    {requested}\n  expires      {expiry} ({at})\n  fingerprint  {fp}\n  refreshes    {refreshes}\n",
-        client = t.client_id,
-        iss = t.issuer,
-        alg = t.alg,
-        kid = t.kid,
-        sub = t.subject,
-        aud = t.audience.join(", "),
-        granted = t.granted,
-        at = crate::types::time::rfc3339(t.expires_at),
-        fp = t.fingerprint,
-        refreshes = t.refresh_count,
-    )
-}
+pub use super::token_view::render_token;
 
 pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCode> {
     let (config, scopes) = match load(&args)? {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod logging;
 pub mod run;
 pub mod serve;
+pub mod token_view;
 
 use std::path::PathBuf;
 

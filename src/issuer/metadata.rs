@@ -19,7 +19,8 @@ pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
     let issuer = state.inner.issuer.clone();
     AuthorizationServerMetadata {
         token_endpoint: format!("{issuer}/token"),
-        jwks_uri: format!("{issuer}/jwks.json"),
+        jwks_uri: Some(format!("{issuer}/jwks.json")),
+        introspection_endpoint: None,
         grant_types_supported: vec!["client_credentials".into()],
         token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
         scopes_supported: state.inner.scopes_supported.to_vec(),

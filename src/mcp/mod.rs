@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::auth::discovery::{ProtectedResourceMetadata, fetch_as_metadata, resource_metadata_url};
 use crate::auth::jwks::{JwksCache, JwksError, read_bounded};
-use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource};
+use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource, Verification};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{ClientSection, Config, ServerEntry};
 use crate::security::tls::{ClientTls, NetFailure, http_client, mcp_http_client};
@@ -309,8 +309,10 @@ async fn build_tokens(
             configured: client.issuer.clone(),
         });
     }
-    let (token_endpoint, jwks_uri) = match (&client.token_endpoint, &client.jwks_uri) {
-        (Some(t), Some(j)) => (t.clone(), j.clone()),
+    // No jwks_uri anywhere (RFC 8414 makes it optional): the issuer's tokens are opaque to
+    // this client. Introspection (RFC 7662) only comes from the metadata.
+    let (token_endpoint, jwks_uri, introspection) = match (&client.token_endpoint, &client.jwks_uri) {
+        (Some(t), Some(j)) => (t.clone(), Some(j.clone()), None),
         (t, j) => {
             let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| match e {
                 JwksError::Unreachable { url, failure } => {
@@ -318,24 +320,37 @@ async fn build_tokens(
                 }
                 e => discovery_err(e.to_string()),
             })?;
-            (t.clone().unwrap_or(meta.token_endpoint), j.clone().unwrap_or(meta.jwks_uri))
+            (t.clone().unwrap_or(meta.token_endpoint), j.clone().or(meta.jwks_uri), meta.introspection_endpoint)
         }
     };
     check_url(&token_endpoint, client.allow_http_loopback)?;
-    check_url(&jwks_uri, client.allow_http_loopback)?;
+    for url in jwks_uri.iter().chain(&introspection) {
+        check_url(url, client.allow_http_loopback)?;
+    }
     let auth = match client.auth_method.as_deref() {
         None | Some("basic") | Some("client_secret_basic") => ClientAuth::Basic,
         Some("post") | Some("client_secret_post") => ClientAuth::Post,
         Some(other) => return Err(ClientError::AuthMethod(other.to_string())),
     };
-    let verifier = Verifier::new(
-        VerifierConfig { issuer: client.issuer.clone(), audience: resource.clone(), leeway_secs: DEFAULT_LEEWAY_SECS },
-        Arc::new(JwksCache::from_url(http.clone(), jwks_uri).with_clock(events.clock().clone())),
-    )
-    .with_clock(events.clock().clone());
+    let verification = match jwks_uri {
+        Some(jwks_uri) => Verification::Jwks(
+            Verifier::new(
+                VerifierConfig {
+                    issuer: client.issuer.clone(),
+                    audience: resource.clone(),
+                    leeway_secs: DEFAULT_LEEWAY_SECS,
+                },
+                Arc::new(JwksCache::from_url(http.clone(), jwks_uri).with_clock(events.clock().clone())),
+            )
+            .with_clock(events.clock().clone()),
+        ),
+        None => Verification::NoJwks,
+    };
     let source =
         TokenSource { token_endpoint, client_id: client.client_id.clone(), client_secret: secret, resource, auth };
-    Ok(Arc::new(TokenManager::new(http.clone(), source, verifier, scopes, events.clone())))
+    Ok(Arc::new(
+        TokenManager::new(http.clone(), source, verification, scopes, events.clone()).with_introspection(introspection),
+    ))
 }
 
 /// RFC 9728 metadata: the well-known URL first, then whatever a 401 challenge points to

@@ -77,7 +77,7 @@ pub struct CallReport {
 /// A call ready to go on the wire.
 pub struct Prepared {
     pub args: Map<String, Value>,
-    pub claims: Arc<crate::auth::verify::VerifiedClaims>,
+    pub claims: Arc<crate::auth::token::Grant>,
     /// Safe to send again after an ambiguous failure.
     pub repeatable: bool,
 }
@@ -118,7 +118,7 @@ impl SecureTool {
 
     /// The scopes this tool needs that the current token lacks (`None` before a token).
     pub fn missing_scopes(&self) -> Option<ScopeSet> {
-        self.tokens.info().map(|t| t.granted.missing(&self.spec.required_scopes))
+        self.tokens.info().map(|t| t.missing(&self.spec.required_scopes))
     }
 
     /// Makes one logical call and reports it on the bus exactly once: `ToolCall`, any
@@ -190,7 +190,7 @@ impl SecureTool {
             }
         };
         if self.policy.precheck {
-            let missing = claims.scope.missing(&self.spec.required_scopes);
+            let missing = claims.missing(&self.spec.required_scopes);
             if !missing.is_empty() {
                 let granted = claims.scope.clone();
                 return Err(denied(DenialSide::Client, self.spec.required_scopes.clone(), granted, None));

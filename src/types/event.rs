@@ -114,30 +114,109 @@ impl FailureClass {
 }
 
 /// A snapshot of the access token's state, for display. Never contains the token.
+///
+/// What is known about a token depends on how the client learnt it (`state`): verified
+/// locally against the issuer's keys, told by the authorization server (introspection), or
+/// nothing beyond the token response (opaque: the server decides). Only a verified token
+/// has issuer, subject, kid and alg; the types leave no room to show them otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenInfo {
+    pub fingerprint: Fingerprint,
+    /// Scopes asked for (`None`: the client's defaults).
+    pub requested: Option<ScopeSet>,
+    /// The scopes the client acts on (its scope pre-check); where they come from is in
+    /// `state`. Empty when nothing is known (opaque, no `scope`, client defaults asked).
+    pub granted: ScopeSet,
+    /// When the client got it (`iat` for a verified token).
+    pub issued_at: u64,
+    /// `exp`, or the time of issue plus `expires_in`; `None`: the server gave no lifetime.
+    pub expires_at: Option<u64>,
+    pub refresh_count: u32,
+    pub state: TokenState,
+}
+
+impl TokenInfo {
+    /// Seconds left (negative: expired); `None` when no lifetime is known.
+    pub fn seconds_to_expiry(&self, now: u64) -> Option<i64> {
+        self.expires_at.map(|at| at as i64 - now as i64)
+    }
+
+    /// Scopes of `required` the client knows it lacks; empty when its scopes are unknown
+    /// (the server decides).
+    pub fn missing(&self, required: &ScopeSet) -> ScopeSet {
+        match self.state {
+            TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. } => ScopeSet::new(),
+            _ => self.granted.missing(required),
+        }
+    }
+}
+
+/// How much the client knows about the token it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TokenState {
+    /// A JWT that passed every RFC 9068 check against the issuer's published keys.
+    Verified(VerifiedToken),
+    /// Not verifiable here (not a JWT, or the issuer publishes no keys): used as it is, and
+    /// the resource server decides what it allows.
+    Opaque {
+        why: OpaqueReason,
+        scopes: ScopeOrigin,
+        /// Introspection was tried and not allowed (401/403), or failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        introspection: Option<String>,
+    },
+    /// Described by the authorization server's introspection endpoint (RFC 7662); not
+    /// verified locally.
+    Introspected(Introspection),
+}
+
+/// The claims of a locally verified token, for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedToken {
     pub issuer: String,
     pub subject: String,
     pub client_id: String,
     pub audience: Vec<String>,
     pub kid: String,
     pub alg: String,
-    pub fingerprint: Fingerprint,
-    /// Scopes asked for (`None`: the client's defaults).
-    pub requested: Option<ScopeSet>,
-    pub granted: ScopeSet,
-    pub issued_at: u64,
-    pub expires_at: u64,
     pub jti: String,
-    /// Every token we hold passed verification; kept explicit for display.
-    pub verified: bool,
-    pub refresh_count: u32,
 }
 
-impl TokenInfo {
-    pub fn seconds_to_expiry(&self, now: u64) -> i64 {
-        self.expires_at as i64 - now as i64
-    }
+/// Why a token is opaque to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpaqueReason {
+    /// The token is not a JWS compact serialization.
+    NotJwt,
+    /// The authorization server publishes no JWKS (`jwks_uri` absent from its metadata).
+    NoJwks,
+}
+
+/// Where an opaque token's scopes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeOrigin {
+    /// The token response's `scope` (RFC 6749 §5.1).
+    TokenResponse,
+    /// No `scope` in the response: the scopes asked for, not confirmed by the server.
+    RequestedNotConfirmed,
+    /// No `scope` in the response and none asked for: unknown.
+    Unknown,
+}
+
+/// An RFC 7662 introspection response (the fields Warden shows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeSet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,9 @@
-//! The Token & scopes pane: who the token says we are (issuer, client, audience), how it
-//! was checked (verified ✓, alg, kid), when it expires (countdown and gauge), refreshes,
-//! fingerprint — and the granted scopes against each tool's required scopes. A
+//! The Token & scopes pane: how the token was checked, in one of three states — verified ✓
+//! (issuer, client, audience, alg, kid from the verified claims), introspected by the
+//! authorization server (what it said, never shown as verified), or opaque ("the server
+//! decides", with only the token response's scopes and lifetime) — when it expires
+//! (countdown and gauge), refreshes, fingerprint, and the granted scopes against each
+//! tool's required scopes. A
 //! [`Component`]; asked for [`Action::Grant`] it opens the grant editor on what it knows
 //! (the scopes the tools need and the scopes granted now).
 
@@ -15,7 +18,7 @@ use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::overlays::Overlay;
 use crate::tui::overlays::grant::GrantEditor;
-use crate::types::event::{Event, EventKind, TokenInfo};
+use crate::types::event::{Event, EventKind, OpaqueReason, ScopeOrigin, TokenInfo, TokenState};
 use crate::types::scope::ScopeSet;
 
 /// A tool and the scopes it needs.
@@ -124,7 +127,9 @@ impl TokenPane {
 
     /// The matrix for a text width `w`: a 26-wide name column when there is room; in a
     /// narrow pane names are clipped so the scopes keep ten columns.
-    fn matrix<'a>(&'a self, theme: &crate::tui::theme::Theme, granted: &ScopeSet, w: usize) -> Vec<Line<'a>> {
+    fn matrix<'a>(&'a self, theme: &crate::tui::theme::Theme, t: &TokenInfo, w: usize) -> Vec<Line<'a>> {
+        // An opaque token whose scopes nobody stated: the server decides each call.
+        let unknown = matches!(t.state, TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. });
         const NAME: usize = 26;
         const NEEDS: usize = 10;
         let longest = self.tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
@@ -139,8 +144,14 @@ impl TokenPane {
                 server = Some(tool.server.as_str());
                 lines.push(Line::styled(clip(&format!("{}:", tool.server), w), theme.colored(theme.accent)));
             }
-            let missing = granted.missing(&tool.required);
-            let (glyph, color) = if missing.is_empty() { ("✓", theme.ok) } else { ("✗", theme.denied) };
+            let missing = t.missing(&tool.required);
+            let (glyph, color) = if unknown {
+                ("?", theme.warn)
+            } else if missing.is_empty() {
+                ("✓", theme.ok)
+            } else {
+                ("✗", theme.denied)
+            };
             let needs =
                 if tool.required.is_empty() { "(not advertised)".to_string() } else { tool.required.to_string() };
             lines.push(Line::from(vec![
@@ -208,55 +219,108 @@ impl Component for TokenPane {
             return;
         };
         let left = t.seconds_to_expiry(now);
-        let ttl = t.expires_at.saturating_sub(t.issued_at).max(1) as f64;
-        let ratio = (left.max(0) as f64 / ttl).clamp(0.0, 1.0);
-        let expiry_color = if left <= 0 {
-            theme.error
-        } else if left < 120 {
-            theme.warn
-        } else {
-            theme.ok
+        // No lifetime known (no expires_in): an empty gauge, and the countdown says why.
+        let ratio = match (left, t.expires_at) {
+            (Some(left), Some(at)) => (left.max(0) as f64 / at.saturating_sub(t.issued_at).max(1) as f64).clamp(0.0, 1.0),
+            _ => 0.0,
         };
-        let countdown =
-            if left > 0 { format!("{}m{:02}s left", left / 60, left % 60) } else { format!("EXPIRED {}s ago", -left) };
+        let expiry_color = match left {
+            None => theme.warn,
+            Some(l) if l <= 0 => theme.error,
+            Some(l) if l < 120 => theme.warn,
+            Some(_) => theme.ok,
+        };
+        let countdown = match left {
+            Some(l) if l > 0 => format!("{}m{:02}s left", l / 60, l % 60),
+            Some(l) => format!("EXPIRED {}s ago", -l),
+            None => "expiry unknown (no expires_in)".into(),
+        };
         let label = |s: &'static str| Span::styled(format!("{s:<10}"), theme.muted());
         let plan = self.plan(inner.height as usize);
+        let granted_text = match &t.state {
+            TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. } => "unknown: the server decides".to_string(),
+            TokenState::Opaque { scopes: ScopeOrigin::RequestedNotConfirmed, .. } => {
+                format!("{} (requested, not confirmed)", t.granted)
+            }
+            _ => t.granted.to_string(),
+        };
         let granted_line = Line::from(vec![
             label("granted"),
-            Span::styled(clip(&t.granted.to_string(), w.saturating_sub(10)), theme.colored(theme.info)),
+            Span::styled(clip(&granted_text, w.saturating_sub(10)), theme.colored(theme.info)),
         ]);
         let problem = self.problem.as_ref().map(|p| Line::styled(clip(p, w), theme.colored(theme.error)));
-        let mut matrix = self.matrix(theme, &t.granted, w);
+        let mut matrix = self.matrix(theme, t, w);
         // The header stays; the tools scroll under it.
         let skip = self.scroll.min(self.max_scroll(inner.height as usize));
         matrix.drain(1..(1 + skip).min(matrix.len()));
+        let bold = |c| theme.colored(c).add_modifier(Modifier::BOLD);
         if plan.compact {
-            let mut lines = vec![
-                Line::from(vec![
-                    Span::styled("✓ verified ", theme.colored(theme.ok).add_modifier(Modifier::BOLD)),
-                    Span::styled(format!("{} · ", t.alg), theme.muted()),
-                    Span::styled(countdown, theme.colored(expiry_color)),
-                ]),
-                granted_line,
-            ];
+            let badge = match &t.state {
+                TokenState::Verified(v) => vec![
+                    Span::styled("✓ verified ", bold(theme.ok)),
+                    Span::styled(format!("{} · ", v.alg), theme.muted()),
+                ],
+                TokenState::Opaque { .. } => vec![Span::styled("◌ opaque: the server decides · ", bold(theme.warn))],
+                TokenState::Introspected(_) => vec![Span::styled("◑ introspected by the AS · ", bold(theme.info))],
+            };
+            let mut first = badge;
+            first.push(Span::styled(countdown, theme.colored(expiry_color)));
+            let mut lines = vec![Line::from(first), granted_line];
             lines.extend(problem);
             lines.extend(matrix);
             f.render_widget(Paragraph::new(lines), inner);
             return;
         }
-        let mut head = vec![
-            Line::from(vec![
-                Span::styled("✓ verified", theme.colored(theme.ok).add_modifier(Modifier::BOLD)),
-                Span::styled(format!("  {} · kid {}", t.alg, clip(&t.kid, w.saturating_sub(22))), theme.muted()),
-            ]),
-            Line::from(vec![label("issuer"), Span::raw(clip(&t.issuer, w.saturating_sub(10)))]),
-            Line::from(vec![
-                label("client"),
-                Span::raw(clip(&format!("{} (sub {})", t.client_id, t.subject), w.saturating_sub(10))),
-            ]),
-            Line::from(vec![label("audience"), Span::raw(clip(&t.audience.join(", "), w.saturating_sub(10)))]),
-            Line::from(vec![label("expires"), Span::styled(countdown.clone(), theme.colored(expiry_color))]),
-        ];
+        let value = |s: &str| Span::raw(clip(s, w.saturating_sub(10)));
+        // Five identity lines in every state (the plan counts them).
+        let mut head = match &t.state {
+            TokenState::Verified(v) => vec![
+                Line::from(vec![
+                    Span::styled("✓ verified", bold(theme.ok)),
+                    Span::styled(format!("  {} · kid {}", v.alg, clip(&v.kid, w.saturating_sub(22))), theme.muted()),
+                ]),
+                Line::from(vec![label("issuer"), value(&v.issuer)]),
+                Line::from(vec![label("client"), value(&format!("{} (sub {})", v.client_id, v.subject))]),
+                Line::from(vec![label("audience"), value(&v.audience.join(", "))]),
+            ],
+            TokenState::Opaque { why, scopes, introspection } => vec![
+                Line::styled(clip("◌ opaque token: the server decides", w), bold(theme.warn)),
+                Line::from(vec![
+                    label("why"),
+                    value(match why {
+                        OpaqueReason::NotJwt => "not a JWT: nothing to verify here",
+                        OpaqueReason::NoJwks => "the issuer publishes no keys",
+                    }),
+                ]),
+                Line::from(vec![
+                    label("scopes"),
+                    value(match scopes {
+                        ScopeOrigin::TokenResponse => "from the token response",
+                        ScopeOrigin::RequestedNotConfirmed => "requested, not confirmed",
+                        ScopeOrigin::Unknown => "none stated by the server",
+                    }),
+                ]),
+                Line::from(vec![
+                    label("introspect"),
+                    value(introspection.as_deref().unwrap_or("not offered by the authorization server")),
+                ]),
+            ],
+            TokenState::Introspected(i) => vec![
+                Line::styled(clip("◑ introspected by the authorization server", w), bold(theme.info)),
+                Line::from(vec![label("active"), value(if i.active { "yes" } else { "no" })]),
+                Line::from(vec![
+                    label("client"),
+                    value(&match (&i.client_id, &i.sub) {
+                        (Some(c), Some(s)) => format!("{c} (sub {s})"),
+                        (Some(c), None) => c.clone(),
+                        (None, Some(s)) => format!("(not stated) (sub {s})"),
+                        (None, None) => "(not stated)".into(),
+                    }),
+                ]),
+                Line::from(vec![label(""), Span::styled(clip("not verified locally", w.saturating_sub(10)), theme.muted())]),
+            ],
+        };
+        head.push(Line::from(vec![label("expires"), Span::styled(countdown.clone(), theme.colored(expiry_color))]));
         head.extend(problem);
         let [top, gauge, bottom] =
             Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(1), Constraint::Min(0)])
