@@ -16,7 +16,8 @@ use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
 use warden::tui::view;
 use warden::types::event::{
-    CallOutcome, DenialSide, Event, EventBus, EventKind, RefreshReason, RunStatus, Scope, TokenInfo,
+    CallOutcome, DenialSide, Event, EventBus, EventKind, RefreshReason, RunStatus, Scope, TokenInfo, TokenState,
+    VerifiedToken,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;
@@ -45,20 +46,21 @@ fn info() -> ConsoleInfo {
 
 fn token(granted: &str, now: u64) -> TokenInfo {
     TokenInfo {
-        issuer: "https://127.0.0.1:8443".into(),
-        subject: "support-agent".into(),
-        client_id: "support-agent".into(),
-        audience: vec!["https://127.0.0.1:8001/mcp".into()],
-        kid: "kid-1".into(),
-        alg: "RS256".into(),
         fingerprint: Fingerprint::of(b"t"),
         requested: Some(scopes(granted)),
         granted: scopes(granted),
         issued_at: now - 60,
-        expires_at: now + 840,
-        jti: "j".into(),
-        verified: true,
+        expires_at: Some(now + 840),
         refresh_count: 1,
+        state: TokenState::Verified(VerifiedToken {
+            issuer: "https://127.0.0.1:8443".into(),
+            subject: "support-agent".into(),
+            client_id: "support-agent".into(),
+            audience: vec!["https://127.0.0.1:8001/mcp".into()],
+            kid: "kid-1".into(),
+            alg: "RS256".into(),
+            jti: "j".into(),
+        }),
     }
 }
 

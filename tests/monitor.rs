@@ -278,20 +278,17 @@ fn rate_limit_bursts_token_failures_and_repeated_401s() {
     }
     bus.emit(&Scope::default(), EventKind::TokenRejected { check: TokenCheck::WrongAudience, detail: "d".into() });
     let token = TokenInfo {
-        issuer: "i".into(),
-        subject: "s".into(),
-        client_id: "c".into(),
-        audience: vec![],
-        kid: "k".into(),
-        alg: "RS256".into(),
         fingerprint: warden::types::secret::Fingerprint::of(b"x"),
         requested: None,
         granted: ScopeSet::new(),
         issued_at: 0,
-        expires_at: 1,
-        jti: "j".into(),
-        verified: true,
+        expires_at: Some(1),
         refresh_count: 0,
+        state: warden::types::event::TokenState::Opaque {
+            why: warden::types::event::OpaqueReason::NotJwt,
+            scopes: warden::types::event::ScopeOrigin::Unknown,
+            introspection: None,
+        },
     };
     for _ in 0..3 {
         bus.emit(

@@ -141,6 +141,14 @@ impl TokenInfo {
         self.expires_at.map(|at| at as i64 - now as i64)
     }
 
+    /// The verified claims, if the token was verified locally.
+    pub fn verified(&self) -> Option<&VerifiedToken> {
+        match &self.state {
+            TokenState::Verified(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Scopes of `required` the client knows it lacks; empty when its scopes are unknown
     /// (the server decides).
     pub fn missing(&self, required: &ScopeSet) -> ScopeSet {
