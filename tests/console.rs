@@ -17,7 +17,7 @@ use warden::tui::theme::Theme;
 use warden::tui::view;
 use warden::types::event::{
     CallOutcome, DenialSide, Event, EventBus, EventKind, RefreshReason, RunStatus, Scope, TokenInfo, TokenState,
-    VerifiedToken,
+    VerifiedToken, Introspection, OpaqueReason, ScopeOrigin,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;
@@ -196,6 +196,66 @@ fn panes_render_the_run_token_and_denial() {
     assert!(denial < grant, "newest first");
     // Status bar
     assert!(s.contains("● 1 server │ model offline-planner (offline, deterministic) │ ○ idle"));
+}
+
+/// The token pane in the two states the client could not verify: nothing invented (no
+/// issuer, kid or alg), the state named, and only the scopes and expiry that are known.
+#[test]
+fn the_token_pane_shows_opaque_and_introspected_tokens_for_what_they_are() {
+    let now = warden::types::time::now_epoch();
+    let opaque = |scopes_origin, granted: &str, expires_at| TokenInfo {
+        fingerprint: Fingerprint::of(b"o"),
+        requested: Some(scopes("customer:read")),
+        granted: scopes(granted),
+        issued_at: now - 60,
+        expires_at,
+        refresh_count: 0,
+        state: TokenState::Opaque { why: OpaqueReason::NotJwt, scopes: scopes_origin, introspection: None },
+    };
+    let show = |token: TokenInfo| {
+        let bus = EventBus::recording();
+        bus.emit(&Scope::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
+        screen(&app_with(&bus.recorded(), now), 160, 45)
+    };
+
+    let s = show(opaque(ScopeOrigin::RequestedNotConfirmed, "customer:read", Some(now + 240)));
+    assert!(s.contains("◌ opaque token: the server decides"), "{s}");
+    assert!(s.contains("why       not a JWT: nothing to verify here"), "{s}");
+    assert!(s.contains("scopes    requested, not confirmed"), "{s}");
+    assert!(s.contains("AS check  introspection not offered"), "{s}");
+    assert!(s.contains("expires   4m00s left"), "{s}");
+    assert!(s.contains("granted   customer:read (requested, not confirmed)"), "{s}");
+    assert!(!s.contains("✓ verified") && !s.contains("kid") && !s.contains("issuer"), "{s}");
+
+    // Nothing known about the scopes: the matrix says "?" instead of a verdict.
+    let s = show(opaque(ScopeOrigin::Unknown, "", None));
+    assert!(s.contains("expires   expiry unknown (no expires_in)"), "{s}");
+    assert!(s.contains("granted   unknown: the server decides"), "{s}");
+    assert!(s.contains("? create_support_ticket      ticket:create"), "{s}");
+    assert!(s.contains("? get_customer_info          customer:read"), "{s}");
+
+    let s = show(TokenInfo {
+        state: TokenState::Introspected(Introspection {
+            active: true,
+            scope: Some(scopes("customer:read")),
+            exp: Some(now + 240),
+            client_id: Some("support-agent".into()),
+            sub: Some("agent-7".into()),
+        }),
+        ..opaque(ScopeOrigin::TokenResponse, "customer:read", Some(now + 240))
+    });
+    assert!(s.contains("◑ introspected by the authorization server"), "{s}");
+    assert!(s.contains("active    yes"), "{s}");
+    assert!(s.contains("client    support-agent (sub agent-7)"), "{s}");
+    assert!(s.contains("          not verified locally"), "{s}");
+    assert!(!s.contains("✓ verified"), "{s}");
+
+    // Compact (80x24): the badge names the state.
+    let bus = EventBus::recording();
+    let token = opaque(ScopeOrigin::TokenResponse, "customer:read", Some(now + 240));
+    bus.emit(&Scope::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
+    let s = screen(&app_with(&bus.recorded(), now), 80, 24);
+    assert!(s.contains("◌ opaque: the server decides"), "{s}");
 }
 
 #[test]

@@ -113,6 +113,17 @@ pub async fn fetch_as_metadata(
 mod tests {
     use super::*;
 
+    /// RFC 8414 makes `jwks_uri` optional (an AS with opaque tokens has no keys to publish).
+    #[test]
+    fn metadata_without_jwks_uri_is_read() {
+        let m: AuthorizationServerMetadata = serde_json::from_str(
+            r#"{"issuer":"http://127.0.0.1:9","token_endpoint":"http://127.0.0.1:9/token","introspection_endpoint":"http://127.0.0.1:9/introspect"}"#,
+        )
+        .unwrap();
+        assert_eq!(m.jwks_uri, None);
+        assert_eq!(m.introspection_endpoint.as_deref(), Some("http://127.0.0.1:9/introspect"));
+    }
+
     #[test]
     fn well_known_urls_insert_before_the_path() {
         assert_eq!(

@@ -554,3 +554,20 @@ fn hint_for(error: &str) -> &'static str {
         _ => "see the authorization server's logs",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_jws_shaped_token_is_verified() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"at+jwt"}"#);
+        assert!(looks_like_jws(&format!("{header}.e30.sig")));
+        // A header naming no alg is no JOSE header; these are all opaque: random strings,
+        // dotted strings that are not JOSE, a JWE (5 parts).
+        assert!(!looks_like_jws(&format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(b"{}"))));
+        for opaque in ["op_3f9a2c", "a.b.c", "2YotnFZFEjr1zCsicMWpAA", &format!("{header}.a.b.c.d")] {
+            assert!(!looks_like_jws(opaque), "{opaque}");
+        }
+    }
+}

@@ -301,8 +301,8 @@ impl Component for TokenPane {
                     }),
                 ]),
                 Line::from(vec![
-                    label("introspect"),
-                    value(introspection.as_deref().unwrap_or("not offered by the authorization server")),
+                    label("AS check"),
+                    value(introspection.as_deref().unwrap_or("introspection not offered")),
                 ]),
             ],
             TokenState::Introspected(i) => vec![
