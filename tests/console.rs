@@ -16,8 +16,8 @@ use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
 use warden::tui::view;
 use warden::types::event::{
-    CallOutcome, DenialSide, Event, EventBus, EventKind, RefreshReason, RunStatus, Scope, TokenInfo, TokenState,
-    VerifiedToken, Introspection, OpaqueReason, ScopeOrigin,
+    CallOutcome, DenialSide, Event, EventBus, EventKind, Introspection, OpaqueReason, RefreshReason, RunStatus, Scope,
+    ScopeOrigin, TokenInfo, TokenState, VerifiedToken,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;

@@ -114,11 +114,8 @@ impl Servers {
             .with_json_response(true)
             .with_sse_keep_alive(None)
             .with_allowed_hosts(vec!["127.0.0.1".to_string(), "localhost".to_string()]);
-        let service = Arc::new(StreamableHttpService::new(
-            || Ok(Notes::new()),
-            Arc::new(NeverSessionManager::default()),
-            config,
-        ));
+        let service =
+            Arc::new(StreamableHttpService::new(|| Ok(Notes::new()), Arc::new(NeverSessionManager::default()), config));
         let mcp_service = tower::service_fn(move |req: Request| {
             let service = service.clone();
             async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
@@ -323,7 +320,7 @@ async fn opaque_token_is_used_and_shown_as_the_server_decides() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(stdout.lines().next(), Some("opaque token: the server decides"), "{t}");
-    assert!(stdout.contains("\n  verified     no (the authorization server publishes no keys (no jwks_uri))\n"), "{t}");
+    assert!(stdout.contains("\n  verified     no: the authorization server publishes no keys (no jwks_uri)\n"), "{t}");
     assert!(stdout.contains("\n  scopes       notes:read (requested, not confirmed)\n"), "{t}");
     assert!(stdout.contains("\n  expires      in 4m5") || stdout.contains("\n  expires      in 5m00s"), "{t}");
     assert!(stdout.contains("\n  fingerprint  sha256:"), "{t}");
@@ -389,7 +386,7 @@ async fn refused_introspection_falls_back_to_opaque_and_says_so_once() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(stdout.lines().next(), Some("opaque token: the server decides"), "{t}");
-    assert!(stdout.contains("\n  verified     no (not a JWT: nothing to verify here)\n"), "{t}");
+    assert!(stdout.contains("\n  verified     no: not a JWT, nothing to verify here\n"), "{t}");
     assert!(stdout.contains("\n  scopes       notes:read (from the token response)\n"), "{t}");
     assert!(
         stdout.contains("\n  introspect   introspection not allowed for this client (HTTP 401); the server decides\n"),

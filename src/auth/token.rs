@@ -117,7 +117,7 @@ struct Held {
 /// How the client checks the tokens it gets.
 pub enum Verification {
     /// Verify JWTs against the issuer's JWKS; a token that is not a JWT is opaque.
-    Jwks(Verifier),
+    Jwks(Box<Verifier>),
     /// The issuer publishes no keys: every token is opaque.
     NoJwks,
 }
@@ -391,7 +391,8 @@ impl TokenManager {
             state: TokenState::Opaque { why, scopes: origin, introspection: note },
             claims: None,
         };
-        let Some(endpoint) = self.introspection.as_deref().filter(|_| !self.introspection_refused.load(Ordering::Acquire))
+        let Some(endpoint) =
+            self.introspection.as_deref().filter(|_| !self.introspection_refused.load(Ordering::Acquire))
         else {
             return Ok(opaque(None));
         };

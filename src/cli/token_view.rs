@@ -37,10 +37,10 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
         }
         TokenState::Opaque { why, scopes, introspection } => {
             let why = match why {
-                OpaqueReason::NotJwt => "not a JWT: nothing to verify here",
+                OpaqueReason::NotJwt => "not a JWT, nothing to verify here",
                 OpaqueReason::NoJwks => "the authorization server publishes no keys (no jwks_uri)",
             };
-            rows.push(("verified", format!("no ({why})")));
+            rows.push(("verified", format!("no: {why}")));
             let scopes = match scopes {
                 ScopeOrigin::TokenResponse => format!("{} (from the token response)", t.granted),
                 ScopeOrigin::RequestedNotConfirmed => format!("{} (requested, not confirmed)", t.granted),
@@ -54,10 +54,7 @@ pub fn render_token(t: &TokenInfo, now: u64) -> String {
         TokenState::Introspected(i) => {
             rows.push(("verified", "no: introspected by the authorization server".into()));
             rows.push(("active", if i.active { "yes".into() } else { "no".into() }));
-            rows.push((
-                "scope",
-                i.scope.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "(not stated)".into()),
-            ));
+            rows.push(("scope", i.scope.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "(not stated)".into())));
             if let Some(c) = &i.client_id {
                 rows.push(("client_id", c.clone()));
             }
@@ -113,14 +110,21 @@ mod tests {
             Some(1_900),
         );
         let out = render_token(&t, 1_060);
-        assert!(out.starts_with("token for agent from https://as\n  verified     ✓ RS256, kid k1, typ at+jwt\n"), "{out}");
+        assert!(
+            out.starts_with("token for agent from https://as\n  verified     ✓ RS256, kid k1, typ at+jwt\n"),
+            "{out}"
+        );
         assert!(out.contains("  expires      in 14m00s ("), "{out}");
     }
 
     #[test]
     fn opaque_shows_only_what_is_known() {
         let t = info(
-            TokenState::Opaque { why: OpaqueReason::NotJwt, scopes: ScopeOrigin::RequestedNotConfirmed, introspection: None },
+            TokenState::Opaque {
+                why: OpaqueReason::NotJwt,
+                scopes: ScopeOrigin::RequestedNotConfirmed,
+                introspection: None,
+            },
             "customer:read",
             Some(1_300),
         );

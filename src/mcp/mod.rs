@@ -333,7 +333,7 @@ async fn build_tokens(
         Some(other) => return Err(ClientError::AuthMethod(other.to_string())),
     };
     let verification = match jwks_uri {
-        Some(jwks_uri) => Verification::Jwks(
+        Some(jwks_uri) => Verification::Jwks(Box::new(
             Verifier::new(
                 VerifierConfig {
                     issuer: client.issuer.clone(),
@@ -343,7 +343,7 @@ async fn build_tokens(
                 Arc::new(JwksCache::from_url(http.clone(), jwks_uri).with_clock(events.clock().clone())),
             )
             .with_clock(events.clock().clone()),
-        ),
+        )),
         None => Verification::NoJwks,
     };
     let source =

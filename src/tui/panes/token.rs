@@ -221,7 +221,9 @@ impl Component for TokenPane {
         let left = t.seconds_to_expiry(now);
         // No lifetime known (no expires_in): an empty gauge, and the countdown says why.
         let ratio = match (left, t.expires_at) {
-            (Some(left), Some(at)) => (left.max(0) as f64 / at.saturating_sub(t.issued_at).max(1) as f64).clamp(0.0, 1.0),
+            (Some(left), Some(at)) => {
+                (left.max(0) as f64 / at.saturating_sub(t.issued_at).max(1) as f64).clamp(0.0, 1.0)
+            }
             _ => 0.0,
         };
         let expiry_color = match left {
@@ -317,7 +319,10 @@ impl Component for TokenPane {
                         (None, None) => "(not stated)".into(),
                     }),
                 ]),
-                Line::from(vec![label(""), Span::styled(clip("not verified locally", w.saturating_sub(10)), theme.muted())]),
+                Line::from(vec![
+                    label(""),
+                    Span::styled(clip("not verified locally", w.saturating_sub(10)), theme.muted()),
+                ]),
             ],
         };
         head.push(Line::from(vec![label("expires"), Span::styled(countdown.clone(), theme.colored(expiry_color))]));
