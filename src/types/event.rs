@@ -120,6 +120,7 @@ impl FailureClass {
 /// nothing beyond the token response (opaque: the server decides). Only a verified token
 /// has issuer, subject, kid and alg; the types leave no room to show them otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TokenInfoRecord")]
 pub struct TokenInfo {
     pub fingerprint: Fingerprint,
     /// Scopes asked for (`None`: the client's defaults).
@@ -155,6 +156,77 @@ impl TokenInfo {
         match self.state {
             TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. } => ScopeSet::new(),
             _ => self.granted.missing(required),
+        }
+    }
+}
+
+/// `TokenInfo` as recordings and audit logs hold it: the current shape, or the one written
+/// before tokens had states (every token then was a verified JWT), so older session
+/// recordings still replay.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenInfoRecord {
+    Current {
+        fingerprint: Fingerprint,
+        requested: Option<ScopeSet>,
+        granted: ScopeSet,
+        issued_at: u64,
+        expires_at: Option<u64>,
+        refresh_count: u32,
+        state: TokenState,
+    },
+    Verified {
+        issuer: String,
+        subject: String,
+        client_id: String,
+        audience: Vec<String>,
+        kid: String,
+        alg: String,
+        fingerprint: Fingerprint,
+        requested: Option<ScopeSet>,
+        granted: ScopeSet,
+        issued_at: u64,
+        expires_at: u64,
+        jti: String,
+        refresh_count: u32,
+    },
+}
+
+impl From<TokenInfoRecord> for TokenInfo {
+    fn from(r: TokenInfoRecord) -> Self {
+        match r {
+            TokenInfoRecord::Current {
+                fingerprint,
+                requested,
+                granted,
+                issued_at,
+                expires_at,
+                refresh_count,
+                state,
+            } => TokenInfo { fingerprint, requested, granted, issued_at, expires_at, refresh_count, state },
+            TokenInfoRecord::Verified {
+                issuer,
+                subject,
+                client_id,
+                audience,
+                kid,
+                alg,
+                fingerprint,
+                requested,
+                granted,
+                issued_at,
+                expires_at,
+                jti,
+                refresh_count,
+            } => TokenInfo {
+                fingerprint,
+                requested,
+                granted,
+                issued_at,
+                expires_at: Some(expires_at),
+                refresh_count,
+                state: TokenState::Verified(VerifiedToken { issuer, subject, client_id, audience, kid, alg, jti }),
+            },
         }
     }
 }
@@ -923,6 +995,25 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recording made before tokens had states still replays: its token was verified.
+    #[test]
+    fn token_info_reads_the_shape_written_before_token_states() {
+        let legacy = r#"{"issuer":"https://as","subject":"agent","client_id":"agent","audience":["https://rs/mcp"],"kid":"k1","alg":"RS256","fingerprint":"sha256:0123456789ab","requested":null,"granted":["customer:read"],"issued_at":10,"expires_at":910,"jti":"j","verified":true,"refresh_count":2}"#;
+        let t: TokenInfo = serde_json::from_str(legacy).unwrap();
+        assert_eq!(t.expires_at, Some(910));
+        assert_eq!(t.verified().map(|v| (v.kid.as_str(), v.issuer.as_str())), Some(("k1", "https://as")));
+        // And the current shape round-trips.
+        let again: TokenInfo = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(again, t);
+        let opaque = TokenInfo {
+            state: TokenState::Opaque { why: OpaqueReason::NoJwks, scopes: ScopeOrigin::Unknown, introspection: None },
+            expires_at: None,
+            ..t
+        };
+        let again: TokenInfo = serde_json::from_str(&serde_json::to_string(&opaque).unwrap()).unwrap();
+        assert_eq!(again, opaque);
+    }
 
     /// Emits a note about every `Thought`, as the monitor emits an anomaly.
     struct Echo(WeakBus);
