@@ -50,6 +50,8 @@ enum Introspect {
     Answers,
     /// Refuses this client with 401.
     Refuses,
+    /// Says every token is inactive (a broken or hostile AS).
+    SaysInactive,
 }
 
 #[derive(Clone, Copy)]
@@ -244,6 +246,7 @@ async fn introspect(
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"}))).into_response();
     }
     let issued = form.get("token").and_then(|t| s.issued.lock().get(t).cloned());
+    let issued = issued.filter(|_| s.opts.introspect != Introspect::SaysInactive);
     match issued {
         Some(i) => axum::Json(json!({
             "active": true, "scope": i.scope, "exp": i.exp, "client_id": CLIENT_ID, "sub": "notes-agent-sub",
@@ -446,6 +449,56 @@ async fn opaque_token_is_refreshed_before_expires_in() {
         assert_eq!(s.state.introspections.load(Ordering::SeqCst), expected, "once per token");
         assert_eq!(tokens.info().unwrap().refresh_count, 1);
     }
+}
+
+/// A token the authorization server itself calls inactive is not used: exit 4, named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_introspected_as_inactive_is_refused() {
+    let s =
+        Servers::start(AsOptions { scope_in_response: true, introspect: Introspect::SaysInactive, jwks: false }).await;
+    let out = s.warden(&["token"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains("says the token it just issued is not active; it was not used"), "{t}");
+    assert!(out.stdout.is_empty(), "no token state shown: {t}");
+    s.assert_no_token_in("command output", &t);
+}
+
+/// The resource forgets the token (revoked): its 401 gets one new opaque token and one
+/// retry, as with JWTs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_opaque_token_is_replaced_once_and_the_call_retried() {
+    let s = Servers::start(AsOptions { scope_in_response: true, introspect: Introspect::Off, jwks: false }).await;
+    let events = EventBus::recording();
+    let stack = warden::mcp::ClientStack::connect(
+        &s.config(),
+        None,
+        warden::mcp::secure_tool::CallPolicy::default(),
+        events.clone(),
+    )
+    .await
+    .unwrap();
+    let tool = stack.tool("echo_note").unwrap();
+    let scope = warden::types::event::Scope::default();
+    let first = tool.call(json!({"text": "one"}), &scope).await;
+    assert!(first.outcome.is_success(), "{:?}", first.outcome);
+    let before = stack.servers[0].tokens.info().unwrap().fingerprint;
+
+    s.state.issued.lock().clear();
+    let second = tool.call(json!({"text": "two"}), &scope).await;
+    assert!(second.outcome.is_success(), "{:?}", second.outcome);
+    assert_eq!(second.attempts, 2);
+    assert_ne!(stack.servers[0].tokens.info().unwrap().fingerprint, before);
+    assert_eq!(s.state.token_requests.load(Ordering::SeqCst), 2);
+    let reasons: Vec<RefreshReason> = events
+        .recorded()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::TokenIssued { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, vec![RefreshReason::Initial, RefreshReason::Unauthorized]);
 }
 
 fn clock_now(clock: &ManualClock) -> u64 {
