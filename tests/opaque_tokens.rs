@@ -340,6 +340,14 @@ async fn opaque_token_is_used_and_shown_as_the_server_decides() {
     assert!((290..=300).contains(&left), "{left}");
     all += &text(&out);
 
+    // No scope stated, none requested: `warden tools` gives no verdict.
+    let out = s.warden(&["tools"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("  granted: unknown (opaque token: the server decides)\n"), "{t}");
+    assert!(t.contains("  ? unknown  echo_note                  needs notes:read\n"), "{t}");
+    all += &t;
+
     let out = s.warden(&["call", "echo_note", r#"{"text":"hello"}"#]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("note: hello"), "{}", text(&out));

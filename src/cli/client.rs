@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::mcp::secure_tool::{CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
-use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope};
+use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope, TokenState};
 use crate::types::scope::ScopeSet;
 
 /// Process exit codes of the client commands.
@@ -109,7 +109,14 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
     let mut out = Vec::new();
     let mut text = String::new();
     for server in &stack.servers {
-        let granted = server.tokens.info().map(|t| t.granted).unwrap_or_default();
+        let token = server.tokens.info();
+        let granted = token.as_ref().map(|t| t.granted.clone()).unwrap_or_default();
+        // An opaque token whose scopes nobody stated: no verdict, the server decides.
+        let unknown = token.as_ref().is_some_and(|t| {
+            matches!(t.state, TokenState::Opaque { scopes: crate::types::event::ScopeOrigin::Unknown, .. })
+        });
+        let granted_text =
+            if unknown { "unknown (opaque token: the server decides)".into() } else { granted.to_string() };
         let blocked = server.tools.iter().any(|t| t.is_blocked());
         if approve {
             crate::mcp::pins::approve(&pins, &server.entry.url, server.session.manifest_hash());
@@ -124,11 +131,15 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
             server.entry.name,
             server.entry.url,
             &server.session.manifest_hash()[..16],
-            granted
+            granted_text
         ));
         for tool in &server.tools {
-            let missing = granted.missing(&tool.spec.required_scopes);
-            let mark = if missing.is_empty() { "✓ allowed" } else { "✗ denied " };
+            let missing = if unknown { ScopeSet::new() } else { granted.missing(&tool.spec.required_scopes) };
+            let mark = match (unknown, missing.is_empty()) {
+                (true, _) => "? unknown",
+                (false, true) => "✓ allowed",
+                (false, false) => "✗ denied ",
+            };
             let needs = if tool.spec.required_scopes.is_empty() {
                 "(none advertised)".to_string()
             } else {
@@ -142,7 +153,7 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
                 "description": tool.spec.description,
                 "required_scopes": tool.spec.required_scopes,
                 "scopes_source": tool.spec.scopes_source,
-                "allowed": missing.is_empty(),
+                "allowed": if unknown { Value::Null } else { Value::Bool(missing.is_empty()) },
                 "missing_scopes": missing,
             }));
         }
