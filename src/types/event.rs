@@ -251,6 +251,17 @@ pub enum TokenState {
     Introspected(Introspection),
 }
 
+impl TokenState {
+    /// How the client knows what it knows, in a few words.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenState::Verified(_) => "verified",
+            TokenState::Opaque { .. } => "opaque: the server decides",
+            TokenState::Introspected(_) => "introspected by the authorization server",
+        }
+    }
+}
+
 /// The claims of a locally verified token, for display.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifiedToken {

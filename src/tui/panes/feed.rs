@@ -253,6 +253,7 @@ impl FeedPane {
                 let shown = |s: &ScopeSet| if s.is_empty() { "(no scopes)".to_string() } else { s.to_string() };
                 let mut rows = vec![
                     ("granted".into(), shown(&token.granted)),
+                    ("token".into(), token.state.label().to_string()),
                     ("fingerprint".into(), token.fingerprint.to_string()),
                 ];
                 match reason {
