@@ -194,7 +194,7 @@ impl Session {
     /// frontend subscribed), so a console starting now shows them.
     pub fn announce_tokens(&self) {
         for server in &self.stack.servers {
-            if let Some(token) = server.tokens.info() {
+            if let Some(token) = server.tokens.as_ref().and_then(|t| t.info()) {
                 self.events.emit(&Default::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
             }
         }
