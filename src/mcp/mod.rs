@@ -48,7 +48,9 @@ pub enum ClientError {
     /// The server answered 401/403 to the handshake; `explain` says what it refused.
     #[error("{explain} (HTTP {status}{})", challenge.as_deref().map(|c| format!(", WWW-Authenticate: {c}")).unwrap_or_default())]
     Refused { server: String, status: u16, challenge: Option<String>, explain: String },
-    #[error("no MCP servers in the config: add a [[servers]] entry (name, url) or an mcpServers JSON file")]
+    #[error(
+        "no MCP servers in the config: add a [[servers]] entry (name and url, or name and command), use an mcpServers JSON file, or name one with --url or --stdio"
+    )]
     NoServers,
     #[error(
         "no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it"
