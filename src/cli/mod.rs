@@ -289,6 +289,10 @@ mod tests {
         "Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL",
         "Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's)",
         "ReAct iterations per request (default 5)",
+        // The ad hoc server flags mean the same for tools, call and servers.
+        "A streamable-HTTP MCP server at URL (no config file needed)",
+        "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",
+        "A static header for --url, 'Name: value' (repeatable); `${VAR}` in the value is read from the environment, so the key need not appear on the command line",
     ];
 
     /// Every (subcommand path, argument id, help text), walking the whole tree.
