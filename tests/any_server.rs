@@ -375,3 +375,32 @@ fn static_api_key_header_right_wrong_and_missing() {
     assert!(!log.contains(API_KEY), "the API key leaked into the log");
     assert!(!log.contains("not-the-key-5521"), "the wrong key leaked into the log");
 }
+
+#[test]
+fn the_stdio_child_is_gone_when_warden_exits() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    // `exec` keeps the shell's pid, so the file names the server process itself.
+    let line = format!("sh -c 'echo $$ > {}; exec node {} stdio'", pidfile.display(), everything().display());
+    let listed = warden(state.path(), &["servers", "--stdio", &line, "--json"], &[]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"name": "sh", "transport": "stdio", "endpoint": format!("sh -c echo $$ > {}; exec node {} stdio", pidfile.display(), everything().display()),
+            "auth": "none", "headers": [], "reachable": true, "tools": 13, "error": null}])
+    );
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    // Gone, or at most a zombie waiting for init to reap it: not running.
+    let state_of = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().chars().next().unwrap_or('?')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(state_of(), Some(c) if c != 'Z') {
+        assert!(Instant::now() < deadline, "the stdio server {pid} still runs after warden exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
