@@ -346,6 +346,9 @@ fn error_messages_name_no_rust_types() {
     .unwrap();
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, "").unwrap();
+    let oauth = dir.path().join("oauth.toml");
+    std::fs::write(&oauth, "[[servers]]\nname = \"s\"\nurl = \"https://127.0.0.1:1/mcp\"\nauth = \"oauth\"\n").unwrap();
+    let oauth = oauth.to_str().unwrap();
     let (typo, http, nosecret, empty) =
         (typo.to_str().unwrap(), http.to_str().unwrap(), nosecret.to_str().unwrap(), empty.to_str().unwrap());
     let cases: &[(&[&str], i32, &str)] = &[
@@ -354,6 +357,7 @@ fn error_messages_name_no_rust_types() {
         (&["--config", nosecret, "tools"], 1, "no client secret"),
         // No [client] is fine now (servers need not use OAuth); no server is not.
         (&["--config", empty, "tools"], 1, "no MCP servers in the config"),
+        (&["--config", oauth, "tools"], 1, "s uses auth = \"oauth\" but the config has no [client] section: add one"),
         (&["tools", "--stdio", "'unclosed"], 2, "--stdio \"'unclosed\": missing closing quote (check the quotes)"),
         (&["call", "--url", "https://127.0.0.1:1/mcp", "--header", "no-colon", "x"], 2, "--header takes 'Name: value'"),
         (
