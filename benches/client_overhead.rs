@@ -40,7 +40,7 @@ fn main() {
         let stack =
             ClientStack::connect(&client_config, None, CallPolicy::default(), events.clone()).await.expect("connect");
         let tool = stack.tool("get_customer_info").expect("tool").clone();
-        let tokens = stack.servers[0].tokens.clone();
+        let tokens = stack.servers[0].tokens.clone().expect("an OAuth server");
         let scope = Scope { run_id: Some("bench".into()), step: Some(1) };
 
         // Warm-up, then measure.

@@ -407,22 +407,233 @@ pub struct ClientSection {
     pub timeout_secs: Option<u64>,
 }
 
+/// How Warden authenticates to one MCP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No Authorization header, nothing added: a public or local server.
+    None,
+    /// The static `headers` of the entry (an API key), sent with every request.
+    Headers,
+    /// Client-credentials tokens from the `[client]` section's authorization server.
+    Oauth,
+}
+
+impl AuthMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Headers => "headers",
+            Self::Oauth => "oauth",
+        }
+    }
+}
+
+/// One MCP server: reached over streamable HTTP (`url`) or started as a child process
+/// speaking MCP on its stdin/stdout (`command`). Exactly one of the two is set (checked
+/// when the config is parsed; `transport()` is the typed view).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerEntry {
     pub name: String,
+    /// The streamable-HTTP endpoint; empty for a stdio server.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// A stdio server: the program to start (looked up on `PATH`)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// …its arguments…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// …the environment it gets besides `PATH` and `HOME` (values may use `${VAR}`; they
+    /// are secrets: API keys live here)…
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", serialize_with = "serialize_exposed_map")]
+    pub env: BTreeMap<String, crate::types::secret::Secret<String>>,
+    /// …and its working directory (default: Warden's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// `none`, `headers` or `oauth`; see `auth_mode` for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthMode>,
     /// Resource URI (RFC 8707) to request tokens for; default: from the server's RFC 9728
     /// metadata, else the URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
-    /// Extra headers sent with every request (from `mcpServers` JSON). An Authorization
-    /// header here is ignored: the token manager owns it.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    /// Headers sent with every request (`X-API-Key = "${MY_KEY}"`): `${VAR}` is expanded
+    /// when the config is loaded and the values are secrets from then on (shown only as
+    /// fingerprints). Under `auth = "oauth"` an Authorization header here is ignored: the
+    /// token manager owns it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", serialize_with = "serialize_exposed_map")]
+    pub headers: BTreeMap<String, crate::types::secret::Secret<String>>,
     /// Tool → required scopes, overriding or filling in what the server advertises.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scopes: BTreeMap<String, ScopeSet>,
+}
+
+/// The typed view of how a server is reached.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport<'a> {
+    Http { url: &'a str },
+    Stdio { command: &'a str, args: &'a [String] },
+}
+
+impl ServerEntry {
+    /// A streamable-HTTP server with nothing else set.
+    pub fn http(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self::blank(name.into(), url.into(), None)
+    }
+
+    /// A stdio server with nothing else set.
+    pub fn stdio(name: impl Into<String>, command: impl Into<String>, args: Vec<String>) -> Self {
+        Self { args, ..Self::blank(name.into(), String::new(), Some(command.into())) }
+    }
+
+    fn blank(name: String, url: String, command: Option<String>) -> Self {
+        Self {
+            name,
+            url,
+            command,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            auth: None,
+            resource: None,
+            headers: BTreeMap::new(),
+            scopes: BTreeMap::new(),
+        }
+    }
+
+    pub fn transport(&self) -> Transport<'_> {
+        match &self.command {
+            Some(command) => Transport::Stdio { command, args: &self.args },
+            None => Transport::Http { url: &self.url },
+        }
+    }
+
+    /// Where the server is, for people and for manifest pins: the URL, or the command line.
+    pub fn endpoint(&self) -> String {
+        match self.transport() {
+            Transport::Http { url } => url.to_string(),
+            Transport::Stdio { command, args } => {
+                std::iter::once(command).chain(args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+            }
+        }
+    }
+
+    /// The auth mode in force. Unset: `oauth` for an HTTP server when the config has a
+    /// `[client]` section; otherwise `headers` when headers are configured, else `none`
+    /// (a server that then answers 401 gets an error saying it needs OAuth). A stdio server
+    /// is never OAuth: it is a local process, authenticated by what it is started with.
+    pub fn auth_mode(&self, has_client: bool) -> AuthMode {
+        self.auth.unwrap_or(if self.command.is_none() && has_client {
+            AuthMode::Oauth
+        } else if !self.headers.is_empty() && self.command.is_none() {
+            AuthMode::Headers
+        } else {
+            AuthMode::None
+        })
+    }
+
+    /// `resolve` against the process environment, for entries built from the command line.
+    pub fn resolved(mut self) -> Result<Self, String> {
+        self.resolve(&|var| std::env::var(var).ok())?;
+        Ok(self)
+    }
+
+    /// Checks the combination of keys and expands `${VAR}` in header and env values
+    /// (`lookup` is the environment; a parameter so tests need not touch the process's).
+    fn resolve(&mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        let name = &self.name;
+        match (&self.command, self.url.is_empty()) {
+            (Some(_), false) => {
+                return Err(format!(
+                    "server {name} has both url and command: give one (url for HTTP, command for stdio)"
+                ));
+            }
+            (None, true) => {
+                return Err(format!(
+                    "server {name} has neither url nor command: give url = \"https://…\" or command = \"…\""
+                ));
+            }
+            _ => {}
+        }
+        if self.command.is_some() {
+            if self.auth == Some(AuthMode::Oauth) || self.auth == Some(AuthMode::Headers) {
+                return Err(format!(
+                    "server {name} is a stdio server: auth = \"{}\" applies to HTTP servers only (pass credentials in env)",
+                    self.auth.map(AuthMode::label).unwrap_or_default()
+                ));
+            }
+            if !self.headers.is_empty() || self.resource.is_some() {
+                return Err(format!(
+                    "server {name} is a stdio server: headers and resource apply to HTTP servers only"
+                ));
+            }
+        } else if !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
+            return Err(format!("server {name} has a url: args, env and cwd apply to stdio servers (command) only"));
+        }
+        match (self.auth, self.headers.is_empty()) {
+            (Some(AuthMode::Headers), true) => {
+                return Err(format!(
+                    "server {name} has auth = \"headers\" but no headers: add headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }}"
+                ));
+            }
+            (Some(AuthMode::None), false) => {
+                return Err(format!(
+                    "server {name} has auth = \"none\" and headers: remove the headers, or set auth = \"headers\" to send them"
+                ));
+            }
+            _ => {}
+        }
+        for (what, map) in [("header", &mut self.headers), ("env", &mut self.env)] {
+            for (key, value) in map.iter_mut() {
+                let expanded =
+                    expand_env(value.expose(), lookup).map_err(|why| format!("server {name}, {what} {key}: {why}"))?;
+                *value = crate::types::secret::Secret::new(expanded);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces each `${VAR}` with the variable's value. An unset variable is an error (a
+/// header that silently became empty would fail far from its cause); `$` not followed by
+/// `{` is kept as is.
+pub fn expand_env(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("an unterminated ${ (write ${NAME})".to_string());
+        };
+        let var = &after[..end];
+        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("${{{var}}} is not a variable name (letters, digits and _)"));
+        }
+        match lookup(var) {
+            Some(v) => out.push_str(&v),
+            None => return Err(format!("uses ${{{var}}}, which is not set in the environment: export {var}=…")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Writes secret values into a file the user asked for (`client.toml`): the serialized
+/// config is only ever written there, never logged.
+fn serialize_exposed_map<S: serde::Serializer>(
+    map: &BTreeMap<String, crate::types::secret::Secret<String>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(map.len()))?;
+    for (k, v) in map {
+        m.serialize_entry(k, v.expose())?;
+    }
+    m.end()
 }
 
 /// The common `mcpServers` JSON shape (Claude Desktop, Cursor, …), optionally with a
@@ -435,13 +646,56 @@ struct McpServersJson {
     client: Option<ClientSection>,
 }
 
+/// One entry of `mcpServers`. Unknown keys are tolerated: desktop clients add their own
+/// (`disabled`, `alwaysAllow`, …) and a file shared with them must still load.
 #[derive(Debug, Deserialize)]
 struct McpServerJson {
     url: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
-    headers: BTreeMap<String, String>,
+    headers: BTreeMap<String, crate::types::secret::Secret<String>>,
     #[serde(default)]
     resource: Option<String>,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, crate::types::secret::Secret<String>>,
+    #[serde(default)]
+    cwd: Option<PathBuf>,
+    #[serde(default)]
+    auth: Option<AuthMode>,
+}
+
+impl McpServerJson {
+    fn into_entry(self, name: String) -> Result<ServerEntry, String> {
+        match self.kind.as_deref() {
+            None | Some("http") | Some("streamable-http") | Some("streamableHttp") | Some("stdio") => {}
+            Some("sse") => {
+                return Err(format!(
+                    "mcpServers.{name} uses the legacy SSE transport (type \"sse\"), which Warden does not support: use the server's streamable HTTP endpoint (often /mcp) with type \"http\""
+                ));
+            }
+            Some(other) => {
+                return Err(format!(
+                    "mcpServers.{name} has type {other:?}: Warden supports \"stdio\", \"http\" and \"streamable-http\""
+                ));
+            }
+        }
+        Ok(ServerEntry {
+            name,
+            url: self.url.unwrap_or_default(),
+            command: self.command,
+            args: self.args,
+            env: self.env,
+            cwd: self.cwd,
+            auth: self.auth,
+            resource: self.resource,
+            headers: self.headers,
+            scopes: BTreeMap::new(),
+        })
+    }
 }
 
 impl ClientSection {
@@ -464,29 +718,33 @@ impl ClientSection {
 }
 
 impl Config {
-    /// Parses TOML, or `mcpServers` JSON when the text is a JSON object.
+    /// Parses TOML, or `mcpServers` JSON when the text is a JSON object; `${VAR}` in server
+    /// headers and env values is expanded from the process environment.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        Self::parse_with_env(text, origin, &|var| std::env::var(var).ok())
+    }
+
+    /// `parse` with the environment given as a lookup function.
+    pub fn parse_with_env(
+        text: &str,
+        origin: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let err = |message: String| ConfigError::Parse { path: origin.to_path_buf(), message };
-        if text.trim_start().starts_with('{') {
+        let mut config = if text.trim_start().starts_with('{') {
             let json: McpServersJson = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
             let mut servers = Vec::new();
             for (name, s) in json.mcp_servers {
-                let Some(url) = s.url else {
-                    return Err(err(format!(
-                        "mcpServers.{name} has no url (only HTTP servers are supported, not stdio commands)"
-                    )));
-                };
-                servers.push(ServerEntry {
-                    name,
-                    url,
-                    resource: s.resource,
-                    headers: s.headers,
-                    scopes: BTreeMap::new(),
-                });
+                servers.push(s.into_entry(name).map_err(err)?);
             }
-            return Ok(Config { client: json.client, servers, ..Config::default() });
+            Config { client: json.client, servers, ..Config::default() }
+        } else {
+            toml::from_str::<Config>(text).map_err(|e| err(e.to_string()))?
+        };
+        for server in &mut config.servers {
+            server.resolve(lookup).map_err(err)?;
         }
-        toml::from_str(text).map_err(|e| err(e.to_string()))
+        Ok(config)
     }
 
     /// Loads the config by the lookup order in the module docs.
@@ -537,10 +795,61 @@ mod tests {
         let c = Config::parse(text, Path::new("mcp.json")).unwrap();
         assert_eq!(c.servers.len(), 1);
         assert_eq!((c.servers[0].name.as_str(), c.servers[0].url.as_str()), ("support", "https://127.0.0.1:8001/mcp"));
-        assert_eq!(c.servers[0].headers["X-Team"], "ops");
+        assert_eq!(c.servers[0].headers["X-Team"].expose(), "ops");
         assert_eq!(c.client.unwrap().client_id, "support-agent");
-        let stdio = r#"{"mcpServers": {"local": {"command": "npx"}}}"#;
-        assert!(Config::parse(stdio, Path::new("m.json")).unwrap_err().to_string().contains("no url"));
+    }
+
+    #[test]
+    fn mcp_servers_json_brings_stdio_servers_expands_headers_and_refuses_sse() {
+        let env = |v: &str| (v == "MY_KEY").then(|| "k-123".to_string());
+        let text = r#"{"mcpServers": {
+            "local": {"command": "node", "args": ["dist/index.js", "stdio"], "env": {"TOKEN": "${MY_KEY}"}},
+            "remote": {"url": "https://api.example/mcp", "type": "streamable-http", "headers": {"X-API-Key": "key=${MY_KEY}"}}}}"#;
+        let c = Config::parse_with_env(text, Path::new("m.json"), &env).unwrap();
+        let local = &c.servers[0];
+        assert_eq!(local.endpoint(), "node dist/index.js stdio");
+        assert_eq!(local.env["TOKEN"].expose(), "k-123");
+        assert_eq!(local.auth_mode(false), AuthMode::None);
+        let remote = &c.servers[1];
+        assert_eq!(remote.headers["X-API-Key"].expose(), "key=k-123");
+        assert_eq!(remote.auth_mode(false), AuthMode::Headers);
+        let sse = r#"{"mcpServers": {"old": {"url": "https://x.example/sse", "type": "sse"}}}"#;
+        let msg = Config::parse(sse, Path::new("m.json")).unwrap_err().to_string();
+        assert!(msg.contains("mcpServers.old uses the legacy SSE transport"), "{msg}");
+        let unset =
+            r#"{"mcpServers": {"r": {"url": "https://x.example/mcp", "headers": {"X-API-Key": "${NOPE_UNSET}"}}}}"#;
+        let msg = Config::parse_with_env(unset, Path::new("m.json"), &env).unwrap_err().to_string();
+        assert!(msg.contains("server r, header X-API-Key: uses ${NOPE_UNSET}, which is not set"), "{msg}");
+    }
+
+    #[test]
+    fn auth_modes_default_by_client_section_and_bad_combinations_are_refused() {
+        let none = |_: &str| None;
+        let c = Config::parse_with_env(
+            "[[servers]]\nname = \"a\"\nurl = \"https://a.example/mcp\"\n",
+            Path::new("c.toml"),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(c.servers[0].auth_mode(false), AuthMode::None);
+        assert_eq!(c.servers[0].auth_mode(true), AuthMode::Oauth);
+        for (bad, says) in [
+            ("name = \"a\"\nurl = \"https://a/mcp\"\ncommand = \"x\"", "both url and command"),
+            ("name = \"a\"", "neither url nor command"),
+            ("name = \"a\"\ncommand = \"x\"\nauth = \"oauth\"", "applies to HTTP servers only"),
+            ("name = \"a\"\nurl = \"https://a/mcp\"\nauth = \"headers\"", "but no headers"),
+            (
+                "name = \"a\"\nurl = \"https://a/mcp\"\nauth = \"none\"\nheaders = { X = \"y\" }",
+                "auth = \"none\" and headers",
+            ),
+        ] {
+            let msg = Config::parse_with_env(&format!("[[servers]]\n{bad}\n"), Path::new("c.toml"), &none)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(says), "{bad}: {msg}");
+        }
+        assert_eq!(expand_env("a${X}b$c", &|_| Some("1".into())).unwrap(), "a1b$c");
+        assert!(expand_env("${X", &|_| Some("1".into())).is_err());
     }
 
     #[test]

@@ -89,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state_dir: &state_dir,
                 scopes: a.scopes.as_deref(),
                 json: a.json,
+                adhoc: Default::default(),
             }))
         }),
         Command::Tools(a) => client_command(&state_dir, log, |rt| {
@@ -98,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     state_dir: &state_dir,
                     scopes: a.scopes.as_deref(),
                     json: a.json,
+                    adhoc: a.adhoc.clone(),
                 },
                 a.approve,
             ))
@@ -108,8 +110,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state_dir: &state_dir,
                 scopes: a.scopes.as_deref(),
                 json: a.json,
+                adhoc: a.adhoc.clone(),
             };
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
+        }),
+        Command::Servers(a) => client_command(&state_dir, log, |rt| {
+            let args = ClientArgs {
+                config: cli.config.as_deref(),
+                state_dir: &state_dir,
+                scopes: None,
+                json: a.json,
+                adhoc: a.adhoc.clone(),
+            };
+            rt.block_on(warden::cli::client::servers(args))
         }),
         Command::Run(a) => client_command(&state_dir, log, |rt| {
             let args = agent_args(&a.model, a.scopes.clone(), a.json);

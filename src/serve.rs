@@ -464,13 +464,7 @@ fn write_client_config(
             ..ClientSection::new(issuer, &client_id)
         }),
         servers: mcp_url
-            .map(|u| ServerEntry {
-                name: "customer-service".into(),
-                url: u.to_string(),
-                resource: Some(u.to_string()),
-                headers: Default::default(),
-                scopes: Default::default(),
-            })
+            .map(|u| ServerEntry { resource: Some(u.to_string()), ..ServerEntry::http("customer-service", u) })
             .into_iter()
             .collect(),
         ..Config::default()

@@ -346,13 +346,25 @@ fn error_messages_name_no_rust_types() {
     .unwrap();
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, "").unwrap();
+    let oauth = dir.path().join("oauth.toml");
+    std::fs::write(&oauth, "[[servers]]\nname = \"s\"\nurl = \"https://127.0.0.1:1/mcp\"\nauth = \"oauth\"\n").unwrap();
+    let oauth = oauth.to_str().unwrap();
     let (typo, http, nosecret, empty) =
         (typo.to_str().unwrap(), http.to_str().unwrap(), nosecret.to_str().unwrap(), empty.to_str().unwrap());
     let cases: &[(&[&str], i32, &str)] = &[
         (&["--config", typo, "tools"], 1, "client_idd"),
         (&["--config", http, "token"], 1, "plain http is refused"),
         (&["--config", nosecret, "tools"], 1, "no client secret"),
-        (&["--config", empty, "tools"], 1, "no [client] section in the config"),
+        // No [client] is fine now (servers need not use OAuth); no server is not.
+        (&["--config", empty, "tools"], 1, "no MCP servers in the config"),
+        (&["--config", oauth, "tools"], 1, "s uses auth = \"oauth\" but the config has no [client] section: add one"),
+        (&["tools", "--stdio", "'unclosed"], 2, "--stdio \"'unclosed\": missing closing quote (check the quotes)"),
+        (&["call", "--url", "https://127.0.0.1:1/mcp", "--header", "no-colon", "x"], 2, "--header takes 'Name: value'"),
+        (
+            &["tools", "--url", "https://127.0.0.1:1/mcp", "--header", "X-Key: ${WARDEN_TEST_UNSET_VAR}"],
+            2,
+            "header X-Key: uses ${WARDEN_TEST_UNSET_VAR}, which is not set",
+        ),
         (&["--config", nosecret, "tools", "--scopes", "a\\b"], 2, "--scopes takes space-separated scopes"),
         (&["--config", empty, "call", "x", "nope"], 2, "ARGS is not valid JSON"),
         (&["run", "/nonexistent/scenarios.toml"], 1, "cannot read scenarios /nonexistent/scenarios.toml"),

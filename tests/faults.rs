@@ -229,7 +229,10 @@ async fn key_rotation_while_sessions_run_fails_no_call() {
     clock.advance(Duration::from_secs(5));
     let second =
         ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
-    assert_eq!(second.servers[0].tokens.info().unwrap().verified().map(|v| v.kid.clone()), Some(new_kid.clone()));
+    assert_eq!(
+        second.servers[0].tokens.as_ref().unwrap().info().unwrap().verified().map(|v| v.kid.clone()),
+        Some(new_kid.clone())
+    );
     for _ in 0..3 {
         assert!(read_customer(&second).await.outcome.is_success());
         assert!(read_customer(&first).await.outcome.is_success());
@@ -239,7 +242,10 @@ async fn key_rotation_while_sessions_run_fails_no_call() {
     clock.advance(Duration::from_secs(850));
     let r = read_customer(&first).await;
     assert!(r.outcome.is_success(), "{:?}", r.outcome);
-    assert_eq!(first.servers[0].tokens.info().unwrap().verified().map(|v| v.kid.clone()), Some(new_kid.clone()));
+    assert_eq!(
+        first.servers[0].tokens.as_ref().unwrap().info().unwrap().verified().map(|v| v.kid.clone()),
+        Some(new_kid.clone())
+    );
     assert!(call(&second, "create_support_ticket", ticket_args()).await.outcome.is_success());
     assert_eq!(failures(&events.recorded()), Vec::<CallOutcome>::new());
     first.close().await;

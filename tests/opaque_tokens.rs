@@ -490,13 +490,13 @@ async fn a_rejected_opaque_token_is_replaced_once_and_the_call_retried() {
     let scope = warden::types::event::Scope::default();
     let first = tool.call(json!({"text": "one"}), &scope).await;
     assert!(first.outcome.is_success(), "{:?}", first.outcome);
-    let before = stack.servers[0].tokens.info().unwrap().fingerprint;
+    let before = stack.servers[0].tokens.as_ref().unwrap().info().unwrap().fingerprint;
 
     s.state.issued.lock().clear();
     let second = tool.call(json!({"text": "two"}), &scope).await;
     assert!(second.outcome.is_success(), "{:?}", second.outcome);
     assert_eq!(second.attempts, 2);
-    assert_ne!(stack.servers[0].tokens.info().unwrap().fingerprint, before);
+    assert_ne!(stack.servers[0].tokens.as_ref().unwrap().info().unwrap().fingerprint, before);
     assert_eq!(s.state.token_requests.load(Ordering::SeqCst), 2);
     let reasons: Vec<RefreshReason> = events
         .recorded()

@@ -53,13 +53,7 @@ async fn same_tool_names_on_two_servers_stay_apart() {
     let billing_url = format!("https://{}/mcp", billing.mcp_addr.unwrap());
 
     let mut client = common::client_config(&s, None);
-    client.servers.push(ServerEntry {
-        name: "billing".into(),
-        url: billing_url,
-        resource: Some(BILLING.into()),
-        headers: Default::default(),
-        scopes: Default::default(),
-    });
+    client.servers.push(ServerEntry { resource: Some(BILLING.into()), ..ServerEntry::http("billing", billing_url) });
     let events = EventBus::recording();
     let state = tempfile::tempdir().unwrap();
     let _audit = warden::session::audit::attach(&events, state.path(), &client).unwrap();

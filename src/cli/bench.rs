@@ -203,13 +203,12 @@ impl Target {
             }
             Some(url) => {
                 let (mut config, _) = Config::load(config_path)?;
-                let entry = config.servers.iter().find(|s| s.url == *url).cloned().unwrap_or_else(|| ServerEntry {
-                    name: "bench".into(),
-                    url: url.clone(),
-                    resource: None,
-                    headers: Default::default(),
-                    scopes: Default::default(),
-                });
+                let entry = config
+                    .servers
+                    .iter()
+                    .find(|s| s.url == *url)
+                    .cloned()
+                    .unwrap_or_else(|| ServerEntry::http("bench", url.clone()));
                 config.servers = vec![entry];
                 (config, None)
             }

@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::{AuthMode, Config, ServerEntry, Transport};
 use crate::mcp::secure_tool::{CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
 use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope, TokenState};
 use crate::types::scope::ScopeSet;
+use crate::types::secret::{Fingerprint, Secret};
 
 /// Process exit codes of the client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct ClientArgs<'a> {
     pub state_dir: &'a Path,
     pub scopes: Option<&'a str>,
     pub json: bool,
+    /// `--url` / `--stdio` / `--header`: one server from the command line.
+    pub adhoc: super::AdHocArgs,
 }
 
 /// The config, and the `--scopes` override; a malformed `--scopes` is a usage error
@@ -51,8 +54,57 @@ fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet
             ))));
         }
     };
-    let (config, _) = Config::load(args.config)?;
+    let config = match adhoc_server(&args.adhoc) {
+        Ok(None) => Config::load(args.config)?.0,
+        Ok(Some(entry)) => {
+            // The server comes from the command line; a config named with --config still
+            // lends its [client] section (for an OAuth server), nothing else is read.
+            let client = match args.config {
+                Some(path) => Config::load(Some(path))?.0.client,
+                None => None,
+            };
+            Config { client, servers: vec![entry], ..Config::default() }
+        }
+        Err(msg) => return Ok(Err(usage(&msg))),
+    };
     Ok(Ok((config, scopes)))
+}
+
+/// The server `--url`/`--stdio`/`--header` describe, if any; `Err` is a usage message.
+pub fn adhoc_server(a: &super::AdHocArgs) -> Result<Option<ServerEntry>, String> {
+    let entry = match (&a.url, &a.stdio) {
+        (None, None) => return Ok(None),
+        (Some(url), _) => {
+            let host = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .ok_or_else(|| format!("--url {url:?} is not a URL, e.g. --url https://mcp.example.com/mcp"))?;
+            let mut entry = ServerEntry::http(host, url.clone());
+            for h in &a.headers {
+                let Some((name, value)) = h.split_once(':') else {
+                    return Err(format!(
+                        "--header takes 'Name: value', e.g. --header 'X-API-Key: ${{MY_KEY}}'; got {h:?}"
+                    ));
+                };
+                entry.headers.insert(name.trim().to_string(), Secret::new(value.trim().to_string()));
+            }
+            if !entry.headers.is_empty() {
+                entry.auth = Some(AuthMode::Headers);
+            }
+            entry
+        }
+        (None, Some(line)) => {
+            let words = shell_words::split(line).map_err(|e| format!("--stdio {line:?}: {e} (check the quotes)"))?;
+            let Some((command, args)) = words.split_first() else {
+                return Err(
+                    "--stdio needs a command, e.g. --stdio 'npx -y @modelcontextprotocol/server-everything'".into()
+                );
+            };
+            let name = Path::new(command).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            ServerEntry::stdio(name, command.clone(), args.to_vec())
+        }
+    };
+    entry.resolved().map(Some)
 }
 
 /// Prints a usage error and returns its exit code.
@@ -109,7 +161,7 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
     let mut out = Vec::new();
     let mut text = String::new();
     for server in &stack.servers {
-        let token = server.tokens.info();
+        let token = server.tokens.as_ref().and_then(|t| t.info());
         let granted = token.as_ref().map(|t| t.granted.clone()).unwrap_or_default();
         // An opaque token whose scopes nobody stated: no verdict, the server decides.
         let unknown = token.as_ref().is_some_and(|t| {
@@ -119,19 +171,23 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
             if unknown { "unknown (opaque token: the server decides)".into() } else { granted.to_string() };
         let blocked = server.tools.iter().any(|t| t.is_blocked());
         if approve {
-            crate::mcp::pins::approve(&pins, &server.entry.url, server.session.manifest_hash());
+            crate::mcp::pins::approve(&pins, &server.entry.endpoint(), server.session.manifest_hash());
         }
         let status = match (blocked, approve) {
             (true, true) => "  — CHANGED, now approved",
             (true, false) => "  — CHANGED since approved: tools blocked (review, then --approve)",
             _ => "",
         };
+        // Scopes mean something only with OAuth; other servers say how they are reached.
+        let grant = match server.auth {
+            AuthMode::Oauth => format!("granted: {granted_text}"),
+            other => format!("auth: {} (no token, no scopes to check)", other.label()),
+        };
         text.push_str(&format!(
-            "{} {} (manifest {}){status}\n  granted: {}\n",
+            "{} {} (manifest {}){status}\n  {grant}\n",
             server.entry.name,
-            server.entry.url,
+            server.entry.endpoint(),
             &server.session.manifest_hash()[..16],
-            granted_text
         ));
         for tool in &server.tools {
             let missing = if unknown { ScopeSet::new() } else { granted.missing(&tool.spec.required_scopes) };
@@ -249,5 +305,82 @@ pub fn render_report(r: &CallReport) -> String {
         CallOutcome::Failed { class, message } => {
             format!("✗ {} failed ({}, {timing}): {message}\n", r.tool.name, class.label())
         }
+    }
+}
+
+/// `warden servers`: every configured server, connected one by one (a server that fails
+/// does not hide the others), with transport, auth mode and status.
+pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
+    let (config, _) = match load(&args)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    if config.servers.is_empty() {
+        return fail(ClientError::NoServers);
+    }
+    let http = match crate::mcp::mcp_http(&config) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let (mut text, mut rows, mut all_ok) = (String::new(), Vec::new(), true);
+    for entry in &config.servers {
+        let auth = entry.auth_mode(config.client.is_some());
+        let transport = match entry.transport() {
+            Transport::Http { .. } => "http",
+            Transport::Stdio { .. } => "stdio",
+        };
+        // Header values are secrets: shown by name and fingerprint only.
+        let headers: Vec<(String, Fingerprint)> =
+            entry.headers.iter().map(|(k, v)| (k.clone(), Fingerprint::of(v.expose().as_bytes()))).collect();
+        let auth_words = match auth {
+            AuthMode::Headers => {
+                format!("headers ({})", headers.iter().map(|(k, f)| format!("{k}: {f}")).collect::<Vec<_>>().join(", "))
+            }
+            other => other.label().to_string(),
+        };
+        let result = crate::mcp::connect_server(&config, entry, &http, &EventBus::new()).await;
+        let (status, tools, error) = match &result {
+            Ok(c) => (
+                format!("✓ reachable, {}", crate::types::text::counted(c.tools.len() as u64, "tool", "tools")),
+                Some(c.tools.len()),
+                None,
+            ),
+            Err(e) => {
+                all_ok = false;
+                (format!("✗ {e}"), None, Some(e.to_string()))
+            }
+        };
+        text.push_str(&format!(
+            "{}\n  transport  {transport}  {}\n  auth       {auth_words}\n  status     {status}\n",
+            entry.name,
+            entry.endpoint()
+        ));
+        rows.push(json!({
+            "name": entry.name,
+            "transport": transport,
+            "endpoint": entry.endpoint(),
+            "auth": auth.label(),
+            "headers": headers.iter().map(|(k, f)| json!({"name": k, "fingerprint": f})).collect::<Vec<_>>(),
+            "reachable": result.is_ok(),
+            "tools": tools,
+            "error": error,
+        }));
+        if let Ok(c) = result {
+            close_one(c).await;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(rows))?);
+    } else {
+        print!("{text}");
+    }
+    Ok(if all_ok { Exit::Ok } else { Exit::Other }.into())
+}
+
+/// Closes one server's session (a stdio child is shut down in order).
+async fn close_one(c: crate::mcp::Connected) {
+    drop(c.tools);
+    if let Ok(session) = std::sync::Arc::try_unwrap(c.session) {
+        session.close().await;
     }
 }

@@ -42,6 +42,9 @@ pub enum Command {
     Tools(ToolsArgs),
     /// Call one tool through the secure client (scope pre-check, classified failures).
     Call(CallArgs),
+    /// List the configured MCP servers: transport, auth mode, and whether each answers
+    /// (its tool count, or the error). Exit 0 when every server answered, 1 otherwise.
+    Servers(ServersArgs),
     /// Run agent scenarios through the real stack (token manager, secure tools, ReAct).
     ///
     /// Exit 0: every scenario as expected; 7: one was not; 9: the model failed in one
@@ -176,8 +179,36 @@ pub struct TokenArgs {
     pub json: bool,
 }
 
+/// One MCP server named on the command line instead of in a config file.
+#[derive(Debug, Clone, Args, Default)]
+pub struct AdHocArgs {
+    /// A streamable-HTTP MCP server at URL (no config file needed).
+    #[arg(long, value_name = "URL", conflicts_with = "stdio")]
+    pub url: Option<String>,
+    /// A stdio MCP server: the command line to start, split like a shell does
+    /// ('node dist/index.js stdio'; quotes group words, no variables or globs).
+    #[arg(long, value_name = "'COMMAND ARGS…'")]
+    pub stdio: Option<String>,
+    /// A static header for --url, 'Name: value' (repeatable); `${VAR}` in the value is read
+    /// from the environment, so the key need not appear on the command line.
+    #[arg(long = "header", value_name = "'NAME: VALUE'", requires = "url")]
+    pub headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServersArgs {
+    #[command(flatten)]
+    pub adhoc: AdHocArgs,
+    /// A JSON array, one object per server: name, transport, endpoint, auth, headers
+    /// (name and value fingerprint), reachable, tools, error.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ToolsArgs {
+    #[command(flatten)]
+    pub adhoc: AdHocArgs,
     /// Scopes to request, space-separated.
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,
@@ -192,6 +223,8 @@ pub struct ToolsArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CallArgs {
+    #[command(flatten)]
+    pub adhoc: AdHocArgs,
     /// Tool name, e.g. get_customer_info.
     pub tool: String,
     /// Arguments as a JSON object, e.g. '{"customer_id": "ABC123"}' (not JSON: exit 2).
@@ -257,6 +290,10 @@ mod tests {
         "Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL",
         "Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's)",
         "ReAct iterations per request (default 5)",
+        // The ad hoc server flags mean the same for tools, call and servers.
+        "A streamable-HTTP MCP server at URL (no config file needed)",
+        "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",
+        "A static header for --url, 'Name: value' (repeatable); `${VAR}` in the value is read from the environment, so the key need not appear on the command line",
     ];
 
     /// Every (subcommand path, argument id, help text), walking the whole tree.

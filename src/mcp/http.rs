@@ -19,17 +19,19 @@ use crate::auth::token::TokenManager;
 #[derive(Clone)]
 pub struct AuthedHttp {
     inner: reqwest::Client,
-    tokens: Arc<TokenManager>,
+    /// None for servers without OAuth (`auth = "none"` or `"headers"`): no Authorization
+    /// header from us; static headers travel as rmcp's custom headers.
+    tokens: Option<Arc<TokenManager>>,
 }
 
 impl AuthedHttp {
-    pub fn new(inner: reqwest::Client, tokens: Arc<TokenManager>) -> Self {
+    pub fn new(inner: reqwest::Client, tokens: Option<Arc<TokenManager>>) -> Self {
         Self { inner, tokens }
     }
 
     /// rmcp's reqwest implementation adds `Bearer ` itself.
     fn auth(&self) -> Option<String> {
-        self.tokens.bearer()
+        self.tokens.as_ref().and_then(|t| t.bearer())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod http;
 pub mod pins;
 pub mod secure_tool;
 pub mod session;
+pub mod stdio;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::auth::discovery::{ProtectedResourceMetadata, fetch_as_metadata, resou
 use crate::auth::jwks::{JwksCache, JwksError, read_bounded};
 use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource, Verification};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
-use crate::config::{ClientSection, Config, ServerEntry};
+use crate::config::{AuthMode, ClientSection, Config, ServerEntry, Transport};
 use crate::security::tls::{ClientTls, NetFailure, http_client, mcp_http_client};
 use crate::types::event::EventBus;
 use crate::types::scope::ScopeSet;
@@ -39,7 +40,17 @@ pub enum ClientError {
         "no [client] section in the config: point --config at STATE/client.toml written by `warden serve`, or add one"
     )]
     NoClient,
-    #[error("no MCP servers in the config: add a [[servers]] entry (name, url) or an mcpServers JSON file")]
+    /// A server set to `auth = "oauth"` in a config without `[client]`.
+    #[error(
+        "{server} uses auth = \"oauth\" but the config has no [client] section: add one (issuer, client_id, client_secret_env), or set auth = \"headers\" or \"none\" for it"
+    )]
+    NoClientFor { server: String },
+    /// The server answered 401/403 to the handshake; `explain` says what it refused.
+    #[error("{explain} (HTTP {status}{})", challenge.as_deref().map(|c| format!(", WWW-Authenticate: {c}")).unwrap_or_default())]
+    Refused { server: String, status: u16, challenge: Option<String>, explain: String },
+    #[error(
+        "no MCP servers in the config: add a [[servers]] entry (name and url, or name and command), use an mcpServers JSON file, or name one with --url or --stdio"
+    )]
     NoServers,
     #[error(
         "no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it"
@@ -77,7 +88,7 @@ pub enum ClientError {
 impl ClientError {
     /// Credential or token problems (as opposed to configuration or transport).
     pub fn is_auth(&self) -> bool {
-        matches!(self, Self::Token { cause, .. } if cause.is_auth())
+        matches!(self, Self::Token { cause, .. } if cause.is_auth()) || matches!(self, Self::Refused { .. })
     }
 
     /// A token error for `server`; one that never got an answer says what to do next.
@@ -99,8 +110,11 @@ impl ClientError {
 /// One connected server: its session, token manager and secure tools.
 pub struct Connected {
     pub entry: ServerEntry,
+    /// How Warden authenticates to it (`ServerEntry::auth_mode`).
+    pub auth: AuthMode,
     pub session: Arc<McpSession>,
-    pub tokens: Arc<TokenManager>,
+    /// The OAuth token manager; None for `auth = "none"` / `"headers"` and stdio servers.
+    pub tokens: Option<Arc<TokenManager>>,
     pub tools: Vec<Arc<SecureTool>>,
 }
 
@@ -131,18 +145,16 @@ impl ClientStack {
         events: EventBus,
         pins: Option<&std::path::Path>,
     ) -> Result<Self, ClientError> {
-        let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
         if config.servers.is_empty() {
             return Err(ClientError::NoServers);
         }
-        let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
-        let http = mcp_http_client(&client_tls(client), timeout)?;
-        let scopes = scopes.or_else(|| client.scopes.clone());
+        let http = mcp_http(config)?;
+        let scopes = scopes.or_else(|| config.client.as_ref().and_then(|c| c.scopes.clone()));
         let mut pinned = pins.map(pins::load).unwrap_or_default();
         let mut servers = Vec::new();
         for entry in &config.servers {
             servers.push(
-                connect_one(client, entry, &http, scopes.clone(), &policy, &events, pins.map(|_| &mut pinned)).await?,
+                connect_one(config, entry, &http, scopes.clone(), &policy, &events, pins.map(|_| &mut pinned)).await?,
             );
         }
         if let Some(path) = pins {
@@ -178,6 +190,26 @@ impl ClientStack {
     }
 }
 
+/// The HTTP client for MCP sessions: `[client]`'s trust and timeout when there is one,
+/// else the system roots and 15 s.
+pub fn mcp_http(config: &Config) -> Result<reqwest::Client, ClientError> {
+    let client = config.client.as_ref();
+    let timeout = Duration::from_secs(client.and_then(|c| c.timeout_secs).unwrap_or(15));
+    Ok(mcp_http_client(&client.map(client_tls).unwrap_or_default(), timeout)?)
+}
+
+/// Connects to one server on its own (for `warden servers`, which reports each server's
+/// status instead of stopping at the first failure). Same path as `ClientStack::connect`.
+pub async fn connect_server(
+    config: &Config,
+    entry: &ServerEntry,
+    http: &reqwest::Client,
+    events: &EventBus,
+) -> Result<Connected, ClientError> {
+    let scopes = config.client.as_ref().and_then(|c| c.scopes.clone());
+    connect_one(config, entry, http, scopes, &CallPolicy::default(), events, None).await
+}
+
 /// Whom the client's HTTPS connections trust, from `[client]`.
 pub fn client_tls(client: &ClientSection) -> ClientTls {
     ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only }
@@ -197,8 +229,11 @@ pub async fn token_manager(
     Ok((entry.clone(), tokens))
 }
 
+/// The one place a connection is built from a server entry, whatever its transport and
+/// auth mode: the CLI commands, `warden servers` and the console's session core all come
+/// through here.
 async fn connect_one(
-    client: &ClientSection,
+    config: &Config,
     entry: &ServerEntry,
     http: &reqwest::Client,
     scopes: Option<ScopeSet>,
@@ -206,18 +241,50 @@ async fn connect_one(
     events: &EventBus,
     pinned: Option<&mut std::collections::BTreeMap<String, String>>,
 ) -> Result<Connected, ClientError> {
-    let tokens = build_tokens(client, entry, http, scopes, events).await?;
-    tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &client_tls(client)))?;
-    let session = Arc::new(
-        McpSession::connect(&entry.name, &entry.url, http.clone(), tokens.clone(), &entry.headers, &entry.scopes)
+    let auth = entry.auth_mode(config.client.is_some());
+    let tls = config.client.as_ref().map(client_tls).unwrap_or_default();
+    let hint = refusal_hint(entry, auth);
+    let refused = |e: session::SessionError| match e {
+        session::SessionError::Unreachable { server, url, failure } => {
+            ClientError::unreachable(&server, "the MCP server", url, failure, &tls)
+        }
+        session::SessionError::Refused { server, status, challenge, .. } => {
+            ClientError::Refused { server, status, challenge, explain: hint.clone() }
+        }
+        e => e.into(),
+    };
+    let (session, tokens) = match (entry.transport(), auth) {
+        (Transport::Stdio { command, args }, _) => {
+            (McpSession::connect_stdio(entry, command, args, &entry.scopes).await.map_err(refused)?, None)
+        }
+        (Transport::Http { url }, AuthMode::Oauth) => {
+            let client =
+                config.client.as_ref().ok_or_else(|| ClientError::NoClientFor { server: entry.name.clone() })?;
+            let tokens = build_tokens(client, entry, http, scopes, events).await?;
+            tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
+            let session = McpSession::connect(
+                &entry.name,
+                url,
+                http.clone(),
+                Some(tokens.clone()),
+                &entry.headers,
+                &entry.scopes,
+            )
             .await
-            .map_err(|e| match e {
-                session::SessionError::Unreachable { server, url, failure } => {
-                    ClientError::unreachable(&server, "the MCP server", url, failure, &client_tls(client))
-                }
-                e => e.into(),
-            })?,
-    );
+            .map_err(refused)?;
+            (session, Some(tokens))
+        }
+        (Transport::Http { url }, AuthMode::None | AuthMode::Headers) => {
+            // No OAuth credentials go to this server; plain http is still refused off
+            // loopback (static headers are secrets too), and allowed on it.
+            check_url(url, true)?;
+            let session = McpSession::connect(&entry.name, url, http.clone(), None, &entry.headers, &entry.scopes)
+                .await
+                .map_err(refused)?;
+            (session, None)
+        }
+    };
+    let session = Arc::new(session);
     events.emit(
         &crate::types::event::Scope::default(),
         crate::types::event::EventKind::ManifestRecorded {
@@ -228,9 +295,9 @@ async fn connect_one(
     );
     let hash = session.manifest_hash().to_string();
     let block = match pinned {
-        Some(pins) => match pins.get(&entry.url) {
+        Some(pins) => match pins.get(&entry.endpoint()) {
             None => {
-                pins.insert(entry.url.clone(), hash.clone());
+                pins.insert(entry.endpoint(), hash.clone());
                 None
             }
             Some(known) if *known == hash => None,
@@ -261,11 +328,32 @@ async fn connect_one(
         .map(|spec| {
             Arc::new(
                 SecureTool::new(spec.clone(), session.clone(), tokens.clone(), events.clone(), policy.clone())
-                    .blocked(block.clone()),
+                    .blocked(block.clone())
+                    .refusal_hint(hint.clone()),
             )
         })
         .collect();
-    Ok(Connected { entry: entry.clone(), session, tokens, tools })
+    Ok(Connected { entry: entry.clone(), auth, session, tokens, tools })
+}
+
+/// What a 401/403 from this server means, by auth mode: the headers it refused (by name,
+/// never by value), or that it needs OAuth and how to configure it.
+fn refusal_hint(entry: &ServerEntry, auth: AuthMode) -> String {
+    let name = &entry.name;
+    match auth {
+        AuthMode::Headers => {
+            let names: Vec<&str> = entry.headers.keys().map(String::as_str).collect();
+            let (noun, list) =
+                if names.len() == 1 { ("header", names[0].to_string()) } else { ("headers", names.join(", ")) };
+            format!(
+                "{name}: the server refused the {list} {noun}; check its value (and the environment variable it comes from)"
+            )
+        }
+        AuthMode::None => format!(
+            "{name} requires authorization and Warden sent none: it needs OAuth (add a [client] section with issuer, client_id and client_secret_env, and auth = \"oauth\" for this server), or, if it takes an API key, set auth = \"headers\" with headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }}"
+        ),
+        AuthMode::Oauth => format!("{name} rejected Warden's access token"),
+    }
 }
 
 async fn build_tokens(

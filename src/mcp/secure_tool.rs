@@ -77,7 +77,8 @@ pub struct CallReport {
 /// A call ready to go on the wire.
 pub struct Prepared {
     pub args: Map<String, Value>,
-    pub claims: Arc<crate::auth::token::Grant>,
+    /// What the token grants; None for a server without OAuth.
+    pub claims: Option<Arc<crate::auth::token::Grant>>,
     /// Safe to send again after an ambiguous failure.
     pub repeatable: bool,
 }
@@ -85,21 +86,31 @@ pub struct Prepared {
 pub struct SecureTool {
     pub spec: ToolSpec,
     session: Arc<McpSession>,
-    tokens: Arc<TokenManager>,
+    /// None for a server without OAuth: no pre-check, no refresh on 401.
+    tokens: Option<Arc<TokenManager>>,
     events: EventBus,
     policy: CallPolicy,
     blocked: Option<String>,
+    /// What to say when a server without OAuth answers 401 (which header it refused, or
+    /// that it needs OAuth).
+    refusal_hint: String,
 }
 
 impl SecureTool {
     pub fn new(
         spec: ToolSpec,
         session: Arc<McpSession>,
-        tokens: Arc<TokenManager>,
+        tokens: Option<Arc<TokenManager>>,
         events: EventBus,
         policy: CallPolicy,
     ) -> Self {
-        Self { spec, session, tokens, events, policy, blocked: None }
+        Self { spec, session, tokens, events, policy, blocked: None, refusal_hint: String::new() }
+    }
+
+    /// What a 401 means for this server when it holds no token manager.
+    pub fn refusal_hint(mut self, hint: String) -> Self {
+        self.refusal_hint = hint;
+        self
     }
 
     /// Refuses every call with `reason` (a changed tool manifest awaiting approval).
@@ -118,7 +129,7 @@ impl SecureTool {
 
     /// The scopes this tool needs that the current token lacks (`None` before a token).
     pub fn missing_scopes(&self) -> Option<ScopeSet> {
-        self.tokens.info().map(|t| t.missing(&self.spec.required_scopes))
+        self.tokens.as_ref()?.info().map(|t| t.missing(&self.spec.required_scopes))
     }
 
     /// Makes one logical call and reports it on the bus exactly once: `ToolCall`, any
@@ -163,7 +174,7 @@ impl SecureTool {
 
     /// Digest, scopes and token fingerprint for the audit trail.
     fn audit(&self, digest: &str) -> CallAudit {
-        let token = self.tokens.info();
+        let token = self.tokens.as_ref().and_then(|t| t.info());
         CallAudit {
             args_digest: (!digest.is_empty()).then(|| digest.to_string()),
             required: self.spec.required_scopes.clone(),
@@ -182,14 +193,19 @@ impl SecureTool {
         if let Some(reason) = &self.blocked {
             return Err(failed(FailureClass::Blocked, reason));
         }
-        let claims = match self.tokens.claims().await {
-            Ok(c) => c,
-            Err(e) => {
-                let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::TokenUnavailable };
-                return Err(failed(class, &e.to_string()));
-            }
+        let claims = match &self.tokens {
+            None => None,
+            Some(tokens) => match tokens.claims().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let class = if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::TokenUnavailable };
+                    return Err(failed(class, &e.to_string()));
+                }
+            },
         };
-        if self.policy.precheck {
+        if self.policy.precheck
+            && let Some(claims) = &claims
+        {
             let missing = claims.missing(&self.spec.required_scopes);
             if !missing.is_empty() {
                 let granted = claims.scope.clone();
@@ -225,11 +241,21 @@ impl SecureTool {
                     Err(_) => Failure::Timeout,
                 };
             match failure {
+                // No token manager: nothing to refresh; say what the server refused.
+                Failure::Unauthorized { www_authenticate } if self.tokens.is_none() => {
+                    return (self.refused(401, &www_authenticate), attempt);
+                }
+                Failure::InsufficientScope { www_authenticate, .. } if self.tokens.is_none() => {
+                    return (self.refused(403, &www_authenticate), attempt);
+                }
                 // 401 is answered before any tool runs, so one retry is always safe.
                 Failure::Unauthorized { www_authenticate } if !refreshed => {
+                    let (Some(tokens), Some(held)) = (&self.tokens, &claims) else {
+                        return (self.refused(401, &www_authenticate), attempt);
+                    };
                     refreshed = true;
-                    match self.tokens.refresh_rejected(&claims).await {
-                        Ok(c) => claims = c,
+                    match tokens.refresh_rejected(held).await {
+                        Ok(c) => claims = Some(c),
                         Err(e) => {
                             let class =
                                 if e.is_auth() { FailureClass::Unauthorized } else { FailureClass::TokenUnavailable };
@@ -247,7 +273,7 @@ impl SecureTool {
                 }
                 Failure::InsufficientScope { www_authenticate, scopes } => {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
-                    let granted = claims.scope.clone();
+                    let granted = claims.as_ref().map(|c| c.scope.clone()).unwrap_or_default();
                     return (denied(DenialSide::Server, required, granted, Some((403, www_authenticate))), attempt);
                 }
                 Failure::RateLimited { retry_after } => {
@@ -327,6 +353,13 @@ impl SecureTool {
             ),
             other => other.message(),
         }
+    }
+
+    /// A 401/403 from a server Warden holds no token for.
+    fn refused(&self, status: u16, www_authenticate: &str) -> CallOutcome {
+        let challenge =
+            if www_authenticate.is_empty() { String::new() } else { format!(", WWW-Authenticate: {www_authenticate}") };
+        failed(FailureClass::Unauthorized, &format!("{} (HTTP {status}{challenge})", self.refusal_hint))
     }
 
     fn retry(&self, scope: &Scope, attempt: u32, reason: RetryReason, detail: &str, delay: Duration) {

@@ -60,10 +60,22 @@ pub enum SessionError {
     Unreachable { server: String, url: String, failure: crate::security::tls::NetFailure },
     #[error("could not list the tools of {server}: {failure}")]
     ListTools { server: String, failure: String },
+    /// The server answered 401/403 to `initialize`: it wants credentials we did not send,
+    /// or refused the ones we did (the caller knows which and words it).
+    #[error("{server} ({url}) refused the connection (HTTP {status})")]
+    Refused { server: String, url: String, status: u16, challenge: Option<String> },
+    /// A stdio server could not be started or did not speak MCP.
+    #[error("could not start the MCP server {server}: {failure}")]
+    Start { server: String, failure: String },
+}
+
+fn client_info() -> ClientConfig {
+    ClientConfig::new(ClientCapabilities::default(), Implementation::new("warden", env!("CARGO_PKG_VERSION")))
 }
 
 pub struct McpSession {
     pub name: String,
+    /// The URL, or for a stdio server its command line.
     pub url: String,
     client: RunningService<RoleClient, ClientConfig>,
     tools: Vec<ToolSpec>,
@@ -71,45 +83,89 @@ pub struct McpSession {
 }
 
 impl McpSession {
-    /// Opens the session. The caller must have obtained a token first (`claims()`), since
-    /// initialize itself is authenticated.
+    /// Opens a session over streamable HTTP. With a token manager the caller must have
+    /// obtained a token first (`claims()`), since initialize itself is authenticated;
+    /// without one, `headers` are the only credentials (`auth = "headers"`), or none.
     pub async fn connect(
         name: &str,
         url: &str,
         http: reqwest::Client,
-        tokens: Arc<TokenManager>,
-        headers: &BTreeMap<String, String>,
+        tokens: Option<Arc<TokenManager>>,
+        headers: &BTreeMap<String, crate::types::secret::Secret<String>>,
         overrides: &BTreeMap<String, ScopeSet>,
     ) -> Result<Self, SessionError> {
         let mut custom = std::collections::HashMap::new();
         for (k, v) in headers {
-            if k.eq_ignore_ascii_case("authorization") {
+            if tokens.is_some() && k.eq_ignore_ascii_case("authorization") {
                 tracing::warn!(server = name, "ignoring a static Authorization header: the token manager provides it");
                 continue;
             }
-            if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str())) {
-                custom.insert(k, v);
+            match (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.expose().as_str())) {
+                (Ok(k), Ok(mut v)) => {
+                    // Kept out of any debug output of the request.
+                    v.set_sensitive(true);
+                    custom.insert(k, v);
+                }
+                _ => {
+                    return Err(SessionError::Connect {
+                        server: name.to_string(),
+                        url: url.to_string(),
+                        failure: format!("the header {k:?} is not a valid HTTP header name and value"),
+                    });
+                }
             }
         }
         let config = StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(custom);
         let transport = StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens), config);
-        let info =
-            ClientConfig::new(ClientCapabilities::default(), Implementation::new("warden", env!("CARGO_PKG_VERSION")));
-        let client = info.serve(transport).await.map_err(|e| match init_failure(&e) {
+        let client = client_info().serve(transport).await.map_err(|e| match init_failure(&e) {
             InitFailure::Net(failure) => {
                 SessionError::Unreachable { server: name.to_string(), url: url.to_string(), failure }
+            }
+            InitFailure::Refused { status, challenge } => {
+                SessionError::Refused { server: name.to_string(), url: url.to_string(), status, challenge }
             }
             InitFailure::Other(failure) => {
                 SessionError::Connect { server: name.to_string(), url: url.to_string(), failure }
             }
         })?;
+        Self::ready(name, url, client, overrides).await
+    }
+
+    /// Starts a stdio server (`command` with `args`) and opens a session on its pipes.
+    pub async fn connect_stdio(
+        entry: &crate::config::ServerEntry,
+        command: &str,
+        args: &[String],
+        overrides: &BTreeMap<String, ScopeSet>,
+    ) -> Result<Self, SessionError> {
+        let name = &entry.name;
+        let endpoint = entry.endpoint();
+        let process = super::stdio::spawn(entry, command, args)
+            .map_err(|failure| SessionError::Start { server: name.clone(), failure })?;
+        let client = client_info().serve(process).await.map_err(|e| SessionError::Start {
+            server: name.clone(),
+            failure: match init_failure(&e) {
+                InitFailure::Other(why) => format!("`{endpoint}` started but {why}; its stderr is in Warden's log"),
+                _ => format!("`{endpoint}` started but the MCP handshake failed; its stderr is in Warden's log"),
+            },
+        })?;
+        Self::ready(name, &endpoint, client, overrides).await
+    }
+
+    /// Lists the tools of a freshly initialized session and pins the manifest.
+    async fn ready(
+        name: &str,
+        endpoint: &str,
+        client: RunningService<RoleClient, ClientConfig>,
+        overrides: &BTreeMap<String, ScopeSet>,
+    ) -> Result<Self, SessionError> {
         let listed = client
             .list_all_tools()
             .await
             .map_err(|e| SessionError::ListTools { server: name.to_string(), failure: classify(&e).message() })?;
         let manifest_hash = manifest_hash(&listed);
         let tools = listed.iter().map(|t| spec(name, t, overrides)).collect();
-        Ok(Self { name: name.to_string(), url: url.to_string(), client, tools, manifest_hash })
+        Ok(Self { name: name.to_string(), url: endpoint.to_string(), client, tools, manifest_hash })
     }
 
     pub fn tools(&self) -> &[ToolSpec] {
@@ -155,6 +211,11 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
 
 enum InitFailure {
     Net(crate::security::tls::NetFailure),
+    /// 401 or 403, with the `WWW-Authenticate` challenge when there was one.
+    Refused {
+        status: u16,
+        challenge: Option<String>,
+    },
     Other(String),
 }
 
@@ -169,6 +230,21 @@ fn init_failure(e: &rmcp::service::ClientInitializeError) -> InitFailure {
         E::TransportError { error, context } => {
             let context = context.trim_start_matches("when ");
             match error.error.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+                Some(StreamableHttpError::AuthRequired(a)) => {
+                    InitFailure::Refused { status: 401, challenge: Some(a.www_authenticate_header.clone()) }
+                }
+                Some(StreamableHttpError::InsufficientScope(s)) => {
+                    InitFailure::Refused { status: 403, challenge: Some(s.www_authenticate_header.clone()) }
+                }
+                // rmcp words a 401/403 without a challenge as "HTTP 401 Unauthorized: body".
+                Some(StreamableHttpError::UnexpectedServerResponse(why))
+                    if why.starts_with("HTTP 401") || why.starts_with("HTTP 403") =>
+                {
+                    InitFailure::Refused {
+                        status: if why.starts_with("HTTP 401") { 401 } else { 403 },
+                        challenge: None,
+                    }
+                }
                 Some(StreamableHttpError::Client(re)) => {
                     let failure = crate::security::tls::NetFailure::of(re);
                     match failure {

@@ -191,6 +191,9 @@ impl Core {
 async fn regrant(stack: &ClientStack, scopes: Option<ScopeSet>) {
     for server in &stack.servers {
         // Failures are reported as TokenError/TokenRejected events by the token manager.
-        let _ = server.tokens.regrant(scopes.clone()).await;
+        // A server without OAuth has no grant to change.
+        if let Some(tokens) = &server.tokens {
+            let _ = tokens.regrant(scopes.clone()).await;
+        }
     }
 }

@@ -194,7 +194,7 @@ impl Session {
     /// frontend subscribed), so a console starting now shows them.
     pub fn announce_tokens(&self) {
         for server in &self.stack.servers {
-            if let Some(token) = server.tokens.info() {
+            if let Some(token) = server.tokens.as_ref().and_then(|t| t.info()) {
                 self.events.emit(&Default::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
             }
         }
@@ -266,12 +266,13 @@ impl SessionHandle {
     }
 }
 
-/// The health probe's HTTP client: the same trust as the client stack's. `None` (no
-/// probe, a warning in the log) if it cannot be built — the stack just connected with the
-/// same settings, so that would be surprising, and not worth refusing a console over.
+/// The health probe's HTTP client: the same trust as the client stack's (the system roots
+/// when there is no `[client]`: servers without OAuth are probed too; stdio servers have no
+/// URL and are not). `None` (no probe, a warning in the log) if it cannot be built — the
+/// stack just connected with the same settings, so that would be surprising, and not worth
+/// refusing a console over.
 fn probe_client(config: &Config) -> Option<reqwest::Client> {
-    let client = config.client.as_ref()?;
-    let tls = crate::security::tls::ClientTls { ca_file: client.ca_file.clone(), ca_only: client.ca_only };
+    let tls = config.client.as_ref().map(crate::mcp::client_tls).unwrap_or_default();
     crate::security::tls::http_client(&tls, health::PROBE_TIMEOUT)
         .map_err(|e| tracing::warn!(error = %e, "no server health probe"))
         .ok()

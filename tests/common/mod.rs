@@ -219,16 +219,7 @@ pub fn client_config(stack: &Stack, servers: Option<Vec<(String, String)>>) -> C
     let path = stack.state.join("client.toml");
     let mut c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
     if let Some(list) = servers {
-        c.servers = list
-            .into_iter()
-            .map(|(name, url)| warden::config::ServerEntry {
-                name,
-                url,
-                resource: None,
-                headers: Default::default(),
-                scopes: Default::default(),
-            })
-            .collect();
+        c.servers = list.into_iter().map(|(name, url)| warden::config::ServerEntry::http(name, url)).collect();
         c.client.as_mut().unwrap().allow_http_loopback = true;
     }
     c
@@ -385,11 +376,8 @@ impl Split {
         client.ca_file = Some(self.root.path().join("tls/ca.pem"));
         client.ca_only = true;
         c.servers = vec![warden::config::ServerEntry {
-            name: "customer-service".into(),
-            url: url.unwrap_or(&self.mcp).to_string(),
             resource: Some(self.mcp.clone()),
-            headers: Default::default(),
-            scopes: Default::default(),
+            ..warden::config::ServerEntry::http("customer-service", url.unwrap_or(&self.mcp))
         }];
         c
     }

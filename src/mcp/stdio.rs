@@ -1,0 +1,166 @@
+//! The stdio transport: an MCP server started as a child process, speaking JSON-RPC on its
+//! stdin/stdout (rmcp's `TokioChildProcess`).
+//!
+//! - **Environment.** The child gets only `PATH` and `HOME` from Warden's environment, plus
+//!   the entry's own `env`. Desktop clients pass their whole environment; Warden's may hold
+//!   its client secret (`client_secret_env`), LM API keys and whatever the operator's shell
+//!   exports, and a third-party server has no business reading those (the `get-env` tool of
+//!   the reference server prints its whole environment to the model). `PATH` is kept so
+//!   `npx`, `uvx`, `node` and the interpreters scripts name resolve; `HOME` so package
+//!   managers find their caches and config. Anything else a server needs goes in `env`.
+//! - **stderr** never reaches the terminal (it would tear the console's screen): each line
+//!   goes to Warden's log, prefixed with the server's name, control characters escaped,
+//!   cut at `MAX_LINE` bytes, and at most `MAX_LINES` lines per child (a chatty or hostile
+//!   server cannot fill the disk).
+//! - **Lifetime.** The child is killed when the session is dropped (rmcp's cleanup guard,
+//!   and `kill_on_drop` on the command as a second line) and shut down in order (stdin
+//!   closed, then SIGTERM, then kill) when the session is closed.
+
+use rmcp::transport::TokioChildProcess;
+use tokio::io::AsyncReadExt;
+use tokio::process::{ChildStderr, Command};
+
+use crate::config::ServerEntry;
+
+/// Longest stderr line logged; the rest of the line is dropped (and says so).
+pub const MAX_LINE: usize = 2048;
+/// Most stderr lines logged per child; after that one notice, then silence.
+pub const MAX_LINES: u64 = 10_000;
+
+/// Variables passed through from Warden's own environment (see the module docs).
+pub const INHERITED_ENV: [&str; 2] = ["PATH", "HOME"];
+
+/// Starts the server's process. The error is in words: which command, and why.
+pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<TokioChildProcess, String> {
+    let mut cmd = Command::new(command);
+    cmd.args(args).env_clear().kill_on_drop(true);
+    for var in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
+    }
+    for (key, value) in &entry.env {
+        cmd.env(key, value.expose());
+    }
+    if let Some(dir) = &entry.cwd {
+        cmd.current_dir(dir);
+    }
+    let (process, stderr) =
+        TokioChildProcess::builder(cmd).stderr(std::process::Stdio::piped()).spawn().map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "not found (is it installed and on PATH?)".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied (is it executable?)".to_string(),
+                _ => e.to_string(),
+            };
+            format!("could not start `{}`: {why}", entry.endpoint())
+        })?;
+    if let Some(stderr) = stderr {
+        tokio::spawn(pump_stderr(entry.name.clone(), stderr));
+    }
+    Ok(process)
+}
+
+/// Copies the child's stderr to the log, line by line, bounded (see the module docs). Ends
+/// when the child closes stderr (it exited or was killed).
+async fn pump_stderr(server: String, mut stderr: ChildStderr) {
+    let mut lines = LineCutter::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for line in lines.push(&buf[..n]) {
+            if !log_line(&server, &line, &mut lines.logged) {
+                return drain(stderr).await;
+            }
+        }
+    }
+    if let Some(line) = lines.finish() {
+        log_line(&server, &line, &mut lines.logged);
+    }
+}
+
+/// Logs one line unless the budget is spent; false once it is.
+fn log_line(server: &str, line: &str, logged: &mut u64) -> bool {
+    *logged += 1;
+    if *logged > MAX_LINES {
+        tracing::warn!(target: "warden::stdio", server, "stderr: more than {MAX_LINES} lines; the rest is not logged");
+        return false;
+    }
+    tracing::info!(target: "warden::stdio", server, "stderr: {line}");
+    true
+}
+
+/// Reads and discards the rest, so the child never blocks on a full pipe.
+async fn drain(mut stderr: ChildStderr) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stderr.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Splits a byte stream into escaped lines of at most `MAX_LINE` bytes.
+#[derive(Default)]
+struct LineCutter {
+    pending: Vec<u8>,
+    /// The current line passed `MAX_LINE`: drop bytes until its newline.
+    cut: bool,
+    logged: u64,
+}
+
+impl LineCutter {
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            if b == b'\n' {
+                if !self.cut {
+                    out.push(escape(&self.pending));
+                }
+                self.pending.clear();
+                self.cut = false;
+            } else if !self.cut {
+                self.pending.push(b);
+                if self.pending.len() >= MAX_LINE {
+                    out.push(format!("{} … (line cut at {MAX_LINE} bytes)", escape(&self.pending)));
+                    self.pending.clear();
+                    self.cut = true;
+                }
+            }
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        (!self.pending.is_empty() && !self.cut).then(|| escape(&std::mem::take(&mut self.pending)))
+    }
+}
+
+/// Lossy UTF-8 with control characters escaped (`\u{1b}`, `\r`): a server cannot write
+/// terminal escapes or fake log lines into the log.
+fn escape(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_lines_are_split_escaped_and_cut() {
+        let mut c = LineCutter::default();
+        assert_eq!(c.push(b"hello\nwor"), ["hello"]);
+        assert_eq!(c.push(b"ld\x1b[31m\r\n"), ["world\\u{1b}[31m\\r"]);
+        let long = vec![b'x'; MAX_LINE + 10];
+        let out = c.push(&long);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].ends_with("… (line cut at 2048 bytes)"));
+        assert_eq!(c.push(b"tail\nnext"), Vec::<String>::new(), "the rest of a cut line is dropped");
+        assert_eq!(c.finish().as_deref(), Some("next"));
+    }
+}
