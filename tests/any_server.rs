@@ -392,7 +392,12 @@ fn the_stdio_child_is_gone_when_warden_exits() {
             "auth": "none", "headers": [], "reachable": true, "tools": 13, "error": null}])
     );
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
-    // Gone, or at most a zombie waiting for init to reap it: not running.
+    assert_stops(&pid, "the stdio server");
+}
+
+/// Waits (bounded) until process `pid` is gone, or at most a zombie waiting for init to
+/// reap it: not running.
+fn assert_stops(pid: &str, what: &str) {
     let state_of = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
@@ -400,7 +405,24 @@ fn the_stdio_child_is_gone_when_warden_exits() {
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while matches!(state_of(), Some(c) if c != 'Z') {
-        assert!(Instant::now() < deadline, "the stdio server {pid} still runs after warden exited");
+        assert!(Instant::now() < deadline, "{what} ({pid}) still runs after warden exited");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Regression: only the server process was killed, so what it started lived on (`npx -y
+/// server` starts `node`; killing `npx` left `node` running). The server now leads its own
+/// process group and the whole group is killed.
+#[test]
+fn what_a_stdio_server_started_is_gone_when_warden_exits() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("grandchild.pid");
+    let line =
+        format!("sh -c 'sleep 300 & echo $! > {}; exec node {} stdio'", pidfile.display(), everything().display());
+    let listed = warden(state.path(), &["tools", "--stdio", &line], &[]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    assert!(stdout(&listed).contains("echo"), "{}", stdout(&listed));
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    assert_stops(&pid, "the server's own child");
 }

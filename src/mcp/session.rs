@@ -80,6 +80,8 @@ pub struct McpSession {
     client: RunningService<RoleClient, ClientConfig>,
     tools: Vec<ToolSpec>,
     manifest_hash: String,
+    /// A stdio server's process group, killed with the session.
+    group: Option<super::stdio::GroupGuard>,
 }
 
 impl McpSession {
@@ -140,7 +142,7 @@ impl McpSession {
     ) -> Result<Self, SessionError> {
         let name = &entry.name;
         let endpoint = entry.endpoint();
-        let process = super::stdio::spawn(entry, command, args)
+        let (process, group) = super::stdio::spawn(entry, command, args)
             .map_err(|failure| SessionError::Start { server: name.clone(), failure })?;
         let client = client_info().serve(process).await.map_err(|e| SessionError::Start {
             server: name.clone(),
@@ -149,7 +151,9 @@ impl McpSession {
                 _ => format!("`{endpoint}` started but the MCP handshake failed; its stderr is in Warden's log"),
             },
         })?;
-        Self::ready(name, &endpoint, client, overrides).await
+        let mut session = Self::ready(name, &endpoint, client, overrides).await?;
+        session.group = Some(group);
+        Ok(session)
     }
 
     /// Lists the tools of a freshly initialized session and pins the manifest.
@@ -165,7 +169,7 @@ impl McpSession {
             .map_err(|e| SessionError::ListTools { server: name.to_string(), failure: classify(&e).message() })?;
         let manifest_hash = manifest_hash(&listed);
         let tools = listed.iter().map(|t| spec(name, t, overrides)).collect();
-        Ok(Self { name: name.to_string(), url: endpoint.to_string(), client, tools, manifest_hash })
+        Ok(Self { name: name.to_string(), url: endpoint.to_string(), client, tools, manifest_hash, group: None })
     }
 
     pub fn tools(&self) -> &[ToolSpec] {

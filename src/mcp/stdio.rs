@@ -14,7 +14,10 @@
 //!   server cannot fill the disk).
 //! - **Lifetime.** The child is killed when the session is dropped (rmcp's cleanup guard,
 //!   and `kill_on_drop` on the command as a second line) and shut down in order (stdin
-//!   closed, then SIGTERM, then kill) when the session is closed.
+//!   closed, then SIGTERM, then kill) when the session is closed. It leads its own process
+//!   group and the signals go to the group: `npx -y some-server` starts `node`, which a
+//!   kill of `npx` alone left running; and the terminal's Ctrl-C does not reach it
+//!   behind Warden's back.
 
 use rmcp::transport::TokioChildProcess;
 use tokio::io::AsyncReadExt;
@@ -30,8 +33,22 @@ pub const MAX_LINES: u64 = 10_000;
 /// Variables passed through from Warden's own environment (see the module docs).
 pub const INHERITED_ENV: [&str; 2] = ["PATH", "HOME"];
 
+/// Kills a stdio server's process group when dropped, at once and on this thread: rmcp's
+/// own cleanup spawns the kill on a task, which never runs when Warden is exiting, and
+/// kills only the server, not what it started.
+#[derive(Debug)]
+pub struct GroupGuard(i32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, killpg};
+        // ESRCH (the group is already gone) is the normal case after an orderly close.
+        let _ = killpg(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+    }
+}
+
 /// Starts the server's process. The error is in words: which command, and why.
-pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<TokioChildProcess, String> {
+pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<(TokioChildProcess, GroupGuard), String> {
     let mut cmd = Command::new(command);
     cmd.args(args).env_clear().kill_on_drop(true);
     for var in INHERITED_ENV {
@@ -45,6 +62,8 @@ pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<Toki
     if let Some(dir) = &entry.cwd {
         cmd.current_dir(dir);
     }
+    let mut cmd = process_wrap::tokio::CommandWrap::from(cmd);
+    cmd.wrap(process_wrap::tokio::ProcessGroup::leader()).wrap(process_wrap::tokio::KillOnDrop);
     let (process, stderr) =
         TokioChildProcess::builder(cmd).stderr(std::process::Stdio::piped()).spawn().map_err(|e| {
             let why = match e.kind() {
@@ -57,7 +76,12 @@ pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<Toki
     if let Some(stderr) = stderr {
         tokio::spawn(pump_stderr(entry.name.clone(), stderr));
     }
-    Ok(process)
+    // The server leads its group, so the group's id is its pid.
+    let pid = process
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or_else(|| format!("`{}` exited as soon as it started; its stderr is in Warden's log", entry.endpoint()))?;
+    Ok((process, GroupGuard(pid)))
 }
 
 /// Copies the child's stderr to the log, line by line, bounded (see the module docs). Ends
