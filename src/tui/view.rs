@@ -136,7 +136,7 @@ fn status_facts(app: &App) -> StatusFacts<'static> {
         Span::styled(format!("✖ {} down{rest}", down.join(", ")), t.colored(t.error).add_modifier(Modifier::BOLD))
     } else {
         Span::styled(
-            format!("● {} server{}", app.info.servers.len(), if app.info.servers.len() == 1 { "" } else { "s" }),
+            format!("● {}", crate::types::text::counted(app.info.servers.len() as u64, "server", "servers")),
             t.colored(t.ok),
         )
     };

@@ -226,11 +226,11 @@ impl TracePane {
                 self.push(e, TraceKind::Answer, response.clone(), vec![("answer".into(), response.clone())])
             }
             EventKind::RunFinished { status, steps, elapsed_ms } => {
-                let noun = if *steps == 1 { "step" } else { "steps" };
+                let steps = crate::types::text::counted(u64::from(*steps), "step", "steps");
                 self.push(
                     e,
                     TraceKind::Finished,
-                    format!("{} {} — {steps} {noun}, {elapsed_ms:.1} ms", status.glyph(), status.label()),
+                    format!("{} {} — {steps}, {elapsed_ms:.1} ms", status.glyph(), status.label()),
                     Vec::new(),
                 )
             }

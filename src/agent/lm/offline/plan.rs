@@ -227,10 +227,9 @@ fn args_for(tool: &OfferedTool, request: &str, req: &Request, lookup_index: usiz
         "calculate_account_value" => {
             args.insert("customer_id".into(), json!(id));
             args.insert("amounts".into(), json!(req.amounts));
-            let n = req.amounts.len();
+            let amounts = crate::types::text::counted(req.amounts.len() as u64, "purchase amount", "purchase amounts");
             format!(
-                "Now I will calculate the account value for {id} with calculate_account_value from the {n} purchase amount{} given in the request.",
-                if n == 1 { "" } else { "s" }
+                "Now I will calculate the account value for {id} with calculate_account_value from the {amounts} given in the request."
             )
         }
         "get_recent_customers" => {

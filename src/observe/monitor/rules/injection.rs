@@ -40,7 +40,7 @@ pub fn signs(text: &str) -> Vec<String> {
     }
     let n = text.chars().filter(|c| hidden(*c)).count();
     if n > 0 {
-        out.push(format!("{} hidden Unicode {}", n, if n == 1 { "character" } else { "characters" }));
+        out.push(crate::types::text::counted(n as u64, "hidden Unicode character", "hidden Unicode characters"));
     }
     out
 }
