@@ -13,10 +13,10 @@
 //!   cut at `MAX_LINE` bytes, and at most `MAX_LINES` lines per child (a chatty or hostile
 //!   server cannot fill the disk).
 //! - **Lifetime.** The child is killed when the session is dropped (rmcp's cleanup guard,
-//!   and `kill_on_drop` on the command as a second line) and shut down in order (stdin
-//!   closed, then SIGTERM, then kill) when the session is closed. It leads its own process
-//!   group and the signals go to the group: `npx -y some-server` starts `node`, which a
-//!   kill of `npx` alone left running; and the terminal's Ctrl-C does not reach it
+//!   process-wrap's `KillOnDrop`, and [`GroupGuard`] for the whole group) and shut down in
+//!   order (stdin closed, then SIGTERM, then kill) when the session is closed. It leads its
+//!   own process group and the signals go to the group: `npx -y some-server` starts `node`,
+//!   which a kill of `npx` alone left running; and the terminal's Ctrl-C does not reach it
 //!   behind Warden's back.
 
 use rmcp::transport::TokioChildProcess;
@@ -50,7 +50,7 @@ impl Drop for GroupGuard {
 /// Starts the server's process. The error is in words: which command, and why.
 pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<(TokioChildProcess, GroupGuard), String> {
     let mut cmd = Command::new(command);
-    cmd.args(args).env_clear().kill_on_drop(true);
+    cmd.args(args).env_clear();
     for var in INHERITED_ENV {
         if let Some(value) = std::env::var_os(var) {
             cmd.env(var, value);

@@ -201,17 +201,13 @@ async fn probe(http: &reqwest::Client, url: &str) -> Result<(), String> {
     }
 }
 
-/// The RFC 9728 metadata URL of a resource: `/.well-known/oauth-protected-resource`
-/// inserted before the resource's path (`https://h/mcp` →
-/// `https://h/.well-known/oauth-protected-resource/mcp`).
+/// The RFC 9728 metadata URL of a server, or None for one that has no URL to probe (a
+/// stdio server's command line).
 fn metadata_url(url: &str) -> Option<String> {
-    let u = reqwest::Url::parse(url).ok()?;
-    u.host_str()?;
-    let path = u.path().trim_end_matches('/');
-    let mut m = u.clone();
-    m.set_path(&format!("/.well-known/oauth-protected-resource{path}"));
-    m.set_query(None);
-    Some(m.to_string())
+    reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| u.host_str().is_some())
+        .map(|_| crate::auth::discovery::resource_metadata_url(url))
 }
 
 #[cfg(test)]
