@@ -406,7 +406,7 @@ fn audit_verify_checks_signatures_and_says_when_it_cannot() {
     };
     let log = AuditLog::open_with(&audit, "client", opts).unwrap();
     for i in 0..10 {
-        let kind = EventKind::TokenError { detail: format!("d{i}") };
+        let kind = EventKind::TokenError { detail: format!("d{i}"), server: None };
         log.append(&warden::types::event::Event { id: i, at_ms: i, run_id: None, step: None, kind }).unwrap();
     }
     drop(log);

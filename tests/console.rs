@@ -17,7 +17,7 @@ use warden::tui::theme::Theme;
 use warden::tui::view;
 use warden::types::event::{
     CallOutcome, DenialSide, Event, EventBus, EventKind, Introspection, OpaqueReason, RefreshReason, RunStatus, Scope,
-    ScopeOrigin, TokenInfo, TokenState, VerifiedToken,
+    ScopeOrigin, ServerSummary, TokenInfo, TokenState, VerifiedToken,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;
@@ -31,7 +31,7 @@ fn info() -> ConsoleInfo {
     let tool =
         |name: &str, s: &str| ToolScopes { server: "customer-service".into(), name: name.into(), required: scopes(s) };
     ConsoleInfo {
-        servers: vec![("customer-service".into(), "https://127.0.0.1:8001/mcp".into())],
+        servers: vec![ServerSummary::http("customer-service", "https://127.0.0.1:8001/mcp", "oauth")],
         // As `tui::console_info` labels the offline planner.
         model: "offline-planner (offline, deterministic)".into(),
         tools: vec![
@@ -74,7 +74,7 @@ fn denied_run(bus: &EventBus, now: u64) -> Vec<Event> {
     let run = |step: Option<u32>| Scope { run_id: Some("run-1".into()), step };
     bus.emit(
         &Scope::default(),
-        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Regrant },
+        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Regrant, server: None },
     );
     bus.emit(
         &run(None),
@@ -145,8 +145,10 @@ fn chars(app: &mut App, s: &str) -> Vec<Command> {
     s.chars().flat_map(|c| app.on_key(key(KeyCode::Char(c)))).collect()
 }
 
+/// Several servers: the token pane shows one at a time under a strip listing them all,
+/// each with its own token (events name their server) and its own tools.
 #[test]
-fn the_matrix_groups_tools_by_server_when_there_are_several() {
+fn the_token_pane_shows_one_server_at_a_time_with_its_own_token_and_tools() {
     let now = warden::types::time::now_epoch();
     let mut info = info();
     info.tools.push(ToolScopes {
@@ -154,19 +156,113 @@ fn the_matrix_groups_tools_by_server_when_there_are_several() {
         name: "get_customer_info".into(),
         required: scopes("billing:read"),
     });
-    info.servers.push(("billing".into(), "https://127.0.0.1:8002/mcp".into()));
+    info.servers.push(ServerSummary::http("billing", "https://127.0.0.1:8002/mcp", "oauth"));
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
     app.now = now;
     for e in denied_run(&EventBus::recording(), now) {
         app.ingest(&e);
     }
+    app.typing = false;
     let s = screen(&app, 160, 50);
-    let cs = s.find("customer-service:").expect("a heading for the first server");
-    let billing = s.find("billing:").expect("a heading for the second server");
-    let first = s.find("✓ get_customer_info          customer:read").expect("the first server's tool");
-    let second = s.find("✗ get_customer_info          billing:read").expect("the second server's tool");
-    assert!(cs < first && first < billing && billing < second, "{s}");
+    assert!(s.contains("Token & scopes · server 1 of 2"), "{s}");
+    assert!(s.contains("● customer-service  ● billing"), "{s}");
+    assert!(s.contains("✓ get_customer_info          customer:read"), "{s}");
+    assert!(!s.contains("billing:read"), "only the server shown: {s}");
     assert!(s.contains("● 2 servers"));
+    app.on_key(key(KeyCode::Right));
+    let s = screen(&app, 160, 50);
+    assert!(s.contains("Token & scopes · server 2 of 2"), "{s}");
+    assert!(s.contains("OAuth: no token yet") && s.contains("https://127.0.0.1:8002/mcp"), "{s}");
+    assert!(s.contains("? get_customer_info          billing:read"), "{s}");
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenIssued {
+            token: token("billing:read", now),
+            reason: RefreshReason::Initial,
+            server: Some("billing".into()),
+        },
+    );
+    app.ingest(&bus.recorded()[0]);
+    let s = screen(&app, 160, 50);
+    assert!(s.contains("✓ get_customer_info          billing:read"), "{s}");
+    assert!(s.contains("granted   billing:read"), "{s}");
+    // Left wraps back to the first, whose token the billing one did not replace.
+    app.on_key(key(KeyCode::Left));
+    let s = screen(&app, 160, 50);
+    assert!(
+        s.contains("Token & scopes · server 1 of 2") && s.contains("✓ get_customer_info          customer:read"),
+        "{s}"
+    );
+    assert!(!s.contains("granted   billing:read"), "{s}");
+}
+
+/// Servers without OAuth: static headers by name and fingerprint, no auth, a stdio
+/// process; a crashed stdio server says so with the keys that help, `R` asks the core to
+/// restart it and `L` shows its stderr.
+#[test]
+fn servers_without_oauth_show_how_they_authenticate_and_a_crashed_one_restarts() {
+    let now = warden::types::time::now_epoch();
+    let fp = Fingerprint::of(b"sk-canary-value");
+    let servers = vec![
+        ServerSummary {
+            name: "keyed".into(),
+            transport: "http".into(),
+            endpoint: "http://127.0.0.1:9000/mcp".into(),
+            auth: "headers".into(),
+            headers: vec![("X-API-Key".into(), fp.clone())],
+        },
+        ServerSummary {
+            name: "everything".into(),
+            transport: "stdio".into(),
+            endpoint: "npx -y @modelcontextprotocol/server-everything".into(),
+            auth: "none".into(),
+            headers: vec![],
+        },
+    ];
+    let tools = vec![
+        ToolScopes { server: "keyed".into(), name: "lookup".into(), required: ScopeSet::new() },
+        ToolScopes { server: "everything".into(), name: "echo".into(), required: ScopeSet::new() },
+    ];
+    let info = ConsoleInfo { servers, tools, model: "offline".into(), scenarios: vec![], mode: "LIVE".into() };
+    let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
+    app.now = now;
+    app.typing = false;
+    let s = screen(&app, 160, 40);
+    assert!(s.contains(&format!("⚿ static headers X-API-Key (fp {fp})")), "{s}");
+    assert!(s.contains("· lookup                     — (no auth)"), "{s}");
+    assert!(!s.contains("sk-canary-value"));
+    app.on_key(key(KeyCode::Right));
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope::default(),
+        EventKind::ServerStderr { server: "everything".into(), line: "Starting server…".into() },
+    );
+    bus.emit(
+        &Scope::default(),
+        EventKind::ServerHealth { server: "everything".into(), up: false, detail: "its process exited".into() },
+    );
+    for e in bus.recorded() {
+        app.ingest(&e);
+    }
+    let s = screen(&app, 160, 40);
+    assert!(s.contains("○ no auth: a local process (stdio)"), "{s}");
+    assert!(s.contains("$ npx -y @modelcontextprotocol/server-everything"), "{s}");
+    assert!(s.contains("✖ down: its process exited"), "{s}");
+    assert!(s.contains("  R restarts it · L shows its stderr"), "{s}");
+    assert!(s.contains("● keyed  ✖ everything"), "{s}");
+    assert!(s.contains("✖ everything down (1 up)"), "the status bar counts: {s}");
+    app.on_key(key(KeyCode::Char('L')));
+    let s = screen(&app, 160, 40);
+    assert!(s.contains("Server stderr") && s.contains("Starting server…"), "{s}");
+    app.on_key(key(KeyCode::Esc));
+    let cmds = app.on_key(key(KeyCode::Char('R')));
+    assert_eq!(cmds, vec![Command::Restart("everything".into())]);
+    assert_eq!(app.notice.as_deref(), Some("restarting everything…"));
+    // An HTTP server is not restarted by Warden: the notice says what happens instead.
+    app.on_key(key(KeyCode::Left));
+    assert!(app.on_key(key(KeyCode::Char('R'))).is_empty());
+    assert!(app.notice.as_deref().unwrap_or_default().contains("keyed is an HTTP server"), "{:?}", app.notice);
 }
 
 #[test]
@@ -214,7 +310,7 @@ fn the_token_pane_shows_opaque_and_introspected_tokens_for_what_they_are() {
     };
     let show = |token: TokenInfo| {
         let bus = EventBus::recording();
-        bus.emit(&Scope::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
+        bus.emit(&Scope::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial, server: None });
         screen(&app_with(&bus.recorded(), now), 160, 45)
     };
 
@@ -253,7 +349,7 @@ fn the_token_pane_shows_opaque_and_introspected_tokens_for_what_they_are() {
     // Compact (80x24): the badge names the state.
     let bus = EventBus::recording();
     let token = opaque(ScopeOrigin::TokenResponse, "customer:read", Some(now + 240));
-    bus.emit(&Scope::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
+    bus.emit(&Scope::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial, server: None });
     let s = screen(&app_with(&bus.recorded(), now), 80, 24);
     assert!(s.contains("◌ opaque: the server decides"), "{s}");
 }
@@ -356,6 +452,7 @@ fn grant_editor_drops_a_scope_and_reruns_the_last_request() {
         EventKind::TokenIssued {
             token: token("account:calculate customer:read ticket:create", now),
             reason: RefreshReason::Initial,
+            server: None,
         },
     );
     let mut app = app_with(&bus.recorded(), now);
@@ -596,7 +693,7 @@ fn ctrl_c_in_an_overlay_closes_it_and_cancels() {
 #[test]
 fn the_status_bar_marks_a_server_down_and_up_from_call_outcomes() {
     let mut info = info();
-    info.servers.push(("billing".into(), "https://127.0.0.1:8002/mcp".into()));
+    info.servers.push(ServerSummary::http("billing", "https://127.0.0.1:8002/mcp", "oauth"));
     let bus = EventBus::recording();
     let result = |server: &str, outcome: CallOutcome, attempts: u32| EventKind::ToolResult {
         tool: ToolName::new(server, "get_customer_info"),
@@ -776,10 +873,14 @@ fn enter_on_a_feed_entry_opens_all_of_it() {
 fn the_feed_logs_a_grant_change_only_when_the_scopes_change() {
     let now = warden::types::time::now_epoch();
     let bus = EventBus::recording();
-    let issued = |granted: &str| EventKind::TokenIssued { token: token(granted, now), reason: RefreshReason::Regrant };
+    let issued = |granted: &str| EventKind::TokenIssued {
+        token: token(granted, now),
+        reason: RefreshReason::Regrant,
+        server: None,
+    };
     bus.emit(
         &Scope::default(),
-        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Initial },
+        EventKind::TokenIssued { token: token("customer:read", now), reason: RefreshReason::Initial, server: None },
     );
     bus.emit(&Scope::default(), issued("customer:read"));
     let mut app = app_with(&bus.recorded(), now);
@@ -942,14 +1043,14 @@ fn help_has_no_duplicates_one_spelling_and_a_scroll_indicator() {
     // At 80×24 it does not fit: the title says which lines show, and stops at the end.
     app.on_key(key(KeyCode::Char('?')));
     app.resize(Rect::new(0, 0, 80, 24));
-    assert!(screen(&app, 80, 24).contains("Keys — lines 1–21 of 49 · j/k scroll · Esc close"));
+    assert!(screen(&app, 80, 24).contains("Keys — lines 1–21 of 53 · j/k scroll · Esc close"));
     for _ in 0..100 {
         app.on_key(key(KeyCode::Char('j')));
     }
     let s = screen(&app, 80, 24);
-    assert!(s.contains("lines 29–49 of 49") && s.contains("Mouse wheel scrolls"), "{s}");
+    assert!(s.contains("lines 33–53 of 53") && s.contains("Mouse wheel scrolls"), "{s}");
     app.on_key(key(KeyCode::Char('k')));
-    assert!(screen(&app, 80, 24).contains("lines 28–48 of 49"), "one k moves at once");
+    assert!(screen(&app, 80, 24).contains("lines 32–52 of 53"), "one k moves at once");
 }
 
 /// A replay draws the matrix from the recorded session start, and says that live-only

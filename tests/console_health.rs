@@ -11,7 +11,7 @@ use warden::tui::app::{App, ConsoleInfo};
 use warden::tui::keymap::Keymap;
 use warden::tui::theme::Theme;
 use warden::tui::view;
-use warden::types::event::{EventBus, EventKind, Scope};
+use warden::types::event::{EventBus, EventKind, Scope, ServerSummary};
 
 /// The last row of the screen, and the foreground colour of its first cell.
 fn status(app: &App) -> (String, ratatui::style::Color) {
@@ -26,7 +26,7 @@ fn status(app: &App) -> (String, ratatui::style::Color) {
 #[test]
 fn the_health_probe_marks_a_server_down_and_up_without_a_call() {
     let info = ConsoleInfo {
-        servers: vec![("customer-service".into(), "https://127.0.0.1:8001/mcp".into())],
+        servers: vec![ServerSummary::http("customer-service", "https://127.0.0.1:8001/mcp", "oauth")],
         model: "offline-planner (offline, deterministic)".into(),
         tools: vec![],
         scenarios: vec![],

@@ -43,7 +43,7 @@ fn token_errors(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::TokenError { detail } => Some(detail.clone()),
+            EventKind::TokenError { detail, .. } => Some(detail.clone()),
             _ => None,
         })
         .collect()
@@ -318,7 +318,7 @@ async fn the_status_bar_shows_the_server_down_during_an_outage() {
     let stack =
         ClientStack::connect(&s.client_config(None), None, CallPolicy::default(), events.clone()).await.unwrap();
     let info = warden::tui::app::ConsoleInfo {
-        servers: vec![("customer-service".into(), s.mcp.clone())],
+        servers: vec![warden::types::event::ServerSummary::http("customer-service", &s.mcp, "oauth")],
         model: "offline-planner".into(),
         mode: "LIVE".into(),
         ..Default::default()

@@ -276,7 +276,10 @@ fn rate_limit_bursts_token_failures_and_repeated_401s() {
             EventKind::ToolRateLimited { tool: ToolName::new("s", "t"), retry_after_ms: 1000, attempt: i },
         );
     }
-    bus.emit(&Scope::default(), EventKind::TokenRejected { check: TokenCheck::WrongAudience, detail: "d".into() });
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenRejected { check: TokenCheck::WrongAudience, detail: "d".into(), server: None },
+    );
     let token = TokenInfo {
         fingerprint: warden::types::secret::Fingerprint::of(b"x"),
         requested: None,
@@ -293,7 +296,7 @@ fn rate_limit_bursts_token_failures_and_repeated_401s() {
     for _ in 0..3 {
         bus.emit(
             &Scope::default(),
-            EventKind::TokenIssued { token: token.clone(), reason: RefreshReason::Unauthorized },
+            EventKind::TokenIssued { token: token.clone(), reason: RefreshReason::Unauthorized, server: None },
         );
     }
     let rules: Vec<String> = anomalies(&bus).into_iter().map(|a| a.2).collect();

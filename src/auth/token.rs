@@ -138,6 +138,9 @@ pub struct TokenManager {
     /// When (clock ms) the last refresh failed without a refusal; 0: never.
     last_failure_ms: AtomicU64,
     events: EventBus,
+    /// The MCP server the tokens are for, named on every token event (a console shows a
+    /// token per server).
+    server: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -199,7 +202,19 @@ impl TokenManager {
             refreshes: AtomicU32::new(0),
             last_failure_ms: AtomicU64::new(0),
             events,
+            server: None,
         }
+    }
+
+    /// Names the MCP server these tokens are for on the events they raise.
+    pub fn for_server(mut self, name: &str) -> Self {
+        self.server = Some(name.to_string());
+        self
+    }
+
+    /// The MCP server these tokens are for, if named.
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
     }
 
     /// Describes opaque tokens with the AS's RFC 7662 introspection endpoint, once per
@@ -313,7 +328,10 @@ impl TokenManager {
         let response = match result {
             Ok(t) => t,
             Err(e) => {
-                self.events.emit(&EventScope::default(), EventKind::TokenError { detail: e.to_string() });
+                self.events.emit(
+                    &EventScope::default(),
+                    EventKind::TokenError { detail: e.to_string(), server: self.server.clone() },
+                );
                 return Err(e);
             }
         };
@@ -321,8 +339,10 @@ impl TokenManager {
             Ok(g) => Arc::new(g),
             Err(e) => {
                 let kind = match &e {
-                    TokenError::Rejected(v) => EventKind::TokenRejected { check: v.code(), detail: v.to_string() },
-                    e => EventKind::TokenError { detail: e.to_string() },
+                    TokenError::Rejected(v) => {
+                        EventKind::TokenRejected { check: v.code(), detail: v.to_string(), server: self.server.clone() }
+                    }
+                    e => EventKind::TokenError { detail: e.to_string(), server: self.server.clone() },
                 };
                 self.events.emit(&EventScope::default(), kind);
                 return Err(e);
@@ -336,7 +356,8 @@ impl TokenManager {
         *self.held.write() = Some(held);
         self.generation.fetch_add(1, Ordering::Release);
         tracing::info!(fingerprint = %grant.fingerprint, scope = %grant.scope, ?reason, "access token obtained");
-        self.events.emit(&EventScope::default(), EventKind::TokenIssued { token: info, reason });
+        self.events
+            .emit(&EventScope::default(), EventKind::TokenIssued { token: info, reason, server: self.server.clone() });
         Ok(grant)
     }
 

@@ -139,7 +139,7 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
                 format!("{latency_ms:.1} ms {}", audit.fingerprint.as_ref().map(|f| f.to_string()).unwrap_or_default())
             }
         },
-        EventKind::TokenIssued { token, reason } => format!("{reason:?} {} {}", token.granted, token.fingerprint),
+        EventKind::TokenIssued { token, reason, .. } => format!("{reason:?} {} {}", token.granted, token.fingerprint),
         EventKind::Anomaly { rule, message, .. } => format!("{rule}: {message}"),
         EventKind::ServiceDecision { client_id, reason, detail, .. } => match detail {
             Some(d) => format!("{client_id}: {reason} ({d})"),

@@ -254,9 +254,12 @@ async fn connect_one(
         e => e.into(),
     };
     let (session, tokens) = match (entry.transport(), auth) {
-        (Transport::Stdio { command, args }, _) => {
-            (McpSession::connect_stdio(entry, command, args, &entry.scopes).await.map_err(refused)?, None)
-        }
+        (Transport::Stdio { command, args }, _) => (
+            McpSession::connect_stdio(entry, command, args, &entry.scopes, Some(events.clone()))
+                .await
+                .map_err(refused)?,
+            None,
+        ),
         (Transport::Http { url }, AuthMode::Oauth) => {
             let client =
                 config.client.as_ref().ok_or_else(|| ClientError::NoClientFor { server: entry.name.clone() })?;
@@ -437,7 +440,9 @@ async fn build_tokens(
     let source =
         TokenSource { token_endpoint, client_id: client.client_id.clone(), client_secret: secret, resource, auth };
     Ok(Arc::new(
-        TokenManager::new(http.clone(), source, verification, scopes, events.clone()).with_introspection(introspection),
+        TokenManager::new(http.clone(), source, verification, scopes, events.clone())
+            .with_introspection(introspection)
+            .for_server(&entry.name),
     ))
 }
 

@@ -73,15 +73,52 @@ fn client_info() -> ClientConfig {
     ClientConfig::new(ClientCapabilities::default(), Implementation::new("warden", env!("CARGO_PKG_VERSION")))
 }
 
+impl std::fmt::Debug for McpSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpSession").field("name", &self.name).field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
 pub struct McpSession {
     pub name: String,
     /// The URL, or for a stdio server its command line.
     pub url: String,
-    client: RunningService<RoleClient, ClientConfig>,
+    /// The live connection; a restarted stdio server swaps in a new one while calls in
+    /// flight finish on the old (dropped, and its process group killed, after the last).
+    conn: parking_lot::Mutex<Arc<Conn>>,
     tools: Vec<ToolSpec>,
     manifest_hash: String,
-    /// A stdio server's process group, killed with the session.
-    group: Option<super::stdio::GroupGuard>,
+    /// How to start a stdio server again; `None` for HTTP.
+    stdio: Option<StdioStart>,
+}
+
+/// One running MCP client service, and for a stdio server its process group.
+struct Conn {
+    client: RunningService<RoleClient, ClientConfig>,
+    /// A stdio server's process group, killed with the connection.
+    _group: Option<super::stdio::GroupGuard>,
+}
+
+/// What a stdio server was started with (to start it again).
+struct StdioStart {
+    entry: crate::config::ServerEntry,
+    command: String,
+    args: Vec<String>,
+    events: Option<crate::types::event::EventBus>,
+}
+
+/// Why a stdio server could not be restarted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestartError {
+    #[error("{0} is an HTTP server: Warden reconnects to it by itself when it answers again")]
+    NotStdio(String),
+    #[error(transparent)]
+    Start(#[from] SessionError),
+    #[error(
+        "{server} started again, but its tool manifest changed ({old} → {new}); it was stopped. Review the tools with `warden tools` and approve them with `warden tools --approve`, then restart the console"
+    )]
+    ManifestChanged { server: String, old: String, new: String },
 }
 
 impl McpSession {
@@ -130,46 +167,82 @@ impl McpSession {
                 SessionError::Connect { server: name.to_string(), url: url.to_string(), failure }
             }
         })?;
-        Self::ready(name, url, client, overrides).await
+        Self::ready(name, url, Conn { client, _group: None }, overrides).await
     }
 
-    /// Starts a stdio server (`command` with `args`) and opens a session on its pipes.
+    /// Starts a stdio server (`command` with `args`) and opens a session on its pipes. Its
+    /// stderr goes to the log and, with `events`, out as `ServerStderr` events.
     pub async fn connect_stdio(
         entry: &crate::config::ServerEntry,
         command: &str,
         args: &[String],
         overrides: &BTreeMap<String, ScopeSet>,
+        events: Option<crate::types::event::EventBus>,
     ) -> Result<Self, SessionError> {
-        let name = &entry.name;
-        let endpoint = entry.endpoint();
-        let (process, group) = super::stdio::spawn(entry, command, args)
-            .map_err(|failure| SessionError::Start { server: name.clone(), failure })?;
-        let client = client_info().serve(process).await.map_err(|e| SessionError::Start {
-            server: name.clone(),
-            failure: match init_failure(&e) {
-                InitFailure::Other(why) => format!("`{endpoint}` started but {why}; its stderr is in Warden's log"),
-                _ => format!("`{endpoint}` started but the MCP handshake failed; its stderr is in Warden's log"),
-            },
-        })?;
-        let mut session = Self::ready(name, &endpoint, client, overrides).await?;
-        session.group = Some(group);
+        let start = StdioStart { entry: entry.clone(), command: command.to_string(), args: args.to_vec(), events };
+        let conn = start.start().await?;
+        let mut session = Self::ready(&entry.name, &entry.endpoint(), conn, overrides).await?;
+        session.stdio = Some(start);
         Ok(session)
+    }
+
+    /// Starts a stdio server again (after it exited, or to unstick it): a new process and
+    /// MCP session, swapped in for the next calls. The tools must be the ones approved at
+    /// start: a different manifest stops the new process and is refused.
+    pub async fn restart(&self) -> Result<(), RestartError> {
+        let start = self.stdio.as_ref().ok_or_else(|| RestartError::NotStdio(self.name.clone()))?;
+        let conn = start.start().await?;
+        let listed = conn
+            .client
+            .list_all_tools()
+            .await
+            .map_err(|e| SessionError::ListTools { server: self.name.clone(), failure: classify(&e).message() })?;
+        let hash = manifest_hash(&listed);
+        if hash != self.manifest_hash {
+            return Err(RestartError::ManifestChanged {
+                server: self.name.clone(),
+                old: self.manifest_hash[..12].to_string(),
+                new: hash[..12].to_string(),
+            });
+        }
+        *self.conn.lock() = Arc::new(conn);
+        Ok(())
+    }
+
+    /// False once the connection has ended: a stdio server whose process exited (or
+    /// closed its stdout). An HTTP session is always live here (its server may still be
+    /// down; the health probe and the calls tell).
+    pub fn is_alive(&self) -> bool {
+        !self.conn.lock().client.peer().is_transport_closed()
+    }
+
+    /// Whether the server is a child process Warden can restart.
+    pub fn is_stdio(&self) -> bool {
+        self.stdio.is_some()
     }
 
     /// Lists the tools of a freshly initialized session and pins the manifest.
     async fn ready(
         name: &str,
         endpoint: &str,
-        client: RunningService<RoleClient, ClientConfig>,
+        conn: Conn,
         overrides: &BTreeMap<String, ScopeSet>,
     ) -> Result<Self, SessionError> {
-        let listed = client
+        let listed = conn
+            .client
             .list_all_tools()
             .await
             .map_err(|e| SessionError::ListTools { server: name.to_string(), failure: classify(&e).message() })?;
         let manifest_hash = manifest_hash(&listed);
         let tools = listed.iter().map(|t| spec(name, t, overrides)).collect();
-        Ok(Self { name: name.to_string(), url: endpoint.to_string(), client, tools, manifest_hash, group: None })
+        Ok(Self {
+            name: name.to_string(),
+            url: endpoint.to_string(),
+            conn: parking_lot::Mutex::new(Arc::new(conn)),
+            tools,
+            manifest_hash,
+            stdio: None,
+        })
     }
 
     pub fn tools(&self) -> &[ToolSpec] {
@@ -183,11 +256,33 @@ impl McpSession {
     /// One `tools/call`, classified on failure.
     pub async fn call(&self, tool: &str, args: serde_json::Map<String, Value>) -> Result<CallToolResult, Failure> {
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
-        self.client.call_tool(params).await.map_err(|e| classify(&e))
+        // The connection of the moment: a restart during the call does not cut it off.
+        let conn = self.conn.lock().clone();
+        conn.client.call_tool(params).await.map_err(|e| classify(&e))
     }
 
     pub async fn close(self) {
-        let _ = self.client.cancel().await;
+        if let Ok(conn) = Arc::try_unwrap(self.conn.into_inner()) {
+            let _ = conn.client.cancel().await;
+        }
+    }
+}
+
+impl StdioStart {
+    /// Spawns the process and runs the MCP handshake on its pipes.
+    async fn start(&self) -> Result<Conn, SessionError> {
+        let name = &self.entry.name;
+        let endpoint = self.entry.endpoint();
+        let (process, group) = super::stdio::spawn(&self.entry, &self.command, &self.args, self.events.clone())
+            .map_err(|failure| SessionError::Start { server: name.clone(), failure })?;
+        let client = client_info().serve(process).await.map_err(|e| SessionError::Start {
+            server: name.clone(),
+            failure: match init_failure(&e) {
+                InitFailure::Other(why) => format!("`{endpoint}` started but {why}; its stderr is in Warden's log"),
+                _ => format!("`{endpoint}` started but the MCP handshake failed; its stderr is in Warden's log"),
+            },
+        })?;
+        Ok(Conn { client, _group: Some(group) })
     }
 }
 

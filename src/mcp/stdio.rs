@@ -11,7 +11,9 @@
 //! - **stderr** never reaches the terminal (it would tear the console's screen): each line
 //!   goes to Warden's log, prefixed with the server's name, control characters escaped,
 //!   cut at `MAX_LINE` bytes, and at most `MAX_LINES` lines per child (a chatty or hostile
-//!   server cannot fill the disk).
+//!   server cannot fill the disk); the same lines go out as `ServerStderr` events, which
+//!   the console keeps (its last lines) for the server-log view and the audit trail does
+//!   not record.
 //! - **Lifetime.** The child is killed when the session is dropped (rmcp's cleanup guard,
 //!   process-wrap's `KillOnDrop`, and [`GroupGuard`] for the whole group) and shut down in
 //!   order (stdin closed, then SIGTERM, then kill) when the session is closed. It leads its
@@ -24,6 +26,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStderr, Command};
 
 use crate::config::ServerEntry;
+use crate::types::event::{EventBus, EventKind, Scope};
 
 /// Longest stderr line logged; the rest of the line is dropped (and says so).
 pub const MAX_LINE: usize = 2048;
@@ -48,7 +51,12 @@ impl Drop for GroupGuard {
 }
 
 /// Starts the server's process. The error is in words: which command, and why.
-pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<(TokioChildProcess, GroupGuard), String> {
+pub fn spawn(
+    entry: &ServerEntry,
+    command: &str,
+    args: &[String],
+    events: Option<EventBus>,
+) -> Result<(TokioChildProcess, GroupGuard), String> {
     let mut cmd = Command::new(command);
     cmd.args(args).env_clear();
     for var in INHERITED_ENV {
@@ -74,7 +82,7 @@ pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<(Tok
             format!("could not start `{}`: {why}", entry.endpoint())
         })?;
     if let Some(stderr) = stderr {
-        tokio::spawn(pump_stderr(entry.name.clone(), stderr));
+        tokio::spawn(pump_stderr(entry.name.clone(), stderr, events));
     }
     // The server leads its group, so the group's id is its pid.
     let pid = process
@@ -86,7 +94,7 @@ pub fn spawn(entry: &ServerEntry, command: &str, args: &[String]) -> Result<(Tok
 
 /// Copies the child's stderr to the log, line by line, bounded (see the module docs). Ends
 /// when the child closes stderr (it exited or was killed).
-async fn pump_stderr(server: String, mut stderr: ChildStderr) {
+async fn pump_stderr(server: String, mut stderr: ChildStderr, events: Option<EventBus>) {
     let mut lines = LineCutter::default();
     let mut buf = [0u8; 4096];
     loop {
@@ -95,24 +103,34 @@ async fn pump_stderr(server: String, mut stderr: ChildStderr) {
             Ok(n) => n,
         };
         for line in lines.push(&buf[..n]) {
-            if !log_line(&server, &line, &mut lines.logged) {
+            if !log_line(&server, &line, &mut lines.logged, events.as_ref()) {
                 return drain(stderr).await;
             }
         }
     }
     if let Some(line) = lines.finish() {
-        log_line(&server, &line, &mut lines.logged);
+        log_line(&server, &line, &mut lines.logged, events.as_ref());
     }
 }
 
 /// Logs one line unless the budget is spent; false once it is.
-fn log_line(server: &str, line: &str, logged: &mut u64) -> bool {
+fn log_line(server: &str, line: &str, logged: &mut u64, events: Option<&EventBus>) -> bool {
     *logged += 1;
     if *logged > MAX_LINES {
-        tracing::warn!(target: "warden::stdio", server, "stderr: more than {MAX_LINES} lines; the rest is not logged");
+        let notice = format!("more than {MAX_LINES} lines; the rest is not logged");
+        tracing::warn!(target: "warden::stdio", server, "stderr: {notice}");
+        if let Some(bus) = events {
+            bus.emit(
+                &Scope::default(),
+                EventKind::ServerStderr { server: server.to_string(), line: format!("({notice})") },
+            );
+        }
         return false;
     }
     tracing::info!(target: "warden::stdio", server, "stderr: {line}");
+    if let Some(bus) = events {
+        bus.emit(&Scope::default(), EventKind::ServerStderr { server: server.to_string(), line: line.to_string() });
+    }
     true
 }
 

@@ -1067,7 +1067,7 @@ mod tests {
             at_ms: 1000 + i,
             run_id: Some("r".into()),
             step: Some(i as u32),
-            kind: EventKind::TokenError { detail: format!("d{i}") },
+            kind: EventKind::TokenError { detail: format!("d{i}"), server: None },
         }
     }
 

@@ -13,6 +13,8 @@ pub enum Command {
     RegrantAndRun(Option<ScopeSet>, String),
     Cancel,
     RunScenario(usize),
+    /// Restart the stdio server of this name (its process exited or hangs).
+    Restart(String),
     /// Copy the session recording to the exports folder.
     Export,
     Quit,

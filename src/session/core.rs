@@ -127,6 +127,10 @@ impl Core {
                     }
                     None
                 }
+                Command::Restart(name) => {
+                    self.restart(name);
+                    None
+                }
                 // Exporting is the frontend's (it owns the recording); nothing to do here.
                 Command::Export => None,
                 Command::Quit => break,
@@ -153,6 +157,24 @@ impl Core {
 
     async fn regrant(&self, scopes: Option<ScopeSet>) {
         regrant(&self.stack, scopes).await;
+    }
+
+    /// Restarts a stdio server on its own task (starting `npx …` can take seconds, and the
+    /// core must still take a Cancel meanwhile); the outcome is a `ServerHealth` event.
+    fn restart(&self, name: String) {
+        let (stack, events) = (self.stack.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let Some(server) = stack.servers.iter().find(|s| s.entry.name == name) else {
+                tracing::warn!(server = %name, "restart: no such server");
+                return;
+            };
+            let (up, detail) = match server.session.restart().await {
+                Ok(()) => (true, format!("restarted `{}`", server.session.url)),
+                Err(e) => (false, format!("could not restart: {e}")),
+            };
+            tracing::info!(server = %name, up, %detail, "restart");
+            events.emit(&Scope::default(), EventKind::ServerHealth { server: name, up, detail });
+        });
     }
 
     async fn start(&self, p: Pending) -> Running {

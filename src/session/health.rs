@@ -15,13 +15,20 @@
 //! call), so the probe reports when it comes back. Only changes are reported, as
 //! `EventKind::ServerHealth`; the console renders them.
 //!
+//! A stdio server is not probed over the network: its session says whether its process is
+//! still there (the connection ends when the process exits), checked every
+//! [`PROCESS_INTERVAL`] since it costs nothing. A restart (`Command::Restart`) reports the
+//! server up again, and the probe learns that from the event.
+//!
 //! When a probe is due is decided on the session's clock (a test moves a `ManualClock`
 //! instead of sleeping); the background loop itself waits on tokio's timer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::mcp::session::McpSession;
 use crate::types::event::{CallOutcome, Event, EventBus, EventKind, FailureClass, Scope};
 use crate::types::time::SharedClock;
 
@@ -31,6 +38,8 @@ pub const INTERVAL: Duration = Duration::from_secs(5);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one probe may take, connect to answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a stdio server's process is checked.
+pub const PROCESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One server's probe state.
 #[derive(Debug)]
@@ -39,6 +48,8 @@ struct Target {
     /// The metadata URL to probe; `None` when the server URL cannot be parsed (never
     /// probed).
     probe_url: Option<String>,
+    /// A stdio server's session, whose process is checked instead.
+    process: Option<Arc<McpSession>>,
     up: bool,
     /// Consecutive failed probes (drives the backoff).
     failures: u32,
@@ -65,6 +76,7 @@ impl Health {
             .map(|(name, url)| Target {
                 name: name.clone(),
                 probe_url: metadata_url(url),
+                process: None,
                 up: true,
                 failures: 0,
                 next_at_ms: now + INTERVAL.as_millis() as u64,
@@ -73,12 +85,40 @@ impl Health {
         Self { targets, clock, http, probes: 0 }
     }
 
+    /// Also watches these stdio servers' processes (by session; first checked one
+    /// [`PROCESS_INTERVAL`] from now).
+    pub fn with_processes(mut self, sessions: impl IntoIterator<Item = Arc<McpSession>>) -> Self {
+        let at = self.clock.now_ms() + PROCESS_INTERVAL.as_millis() as u64;
+        for session in sessions {
+            self.targets.retain(|t| t.name != session.name);
+            self.targets.push(Target {
+                name: session.name.clone(),
+                probe_url: None,
+                process: Some(session),
+                up: true,
+                failures: 0,
+                next_at_ms: at,
+            });
+        }
+        self
+    }
+
     /// Learns from a tool call's outcome: a call that could not connect to its server
     /// makes it down (not reported: the console marked it from the call itself) and probed
     /// one interval later; a call it answered makes it up. A call that timed out does not
     /// count: the server may still answer the probe while its MCP handler hangs, and the
     /// probe must not then clear the mark the call set.
     pub fn observe(&mut self, e: &Event) {
+        // A restart (or this probe itself) said so: start from there.
+        if let EventKind::ServerHealth { server, up, .. } = &e.kind {
+            if let Some(t) = self.targets.iter_mut().find(|t| t.name == *server) {
+                t.up = *up;
+                if *up {
+                    t.failures = 0;
+                }
+            }
+            return;
+        }
         let EventKind::ToolResult { tool, outcome, attempts, .. } = &e.kind else { return };
         if *attempts == 0 {
             return;
@@ -114,7 +154,8 @@ impl Health {
     /// How long until the next probe is due (zero when one is due now).
     pub fn next_due_in(&self) -> Duration {
         let now = self.clock.now_ms();
-        let next = self.targets.iter().filter(|t| t.probe_url.is_some()).map(|t| t.next_at_ms).min();
+        let next =
+            self.targets.iter().filter(|t| t.probe_url.is_some() || t.process.is_some()).map(|t| t.next_at_ms).min();
         next.map_or(INTERVAL, |at| Duration::from_millis(at.saturating_sub(now)))
     }
 
@@ -122,10 +163,22 @@ impl Health {
     pub async fn check(&mut self, events: &EventBus) {
         let now = self.clock.now_ms();
         for t in &mut self.targets {
-            let Some(url) = t.probe_url.clone() else { continue };
             if t.next_at_ms > now {
                 continue;
             }
+            if let Some(session) = &t.process {
+                // Free to check: every interval, no backoff. Only a restart brings it back.
+                t.next_at_ms = now + PROCESS_INTERVAL.as_millis() as u64;
+                let alive = session.is_alive();
+                if alive != t.up {
+                    t.up = alive;
+                    let detail = if alive { "its process is running again" } else { "its process exited" }.to_string();
+                    events
+                        .emit(&Scope::default(), EventKind::ServerHealth { server: t.name.clone(), up: alive, detail });
+                }
+                continue;
+            }
+            let Some(url) = t.probe_url.clone() else { continue };
             self.probes += 1;
             let result = probe(&self.http, &url).await;
             let now = self.clock.now_ms();

@@ -28,7 +28,7 @@ use crate::mcp::secure_tool::CallPolicy;
 use crate::mcp::{ClientError, ClientStack};
 use crate::observe::audit::{AuditError, AuditLog};
 use crate::observe::monitor::Monitor;
-use crate::types::event::{AnomalyRule, EventBus, EventKind, RefreshReason};
+use crate::types::event::{AnomalyRule, EventBus, EventKind, RefreshReason, ServerSummary};
 use crate::types::scope::{InvalidScope, ScopeSet};
 use crate::types::tool::ToolName;
 use command::Command;
@@ -76,8 +76,8 @@ pub struct ToolInfo {
 /// Static facts about a session, for a frontend's header and panes.
 #[derive(Debug, Clone, Default)]
 pub struct SessionInfo {
-    /// `(name, url)` of each server.
-    pub servers: Vec<(String, String)>,
+    /// Each server: how it is reached and authenticated.
+    pub servers: Vec<ServerSummary>,
     /// The model's name (`offline-planner`, `openai/gpt-4o`, …).
     pub model: String,
     /// True for the offline planner: no network, same answer every time.
@@ -159,7 +159,7 @@ impl Session {
     pub fn info(&self) -> SessionInfo {
         let names = self.stack.tool_names();
         SessionInfo {
-            servers: self.stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect(),
+            servers: self.stack.servers.iter().map(summary).collect(),
             model: self.lm.name().to_string(),
             deterministic: self.lm.name() == lm::offline::NAME,
             tools: self
@@ -195,7 +195,11 @@ impl Session {
     pub fn announce_tokens(&self) {
         for server in &self.stack.servers {
             if let Some(token) = server.tokens.as_ref().and_then(|t| t.info()) {
-                self.events.emit(&Default::default(), EventKind::TokenIssued { token, reason: RefreshReason::Initial });
+                let server = Some(server.entry.name.clone());
+                self.events.emit(
+                    &Default::default(),
+                    EventKind::TokenIssued { token, reason: RefreshReason::Initial, server },
+                );
             }
         }
     }
@@ -208,7 +212,8 @@ impl Session {
         let health = self.probe_http.map(|http| {
             let servers: Vec<(String, String)> =
                 self.stack.servers.iter().map(|s| (s.entry.name.clone(), s.entry.url.clone())).collect();
-            health::Health::new(&servers, http, self.events.clock().clone())
+            let processes = self.stack.servers.iter().filter(|s| s.session.is_stdio()).map(|s| s.session.clone());
+            health::Health::new(&servers, http, self.events.clock().clone()).with_processes(processes)
         });
         let task = core::Core {
             stack: self.stack,
@@ -263,6 +268,31 @@ impl SessionHandle {
         if let Ok(stack) = Arc::try_unwrap(self.stack) {
             stack.close().await;
         }
+    }
+}
+
+/// What a frontend shows about a connected server: never a secret (headers by name and
+/// fingerprint).
+fn summary(s: &crate::mcp::Connected) -> ServerSummary {
+    let transport = match s.entry.transport() {
+        crate::config::Transport::Stdio { .. } => "stdio",
+        crate::config::Transport::Http { .. } => "http",
+    };
+    let headers = match s.auth {
+        crate::config::AuthMode::Headers => s
+            .entry
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::types::secret::Fingerprint::of(v.expose().as_bytes())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    ServerSummary {
+        name: s.entry.name.clone(),
+        transport: transport.into(),
+        endpoint: s.entry.endpoint(),
+        auth: s.auth.label().into(),
+        headers,
     }
 }
 

@@ -23,12 +23,12 @@ use super::theme::Theme;
 use super::view;
 use crate::session::command::Command;
 use crate::session::scenario::Scenario;
-use crate::types::event::{Event, EventKind};
+use crate::types::event::{Event, EventKind, ServerSummary};
 
 /// Static facts about the session, known at start.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleInfo {
-    pub servers: Vec<(String, String)>,
+    pub servers: Vec<ServerSummary>,
     pub model: String,
     pub tools: Vec<ToolScopes>,
     pub scenarios: Vec<Scenario>,
@@ -66,7 +66,7 @@ pub struct App {
 
 impl App {
     pub fn new(info: ConsoleInfo, theme: Theme, keymap: Keymap, replay: bool) -> Self {
-        let token = TokenPane::new(info.tools.clone());
+        let token = TokenPane::new(info.servers.clone(), info.tools.clone());
         Self {
             info,
             theme,
@@ -369,6 +369,11 @@ impl App {
             }
             // The token pane knows the grant; it opens the editor.
             Action::Grant => return self.send(Pane::Token, Action::Grant),
+            // The token pane knows the servers: these work from any pane.
+            Action::Restart if self.replay => self.notice = Some(format!("restart: {REPLAY_NOTICE}")),
+            Action::PrevServer | Action::NextServer | Action::Restart | Action::ServerLog => {
+                return self.send(Pane::Token, a);
+            }
             Action::Scenarios => {
                 self.overlay = Some(Overlay::Scenarios(ScenarioPicker::new(self.info.scenarios.clone())))
             }

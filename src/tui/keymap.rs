@@ -46,6 +46,13 @@ pub enum Action {
     RegrantAndRun,
     /// Grant editor: re-token with the client's default scopes.
     DefaultGrant,
+    /// Token pane: show the previous / next server.
+    PrevServer,
+    NextServer,
+    /// Restart the stdio server shown in the token pane (after it crashed).
+    Restart,
+    /// Show the stderr of the stdio server shown in the token pane.
+    ServerLog,
 }
 
 /// Where the keyboard is, for resolving a key to an action.
@@ -270,6 +277,15 @@ impl Default for Keymap {
                 b(Action::Filter, &[Key::plain('/')], false, "filter the feed"),
                 b(Action::Export, &[Key::plain('e')], false, "export this session (JSONL, secrets already absent)"),
                 b(Action::Input, &[Key::plain('i')], false, "type a request (chat input)"),
+                b(
+                    Action::PrevServer,
+                    &[Key::plain('h'), Key::new(K::Left, NONE)],
+                    false,
+                    "token pane: previous server",
+                ),
+                b(Action::NextServer, &[Key::plain('l'), Key::new(K::Right, NONE)], false, "token pane: next server"),
+                b(Action::Restart, &[Key::plain('R')], false, "restart the stdio server shown (token pane)"),
+                b(Action::ServerLog, &[Key::plain('L')], false, "stderr of the stdio server shown (token pane)"),
                 o(Context::Overlay, Action::Close, &[Key::new(K::Esc, NONE)], "close (grant editor: cancel)"),
                 o(Context::Overlay, Action::Up, &[Key::plain('k'), Key::new(K::Up, NONE)], "move / scroll up"),
                 o(Context::Overlay, Action::Down, &[Key::plain('j'), Key::new(K::Down, NONE)], "move / scroll down"),

@@ -36,7 +36,7 @@ use panes::token::ToolScopes;
 use theme::Theme;
 
 use crate::session::{Session, SessionInfo};
-use crate::types::event::{Event, EventKind, ToolRequirement};
+use crate::types::event::{Event, EventKind, ServerSummary, ToolRequirement};
 use crate::types::tool::ToolName;
 
 /// Why the console stopped or could not start.
@@ -124,7 +124,8 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
 pub fn session_started(info: &ConsoleInfo) -> EventKind {
     EventKind::SessionStarted {
         model: info.model.clone(),
-        servers: info.servers.iter().map(|(name, _)| name.clone()).collect(),
+        servers: info.servers.iter().map(|s| s.name.clone()).collect(),
+        details: info.servers.clone(),
         tools: info
             .tools
             .iter()
@@ -137,11 +138,25 @@ pub fn session_started(info: &ConsoleInfo) -> EventKind {
 /// recording made before that event existed has none, and shows no matrix).
 pub fn replay_info(events: &[Event], mode: &str) -> ConsoleInfo {
     let mut info = ConsoleInfo { mode: mode.to_string(), model: "(recorded)".into(), ..ConsoleInfo::default() };
-    if let Some(EventKind::SessionStarted { model, servers, tools }) =
+    if let Some(EventKind::SessionStarted { model, servers, tools, details }) =
         events.iter().map(|e| &e.kind).find(|k| matches!(k, EventKind::SessionStarted { .. }))
     {
         info.model = model.clone();
-        info.servers = servers.iter().map(|s| (s.clone(), String::new())).collect();
+        // An older recording names its servers only: how each authenticated is unknown.
+        info.servers = if details.is_empty() {
+            servers
+                .iter()
+                .map(|name| ServerSummary {
+                    name: name.clone(),
+                    transport: String::new(),
+                    endpoint: String::new(),
+                    auth: String::new(),
+                    headers: Vec::new(),
+                })
+                .collect()
+        } else {
+            details.clone()
+        };
         info.tools = tools
             .iter()
             .map(|t| ToolScopes {

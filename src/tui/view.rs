@@ -126,8 +126,7 @@ struct StatusFacts<'a> {
 
 fn status_facts(app: &App) -> StatusFacts<'static> {
     let t = &app.theme;
-    let down: Vec<&str> =
-        app.info.servers.iter().map(|(name, _)| name.as_str()).filter(|n| app.down.contains(*n)).collect();
+    let down: Vec<&str> = app.info.servers.iter().map(|s| s.name.as_str()).filter(|n| app.down.contains(*n)).collect();
     let servers = if app.info.servers.is_empty() {
         Span::styled("○ no servers", t.muted())
     } else if !down.is_empty() {

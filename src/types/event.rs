@@ -572,18 +572,26 @@ impl CallOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// `server` (on the three token events) names the MCP server the token is for; absent
+    /// in recordings made before there could be several.
     TokenIssued {
         token: TokenInfo,
         reason: RefreshReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// A token from the authorization server failed verification and was not used.
     TokenRejected {
         check: TokenCheck,
         detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// The token endpoint refused or could not be reached.
     TokenError {
         detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     ManifestRecorded {
         server: String,
@@ -700,6 +708,9 @@ pub enum EventKind {
         /// Server names, in the order the console lists them.
         servers: Vec<String>,
         tools: Vec<ToolRequirement>,
+        /// How each server is reached and authenticated (absent in older recordings).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        details: Vec<ServerSummary>,
     },
     /// The session's health probe found an MCP server unreachable (`up: false`) or
     /// reachable again (`up: true`); only changes are reported. `detail` says what was
@@ -709,6 +720,42 @@ pub enum EventKind {
         up: bool,
         detail: String,
     },
+    /// A line a stdio server wrote to its stderr (escaped, cut at a bounded length, and
+    /// bounded in number per process). Shown in the console's server log; not audited.
+    ServerStderr {
+        server: String,
+        line: String,
+    },
+}
+
+/// How the client reaches and authenticates to one MCP server, for display (the console's
+/// per-server token view, and a replay of it). Never a secret: static headers appear by
+/// name and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSummary {
+    pub name: String,
+    /// `http` or `stdio`.
+    pub transport: String,
+    /// The URL, or a stdio server's command line.
+    pub endpoint: String,
+    /// `oauth`, `headers` or `none`.
+    pub auth: String,
+    /// Static headers sent (`auth = "headers"`): name and value fingerprint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, Fingerprint)>,
+}
+
+impl ServerSummary {
+    /// A streamable-HTTP server with this auth mode and no static headers.
+    pub fn http(name: &str, url: &str, auth: &str) -> Self {
+        Self {
+            name: name.into(),
+            transport: "http".into(),
+            endpoint: url.into(),
+            auth: auth.into(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// A tool and the scopes its server says it needs (for [`EventKind::SessionStarted`]).
@@ -1063,8 +1110,8 @@ mod tests {
         let mut a = bus.subscribe(8);
         let mut b = bus.subscribe(8);
         let scope = Scope { run_id: Some("r1".into()), step: Some(2) };
-        bus.emit(&scope, EventKind::TokenError { detail: "x".into() });
-        bus.emit(&Scope::default(), EventKind::TokenError { detail: "y".into() });
+        bus.emit(&scope, EventKind::TokenError { detail: "x".into(), server: None });
+        bus.emit(&Scope::default(), EventKind::TokenError { detail: "y".into(), server: None });
         let (a1, a2) = (a.recv().await.unwrap(), a.recv().await.unwrap());
         assert_eq!((a1.id, a2.id), (1, 2));
         assert_eq!((a1.run_id.as_deref(), a1.step), (Some("r1"), Some(2)));
@@ -1077,14 +1124,20 @@ mod tests {
         let bus = EventBus::new();
         let _slow = bus.subscribe(1);
         for _ in 0..3 {
-            bus.emit(&Scope::default(), EventKind::TokenError { detail: "x".into() });
+            bus.emit(&Scope::default(), EventKind::TokenError { detail: "x".into(), server: None });
         }
         assert_eq!(bus.dropped(), 2);
     }
 
     #[test]
     fn serialized_form_is_flat_and_tagged() {
-        let e = Event { id: 7, at_ms: 1, run_id: None, step: None, kind: EventKind::TokenError { detail: "d".into() } };
+        let e = Event {
+            id: 7,
+            at_ms: 1,
+            run_id: None,
+            step: None,
+            kind: EventKind::TokenError { detail: "d".into(), server: None },
+        };
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"id":7,"at_ms":1,"type":"token_error","detail":"d"}"#);
     }
 }

@@ -75,7 +75,8 @@ pub struct FeedPane {
     /// Rows the list shows, from the last `on_resize` (0 until then).
     height: usize,
     /// The scopes of the last token seen, to report only real grant changes.
-    granted: Option<ScopeSet>,
+    /// The grant last seen per server (`None`: a recording without server names).
+    granted: std::collections::BTreeMap<Option<String>, ScopeSet>,
     /// `(event id, summary)` of recent calls and tokens, newest last, for anomaly evidence.
     recent: VecDeque<(u64, String)>,
 }
@@ -240,16 +241,21 @@ impl FeedPane {
                 let text = format!("{} retry after attempt {attempt}: {why}", tool.name);
                 self.push(e, Severity::Warn, "Retry", text, detail);
             }
-            EventKind::TokenRejected { check, detail } => {
-                let rows = vec![("check".into(), check.to_string()), ("detail".into(), detail.clone())];
-                self.push(e, Severity::Error, "Token rejected", format!("token rejected ({check}): {detail}"), rows);
+            EventKind::TokenRejected { check, detail, server } => {
+                let mut rows = vec![("check".into(), check.to_string()), ("detail".into(), detail.clone())];
+                rows.extend(server.iter().map(|s| ("server".to_string(), s.clone())));
+                let text = format!("token{} rejected ({check}): {detail}", for_server(server));
+                self.push(e, Severity::Error, "Token rejected", text, rows);
             }
-            EventKind::TokenError { detail } => {
-                let rows = vec![("detail".into(), detail.clone())];
-                self.push(e, Severity::Error, "Token error", format!("token request failed: {detail}"), rows);
+            EventKind::TokenError { detail, server } => {
+                let mut rows = vec![("detail".into(), detail.clone())];
+                rows.extend(server.iter().map(|s| ("server".to_string(), s.clone())));
+                let text = format!("token request{} failed: {detail}", for_server(server));
+                self.push(e, Severity::Error, "Token error", text, rows);
             }
-            EventKind::TokenIssued { token, reason } => {
-                let before = self.granted.replace(token.granted.clone());
+            EventKind::TokenIssued { token, reason, server } => {
+                // Each server has its own grant: a change is news against that server's.
+                let before = self.granted.insert(server.clone(), token.granted.clone());
                 let shown = |s: &ScopeSet| if s.is_empty() { "(no scopes)".to_string() } else { s.to_string() };
                 let mut rows = vec![
                     ("granted".into(), shown(&token.granted)),
@@ -479,4 +485,9 @@ impl Component for FeedPane {
             .collect();
         f.render_widget(Paragraph::new(lines), inner);
     }
+}
+
+/// " for NAME" when a token event names its server (several servers can hold tokens).
+fn for_server(server: &Option<String>) -> String {
+    server.as_ref().map(|s| format!(" for {s}")).unwrap_or_default()
 }

@@ -1,11 +1,17 @@
-//! The Token & scopes pane: how the token was checked, in one of three states — verified ✓
-//! (issuer, client, audience, alg, kid from the verified claims), introspected by the
-//! authorization server (what it said, never shown as verified), or opaque ("the server
-//! decides", with only the token response's scopes and lifetime) — when it expires
-//! (countdown and gauge), refreshes, fingerprint, and the granted scopes against each
-//! tool's required scopes. A
-//! [`Component`]; asked for [`Action::Grant`] it opens the grant editor on what it knows
-//! (the scopes the tools need and the scopes granted now).
+//! The Token & scopes pane, one server at a time (←/→ switches; a strip on top lists every
+//! server with its state when there are several). For each server: how Warden
+//! authenticates to it — an OAuth token in one of three states, verified ✓ (issuer,
+//! client, audience, alg, kid from the verified claims), introspected by the authorization
+//! server (what it said, never shown as verified), or opaque ("the server decides", with
+//! only the token response's scopes and lifetime), with its expiry (countdown and gauge),
+//! refreshes and fingerprint; static headers by name and fingerprint; or no auth at all —
+//! whether it is down and why, and its tools against the scopes they need. A stdio
+//! server's stderr is kept (the last [`LOG_LINES`] lines) for the server-log overlay, and
+//! a crashed one can be restarted from here. A [`Component`]; asked for
+//! [`Action::Grant`] it opens the grant editor on what it knows (the scopes the OAuth
+//! servers' tools need and the scopes granted now).
+
+use std::collections::VecDeque;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -14,12 +20,17 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
 
 use super::clip;
+use crate::session::command::Command;
 use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::overlays::Overlay;
+use crate::tui::overlays::detail::{DetailContent, StepDetail};
 use crate::tui::overlays::grant::GrantEditor;
-use crate::types::event::{Event, EventKind, OpaqueReason, ScopeOrigin, TokenInfo, TokenState};
+use crate::types::event::{Event, EventKind, OpaqueReason, ScopeOrigin, ServerSummary, TokenInfo, TokenState};
 use crate::types::scope::ScopeSet;
+
+/// stderr lines kept per stdio server for the server-log overlay.
+pub const LOG_LINES: usize = 500;
 
 /// A tool and the scopes it needs.
 #[derive(Debug, Clone)]
@@ -29,11 +40,40 @@ pub struct ToolScopes {
     pub required: ScopeSet,
 }
 
-#[derive(Debug, Default)]
-pub struct TokenPane {
+/// What the pane knows about one server.
+#[derive(Debug, Clone)]
+struct ServerView {
+    summary: ServerSummary,
     token: Option<TokenInfo>,
     /// The last token failure (rejected or refused), cleared by the next good token.
     problem: Option<String>,
+    /// Why it is down (the health probe, or a call that could not reach it); `None`: up.
+    down: Option<String>,
+    /// The last [`LOG_LINES`] lines of its stderr (stdio servers).
+    log: VecDeque<String>,
+    /// stderr lines no longer kept.
+    log_dropped: u64,
+}
+
+impl ServerView {
+    fn new(summary: ServerSummary) -> Self {
+        Self { summary, token: None, problem: None, down: None, log: VecDeque::new(), log_dropped: 0 }
+    }
+
+    fn oauth(&self) -> bool {
+        self.summary.auth == "oauth" || self.token.is_some()
+    }
+
+    fn stdio(&self) -> bool {
+        self.summary.transport == "stdio"
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TokenPane {
+    servers: Vec<ServerView>,
+    /// The server shown (an index into `servers`).
+    selected: usize,
     tools: Vec<ToolScopes>,
     /// Rows of the tool matrix scrolled off the top (clamped to what the last known area
     /// leaves hidden, and again when drawn).
@@ -42,7 +82,7 @@ pub struct TokenPane {
     area: Rect,
 }
 
-/// How the pane lays out a token in `height` rows.
+/// How the pane lays out the selected server in `height` rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
     /// Two summary lines instead of identity lines, gauge and fingerprint, so the matrix
@@ -53,32 +93,90 @@ struct Plan {
 }
 
 impl TokenPane {
-    pub fn new(tools: Vec<ToolScopes>) -> Self {
-        Self { tools, ..Self::default() }
+    /// A pane for these servers (in the order the console lists them) and their tools.
+    pub fn new(servers: Vec<ServerSummary>, tools: Vec<ToolScopes>) -> Self {
+        Self { servers: servers.into_iter().map(ServerView::new).collect(), tools, ..Self::default() }
+    }
+
+    /// The view of the server an event names; an event that names none (a recording made
+    /// before tokens were per server) belongs to the first OAuth server, and when the pane
+    /// knows no server at all (an old recording) one is made up for it.
+    fn view_mut(&mut self, server: Option<&str>) -> &mut ServerView {
+        let i = match server {
+            Some(name) => self.servers.iter().position(|s| s.summary.name == name),
+            None => self.servers.iter().position(|s| s.summary.auth == "oauth" || s.summary.auth.is_empty()),
+        };
+        let i = match i {
+            Some(i) => i,
+            None => {
+                let name = server.unwrap_or("(server)").to_string();
+                let auth = if server.is_none() { "oauth" } else { "" };
+                self.servers.push(ServerView::new(ServerSummary {
+                    name,
+                    transport: String::new(),
+                    endpoint: String::new(),
+                    auth: auth.into(),
+                    headers: Vec::new(),
+                }));
+                self.servers.len() - 1
+            }
+        };
+        &mut self.servers[i]
     }
 
     pub fn ingest(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::TokenIssued { token, .. } => {
-                self.token = Some(token.clone());
-                self.problem = None;
+            EventKind::TokenIssued { token, server, .. } => {
+                let v = self.view_mut(server.as_deref());
+                v.token = Some(token.clone());
+                v.problem = None;
             }
-            EventKind::TokenRejected { check, detail } => {
-                self.problem = Some(format!("✗ rejected ({check}): {detail}"))
+            EventKind::TokenRejected { check, detail, server } => {
+                self.view_mut(server.as_deref()).problem = Some(format!("✗ rejected ({check}): {detail}"))
             }
-            EventKind::TokenError { detail } => self.problem = Some(format!("✗ {detail}")),
+            EventKind::TokenError { detail, server } => {
+                self.view_mut(server.as_deref()).problem = Some(format!("✗ {detail}"))
+            }
+            EventKind::ServerHealth { server, up, detail } => {
+                self.view_mut(Some(server)).down = (!up).then(|| detail.clone());
+            }
+            EventKind::ToolResult { tool, outcome, attempts, .. } if *attempts > 0 => match outcome.server_reached() {
+                Some(true) => self.view_mut(Some(&tool.server)).down = None,
+                Some(false) => {
+                    let v = self.view_mut(Some(&tool.server));
+                    if v.down.is_none() {
+                        v.down = Some(format!("a call to {} could not reach it", tool.name));
+                    }
+                }
+                None => {}
+            },
+            EventKind::ServerStderr { server, line } => {
+                let v = self.view_mut(Some(server));
+                if v.log.len() == LOG_LINES {
+                    v.log.pop_front();
+                    v.log_dropped += 1;
+                }
+                v.log.push_back(line.clone());
+            }
             _ => {}
         }
     }
 
+    /// The grant of the server shown, or else of the first server with a token.
     pub fn granted(&self) -> ScopeSet {
-        self.token.as_ref().map(|t| t.granted.clone()).unwrap_or_default()
+        let token = self
+            .selected()
+            .and_then(|s| s.token.as_ref())
+            .or_else(|| self.servers.iter().find_map(|s| s.token.as_ref()));
+        token.map(|t| t.granted.clone()).unwrap_or_default()
     }
 
-    /// Every scope some tool needs.
+    /// Every scope some tool of an OAuth server needs (what a grant can change).
     pub fn offered(&self) -> ScopeSet {
         let mut offered = ScopeSet::new();
-        for t in &self.tools {
+        let oauth =
+            |name: &str| self.servers.iter().any(|s| s.summary.name == name && s.oauth()) || self.servers.is_empty();
+        for t in self.tools.iter().filter(|t| oauth(&t.server)) {
             for s in t.required.iter() {
                 offered.insert(s.clone());
             }
@@ -86,31 +184,66 @@ impl TokenPane {
         offered
     }
 
+    fn selected(&self) -> Option<&ServerView> {
+        self.servers.get(self.selected)
+    }
+
+    /// The tools of the server shown.
+    fn shown_tools(&self) -> Vec<&ToolScopes> {
+        match self.selected() {
+            Some(s) => self.tools.iter().filter(|t| t.server == s.summary.name).collect(),
+            None => self.tools.iter().collect(),
+        }
+    }
+
     fn scroll(&mut self, delta: i64) {
         let n = delta.unsigned_abs() as usize;
         self.scroll = if delta < 0 { self.scroll.saturating_sub(n) } else { self.scroll.saturating_add(n) };
     }
 
-    /// Rows of the matrix: a heading per server when there are several, and a row per tool.
-    fn matrix_len(&self) -> usize {
-        let servers = self.tools.windows(2).filter(|w| w[0].server != w[1].server).count() + 1;
-        self.tools.len() + if self.grouped() { servers } else { 0 }
+    fn select(&mut self, delta: isize) {
+        let n = self.servers.len();
+        if n > 1 {
+            self.selected = (self.selected as isize + delta).rem_euclid(n as isize) as usize;
+            self.scroll = 0;
+        }
     }
 
-    fn grouped(&self) -> bool {
-        self.tools.iter().any(|x| x.server != self.tools[0].server)
+    /// Rows of the matrix (tools of the server shown).
+    fn matrix_len(&self) -> usize {
+        self.shown_tools().len()
+    }
+
+    /// Lines above the server's own section: the server strip when there are several.
+    fn strip_len(&self) -> usize {
+        usize::from(self.servers.len() > 1)
+    }
+
+    /// Lines of the selected server's section before the matrix, full or compact.
+    fn head_len(&self, compact: bool) -> usize {
+        let Some(v) = self.selected() else { return 1 };
+        let problem = usize::from(v.problem.is_some());
+        // Why, and for a stdio server the keys that help.
+        let down = if v.down.is_some() { 1 + usize::from(v.stdio()) } else { 0 };
+        match &v.token {
+            // Identity (5), problem, gauge, refreshes and granted, a blank line.
+            Some(_) if !compact => 5 + problem + down + 1 + 2 + 1,
+            // Expiry and granted, the problem.
+            Some(_) => 2 + problem + down,
+            // What it is (1–2 lines), why no token (oauth), down.
+            None => 2 + usize::from(v.oauth()) + down,
+        }
     }
 
     /// The layout for an inner height: full when everything fits, compact otherwise.
     fn plan(&self, height: usize) -> Plan {
-        let problem = usize::from(self.problem.is_some());
-        // Identity (5) and problem, gauge, refreshes and granted, a blank line, the header.
-        let full = 5 + problem + 1 + 2 + 1 + 1;
+        // The matrix header.
+        let fixed = self.strip_len() + 1;
+        let full = fixed + self.head_len(false);
         if height >= full + self.matrix_len() {
             return Plan { compact: false, rows: height - full };
         }
-        // Expiry and granted, the problem, the header.
-        Plan { compact: true, rows: height.saturating_sub(2 + problem + 1) }
+        Plan { compact: true, rows: height.saturating_sub(fixed + self.head_len(true)) }
     }
 
     /// Matrix rows hidden below at this inner height (what the scroll can reach).
@@ -125,50 +258,153 @@ impl TokenPane {
         }
     }
 
-    /// The matrix for a text width `w`: a 26-wide name column when there is room; in a
-    /// narrow pane names are clipped so the scopes keep ten columns.
-    fn matrix<'a>(&'a self, theme: &crate::tui::theme::Theme, t: &TokenInfo, w: usize) -> Vec<Line<'a>> {
+    /// The matrix of the server shown, for a text width `w`: a 26-wide name column when
+    /// there is room; in a narrow pane names are clipped so the scopes keep ten columns.
+    /// Against a token each row says whether the grant covers the tool; a server without
+    /// OAuth has no grant to compare with, and its rows say so.
+    fn matrix(
+        &self,
+        theme: &crate::tui::theme::Theme,
+        token: Option<&TokenInfo>,
+        oauth: bool,
+        w: usize,
+    ) -> Vec<Line<'static>> {
         // An opaque token whose scopes nobody stated: the server decides each call.
-        let unknown = matches!(t.state, TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. });
+        let unknown = token.is_some_and(|t| matches!(t.state, TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. }));
         const NAME: usize = 26;
         const NEEDS: usize = 10;
-        let longest = self.tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
+        let tools = self.shown_tools();
+        let longest = tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
         let name_w = if w >= NAME + 3 + NEEDS { NAME } else { longest.min(w.saturating_sub(3 + NEEDS)).clamp(6, NAME) };
         let needs_w = w.saturating_sub(name_w + 3);
-        let mut lines = Vec::with_capacity(self.matrix_len() + 1);
+        let mut lines = Vec::with_capacity(tools.len() + 1);
         lines.push(Line::styled(format!("  {:<name_w$} needs", "tool"), theme.muted()));
-        let grouped = self.grouped();
-        let mut server: Option<&str> = None;
-        for tool in &self.tools {
-            if grouped && server != Some(tool.server.as_str()) {
-                server = Some(tool.server.as_str());
-                lines.push(Line::styled(clip(&format!("{}:", tool.server), w), theme.colored(theme.accent)));
-            }
-            let missing = t.missing(&tool.required);
-            let (glyph, color) = if unknown {
+        for tool in tools {
+            let missing = token.map(|t| t.missing(&tool.required)).unwrap_or_else(|| tool.required.clone());
+            let (glyph, color) = if !oauth {
+                ("·", theme.muted)
+            } else if unknown || token.is_none() {
                 ("?", theme.warn)
             } else if missing.is_empty() {
                 ("✓", theme.ok)
             } else {
                 ("✗", theme.denied)
             };
-            let needs =
-                if tool.required.is_empty() { "(not advertised)".to_string() } else { tool.required.to_string() };
+            let needs = match (tool.required.is_empty(), oauth) {
+                (true, true) => "(not advertised)".to_string(),
+                (true, false) => "— (no auth)".to_string(),
+                (false, _) => tool.required.to_string(),
+            };
+            let style =
+                if !oauth || missing.is_empty() || token.is_none() { theme.text() } else { theme.colored(color) };
             lines.push(Line::from(vec![
                 Span::styled(format!("{glyph} "), theme.colored(color).add_modifier(Modifier::BOLD)),
                 Span::raw(format!("{:<name_w$} ", clip(&tool.name, name_w))),
-                Span::styled(
-                    clip(&needs, needs_w),
-                    if missing.is_empty() { theme.text() } else { theme.colored(color) },
-                ),
+                Span::styled(clip(&needs, needs_w), style),
             ]));
         }
         lines
     }
+
+    /// The strip of servers: each with its state, the one shown highlighted.
+    fn strip(&self, theme: &crate::tui::theme::Theme, w: usize) -> Line<'static> {
+        let mut spans = Vec::new();
+        let mut used = 0;
+        for (i, v) in self.servers.iter().enumerate() {
+            let (glyph, color) = if v.down.is_some() { ("✖", theme.error) } else { ("●", theme.ok) };
+            let text = format!("{glyph} {}", v.summary.name);
+            let len = text.chars().count() + 2;
+            if used + len > w && i > 0 {
+                spans.push(Span::styled("…", theme.muted()));
+                break;
+            }
+            used += len;
+            let style = if i == self.selected {
+                theme.colored(color).add_modifier(Modifier::BOLD | Modifier::REVERSED)
+            } else {
+                theme.colored(color)
+            };
+            spans.push(Span::styled(text, style));
+            spans.push(Span::raw("  "));
+        }
+        Line::from(spans)
+    }
+
+    /// What the server is and how Warden authenticates to it, when it holds no token:
+    /// static headers by name and fingerprint, no auth, or an OAuth server still waiting
+    /// for one (and why).
+    fn no_token_lines(&self, theme: &crate::tui::theme::Theme, v: &ServerView, w: usize) -> Vec<Line<'static>> {
+        let bold = |c| theme.colored(c).add_modifier(Modifier::BOLD);
+        let what = if v.stdio() { format!("$ {}", v.summary.endpoint) } else { v.summary.endpoint.clone() };
+        let first = match v.summary.auth.as_str() {
+            "headers" => {
+                let headers: Vec<String> =
+                    v.summary.headers.iter().map(|(name, fp)| format!("{name} (fp {fp})")).collect();
+                Line::from(vec![
+                    Span::styled("⚿ static headers ", bold(theme.info)),
+                    Span::raw(clip(&headers.join(", "), w.saturating_sub(17))),
+                ])
+            }
+            "oauth" => Line::styled(clip("OAuth: no token yet", w), bold(theme.warn)),
+            _ if v.stdio() => Line::styled(clip("○ no auth: a local process (stdio)", w), bold(theme.info)),
+            _ => Line::styled(clip("○ no auth: Warden sends no credentials", w), bold(theme.info)),
+        };
+        let mut lines = vec![first, Line::styled(clip(&what, w), theme.muted())];
+        if v.oauth() {
+            let why = v.problem.clone().unwrap_or_else(|| "No token yet.".into());
+            lines.push(Line::styled(clip(&why, w), theme.colored(theme.error)));
+        }
+        lines
+    }
+
+    /// The lines of a server that is down: why, and for a stdio server the keys that help.
+    fn down_lines(theme: &crate::tui::theme::Theme, v: &ServerView, keymap: &Keymap, w: usize) -> Vec<Line<'static>> {
+        let Some(detail) = &v.down else { return Vec::new() };
+        let mut lines = vec![Line::styled(
+            clip(&format!("✖ down: {detail}"), w),
+            theme.colored(theme.error).add_modifier(Modifier::BOLD),
+        )];
+        if v.stdio() {
+            let keys = format!(
+                "  {} restarts it · {} shows its stderr",
+                keymap.key_for(Action::Restart),
+                keymap.key_for(Action::ServerLog)
+            );
+            lines.push(Line::styled(clip(&keys, w), theme.colored(theme.warn)));
+        }
+        lines
+    }
+
+    /// The server-log overlay for the server shown.
+    fn log_overlay(&self) -> Option<Overlay> {
+        let v = self.selected()?;
+        let kept = v.log.len() as u64;
+        let meta = match (kept, v.log_dropped) {
+            (0, _) => "nothing written to stderr".to_string(),
+            (n, 0) => crate::types::text::counted(n, "line", "lines"),
+            (n, d) => format!("the last {} ({d} earlier not kept)", crate::types::text::counted(n, "line", "lines")),
+        };
+        let text = if v.log.is_empty() {
+            if v.stdio() {
+                "The server has written nothing to its stderr.".to_string()
+            } else {
+                "Only stdio servers have a stderr to show; an HTTP server's logs are on its host.".to_string()
+            }
+        } else {
+            v.log.iter().cloned().collect::<Vec<_>>().join("\n")
+        };
+        Some(Overlay::Detail(StepDetail::new(DetailContent {
+            title: "Server stderr",
+            kind: v.summary.name.clone(),
+            meta,
+            rows: Vec::new(),
+            text,
+        })))
+    }
 }
 
 impl Component for TokenPane {
-    fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Handled {
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Handled {
         match action {
             Action::Up => self.scroll(-1),
             Action::Down => self.scroll(1),
@@ -176,8 +412,32 @@ impl Component for TokenPane {
             Action::PageDown => self.scroll(super::PAGE),
             Action::Top => self.scroll = 0,
             Action::Bottom => self.scroll = usize::MAX,
+            Action::PrevServer => self.select(-1),
+            Action::NextServer => self.select(1),
             Action::Grant => {
                 return Handled::emit(Msg::Open(Overlay::Grant(GrantEditor::new(&self.offered(), &self.granted()))));
+            }
+            Action::ServerLog => {
+                return match self.log_overlay() {
+                    Some(o) => Handled::emit(Msg::Open(o)),
+                    None => Handled::emit(Msg::Notice("no server to show".into())),
+                };
+            }
+            Action::Restart => {
+                let Some(v) = self.selected() else { return Handled::emit(Msg::Notice("no server to restart".into())) };
+                let name = v.summary.name.clone();
+                return if ctx.replay {
+                    Handled::emit(Msg::Notice(format!("restart: {}", crate::tui::overlays::grant::REPLAY_NOTICE)))
+                } else if !v.stdio() {
+                    Handled::emit(Msg::Notice(format!(
+                        "{name} is an HTTP server: Warden reconnects by itself when it answers again"
+                    )))
+                } else {
+                    Handled::Emit(vec![
+                        Msg::Notice(format!("restarting {name}…")),
+                        Msg::Command(Command::Restart(name)),
+                    ])
+                };
             }
             _ => return Handled::NotMine,
         }
@@ -196,26 +456,58 @@ impl Component for TokenPane {
     }
 
     fn hints(&self, keymap: &Keymap, _ctx: &Ctx) -> Vec<Hint> {
-        let height = Block::default().borders(Borders::ALL).inner(self.area).height as usize;
-        if self.token.is_some() && self.max_scroll(height) > 0 {
-            let k = |a| keymap.key_for(a);
-            return vec![(format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll the tools")];
+        let k = |a| keymap.key_for(a);
+        let mut hints = Vec::new();
+        if self.servers.len() > 1 {
+            hints.push((format!("{}/{}", k(Action::PrevServer), k(Action::NextServer)), "server"));
         }
-        Vec::new()
+        if let Some(v) = self.selected().filter(|v| v.stdio()) {
+            if v.down.is_some() {
+                hints.push((k(Action::Restart), "restart"));
+            }
+            hints.push((k(Action::ServerLog), "stderr"));
+        }
+        let height = Block::default().borders(Borders::ALL).inner(self.area).height as usize;
+        if self.max_scroll(height) > 0 {
+            hints.push((format!("{}/{}", k(Action::Down), k(Action::Up)), "scroll the tools"));
+        }
+        hints
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let (theme, focused, now) = (ctx.theme, ctx.focused, ctx.now);
+        let title = match self.servers.len() {
+            0 | 1 => " Token & scopes ".to_string(),
+            n => format!(" Token & scopes · server {} of {n} ", self.selected + 1),
+        };
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
-            .title(Span::styled(" Token & scopes ", theme.colored(theme.accent)));
-        let inner = block.inner(area);
+            .title(Span::styled(title, theme.colored(theme.accent)));
+        let mut inner = block.inner(area);
         f.render_widget(block, area);
         let w = inner.width as usize;
-        let Some(t) = &self.token else {
-            let msg = self.problem.clone().unwrap_or_else(|| "No token yet.".into());
-            f.render_widget(Paragraph::new(Line::styled(msg, theme.colored(theme.error))), inner);
+        if self.servers.len() > 1 && inner.height > 0 {
+            let [strip, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+            f.render_widget(Paragraph::new(self.strip(theme, w)), strip);
+            inner = rest;
+        }
+        let Some(v) = self.selected() else {
+            f.render_widget(Paragraph::new(Line::styled("No token yet.", theme.colored(theme.error))), inner);
+            return;
+        };
+        let plan = self.plan(inner.height as usize + self.strip_len());
+        let oauth = v.oauth();
+        let mut matrix = self.matrix(theme, v.token.as_ref(), oauth, w);
+        // The header stays; the tools scroll under it.
+        let skip = self.scroll.min(self.max_scroll(inner.height as usize + self.strip_len()));
+        matrix.drain(1..(1 + skip).min(matrix.len()));
+        let down = Self::down_lines(theme, v, ctx.keymap, w);
+        let Some(t) = &v.token else {
+            let mut lines = self.no_token_lines(theme, v, w);
+            lines.extend(down);
+            lines.extend(matrix);
+            f.render_widget(Paragraph::new(lines), inner);
             return;
         };
         let left = t.seconds_to_expiry(now);
@@ -238,7 +530,6 @@ impl Component for TokenPane {
             None => "expiry unknown (no expires_in)".into(),
         };
         let label = |s: &'static str| Span::styled(format!("{s:<10}"), theme.muted());
-        let plan = self.plan(inner.height as usize);
         let granted_text = match &t.state {
             TokenState::Opaque { scopes: ScopeOrigin::Unknown, .. } => "unknown: the server decides".to_string(),
             TokenState::Opaque { scopes: ScopeOrigin::RequestedNotConfirmed, .. } => {
@@ -250,11 +541,7 @@ impl Component for TokenPane {
             label("granted"),
             Span::styled(clip(&granted_text, w.saturating_sub(10)), theme.colored(theme.info)),
         ]);
-        let problem = self.problem.as_ref().map(|p| Line::styled(clip(p, w), theme.colored(theme.error)));
-        let mut matrix = self.matrix(theme, t, w);
-        // The header stays; the tools scroll under it.
-        let skip = self.scroll.min(self.max_scroll(inner.height as usize));
-        matrix.drain(1..(1 + skip).min(matrix.len()));
+        let problem = v.problem.as_ref().map(|p| Line::styled(clip(p, w), theme.colored(theme.error)));
         let bold = |c| theme.colored(c).add_modifier(Modifier::BOLD);
         if plan.compact {
             let badge = match &t.state {
@@ -269,6 +556,7 @@ impl Component for TokenPane {
             first.push(Span::styled(countdown, theme.colored(expiry_color)));
             let mut lines = vec![Line::from(first), granted_line];
             lines.extend(problem);
+            lines.extend(down);
             lines.extend(matrix);
             f.render_widget(Paragraph::new(lines), inner);
             return;
@@ -327,6 +615,7 @@ impl Component for TokenPane {
         };
         head.push(Line::from(vec![label("expires"), Span::styled(countdown.clone(), theme.colored(expiry_color))]));
         head.extend(problem);
+        head.extend(down);
         let [top, gauge, bottom] =
             Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(1), Constraint::Min(0)])
                 .areas(inner);
