@@ -282,6 +282,14 @@ impl FeedPane {
                     _ => {}
                 }
             }
+            EventKind::ServerHealth { server, up, detail } => {
+                let rows = vec![("server".into(), server.clone()), ("detail".into(), detail.clone())];
+                if *up {
+                    self.push(e, Severity::Info, "Server up", format!("{server} up: {detail}"), rows);
+                } else {
+                    self.push(e, Severity::Error, "Server down", format!("{server} down: {detail}"), rows);
+                }
+            }
             EventKind::AgentError { message } => {
                 let rows = vec![("message".into(), message.clone())];
                 self.push(e, Severity::Error, "Agent error", format!("agent: {message}"), rows)

@@ -292,7 +292,7 @@ impl TokenPane {
             };
             let needs = match (tool.required.is_empty(), oauth) {
                 (true, true) => "(not advertised)".to_string(),
-                (true, false) => "— (no auth)".to_string(),
+                (true, false) => "—".to_string(),
                 (false, _) => tool.required.to_string(),
             };
             let style =
@@ -306,25 +306,29 @@ impl TokenPane {
         lines
     }
 
-    /// The strip of servers: each with its state, the one shown highlighted.
+    /// The strip of servers: each with its state, the one shown highlighted. When the
+    /// names do not all fit, the one shown keeps its name and the others share what is
+    /// left (cut, never dropped: a server that is down must stay visible).
     fn strip(&self, theme: &crate::tui::theme::Theme, w: usize) -> Line<'static> {
+        let n = self.servers.len();
+        let full: usize = self.servers.iter().map(|v| v.summary.name.chars().count() + 4).sum();
+        let others_w = if full <= w || n < 2 {
+            usize::MAX
+        } else {
+            let shown = self.selected().map_or(0, |v| v.summary.name.chars().count() + 4);
+            // Each other server: glyph, space, name, two spaces.
+            (w.saturating_sub(shown) / (n - 1)).saturating_sub(4).max(1)
+        };
         let mut spans = Vec::new();
-        let mut used = 0;
         for (i, v) in self.servers.iter().enumerate() {
             let (glyph, color) = if v.down.is_some() { ("✖", theme.error) } else { ("●", theme.ok) };
-            let text = format!("{glyph} {}", v.summary.name);
-            let len = text.chars().count() + 2;
-            if used + len > w && i > 0 {
-                spans.push(Span::styled("…", theme.muted()));
-                break;
-            }
-            used += len;
+            let name = if i == self.selected { v.summary.name.clone() } else { clip(&v.summary.name, others_w) };
             let style = if i == self.selected {
                 theme.colored(color).add_modifier(Modifier::BOLD | Modifier::REVERSED)
             } else {
                 theme.colored(color)
             };
-            spans.push(Span::styled(text, style));
+            spans.push(Span::styled(format!("{glyph} {name}"), style));
             spans.push(Span::raw("  "));
         }
         Line::from(spans)
@@ -366,7 +370,7 @@ impl TokenPane {
         )];
         if v.stdio() {
             let keys = format!(
-                "  {} restarts it · {} shows its stderr",
+                "  {} restart · {} its stderr",
                 keymap.key_for(Action::Restart),
                 keymap.key_for(Action::ServerLog)
             );
