@@ -199,6 +199,14 @@ fn both_servers_side_by_side_and_a_crashed_stdio_server_restarts() {
     tmux.keys(&["R"]);
     let s = tmux.wait_for("● 2 servers", Duration::from_secs(30));
     assert!(!s.contains("✖ down"), "{s}");
+    // Its stderr: the first process's banner (written before the console listened) and
+    // the restarted one's.
+    tmux.keys(&["L"]);
+    let s = tmux.wait_for("Server stderr", Duration::from_secs(5));
+    assert!(s.contains("everything  2 lines"), "{s}");
+    assert_eq!(s.matches("Starting default (STDIO) server...").count(), 2, "{s}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Feed (", Duration::from_secs(5));
     // The same request works on the new process.
     tmux.keys(&["r"]);
     tmux.wait_for("run-2", Duration::from_secs(10));

@@ -104,7 +104,7 @@ struct StdioStart {
     entry: crate::config::ServerEntry,
     command: String,
     args: Vec<String>,
-    events: Option<crate::types::event::EventBus>,
+    stderr: super::stdio::StderrSink,
 }
 
 /// Why a stdio server could not be restarted.
@@ -179,7 +179,8 @@ impl McpSession {
         overrides: &BTreeMap<String, ScopeSet>,
         events: Option<crate::types::event::EventBus>,
     ) -> Result<Self, SessionError> {
-        let start = StdioStart { entry: entry.clone(), command: command.to_string(), args: args.to_vec(), events };
+        let stderr = super::stdio::StderrSink::new(events);
+        let start = StdioStart { entry: entry.clone(), command: command.to_string(), args: args.to_vec(), stderr };
         let conn = start.start().await?;
         let mut session = Self::ready(&entry.name, &entry.endpoint(), conn, overrides).await?;
         session.stdio = Some(start);
@@ -214,6 +215,14 @@ impl McpSession {
     /// down; the health probe and the calls tell).
     pub fn is_alive(&self) -> bool {
         !self.conn.lock().client.peer().is_transport_closed()
+    }
+
+    /// A frontend listens now: a stdio server's stderr lines held so far go out as
+    /// events, and the next ones as they come.
+    pub fn attach_stderr(&self) {
+        if let Some(start) = &self.stdio {
+            start.stderr.attach();
+        }
     }
 
     /// Whether the server is a child process Warden can restart.
@@ -273,7 +282,7 @@ impl StdioStart {
     async fn start(&self) -> Result<Conn, SessionError> {
         let name = &self.entry.name;
         let endpoint = self.entry.endpoint();
-        let (process, group) = super::stdio::spawn(&self.entry, &self.command, &self.args, self.events.clone())
+        let (process, group) = super::stdio::spawn(&self.entry, &self.command, &self.args, self.stderr.clone())
             .map_err(|failure| SessionError::Start { server: name.clone(), failure })?;
         let client = client_info().serve(process).await.map_err(|e| SessionError::Start {
             server: name.clone(),

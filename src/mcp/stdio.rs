@@ -13,7 +13,8 @@
 //!   cut at `MAX_LINE` bytes, and at most `MAX_LINES` lines per child (a chatty or hostile
 //!   server cannot fill the disk); the same lines go out as `ServerStderr` events, which
 //!   the console keeps (its last lines) for the server-log view and the audit trail does
-//!   not record.
+//!   not record. Lines written before a frontend listens (a server's startup banner and
+//!   errors come first) wait in a bounded buffer until [`StderrSink::attach`].
 //! - **Lifetime.** The child is killed when the session is dropped (rmcp's cleanup guard,
 //!   process-wrap's `KillOnDrop`, and [`GroupGuard`] for the whole group) and shut down in
 //!   order (stdin closed, then SIGTERM, then kill) when the session is closed. It leads its
@@ -36,6 +37,58 @@ pub const MAX_LINES: u64 = 10_000;
 /// Variables passed through from Warden's own environment (see the module docs).
 pub const INHERITED_ENV: [&str; 2] = ["PATH", "HOME"];
 
+/// Lines held for a frontend that is not listening yet.
+pub const HELD_LINES: usize = 200;
+
+/// Where a stdio server's stderr lines go as events: held (bounded) until a frontend
+/// attaches, then emitted as they come. Shared by every process a session starts (a
+/// restarted server keeps the same sink).
+#[derive(Clone, Default)]
+pub struct StderrSink(std::sync::Arc<parking_lot::Mutex<SinkState>>);
+
+#[derive(Default)]
+struct SinkState {
+    events: Option<EventBus>,
+    live: bool,
+    held: std::collections::VecDeque<(String, String)>,
+}
+
+impl StderrSink {
+    /// A sink for `events`; `None` keeps lines for the log only.
+    pub fn new(events: Option<EventBus>) -> Self {
+        Self(std::sync::Arc::new(parking_lot::Mutex::new(SinkState { events, live: false, held: Default::default() })))
+    }
+
+    /// A frontend listens now: the held lines go out, in order, then each line as it comes.
+    pub fn attach(&self) {
+        let mut state = self.0.lock();
+        state.live = true;
+        let held = std::mem::take(&mut state.held);
+        if let Some(bus) = &state.events {
+            for (server, line) in held {
+                bus.emit(&Scope::default(), EventKind::ServerStderr { server, line });
+            }
+        }
+    }
+
+    fn line(&self, server: &str, line: String) {
+        let mut state = self.0.lock();
+        if state.events.is_none() {
+            return;
+        }
+        if state.live {
+            if let Some(bus) = &state.events {
+                bus.emit(&Scope::default(), EventKind::ServerStderr { server: server.to_string(), line });
+            }
+        } else {
+            if state.held.len() == HELD_LINES {
+                state.held.pop_front();
+            }
+            state.held.push_back((server.to_string(), line));
+        }
+    }
+}
+
 /// Kills a stdio server's process group when dropped, at once and on this thread: rmcp's
 /// own cleanup spawns the kill on a task, which never runs when Warden is exiting, and
 /// kills only the server, not what it started.
@@ -55,7 +108,7 @@ pub fn spawn(
     entry: &ServerEntry,
     command: &str,
     args: &[String],
-    events: Option<EventBus>,
+    sink: StderrSink,
 ) -> Result<(TokioChildProcess, GroupGuard), String> {
     let mut cmd = Command::new(command);
     cmd.args(args).env_clear();
@@ -82,7 +135,7 @@ pub fn spawn(
             format!("could not start `{}`: {why}", entry.endpoint())
         })?;
     if let Some(stderr) = stderr {
-        tokio::spawn(pump_stderr(entry.name.clone(), stderr, events));
+        tokio::spawn(pump_stderr(entry.name.clone(), stderr, sink));
     }
     // The server leads its group, so the group's id is its pid.
     let pid = process
@@ -94,7 +147,7 @@ pub fn spawn(
 
 /// Copies the child's stderr to the log, line by line, bounded (see the module docs). Ends
 /// when the child closes stderr (it exited or was killed).
-async fn pump_stderr(server: String, mut stderr: ChildStderr, events: Option<EventBus>) {
+async fn pump_stderr(server: String, mut stderr: ChildStderr, sink: StderrSink) {
     let mut lines = LineCutter::default();
     let mut buf = [0u8; 4096];
     loop {
@@ -103,34 +156,27 @@ async fn pump_stderr(server: String, mut stderr: ChildStderr, events: Option<Eve
             Ok(n) => n,
         };
         for line in lines.push(&buf[..n]) {
-            if !log_line(&server, &line, &mut lines.logged, events.as_ref()) {
+            if !log_line(&server, &line, &mut lines.logged, &sink) {
                 return drain(stderr).await;
             }
         }
     }
     if let Some(line) = lines.finish() {
-        log_line(&server, &line, &mut lines.logged, events.as_ref());
+        log_line(&server, &line, &mut lines.logged, &sink);
     }
 }
 
 /// Logs one line unless the budget is spent; false once it is.
-fn log_line(server: &str, line: &str, logged: &mut u64, events: Option<&EventBus>) -> bool {
+fn log_line(server: &str, line: &str, logged: &mut u64, sink: &StderrSink) -> bool {
     *logged += 1;
     if *logged > MAX_LINES {
         let notice = format!("more than {MAX_LINES} lines; the rest is not logged");
         tracing::warn!(target: "warden::stdio", server, "stderr: {notice}");
-        if let Some(bus) = events {
-            bus.emit(
-                &Scope::default(),
-                EventKind::ServerStderr { server: server.to_string(), line: format!("({notice})") },
-            );
-        }
+        sink.line(server, format!("({notice})"));
         return false;
     }
     tracing::info!(target: "warden::stdio", server, "stderr: {line}");
-    if let Some(bus) = events {
-        bus.emit(&Scope::default(), EventKind::ServerStderr { server: server.to_string(), line: line.to_string() });
-    }
+    sink.line(server, line.to_string());
     true
 }
 

@@ -190,10 +190,12 @@ impl Session {
         self.lm.usage()
     }
 
-    /// Reports the tokens the stack already holds (obtained while connecting, before a
-    /// frontend subscribed), so a console starting now shows them.
+    /// Reports what the stack learnt while connecting, before a frontend subscribed: the
+    /// tokens it already holds, and the stderr its stdio servers wrote (held until now), so
+    /// a console starting now shows them.
     pub fn announce_tokens(&self) {
         for server in &self.stack.servers {
+            server.session.attach_stderr();
             if let Some(token) = server.tokens.as_ref().and_then(|t| t.info()) {
                 let server = Some(server.entry.name.clone());
                 self.events.emit(
