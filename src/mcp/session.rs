@@ -267,7 +267,14 @@ impl McpSession {
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
         // The connection of the moment: a restart during the call does not cut it off.
         let conn = self.conn.lock().clone();
-        conn.client.call_tool(params).await.map_err(|e| classify(&e))
+        conn.client.call_tool(params).await.map_err(|e| match e {
+            // A stdio server's transport ends with its process: say that, and what to do.
+            rmcp::ServiceError::TransportClosed if self.stdio.is_some() => Failure::ConnectionLost(format!(
+                "the process of {} exited (`{}`); restart it with R on the console's token pane",
+                self.name, self.url
+            )),
+            e => classify(&e),
+        })
     }
 
     pub async fn close(self) {
