@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::scope::ScopeSet;
 use super::secret::Fingerprint;
 use super::time::{SharedClock, system};
-use super::tool::ToolName;
+use super::tool::{Confirm, ToolHints, ToolName};
 
 /// One thing that happened, stamped with when, and (when inside an agent run) where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +91,9 @@ pub enum FailureClass {
     OutcomeUnknown,
     /// The call could not be recorded in the audit trail, so it was not sent.
     AuditUnavailable,
+    /// The call needed the operator's confirmation and did not get it (declined, no
+    /// `--yes`, or the console closed): nothing was sent.
+    NotConfirmed,
 }
 
 impl FailureClass {
@@ -109,6 +112,7 @@ impl FailureClass {
             Self::TokenUnavailable => "no token",
             Self::OutcomeUnknown => "outcome unknown",
             Self::AuditUnavailable => "audit unavailable",
+            Self::NotConfirmed => "not confirmed",
         }
     }
 }
@@ -553,7 +557,8 @@ impl CallOutcome {
                 FailureClass::InvalidArguments
                 | FailureClass::Blocked
                 | FailureClass::TokenUnavailable
-                | FailureClass::AuditUnavailable => None,
+                | FailureClass::AuditUnavailable
+                | FailureClass::NotConfirmed => None,
             },
         }
     }
@@ -598,6 +603,17 @@ pub enum EventKind {
         args: serde_json::Value,
         args_digest: String,
         required: ScopeSet,
+    },
+    /// A call that needed confirmation (the server's `confirm` policy and the tool's hints)
+    /// was allowed or declined, and by whom; or a destructive call ran unasked because the
+    /// policy is `never` (`by: policy`). Between the `ToolCall` and its `ToolResult`; a
+    /// declined call's result is `not_confirmed` and nothing was sent.
+    ToolConfirmation {
+        #[serde(flatten)]
+        tool: ToolName,
+        allowed: bool,
+        by: super::confirm::DecidedBy,
+        policy: Confirm,
     },
     /// The server answered 429 (the call retries or gives up; its `ToolResult` says which).
     ToolRateLimited {
@@ -717,6 +733,10 @@ pub struct ToolRequirement {
     #[serde(flatten)]
     pub tool: ToolName,
     pub required: ScopeSet,
+    /// The tool's annotation hints (recordings made before they were kept read as
+    /// unannotated).
+    #[serde(default)]
+    pub hints: ToolHints,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

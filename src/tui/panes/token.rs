@@ -20,6 +20,7 @@ use crate::tui::overlays::Overlay;
 use crate::tui::overlays::grant::GrantEditor;
 use crate::types::event::{Event, EventKind, OpaqueReason, ScopeOrigin, TokenInfo, TokenState};
 use crate::types::scope::ScopeSet;
+use crate::types::tool::ToolHints;
 
 /// A tool and the scopes it needs.
 #[derive(Debug, Clone)]
@@ -27,6 +28,14 @@ pub struct ToolScopes {
     pub server: String,
     pub name: String,
     pub required: ScopeSet,
+    /// Its annotation hints, shown as a short marker (`hint_marker`).
+    pub hints: ToolHints,
+}
+
+/// The matrix's marker for a tool's hints: `ro`, `idem`, `write`, `⚠ destr`, `⚠ idem`, or
+/// `?` when the server declared none (treated as destructive: calls ask first).
+pub fn hint_marker(hints: &ToolHints) -> &'static str {
+    hints.marker()
 }
 
 #[derive(Debug, Default)]
@@ -133,10 +142,16 @@ impl TokenPane {
         const NAME: usize = 26;
         const NEEDS: usize = 10;
         let longest = self.tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
-        let name_w = if w >= NAME + 3 + NEEDS { NAME } else { longest.min(w.saturating_sub(3 + NEEDS)).clamp(6, NAME) };
-        let needs_w = w.saturating_sub(name_w + 3);
+        // The hint column is as wide as the widest marker (`ro`, `⚠ destr`).
+        let hint_w = self.tools.iter().map(|t| hint_marker(&t.hints).chars().count()).max().unwrap_or(0).max(4) + 1;
+        let name_w = if w >= NAME + 3 + hint_w + NEEDS {
+            NAME
+        } else {
+            longest.min(w.saturating_sub(3 + hint_w + NEEDS)).clamp(6, NAME)
+        };
+        let needs_w = w.saturating_sub(name_w + 3 + hint_w);
         let mut lines = Vec::with_capacity(self.matrix_len() + 1);
-        lines.push(Line::styled(format!("  {:<name_w$} needs", "tool"), theme.muted()));
+        lines.push(Line::styled(format!("  {:<name_w$} {:<hint_w$}needs", "tool", "hint"), theme.muted()));
         let grouped = self.grouped();
         let mut server: Option<&str> = None;
         for tool in &self.tools {
@@ -157,6 +172,10 @@ impl TokenPane {
             lines.push(Line::from(vec![
                 Span::styled(format!("{glyph} "), theme.colored(color).add_modifier(Modifier::BOLD)),
                 Span::raw(format!("{:<name_w$} ", clip(&tool.name, name_w))),
+                Span::styled(
+                    format!("{:<hint_w$}", hint_marker(&tool.hints)),
+                    if tool.hints.is_destructive() { theme.colored(theme.warn) } else { theme.muted() },
+                ),
                 Span::styled(
                     clip(&needs, needs_w),
                     if missing.is_empty() { theme.text() } else { theme.colored(color) },
