@@ -94,7 +94,8 @@ pub enum AuditCommand {
         #[arg(long, value_name = "NAME")]
         tool: Option<String>,
         /// Only records whose outcome starts with this: allowed, denied (also matches
-        /// denied_client and denied_server), rate_limited, error, token, anomaly, …
+        /// denied_client and denied_server), rate_limited, error, not_confirmed, confirmed,
+        /// declined, token, anomaly, …
         #[arg(long)]
         outcome: Option<String>,
         /// How many records (default 20).
