@@ -247,7 +247,7 @@ fn warden_call_needs_yes_for_a_destructive_tool_and_tools_shows_the_hints() {
 
     let out = warden(dir.path(), &["tools"]);
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(shown.contains("      ⚠ destr destructive, not idempotent, open world, asks to confirm\n"), "{shown}");
+    assert!(shown.contains("      ⚠       destructive, not idempotent, open world, asks to confirm\n"), "{shown}");
     assert!(shown.contains("      ro      read-only, closed world\n"), "{shown}");
     let out = warden(dir.path(), &["tools", "--json"]);
     let tools: Value = serde_json::from_slice(&out.stdout).unwrap();

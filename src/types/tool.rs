@@ -148,16 +148,16 @@ impl ToolHints {
     }
 
     /// A short marker for narrow tables (the console's matrix): `ro` read-only, `idem`
-    /// idempotent writes, `write` additive writes, `⚠ destr` destructive (`⚠ idem` when
-    /// also idempotent), `?` unannotated (treated as destructive).
+    /// idempotent, `⚠` destructive (`⚠ idem` when also idempotent), `?` unannotated
+    /// (treated as destructive), nothing for a plain additive write.
     pub fn marker(&self) -> &'static str {
         match (self.declared, self.read_only, self.is_destructive(), self.idempotent) {
             (false, ..) => "?",
             (_, true, ..) => "ro",
             (_, _, true, true) => "⚠ idem",
-            (_, _, true, false) => "⚠ destr",
+            (_, _, true, false) => "⚠",
             (_, _, false, true) => "idem",
-            (_, _, false, false) => "write",
+            (_, _, false, false) => "",
         }
     }
 
@@ -244,9 +244,9 @@ mod tests {
         // Only openWorldHint declared: still destructive by default, but annotated.
         let ow = ToolHints::from_annotations(None, None, None, Some(false));
         assert!(ow.declared && ow.is_destructive());
-        assert_eq!(ow.marker(), "⚠ destr");
+        assert_eq!(ow.marker(), "⚠");
         let additive = ToolHints::from_annotations(Some(false), Some(false), Some(false), None);
-        assert_eq!((additive.marker(), additive.is_destructive(), additive.retry_safe()), ("write", false, false));
+        assert_eq!((additive.marker(), additive.is_destructive(), additive.retry_safe()), ("", false, false));
         let delete = ToolHints::from_annotations(None, Some(true), Some(true), None);
         assert_eq!((delete.marker(), delete.retry_safe()), ("⚠ idem", true));
         assert_eq!(ToolHints::from_annotations(None, Some(false), Some(true), None).marker(), "idem");

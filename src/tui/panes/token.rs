@@ -32,8 +32,9 @@ pub struct ToolScopes {
     pub hints: ToolHints,
 }
 
-/// The matrix's marker for a tool's hints: `ro`, `idem`, `write`, `⚠ destr`, `⚠ idem`, or
-/// `?` when the server declared none (treated as destructive: calls ask first).
+/// The matrix's marker for a tool's hints: `ro`, `idem`, `⚠` (destructive), `⚠ idem`,
+/// nothing for a plain write, or `?` when the server declared none (treated as
+/// destructive: calls ask first).
 pub fn hint_marker(hints: &ToolHints) -> &'static str {
     hints.marker()
 }
@@ -142,8 +143,9 @@ impl TokenPane {
         const NAME: usize = 26;
         const NEEDS: usize = 10;
         let longest = self.tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
-        // The hint column is as wide as the widest marker (`ro`, `⚠ destr`).
-        let hint_w = self.tools.iter().map(|t| hint_marker(&t.hints).chars().count()).max().unwrap_or(0).max(4) + 1;
+        // The hint column is as wide as the widest marker (`ro`, `⚠ idem`), so it costs
+        // the names little at 80×24.
+        let hint_w = self.tools.iter().map(|t| hint_marker(&t.hints).chars().count()).max().unwrap_or(0) + 1;
         let name_w = if w >= NAME + 3 + hint_w + NEEDS {
             NAME
         } else {
@@ -151,7 +153,7 @@ impl TokenPane {
         };
         let needs_w = w.saturating_sub(name_w + 3 + hint_w);
         let mut lines = Vec::with_capacity(self.matrix_len() + 1);
-        lines.push(Line::styled(format!("  {:<name_w$} {:<hint_w$}needs", "tool", "hint"), theme.muted()));
+        lines.push(Line::styled(format!("  {:<name_w$} {:<hint_w$}needs", "tool", ""), theme.muted()));
         let grouped = self.grouped();
         let mut server: Option<&str> = None;
         for tool in &self.tools {
