@@ -8,7 +8,9 @@
 //! the answer says the operator did not confirm it, the server saw no call) and makes it
 //! with `--yes`; `confirm = "never"` makes it unasked; `confirm = "always"` refuses even
 //! the read-only lookup; `warden call` needs `--yes` too; `warden tools` shows the hints;
-//! the audit trail records who decided.
+//! the audit trail records who decided. In the console (the real binary under tmux) the
+//! destructive call opens a confirmation overlay: `n` declines it and the agent's answer
+//! says so, `y` allows it.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -258,4 +260,85 @@ fn warden_call_needs_yes_for_a_destructive_tool_and_tools_shows_the_hints() {
         ticket["hints"],
         serde_json::json!({"read_only": false, "destructive": true, "idempotent": false, "open_world": true, "declared": true})
     );
+}
+
+/// A tmux server of its own, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is required for this test (apt-get install tmux)")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "w"];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    fn wait_for(&self, what: &str, timeout: std::time::Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(start.elapsed() < timeout, "timed out waiting for {what:?}; screen:\n{s}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn the_console_asks_before_a_destructive_call_n_declines_and_y_allows() {
+    let s = server();
+    let dir = setup(&s.url, None);
+    let tmux = Tmux { socket: format!("warden-confirm-{}", std::process::id()) };
+    let command = format!(
+        "{} --state-dir {} --config {} console; echo WARDEN_EXIT=$?; sleep 30",
+        env!("CARGO_BIN_EXE_warden"),
+        dir.path().join("state").display(),
+        dir.path().join("warden.toml").display()
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "w", "-x", "200", "-y", "50", &command]);
+    assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+    let wait = std::time::Duration::from_secs(30);
+    tmux.wait_for("○ idle", wait);
+
+    let request = "For customer ABC123 create a support ticket as the bbq grill that she bought is defective.";
+    tmux.keys(&[request, "Enter"]);
+    let screen = tmux.wait_for("Confirm tool call", wait);
+    assert!(screen.contains("tool     create_support_ticket"), "{screen}");
+    assert!(screen.contains("why      annotated as destructive"), "{screen}");
+    assert!(screen.contains("\"customer_id\": \"ABC123\""), "{screen}");
+    assert_eq!(s.lookups(), 1, "the read-only lookup ran without asking");
+    tmux.keys(&["n"]);
+    let screen = tmux.wait_for("✗ failed —", wait);
+    assert!(screen.contains("⚠ asked create_support_ticket declined by operator"), "{screen}");
+    assert!(screen.contains("the operator declined"), "the agent's answer says so: {screen}");
+    assert_eq!(s.tickets(), 0, "a declined call sends nothing");
+
+    tmux.keys(&[request, "Enter"]);
+    tmux.wait_for("Confirm tool call", wait);
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("✓ ok —", wait);
+    assert!(screen.contains("⚠ asked create_support_ticket allowed by operator"), "{screen}");
+    assert!(screen.contains("T-1"), "{screen}");
+    assert_eq!(s.tickets(), 1);
+
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("WARDEN_EXIT=0", std::time::Duration::from_secs(15));
 }
