@@ -31,6 +31,8 @@ use serde_json::Value;
 struct Counts {
     lookups: AtomicU32,
     tickets: AtomicU32,
+    slow: AtomicU32,
+    slow_idempotent: AtomicU32,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -73,6 +75,22 @@ impl Tickets {
             a.priority,
             a.description.len()
         )
+    }
+
+    /// Takes longer than the client waits; declares nothing about itself.
+    #[tool]
+    async fn slow_unannotated(&self) -> String {
+        self.counts.slow.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        "done".into()
+    }
+
+    /// Takes longer than the client waits; declared idempotent (safe to send again).
+    #[tool(annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true))]
+    async fn slow_idempotent(&self) -> String {
+        self.counts.slow_idempotent.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        "done".into()
     }
 }
 
@@ -196,8 +214,14 @@ fn run_refuses_a_destructive_call_without_yes_and_makes_it_with_yes() {
         .collect();
     let types: Vec<&str> = kinds.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["tool_call", "tool_confirmation", "tool_result"], "{}", text(&tail));
-    assert_eq!((&kinds[1].1["allowed"], &kinds[1].1["by"], &kinds[1].1["policy"]), (&Value::Bool(false), &Value::from("flag"), &Value::from("destructive")));
-    assert_eq!((&kinds[2].1["outcome"], &kinds[2].1["class"], &kinds[2].1["attempts"]), (&Value::from("failed"), &Value::from("not_confirmed"), &Value::from(0)));
+    assert_eq!(
+        (&kinds[1].1["allowed"], &kinds[1].1["by"], &kinds[1].1["policy"]),
+        (&Value::Bool(false), &Value::from("flag"), &Value::from("destructive"))
+    );
+    assert_eq!(
+        (&kinds[2].1["outcome"], &kinds[2].1["class"], &kinds[2].1["attempts"]),
+        (&Value::from("failed"), &Value::from("not_confirmed"), &Value::from(0))
+    );
 
     let (out, result) = run(dir.path(), &["--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -341,4 +365,49 @@ fn the_console_asks_before_a_destructive_call_n_declines_and_y_allows() {
 
     tmux.keys(&["C-c"]);
     tmux.wait_for("WARDEN_EXIT=0", std::time::Duration::from_secs(15));
+}
+
+/// The retry policy reads the same hints: a call to a tool that declares nothing (so is
+/// neither read-only nor idempotent) is never sent twice after a timeout — it ends as
+/// outcome unknown after one attempt, and the server saw it once — while a tool declared
+/// idempotent is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unannotated_tool_is_never_replayed_after_a_timeout() {
+    use warden::mcp::ClientStack;
+    use warden::mcp::secure_tool::CallPolicy;
+    use warden::types::confirm::Confirmer;
+    use warden::types::event::{CallOutcome, EventBus, FailureClass, Scope};
+    warden::install_crypto_provider();
+    let s = tokio::task::spawn_blocking(server).await.unwrap();
+    let dir = setup(&s.url, Some("never"));
+    let (config, _) = warden::config::Config::load(Some(&dir.path().join("warden.toml"))).unwrap();
+    let policy = CallPolicy {
+        timeout: std::time::Duration::from_millis(300),
+        confirmer: Confirmer::Flag { yes: true },
+        ..CallPolicy::default()
+    };
+    let stack = ClientStack::connect(&config, None, policy, EventBus::new()).await.unwrap();
+
+    let unannotated = stack.tool("slow_unannotated").unwrap().clone();
+    assert!(!unannotated.spec.hints.declared && !unannotated.spec.retry_safe);
+    let report = unannotated.call(serde_json::json!({}), &Scope::default()).await;
+    assert_eq!(report.attempts, 1, "{report:?}");
+    assert!(
+        matches!(&report.outcome, CallOutcome::Failed { class: FailureClass::OutcomeUnknown, message } if message.contains("is not repeated automatically")),
+        "{report:?}"
+    );
+
+    let idempotent = stack.tool("slow_idempotent").unwrap().clone();
+    assert!(idempotent.spec.retry_safe);
+    let report = idempotent.call(serde_json::json!({}), &Scope::default()).await;
+    assert_eq!(report.attempts, 2, "{report:?}");
+
+    // What reached the server, once every request has had time to arrive.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.counts.slow.load(Ordering::SeqCst), 1);
+    assert_eq!(s.counts.slow_idempotent.load(Ordering::SeqCst), 2);
+    drop((unannotated, idempotent));
+    stack.close().await;
+    // The server's runtime is dropped off the async context.
+    tokio::task::spawn_blocking(move || drop(s)).await.unwrap();
 }

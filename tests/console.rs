@@ -15,13 +15,13 @@ use warden::tui::panes::Pane;
 use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
 use warden::tui::view;
+use warden::types::confirm::{ConfirmRequest, Question};
 use warden::types::event::{
     CallOutcome, DenialSide, Event, EventBus, EventKind, Introspection, OpaqueReason, RefreshReason, RunStatus, Scope,
     ScopeOrigin, TokenInfo, TokenState, VerifiedToken,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;
-use warden::types::confirm::{ConfirmRequest, Question};
 use warden::types::tool::{Confirm, ToolHints, ToolName};
 
 fn scopes(s: &str) -> ScopeSet {
@@ -29,18 +29,17 @@ fn scopes(s: &str) -> ScopeSet {
 }
 
 fn info() -> ConsoleInfo {
-    let tool =
-        |name: &str, s: &str| ToolScopes {
-            server: "customer-service".into(),
-            name: name.into(),
-            required: scopes(s),
-            // As Warden's own service annotates them: lookups read-only, tickets additive.
-            hints: if name == "create_support_ticket" {
-                ToolHints::from_annotations(Some(false), Some(false), Some(false), Some(false))
-            } else {
-                ToolHints::from_annotations(Some(true), None, None, Some(false))
-            },
-        };
+    let tool = |name: &str, s: &str| ToolScopes {
+        server: "customer-service".into(),
+        name: name.into(),
+        required: scopes(s),
+        // As Warden's own service annotates them: lookups read-only, tickets additive.
+        hints: if name == "create_support_ticket" {
+            ToolHints::from_annotations(Some(false), Some(false), Some(false), Some(false))
+        } else {
+            ToolHints::from_annotations(Some(true), None, None, Some(false))
+        },
+    };
     ConsoleInfo {
         servers: vec![("customer-service".into(), "https://127.0.0.1:8001/mcp".into())],
         // As `tui::console_info` labels the offline planner.
@@ -1167,7 +1166,9 @@ fn the_matrix_marks_each_tools_hints_at_80x24() {
     }
     app.resize(Rect::new(0, 0, 80, 24));
     let s = screen(&app, 80, 24);
-    for want in ["✓ get_custome… ro     customer:…", "✓ purge_custo… ⚠ idem customer:…", "✓ mystery      ?      customer:…"] {
+    for want in
+        ["✓ get_custome… ro     customer:…", "✓ purge_custo… ⚠ idem customer:…", "✓ mystery      ?      customer:…"]
+    {
         assert!(s.contains(want), "{want:?} missing:\n{s}");
     }
 }

@@ -116,7 +116,16 @@ impl SecureTool {
         events: EventBus,
         policy: CallPolicy,
     ) -> Self {
-        Self { spec, session, tokens, events, policy, blocked: None, refusal_hint: String::new(), confirm: Confirm::default() }
+        Self {
+            spec,
+            session,
+            tokens,
+            events,
+            policy,
+            blocked: None,
+            refusal_hint: String::new(),
+            confirm: Confirm::default(),
+        }
     }
 
     /// The server's confirmation policy (`confirm` in `[[servers]]`).
@@ -398,9 +407,9 @@ impl SecureTool {
             DecidedBy::Unanswered => format!(
                 "not called: {tool} on {server} needs the operator's confirmation ({why}) and no one answered (the console closed); nothing was sent"
             ),
-            DecidedBy::Operator | DecidedBy::Policy => format!(
-                "not called: the operator declined {tool} on {server} ({why}); nothing was sent"
-            ),
+            DecidedBy::Operator | DecidedBy::Policy => {
+                format!("not called: the operator declined {tool} on {server} ({why}); nothing was sent")
+            }
         };
         Err(failed(FailureClass::NotConfirmed, &message))
     }

@@ -203,7 +203,9 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
     let input_schema = Value::Object((*t.input_schema).clone());
     let takes_idempotency_key = input_schema.pointer("/properties/idempotency_key").is_some();
     let hints = match t.annotations.as_ref() {
-        Some(a) => ToolHints::from_annotations(a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint),
+        Some(a) => {
+            ToolHints::from_annotations(a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint)
+        }
         None => ToolHints::default(),
     };
     ToolSpec {

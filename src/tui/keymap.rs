@@ -306,12 +306,7 @@ impl Default for Keymap {
                     &[Key::plain('d')],
                     "re-token with the client's default scopes",
                 ),
-                o(
-                    Context::Confirm,
-                    Action::Allow,
-                    &[Key::plain('y'), Key::new(K::Enter, NONE)],
-                    "allow the tool call",
-                ),
+                o(Context::Confirm, Action::Allow, &[Key::plain('y'), Key::new(K::Enter, NONE)], "allow the tool call"),
                 o(
                     Context::Confirm,
                     Action::Decline,

@@ -1046,6 +1046,28 @@ mod tests {
         assert_eq!(again, opaque);
     }
 
+    /// A recording made before hints were kept still replays: its tools read as
+    /// unannotated. The confirmation event is flat, like the other tool events.
+    #[test]
+    fn tool_requirements_without_hints_load_and_confirmations_serialize_flat() {
+        let old = r#"{"server":"crm","tool":"get_customer_info","required":["customer:read"]}"#;
+        let t: ToolRequirement = serde_json::from_str(old).unwrap();
+        assert_eq!((t.hints, t.hints.marker()), (ToolHints::default(), "?"));
+        let kind = EventKind::ToolConfirmation {
+            tool: ToolName::new("files", "delete_file"),
+            allowed: false,
+            by: super::super::confirm::DecidedBy::Flag,
+            policy: Confirm::Destructive,
+        };
+        let e = Event { id: 3, at_ms: 1, run_id: None, step: Some(1), kind };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":3,"at_ms":1,"step":1,"type":"tool_confirmation","server":"files","tool":"delete_file","allowed":false,"by":"flag","policy":"destructive"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+
     /// Emits a note about every `Thought`, as the monitor emits an anomaly.
     struct Echo(WeakBus);
 

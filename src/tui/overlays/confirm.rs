@@ -78,7 +78,10 @@ impl Component for ConfirmView {
                 ),
             ]),
             Line::from(vec![label("hints"), Span::raw(clip(&q.hints.describe(), inner.saturating_sub(10)))]),
-            Line::from(vec![label("why"), Span::styled(clip(&why, inner.saturating_sub(10)), theme.colored(theme.warn))]),
+            Line::from(vec![
+                label("why"),
+                Span::styled(clip(&why, inner.saturating_sub(10)), theme.colored(theme.warn)),
+            ]),
             Line::from(label("arguments")),
         ];
         let args = serde_json::to_string_pretty(&q.args).unwrap_or_default();
