@@ -1172,3 +1172,39 @@ fn the_matrix_marks_each_tools_hints_at_80x24() {
         assert!(s.contains(want), "{want:?} missing:\n{s}");
     }
 }
+
+#[test]
+fn the_trace_and_feed_say_who_decided_a_confirmation() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    let run = Scope { run_id: Some("run-1".into()), step: Some(1) };
+    let tool = ToolName::new("files", "delete_file");
+    bus.emit(
+        &run,
+        EventKind::ToolConfirmation {
+            tool: tool.clone(),
+            allowed: false,
+            by: warden::types::confirm::DecidedBy::Operator,
+            policy: Confirm::Destructive,
+        },
+    );
+    bus.emit(
+        &run,
+        EventKind::ToolResult {
+            tool,
+            outcome: CallOutcome::Failed {
+                class: warden::types::event::FailureClass::NotConfirmed,
+                message: "not called: the operator declined delete_file on files (it is annotated as destructive); nothing was sent".into(),
+            },
+            attempts: 0,
+            latency_ms: 0.5,
+            audit: Default::default(),
+        },
+    );
+    let app = app_with(&bus.recorded(), now);
+    let s = screen(&app, 160, 45);
+    assert!(s.contains(" 1 ⚠ asked delete_file declined by operator"), "{s}");
+    assert!(s.contains(" 1 ✗ error delete_file failed (not confirmed): not called: the operator declined"), "{s}");
+    assert!(s.contains("⚠ delete_file on files declined by operator"), "{s}");
+    assert!(!app.down.contains("files"), "a call never sent says nothing about the server");
+}
