@@ -468,6 +468,11 @@ pub struct ServerEntry {
     /// Tool → required scopes, overriding or filling in what the server advertises.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scopes: BTreeMap<String, ScopeSet>,
+    /// Which of this server's tool calls wait for the operator: `destructive` (default:
+    /// tools not annotated read-only or non-destructive), `always`, or `never`. The
+    /// console asks; `warden run` and `warden call` need `--yes`.
+    #[serde(default)]
+    pub confirm: crate::types::tool::Confirm,
 }
 
 /// The typed view of how a server is reached.
@@ -500,6 +505,7 @@ impl ServerEntry {
             resource: None,
             headers: BTreeMap::new(),
             scopes: BTreeMap::new(),
+            confirm: Default::default(),
         }
     }
 
@@ -666,6 +672,9 @@ struct McpServerJson {
     cwd: Option<PathBuf>,
     #[serde(default)]
     auth: Option<AuthMode>,
+    /// Warden's own key, as in `[[servers]]` (other clients ignore it).
+    #[serde(default)]
+    confirm: crate::types::tool::Confirm,
 }
 
 impl McpServerJson {
@@ -694,6 +703,7 @@ impl McpServerJson {
             resource: self.resource,
             headers: self.headers,
             scopes: BTreeMap::new(),
+            confirm: self.confirm,
         })
     }
 }
@@ -787,6 +797,28 @@ pub fn demo_secret(client_id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirm_is_read_per_server_in_toml_and_mcp_servers_json() {
+        use crate::types::tool::Confirm;
+        let toml = r#"
+[[servers]]
+name = "files"
+command = "files-mcp"
+confirm = "always"
+
+[[servers]]
+name = "crm"
+url = "https://crm.example/mcp"
+"#;
+        let c = Config::parse(toml, Path::new("c.toml")).unwrap();
+        assert_eq!((c.servers[0].confirm, c.servers[1].confirm), (Confirm::Always, Confirm::Destructive));
+        let json = r#"{"mcpServers": {"files": {"command": "files-mcp", "confirm": "never"}}}"#;
+        assert_eq!(Config::parse(json, Path::new("m.json")).unwrap().servers[0].confirm, Confirm::Never);
+        let bad = toml.replace("\"always\"", "\"sometimes\"");
+        let msg = Config::parse(&bad, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(msg.contains("sometimes") && msg.contains("destructive"), "{msg}");
+    }
 
     #[test]
     fn mcp_servers_json_is_accepted() {

@@ -14,6 +14,7 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) ->
         scopes,
         max_iters: m.max_iters,
         json,
+        yes: false,
     }
 }
 
@@ -112,7 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json: a.json,
                 adhoc: a.adhoc.clone(),
             };
-            rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck))
+            rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck, a.yes))
         }),
         Command::Servers(a) => client_command(&state_dir, log, |rt| {
             let args = ClientArgs {
@@ -125,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(warden::cli::client::servers(args))
         }),
         Command::Run(a) => client_command(&state_dir, log, |rt| {
-            let args = agent_args(&a.model, a.scopes.clone(), a.json);
+            let args = warden::cli::run::AgentArgs { yes: a.yes, ..agent_args(&a.model, a.scopes.clone(), a.json) };
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
         }),
         Command::Demo(a) => {

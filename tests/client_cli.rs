@@ -88,7 +88,19 @@ fn client_commands_print_results_and_exit_codes_without_leaking_secrets() {
     let out = warden(state, &config, &["tools", "--scopes", "customer:read"]);
     let t = text(&out);
     assert!(t.contains("✗ denied   create_support_ticket      needs ticket:create  missing ticket:create"), "{t}");
-    assert!(t.contains("✓ allowed  get_customer_info          needs customer:read"), "{t}");
+    assert!(
+        t.contains(
+            "✓ allowed  get_customer_info          needs customer:read\n      ro      read-only, closed world\n"
+        ),
+        "{t}"
+    );
+    // A ticket adds and never overwrites: no marker, and no confirmation asked.
+    assert!(
+        t.contains(
+            "needs ticket:create  missing ticket:create\n              not destructive, not idempotent, closed world\n"
+        ),
+        "{t}"
+    );
     all += &t;
 
     let out = warden(state, &config, &["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#]);

@@ -15,21 +15,31 @@ use warden::tui::panes::Pane;
 use warden::tui::panes::token::ToolScopes;
 use warden::tui::theme::Theme;
 use warden::tui::view;
+use warden::types::confirm::{ConfirmRequest, Question};
 use warden::types::event::{
     CallOutcome, DenialSide, Event, EventBus, EventKind, Introspection, OpaqueReason, RefreshReason, RunStatus, Scope,
     ScopeOrigin, ServerSummary, TokenInfo, TokenState, VerifiedToken,
 };
 use warden::types::scope::ScopeSet;
 use warden::types::secret::Fingerprint;
-use warden::types::tool::ToolName;
+use warden::types::tool::{Confirm, ToolHints, ToolName};
 
 fn scopes(s: &str) -> ScopeSet {
     ScopeSet::parse(s).unwrap()
 }
 
 fn info() -> ConsoleInfo {
-    let tool =
-        |name: &str, s: &str| ToolScopes { server: "customer-service".into(), name: name.into(), required: scopes(s) };
+    let tool = |name: &str, s: &str| ToolScopes {
+        server: "customer-service".into(),
+        name: name.into(),
+        required: scopes(s),
+        // As Warden's own service annotates them: lookups read-only, tickets additive.
+        hints: if name == "create_support_ticket" {
+            ToolHints::from_annotations(Some(false), Some(false), Some(false), Some(false))
+        } else {
+            ToolHints::from_annotations(Some(true), None, None, Some(false))
+        },
+    };
     ConsoleInfo {
         servers: vec![ServerSummary::http("customer-service", "https://127.0.0.1:8001/mcp", "oauth")],
         // As `tui::console_info` labels the offline planner.
@@ -155,6 +165,7 @@ fn the_token_pane_shows_one_server_at_a_time_with_its_own_token_and_tools() {
         server: "billing".into(),
         name: "get_customer_info".into(),
         required: scopes("billing:read"),
+        hints: ToolHints::from_annotations(Some(true), None, None, None),
     });
     info.servers.push(ServerSummary::http("billing", "https://127.0.0.1:8002/mcp", "oauth"));
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
@@ -166,14 +177,14 @@ fn the_token_pane_shows_one_server_at_a_time_with_its_own_token_and_tools() {
     let s = screen(&app, 160, 50);
     assert!(s.contains("Token & scopes · server 1 of 2"), "{s}");
     assert!(s.contains("● customer-service  ● billing"), "{s}");
-    assert!(s.contains("✓ get_customer_info          customer:read"), "{s}");
+    assert!(s.contains("✓ get_customer_info          ro customer:read"), "{s}");
     assert!(!s.contains("billing:read"), "only the server shown: {s}");
     assert!(s.contains("● 2 servers"));
     app.on_key(key(KeyCode::Right));
     let s = screen(&app, 160, 50);
     assert!(s.contains("Token & scopes · server 2 of 2"), "{s}");
     assert!(s.contains("OAuth: no token yet") && s.contains("https://127.0.0.1:8002/mcp"), "{s}");
-    assert!(s.contains("? get_customer_info          billing:read"), "{s}");
+    assert!(s.contains("? get_customer_info          ro billing:read"), "{s}");
     let bus = EventBus::recording();
     bus.emit(
         &Scope::default(),
@@ -185,13 +196,13 @@ fn the_token_pane_shows_one_server_at_a_time_with_its_own_token_and_tools() {
     );
     app.ingest(&bus.recorded()[0]);
     let s = screen(&app, 160, 50);
-    assert!(s.contains("✓ get_customer_info          billing:read"), "{s}");
+    assert!(s.contains("✓ get_customer_info          ro billing:read"), "{s}");
     assert!(s.contains("granted   billing:read"), "{s}");
     // Left wraps back to the first, whose token the billing one did not replace.
     app.on_key(key(KeyCode::Left));
     let s = screen(&app, 160, 50);
     assert!(
-        s.contains("Token & scopes · server 1 of 2") && s.contains("✓ get_customer_info          customer:read"),
+        s.contains("Token & scopes · server 1 of 2") && s.contains("✓ get_customer_info          ro customer:read"),
         "{s}"
     );
     assert!(!s.contains("granted   billing:read"), "{s}");
@@ -221,8 +232,18 @@ fn servers_without_oauth_show_how_they_authenticate_and_a_crashed_one_restarts()
         },
     ];
     let tools = vec![
-        ToolScopes { server: "keyed".into(), name: "lookup".into(), required: ScopeSet::new() },
-        ToolScopes { server: "everything".into(), name: "echo".into(), required: ScopeSet::new() },
+        ToolScopes {
+            server: "keyed".into(),
+            name: "lookup".into(),
+            required: ScopeSet::new(),
+            hints: ToolHints::from_annotations(Some(true), None, None, None),
+        },
+        ToolScopes {
+            server: "everything".into(),
+            name: "echo".into(),
+            required: ScopeSet::new(),
+            hints: ToolHints::default(),
+        },
     ];
     let info = ConsoleInfo { servers, tools, model: "offline".into(), scenarios: vec![], mode: "LIVE".into() };
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
@@ -230,7 +251,7 @@ fn servers_without_oauth_show_how_they_authenticate_and_a_crashed_one_restarts()
     app.typing = false;
     let s = screen(&app, 160, 40);
     assert!(s.contains(&format!("⚿ static headers X-API-Key (fp {fp})")), "{s}");
-    assert!(s.contains("· lookup                     —"), "{s}");
+    assert!(s.contains("· lookup                     ro —"), "{s}");
     assert!(!s.contains("sk-canary-value"));
     app.on_key(key(KeyCode::Right));
     let bus = EventBus::recording();
@@ -282,8 +303,8 @@ fn panes_render_the_run_token_and_denial() {
     assert!(s.contains("✓ verified  RS256 · kid kid-1"));
     assert!(s.contains("expires   14m00s left"));
     assert!(s.contains("refreshes 1  fp sha256:"));
-    assert!(s.contains("✗ create_support_ticket      ticket:create"));
-    assert!(s.contains("✓ get_customer_info          customer:read"));
+    assert!(s.contains("✗ create_support_ticket         ticket:create"));
+    assert!(s.contains("✓ get_customer_info          ro customer:read"));
     // Feed: newest first, with the severity glyph
     let denial = s
         .find("✗ create_support_ticket denied on customer-service: missing ticket:create (server 403)")
@@ -327,8 +348,8 @@ fn the_token_pane_shows_opaque_and_introspected_tokens_for_what_they_are() {
     let s = show(opaque(ScopeOrigin::Unknown, "", None));
     assert!(s.contains("expires   expiry unknown (no expires_in)"), "{s}");
     assert!(s.contains("granted   unknown: the server decides"), "{s}");
-    assert!(s.contains("? create_support_ticket      ticket:create"), "{s}");
-    assert!(s.contains("? get_customer_info          customer:read"), "{s}");
+    assert!(s.contains("? create_support_ticket         ticket:create"), "{s}");
+    assert!(s.contains("? get_customer_info          ro customer:read"), "{s}");
 
     let s = show(TokenInfo {
         state: TokenState::Introspected(Introspection {
@@ -977,9 +998,9 @@ fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
     let s = screen(&app, 80, 24);
     for want in [
         "✓ verified RS256 · 14m00s left",
-        "✗ calculate_account_… account:c…",
-        "✗ create_support_tic… ticket:cr…",
-        "✓ get_customer_info   customer:…",
+        "✗ calculate_accou… ro account:c…",
+        "✗ create_support_…    ticket:cr…",
+        "✓ get_customer_in… ro customer:…",
     ] {
         assert!(s.contains(want), "{want:?} missing:\n{s}");
     }
@@ -992,6 +1013,7 @@ fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
             server: "customer-service".into(),
             name: format!("tool_{i:02}"),
             required: scopes("x:y"),
+            hints: ToolHints::default(),
         });
     }
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
@@ -1004,7 +1026,7 @@ fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
     app.resize(Rect::new(0, 0, 80, 24));
     app.on_key(key(KeyCode::Char('G')));
     let s = screen(&app, 80, 24);
-    assert!(s.contains("✗ tool_11") && !s.contains("calculate_account"), "{s}");
+    assert!(s.contains("✗ tool_11") && !s.contains("calculate_a"), "{s}");
     assert!(status_bar(&mut app, 80, 24).contains("j/k scroll the tools"));
     // Tall enough for everything: nothing is scrolled off any more.
     app.resize(Rect::new(0, 0, 120, 50));
@@ -1012,9 +1034,9 @@ fn at_80x24_the_matrix_and_status_stay_visible_and_scroll_is_clamped() {
     assert!(s.contains("✗ calculate_account_value") && s.contains("✗ tool_11"), "{s}");
     // Back at 80×24, one `j` moves at once (the scroll was not left beyond the end).
     app.resize(Rect::new(0, 0, 80, 24));
-    assert!(screen(&app, 80, 24).contains("calculate_account"));
+    assert!(screen(&app, 80, 24).contains("calculate_a"));
     app.on_key(key(KeyCode::Char('j')));
-    assert!(!screen(&app, 80, 24).contains("calculate_account"));
+    assert!(!screen(&app, 80, 24).contains("calculate_a"));
 }
 
 /// The help lists each key once per context, spells chords one way (`Ctrl-C`), and says
@@ -1043,14 +1065,17 @@ fn help_has_no_duplicates_one_spelling_and_a_scroll_indicator() {
     // At 80×24 it does not fit: the title says which lines show, and stops at the end.
     app.on_key(key(KeyCode::Char('?')));
     app.resize(Rect::new(0, 0, 80, 24));
-    assert!(screen(&app, 80, 24).contains("Keys — lines 1–21 of 53 · j/k scroll · Esc close"));
+    {
+        let s = screen(&app, 80, 24);
+        assert!(s.contains("Keys — lines 1–21 of 57 · j/k scroll · Esc close"), "{s}");
+    }
     for _ in 0..100 {
         app.on_key(key(KeyCode::Char('j')));
     }
     let s = screen(&app, 80, 24);
-    assert!(s.contains("lines 33–53 of 53") && s.contains("Mouse wheel scrolls"), "{s}");
+    assert!(s.contains("lines 37–57 of 57") && s.contains("Mouse wheel scrolls"), "{s}");
     app.on_key(key(KeyCode::Char('k')));
-    assert!(screen(&app, 80, 24).contains("lines 32–52 of 53"), "one k moves at once");
+    assert!(screen(&app, 80, 24).contains("lines 36–56 of 57"), "one k moves at once");
 }
 
 /// A replay draws the matrix from the recorded session start, and says that live-only
@@ -1070,8 +1095,8 @@ fn a_replay_shows_the_matrix_and_explains_live_only_keys() {
     }
     app.resize(Rect::new(0, 0, 120, 40));
     let s = screen(&app, 120, 40);
-    assert!(s.contains("✗ create_support_ticket      ticket:create"), "{s}");
-    assert!(s.contains("✓ get_customer_info          customer:read"), "{s}");
+    assert!(s.contains("✗ create_support_ticket         ticket:create"), "{s}");
+    assert!(s.contains("✓ get_customer_info          ro customer:read"), "{s}");
     let bar = status_bar(&mut app, 120, 40);
     assert!(bar.starts_with("● 1 server │ offline-planner │ ○ idle │ REPLAY s.jsonl ×1"), "{bar}");
     assert!(bar.ends_with("j/k scroll · ? help · Tab focus · q quit"), "{bar}");
@@ -1157,4 +1182,143 @@ fn an_anomalys_evidence_names_the_result_that_raised_it() {
     let s = screen(&app, 120, 40);
     assert!(s.contains(&format!("#{} get_customer_info → ", result.id)), "{s}");
     assert!(!s.contains("not in the console's memory"), "{s}");
+}
+
+/// A destructive call waiting for the operator.
+fn question(tool: &str) -> Question {
+    Question {
+        tool: ToolName::new("files", tool),
+        hints: ToolHints::from_annotations(Some(false), Some(true), Some(false), None),
+        policy: Confirm::Destructive,
+        args: serde_json::json!({"path": "/srv/reports/q3.pdf", "note": "evil\u{1b}[2J\u{202e}txt"}),
+    }
+}
+
+#[test]
+fn a_call_waiting_for_confirmation_opens_an_overlay_that_y_allows_and_n_declines() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    let (request, mut reply) = ConfirmRequest::new(question("delete_file"));
+    app.ask(request);
+    assert!(matches!(app.overlay, Some(Overlay::Confirm(_))) && app.confirming());
+    let s = screen(&app, 100, 32);
+    for want in [
+        " Confirm tool call ",
+        " server   files",
+        " tool     delete_file",
+        " hints    destructive, not idempotent, open world",
+        " why      annotated as destructive",
+        "\"path\": \"/srv/reports/q3.pdf\"",
+        // What the model wrote cannot drive the terminal: escapes are shown, not obeyed.
+        "\"note\": \"evil\\u001b[2J\\u{202e}txt\"",
+        " y allow · n decline (nothing is sent)",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    assert!(status_bar(&mut app, 100, 32).contains("y allow · n decline"));
+    // Keys that mean something elsewhere do nothing while a call waits.
+    app.on_key(key(KeyCode::Char('q')));
+    assert!(!app.quit && app.confirming());
+    app.on_key(key(KeyCode::Char('n')));
+    assert_eq!(reply.try_recv(), Ok(false));
+    assert!(app.overlay.is_none() && !app.confirming());
+    assert_eq!(app.notice.as_deref(), Some("declined delete_file on files"));
+
+    // Two questions: the second waits for the first; y and Enter allow, Esc declines.
+    let (first, mut first_reply) = ConfirmRequest::new(question("delete_file"));
+    let (second, mut second_reply) = ConfirmRequest::new(question("truncate_table"));
+    app.ask(first);
+    app.ask(second);
+    app.on_key(key(KeyCode::Char('y')));
+    assert_eq!(first_reply.try_recv(), Ok(true));
+    assert!(screen(&app, 100, 32).contains(" tool     truncate_table"), "the queued question is shown next");
+    app.on_key(key(KeyCode::Esc));
+    assert!(second_reply.try_recv() == Ok(false) && app.overlay.is_none());
+    let (third, mut third_reply) = ConfirmRequest::new(question("delete_file"));
+    app.ask(third);
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(third_reply.try_recv(), Ok(true));
+}
+
+#[test]
+fn ctrl_c_or_quitting_the_console_declines_the_waiting_call() {
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&[], now);
+    app.running = Some(("run-1".into(), Some(1)));
+    let (request, mut reply) = ConfirmRequest::new(question("delete_file"));
+    app.ask(request);
+    let cmds = app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(cmds, vec![Command::Cancel]);
+    assert!(reply.try_recv() == Ok(false) && app.overlay.is_none() && !app.confirming());
+    // The console goes away with a question open: the caller hears a decline (no answer).
+    let (request, mut reply) = ConfirmRequest::new(question("delete_file"));
+    app.ask(request);
+    drop(app);
+    assert!(reply.try_recv().is_err(), "a dropped reply is a decline");
+}
+
+#[test]
+fn the_matrix_marks_each_tools_hints_at_80x24() {
+    let now = warden::types::time::now_epoch();
+    let mut info = info();
+    info.tools.push(ToolScopes {
+        server: "customer-service".into(),
+        name: "purge_customer".into(),
+        required: scopes("customer:read"),
+        hints: ToolHints::from_annotations(Some(false), Some(true), Some(true), None),
+    });
+    info.tools.push(ToolScopes {
+        server: "customer-service".into(),
+        name: "mystery".into(),
+        required: scopes("customer:read"),
+        hints: ToolHints::default(),
+    });
+    let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
+    app.now = now;
+    for e in denied_run(&EventBus::recording(), now) {
+        app.ingest(&e);
+    }
+    app.resize(Rect::new(0, 0, 80, 24));
+    let s = screen(&app, 80, 24);
+    for want in
+        ["✓ get_custome… ro     customer:…", "✓ purge_custo… ⚠ idem customer:…", "✓ mystery      ?      customer:…"]
+    {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+}
+
+#[test]
+fn the_trace_and_feed_say_who_decided_a_confirmation() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    let run = Scope { run_id: Some("run-1".into()), step: Some(1) };
+    let tool = ToolName::new("files", "delete_file");
+    bus.emit(
+        &run,
+        EventKind::ToolConfirmation {
+            tool: tool.clone(),
+            allowed: false,
+            by: warden::types::confirm::DecidedBy::Operator,
+            policy: Confirm::Destructive,
+        },
+    );
+    bus.emit(
+        &run,
+        EventKind::ToolResult {
+            tool,
+            outcome: CallOutcome::Failed {
+                class: warden::types::event::FailureClass::NotConfirmed,
+                message: "not called: the operator declined delete_file on files (it is annotated as destructive); nothing was sent".into(),
+            },
+            attempts: 0,
+            latency_ms: 0.5,
+            audit: Default::default(),
+        },
+    );
+    let app = app_with(&bus.recorded(), now);
+    let s = screen(&app, 160, 45);
+    assert!(s.contains(" 1 ⚠ asked delete_file declined by operator"), "{s}");
+    assert!(s.contains(" 1 ✗ error delete_file failed (not confirmed): not called: the operator declined"), "{s}");
+    assert!(s.contains("⚠ delete_file on files declined by operator"), "{s}");
+    assert!(!app.down.contains("files"), "a call never sent says nothing about the server");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::observe::audit::{Signatures, read_all, verify};
 use crate::observe::checkpoint::CheckpointKey;
-use crate::types::event::{CallOutcome, DenialSide, Event, EventKind};
+use crate::types::event::{CallOutcome, DenialSide, Event, EventKind, FailureClass};
 
 /// The outcome word used by `--outcome` filters and the human output.
 pub fn outcome(e: &EventKind) -> String {
@@ -16,8 +16,11 @@ pub fn outcome(e: &EventKind) -> String {
             CallOutcome::Success { .. } => "allowed".into(),
             CallOutcome::Denied { side: DenialSide::Client, .. } => "denied_client".into(),
             CallOutcome::Denied { side: DenialSide::Server, .. } => "denied_server".into(),
+            CallOutcome::Failed { class: FailureClass::NotConfirmed, .. } => "not_confirmed".into(),
             CallOutcome::ToolError { .. } | CallOutcome::Failed { .. } => "error".into(),
         },
+        EventKind::ToolConfirmation { allowed: true, .. } => "confirmed".into(),
+        EventKind::ToolConfirmation { allowed: false, .. } => "declined".into(),
         EventKind::ToolCall { .. } => "call".into(),
         EventKind::ToolRateLimited { .. } => "rate_limited".into(),
         EventKind::TokenIssued { .. } => "token_issued".into(),
@@ -35,6 +38,7 @@ fn tool_of(e: &EventKind) -> Option<&str> {
     match e {
         EventKind::ToolCall { tool, .. }
         | EventKind::ToolResult { tool, .. }
+        | EventKind::ToolConfirmation { tool, .. }
         | EventKind::ToolRateLimited { tool, .. } => Some(&tool.name),
         EventKind::ServiceDecision { tool, .. } => tool.as_deref(),
         _ => None,
@@ -146,6 +150,12 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
             None => format!("{client_id}: {reason}"),
         },
         EventKind::ToolCall { args_digest, required, .. } => format!("requires {required}, arguments {args_digest}"),
+        EventKind::ToolConfirmation { allowed, by, policy, .. } => format!(
+            "{} by {} (confirm = {})",
+            if *allowed { "allowed" } else { "declined, not sent" },
+            by.label(),
+            policy.as_str()
+        ),
         EventKind::DeniedUnauthenticated { peer, count, first_ms, last_ms, reasons } => {
             let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
             format!(

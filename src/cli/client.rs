@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::config::{AuthMode, Config, ServerEntry, Transport};
 use crate::mcp::secure_tool::{CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
+use crate::types::confirm::Confirmer;
 use crate::types::event::{CallOutcome, EventBus, FailureClass, Scope, TokenState};
 use crate::types::scope::ScopeSet;
 use crate::types::secret::{Fingerprint, Secret};
@@ -202,7 +203,15 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
                 tool.spec.required_scopes.to_string()
             };
             let why = if missing.is_empty() { String::new() } else { format!("  missing {missing}") };
-            text.push_str(&format!("  {mark}  {:<26} needs {needs}{why}\n", tool.spec.id.name));
+            // What the annotations say, and whether a call waits for confirmation.
+            let hints = tool.spec.hints;
+            let asks = if tool.needs_confirmation() { ", asks to confirm" } else { "" };
+            text.push_str(&format!(
+                "  {mark}  {:<26} needs {needs}{why}\n      {:<7} {}{asks}\n",
+                tool.spec.id.name,
+                hints.marker(),
+                hints.describe()
+            ));
             out.push(json!({
                 "server": server.entry.name,
                 "tool": tool.spec.id.name,
@@ -211,6 +220,9 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
                 "scopes_source": tool.spec.scopes_source,
                 "allowed": if unknown { Value::Null } else { Value::Bool(missing.is_empty()) },
                 "missing_scopes": missing,
+                "hints": hints,
+                "confirm": server.entry.confirm,
+                "needs_confirmation": tool.needs_confirmation(),
             }));
         }
     }
@@ -233,7 +245,16 @@ pub fn parse_call_args(json_args: &str) -> Result<Value, String> {
     }
 }
 
-pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: bool) -> anyhow::Result<ExitCode> {
+/// `warden call`: one tool call. A call that needs confirmation (the server's `confirm`
+/// policy) runs only with `yes`: the command line cannot ask, and a script that changes
+/// or destroys data should say so.
+pub async fn call(
+    args: ClientArgs<'_>,
+    tool: &str,
+    json_args: &str,
+    precheck: bool,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
     // A usage error, reported before anything is loaded or contacted.
     let tool_args = match parse_call_args(json_args) {
         Ok(v) => v,
@@ -245,7 +266,7 @@ pub async fn call(args: ClientArgs<'_>, tool: &str, json_args: &str, precheck: b
     };
     let events = EventBus::recording();
     let _security = crate::session::audit::attach(&events, args.state_dir, &config)?;
-    let policy = CallPolicy { precheck, ..CallPolicy::default() };
+    let policy = CallPolicy { precheck, confirmer: Confirmer::Flag { yes }, ..CallPolicy::default() };
     let pins = args.state_dir.join("manifests.json");
     let stack = match ClientStack::connect_pinned(&config, scopes, policy, events.clone(), Some(&pins)).await {
         Ok(s) => s,

@@ -94,7 +94,8 @@ pub enum AuditCommand {
         #[arg(long, value_name = "NAME")]
         tool: Option<String>,
         /// Only records whose outcome starts with this: allowed, denied (also matches
-        /// denied_client and denied_server), rate_limited, error, token, anomaly, …
+        /// denied_client and denied_server), rate_limited, error, not_confirmed, confirmed,
+        /// declined, token, anomaly, …
         #[arg(long)]
         outcome: Option<String>,
         /// How many records (default 20).
@@ -150,6 +151,10 @@ pub struct RunArgs {
     /// One JSON object per scenario and a final summary object.
     #[arg(long)]
     pub json: bool,
+    /// Allow tool calls that need confirmation (destructive or unannotated tools, or every
+    /// call of a server with confirm = "always"); without it they are refused, unsent.
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -236,6 +241,10 @@ pub struct CallArgs {
     /// Skip the client-side scope pre-check and let the server decide (to see its 403).
     #[arg(long)]
     pub no_precheck: bool,
+    /// Allow the call when it needs confirmation (a destructive or unannotated tool, or a
+    /// server with confirm = "always"); without it such a call is refused, unsent (exit 1).
+    #[arg(long)]
+    pub yes: bool,
     /// A JSON object: the call's report (outcome, attempts, latency) and the events it raised.
     #[arg(long)]
     pub json: bool,

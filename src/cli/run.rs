@@ -26,6 +26,8 @@ pub struct AgentArgs {
     pub scopes: Option<String>,
     pub max_iters: Option<usize>,
     pub json: bool,
+    /// `--yes`: headless runs allow calls that need confirmation (no one is there to ask).
+    pub yes: bool,
 }
 
 impl AgentArgs {
@@ -37,6 +39,7 @@ impl AgentArgs {
             max_iters: self.max_iters,
             scenarios,
             probe_health: false,
+            confirmer: crate::types::confirm::Confirmer::Flag { yes: self.yes },
         }
     }
 }
@@ -232,10 +235,18 @@ async fn live(
     scenarios: Vec<Scenario>,
 ) -> anyhow::Result<ExitCode> {
     let (theme, keymap) = look(config, theme)?;
-    // The console shows whether each server is reachable, so it wants the health probe.
-    let opts = SessionOptions { probe_health: true, ..args.session(scenarios) };
+    // The console shows whether each server is reachable, so it wants the health probe;
+    // and it asks the operator about calls that need confirmation (an overlay).
+    let (confirmer, confirmations) = crate::types::confirm::Confirmer::operator(4);
+    let opts = SessionOptions { probe_health: true, confirmer, ..args.session(scenarios) };
     let session = Session::open(config, state_dir, opts).await?;
-    let setup = crate::tui::LiveSetup { session, theme, keymap, state_dir: state_dir.to_path_buf() };
+    let setup = crate::tui::LiveSetup {
+        session,
+        theme,
+        keymap,
+        state_dir: state_dir.to_path_buf(),
+        confirmations: Some(confirmations),
+    };
     crate::tui::run_live(setup).await?;
     Ok(ExitCode::SUCCESS)
 }

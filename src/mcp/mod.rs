@@ -332,7 +332,8 @@ async fn connect_one(
             Arc::new(
                 SecureTool::new(spec.clone(), session.clone(), tokens.clone(), events.clone(), policy.clone())
                     .blocked(block.clone())
-                    .refusal_hint(hint.clone()),
+                    .refusal_hint(hint.clone())
+                    .confirm(entry.confirm),
             )
         })
         .collect();

@@ -8,6 +8,11 @@
 //!    never shorter than `Retry-After`, with jitter; a few attempts, each wait and all waits
 //!    together capped), timeout, connection, TLS.
 //!
+//! Between the pre-check and the network, a call the server's `confirm` policy says needs
+//! the operator (by default: destructive or unannotated tools) waits for the session's
+//! `Confirmer`; a declined call sends nothing and ends as `Failed { NotConfirmed }`, with a
+//! `ToolConfirmation` event saying who decided.
+//!
 //! Every call is recorded in the audit trail (`ToolCall`) before it is sent; if that record
 //! cannot be written the call is not sent and ends as `Failed { AuditUnavailable }`.
 //!
@@ -25,10 +30,11 @@ use serde_json::{Map, Value};
 use super::classify::Failure;
 use super::session::{McpSession, ToolSpec};
 use crate::auth::token::TokenManager;
+use crate::types::confirm::{Confirmer, DecidedBy, Question};
 use crate::types::event::{CallAudit, CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RetryReason, Scope};
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
-use crate::types::tool::ToolName;
+use crate::types::tool::{Confirm, ToolName};
 
 /// The first back-off after a 429 without `Retry-After`; it doubles per 429.
 const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(500);
@@ -48,6 +54,9 @@ pub struct CallPolicy {
     /// Refuse locally when the token lacks the tool's scopes. Disable to let the server
     /// decide (to see its 403).
     pub precheck: bool,
+    /// Decides calls that need the operator's confirmation (default: decline them, as a
+    /// headless run without `--yes` does).
+    pub confirmer: Confirmer,
 }
 
 impl Default for CallPolicy {
@@ -59,6 +68,7 @@ impl Default for CallPolicy {
             max_total_wait: Duration::from_secs(15),
             transient_retries: 1,
             precheck: true,
+            confirmer: Confirmer::default(),
         }
     }
 }
@@ -94,6 +104,8 @@ pub struct SecureTool {
     /// What to say when a server without OAuth answers 401 (which header it refused, or
     /// that it needs OAuth).
     refusal_hint: String,
+    /// The server's `confirm` policy.
+    confirm: Confirm,
 }
 
 impl SecureTool {
@@ -104,7 +116,27 @@ impl SecureTool {
         events: EventBus,
         policy: CallPolicy,
     ) -> Self {
-        Self { spec, session, tokens, events, policy, blocked: None, refusal_hint: String::new() }
+        Self {
+            spec,
+            session,
+            tokens,
+            events,
+            policy,
+            blocked: None,
+            refusal_hint: String::new(),
+            confirm: Confirm::default(),
+        }
+    }
+
+    /// The server's confirmation policy (`confirm` in `[[servers]]`).
+    pub fn confirm(mut self, policy: Confirm) -> Self {
+        self.confirm = policy;
+        self
+    }
+
+    /// Whether a call to this tool waits for the operator.
+    pub fn needs_confirmation(&self) -> bool {
+        self.spec.hints.needs_confirmation(self.confirm)
     }
 
     /// What a 401 means for this server when it holds no token manager.
@@ -132,8 +164,9 @@ impl SecureTool {
         self.tokens.as_ref()?.info().map(|t| t.missing(&self.spec.required_scopes))
     }
 
-    /// Makes one logical call and reports it on the bus exactly once: `ToolCall`, any
-    /// `ToolRateLimited`/`ToolRetry`, then one `ToolResult`.
+    /// Makes one logical call and reports it on the bus exactly once: `ToolCall`, a
+    /// `ToolConfirmation` when it needed one, any `ToolRateLimited`/`ToolRetry`, then one
+    /// `ToolResult`.
     pub async fn call(&self, args: Value, scope: &Scope) -> CallReport {
         let start = Instant::now();
         let digest = match &args {
@@ -227,6 +260,11 @@ impl SecureTool {
             Ok(p) => p,
             Err(outcome) => return (outcome, 0),
         };
+        // Asked after the pre-check (never ask about a call that would be refused anyway)
+        // and before anything is sent.
+        if let Err(outcome) = self.confirmed(&args, scope).await {
+            return (outcome, 0);
+        }
         let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
         // Time spent backing off after 429s, against `max_total_wait`.
         let mut waited = Duration::ZERO;
@@ -335,6 +373,57 @@ impl SecureTool {
                     return (failed(f.class(), &msg), attempt);
                 }
             }
+        }
+    }
+
+    /// The confirmation gate: `Ok` when the call may be sent. Reports the decision as a
+    /// `ToolConfirmation`; a destructive call that runs unasked under `confirm = "never"`
+    /// is reported too (`by: policy`), so the trace shows nobody was asked.
+    async fn confirmed(&self, args: &Map<String, Value>, scope: &Scope) -> Result<(), CallOutcome> {
+        let hints = self.spec.hints;
+        if !self.needs_confirmation() {
+            if self.confirm == Confirm::Never && hints.is_destructive() {
+                self.confirmation(scope, true, DecidedBy::Policy)?;
+            }
+            return Ok(());
+        }
+        let question =
+            Question { tool: self.spec.id.clone(), hints, policy: self.confirm, args: Value::Object(args.clone()) };
+        let decision = self.policy.confirmer.decide(question).await;
+        self.confirmation(scope, decision.allowed, decision.by)?;
+        if decision.allowed {
+            return Ok(());
+        }
+        let (tool, server) = (&self.spec.id.name, &self.spec.id.server);
+        let why = match (self.confirm, hints.declared) {
+            (Confirm::Always, _) => format!("{server} has confirm = \"always\""),
+            (_, false) => "it has no annotations, so it is treated as destructive".to_string(),
+            _ => "it is annotated as destructive".to_string(),
+        };
+        let message = match decision.by {
+            DecidedBy::Flag => format!(
+                "not called: {tool} on {server} needs the operator's confirmation ({why}) and this command was not given --yes; nothing was sent. Re-run with --yes to allow it, or set confirm = \"never\" for {server}"
+            ),
+            DecidedBy::Unanswered => format!(
+                "not called: {tool} on {server} needs the operator's confirmation ({why}) and no one answered (the console closed); nothing was sent"
+            ),
+            DecidedBy::Operator | DecidedBy::Policy => {
+                format!("not called: the operator declined {tool} on {server} ({why}); nothing was sent")
+            }
+        };
+        Err(failed(FailureClass::NotConfirmed, &message))
+    }
+
+    /// Reports the decision; an allowed call the audit trail cannot record is not sent
+    /// (fail closed, as for `ToolCall`).
+    fn confirmation(&self, scope: &Scope, allowed: bool, by: DecidedBy) -> Result<(), CallOutcome> {
+        let kind = EventKind::ToolConfirmation { tool: self.spec.id.clone(), allowed, by, policy: self.confirm };
+        match self.events.emit_recorded(scope, kind) {
+            Err(e) if allowed => Err(failed(
+                FailureClass::AuditUnavailable,
+                &format!("not called: the audit trail cannot record the confirmation ({e})"),
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -18,7 +18,7 @@ use super::http::AuthedHttp;
 use crate::auth::token::TokenManager;
 use crate::types::policy;
 use crate::types::scope::ScopeSet;
-use crate::types::tool::ToolName;
+use crate::types::tool::{ToolHints, ToolName};
 
 /// Where a tool's scope requirement came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +42,9 @@ pub struct ToolSpec {
     pub input_schema: Value,
     pub required_scopes: ScopeSet,
     pub scopes_source: ScopesSource,
-    /// Safe to call twice (read-only or declared idempotent).
+    /// What the tool's annotations say (the specification's defaults when absent).
+    pub hints: ToolHints,
+    /// Safe to call twice (read-only or declared idempotent): `hints.retry_safe()`.
     pub retry_safe: bool,
     /// The tool accepts an `idempotency_key` argument.
     pub takes_idempotency_key: bool,
@@ -311,15 +313,20 @@ fn spec(server: &str, t: &Tool, overrides: &BTreeMap<String, ScopeSet>) -> ToolS
     };
     let input_schema = Value::Object((*t.input_schema).clone());
     let takes_idempotency_key = input_schema.pointer("/properties/idempotency_key").is_some();
-    let hints = t.annotations.as_ref();
-    let retry_safe = hints.is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
+    let hints = match t.annotations.as_ref() {
+        Some(a) => {
+            ToolHints::from_annotations(a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint)
+        }
+        None => ToolHints::default(),
+    };
     ToolSpec {
         id: ToolName::new(server, t.name.to_string()),
         description: t.description.as_deref().unwrap_or_default().to_string(),
         input_schema,
         required_scopes,
         scopes_source,
-        retry_safe,
+        hints,
+        retry_safe: hints.retry_safe(),
         takes_idempotency_key,
     }
 }

@@ -1047,6 +1047,7 @@ pub fn is_security_relevant(kind: &EventKind) -> bool {
             | EventKind::TokenError { .. }
             | EventKind::ToolCall { .. }
             | EventKind::ToolResult { .. }
+            | EventKind::ToolConfirmation { .. }
             | EventKind::ToolRateLimited { .. }
             | EventKind::ManifestRecorded { .. }
             | EventKind::Anomaly { .. }

@@ -48,6 +48,9 @@ pub struct SessionOptions {
     /// Probe the servers in the background and report when one goes down or comes back
     /// (`health`); for a console, which shows it. Headless runs learn from their calls.
     pub probe_health: bool,
+    /// Decides tool calls that need the operator's confirmation: `--yes` for headless
+    /// runs, an operator channel for the console. Default: decline them.
+    pub confirmer: crate::types::confirm::Confirmer,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -71,6 +74,7 @@ pub struct ToolInfo {
     /// The name the agent sees (bare unless two servers share it).
     pub shown: String,
     pub required: ScopeSet,
+    pub hints: crate::types::tool::ToolHints,
 }
 
 /// Static facts about a session, for a frontend's header and panes.
@@ -136,9 +140,8 @@ impl Session {
         };
         let (audit, monitor) = audit::attach(&events, state_dir, config)?;
         let pins = state_dir.join("manifests.json");
-        let stack =
-            ClientStack::connect_pinned(config, scopes.clone(), CallPolicy::default(), events.clone(), Some(&pins))
-                .await?;
+        let policy = CallPolicy { confirmer: opts.confirmer.clone(), ..CallPolicy::default() };
+        let stack = ClientStack::connect_pinned(config, scopes.clone(), policy, events.clone(), Some(&pins)).await?;
         let max_iters = opts
             .max_iters
             .or(config.agent.as_ref().and_then(|a| a.max_iters))
@@ -169,6 +172,7 @@ impl Session {
                     id: t.id().clone(),
                     shown: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
                     required: t.spec.required_scopes.clone(),
+                    hints: t.spec.hints,
                 })
                 .collect(),
             scenarios: self.scenarios.clone(),

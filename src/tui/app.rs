@@ -11,6 +11,7 @@ use ratatui::layout::{Position, Rect};
 use super::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use super::keymap::{Action, Context, Keymap};
 pub use super::overlays::Overlay;
+use super::overlays::confirm::ConfirmView;
 use super::overlays::grant::REPLAY_NOTICE;
 use super::overlays::help::HelpView;
 use super::overlays::scenarios::ScenarioPicker;
@@ -23,6 +24,7 @@ use super::theme::Theme;
 use super::view;
 use crate::session::command::Command;
 use crate::session::scenario::Scenario;
+use crate::types::confirm::ConfirmRequest;
 use crate::types::event::{Event, EventKind, ServerSummary};
 
 /// Static facts about the session, known at start.
@@ -62,6 +64,11 @@ pub struct App {
     /// Epoch seconds used for countdowns (set on every tick).
     pub now: u64,
     pub events_seen: u64,
+    /// The tool call the confirmation overlay asks about; its reply is answered here, and
+    /// dropped (a decline) if the console goes away first.
+    confirming: Option<ConfirmRequest>,
+    /// Questions that arrived while another was open.
+    confirm_queue: std::collections::VecDeque<ConfirmRequest>,
 }
 
 impl App {
@@ -86,6 +93,40 @@ impl App {
             down: Default::default(),
             now: crate::types::time::now_epoch(),
             events_seen: 0,
+            confirming: None,
+            confirm_queue: Default::default(),
+        }
+    }
+
+    /// A tool call waits for the operator: the confirmation overlay opens over whatever
+    /// was open (it cannot wait behind a help screen), or the question queues behind the
+    /// one already open.
+    pub fn ask(&mut self, request: ConfirmRequest) {
+        if self.confirming.is_some() {
+            self.confirm_queue.push_back(request);
+            return;
+        }
+        self.overlay = Some(Overlay::Confirm(ConfirmView::new(request.question.clone())));
+        self.confirming = Some(request);
+    }
+
+    /// Whether a tool call is waiting for the operator.
+    pub fn confirming(&self) -> bool {
+        self.confirming.is_some()
+    }
+
+    /// Answers the open question, closes its overlay and opens the next one.
+    fn answer(&mut self, allow: bool) {
+        if let Some(request) = self.confirming.take() {
+            let tool = request.question.tool.clone();
+            request.answer(allow);
+            self.notice = Some(format!("{} {tool}", if allow { "allowed" } else { "declined" }));
+        }
+        if matches!(self.overlay, Some(Overlay::Confirm(_))) {
+            self.overlay = None;
+        }
+        if let Some(next) = self.confirm_queue.pop_front() {
+            self.ask(next);
         }
     }
 
@@ -218,6 +259,15 @@ impl App {
     }
 
     pub fn on_key(&mut self, k: KeyEvent) -> Vec<Command> {
+        let cmds = self.handle_key(k);
+        // The confirmation overlay closed without an answer (Ctrl-C): that is a decline.
+        if self.confirming.is_some() && !matches!(self.overlay, Some(Overlay::Confirm(_))) {
+            self.answer(false);
+        }
+        cmds
+    }
+
+    fn handle_key(&mut self, k: KeyEvent) -> Vec<Command> {
         if k.kind == KeyEventKind::Release {
             return Vec::new();
         }
@@ -298,6 +348,7 @@ impl App {
                 Msg::Submit(text) => cmds.extend(self.submit(text)),
                 Msg::StartTyping if self.replay => self.notice = Some(format!("typing: {REPLAY_NOTICE}")),
                 Msg::StartTyping => self.typing = true,
+                Msg::Confirm(allow) => self.answer(allow),
             }
         }
         cmds
@@ -400,7 +451,9 @@ impl App {
             | Action::Apply
             | Action::Toggle
             | Action::RegrantAndRun
-            | Action::DefaultGrant => {}
+            | Action::DefaultGrant
+            | Action::Allow
+            | Action::Decline => {}
         }
         Vec::new()
     }

@@ -54,6 +54,8 @@ pub enum Msg {
     Submit(String),
     /// Give the chat input the keyboard.
     StartTyping,
+    /// The confirmation overlay's answer: allow (`true`) or decline the waiting call.
+    Confirm(bool),
 }
 
 /// What a component may know about the session when it handles an action.

@@ -53,6 +53,10 @@ pub enum Action {
     Restart,
     /// Show the stderr of the stdio server shown in the token pane.
     ServerLog,
+    /// Confirmation: let the waiting tool call go ahead.
+    Allow,
+    /// Confirmation: refuse the waiting tool call (nothing is sent).
+    Decline,
 }
 
 /// Where the keyboard is, for resolving a key to an action.
@@ -73,6 +77,8 @@ pub enum Context {
     Reader,
     /// The grant editor.
     Grant,
+    /// The confirmation of a tool call.
+    Confirm,
 }
 
 impl Context {
@@ -86,6 +92,7 @@ impl Context {
             Viewer => &[Viewer, Overlay, Global],
             Reader => &[Reader, Viewer, Overlay, Global],
             Grant => &[Grant, Overlay, Global],
+            Confirm => &[Confirm, Overlay, Global],
         }
     }
 
@@ -99,12 +106,20 @@ impl Context {
             Context::Viewer => "Help, step detail and scenarios",
             Context::Reader => "Help and step detail",
             Context::Grant => "Grant editor",
+            Context::Confirm => "Confirm a tool call",
         }
     }
 
     /// The binding contexts in the order the help lists them.
-    pub const HELP_ORDER: [Context; 6] =
-        [Context::Global, Context::Panes, Context::Overlay, Context::Viewer, Context::Reader, Context::Grant];
+    pub const HELP_ORDER: [Context; 7] = [
+        Context::Global,
+        Context::Panes,
+        Context::Overlay,
+        Context::Viewer,
+        Context::Reader,
+        Context::Grant,
+        Context::Confirm,
+    ];
 }
 
 /// A key with modifiers, written like `q`, `ctrl-c`, `shift-tab`, `f1`, `pgdn`.
@@ -306,6 +321,13 @@ impl Default for Keymap {
                     Action::DefaultGrant,
                     &[Key::plain('d')],
                     "re-token with the client's default scopes",
+                ),
+                o(Context::Confirm, Action::Allow, &[Key::plain('y'), Key::new(K::Enter, NONE)], "allow the tool call"),
+                o(
+                    Context::Confirm,
+                    Action::Decline,
+                    &[Key::plain('n'), Key::new(K::Esc, NONE)],
+                    "decline the tool call (nothing is sent)",
                 ),
             ],
         }

@@ -36,6 +36,7 @@ use panes::token::ToolScopes;
 use theme::Theme;
 
 use crate::session::{Session, SessionInfo};
+use crate::types::confirm::ConfirmRequest;
 use crate::types::event::{Event, EventKind, ServerSummary, ToolRequirement};
 use crate::types::tool::ToolName;
 
@@ -104,6 +105,9 @@ pub struct LiveSetup {
     pub theme: Theme,
     pub keymap: Keymap,
     pub state_dir: PathBuf,
+    /// Where the session's confirmer sends tool calls that need the operator (the
+    /// session was opened with `Confirmer::operator`); `None`: nothing asks.
+    pub confirmations: Option<mpsc::Receiver<ConfirmRequest>>,
 }
 
 pub fn console_info(info: SessionInfo) -> ConsoleInfo {
@@ -113,7 +117,7 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
         tools: info
             .tools
             .into_iter()
-            .map(|t| ToolScopes { server: t.id.server, name: t.id.name, required: t.required })
+            .map(|t| ToolScopes { server: t.id.server, name: t.id.name, required: t.required, hints: t.hints })
             .collect(),
         scenarios: info.scenarios,
         mode: "LIVE".into(),
@@ -129,7 +133,11 @@ pub fn session_started(info: &ConsoleInfo) -> EventKind {
         tools: info
             .tools
             .iter()
-            .map(|t| ToolRequirement { tool: ToolName::new(&t.server, &t.name), required: t.required.clone() })
+            .map(|t| ToolRequirement {
+                tool: ToolName::new(&t.server, &t.name),
+                required: t.required.clone(),
+                hints: t.hints,
+            })
             .collect(),
     }
 }
@@ -163,6 +171,7 @@ pub fn replay_info(events: &[Event], mode: &str) -> ConsoleInfo {
                 server: t.tool.server.clone(),
                 name: t.tool.name.clone(),
                 required: t.required.clone(),
+                hints: t.hints,
             })
             .collect();
     }
@@ -171,7 +180,7 @@ pub fn replay_info(events: &[Event], mode: &str) -> ConsoleInfo {
 
 /// Runs the console against an open session until the operator quits.
 pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
-    let LiveSetup { session, theme, keymap, state_dir } = setup;
+    let LiveSetup { session, theme, keymap, state_dir, confirmations } = setup;
     let info = console_info(session.info());
     let ui_rx = session.events().subscribe(1 << 16);
     let recording = recorder::session_path(&state_dir);
@@ -184,7 +193,7 @@ pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
     let clock = session.events().clock().clone();
     let core = session.start(CancellationToken::new());
     let app = App::new(info, theme, keymap, false);
-    let result = ui_loop(app, ui_rx, Some(core.sender()), &state_dir, Some(recording), clock).await;
+    let result = ui_loop(app, ui_rx, Some(core.sender()), confirmations, &state_dir, Some(recording), clock).await;
     core.shutdown().await;
     result
 }
@@ -204,13 +213,14 @@ pub async fn run_replay(
     let (tx, rx) = mpsc::channel(1024);
     let _player = recorder::spawn_replay(events, speed, tx);
     let app = App::new(info, theme, keymap, true);
-    ui_loop(app, rx, None, state_dir, Some(file.to_path_buf()), crate::types::time::system()).await
+    ui_loop(app, rx, None, None, state_dir, Some(file.to_path_buf()), crate::types::time::system()).await
 }
 
 async fn ui_loop(
     mut app: App,
     mut events: mpsc::Receiver<Event>,
     commands: Option<mpsc::Sender<Command>>,
+    mut confirmations: Option<mpsc::Receiver<ConfirmRequest>>,
     state_dir: &Path,
     session: Option<PathBuf>,
     clock: crate::types::time::SharedClock,
@@ -248,6 +258,12 @@ async fn ui_loop(
                     }
                 }
             }
+            Some(request) = async {
+                match confirmations.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => app.ask(request),
             _ = tick.tick() => app.now = clock.now_epoch(),
         }
         if app.quit {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::scope::ScopeSet;
 use super::secret::Fingerprint;
 use super::time::{SharedClock, system};
-use super::tool::ToolName;
+use super::tool::{Confirm, ToolHints, ToolName};
 
 /// One thing that happened, stamped with when, and (when inside an agent run) where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +91,9 @@ pub enum FailureClass {
     OutcomeUnknown,
     /// The call could not be recorded in the audit trail, so it was not sent.
     AuditUnavailable,
+    /// The call needed the operator's confirmation and did not get it (declined, no
+    /// `--yes`, or the console closed): nothing was sent.
+    NotConfirmed,
 }
 
 impl FailureClass {
@@ -109,6 +112,7 @@ impl FailureClass {
             Self::TokenUnavailable => "no token",
             Self::OutcomeUnknown => "outcome unknown",
             Self::AuditUnavailable => "audit unavailable",
+            Self::NotConfirmed => "not confirmed",
         }
     }
 }
@@ -553,7 +557,8 @@ impl CallOutcome {
                 FailureClass::InvalidArguments
                 | FailureClass::Blocked
                 | FailureClass::TokenUnavailable
-                | FailureClass::AuditUnavailable => None,
+                | FailureClass::AuditUnavailable
+                | FailureClass::NotConfirmed => None,
             },
         }
     }
@@ -606,6 +611,17 @@ pub enum EventKind {
         args: serde_json::Value,
         args_digest: String,
         required: ScopeSet,
+    },
+    /// A call that needed confirmation (the server's `confirm` policy and the tool's hints)
+    /// was allowed or declined, and by whom; or a destructive call ran unasked because the
+    /// policy is `never` (`by: policy`). Between the `ToolCall` and its `ToolResult`; a
+    /// declined call's result is `not_confirmed` and nothing was sent.
+    ToolConfirmation {
+        #[serde(flatten)]
+        tool: ToolName,
+        allowed: bool,
+        by: super::confirm::DecidedBy,
+        policy: Confirm,
     },
     /// The server answered 429 (the call retries or gives up; its `ToolResult` says which).
     ToolRateLimited {
@@ -764,6 +780,10 @@ pub struct ToolRequirement {
     #[serde(flatten)]
     pub tool: ToolName,
     pub required: ScopeSet,
+    /// The tool's annotation hints (recordings made before they were kept read as
+    /// unannotated).
+    #[serde(default)]
+    pub hints: ToolHints,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -1071,6 +1091,28 @@ mod tests {
         };
         let again: TokenInfo = serde_json::from_str(&serde_json::to_string(&opaque).unwrap()).unwrap();
         assert_eq!(again, opaque);
+    }
+
+    /// A recording made before hints were kept still replays: its tools read as
+    /// unannotated. The confirmation event is flat, like the other tool events.
+    #[test]
+    fn tool_requirements_without_hints_load_and_confirmations_serialize_flat() {
+        let old = r#"{"server":"crm","tool":"get_customer_info","required":["customer:read"]}"#;
+        let t: ToolRequirement = serde_json::from_str(old).unwrap();
+        assert_eq!((t.hints, t.hints.marker()), (ToolHints::default(), "?"));
+        let kind = EventKind::ToolConfirmation {
+            tool: ToolName::new("files", "delete_file"),
+            allowed: false,
+            by: super::super::confirm::DecidedBy::Flag,
+            policy: Confirm::Destructive,
+        };
+        let e = Event { id: 3, at_ms: 1, run_id: None, step: Some(1), kind };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":3,"at_ms":1,"step":1,"type":"tool_confirmation","server":"files","tool":"delete_file","allowed":false,"by":"flag","policy":"destructive"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
     }
 
     /// Emits a note about every `Thought`, as the monitor emits an anomaly.

@@ -4,7 +4,9 @@
 //! - `scope`: validated OAuth scopes and scope sets;
 //! - `secret`: `Secret` (never printed, compared in constant time only) and `Fingerprint`;
 //! - `time`: UTC epoch time and the injectable `Clock`;
-//! - `tool`: qualified tool identity (`ToolName { server, name }`);
+//! - `tool`: qualified tool identity (`ToolName { server, name }`), a tool's annotation
+//!   hints and the per-server confirmation policy;
+//! - `confirm`: asking the operator before a call (`Confirmer`, `ConfirmRequest`);
 //! - `policy`: how tools advertise the scopes they need (read by client and server alike);
 //! - `text`: counting in words ("1 segment", "2 segments");
 //! - `intent`: the words that ask for a support ticket (planner and monitor agree on them).
@@ -12,6 +14,7 @@
 //! May import: nothing from this crate (std and external crates only). Enforced by
 //! `tests/layering.rs`.
 
+pub mod confirm;
 pub mod event;
 pub mod intent;
 pub mod policy;

@@ -1,8 +1,9 @@
 //! Overlays drawn over the panes: help (from the keymap), the grant editor, the scenario
-//! picker and the step detail. Each is a [`Component`] that owns its state and resolves
+//! picker, the step detail and the tool-call confirmation. Each is a [`Component`] that owns its state and resolves
 //! keys in its own keymap context; `App` holds at most one, as an [`Overlay`], and gives
 //! it every key first.
 
+pub mod confirm;
 pub mod detail;
 pub mod grant;
 pub mod help;
@@ -30,6 +31,8 @@ pub enum Overlay {
     Grant(grant::GrantEditor),
     Scenarios(scenarios::ScenarioPicker),
     Detail(detail::StepDetail),
+    /// A tool call waiting for the operator (`App` holds its reply).
+    Confirm(confirm::ConfirmView),
 }
 
 impl Overlay {
@@ -39,6 +42,7 @@ impl Overlay {
             Overlay::Grant(c) => c,
             Overlay::Scenarios(c) => c,
             Overlay::Detail(c) => c,
+            Overlay::Confirm(c) => c,
         }
     }
 
@@ -48,6 +52,7 @@ impl Overlay {
             Overlay::Grant(c) => c,
             Overlay::Scenarios(c) => c,
             Overlay::Detail(c) => c,
+            Overlay::Confirm(c) => c,
         }
     }
 }

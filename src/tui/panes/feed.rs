@@ -228,6 +228,23 @@ impl FeedPane {
                     format!("{} rate limited (attempt {attempt}, retry after {} s)", tool.name, retry_after_ms / 1000);
                 self.push(e, Severity::Warn, "Rate limited", text, detail);
             }
+            EventKind::ToolConfirmation { tool, allowed, by, policy } => {
+                let mut detail = vec![
+                    ("tool".into(), tool.name.clone()),
+                    ("server".into(), tool.server.clone()),
+                    ("decision".into(), if *allowed { "allowed" } else { "declined: nothing was sent" }.into()),
+                    ("by".into(), by.label().into()),
+                    ("confirm".into(), policy.as_str().into()),
+                ];
+                run(&mut detail);
+                let (severity, title, verb) = if *allowed {
+                    (Severity::Info, "Confirmed", "allowed")
+                } else {
+                    (Severity::Warn, "Not confirmed", "declined")
+                };
+                let text = format!("{} on {} {verb} by {}", tool.name, tool.server, by.label());
+                self.push(e, severity, title, text, detail);
+            }
             EventKind::ToolRetry { tool, attempt, detail: why, delay_ms, reason } => {
                 let mut detail = vec![
                     ("tool".into(), tool.name.clone()),

@@ -28,6 +28,7 @@ use crate::tui::overlays::detail::{DetailContent, StepDetail};
 use crate::tui::overlays::grant::GrantEditor;
 use crate::types::event::{Event, EventKind, OpaqueReason, ScopeOrigin, ServerSummary, TokenInfo, TokenState};
 use crate::types::scope::ScopeSet;
+use crate::types::tool::ToolHints;
 
 /// stderr lines kept per stdio server for the server-log overlay.
 pub const LOG_LINES: usize = 500;
@@ -38,6 +39,15 @@ pub struct ToolScopes {
     pub server: String,
     pub name: String,
     pub required: ScopeSet,
+    /// Its annotation hints, shown as a short marker (`hint_marker`).
+    pub hints: ToolHints,
+}
+
+/// The matrix's marker for a tool's hints: `ro`, `idem`, `⚠` (destructive), `⚠ idem`,
+/// nothing for a plain write, or `?` when the server declared none (treated as
+/// destructive: calls ask first).
+pub fn hint_marker(hints: &ToolHints) -> &'static str {
+    hints.marker()
 }
 
 /// What the pane knows about one server.
@@ -275,10 +285,17 @@ impl TokenPane {
         const NEEDS: usize = 10;
         let tools = self.shown_tools();
         let longest = tools.iter().map(|t| t.name.chars().count()).max().unwrap_or(4);
-        let name_w = if w >= NAME + 3 + NEEDS { NAME } else { longest.min(w.saturating_sub(3 + NEEDS)).clamp(6, NAME) };
-        let needs_w = w.saturating_sub(name_w + 3);
+        // The hint column is as wide as the widest marker (`ro`, `⚠ idem`), so it costs
+        // the names little at 80×24.
+        let hint_w = tools.iter().map(|t| hint_marker(&t.hints).chars().count()).max().unwrap_or(0) + 1;
+        let name_w = if w >= NAME + 3 + hint_w + NEEDS {
+            NAME
+        } else {
+            longest.min(w.saturating_sub(3 + hint_w + NEEDS)).clamp(6, NAME)
+        };
+        let needs_w = w.saturating_sub(name_w + 3 + hint_w);
         let mut lines = Vec::with_capacity(tools.len() + 1);
-        lines.push(Line::styled(format!("  {:<name_w$} needs", "tool"), theme.muted()));
+        lines.push(Line::styled(format!("  {:<name_w$} {:<hint_w$}needs", "tool", ""), theme.muted()));
         for tool in tools {
             let missing = token.map(|t| t.missing(&tool.required)).unwrap_or_else(|| tool.required.clone());
             let (glyph, color) = if !oauth {
@@ -300,6 +317,10 @@ impl TokenPane {
             lines.push(Line::from(vec![
                 Span::styled(format!("{glyph} "), theme.colored(color).add_modifier(Modifier::BOLD)),
                 Span::raw(format!("{:<name_w$} ", clip(&tool.name, name_w))),
+                Span::styled(
+                    format!("{:<hint_w$}", hint_marker(&tool.hints)),
+                    if tool.hints.is_destructive() { theme.colored(theme.warn) } else { theme.muted() },
+                ),
                 Span::styled(clip(&needs, needs_w), style),
             ]));
         }

@@ -34,6 +34,8 @@ pub enum TraceKind {
     ToolError,
     Denied,
     Retry,
+    /// A call that needed the operator's confirmation: allowed or declined, and by whom.
+    Confirm,
     Answer,
     Finished,
     Error,
@@ -216,6 +218,18 @@ impl TracePane {
                 ],
             ),
             EventKind::Finish => self.push(e, TraceKind::Action, "finish".into(), Vec::new()),
+            EventKind::ToolConfirmation { tool, allowed, by, policy } => self.push(
+                e,
+                TraceKind::Confirm,
+                format!("{} {} by {}", tool.name, if *allowed { "allowed" } else { "declined" }, by.label()),
+                vec![
+                    ("tool".into(), tool.name.clone()),
+                    ("server".into(), tool.server.clone()),
+                    ("decision".into(), if *allowed { "allowed" } else { "declined: not sent" }.into()),
+                    ("by".into(), by.label().into()),
+                    ("confirm".into(), policy.as_str().into()),
+                ],
+            ),
             EventKind::ToolRetry { tool, attempt, detail, delay_ms, .. } => self.push(
                 e,
                 TraceKind::Retry,
@@ -360,6 +374,7 @@ fn entry_line<'a>(e: &'a TraceEntry, theme: &Theme, width: usize) -> Line<'a> {
         TraceKind::ToolError => ("✗ error", theme.colored(theme.error)),
         TraceKind::Denied => ("✗ DENY ", theme.colored(theme.denied).add_modifier(Modifier::BOLD)),
         TraceKind::Retry => ("↻ retry", theme.colored(theme.warn)),
+        TraceKind::Confirm => ("⚠ asked", theme.colored(theme.warn)),
         TraceKind::Answer => ("answer ", theme.colored(theme.ok)),
         TraceKind::Finished => ("done   ", theme.muted()),
         TraceKind::Error => ("✗ agent", theme.colored(theme.error)),
