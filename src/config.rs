@@ -534,6 +534,14 @@ impl ServerEntry {
         })
     }
 
+    /// Whether the auth mode is left to the server: an HTTP server with neither `auth` nor
+    /// `headers` set, in a config without `[client]` (so also every `--url` without
+    /// `--header` or `--config`). Warden connects without credentials; a 401 with a Bearer
+    /// challenge starts OAuth discovery, and a server that never asks stays `none`.
+    pub fn auth_discovered(&self, has_client: bool) -> bool {
+        self.auth.is_none() && self.command.is_none() && self.headers.is_empty() && !has_client
+    }
+
     /// `resolve` against the process environment, for entries built from the command line.
     pub fn resolved(mut self) -> Result<Self, String> {
         self.resolve(&|var| std::env::var(var).ok())?;

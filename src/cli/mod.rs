@@ -200,7 +200,9 @@ pub struct ServersArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
     /// A JSON array, one object per server: name, transport, endpoint, auth, headers
-    /// (name and value fingerprint), reachable, tools, error.
+    /// (name and value fingerprint), status (reachable, needs credentials, error), reachable,
+    /// tools, error, and for a server whose OAuth was discovered auth_discovered and
+    /// discovered (authorization_server, token_endpoint, scopes, registration_endpoint).
     #[arg(long)]
     pub json: bool,
 }
