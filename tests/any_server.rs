@@ -389,7 +389,8 @@ fn the_stdio_child_is_gone_when_warden_exits() {
     assert_eq!(
         rows,
         serde_json::json!([{"name": "sh", "transport": "stdio", "endpoint": format!("sh -c echo $$ > {}; exec node {} stdio", pidfile.display(), everything().display()),
-            "auth": "none", "headers": [], "reachable": true, "tools": 13, "error": null}])
+            "auth": "none", "auth_discovered": false, "discovered": null, "headers": [], "status": "reachable",
+            "reachable": true, "tools": 13, "error": null}])
     );
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
     assert_stops(&pid, "the stdio server");

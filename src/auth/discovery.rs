@@ -412,6 +412,35 @@ mod tests {
     }
 
     #[test]
+    fn only_bearer_challenges_start_discovery() {
+        let c = BearerChallenge::parse(r#"Bearer resource_metadata="https://x/prm", scope="a b""#).unwrap();
+        assert_eq!(c.resource_metadata.as_deref(), Some("https://x/prm"));
+        assert_eq!(c.scope.as_deref(), Some("a b"));
+        assert_eq!(BearerChallenge::parse("bearer"), Some(BearerChallenge { resource_metadata: None, scope: None }));
+        assert!(BearerChallenge::parse(r#"Basic realm="x", Bearer realm="y""#).is_some(), "the second challenge");
+        assert_eq!(BearerChallenge::parse(r#"Basic realm="x""#), None);
+        assert_eq!(BearerChallenge::parse("Bearerish"), None);
+        assert_eq!(BearerChallenge::parse(r#"ApiKey realm="Bearer""#), None);
+    }
+
+    #[test]
+    fn resource_metadata_is_looked_for_where_the_challenge_says_then_path_aware_then_root() {
+        let none = BearerChallenge { resource_metadata: None, scope: None };
+        assert_eq!(
+            resource_metadata_candidates("https://h:1/api/mcp", &none),
+            vec![
+                "https://h:1/.well-known/oauth-protected-resource/api/mcp",
+                "https://h:1/.well-known/oauth-protected-resource"
+            ]
+        );
+        let named = BearerChallenge { resource_metadata: Some("https://h:1/prm".into()), scope: None };
+        assert_eq!(resource_metadata_candidates("https://h:1/", &named), vec![
+            "https://h:1/prm",
+            "https://h:1/.well-known/oauth-protected-resource"
+        ]);
+    }
+
+    #[test]
     fn well_known_urls_insert_before_the_path() {
         assert_eq!(
             as_metadata_urls("https://as.example/realms/x"),
