@@ -394,3 +394,41 @@ async fn a_plain_http_authorization_server_is_refused_and_a_non_bearer_401_gets_
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(basic.gets(), Vec::<String>::new(), "no discovery without a Bearer challenge");
 }
+
+/// `warden console --url` connects the same way: the discovered authorization server is
+/// reported before any terminal is taken over.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_with_url_reports_discovery_too() {
+    let f = fake(
+        |_| "Bearer".into(),
+        |b| {
+            vec![
+                ("/.well-known/oauth-protected-resource/mcp".into(), prm(&format!("{b}/mcp"), b)),
+                ("/.well-known/openid-configuration".into(), as_meta(b)),
+            ]
+        },
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = warden(tmp.path(), None, &["console", "--url", &f.url()]).await;
+    let told = needs_oauth(
+        "127.0.0.1",
+        &f.base,
+        &format!("{}/.well-known/oauth-protected-resource/mcp", f.base),
+        "files:read files:write (the server's scopes_supported)",
+        &format!("offered at {}/register (Warden cannot use it yet: register a client there or by hand)", f.base),
+        &format!("{}/jwks (tokens can be verified)", f.base),
+    )
+    .replacen("warden: ", "warden: cannot connect to the MCP servers in the config: ", 1);
+    assert_eq!(stderr(&out), told);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        f.gets(),
+        vec![
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration"
+        ],
+        "an issuer without a path: RFC 8414, then OpenID Connect"
+    );
+}

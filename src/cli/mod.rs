@@ -113,6 +113,10 @@ pub struct ConsoleArgs {
     pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// `--url` / `--stdio` / `--header`: one server from the command line instead of the
+    /// config's servers.
+    #[command(flatten)]
+    pub adhoc: AdHocArgs,
 }
 
 #[derive(Debug, Clone, Args)]
