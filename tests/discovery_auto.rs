@@ -98,8 +98,9 @@ fn as_meta(issuer: &str) -> Value {
 
 /// The whole error `warden tools --url` prints for a discovered OAuth server.
 fn needs_oauth(server: &str, issuer: &str, prm_url: &str, scopes: &str, registration: &str, keys: &str) -> String {
-    let mut section =
-        format!("  [client]\n  issuer = \"{issuer}\"\n  client_id = \"YOUR_CLIENT_ID\"\n  client_secret_env = \"YOUR_CLIENT_SECRET_VAR\"\n");
+    let mut section = format!(
+        "  [client]\n  issuer = \"{issuer}\"\n  client_id = \"YOUR_CLIENT_ID\"\n  client_secret_env = \"YOUR_CLIENT_SECRET_VAR\"\n"
+    );
     if let Some((list, _from)) = scopes.split_once(" (").filter(|(_, from)| !from.starts_with("the authorization")) {
         section.push_str(&format!("  scopes = \"{list}\"\n"));
     }
@@ -249,7 +250,7 @@ async fn root_resource_metadata_is_the_last_fallback() {
         |_| "Bearer".into(),
         |b| {
             vec![
-                ("/.well-known/oauth-protected-resource".into(), prm(&b.to_string(), b)),
+                ("/.well-known/oauth-protected-resource".into(), prm(b, b)),
                 ("/.well-known/oauth-authorization-server".into(), as_meta(b)),
             ]
         },

@@ -115,7 +115,11 @@ async fn with_only_unknown_tools_the_planner_calls_nothing_and_says_a_model_is_n
             result.response
         );
     }
-    assert!(runs[1].0.response.starts_with("I'm sorry, but I can't help with that request. "), "{}", runs[1].0.response);
+    assert!(
+        runs[1].0.response.starts_with("I'm sorry, but I can't help with that request. "),
+        "{}",
+        runs[1].0.response
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,9 +119,11 @@ pub async fn locate_as_metadata(
                 continue;
             }
         };
-        let body = read_bounded(resp, 256 * 1024)
-            .await
-            .map_err(|reason| DiscoveryError::Invalid { url: url.clone(), what: "authorization server metadata", reason })?;
+        let body = read_bounded(resp, 256 * 1024).await.map_err(|reason| DiscoveryError::Invalid {
+            url: url.clone(),
+            what: "authorization server metadata",
+            reason,
+        })?;
         let meta: AuthorizationServerMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
             url: url.clone(),
             what: "authorization server metadata",
@@ -154,9 +156,7 @@ pub enum DiscoveryError {
     #[error("{url} is not a valid URL")]
     BadUrl { url: String },
     /// Plain http off loopback (or with loopback not allowed), or another scheme.
-    #[error(
-        "{what} {url} is not https; Warden follows plain http only to a loopback address, so it did not go there"
-    )]
+    #[error("{what} {url} is not https; Warden follows plain http only to a loopback address, so it did not go there")]
     Insecure { what: &'static str, url: String },
     #[error(
         "no protected resource metadata (RFC 9728) for {server_url}: tried {}; the server must publish it (or name it in its 401 challenge's resource_metadata) for Warden to find its authorization server",
@@ -434,10 +434,10 @@ mod tests {
             ]
         );
         let named = BearerChallenge { resource_metadata: Some("https://h:1/prm".into()), scope: None };
-        assert_eq!(resource_metadata_candidates("https://h:1/", &named), vec![
-            "https://h:1/prm",
-            "https://h:1/.well-known/oauth-protected-resource"
-        ]);
+        assert_eq!(
+            resource_metadata_candidates("https://h:1/", &named),
+            vec!["https://h:1/prm", "https://h:1/.well-known/oauth-protected-resource"]
+        );
     }
 
     #[test]

@@ -352,7 +352,8 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
             Err(ClientError::NeedsOauth { discovered: d, .. }) => {
                 auth_label = "oauth".into();
                 auth_words = "oauth (discovered)".into();
-                extra = format!("  issuer     {} (token endpoint {})\n", d.authorization_server, d.metadata.token_endpoint);
+                extra =
+                    format!("  issuer     {} (token endpoint {})\n", d.authorization_server, d.metadata.token_endpoint);
                 extra_json = json!({
                     "authorization_server": d.authorization_server,
                     "token_endpoint": d.metadata.token_endpoint,

@@ -87,12 +87,7 @@ fn offered(done: &[Executed]) -> Option<Vec<&str>> {
 
 /// Offered tools the planner has no plan for: another server's (`echo`, `get-sum`, …).
 fn unknown_tools<'a>(offered: Option<&[&'a str]>) -> Vec<&'a str> {
-    offered
-        .unwrap_or_default()
-        .iter()
-        .filter(|t| !t.is_empty() && !KNOWN_TOOLS.contains(t))
-        .copied()
-        .collect()
+    offered.unwrap_or_default().iter().filter(|t| !t.is_empty() && !KNOWN_TOOLS.contains(t)).copied().collect()
 }
 
 /// The sentence about tools the planner cannot plan for: a real model can.
