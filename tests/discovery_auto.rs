@@ -299,7 +299,7 @@ async fn resource_metadata_for_another_server_is_refused_before_anything_else() 
     assert_eq!(
         stderr(&out),
         format!(
-            "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: the resource metadata at {b}/prm is for https://bank.example/mcp, which is not {b}/mcp (RFC 9728 §3.3); refusing to use another server's authorization settings\n",
+            "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: the resource metadata at {b}/prm is for https://bank.example/mcp, which is not {b}/mcp (RFC 9728 §3.3); refusing to use another server's authorization settings. If it takes an API key instead, pass it with --header 'X-API-Key: ${{MY_KEY}}' (in a config: auth = \"headers\" with headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }})\n",
             b = f.base
         )
     );
@@ -362,7 +362,7 @@ async fn a_plain_http_resource_metadata_url_off_loopback_is_not_followed() {
     assert_eq!(
         stderr(&out),
         format!(
-            "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: no protected resource metadata (RFC 9728) for {b}/mcp: tried http://metadata.example/prm (not followed: plain http off loopback), {b}/.well-known/oauth-protected-resource/mcp (HTTP 404), {b}/.well-known/oauth-protected-resource (HTTP 404); the server must publish it (or name it in its 401 challenge's resource_metadata) for Warden to find its authorization server\n",
+            "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: no protected resource metadata (RFC 9728) for {b}/mcp: tried http://metadata.example/prm (not followed: plain http off loopback), {b}/.well-known/oauth-protected-resource/mcp (HTTP 404), {b}/.well-known/oauth-protected-resource (HTTP 404); the server must publish it (or name it in its 401 challenge's resource_metadata) for Warden to find its authorization server. If it takes an API key instead, pass it with --header 'X-API-Key: ${{MY_KEY}}' (in a config: auth = \"headers\" with headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }})\n",
             b = f.base
         )
     );
@@ -382,7 +382,7 @@ async fn a_plain_http_authorization_server_is_refused_and_a_non_bearer_401_gets_
     let out = warden(tmp.path(), None, &["tools", "--url", &f.url()]).await;
     assert_eq!(
         stderr(&out),
-        "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: authorization server http://as.example is not https; Warden follows plain http only to a loopback address, so it did not go there\n"
+        "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: authorization server http://as.example is not https; Warden follows plain http only to a loopback address, so it did not go there. If it takes an API key instead, pass it with --header 'X-API-Key: ${MY_KEY}' (in a config: auth = \"headers\" with headers = { \"X-API-Key\" = \"${MY_KEY}\" })\n"
     );
     assert_eq!(out.status.code(), Some(4));
 

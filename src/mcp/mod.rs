@@ -80,7 +80,7 @@ pub enum ClientError {
     NeedsOauth { server: String, discovered: Box<Discovered> },
     /// Such a server asked for OAuth, but discovery could not finish.
     #[error(
-        "{server} requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: {cause}"
+        "{server} requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: {cause}. If it takes an API key instead, pass it with --header 'X-API-Key: ${{MY_KEY}}' (in a config: auth = \"headers\" with headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }})"
     )]
     OauthUndiscovered { server: String, cause: DiscoveryError },
     #[error("discovery failed for {server}: {reason}")]
