@@ -394,6 +394,19 @@ async fn a_plain_http_authorization_server_is_refused_and_a_non_bearer_401_gets_
     );
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(basic.gets(), Vec::<String>::new(), "no discovery without a Bearer challenge");
+
+    // `auth = "none"` set in the config overrides the server: no discovery, the hint.
+    let config = tmp.path().join("none.toml");
+    std::fs::write(&config, format!("[[servers]]\nname = \"files\"\nurl = \"{}\"\nauth = \"none\"\n", f.url()))
+        .unwrap();
+    let before = f.gets().len();
+    let out = warden(tmp.path(), None, &["--config", config.to_str().unwrap(), "tools"]).await;
+    assert_eq!(
+        stderr(&out),
+        "warden: files requires authorization and Warden sent none: it needs OAuth (add a [client] section with issuer, client_id and client_secret_env, and auth = \"oauth\" for this server), or, if it takes an API key, set auth = \"headers\" with headers = { \"X-API-Key\" = \"${MY_KEY}\" } (HTTP 401, WWW-Authenticate: Bearer)\n"
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(f.gets().len(), before, "no discovery when the config sets the mode");
 }
 
 /// `warden console --url` connects the same way: the discovered authorization server is
