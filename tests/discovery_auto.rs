@@ -446,3 +446,26 @@ async fn the_console_with_url_reports_discovery_too() {
         "an issuer without a path: RFC 8414, then OpenID Connect"
     );
 }
+
+/// An authorization server that does not answer is named, with what to do next.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_authorization_server_is_named() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let named = issuer.clone();
+    let f = fake(
+        |_| "Bearer".into(),
+        move |b| vec![("/.well-known/oauth-protected-resource/mcp".into(), prm(&format!("{b}/mcp"), &named))],
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = warden(tmp.path(), None, &["tools", "--url", &f.url()]).await;
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "warden: cannot reach the authorization server {issuer} (for 127.0.0.1): connection refused; 127.0.0.1 names it as its authorization server: check that it is up, or ask the server's operator\n"
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -346,6 +346,19 @@ async fn connect_one(
                     };
                     return Err(match discovery::discover(http, url, &challenge, true).await {
                         Ok(d) => ClientError::NeedsOauth { server, discovered: Box::new(d) },
+                        // Not `warden serve`'s issuer, most likely: the next step for a
+                        // refused connection is the server's, TLS advice stays as it is.
+                        Err(DiscoveryError::Unreachable { url, failure: NetFailure::Refused }) => {
+                            ClientError::Unreachable {
+                                next_step: format!(
+                                    "{server} names it as its authorization server: check that it is up, or ask the server's operator"
+                                ),
+                                server,
+                                what: "the authorization server",
+                                url,
+                                failure: NetFailure::Refused,
+                            }
+                        }
                         Err(DiscoveryError::Unreachable { url, failure }) => {
                             ClientError::unreachable(&server, "the authorization server", url, failure, &tls)
                         }
