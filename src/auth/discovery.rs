@@ -1,6 +1,12 @@
 //! Discovery documents: RFC 8414 authorization-server metadata and RFC 9728
 //! protected-resource metadata. The issuer and service serve them; clients (and the
 //! service, when trusting an external issuer) read them.
+//!
+//! `discover` is OAuth discovery as the MCP authorization spec (2025-11-25) lays it out,
+//! for a server that answered 401 with a Bearer challenge: where its resource metadata is,
+//! that it names this server, which authorization server it trusts and that server's
+//! metadata, every URL held to https-unless-loopback. Its result, `Discovered`, is what the
+//! OAuth flows start from; its errors (`DiscoveryError`) name the URLs tried.
 
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,10 @@
 //! Discovery per server: the RFC 9728 metadata at the server's well-known URL (or the
 //! `resource_metadata` named in a 401 challenge) gives the resource and its authorization
 //! server; RFC 8414 (or OpenID) metadata gives the token endpoint and JWKS. Credentials are
-//! only ever sent to the issuer the config names.
+//! only ever sent to the issuer the config names. A server whose auth is left to it (no
+//! `auth`, no headers, no `[client]`) is connected without credentials; a 401 with a Bearer
+//! challenge runs `auth::discovery::discover` and ends in `ClientError::NeedsOauth`, which
+//! says what was found and what to configure.
 //!
 //! May import: `types`, `paths`, `security`, `auth`, `config` (never a server module: what
 //! client and server share lives in `types` and `auth`). Enforced by `tests/layering.rs`.
