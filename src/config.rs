@@ -528,7 +528,8 @@ impl ServerEntry {
 
     /// The auth mode in force. Unset: `oauth` for an HTTP server when the config has a
     /// `[client]` section; otherwise `headers` when headers are configured, else `none`
-    /// (a server that then answers 401 gets an error saying it needs OAuth). A stdio server
+    /// (`auth_discovered`: a server that then answers 401 with a Bearer challenge is
+    /// discovered as an OAuth server and reported). A stdio server
     /// is never OAuth: it is a local process, authenticated by what it is started with.
     pub fn auth_mode(&self, has_client: bool) -> AuthMode {
         self.auth.unwrap_or(if self.command.is_none() && has_client {
@@ -538,6 +539,14 @@ impl ServerEntry {
         } else {
             AuthMode::None
         })
+    }
+
+    /// Whether the auth mode is left to the server: an HTTP server with neither `auth` nor
+    /// `headers` set, in a config without `[client]` (so also every `--url` without
+    /// `--header` or `--config`). Warden connects without credentials; a 401 with a Bearer
+    /// challenge starts OAuth discovery, and a server that never asks stays `none`.
+    pub fn auth_discovered(&self, has_client: bool) -> bool {
+        self.auth.is_none() && self.command.is_none() && self.headers.is_empty() && !has_client
     }
 
     /// `resolve` against the process environment, for entries built from the command line.
@@ -865,6 +874,15 @@ url = "https://crm.example/mcp"
         .unwrap();
         assert_eq!(c.servers[0].auth_mode(false), AuthMode::None);
         assert_eq!(c.servers[0].auth_mode(true), AuthMode::Oauth);
+        assert!(c.servers[0].auth_discovered(false), "auth unset, no headers, no [client]: the server decides");
+        assert!(!c.servers[0].auth_discovered(true), "a [client] section means OAuth with it");
+        let set = Config::parse_with_env(
+            "[[servers]]\nname = \"a\"\nurl = \"https://a.example/mcp\"\nauth = \"none\"\n",
+            Path::new("c.toml"),
+            &none,
+        )
+        .unwrap();
+        assert!(!set.servers[0].auth_discovered(false), "auth set: the config decides");
         for (bad, says) in [
             ("name = \"a\"\nurl = \"https://a/mcp\"\ncommand = \"x\"", "both url and command"),
             ("name = \"a\"", "neither url nor command"),

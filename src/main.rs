@@ -143,7 +143,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Console(a) => client_command(&state_dir, log, |rt| {
             // The console is interactive: it has no JSON output.
             let args = agent_args(&a.model, a.scopes.clone(), false);
-            rt.block_on(warden::cli::run::console(cli.config.as_deref(), &state_dir, args, a.theme.as_deref()))
+            rt.block_on(warden::cli::run::console(
+                cli.config.as_deref(),
+                &state_dir,
+                args,
+                a.theme.as_deref(),
+                &a.adhoc,
+            ))
         }),
         Command::Replay(a) => client_command(&state_dir, log, |rt| {
             let (config, _) = warden::config::Config::load(cli.config.as_deref())?;

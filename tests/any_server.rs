@@ -332,18 +332,16 @@ fn static_api_key_header_right_wrong_and_missing() {
         "warden: 127.0.0.1: the server refused the X-API-Key header; check its value (and the environment variable it comes from) (HTTP 401)\n"
     );
 
+    // No key: the proxy's 401 carries a Bearer challenge, so Warden tries OAuth discovery
+    // (the challenge's metadata URL leads nowhere, the proxy publishes none) and says both
+    // what it tried and how to send an API key instead.
     let none = warden(state.path(), &["tools", "--url", &url], &[]);
     assert_eq!(none.status.code(), Some(4));
-    let msg = stderr(&none);
-    assert!(
-        msg.starts_with(
-            "warden: 127.0.0.1 requires authorization and Warden sent none: it needs OAuth (add a [client] section"
-        ),
-        "{msg}"
-    );
-    assert!(
-        msg.ends_with("(HTTP 401, WWW-Authenticate: Bearer realm=\"mcp\", resource_metadata=\"http://127.0.0.1/x\")\n"),
-        "{msg}"
+    assert_eq!(
+        stderr(&none),
+        format!(
+            "warden: 127.0.0.1 requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: no protected resource metadata (RFC 9728) for {url}: tried http://127.0.0.1/x (connection refused), http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp (HTTP 401), http://127.0.0.1:{port}/.well-known/oauth-protected-resource (HTTP 401); the server must publish it (or name it in its 401 challenge's resource_metadata) for Warden to find its authorization server. If it takes an API key instead, pass it with --header 'X-API-Key: ${{MY_KEY}}' (in a config: auth = \"headers\" with headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }})\n"
+        )
     );
 
     // `warden servers` shows the header by name and fingerprint, never the key.
@@ -389,7 +387,8 @@ fn the_stdio_child_is_gone_when_warden_exits() {
     assert_eq!(
         rows,
         serde_json::json!([{"name": "sh", "transport": "stdio", "endpoint": format!("sh -c echo $$ > {}; exec node {} stdio", pidfile.display(), everything().display()),
-            "auth": "none", "headers": [], "reachable": true, "tools": 13, "error": null}])
+            "auth": "none", "auth_discovered": false, "discovered": null, "headers": [], "status": "reachable",
+            "reachable": true, "tools": 13, "error": null}])
     );
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
     assert_stops(&pid, "the stdio server");

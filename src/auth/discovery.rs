@@ -1,11 +1,18 @@
 //! Discovery documents: RFC 8414 authorization-server metadata and RFC 9728
 //! protected-resource metadata. The issuer and service serve them; clients (and the
 //! service, when trusting an external issuer) read them.
+//!
+//! `discover` is OAuth discovery as the MCP authorization spec (2025-11-25) lays it out,
+//! for a server that answered 401 with a Bearer challenge: where its resource metadata is,
+//! that it names this server, which authorization server it trusts and that server's
+//! metadata, every URL held to https-unless-loopback. Its result, `Discovered`, is what the
+//! OAuth flows start from; its errors (`DiscoveryError`) name the URLs tried.
 
 use serde::{Deserialize, Serialize};
 
-use super::jwks::{JwksError, read_bounded};
+use super::jwks::read_bounded;
 use crate::security::tls::NetFailure;
+use crate::types::scope::{Scope, ScopeSet};
 
 /// RFC 8414 §2 (the fields Warden uses; unknown fields are ignored when reading).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +34,15 @@ pub struct AuthorizationServerMetadata {
     pub scopes_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_types_supported: Vec<String>,
+    /// The authorization code flow's front door (OAuth 2.1 §3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// RFC 7591 dynamic client registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    /// PKCE methods (RFC 7636); MCP clients must see `S256` here before using the code flow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
 }
 
 /// RFC 9728 §2.
@@ -43,16 +59,23 @@ pub struct ProtectedResourceMetadata {
     pub resource_name: Option<String>,
 }
 
-/// RFC 8414 §3: the metadata URL for an issuer inserts the well-known segment between the
-/// host and any path component; `openid_fallback` gives the OpenID Connect location that
-/// many providers (Keycloak, Auth0) serve instead.
+/// Where an issuer's metadata may be, in the order MCP 2025-11-25 prescribes: RFC 8414 §3
+/// inserts the well-known segment between the host and any path component; OpenID Connect
+/// providers (Keycloak, Auth0) serve theirs with the segment inserted the same way, or (the
+/// OpenID Connect Discovery 1.0 rule) appended to the issuer. Without a path the last two
+/// are one URL.
 pub fn as_metadata_urls(issuer: &str) -> Vec<String> {
     let trimmed = issuer.trim_end_matches('/');
     let (origin, path) = split_origin(trimmed);
-    vec![
+    let mut urls = vec![
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
-        format!("{trimmed}/.well-known/openid-configuration"),
-    ]
+        format!("{origin}/.well-known/openid-configuration{path}"),
+    ];
+    let appended = format!("{trimmed}/.well-known/openid-configuration");
+    if !urls.contains(&appended) {
+        urls.push(appended);
+    }
+    urls
 }
 
 /// RFC 9728 §3.1: same insertion rule for protected resources.
@@ -69,44 +92,314 @@ fn split_origin(url: &str) -> (&str, &str) {
     }
 }
 
-/// Fetches the AS metadata for `issuer`, trying the RFC 8414 location first and the
-/// OpenID one second, and insists that the document names the same issuer (RFC 8414 §3.3).
+/// Fetches the AS metadata for `issuer` (see `locate_as_metadata`).
 pub async fn fetch_as_metadata(
     client: &reqwest::Client,
     issuer: &str,
-) -> Result<AuthorizationServerMetadata, JwksError> {
-    let mut last = None;
+) -> Result<AuthorizationServerMetadata, DiscoveryError> {
+    locate_as_metadata(client, issuer).await.map(|(_, meta)| meta)
+}
+
+/// Finds the AS metadata for `issuer` at the locations of `as_metadata_urls`, in order, and
+/// insists that the document names the same issuer (RFC 8414 §3.3). Returns the URL it was
+/// found at with it.
+pub async fn locate_as_metadata(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<(String, AuthorizationServerMetadata), DiscoveryError> {
+    let mut tried = Vec::new();
     for url in as_metadata_urls(issuer) {
-        let fail = |reason: String| JwksError::Fetch { url: url.clone(), reason };
         let resp = match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
-                last = Some(fail(format!("HTTP {}", r.status())));
+                tried.push(Attempt { url, outcome: format!("HTTP {}", r.status().as_u16()) });
                 continue;
             }
             Err(e) => {
-                let failure = crate::security::tls::NetFailure::of(&e);
-                // Both locations are on the same host: if one cannot be reached, neither can.
+                let failure = NetFailure::of(&e);
+                // Every location is on the issuer's host: if one cannot be reached, none can.
                 if matches!(failure, NetFailure::Refused | NetFailure::Timeout) || failure.is_tls() {
-                    return Err(JwksError::Unreachable { url: issuer.to_string(), failure });
+                    return Err(DiscoveryError::Unreachable { url: issuer.to_string(), failure });
                 }
-                last = Some(JwksError::Unreachable { url: url.clone(), failure });
+                tried.push(Attempt { url, outcome: failure.to_string() });
                 continue;
             }
         };
-        let body = read_bounded(resp, 256 * 1024).await.map_err(fail)?;
-        let meta: AuthorizationServerMetadata = serde_json::from_slice(&body)
-            .map_err(|e| JwksError::Invalid { url: url.clone(), reason: e.to_string() })?;
+        let body = read_bounded(resp, 256 * 1024).await.map_err(|reason| DiscoveryError::Invalid {
+            url: url.clone(),
+            what: "authorization server metadata",
+            reason,
+        })?;
+        let meta: AuthorizationServerMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
+            url: url.clone(),
+            what: "authorization server metadata",
+            reason: e.to_string(),
+        })?;
         if meta.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-            return Err(JwksError::Invalid {
-                url,
-                reason: format!("metadata names issuer {:?}, expected {issuer:?}", meta.issuer),
-            });
+            return Err(DiscoveryError::IssuerMismatch { url, named: meta.issuer, expected: issuer.to_string() });
         }
-        return Ok(meta);
+        return Ok((url, meta));
     }
-    // Both locations failed; the last one's failure says why (it names its URL).
-    Err(last.unwrap_or_else(|| JwksError::Fetch { url: issuer.to_string(), reason: "no metadata URL".into() }))
+    Err(DiscoveryError::NoAsMetadata { issuer: issuer.to_string(), tried })
+}
+
+/// One location discovery tried, and what came of it (for the error that lists them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub url: String,
+    pub outcome: String,
+}
+
+fn attempts(tried: &[Attempt]) -> String {
+    tried.iter().map(|a| format!("{} ({})", a.url, a.outcome)).collect::<Vec<_>>().join(", ")
+}
+
+/// Why discovery stopped. Every variant names the URL it is about; the message says what the
+/// server's operator (or the user) can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    #[error("{url} is not a valid URL")]
+    BadUrl { url: String },
+    /// Plain http off loopback (or with loopback not allowed), or another scheme.
+    #[error("{what} {url} is not https; Warden follows plain http only to a loopback address, so it did not go there")]
+    Insecure { what: &'static str, url: String },
+    #[error(
+        "no protected resource metadata (RFC 9728) for {server_url}: tried {}; the server must publish it (or name it in its 401 challenge's resource_metadata) for Warden to find its authorization server",
+        attempts(tried)
+    )]
+    NoResourceMetadata { server_url: String, tried: Vec<Attempt> },
+    #[error(
+        "the resource metadata at {url} is for {advertised}, which is not {server_url} (RFC 9728 §3.3); refusing to use another server's authorization settings"
+    )]
+    ResourceMismatch { url: String, advertised: String, server_url: String },
+    #[error("the resource metadata at {url} names no authorization server (authorization_servers is empty)")]
+    NoAuthorizationServer { url: String },
+    #[error(
+        "no authorization server metadata for {issuer}: tried {}; the authorization server must publish RFC 8414 or OpenID Connect discovery metadata",
+        attempts(tried)
+    )]
+    NoAsMetadata { issuer: String, tried: Vec<Attempt> },
+    #[error("{url} names issuer {named:?}, not {expected:?} (RFC 8414 §3.3); refusing metadata for another issuer")]
+    IssuerMismatch { url: String, named: String, expected: String },
+    #[error("the {what} at {url} is not valid: {reason}")]
+    Invalid { url: String, what: &'static str, reason: String },
+    /// The request never got an answer (refused, TLS, timeout): the caller says what to do.
+    #[error("could not reach {url}: {failure}")]
+    Unreachable { url: String, failure: NetFailure },
+}
+
+/// https everywhere; http only for loopback hosts and only when `allow_http_loopback`. The
+/// URL is parsed, not pattern-matched: `http://localhost:80@evil.example/` is evil.example.
+pub fn check_url(url: &str, allow_http_loopback: bool, what: &'static str) -> Result<(), DiscoveryError> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| DiscoveryError::BadUrl { url: url.to_string() })?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http_loopback && crate::security::urls::is_loopback(&parsed) => Ok(()),
+        _ => Err(DiscoveryError::Insecure { what, url: url.to_string() }),
+    }
+}
+
+/// Whether a resource identifier a server advertises names that server (RFC 9728 §3.3):
+/// same scheme, host and port, and a path that is the server URL's path or a prefix of it
+/// at a segment boundary.
+pub fn resource_matches(advertised: &str, server_url: &str) -> bool {
+    let (Ok(a), Ok(s)) = (reqwest::Url::parse(advertised), reqwest::Url::parse(server_url)) else { return false };
+    if a.scheme() != s.scheme() || a.host() != s.host() || a.port_or_known_default() != s.port_or_known_default() {
+        return false;
+    }
+    let (ap, sp) = (a.path().trim_end_matches('/'), s.path().trim_end_matches('/'));
+    ap == sp || sp.starts_with(&format!("{ap}/"))
+}
+
+/// One `name="value"` parameter of a `WWW-Authenticate` challenge.
+pub fn challenge_param(header: &str, name: &str) -> Option<String> {
+    let needle = format!("{name}=\"");
+    let mut search = header;
+    while let Some(i) = search.find(&needle) {
+        let before = search[..i].chars().last();
+        let start = i + needle.len();
+        if before.is_none_or(|c| c == ' ' || c == ',') {
+            let rest = &search[start..];
+            let mut out = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => out.extend(chars.next()),
+                    '"' => return Some(out),
+                    c => out.push(c),
+                }
+            }
+            return None;
+        }
+        search = &search[start..];
+    }
+    None
+}
+
+/// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3) and the parameters discovery reads:
+/// `resource_metadata` (RFC 9728 §5.1) and `scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerChallenge {
+    pub resource_metadata: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl BearerChallenge {
+    /// None when no challenge in the header uses the Bearer scheme (`Basic realm="x"`, an
+    /// API gateway's own scheme): then OAuth discovery has nothing to go on.
+    pub fn parse(header: &str) -> Option<Self> {
+        let is_bearer = |s: &str| {
+            let s = s.trim_start();
+            s.len() >= 6
+                && s[..6].eq_ignore_ascii_case("bearer")
+                && s[6..].chars().next().is_none_or(|c| c == ' ' || c == ',')
+        };
+        // Several challenges may share the header; a scheme starts the header or follows a comma.
+        if !is_bearer(header) && !header.split(',').skip(1).any(is_bearer) {
+            return None;
+        }
+        Some(Self {
+            resource_metadata: challenge_param(header, "resource_metadata"),
+            scope: challenge_param(header, "scope"),
+        })
+    }
+}
+
+/// Where the scopes in `Discovered::scopes` come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopesFrom {
+    /// The challenge's `scope` parameter: what this request needs (MCP 2025-11-25 prefers it).
+    Challenge,
+    /// The resource metadata's `scopes_supported`: everything the server knows.
+    ResourceMetadata,
+    /// Neither says: the authorization server's defaults apply.
+    NotStated,
+}
+
+/// What OAuth discovery found for a server that answered 401 with a Bearer challenge: the
+/// resource it is, the authorization server it trusts, that server's metadata, and the scopes
+/// to ask for. Built only by `discover`, after every check; the OAuth flows (client
+/// credentials, authorization code + PKCE, dynamic registration) start from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovered {
+    /// The resource identifier (RFC 8707 `resource`), checked to name the server.
+    pub resource: String,
+    /// Where the RFC 9728 document was found.
+    pub resource_metadata_url: String,
+    /// `authorization_servers[0]` of that document, and its issuer identifier.
+    pub authorization_server: String,
+    /// Where the RFC 8414 / OpenID document was found.
+    pub metadata_url: String,
+    pub metadata: AuthorizationServerMetadata,
+    pub scopes: ScopeSet,
+    pub scopes_from: ScopesFrom,
+}
+
+impl Discovered {
+    /// RFC 7591 dynamic client registration, when the authorization server offers it.
+    pub fn registration_endpoint(&self) -> Option<&str> {
+        self.metadata.registration_endpoint.as_deref()
+    }
+}
+
+/// RFC 9728 §3 locations for `server_url`, in the order MCP 2025-11-25 prescribes: the URL
+/// the challenge names, then the path-aware well-known URL, then the root one.
+pub fn resource_metadata_candidates(server_url: &str, challenge: &BearerChallenge) -> Vec<String> {
+    let path_aware = resource_metadata_url(server_url);
+    let (origin, _) = split_origin(server_url.trim_end_matches('/'));
+    let root = format!("{origin}/.well-known/oauth-protected-resource");
+    let mut out: Vec<String> = challenge.resource_metadata.iter().cloned().collect();
+    for url in [path_aware, root] {
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    out
+}
+
+/// OAuth discovery for the server at `server_url`, which answered 401 with `challenge`:
+/// RFC 9728 resource metadata (checked to name this server before anything else is
+/// contacted), then the metadata of its first authorization server (RFC 8414, OpenID
+/// Connect). Every URL followed passes `check_url` first.
+pub async fn discover(
+    http: &reqwest::Client,
+    server_url: &str,
+    challenge: &BearerChallenge,
+    allow_http_loopback: bool,
+) -> Result<Discovered, DiscoveryError> {
+    let mut tried = Vec::new();
+    let mut found = None;
+    for url in resource_metadata_candidates(server_url, challenge) {
+        if let Err(e) = check_url(&url, allow_http_loopback, "resource metadata") {
+            let outcome = match e {
+                DiscoveryError::Insecure { .. } => "not followed: plain http off loopback".to_string(),
+                other => other.to_string(),
+            };
+            tried.push(Attempt { url, outcome });
+            continue;
+        }
+        match fetch_prm(http, &url).await {
+            Ok(prm) => {
+                found = Some((url, prm));
+                break;
+            }
+            Err(outcome) => tried.push(Attempt { url, outcome }),
+        }
+    }
+    let Some((prm_url, prm)) = found else {
+        return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
+    };
+    if !resource_matches(&prm.resource, server_url) {
+        return Err(DiscoveryError::ResourceMismatch {
+            url: prm_url,
+            advertised: prm.resource,
+            server_url: server_url.to_string(),
+        });
+    }
+    let issuer = prm
+        .authorization_servers
+        .first()
+        .cloned()
+        .ok_or_else(|| DiscoveryError::NoAuthorizationServer { url: prm_url.clone() })?;
+    check_url(&issuer, allow_http_loopback, "authorization server")?;
+    let (metadata_url, metadata) = locate_as_metadata(http, &issuer).await?;
+    check_url(&metadata.token_endpoint, allow_http_loopback, "token endpoint")?;
+    for (what, url) in [
+        ("authorization endpoint", &metadata.authorization_endpoint),
+        ("registration endpoint", &metadata.registration_endpoint),
+        ("JWKS", &metadata.jwks_uri),
+    ] {
+        if let Some(url) = url {
+            check_url(url, allow_http_loopback, what)?;
+        }
+    }
+    let lenient = |s: &str| s.split(' ').filter_map(|t| Scope::new(t).ok()).collect::<ScopeSet>();
+    let (scopes, scopes_from) = match (&challenge.scope, prm.scopes_supported.is_empty()) {
+        (Some(s), _) if !lenient(s).is_empty() => (lenient(s), ScopesFrom::Challenge),
+        (_, false) => (lenient(&prm.scopes_supported.join(" ")), ScopesFrom::ResourceMetadata),
+        _ => (ScopeSet::new(), ScopesFrom::NotStated),
+    };
+    Ok(Discovered {
+        resource: prm.resource,
+        resource_metadata_url: prm_url,
+        authorization_server: issuer,
+        metadata_url,
+        metadata,
+        scopes,
+        scopes_from,
+    })
+}
+
+/// One RFC 9728 document; `Err` says in words why this location gave none.
+pub async fn fetch_prm(http: &reqwest::Client, url: &str) -> Result<ProtectedResourceMetadata, String> {
+    let resp = http.get(url).send().await.map_err(|e| NetFailure::of(&e).to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status().as_u16()));
+    }
+    let body = read_bounded(resp, 64 * 1024).await?;
+    serde_json::from_slice(&body).map_err(|e| format!("not RFC 9728 metadata: {e}"))
 }
 
 #[cfg(test)]
@@ -125,17 +418,50 @@ mod tests {
     }
 
     #[test]
+    fn only_bearer_challenges_start_discovery() {
+        let c = BearerChallenge::parse(r#"Bearer resource_metadata="https://x/prm", scope="a b""#).unwrap();
+        assert_eq!(c.resource_metadata.as_deref(), Some("https://x/prm"));
+        assert_eq!(c.scope.as_deref(), Some("a b"));
+        assert_eq!(BearerChallenge::parse("bearer"), Some(BearerChallenge { resource_metadata: None, scope: None }));
+        assert!(BearerChallenge::parse(r#"Basic realm="x", Bearer realm="y""#).is_some(), "the second challenge");
+        assert_eq!(BearerChallenge::parse(r#"Basic realm="x""#), None);
+        assert_eq!(BearerChallenge::parse("Bearerish"), None);
+        assert_eq!(BearerChallenge::parse(r#"ApiKey realm="Bearer""#), None);
+    }
+
+    #[test]
+    fn resource_metadata_is_looked_for_where_the_challenge_says_then_path_aware_then_root() {
+        let none = BearerChallenge { resource_metadata: None, scope: None };
+        assert_eq!(
+            resource_metadata_candidates("https://h:1/api/mcp", &none),
+            vec![
+                "https://h:1/.well-known/oauth-protected-resource/api/mcp",
+                "https://h:1/.well-known/oauth-protected-resource"
+            ]
+        );
+        let named = BearerChallenge { resource_metadata: Some("https://h:1/prm".into()), scope: None };
+        assert_eq!(
+            resource_metadata_candidates("https://h:1/", &named),
+            vec!["https://h:1/prm", "https://h:1/.well-known/oauth-protected-resource"]
+        );
+    }
+
+    #[test]
     fn well_known_urls_insert_before_the_path() {
         assert_eq!(
             as_metadata_urls("https://as.example/realms/x"),
             vec![
                 "https://as.example/.well-known/oauth-authorization-server/realms/x",
+                "https://as.example/.well-known/openid-configuration/realms/x",
                 "https://as.example/realms/x/.well-known/openid-configuration"
             ]
         );
         assert_eq!(
-            as_metadata_urls("https://127.0.0.1:8443")[0],
-            "https://127.0.0.1:8443/.well-known/oauth-authorization-server"
+            as_metadata_urls("https://127.0.0.1:8443/"),
+            vec![
+                "https://127.0.0.1:8443/.well-known/oauth-authorization-server",
+                "https://127.0.0.1:8443/.well-known/openid-configuration"
+            ]
         );
         assert_eq!(
             resource_metadata_url("https://127.0.0.1:8001/mcp"),

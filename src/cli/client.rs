@@ -353,26 +353,51 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         // Header values are secrets: shown by name and fingerprint only.
         let headers: Vec<(String, Fingerprint)> =
             entry.headers.iter().map(|(k, v)| (k.clone(), Fingerprint::of(v.expose().as_bytes()))).collect();
-        let auth_words = match auth {
+        let mut auth_words = match auth {
             AuthMode::Headers => {
                 format!("headers ({})", headers.iter().map(|(k, f)| format!("{k}: {f}")).collect::<Vec<_>>().join(", "))
             }
             other => other.label().to_string(),
         };
         let result = crate::mcp::connect_server(&config, entry, &http, &EventBus::new()).await;
-        let (status, tools, error) = match &result {
+        let (mut auth_label, mut extra, mut extra_json) = (auth.label().to_string(), String::new(), Value::Null);
+        let (status, status_word, tools, error) = match &result {
             Ok(c) => (
                 format!("✓ reachable, {}", crate::types::text::counted(c.tools.len() as u64, "tool", "tools")),
+                "reachable",
                 Some(c.tools.len()),
                 None,
             ),
-            Err(e) => {
-                all_ok = false;
-                (format!("✗ {e}"), None, Some(e.to_string()))
+            // Auth left to the server and it asked for OAuth: what discovery found is the
+            // answer, not an error to dump (`warden tools --url` prints the whole story).
+            Err(ClientError::NeedsOauth { discovered: d, .. }) => {
+                auth_label = "oauth".into();
+                auth_words = "oauth (discovered)".into();
+                extra =
+                    format!("  issuer     {} (token endpoint {})\n", d.authorization_server, d.metadata.token_endpoint);
+                extra_json = json!({
+                    "authorization_server": d.authorization_server,
+                    "token_endpoint": d.metadata.token_endpoint,
+                    "scopes": d.scopes.to_string(),
+                    "registration_endpoint": d.registration_endpoint(),
+                });
+                (
+                    format!(
+                        "✗ needs credentials: add a [client] section with issuer = \"{}\", client_id and client_secret_env",
+                        d.authorization_server
+                    ),
+                    "needs credentials",
+                    None,
+                    None,
+                )
             }
+            Err(e) => (format!("✗ {e}"), "error", None, Some(e.to_string())),
         };
+        if result.is_err() {
+            all_ok = false;
+        }
         text.push_str(&format!(
-            "{}\n  transport  {transport}  {}\n  auth       {auth_words}\n  status     {status}\n",
+            "{}\n  transport  {transport}  {}\n  auth       {auth_words}\n{extra}  status     {status}\n",
             entry.name,
             entry.endpoint()
         ));
@@ -380,8 +405,11 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
             "name": entry.name,
             "transport": transport,
             "endpoint": entry.endpoint(),
-            "auth": auth.label(),
+            "auth": auth_label,
+            "auth_discovered": !extra_json.is_null(),
+            "discovered": extra_json,
             "headers": headers.iter().map(|(k, f)| json!({"name": k, "fingerprint": f})).collect::<Vec<_>>(),
+            "status": status_word,
             "reachable": result.is_ok(),
             "tools": tools,
             "error": error,

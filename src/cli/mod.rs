@@ -114,6 +114,10 @@ pub struct ConsoleArgs {
     pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// `--url` / `--stdio` / `--header`: one server from the command line instead of the
+    /// config's servers.
+    #[command(flatten)]
+    pub adhoc: AdHocArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -205,7 +209,9 @@ pub struct ServersArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
     /// A JSON array, one object per server: name, transport, endpoint, auth, headers
-    /// (name and value fingerprint), reachable, tools, error.
+    /// (name and value fingerprint), status (reachable, needs credentials, error), reachable,
+    /// tools, error, and for a server whose OAuth was discovered auth_discovered and
+    /// discovered (authorization_server, token_endpoint, scopes, registration_endpoint).
     #[arg(long)]
     pub json: bool,
 }

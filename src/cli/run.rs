@@ -218,8 +218,25 @@ pub async fn console(
     state_dir: &Path,
     args: AgentArgs,
     theme: Option<&str>,
+    adhoc: &super::AdHocArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (config, _) = Config::load(config_path)?;
+    let config = match super::client::adhoc_server(adhoc) {
+        Ok(None) => Config::load(config_path)?.0,
+        // One server from the command line, as for `warden tools --url`: a config named with
+        // --config lends its [client] (for an OAuth server) and its console look, nothing
+        // else; without one, the server's auth is discovered.
+        Ok(Some(entry)) => {
+            let lent = match config_path {
+                Some(path) => Config::load(Some(path))?.0,
+                None => Config::default(),
+            };
+            Config { client: lent.client, console: lent.console, servers: vec![entry], ..Config::default() }
+        }
+        Err(msg) => {
+            eprintln!("warden: {msg}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let scenarios = match Path::new("config/scenarios.toml") {
         p if p.exists() => crate::session::scenario::load(p)?,
         _ => crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in")?,

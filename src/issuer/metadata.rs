@@ -25,6 +25,10 @@ pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
         token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
         scopes_supported: state.inner.scopes_supported.to_vec(),
         response_types_supported: Vec::new(),
+        // Issue 14 adds the code flow and dynamic registration to the embedded issuer.
+        authorization_endpoint: None,
+        registration_endpoint: None,
+        code_challenge_methods_supported: Vec::new(),
         issuer,
     }
 }

@@ -138,30 +138,9 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_secs((when - now).whole_seconds().max(0) as u64))
 }
 
-/// One `name="value"` parameter of a `WWW-Authenticate` challenge.
-pub fn challenge_param(header: &str, name: &str) -> Option<String> {
-    let needle = format!("{name}=\"");
-    let mut search = header;
-    while let Some(i) = search.find(&needle) {
-        let before = search[..i].chars().last();
-        let start = i + needle.len();
-        if before.is_none_or(|c| c == ' ' || c == ',') {
-            let rest = &search[start..];
-            let mut out = String::new();
-            let mut chars = rest.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => out.extend(chars.next()),
-                    '"' => return Some(out),
-                    c => out.push(c),
-                }
-            }
-            return None;
-        }
-        search = &search[start..];
-    }
-    None
-}
+/// One `name="value"` parameter of a `WWW-Authenticate` challenge (parsed where OAuth
+/// discovery, which reads the same challenges, lives).
+pub use crate::auth::discovery::challenge_param;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,10 @@
 //! Discovery per server: the RFC 9728 metadata at the server's well-known URL (or the
 //! `resource_metadata` named in a 401 challenge) gives the resource and its authorization
 //! server; RFC 8414 (or OpenID) metadata gives the token endpoint and JWKS. Credentials are
-//! only ever sent to the issuer the config names.
+//! only ever sent to the issuer the config names. A server whose auth is left to it (no
+//! `auth`, no headers, no `[client]`) is connected without credentials; a 401 with a Bearer
+//! challenge runs `auth::discovery::discover` and ends in `ClientError::NeedsOauth`, which
+//! says what was found and what to configure.
 //!
 //! May import: `types`, `paths`, `security`, `auth`, `config` (never a server module: what
 //! client and server share lives in `types` and `auth`). Enforced by `tests/layering.rs`.
@@ -20,8 +23,11 @@ pub mod stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::discovery::{ProtectedResourceMetadata, fetch_as_metadata, resource_metadata_url};
-use crate::auth::jwks::{JwksCache, JwksError, read_bounded};
+use crate::auth::discovery::{
+    self, BearerChallenge, Discovered, DiscoveryError, ProtectedResourceMetadata, fetch_as_metadata, resource_matches,
+    resource_metadata_url,
+};
+use crate::auth::jwks::JwksCache;
 use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource, Verification};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{AuthMode, ClientSection, Config, ServerEntry, Transport};
@@ -70,6 +76,16 @@ pub enum ClientError {
         "{server} names authorization server {named}, but the config trusts {configured}; refusing to send credentials there"
     )]
     UntrustedIssuer { server: String, named: String, configured: String },
+    /// A server whose auth is left to it (`ServerEntry::auth_discovered`) answered 401 with a
+    /// Bearer challenge, and discovery found its authorization server: what was found and
+    /// what to configure.
+    #[error("{}", needs_oauth(server, discovered))]
+    NeedsOauth { server: String, discovered: Box<Discovered> },
+    /// Such a server asked for OAuth, but discovery could not finish.
+    #[error(
+        "{server} requires OAuth (it answered 401 with a Bearer challenge), but Warden could not discover how: {cause}. If it takes an API key instead, pass it with --header 'X-API-Key: ${{MY_KEY}}' (in a config: auth = \"headers\" with headers = {{ \"X-API-Key\" = \"${{MY_KEY}}\" }})"
+    )]
+    OauthUndiscovered { server: String, cause: DiscoveryError },
     #[error("discovery failed for {server}: {reason}")]
     Discovery { server: String, reason: String },
     /// A server never answered: refused, certificate not trusted, timed out.
@@ -88,7 +104,8 @@ pub enum ClientError {
 impl ClientError {
     /// Credential or token problems (as opposed to configuration or transport).
     pub fn is_auth(&self) -> bool {
-        matches!(self, Self::Token { cause, .. } if cause.is_auth()) || matches!(self, Self::Refused { .. })
+        matches!(self, Self::Token { cause, .. } if cause.is_auth())
+            || matches!(self, Self::Refused { .. } | Self::NeedsOauth { .. } | Self::OauthUndiscovered { .. })
     }
 
     /// A token error for `server`; one that never got an answer says what to do next.
@@ -105,6 +122,46 @@ impl ClientError {
         let next_step = failure.next_step(tls);
         Self::Unreachable { server: server.to_string(), what, url, failure, next_step }
     }
+}
+
+/// The error text for `ClientError::NeedsOauth`: everything discovery found, then the
+/// `[client]` section to add (issue 14 brings interactive login and registration).
+fn needs_oauth(server: &str, d: &Discovered) -> String {
+    let scopes = match d.scopes_from {
+        _ if d.scopes.is_empty() => "not stated (the authorization server's defaults apply)".to_string(),
+        discovery::ScopesFrom::Challenge => format!("{} (from the challenge)", d.scopes),
+        _ => format!("{} (the server's scopes_supported)", d.scopes),
+    };
+    let registration = match d.registration_endpoint() {
+        Some(url) => format!("offered at {url} (Warden cannot use it yet: register a client there or by hand)"),
+        None => "not offered: register a client with the authorization server's administrator".to_string(),
+    };
+    let keys = match &d.metadata.jwks_uri {
+        Some(url) => format!("{url} (tokens can be verified)"),
+        None => "none published (its tokens will be shown as opaque: the server decides)".to_string(),
+    };
+    let mut section = format!(
+        "  [client]\n  issuer = \"{}\"\n  client_id = \"YOUR_CLIENT_ID\"\n  client_secret_env = \"YOUR_CLIENT_SECRET_VAR\"\n",
+        d.authorization_server
+    );
+    if !d.scopes.is_empty() {
+        section.push_str(&format!("  scopes = \"{}\"\n", d.scopes));
+    }
+    if d.authorization_server.starts_with("http://") {
+        section.push_str("  allow_http_loopback = true\n");
+    }
+    format!(
+        "{server} requires OAuth (it answered 401 with a Bearer challenge). Discovered:\n  \
+         authorization server  {} (named by {})\n  \
+         token endpoint        {}\n  \
+         scopes                {scopes}\n  \
+         client registration   {registration}\n  \
+         token keys            {keys}\n\
+         Next: get a client_id and secret for the client credentials grant from that authorization server, put them in a config file and pass it with --config:\n\
+         {section}\
+         (interactive login and dynamic client registration are not supported yet)",
+        d.authorization_server, d.resource_metadata_url, d.metadata.token_endpoint,
+    )
 }
 
 /// One connected server: its session, token manager and secure tools.
@@ -281,10 +338,41 @@ async fn connect_one(
             // No OAuth credentials go to this server; plain http is still refused off
             // loopback (static headers are secrets too), and allowed on it.
             check_url(url, true)?;
-            let session = McpSession::connect(&entry.name, url, http.clone(), None, &entry.headers, &entry.scopes)
-                .await
-                .map_err(refused)?;
-            (session, None)
+            match McpSession::connect(&entry.name, url, http.clone(), None, &entry.headers, &entry.scopes).await {
+                Ok(session) => (session, None),
+                // Auth left to the server, and it asked for a bearer token: find out from
+                // whom (nothing is sent anywhere; discovery only reads public metadata).
+                Err(session::SessionError::Refused { server, status: 401, challenge: Some(c), .. })
+                    if entry.auth_discovered(config.client.is_some()) =>
+                {
+                    let Some(challenge) = BearerChallenge::parse(&c) else {
+                        // Not a Bearer challenge (Basic, a gateway's own scheme): no OAuth
+                        // to discover; the hint says what the server may want instead.
+                        return Err(ClientError::Refused { server, status: 401, challenge: Some(c), explain: hint });
+                    };
+                    return Err(match discovery::discover(http, url, &challenge, true).await {
+                        Ok(d) => ClientError::NeedsOauth { server, discovered: Box::new(d) },
+                        // Not `warden serve`'s issuer, most likely: the next step for a
+                        // refused connection is the server's, TLS advice stays as it is.
+                        Err(DiscoveryError::Unreachable { url, failure: NetFailure::Refused }) => {
+                            ClientError::Unreachable {
+                                next_step: format!(
+                                    "{server} names it as its authorization server: check that it is up, or ask the server's operator"
+                                ),
+                                server,
+                                what: "the authorization server",
+                                url,
+                                failure: NetFailure::Refused,
+                            }
+                        }
+                        Err(DiscoveryError::Unreachable { url, failure }) => {
+                            ClientError::unreachable(&server, "the authorization server", url, failure, &tls)
+                        }
+                        Err(cause) => ClientError::OauthUndiscovered { server, cause },
+                    });
+                }
+                Err(e) => return Err(refused(e)),
+            }
         }
     };
     let session = Arc::new(session);
@@ -407,7 +495,7 @@ async fn build_tokens(
         (Some(t), Some(j)) => (t.clone(), Some(j.clone()), None),
         (t, j) => {
             let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| match e {
-                JwksError::Unreachable { url, failure } => {
+                DiscoveryError::Unreachable { url, failure } => {
                     ClientError::unreachable(&entry.name, "the authorization server", url, failure, &client_tls(client))
                 }
                 e => discovery_err(e.to_string()),
@@ -475,34 +563,16 @@ async fn discover_resource(
 }
 
 async fn fetch_prm(http: &reqwest::Client, url: &str) -> Option<ProtectedResourceMetadata> {
-    let resp = http.get(url).send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    serde_json::from_slice(&read_bounded(resp, 64 * 1024).await.ok()?).ok()
+    discovery::fetch_prm(http, url).await.ok()
 }
 
-/// https everywhere; http only for loopback hosts and only when explicitly allowed. The URL
-/// is parsed, not pattern-matched: `http://localhost:80@evil.example/` is evil.example.
+/// https everywhere; http only for loopback hosts and only when explicitly allowed (the rule
+/// discovery applies to every URL it follows).
 fn check_url(url: &str, allow_http_loopback: bool) -> Result<(), ClientError> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| ClientError::BadUrl { url: url.to_string() })?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if allow_http_loopback && crate::security::urls::is_loopback(&parsed) => Ok(()),
-        _ => Err(ClientError::InsecureUrl { url: url.to_string() }),
-    }
-}
-
-/// Whether a resource identifier a server advertises names that server (RFC 9728 §3.3):
-/// same scheme, host and port, and a path that is the server URL's path or a prefix of it
-/// at a segment boundary.
-fn resource_matches(advertised: &str, server_url: &str) -> bool {
-    let (Ok(a), Ok(s)) = (reqwest::Url::parse(advertised), reqwest::Url::parse(server_url)) else { return false };
-    if a.scheme() != s.scheme() || a.host() != s.host() || a.port_or_known_default() != s.port_or_known_default() {
-        return false;
-    }
-    let (ap, sp) = (a.path().trim_end_matches('/'), s.path().trim_end_matches('/'));
-    ap == sp || sp.starts_with(&format!("{ap}/"))
+    discovery::check_url(url, allow_http_loopback, "URL").map_err(|e| match e {
+        DiscoveryError::Insecure { url, .. } => ClientError::InsecureUrl { url },
+        _ => ClientError::BadUrl { url: url.to_string() },
+    })
 }
 
 #[cfg(test)]

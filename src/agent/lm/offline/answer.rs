@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::parse::{Request, parse, words};
-use super::plan::{Decision, Missing, Task, decide};
+use super::plan::{Decision, KNOWN_TOOLS, Missing, Task, decide_among};
 use super::{Executed, Prompt, TOOLS_MARKER};
 use crate::agent::adapter::value::parse_json_like;
 
@@ -38,27 +38,76 @@ pub fn summarize(prompt: &Prompt) -> (String, String) {
 }
 
 /// The answer when no tool ran: a question for what is missing, what the planner can do,
-/// or a refusal.
+/// or a refusal. Tools it does not know (another server's) are named, with the way to use
+/// them: a real model.
 fn without_tools(request: &str, req: &Request, done: &[Executed]) -> String {
-    let can = capabilities(done);
+    let offered = offered(done);
+    let can = capabilities(offered.as_deref());
+    let unknown = unknown_tools(offered.as_deref());
     let thanked = req.wants.greeting && words(request).iter().any(|w| w == "thanks" || w == "thank");
-    match decide(req) {
+    let answer = |opening: &str| match &can {
+        Some(can) => format!("{opening}I can {can}.{}", other_tools(&unknown, true)),
+        None => format!(
+            "{opening}I'm Warden's offline planner: I can only plan for the customer-service tools (customer lookups, recent customers, tickets, account values), and none are available here.{}",
+            other_tools(&unknown, false)
+        ),
+    };
+    match decide_among(req, !unknown.is_empty()) {
         Decision::Decline(verb) => format!(
             "I'm sorry, but I can't {verb} customer data. None of my tools can do that, and a destructive request like this must go through an administrator with the right authorization."
         ),
-        Decision::Ask(missing) => ask(req, &missing),
-        Decision::Greet if thanked => format!("You're welcome! I can also {can}."),
-        Decision::Greet if req.wants.greeting => format!("Hello! I can {can}."),
-        Decision::Greet => format!("Here is what I can do: {can}."),
-        Decision::Unsupported if !req.ticket_refs.is_empty() => format!(
-            "I'm sorry, but I can't look up existing tickets ({}): none of my tools reads tickets back. I can {can}.",
+        // Asking for a customer ID only makes sense when there is a customer tool to use it.
+        Decision::Ask(missing) if can.is_some() => ask(req, &missing),
+        Decision::Greet if thanked && can.is_some() => {
+            answer("You're welcome! ").replacen("welcome! I can ", "welcome! I can also ", 1)
+        }
+        Decision::Greet if thanked => answer("You're welcome! "),
+        Decision::Greet if req.wants.greeting => answer("Hello! "),
+        Decision::Greet if can.is_some() => answer("Here is what I can do: ").replacen("do: I can ", "do: ", 1),
+        Decision::Greet => answer(""),
+        Decision::Unsupported if !req.ticket_refs.is_empty() => answer(&format!(
+            "I'm sorry, but I can't look up existing tickets ({}): none of my tools reads tickets back. ",
             req.ticket_refs.join(", ")
-        ),
-        Decision::Unsupported => format!("I'm sorry, but I can't help with that request. I can {can}."),
+        )),
         Decision::Calls(_) => {
             let why = done.last().map(|s| s.thought.split(TOOLS_MARKER).next().unwrap_or("").trim()).unwrap_or("");
-            format!("I couldn't complete the request: {} I can {can}.", lowercase_first(why))
+            answer(&format!("I couldn't complete the request: {} ", lowercase_first(why)))
         }
+        _ => answer("I'm sorry, but I can't help with that request. "),
+    }
+}
+
+/// The tools offered, from the planner's own finish thought (None when it does not say).
+fn offered(done: &[Executed]) -> Option<Vec<&str>> {
+    done.iter()
+        .rev()
+        .find_map(|s| s.thought.split_once(TOOLS_MARKER))
+        .map(|(_, list)| list.trim_end_matches('.').split(", ").map(str::trim).filter(|t| *t != "finish").collect())
+}
+
+/// Offered tools the planner has no plan for: another server's (`echo`, `get-sum`, …).
+fn unknown_tools<'a>(offered: Option<&[&'a str]>) -> Vec<&'a str> {
+    offered.unwrap_or_default().iter().filter(|t| !t.is_empty() && !KNOWN_TOOLS.contains(t)).copied().collect()
+}
+
+/// The sentence about tools the planner cannot plan for: a real model can.
+fn other_tools(unknown: &[&str], beside_known: bool) -> String {
+    const SHOWN: usize = 5;
+    if unknown.is_empty() {
+        return String::new();
+    }
+    let mut list = unknown.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    if unknown.len() > SHOWN {
+        list.push_str(&format!(" and {} more", unknown.len() - SHOWN));
+    }
+    if beside_known {
+        format!(
+            " The other tools offered ({list}) I cannot plan for: I'm Warden's offline planner and know only the customer-service tools; run Warden with --model to use them (see \"Language models\" in the README)."
+        )
+    } else {
+        format!(
+            " The tools offered ({list}) need a language model: run Warden with --model (see \"Language models\" in the README)."
+        )
     }
 }
 
@@ -100,23 +149,18 @@ fn amounts_hint(id: &str) -> String {
     )
 }
 
-/// "look up …, list …, open … and calculate …", for the tools offered (from the planner's
-/// own finish thought; all four when the trajectory does not say).
-fn capabilities(done: &[Executed]) -> String {
-    let offered: Option<Vec<&str>> = done
-        .iter()
-        .rev()
-        .find_map(|s| s.thought.split_once(TOOLS_MARKER))
-        .map(|(_, list)| list.trim_end_matches('.').split(", ").map(str::trim).collect());
+/// "look up …, list …, open … and calculate …", for the customer-service tools offered
+/// (all four when the trajectory does not say); None when none of them is.
+fn capabilities(offered: Option<&[&str]>) -> Option<String> {
     let items: Vec<&str> = CAPABILITIES
         .iter()
-        .filter(|(tool, _)| offered.as_ref().is_none_or(|o| o.contains(tool)))
+        .filter(|(tool, _)| offered.is_none_or(|o| o.contains(tool)))
         .map(|(_, text)| *text)
         .collect();
     match items.as_slice() {
-        [] => "do nothing here: no customer-service tools are available".into(),
-        [one] => (*one).to_string(),
-        [init @ .., last] => format!("{}; and {last}", init.join("; ")),
+        [] => None,
+        [one] => Some((*one).to_string()),
+        [init @ .., last] => Some(format!("{}; and {last}", init.join("; "))),
     }
 }
 

@@ -115,6 +115,23 @@ pub fn decide(req: &Request) -> Decision {
     Decision::Unsupported
 }
 
+/// The tools the planner has plans for: the customer-service server's.
+pub const KNOWN_TOOLS: [&str; 4] =
+    ["get_customer_info", "get_recent_customers", "create_support_ticket", "calculate_account_value"];
+
+/// `decide`, knowing whether tools the planner has no plan for are offered too. Then a
+/// request that says nothing about a customer ("what is the sum of 2 and 3?") is not
+/// turned into a question for a customer ID: it is likely meant for one of those tools,
+/// and the answer says so instead of forcing it onto a customer-service tool.
+pub fn decide_among(req: &Request, other_tools: bool) -> Decision {
+    match decide(req) {
+        Decision::Ask(Missing::Customer(_)) if other_tools && !req.wants.about_customer && req.bad_ids.is_empty() => {
+            Decision::Unsupported
+        }
+        decision => decision,
+    }
+}
+
 fn finish(thought: String) -> NextStep {
     NextStep { thought, tool: "finish".into(), args: Map::new() }
 }
@@ -139,7 +156,8 @@ pub fn next_step(prompt: &Prompt) -> NextStep {
         }
     }
     let available = format!("{TOOLS_MARKER}{}.", tool_names(prompt));
-    let calls = match decide(&req) {
+    let other_tools = prompt.tools.iter().any(|t| t.name != "finish" && !KNOWN_TOOLS.contains(&t.name.as_str()));
+    let calls = match decide_among(&req, other_tools) {
         Decision::Calls(calls) => calls,
         Decision::Decline(verb) => {
             return finish(format!(
