@@ -433,7 +433,7 @@ async fn the_console_with_url_reports_discovery_too() {
         &format!("offered at {}/register (Warden cannot use it yet: register a client there or by hand)", f.base),
         &format!("{}/jwks (tokens can be verified)", f.base),
     )
-    .replacen("warden: ", "warden: cannot connect to the MCP servers in the config: ", 1);
+    .replacen("warden: ", "warden: cannot connect to the MCP servers: ", 1);
     assert_eq!(stderr(&out), told);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

@@ -5,43 +5,16 @@
 //! (`--model`) is how to use the others. Once with only that server, once with Warden's own
 //! service alongside it; the runs go through the real session, as in `tests/planner.rs`.
 
+#[path = "common/everything.rs"]
+mod everything;
+use everything::everything;
+
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use warden::config::{Config, ServerEntry};
 use warden::session::scenario::{Scenario, ScenarioResult};
 use warden::types::event::{EventBus, EventKind};
-
-/// The version `tests/any_server.rs` pins (installed the same way, into its own directory).
-const EVERYTHING_VERSION: &str = "2026.8.31";
-
-static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// `dist/index.js` of the pinned server-everything, installed with npm on first use.
-fn everything() -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("planner-everything-{EVERYTHING_VERSION}"));
-    let index = root.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    // The two tests may start at once: one installs, the other waits for it.
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if index.exists() {
-        return index;
-    }
-    let staging = root.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).unwrap();
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&staging)
-        .arg(format!("@modelcontextprotocol/server-everything@{EVERYTHING_VERSION}"))
-        .output()
-        .expect("these tests need npm (Node.js 20) on PATH to install @modelcontextprotocol/server-everything");
-    assert!(out.status.success(), "npm install failed: {}", String::from_utf8_lossy(&out.stderr));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&staging, &root).unwrap();
-    index
-}
 
 fn everything_entry() -> ServerEntry {
     ServerEntry::stdio("everything", "node", vec![everything().display().to_string(), "stdio".into()])

@@ -63,7 +63,7 @@ pub enum SessionError {
     Model(#[from] lm::LmError),
     #[error("cannot open the client audit trail: {0}")]
     Audit(#[from] AuditError),
-    #[error("cannot connect to the MCP servers in the config: {0}")]
+    #[error("cannot connect to the MCP servers: {0}")]
     Connect(#[from] ClientError),
 }
 
