@@ -280,10 +280,23 @@ fn servers_without_oauth_show_how_they_authenticate_and_a_crashed_one_restarts()
     let cmds = app.on_key(key(KeyCode::Char('R')));
     assert_eq!(cmds, vec![Command::Restart("everything".into())]);
     assert_eq!(app.notice.as_deref(), Some("restarting everything…"));
-    // An HTTP server is not restarted by Warden: the notice says what happens instead.
+    // With an HTTP server shown, R restarts the one stdio server that is down.
     app.on_key(key(KeyCode::Left));
+    assert_eq!(app.on_key(key(KeyCode::Char('R'))), vec![Command::Restart("everything".into())]);
+    // Once it is up again, an HTTP server is not restarted by Warden: the notice says what
+    // happens instead.
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope::default(),
+        EventKind::ServerHealth { server: "everything".into(), up: true, detail: "restarted".into() },
+    );
+    app.ingest(&bus.recorded()[0]);
     assert!(app.on_key(key(KeyCode::Char('R'))).is_empty());
-    assert!(app.notice.as_deref().unwrap_or_default().contains("keyed is an HTTP server"), "{:?}", app.notice);
+    assert!(
+        app.notice.as_deref().unwrap_or_default().contains("keyed is an HTTP server: Warden reconnects"),
+        "{:?}",
+        app.notice
+    );
 }
 
 #[test]

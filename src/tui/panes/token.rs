@@ -449,19 +449,35 @@ impl Component for TokenPane {
                 };
             }
             Action::Restart => {
-                let Some(v) = self.selected() else { return Handled::emit(Msg::Notice("no server to restart".into())) };
-                let name = v.summary.name.clone();
+                // The server shown when it is a stdio server; else the stdio server that is
+                // down (the status bar names it; the operator need not find it first).
+                let down_stdio: Vec<&ServerView> =
+                    self.servers.iter().filter(|v| v.stdio() && v.down.is_some()).collect();
+                let target = match self.selected() {
+                    Some(v) if v.stdio() => Some(v),
+                    _ if down_stdio.len() == 1 => Some(down_stdio[0]),
+                    _ => None,
+                };
                 return if ctx.replay {
                     Handled::emit(Msg::Notice(format!("restart: {}", crate::tui::overlays::grant::REPLAY_NOTICE)))
-                } else if !v.stdio() {
-                    Handled::emit(Msg::Notice(format!(
-                        "{name} is an HTTP server: Warden reconnects by itself when it answers again"
-                    )))
-                } else {
+                } else if let Some(v) = target {
+                    let name = v.summary.name.clone();
                     Handled::Emit(vec![
                         Msg::Notice(format!("restarting {name}…")),
                         Msg::Command(Command::Restart(name)),
                     ])
+                } else {
+                    let notice = match self.selected() {
+                        Some(v) if !down_stdio.is_empty() => {
+                            format!("{} is an HTTP server; pick the stdio server to restart with ←/→", v.summary.name)
+                        }
+                        Some(v) => format!(
+                            "{} is an HTTP server: Warden reconnects by itself when it answers again",
+                            v.summary.name
+                        ),
+                        None => "no server to restart".to_string(),
+                    };
+                    Handled::emit(Msg::Notice(notice))
                 };
             }
             _ => return Handled::NotMine,
