@@ -109,15 +109,19 @@ fn demo_ticket_then_denial_after_dropping_the_scope() {
     );
 
     // Replayed at 80x24: the matrix (compact), the status bar and its hints, no overlap.
-    let _ = tmux.cmd(&["kill-session", "-t", "w"]);
     let command = format!(
         "{} --state-dir {} replay {} --speed 200; echo WARDEN_EXIT=$?; sleep 30",
         env!("CARGO_BIN_EXE_warden"),
         state.path().display(),
         sessions[0].display()
     );
-    let out = tmux.cmd(&["new-session", "-d", "-s", "w", "-x", "80", "-y", "24", &command]);
+    // The new session starts before the old one goes: killing the only session stops the
+    // tmux server, and a new-session racing its exit fails ("server exited unexpectedly").
+    let out = tmux.cmd(&["new-session", "-d", "-s", "replay", "-x", "80", "-y", "24", &command]);
     assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = tmux.cmd(&["kill-session", "-t", "w"]);
+    let out = tmux.cmd(&["rename-session", "-t", "replay", "w"]);
+    assert!(out.status.success(), "tmux rename-session failed: {}", String::from_utf8_lossy(&out.stderr));
     let s = tmux.wait_for("done    ✗ denied", Duration::from_secs(30));
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.len(), 24, "{s}");
