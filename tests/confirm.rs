@@ -12,6 +12,10 @@
 //! destructive call opens a confirmation overlay: `n` declines it and the agent's answer
 //! says so, `y` allows it.
 
+#[path = "common/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -284,46 +288,6 @@ fn warden_call_needs_yes_for_a_destructive_tool_and_tools_shows_the_hints() {
         ticket["hints"],
         serde_json::json!({"read_only": false, "destructive": true, "idempotent": false, "open_world": true, "declared": true})
     );
-}
-
-/// A tmux server of its own, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is required for this test (apt-get install tmux)")
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "w"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    fn wait_for(&self, what: &str, timeout: std::time::Duration) -> String {
-        let start = std::time::Instant::now();
-        loop {
-            let s = String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(start.elapsed() < timeout, "timed out waiting for {what:?}; screen:\n{s}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
 }
 
 #[test]

@@ -8,59 +8,20 @@
 //! Then the reference server's process is killed: the console shows it down, `R` restarts
 //! it, and the same request works again.
 
+#[path = "common/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
+
 #[path = "common/everything.rs"]
 mod everything;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is required for this test (apt-get install tmux)")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "w"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(start.elapsed() < timeout, "timed out waiting for {what:?}; screen:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
 
 /// `warden serve`, stopped when dropped.
 struct Serve(Child);
@@ -185,13 +146,12 @@ fn both_servers_side_by_side_and_a_crashed_stdio_server_restarts() {
     assert!(s.contains("○ no auth: a local process (stdio)"), "{s}");
     assert!(s.contains("· echo"), "{s}");
 
-    // The process dies: shown down, with the key that restarts it.
-    let pids = Command::new("pgrep").args(["-f", &format!("{} stdio", index.display())]).output().unwrap();
-    let pids = String::from_utf8_lossy(&pids.stdout).trim().to_string();
-    assert!(!pids.is_empty(), "the reference server runs as a child of the console");
-    for pid in pids.lines() {
-        Command::new("kill").args(["-9", pid]).status().unwrap();
-    }
+    // The process dies: shown down, with the key that restarts it. The console's own child
+    // (other tests may run the same server at the same time).
+    let console = console_pid(&tmux);
+    let first = children(&console);
+    assert_eq!(first.len(), 1, "the reference server runs as the console's child: {first:?}");
+    Command::new("kill").args(["-9", &first[0]]).status().unwrap();
     let s = tmux.wait_for("✖ everything down (1 up)", Duration::from_secs(15));
     assert!(s.contains("✖ down: its process exited"), "{s}");
     assert!(s.contains("R restart · L its stderr"), "{s}");
@@ -209,19 +169,31 @@ fn both_servers_side_by_side_and_a_crashed_stdio_server_restarts() {
     tmux.wait_for("Feed (", Duration::from_secs(5));
     // The same request works on the new process.
     tmux.keys(&["r"]);
-    let start = Instant::now();
-    let s = loop {
-        let s = tmux.screen();
-        if s.matches("✓ ok — 3 steps").count() == 2 {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the second run did not finish; screen:\n{s}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let s = tmux
+        .wait_until("the second run's result", Duration::from_secs(60), |s| s.matches("✓ ok — 3 steps").count() == 2);
     assert_eq!(s.matches("0 observe Echo: hello from the operator").count(), 2, "{s}");
 
+    let second = children(&console);
+    assert!(second.len() == 1 && second != first, "a new process: {first:?} then {second:?}");
     tmux.keys(&["q"]);
     tmux.wait_for("WARDEN_EXIT=0", Duration::from_secs(15));
-    let left = Command::new("pgrep").args(["-f", &format!("{} stdio", index.display())]).output().unwrap();
-    assert!(left.stdout.is_empty(), "the reference server was stopped with the console");
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", second[0])).unwrap_or_default();
+    let running = state.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim().starts_with('Z'));
+    assert!(!running, "the reference server was stopped with the console");
+}
+
+/// The pid of the console: the child of the shell in tmux's pane.
+fn console_pid(tmux: &Tmux) -> String {
+    let shell =
+        String::from_utf8_lossy(&tmux.cmd(&["display", "-p", "-t", "w", "#{pane_pid}"]).stdout).trim().to_string();
+    let out = Command::new("pgrep").args(["-P", &shell, "warden"]).output().unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty() && !pid.contains('\n'), "one console under the shell {shell}: {pid:?}");
+    pid
+}
+
+/// The `node` processes `pid` started.
+fn children(pid: &str) -> Vec<String> {
+    let out = Command::new("pgrep").args(["-P", pid, "node"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
