@@ -42,8 +42,12 @@ fn claims(token: &str) -> Value {
 fn location(resp: &reqwest::Response) -> (String, HashMap<String, String>) {
     let loc = resp.headers()["location"].to_str().unwrap();
     let url = url::Url::parse(loc).unwrap();
-    let base = format!("{}://{}{}", url.scheme(), url.host_str().unwrap(), url.port().map(|p| format!(":{p}")).unwrap_or_default())
-        + url.path();
+    let base = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap(),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    ) + url.path();
     (base, url.query_pairs().into_owned().collect())
 }
 
@@ -141,8 +145,15 @@ fn decisions(s: &Stack) -> Vec<(String, String)> {
 #[tokio::test]
 async fn metadata_advertises_the_code_flow_registration_and_refresh() {
     let s = Stack::start_with(flow_config(false)).await;
-    let meta: Value =
-        s.http.get(format!("{}/.well-known/oauth-authorization-server", s.issuer)).send().await.unwrap().json().await.unwrap();
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(meta["authorization_endpoint"], format!("{}/authorize", s.issuer));
     assert_eq!(meta["registration_endpoint"], format!("{}/register", s.issuer));
     assert_eq!(meta["grant_types_supported"], json!(["authorization_code", "client_credentials", "refresh_token"]));
@@ -158,8 +169,15 @@ async fn metadata_advertises_the_code_flow_registration_and_refresh() {
     off.issuer.registration = false;
     off.issuer.users.clear();
     let s = Stack::start_with(off).await;
-    let meta: Value =
-        s.http.get(format!("{}/.well-known/oauth-authorization-server", s.issuer)).send().await.unwrap().json().await.unwrap();
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(meta.get("authorization_endpoint").is_none_or(Value::is_null), "{meta}");
     assert!(meta.get("registration_endpoint").is_none_or(Value::is_null), "{meta}");
     assert_eq!(meta["grant_types_supported"], json!(["client_credentials", "refresh_token"]));
@@ -242,14 +260,22 @@ async fn consent_page_approves_with_the_users_password_and_denies_on_request() {
     let second = nonce(&html);
     assert_ne!(first, second);
 
-    let replayed_form =
-        post(vec![("request", first), ("username", "demo".into()), ("password", demo_password()), ("action", "approve".into())])
-            .await;
+    let replayed_form = post(vec![
+        ("request", first),
+        ("username", "demo".into()),
+        ("password", demo_password()),
+        ("action", "approve".into()),
+    ])
+    .await;
     assert_eq!(replayed_form.status(), 400, "a spent form does nothing");
 
-    let ok =
-        post(vec![("request", second), ("username", "demo".into()), ("password", demo_password()), ("action", "approve".into())])
-            .await;
+    let ok = post(vec![
+        ("request", second),
+        ("username", "demo".into()),
+        ("password", demo_password()),
+        ("action", "approve".into()),
+    ])
+    .await;
     assert_eq!(ok.status(), 303);
     let (to, q) = location(&ok);
     assert_eq!((to.as_str(), q["state"].as_str()), (REDIRECT_ON_PORT, "xyz-state"));
@@ -277,9 +303,15 @@ async fn pkce_is_required_s256_only_and_a_wrong_verifier_burns_the_code() {
     let base = authorize_query(&s, &client_id, VERIFIER);
 
     for (query, description) in [
-        (with(&base, "code_challenge_method", Some("plain")), "code_challenge_method must be S256 (plain is not accepted)"),
+        (
+            with(&base, "code_challenge_method", Some("plain")),
+            "code_challenge_method must be S256 (plain is not accepted)",
+        ),
         (with(&base, "code_challenge_method", None), "code_challenge_method must be S256 (plain is not accepted)"),
-        (with(&with(&base, "code_challenge", None), "code_challenge_method", None), "PKCE is required: send code_challenge with method S256"),
+        (
+            with(&with(&base, "code_challenge", None), "code_challenge_method", None),
+            "PKCE is required: send code_challenge with method S256",
+        ),
     ] {
         let resp = authorize(&s, &query).await;
         assert_eq!(resp.status(), 302);
@@ -325,7 +357,10 @@ async fn redirect_uri_must_match_and_an_unknown_one_gets_a_page_not_a_redirect()
         assert_eq!(resp.status(), 400, "{bad}");
         assert!(resp.headers().get("location").is_none());
         let html = resp.text().await.unwrap();
-        assert!(html.contains(&format!("redirect_uri &quot;{bad}&quot; is not registered for client {client_id}.")), "{html}");
+        assert!(
+            html.contains(&format!("redirect_uri &quot;{bad}&quot; is not registered for client {client_id}.")),
+            "{html}"
+        );
     }
     let resp = authorize(&s, &with(&base, "client_id", Some("nobody"))).await;
     assert_eq!(resp.status(), 400);
@@ -425,7 +460,10 @@ async fn refresh_tokens_rotate_narrow_and_reuse_revokes_the_family() {
     let other = public_client(&s).await;
     let (_, fresh) = exchange(&s, &client_id, &code_for(&s, &client_id).await, VERIFIER).await;
     let (status, body) = refresh(&s, &other, fresh["refresh_token"].as_str().unwrap(), None).await;
-    assert_eq!((status, body["error_description"].as_str()), (400, Some("the refresh token was issued to another client")));
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (400, Some("the refresh token was issued to another client"))
+    );
     s.stop().await;
 }
 
@@ -478,7 +516,8 @@ async fn dcr_registers_confidential_clients_validates_metadata_and_is_bounded() 
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], id);
-    let (status, body) = token(&s, &[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "wrong")]).await;
+    let (status, body) =
+        token(&s, &[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "wrong")]).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
 
     for (meta, error, description) in [
@@ -487,7 +526,11 @@ async fn dcr_registers_confidential_clients_validates_metadata_and_is_bounded() 
             "invalid_redirect_uri",
             "redirect URI \"http://app.example/cb\" must be an absolute https URI, or http on a loopback address, without a fragment",
         ),
-        (json!({"token_endpoint_auth_method": "none"}), "invalid_redirect_uri", "redirect_uris is required for authorization_code"),
+        (
+            json!({"token_endpoint_auth_method": "none"}),
+            "invalid_redirect_uri",
+            "redirect_uris is required for authorization_code",
+        ),
         (
             json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
             "invalid_client_metadata",
@@ -554,7 +597,11 @@ async fn a_preregistered_confidential_client_uses_the_code_flow_with_its_secret(
         ("redirect_uri", REDIRECT_ON_PORT),
     ];
     let (status, body) = token(&s, &form).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "a confidential client must authenticate");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a confidential client must authenticate"
+    );
     let code = code_for(&s, SUPPORT.0).await;
     let form = [
         ("grant_type", "authorization_code"),
@@ -562,7 +609,14 @@ async fn a_preregistered_confidential_client_uses_the_code_flow_with_its_secret(
         ("code_verifier", VERIFIER),
         ("redirect_uri", REDIRECT_ON_PORT),
     ];
-    let resp = s.http.post(format!("{}/token", s.issuer)).basic_auth(SUPPORT.0, Some(SUPPORT.1)).form(&form).send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/token", s.issuer))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], "demo");

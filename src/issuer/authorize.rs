@@ -91,7 +91,12 @@ pub async fn authorize_post(
     match check_password(&state, peer, &user, password).await {
         Ok(true) => approve(&state, request, user, StatusCode::SEE_OTHER),
         Ok(false) => {
-            record(&state, &client_id, DecisionOutcome::AuthorizationRefused, format!("wrong password for user \"{}\"", for_log(&user)));
+            record(
+                &state,
+                &client_id,
+                DecisionOutcome::AuthorizationRefused,
+                format!("wrong password for user \"{}\"", for_log(&user)),
+            );
             match state.inner.grants.retry(request.clone(), failed, now) {
                 Some(nonce) => {
                     consent_page(&request, &nonce, Some("Wrong user name or password."), StatusCode::UNAUTHORIZED)
@@ -111,7 +116,10 @@ pub async fn authorize_post(
         Err(Refusal::TooManyFailures { .. }) | Err(Refusal::Busy) => refuse(
             &state,
             &client_id,
-            page(StatusCode::TOO_MANY_REQUESTS, "Too many failed sign-ins from this address. Wait a minute and start again."),
+            page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed sign-ins from this address. Wait a minute and start again.",
+            ),
         ),
     }
 }
@@ -119,7 +127,12 @@ pub async fn authorize_post(
 /// One PBKDF2 check of `user`'s password (a dummy check for an unknown user, so timing
 /// does not tell which users exist), through the client-authentication throttle: user
 /// names have no budget of their own, the peer's failure budget counts.
-async fn check_password(state: &IssuerState, peer: Option<IpAddr>, user: &str, password: String) -> Result<bool, Refusal> {
+async fn check_password(
+    state: &IssuerState,
+    peer: Option<IpAddr>,
+    user: &str,
+    password: String,
+) -> Result<bool, Refusal> {
     let inner = state.inner.clone();
     let name = user.to_string();
     let check = move || match inner.users.get(&name) {
@@ -135,7 +148,8 @@ async fn check_password(state: &IssuerState, peer: Option<IpAddr>, user: &str, p
 /// Issues a code for `user` and sends the browser back to the client.
 fn approve(state: &IssuerState, request: AuthRequest, user: String, status: StatusCode) -> Response {
     let now = state.inner.decisions.clock().now_ms();
-    let (client_id, to, client_state) = (request.client_id.clone(), request.redirect_uri.clone(), request.state.clone());
+    let (client_id, to, client_state) =
+        (request.client_id.clone(), request.redirect_uri.clone(), request.state.clone());
     let detail = format!(
         "code for scope \"{}\" on {} approved by {}{}",
         request.scope,
@@ -147,7 +161,11 @@ fn approve(state: &IssuerState, request: AuthRequest, user: String, status: Stat
         return refuse(state, &client_id, busy(&request));
     };
     record(state, &client_id, DecisionOutcome::CodeIssued, detail);
-    redirect(&to, &[("code", Some(code.as_str())), ("state", client_state.as_deref()), ("iss", Some(&state.inner.issuer))], status)
+    redirect(
+        &to,
+        &[("code", Some(code.as_str())), ("state", client_state.as_deref()), ("iss", Some(&state.inner.issuer))],
+        status,
+    )
 }
 
 fn busy(request: &AuthRequest) -> Refused {
@@ -268,7 +286,12 @@ fn refuse(state: &IssuerState, client_id: &str, refused: Refused) -> Response {
             html_page(status, &body)
         }
         Refused::Redirect { to, state: client_state, code, description } => {
-            record(state, client_id, DecisionOutcome::AuthorizationRefused, format!("{}: {description}", code.as_str()));
+            record(
+                state,
+                client_id,
+                DecisionOutcome::AuthorizationRefused,
+                format!("{}: {description}", code.as_str()),
+            );
             redirect(
                 &to,
                 &[

@@ -161,7 +161,9 @@ pub enum RegistryError {
     Hash { client_id: String, cause: HashError },
     #[error("client {client_id}: redirect URI \"{uri}\" must be https, or http on a loopback address")]
     RedirectUri { client_id: String, uri: String },
-    #[error("could not read the registered clients {path}: {message} (fix or remove the file; clients then register again)")]
+    #[error(
+        "could not read the registered clients {path}: {message} (fix or remove the file; clients then register again)"
+    )]
     Read { path: PathBuf, message: String },
     #[error("could not save the registered clients {path}: {cause}")]
     Write { path: PathBuf, cause: std::io::Error },
@@ -223,18 +225,13 @@ impl ClientRegistry {
                 if configured.contains_key(&c.client_id) {
                     continue;
                 }
-                let client = Self::from_stored(&c).map_err(|cause| read_err(format!("client {}: {cause}", c.client_id)))?;
+                let client =
+                    Self::from_stored(&c).map_err(|cause| read_err(format!("client {}: {cause}", c.client_id)))?;
                 dynamic.insert(c.client_id.clone(), (client, c));
             }
         }
         let dummy = SecretHash::create("warden-dummy-secret", crate::security::hash::DEFAULT_ITERATIONS);
-        let registry = Self {
-            configured,
-            dynamic: RwLock::new(dynamic),
-            path,
-            max_dynamic,
-            dummy,
-        };
+        let registry = Self { configured, dynamic: RwLock::new(dynamic), path, max_dynamic, dummy };
         Ok(registry)
     }
 

