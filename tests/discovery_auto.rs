@@ -133,10 +133,7 @@ async fn warden_service_without_client_section_reports_its_discovered_authorizat
         &stack.issuer,
         &stack.resource_metadata_url(),
         scopes,
-        &format!(
-            "offered at {}/register (Warden cannot use it yet: register a client there or by hand)",
-            stack.issuer
-        ),
+        &format!("offered at {}/register (Warden cannot use it yet: register a client there or by hand)", stack.issuer),
         &format!("{}/jwks.json (tokens can be verified)", stack.issuer),
     );
 

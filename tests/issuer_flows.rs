@@ -289,7 +289,7 @@ async fn consent_page_approves_with_the_users_password_and_denies_on_request() {
     assert_eq!(denied.status(), 302);
     let (_, q) = location(&denied);
     assert_eq!((q["error"].as_str(), q["state"].as_str()), ("access_denied", "xyz-state"));
-    assert!(q.get("code").is_none());
+    assert!(!q.contains_key("code"));
     let log = decisions(&s);
     assert!(log.iter().any(|(o, d)| o == "authorization_refused" && d == "wrong password for user \"demo\""));
     assert!(log.iter().any(|(o, d)| o == "authorization_refused" && d == "access_denied: the user denied the request"));

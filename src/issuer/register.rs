@@ -193,10 +193,10 @@ fn validate(state: &IssuerState, meta: Metadata, now: u64) -> Result<StoredClien
     }
     grant_types.sort();
     let wants_code = grant_types.contains(&GrantType::AuthorizationCode);
-    if let Some(types) = &meta.response_types {
-        if types.iter().any(|t| t != "code") || (wants_code && types.is_empty()) {
-            return Err(bad("only the response type \"code\" is supported".into()));
-        }
+    if let Some(types) = &meta.response_types
+        && (types.iter().any(|t| t != "code") || (wants_code && types.is_empty()))
+    {
+        return Err(bad("only the response type \"code\" is supported".into()));
     }
     if wants_code && meta.redirect_uris.is_empty() {
         return Err(OAuthError::new(Code::InvalidRedirectUri, "redirect_uris is required for authorization_code"));

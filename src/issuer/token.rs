@@ -386,10 +386,10 @@ async fn authenticate(
             return Err(OAuthError::new(Code::InvalidRequest, "client_secret without client_id"));
         }
         (None, None) => {
-            if let Some(public) = form.get("client_id").and_then(|id| state.inner.clients.get(id)) {
-                if public.is_public() {
-                    return Ok(public);
-                }
+            if let Some(public) = form.get("client_id").and_then(|id| state.inner.clients.get(id))
+                && public.is_public()
+            {
+                return Ok(public);
             }
             return Err(OAuthError {
                 basic_challenge: true,
