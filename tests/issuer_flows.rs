@@ -217,9 +217,13 @@ async fn auto_approved_code_flow_with_pkce_gives_a_working_token_and_a_refresh_t
         format!("code for scope \"customer:read ticket:create\" on {} approved by demo (auto-approve)", s.mcp)
     );
     assert!(log.iter().any(|(o, d)| o == "token_issued" && d.ends_with("(authorization code approved by demo)")));
-    let text = std::fs::read_to_string(s.state.join("audit").read_dir().unwrap().next().unwrap().unwrap().path())
-        .unwrap_or_default();
-    assert!(!text.contains(&code), "the code never reaches the audit trail");
+    let mut trail = String::new();
+    for f in std::fs::read_dir(s.state.join("audit")).unwrap() {
+        trail.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    assert!(trail.contains("code_issued"), "the trail was read");
+    assert!(!trail.contains(&code), "the code never reaches the audit trail");
+    assert!(!trail.contains(body["refresh_token"].as_str().unwrap()), "nor the refresh token");
     s.stop().await;
 }
 
@@ -622,4 +626,17 @@ async fn a_preregistered_confidential_client_uses_the_code_flow_with_its_secret(
     assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], "demo");
     assert!(body["refresh_token"].is_string());
     s.stop().await;
+}
+
+#[tokio::test]
+async fn auto_approve_without_a_user_refuses_to_start() {
+    warden::install_crypto_provider();
+    let mut config = flow_config(true);
+    config.issuer.users.clear();
+    let tmp = tempfile::tempdir().unwrap();
+    let err = warden::serve::start(&config, tmp.path(), &Default::default()).await.err().expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "[issuer] auto_approve = true needs a user to approve as: add one under [issuer.users]"
+    );
 }
