@@ -196,6 +196,28 @@ pub struct IssuerConfig {
     pub clients: Vec<ClientRegistration>,
     /// Throttling of failed client authentication at `/token`.
     pub auth_throttle: AuthThrottleConfig,
+    /// Users who may approve an authorization request at `/authorize`: user name →
+    /// PBKDF2 hash of the password (`warden hash-secret`). No users: no `/authorize`.
+    pub users: BTreeMap<String, String>,
+    /// Approve every valid `/authorize` request at once as the first user (by name), with
+    /// no consent page: for CI and headless demos only.
+    pub auto_approve: bool,
+    /// Dynamic client registration (RFC 7591) at `/register`.
+    pub registration: bool,
+    /// Scopes a dynamically registered client may request when it names none.
+    pub registration_default_scopes: ScopeSet,
+    /// The most a dynamically registered client may ever be allowed.
+    pub registration_max_scopes: ScopeSet,
+    /// Most dynamically registered clients kept (`STATE/issuer/registered-clients.json`).
+    pub max_registered_clients: usize,
+    /// Registrations one peer address may make at once...
+    pub registration_burst: u32,
+    /// ...and per minute after that.
+    pub registration_per_minute: f64,
+    /// A refresh token family (one login) lasts this long; rotation does not extend it.
+    pub refresh_ttl_secs: u64,
+    /// Most live logins (refresh token families) per client; the oldest goes first.
+    pub max_refresh_per_client: usize,
 }
 
 impl Default for IssuerConfig {
@@ -208,6 +230,16 @@ impl Default for IssuerConfig {
             keep_previous_keys: 1,
             clients: Vec::new(),
             auth_throttle: AuthThrottleConfig::default(),
+            users: BTreeMap::new(),
+            auto_approve: false,
+            registration: true,
+            registration_default_scopes: ScopeSet::new(),
+            registration_max_scopes: ScopeSet::new(),
+            max_registered_clients: 1000,
+            registration_burst: 10,
+            registration_per_minute: 10.0,
+            refresh_ttl_secs: 8 * 3600,
+            max_refresh_per_client: 20,
         }
     }
 }
@@ -224,6 +256,10 @@ pub struct ClientRegistration {
     pub default_scopes: Option<ScopeSet>,
     #[serde(default)]
     pub description: String,
+    /// Redirect URIs for the authorization code flow (exact match; an `http` loopback URI
+    /// matches any port, RFC 8252 §7.3). None: client credentials only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -801,6 +837,18 @@ pub fn demo_secret(client_id: &str) -> Option<String> {
     }
     let demo: Demo = toml::from_str(DEMO_SECRETS).ok()?;
     demo.clients.get(client_id).cloned()
+}
+
+/// The plaintext demo password of `user` (the consent page's demo user), if the demo file
+/// has one.
+pub fn demo_password(user: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Demo {
+        #[serde(default)]
+        users: std::collections::BTreeMap<String, String>,
+    }
+    let demo: Demo = toml::from_str(DEMO_SECRETS).ok()?;
+    demo.users.get(user).cloned()
 }
 
 #[cfg(test)]

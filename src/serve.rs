@@ -65,6 +65,12 @@ pub enum ServeError {
     Keys(Cause),
     #[error("invalid [[issuer.clients]] entry: {0}")]
     Clients(Cause),
+    #[error("invalid [issuer.users] entry for {user}: {cause}")]
+    User { user: String, cause: Cause },
+    #[error("[issuer] auto_approve = true needs a user to approve as: add one under [issuer.users]")]
+    AutoApproveWithoutUser,
+    #[error("cannot open the issuer's refresh tokens: {0}")]
+    Refresh(Cause),
     #[error(
         "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too"
     )]
@@ -167,7 +173,25 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
             let kid = keys.rotate().map_err(|e| ServeError::Keys(e.into()))?;
             tracing::info!(kid = %kid, "rotated issuer signing key");
         }
-        let clients = ClientRegistry::from_config(&config.issuer.clients).map_err(|e| ServeError::Clients(e.into()))?;
+        let ic = &config.issuer;
+        let issuer_dir = state_dir.join("issuer");
+        let clients = ClientRegistry::open(&ic.clients, Some(&issuer_dir), ic.max_registered_clients)
+            .map_err(|e| ServeError::Clients(e.into()))?;
+        let mut users = std::collections::BTreeMap::new();
+        for (name, hash) in &ic.users {
+            let parsed = crate::security::hash::SecretHash::parse(hash)
+                .map_err(|e| ServeError::User { user: name.clone(), cause: e.into() })?;
+            users.insert(name.clone(), parsed);
+        }
+        if ic.auto_approve && users.is_empty() {
+            return Err(ServeError::AutoApproveWithoutUser);
+        }
+        let refresh = issuer::refresh::RefreshStore::open(
+            Some(issuer_dir.join("refresh-tokens.json")),
+            ic.refresh_ttl_secs,
+            ic.max_refresh_per_client,
+        )
+        .map_err(|e| ServeError::Refresh(e.into()))?;
         let mut resources: Vec<String> = mcp_url.iter().cloned().collect();
         resources.extend(config.issuer.resources.iter().cloned());
         let mut scopes = clients.all_scopes();
@@ -175,7 +199,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
             scopes.insert(s.clone());
         }
         let throttle =
-            issuer::throttle::AuthThrottle::new(&config.issuer.auth_throttle, clients.len(), decisions.clock().clone());
+            issuer::throttle::AuthThrottle::new(&ic.auth_throttle, clients.capacity(), decisions.clock().clone());
         let state = IssuerState::new(IssuerInner {
             throttle,
             decisions: decisions.clone(),
@@ -183,8 +207,23 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
             keys: keys.clone(),
             clients,
             resources,
-            token_ttl_secs: config.issuer.token_ttl_secs,
+            token_ttl_secs: ic.token_ttl_secs,
             scopes_supported: scopes,
+            users,
+            users_dummy: crate::security::hash::SecretHash::create(
+                "warden-dummy-password",
+                crate::security::hash::DEFAULT_ITERATIONS,
+            ),
+            auto_approve: ic.auto_approve,
+            registration: issuer::Registration::new(
+                ic.registration,
+                ic.registration_default_scopes.clone(),
+                ic.registration_max_scopes.clone(),
+                ic.registration_burst,
+                ic.registration_per_minute,
+            ),
+            grants: issuer::grants::Grants::new(issuer::MAX_PENDING_GRANTS),
+            refresh,
         });
         running.keys = Some(keys);
         spawn_tls(&mut running, listener, tls.clone(), &config.limits, issuer::router(state))?;

@@ -33,8 +33,11 @@ async fn metadata_documents_describe_the_issuer() {
     assert_eq!(meta["issuer"], s.issuer.as_str());
     assert_eq!(meta["token_endpoint"], format!("{}/token", s.issuer));
     assert_eq!(meta["jwks_uri"], format!("{}/jwks.json", s.issuer));
-    assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
-    assert_eq!(meta["token_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
+    assert_eq!(meta["grant_types_supported"], json!(["authorization_code", "client_credentials", "refresh_token"]));
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
     assert_eq!(
         meta["scopes_supported"],
         json!(["account:calculate", "customer:read", "security:read", "ticket:create"])

@@ -18,6 +18,14 @@ pub enum OAuthErrorCode {
     /// RFC 8707 §2: the requested resource is unknown or not allowed.
     InvalidTarget,
     ServerError,
+    /// `/authorize`: the user (or the issuer on their behalf) said no.
+    AccessDenied,
+    /// `/authorize`: only `response_type=code` is served.
+    UnsupportedResponseType,
+    /// `/register` (RFC 7591 §3.2.2): a metadata value is invalid.
+    InvalidClientMetadata,
+    /// `/register` (RFC 7591 §3.2.2): a redirect URI is not acceptable.
+    InvalidRedirectUri,
     /// Throttled or overloaded: try again after `Retry-After` (RFC 6749 §4.1.2.1's code,
     /// the one OAuth clients know to mean "later").
     TemporarilyUnavailable,
@@ -35,6 +43,10 @@ impl OAuthErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
@@ -74,6 +86,7 @@ impl IntoResponse for OAuthError {
             (_, Some((status, _))) => status,
             (OAuthErrorCode::InvalidClient, _) => StatusCode::UNAUTHORIZED,
             (OAuthErrorCode::ServerError, _) => StatusCode::INTERNAL_SERVER_ERROR,
+            (OAuthErrorCode::AccessDenied, _) => StatusCode::FORBIDDEN,
             (OAuthErrorCode::TemporarilyUnavailable, _) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };

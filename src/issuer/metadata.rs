@@ -15,20 +15,31 @@ pub async fn jwks(State(state): State<IssuerState>) -> impl IntoResponse {
     resp
 }
 
+/// The RFC 8414 document: advertises only what is on (`/authorize` needs a user to
+/// approve; `/register` can be turned off).
 pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
-    let issuer = state.inner.issuer.clone();
+    let inner = &state.inner;
+    let issuer = inner.issuer.clone();
+    let code_flow = !inner.users.is_empty();
+    let mut grants = vec!["client_credentials".to_string(), "refresh_token".to_string()];
+    if code_flow {
+        grants.insert(0, "authorization_code".into());
+    }
     AuthorizationServerMetadata {
         token_endpoint: format!("{issuer}/token"),
         jwks_uri: Some(format!("{issuer}/jwks.json")),
         introspection_endpoint: None,
-        grant_types_supported: vec!["client_credentials".into()],
-        token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
-        scopes_supported: state.inner.scopes_supported.to_vec(),
-        response_types_supported: Vec::new(),
-        // Issue 14 adds the code flow and dynamic registration to the embedded issuer.
-        authorization_endpoint: None,
-        registration_endpoint: None,
-        code_challenge_methods_supported: Vec::new(),
+        grant_types_supported: grants,
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+            "none".into(),
+        ],
+        scopes_supported: inner.scopes_supported.to_vec(),
+        response_types_supported: if code_flow { vec!["code".into()] } else { Vec::new() },
+        authorization_endpoint: code_flow.then(|| format!("{issuer}/authorize")),
+        registration_endpoint: inner.registration.enabled.then(|| format!("{issuer}/register")),
+        code_challenge_methods_supported: if code_flow { vec!["S256".into()] } else { Vec::new() },
         issuer,
     }
 }

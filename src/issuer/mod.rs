@@ -1,24 +1,36 @@
 //! The embedded OAuth 2.1 authorization server ("issuer").
 //!
-//! Serves `POST /token` (client credentials, `client_secret_basic`/`_post`, RFC 8707
-//! resource indicators), `GET /jwks.json` and RFC 8414 metadata. Tokens are RFC 9068 JWT
-//! access tokens signed with RS256 keys persisted in `STATE/issuer/` and rotatable.
+//! Serves `POST /token` (client credentials, authorization code with PKCE, refresh token;
+//! `client_secret_basic`/`_post` or `none` for public clients; RFC 8707 resource
+//! indicators), `GET/POST /authorize` (a consent page for the configured users, or
+//! auto-approval when configured), `POST /register` (RFC 7591), `GET /jwks.json` and
+//! RFC 8414 metadata. Tokens are RFC 9068 JWT access tokens signed with RS256 keys
+//! persisted in `STATE/issuer/` and rotatable; refresh tokens and dynamically registered
+//! clients are persisted there too (hashed secrets only); codes live in memory.
 //!
 //! May import: `types`, `paths`, `security`, `observe`, `auth`, `config` (never the client
 //! side). Enforced by `tests/layering.rs`.
 
+pub mod authorize;
 pub mod clients;
 pub mod error;
+pub mod grants;
 pub mod keys;
 pub mod metadata;
+pub mod refresh;
+pub mod register;
 pub mod throttle;
 pub mod token;
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::security::buckets::Buckets;
+use crate::security::hash::SecretHash;
 use crate::types::scope::ScopeSet;
 use clients::ClientRegistry;
 use keys::KeyStore;
@@ -40,8 +52,42 @@ pub struct IssuerInner {
     pub scopes_supported: ScopeSet,
     /// Where token decisions are recorded (the server audit trail).
     pub decisions: crate::types::event::EventBus,
-    /// Failure budgets and the hashing bound for client authentication.
+    /// Failure budgets and the hashing bound for client authentication (and passwords).
     pub throttle: throttle::AuthThrottle,
+    /// Users who may approve at `/authorize`: name → password hash.
+    pub users: BTreeMap<String, SecretHash>,
+    /// Checked instead when the user name is unknown (same timing).
+    pub users_dummy: SecretHash,
+    /// Approve valid `/authorize` requests at once as the first user.
+    pub auto_approve: bool,
+    pub registration: Registration,
+    /// Consent requests and authorization codes (memory, bounded).
+    pub grants: grants::Grants,
+    pub refresh: refresh::RefreshStore,
+}
+
+/// Dynamic client registration settings and its per-peer budget.
+pub struct Registration {
+    pub enabled: bool,
+    pub default_scopes: ScopeSet,
+    pub max_scopes: ScopeSet,
+    pub peers: parking_lot::Mutex<Buckets<IpAddr>>,
+}
+
+/// Most consent requests waiting, and most codes outstanding, at once.
+pub const MAX_PENDING_GRANTS: usize = 1024;
+/// Most peers whose registration budget is tracked at once.
+const MAX_REGISTRATION_PEERS: usize = 10_000;
+
+impl Registration {
+    pub fn new(enabled: bool, default_scopes: ScopeSet, max_scopes: ScopeSet, burst: u32, per_minute: f64) -> Self {
+        Self {
+            enabled,
+            default_scopes,
+            max_scopes,
+            peers: parking_lot::Mutex::new(Buckets::new(burst, per_minute / 60.0, MAX_REGISTRATION_PEERS)),
+        }
+    }
 }
 
 impl IssuerState {
@@ -50,11 +96,13 @@ impl IssuerState {
     }
 }
 
-/// The issuer's HTTP routes, with a small body limit (token requests are a few hundred
-/// bytes) and a timeout on every request.
+/// The issuer's HTTP routes, with a small body limit (token, consent and registration
+/// requests are a few hundred bytes) and a timeout on every request.
 pub fn router(state: IssuerState) -> Router {
     Router::new()
         .route("/token", post(token::token))
+        .route("/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/register", post(register::register))
         .route("/jwks.json", get(metadata::jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata::as_metadata))
         .route("/.well-known/openid-configuration", get(metadata::as_metadata))

@@ -1,10 +1,19 @@
-//! `POST /token`: the OAuth 2.1 client-credentials grant.
+//! `POST /token`: the OAuth 2.1 grants — client credentials, authorization code (with
+//! PKCE S256) and refresh token.
 //!
 //! Client authentication by `client_secret_basic` (RFC 6749 §2.3.1: the id and secret are
-//! form-urlencoded before base64) or `client_secret_post`, never both. The requested
-//! `scope` must be within the client's allowed scopes; none requested means the client's
-//! defaults. Each RFC 8707 `resource` must be a registered resource and becomes the
-//! token's `aud`. The token is an RFC 9068 JWT: `typ: at+jwt`, `kid`, RS256.
+//! form-urlencoded before base64) or `client_secret_post`, never both; a public client
+//! (registered with `none`) names itself with `client_id` in the form and proves nothing
+//! but the PKCE verifier, so it may use the code and refresh grants only.
+//!
+//! Client credentials: the requested `scope` must be within the client's allowed scopes;
+//! none requested means the client's defaults. Each RFC 8707 `resource` must be a
+//! registered resource and becomes the token's `aud`. Authorization code: the code is
+//! single-use and bound to the client, `redirect_uri`, PKCE challenge, resource and scope
+//! (see `grants`); a replayed code revokes the refresh tokens issued from it. Refresh
+//! token: rotated on every use (see `refresh`); `scope` may narrow, never widen. Tokens
+//! are RFC 9068 JWTs: `typ: at+jwt`, `kid`, RS256; `sub` is the user for the delegated
+//! grants and the client for client credentials.
 //!
 //! The secret check goes through `throttle::AuthThrottle`: failure budgets per peer and per
 //! client (429 `temporarily_unavailable` with `Retry-After`), PBKDF2 on the blocking pool
@@ -22,8 +31,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 use super::IssuerState;
-use super::clients::RegisteredClient;
+use super::clients::{GrantType, RegisteredClient};
 use super::error::{OAuthError, OAuthErrorCode as Code};
+use super::grants::Redeem;
+use super::refresh::{RefreshError, RefreshGrant};
 use super::throttle::Refusal;
 use crate::auth::verify::Audience;
 use crate::security::untrusted::for_log;
@@ -36,6 +47,8 @@ struct TokenResponse {
     token_type: &'static str,
     expires_in: u64,
     scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
 }
 
 /// RFC 9068 §2.2 claims.
@@ -54,20 +67,17 @@ struct AccessTokenClaims<'a> {
 
 /// The parsed form, with RFC 6749 §3.2's "parameters MUST NOT be included more than once"
 /// enforced (except `resource`, which RFC 8707 allows to repeat).
-struct TokenForm {
+pub(super) struct TokenForm {
     pairs: Vec<(String, String)>,
 }
 
 impl TokenForm {
-    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
         let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
             v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
         });
         if !form_type {
-            return Err(OAuthError::new(
-                Code::InvalidRequest,
-                "the token request must be application/x-www-form-urlencoded",
-            ));
+            return Err(OAuthError::new(Code::InvalidRequest, "the request must be application/x-www-form-urlencoded"));
         }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| OAuthError::new(Code::InvalidRequest, "the request body is not valid form encoding"))?;
@@ -81,7 +91,7 @@ impl TokenForm {
         Ok(Self { pairs })
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
@@ -113,6 +123,17 @@ pub async fn token(State(state): State<IssuerState>, Peer(peer): Peer, headers: 
     }
 }
 
+/// A token request's answer before it is recorded and sent.
+struct Issued {
+    client_id: String,
+    subject: String,
+    scope: ScopeSet,
+    aud: Audience,
+    refresh_token: Option<String>,
+    /// What the audit record says about how the token came to be.
+    how: String,
+}
+
 async fn issue(
     state: &IssuerState,
     peer: Option<IpAddr>,
@@ -123,16 +144,36 @@ async fn issue(
     let grant_type =
         form.get("grant_type").ok_or_else(|| OAuthError::new(Code::InvalidRequest, "missing grant_type"))?;
     let client = authenticate(state, peer, headers, &form).await?;
-    if grant_type != "client_credentials" {
+    let Some(grant) = GrantType::parse(grant_type) else {
         return Err(OAuthError::new(
             Code::UnsupportedGrantType,
-            format!("grant_type \"{}\" is not supported; use client_credentials", for_log(grant_type)),
+            format!(
+                "grant_type \"{}\" is not supported; use client_credentials, authorization_code or refresh_token",
+                for_log(grant_type)
+            ),
+        ));
+    };
+    if !client.may_use(grant) {
+        return Err(OAuthError::new(
+            Code::UnauthorizedClient,
+            format!("client {} is not registered for the {} grant", client.client_id, grant.as_str()),
         ));
     }
-    let scope = granted_scope(client, form.get("scope"))?;
-    let aud = audience(state, form.all("resource").collect())?;
-    let (access_token, ttl) = sign(state, client, &scope, aud)?;
+    let issued = match grant {
+        GrantType::ClientCredentials => Issued {
+            scope: granted_scope(&client, form.get("scope"))?,
+            aud: audience(state, form.all("resource").collect())?,
+            subject: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            refresh_token: None,
+            how: "client credentials".into(),
+        },
+        GrantType::AuthorizationCode => exchange_code(state, &client, &form)?,
+        GrantType::RefreshToken => refresh(state, &client, &form)?,
+    };
+    let (access_token, ttl) = sign(state, &issued)?;
     let fingerprint = Fingerprint::of(access_token.as_bytes());
+    let scope = &issued.scope;
     // Fail closed: a token whose issuance cannot be recorded is not handed out.
     state
         .inner
@@ -144,7 +185,7 @@ async fn issue(
                 tool: None,
                 outcome: crate::types::event::DecisionOutcome::TokenIssued,
                 reason: crate::types::event::DecisionReason::Issued,
-                detail: Some(format!("scope \"{scope}\"")),
+                detail: Some(format!("scope \"{scope}\" ({})", issued.how)),
                 fingerprint: Some(fingerprint.clone()),
                 missing: ScopeSet::new(),
             },
@@ -156,15 +197,148 @@ async fn issue(
         target: "warden::issuer",
         client_id = %client.client_id,
         scope = %scope,
+        grant = grant.as_str(),
         fingerprint = %fingerprint,
         "token issued"
     );
-    let mut resp =
-        Json(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope: scope.to_string() })
-            .into_response();
+    let mut resp = Json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: scope.to_string(),
+        refresh_token: issued.refresh_token,
+    })
+    .into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
+}
+
+/// `grant_type=authorization_code`: the code is consumed first (a failed check burns it,
+/// so a verifier cannot be guessed at), then every binding is checked.
+fn exchange_code(state: &IssuerState, client: &RegisteredClient, form: &TokenForm) -> Result<Issued, OAuthError> {
+    let required =
+        |name: &str| form.get(name).ok_or_else(|| OAuthError::new(Code::InvalidRequest, format!("missing {name}")));
+    let code = required("code")?;
+    let verifier = required("code_verifier")?;
+    let redirect_uri = required("redirect_uri")?;
+    let now_ms = state.inner.decisions.clock().now_ms();
+    let invalid = |why: &str| OAuthError::new(Code::InvalidGrant, why.to_string());
+    let grant = match state.inner.grants.redeem(code, now_ms) {
+        Redeem::Fresh(g) => g,
+        Redeem::Invalid => return Err(invalid("the authorization code is unknown or expired; authorize again")),
+        Redeem::Replayed(family) => {
+            let revoked = match family {
+                Some(f) => state.inner.refresh.revoke_family(&f).unwrap_or(false),
+                None => false,
+            };
+            let what = if revoked { "; the refresh token issued from it is revoked" } else { "" };
+            return Err(invalid(&format!("the authorization code was already used{what}; authorize again")));
+        }
+    };
+    let req = &grant.request;
+    if req.client_id != client.client_id {
+        return Err(invalid("the authorization code was issued to another client"));
+    }
+    if req.redirect_uri != redirect_uri {
+        return Err(invalid("redirect_uri differs from the one in the authorization request"));
+    }
+    if !pkce_s256_matches(verifier, &req.code_challenge) {
+        return Err(invalid("code_verifier does not match the code_challenge (PKCE S256)"));
+    }
+    let resources: Vec<&str> = form.all("resource").collect();
+    if resources.iter().any(|r| r.trim_end_matches('/') != req.resource.trim_end_matches('/')) {
+        return Err(OAuthError::new(
+            Code::InvalidTarget,
+            format!("the authorization code is for resource \"{}\" only", req.resource),
+        ));
+    }
+    let refresh_token = if client.may_use(GrantType::RefreshToken) {
+        let refresh_grant = RefreshGrant {
+            client_id: client.client_id.clone(),
+            user: grant.user.clone(),
+            resource: req.resource.clone(),
+            scope: req.scope.clone(),
+        };
+        let now = state.inner.decisions.clock().now_epoch();
+        let (token, family) = state.inner.refresh.issue(refresh_grant, now).map_err(refresh_failure)?;
+        state.inner.grants.link_family(code, family);
+        Some(token)
+    } else {
+        None
+    };
+    Ok(Issued {
+        client_id: client.client_id.clone(),
+        subject: grant.user.clone(),
+        scope: req.scope.clone(),
+        aud: Audience::One(req.resource.clone()),
+        refresh_token,
+        how: format!("authorization code approved by {}", grant.user),
+    })
+}
+
+/// `grant_type=refresh_token`: rotates the token; `scope` may narrow the access token's.
+fn refresh(state: &IssuerState, client: &RegisteredClient, form: &TokenForm) -> Result<Issued, OAuthError> {
+    let token =
+        form.get("refresh_token").ok_or_else(|| OAuthError::new(Code::InvalidRequest, "missing refresh_token"))?;
+    let requested = form
+        .get("scope")
+        .map(ScopeSet::parse)
+        .transpose()
+        .map_err(|e| OAuthError::new(Code::InvalidScope, e.to_string()))?
+        .filter(|s| !s.is_empty());
+    let resources: Vec<&str> = form.all("resource").collect();
+    let now = state.inner.decisions.clock().now_epoch();
+    let check = |g: &RefreshGrant| -> Result<(), OAuthError> {
+        if let Some(req) = &requested {
+            let wider = g.scope.missing(req);
+            if !wider.is_empty() {
+                return Err(OAuthError::new(
+                    Code::InvalidScope,
+                    format!("a refresh may narrow the scope, not widen it; not granted at sign-in: {wider}"),
+                ));
+            }
+        }
+        if resources.iter().any(|r| r.trim_end_matches('/') != g.resource.trim_end_matches('/')) {
+            return Err(OAuthError::new(
+                Code::InvalidTarget,
+                format!("the refresh token is for resource \"{}\" only", g.resource),
+            ));
+        }
+        Ok(())
+    };
+    let (grant, new_token) =
+        state.inner.refresh.rotate(token, &client.client_id, now, check).map_err(refresh_failure)??;
+    Ok(Issued {
+        client_id: client.client_id.clone(),
+        subject: grant.user.clone(),
+        scope: requested.unwrap_or_else(|| grant.scope.clone()),
+        aud: Audience::One(grant.resource.clone()),
+        refresh_token: Some(new_token),
+        how: format!("refresh token rotated, signed in as {}", grant.user),
+    })
+}
+
+fn refresh_failure(e: RefreshError) -> OAuthError {
+    match e {
+        RefreshError::Invalid | RefreshError::Reused { .. } | RefreshError::WrongClient => {
+            OAuthError::new(Code::InvalidGrant, e.to_string())
+        }
+        other => {
+            tracing::error!(target: "warden::issuer", error = %other, "refresh token store failed");
+            OAuthError::retry_later(StatusCode::SERVICE_UNAVAILABLE, 5, "the issuer could not record the refresh token")
+        }
+    }
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, with the verifier's own
+/// syntax checked (43–128 unreserved characters).
+pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let syntax_ok = (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let computed = URL_SAFE_NO_PAD.encode(crate::types::secret::sha256(verifier.as_bytes()));
+    syntax_ok && aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_ok()
 }
 
 /// Records a refused token request in the server audit trail (`detail`: the OAuth error).
@@ -185,12 +359,13 @@ fn record(state: &IssuerState, client_id: &str, detail: String, fingerprint: Opt
 
 /// Client authentication: the credentials are read here, the secret is checked through the
 /// throttle (failure budgets first, then PBKDF2 on the blocking pool, bounded).
-async fn authenticate<'s>(
-    state: &'s IssuerState,
+/// A public client (registered with `none`) names itself with `client_id` alone.
+async fn authenticate(
+    state: &IssuerState,
     peer: Option<IpAddr>,
     headers: &HeaderMap,
     form: &TokenForm,
-) -> Result<&'s RegisteredClient, OAuthError> {
+) -> Result<RegisteredClient, OAuthError> {
     let basic = basic_credentials(headers)?;
     let post = form.get("client_secret").map(|secret| (form.get("client_id"), secret));
     let (client_id, secret, used_basic) = match (basic, post) {
@@ -211,6 +386,11 @@ async fn authenticate<'s>(
             return Err(OAuthError::new(Code::InvalidRequest, "client_secret without client_id"));
         }
         (None, None) => {
+            if let Some(public) = form.get("client_id").and_then(|id| state.inner.clients.get(id))
+                && public.is_public()
+            {
+                return Ok(public);
+            }
             return Err(OAuthError {
                 basic_challenge: true,
                 ..OAuthError::new(
@@ -223,7 +403,7 @@ async fn authenticate<'s>(
     let registered = state.inner.clients.get(&client_id);
     let check = {
         let (inner, id) = (state.inner.clone(), client_id.clone());
-        move || inner.clients.authenticate(&id, &secret).is_some()
+        move || inner.clients.authenticate(&id, &secret)
     };
     match state.inner.throttle.authenticate(&client_id, registered.is_some(), peer, check).await {
         Ok(true) => registered.ok_or_else(|| OAuthError::new(Code::ServerError, "the client registry changed")),
@@ -313,21 +493,16 @@ fn audience(state: &IssuerState, requested: Vec<&str>) -> Result<Audience, OAuth
     Ok(if out.len() == 1 { Audience::One(out.remove(0)) } else { Audience::Many(out) })
 }
 
-fn sign(
-    state: &IssuerState,
-    client: &RegisteredClient,
-    scope: &ScopeSet,
-    aud: Audience,
-) -> Result<(String, u64), OAuthError> {
+fn sign(state: &IssuerState, issued: &Issued) -> Result<(String, u64), OAuthError> {
     let key = state.inner.keys.active();
     let now = state.inner.decisions.clock().now_epoch();
     let ttl = state.inner.token_ttl_secs;
     let claims = AccessTokenClaims {
         iss: &state.inner.issuer,
-        sub: &client.client_id,
-        client_id: &client.client_id,
-        aud,
-        scope: scope.to_string(),
+        sub: &issued.subject,
+        client_id: &issued.client_id,
+        aud: issued.aud.clone(),
+        scope: issued.scope.to_string(),
         iat: now,
         nbf: now,
         exp: now + ttl,
@@ -341,4 +516,20 @@ fn sign(
         OAuthError::new(Code::ServerError, "the token could not be signed")
     })?;
     Ok((token, ttl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pkce_s256_matches;
+
+    #[test]
+    fn pkce_s256_matches_an_independently_computed_challenge() {
+        // Challenge computed outside Warden: python3 hashlib.sha256 + urlsafe_b64encode, unpadded.
+        let verifier = "dBjftJeZ4CK-P1mM-6Q8gUrKfIOyVG7Z7n4B0QUbkdA";
+        let challenge = "pmjMtTR1WnH2HBwQh2d_iCiGXiiGVgt7aEQRODj4iw0";
+        assert!(pkce_s256_matches(verifier, challenge));
+        assert!(!pkce_s256_matches(verifier, "pmjMtTR1WnH2HBwQh2d_iCiGXiiGVgt7aEQRODj4iw1"));
+        assert!(!pkce_s256_matches(challenge, challenge), "plain (verifier = challenge) never matches");
+        assert!(!pkce_s256_matches("short", challenge));
+    }
 }

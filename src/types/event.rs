@@ -389,6 +389,14 @@ pub enum DecisionOutcome {
     RateLimited,
     TokenIssued,
     TokenRefused,
+    /// `/authorize` sent an authorization code back to the client.
+    CodeIssued,
+    /// `/authorize` refused (the OAuth error, or the user's denial, is in `detail`).
+    AuthorizationRefused,
+    /// `/register` registered a client (RFC 7591).
+    ClientRegistered,
+    /// `/register` refused (the error is in `detail`).
+    RegistrationRefused,
 }
 
 impl DecisionOutcome {
@@ -400,6 +408,10 @@ impl DecisionOutcome {
             Self::RateLimited => "rate_limited",
             Self::TokenIssued => "token_issued",
             Self::TokenRefused => "token_refused",
+            Self::CodeIssued => "code_issued",
+            Self::AuthorizationRefused => "authorization_refused",
+            Self::ClientRegistered => "client_registered",
+            Self::RegistrationRefused => "registration_refused",
         }
     }
 }

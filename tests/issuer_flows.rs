@@ -1,0 +1,642 @@
+//! The embedded issuer's user-facing flows over real HTTPS (issue 14): authorization code
+//! with PKCE (auto-approve and the consent page), dynamic client registration (RFC 7591)
+//! and refresh tokens (rotation, reuse detection, a restart), with every refusal a client
+//! can meet. Redirects are never followed: the tests read `Location` like a native app's
+//! loopback listener would.
+
+mod common;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{SUPPORT, Stack};
+use serde_json::{Value, json};
+use warden::config::Config;
+
+const REDIRECT: &str = "http://127.0.0.1/callback";
+/// What a native app's listener would use: the registered loopback URI on a free port.
+const REDIRECT_ON_PORT: &str = "http://127.0.0.1:49152/callback";
+const VERIFIER: &str = "dBjftJeZ4CK-P1mM-6Q8gUrKfIOyVG7Z7n4B0QUbkdA-warden-test";
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(warden::types::secret::sha256(verifier.as_bytes()))
+}
+
+fn demo_password() -> String {
+    warden::config::demo_password("demo").expect("demo password in config/demo-secrets.toml")
+}
+
+fn flow_config(auto_approve: bool) -> Config {
+    let mut c = common::config(None);
+    c.issuer.auto_approve = auto_approve;
+    c
+}
+
+fn claims(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// The query of a redirect's `Location`, with the part before `?`.
+fn location(resp: &reqwest::Response) -> (String, HashMap<String, String>) {
+    let loc = resp.headers()["location"].to_str().unwrap();
+    let url = url::Url::parse(loc).unwrap();
+    let base = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap(),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    ) + url.path();
+    (base, url.query_pairs().into_owned().collect())
+}
+
+async fn register(s: &Stack, body: Value) -> reqwest::Response {
+    s.http.post(format!("{}/register", s.issuer)).json(&body).send().await.unwrap()
+}
+
+/// Registers a public client (PKCE only) with the loopback redirect URI.
+async fn public_client(s: &Stack) -> String {
+    let resp = register(
+        s,
+        json!({"client_name": "Test app", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+               "grant_types": ["authorization_code", "refresh_token"]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_string()
+}
+
+fn authorize_query<'a>(s: &'a Stack, client_id: &'a str, verifier: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("response_type", "code".into()),
+        ("client_id", client_id.into()),
+        ("redirect_uri", REDIRECT_ON_PORT.into()),
+        ("code_challenge", challenge(verifier)),
+        ("code_challenge_method", "S256".into()),
+        ("state", "xyz-state".into()),
+        ("scope", "customer:read ticket:create".into()),
+        ("resource", s.mcp.clone()),
+    ]
+}
+
+async fn authorize(s: &Stack, query: &[(&str, String)]) -> reqwest::Response {
+    let url = url::Url::parse_with_params(&format!("{}/authorize", s.issuer), query).unwrap();
+    s.http.get(url).send().await.unwrap()
+}
+
+fn with(query: &[(&'static str, String)], key: &'static str, value: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut q: Vec<_> = query.iter().filter(|(k, _)| *k != key).cloned().collect();
+    if let Some(v) = value {
+        q.push((key, v.to_string()));
+    }
+    q
+}
+
+/// An auto-approved code for `client_id`.
+async fn code_for(s: &Stack, client_id: &str) -> String {
+    let resp = authorize(s, &authorize_query(s, client_id, VERIFIER)).await;
+    assert_eq!(resp.status(), 302);
+    let (_, q) = location(&resp);
+    q["code"].clone()
+}
+
+async fn token(s: &Stack, form: &[(&str, &str)]) -> (u16, Value) {
+    let resp = s.http.post(format!("{}/token", s.issuer)).form(form).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn exchange(s: &Stack, client_id: &str, code: &str, verifier: &str) -> (u16, Value) {
+    token(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", REDIRECT_ON_PORT),
+            ("resource", &s.mcp),
+        ],
+    )
+    .await
+}
+
+async fn refresh(s: &Stack, client_id: &str, refresh_token: &str, scope: Option<&str>) -> (u16, Value) {
+    let mut form = vec![("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", refresh_token)];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    token(s, &form).await
+}
+
+fn decisions(s: &Stack) -> Vec<(String, String)> {
+    warden::observe::audit::read_all(&s.state.join("audit"), "server")
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            warden::types::event::EventKind::ServiceDecision { outcome, detail, .. } => {
+                Some((outcome.as_str().to_string(), detail.unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metadata_advertises_the_code_flow_registration_and_refresh() {
+    let s = Stack::start_with(flow_config(false)).await;
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["authorization_endpoint"], format!("{}/authorize", s.issuer));
+    assert_eq!(meta["registration_endpoint"], format!("{}/register", s.issuer));
+    assert_eq!(meta["grant_types_supported"], json!(["authorization_code", "client_credentials", "refresh_token"]));
+    assert_eq!(meta["response_types_supported"], json!(["code"]));
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    s.stop().await;
+
+    let mut off = flow_config(false);
+    off.issuer.registration = false;
+    off.issuer.users.clear();
+    let s = Stack::start_with(off).await;
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(meta.get("authorization_endpoint").is_none_or(Value::is_null), "{meta}");
+    assert!(meta.get("registration_endpoint").is_none_or(Value::is_null), "{meta}");
+    assert_eq!(meta["grant_types_supported"], json!(["client_credentials", "refresh_token"]));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn auto_approved_code_flow_with_pkce_gives_a_working_token_and_a_refresh_token() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let client_id = public_client(&s).await;
+    let resp = authorize(&s, &authorize_query(&s, &client_id, VERIFIER)).await;
+    assert_eq!(resp.status(), 302);
+    let (to, q) = location(&resp);
+    assert_eq!(to, REDIRECT_ON_PORT, "back to the port the app listens on");
+    assert_eq!(q["state"], "xyz-state");
+    assert_eq!(q["iss"], s.issuer);
+    let code = q["code"].clone();
+
+    let (status, body) = exchange(&s, &client_id, &code, VERIFIER).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "customer:read ticket:create");
+    assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() >= 43));
+    let access = body["access_token"].as_str().unwrap();
+    let c = claims(access);
+    assert_eq!((c["sub"].as_str(), c["client_id"].as_str()), (Some("demo"), Some(client_id.as_str())));
+    assert_eq!(c["aud"], s.mcp.as_str());
+    assert_eq!(c["scope"], "customer:read ticket:create");
+
+    let call = common::tools_call("get_customer_info", json!({"customer_id": "ABC123"}));
+    assert_eq!(s.mcp_post(Some(access), &call).await.status(), 200, "the MCP server accepts the token");
+
+    let log = decisions(&s);
+    let code_issued = log.iter().find(|(o, _)| o == "code_issued").expect("code recorded");
+    assert_eq!(
+        code_issued.1,
+        format!("code for scope \"customer:read ticket:create\" on {} approved by demo (auto-approve)", s.mcp)
+    );
+    assert!(log.iter().any(|(o, d)| o == "token_issued" && d.ends_with("(authorization code approved by demo)")));
+    let mut trail = String::new();
+    for f in std::fs::read_dir(s.state.join("audit")).unwrap() {
+        trail.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    assert!(trail.contains("code_issued"), "the trail was read");
+    assert!(!trail.contains(&code), "the code never reaches the audit trail");
+    assert!(!trail.contains(body["refresh_token"].as_str().unwrap()), "nor the refresh token");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn consent_page_approves_with_the_users_password_and_denies_on_request() {
+    let s = Stack::start_with(flow_config(false)).await;
+    let client_id = public_client(&s).await;
+    let page = authorize(&s, &authorize_query(&s, &client_id, VERIFIER)).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("<h1>Authorize Test app ({client_id})</h1>")), "{html}");
+    assert!(html.contains("<li><code>customer:read</code></li><li><code>ticket:create</code></li>"), "{html}");
+    assert!(html.contains(&format!("at <code>{}</code>", s.mcp)), "{html}");
+    let nonce = |html: &str| {
+        let at = html.find("name=\"request\" value=\"").unwrap() + "name=\"request\" value=\"".len();
+        html[at..].split('"').next().unwrap().to_string()
+    };
+    let post = |form: Vec<(&'static str, String)>| {
+        let http = s.http.clone();
+        let url = format!("{}/authorize", s.issuer);
+        async move { http.post(url).form(&form).send().await.unwrap() }
+    };
+
+    // A wrong password: the form again, with a new nonce; the old one is spent.
+    let first = nonce(&html);
+    let wrong = post(vec![
+        ("request", first.clone()),
+        ("username", "demo".into()),
+        ("password", "guess".into()),
+        ("action", "approve".into()),
+    ])
+    .await;
+    assert_eq!(wrong.status(), 401);
+    let html = wrong.text().await.unwrap();
+    assert!(html.contains("<p class=\"error\">Wrong user name or password.</p>"), "{html}");
+    let second = nonce(&html);
+    assert_ne!(first, second);
+
+    let replayed_form = post(vec![
+        ("request", first),
+        ("username", "demo".into()),
+        ("password", demo_password()),
+        ("action", "approve".into()),
+    ])
+    .await;
+    assert_eq!(replayed_form.status(), 400, "a spent form does nothing");
+
+    let ok = post(vec![
+        ("request", second),
+        ("username", "demo".into()),
+        ("password", demo_password()),
+        ("action", "approve".into()),
+    ])
+    .await;
+    assert_eq!(ok.status(), 303);
+    let (to, q) = location(&ok);
+    assert_eq!((to.as_str(), q["state"].as_str()), (REDIRECT_ON_PORT, "xyz-state"));
+    let (status, body) = exchange(&s, &client_id, &q["code"], VERIFIER).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], "demo");
+
+    // Deny: back to the client with access_denied and the state.
+    let html = authorize(&s, &authorize_query(&s, &client_id, VERIFIER)).await.text().await.unwrap();
+    let denied = post(vec![("request", nonce(&html)), ("action", "deny".into())]).await;
+    assert_eq!(denied.status(), 302);
+    let (_, q) = location(&denied);
+    assert_eq!((q["error"].as_str(), q["state"].as_str()), ("access_denied", "xyz-state"));
+    assert!(!q.contains_key("code"));
+    let log = decisions(&s);
+    assert!(log.iter().any(|(o, d)| o == "authorization_refused" && d == "wrong password for user \"demo\""));
+    assert!(log.iter().any(|(o, d)| o == "authorization_refused" && d == "access_denied: the user denied the request"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pkce_is_required_s256_only_and_a_wrong_verifier_burns_the_code() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let client_id = public_client(&s).await;
+    let base = authorize_query(&s, &client_id, VERIFIER);
+
+    for (query, description) in [
+        (
+            with(&base, "code_challenge_method", Some("plain")),
+            "code_challenge_method must be S256 (plain is not accepted)",
+        ),
+        (with(&base, "code_challenge_method", None), "code_challenge_method must be S256 (plain is not accepted)"),
+        (
+            with(&with(&base, "code_challenge", None), "code_challenge_method", None),
+            "PKCE is required: send code_challenge with method S256",
+        ),
+    ] {
+        let resp = authorize(&s, &query).await;
+        assert_eq!(resp.status(), 302);
+        let (_, q) = location(&resp);
+        assert_eq!((q["error"].as_str(), q["error_description"].as_str()), ("invalid_request", description));
+        assert_eq!(q["state"], "xyz-state");
+    }
+
+    let code = code_for(&s, &client_id).await;
+    let (status, body) = exchange(&s, &client_id, &code, "wrong-verifier-wrong-verifier-wrong-verifier-0").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(body["error_description"], "code_verifier does not match the code_challenge (PKCE S256)");
+    let (status, body) = exchange(&s, &client_id, &code, VERIFIER).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the code is spent: {body}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_revokes_the_refresh_token_issued_from_it() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let client_id = public_client(&s).await;
+    let code = code_for(&s, &client_id).await;
+    let (status, first) = exchange(&s, &client_id, &code, VERIFIER).await;
+    assert_eq!(status, 200);
+    let (status, body) = exchange(&s, &client_id, &code, VERIFIER).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        body["error_description"],
+        "the authorization code was already used; the refresh token issued from it is revoked; authorize again"
+    );
+    let (status, body) = refresh(&s, &client_id, first["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn redirect_uri_must_match_and_an_unknown_one_gets_a_page_not_a_redirect() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let client_id = public_client(&s).await;
+    let base = authorize_query(&s, &client_id, VERIFIER);
+    for bad in ["https://evil.example/callback", "http://127.0.0.1:49152/other", "http://localhost:49152/callback"] {
+        let resp = authorize(&s, &with(&base, "redirect_uri", Some(bad))).await;
+        assert_eq!(resp.status(), 400, "{bad}");
+        assert!(resp.headers().get("location").is_none());
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains(&format!("redirect_uri &quot;{bad}&quot; is not registered for client {client_id}.")),
+            "{html}"
+        );
+    }
+    let resp = authorize(&s, &with(&base, "client_id", Some("nobody"))).await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("Unknown client &quot;nobody&quot;: register it first."));
+
+    // At /token the redirect_uri must be the authorization request's.
+    let code = code_for(&s, &client_id).await;
+    let (status, body) = token(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", "http://127.0.0.1:1/callback"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(body["error_description"], "redirect_uri differs from the one in the authorization request");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_resource_is_required_known_and_bound_into_the_code() {
+    let mut config = flow_config(true);
+    config.issuer.resources = vec!["https://other.example/mcp".into()];
+    let s = Stack::start_with(config).await;
+    let client_id = public_client(&s).await;
+    let base = authorize_query(&s, &client_id, VERIFIER);
+    for (query, description) in [
+        (with(&base, "resource", Some("https://evil.example/mcp")), "unknown resource \"https://evil.example/mcp\""),
+        (with(&base, "resource", None), "resource is required (RFC 8707): name the MCP server's URI"),
+    ] {
+        let resp = authorize(&s, &query).await;
+        let (_, q) = location(&resp);
+        assert_eq!((q["error"].as_str(), q["error_description"].as_str()), ("invalid_target", description));
+    }
+    let resp = authorize(&s, &with(&base, "scope", Some("security:read"))).await;
+    let (_, q) = location(&resp);
+    assert_eq!(q["error"], "invalid_scope");
+
+    let code = code_for(&s, &client_id).await;
+    let (status, body) = token(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT_ON_PORT),
+            ("resource", "https://other.example/mcp"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
+    assert_eq!(body["error_description"], format!("the authorization code is for resource \"{}\" only", s.mcp));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_narrow_and_reuse_revokes_the_family() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let client_id = public_client(&s).await;
+    let code = code_for(&s, &client_id).await;
+    let (_, first) = exchange(&s, &client_id, &code, VERIFIER).await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+
+    let (status, body) = refresh(&s, &client_id, &r1, Some("customer:read account:calculate")).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "wider than the sign-in");
+    assert_eq!(
+        body["error_description"],
+        "a refresh may narrow the scope, not widen it; not granted at sign-in: account:calculate"
+    );
+
+    let (status, second) = refresh(&s, &client_id, &r1, Some("customer:read")).await;
+    assert_eq!(status, 200, "a refused refresh did not burn the token: {second}");
+    assert_eq!(second["scope"], "customer:read");
+    assert_eq!(claims(second["access_token"].as_str().unwrap())["sub"], "demo");
+    let r2 = second["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2, "rotated");
+
+    let (status, third) = refresh(&s, &client_id, &r2, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(third["scope"], "customer:read ticket:create", "the sign-in's scope again");
+    let r3 = third["refresh_token"].as_str().unwrap().to_string();
+
+    let (status, body) = refresh(&s, &client_id, &r1, None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        body["error_description"],
+        "the refresh token was already used, so every token of this sign-in is revoked; sign in again"
+    );
+    let (status, _) = refresh(&s, &client_id, &r3, None).await;
+    assert_eq!(status, 400, "the live token of the family is revoked too");
+
+    let other = public_client(&s).await;
+    let (_, fresh) = exchange(&s, &client_id, &code_for(&s, &client_id).await, VERIFIER).await;
+    let (status, body) = refresh(&s, &other, fresh["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (400, Some("the refresh token was issued to another client"))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_registered_clients_and_refresh_tokens() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let client_id = public_client(&s).await;
+    let code = code_for(&s, &client_id).await;
+    let (_, body) = exchange(&s, &client_id, &code, VERIFIER).await;
+    let r1 = body["refresh_token"].as_str().unwrap().to_string();
+    let stored = std::fs::read_to_string(s.state.join("issuer/refresh-tokens.json")).unwrap();
+    assert!(!stored.contains(&r1), "only hashes on disk");
+    let state = s.state.clone();
+    let tmp = s.stop().await;
+
+    let s = Stack::start_in(&state, flow_config(true), false).await;
+    let (status, body) = refresh(&s, &client_id, &r1, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["client_id"], client_id.as_str());
+    s.stop().await;
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn dcr_registers_confidential_clients_validates_metadata_and_is_bounded() {
+    let mut config = flow_config(true);
+    config.issuer.max_registered_clients = 2;
+    let s = Stack::start_with(config).await;
+    let resp = register(
+        &s,
+        json!({"client_name": "Backend", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post",
+               "scope": "customer:read security:read"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let reg: Value = resp.json().await.unwrap();
+    assert_eq!(reg["scope"], "customer:read", "only what dynamic clients may have");
+    assert_eq!(reg["grant_types"], json!(["client_credentials"]));
+    assert_eq!(reg["token_endpoint_auth_method"], "client_secret_post");
+    assert_eq!(reg["client_secret_expires_at"], 0);
+    let (id, secret) = (reg["client_id"].as_str().unwrap(), reg["client_secret"].as_str().unwrap());
+    let stored = std::fs::read_to_string(s.state.join("issuer/registered-clients.json")).unwrap();
+    assert!(stored.contains(id) && !stored.contains(secret), "hash only");
+
+    let (status, body) = token(
+        &s,
+        &[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret), ("resource", &s.mcp)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], id);
+    let (status, body) =
+        token(&s, &[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "wrong")]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+
+    for (meta, error, description) in [
+        (
+            json!({"redirect_uris": ["http://app.example/cb"], "token_endpoint_auth_method": "none"}),
+            "invalid_redirect_uri",
+            "redirect URI \"http://app.example/cb\" must be an absolute https URI, or http on a loopback address, without a fragment",
+        ),
+        (
+            json!({"token_endpoint_auth_method": "none"}),
+            "invalid_redirect_uri",
+            "redirect_uris is required for authorization_code",
+        ),
+        (
+            json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
+            "invalid_client_metadata",
+            "a public client (none) cannot use client_credentials",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+            "token_endpoint_auth_method \"private_key_jwt\" is not supported; use none, client_secret_basic or client_secret_post",
+        ),
+    ] {
+        let resp = register(&s, meta).await;
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!((body["error"].as_str(), body["error_description"].as_str()), (Some(error), Some(description)));
+    }
+
+    public_client(&s).await;
+    let resp = register(&s, json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(resp.status(), 503, "max_registered_clients = 2");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "temporarily_unavailable");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn dcr_is_rate_limited_per_peer_and_refused_when_off() {
+    let mut config = flow_config(true);
+    config.issuer.registration_burst = 2;
+    config.issuer.registration_per_minute = 1.0;
+    let s = Stack::start_with(config).await;
+    let meta = json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+    assert_eq!(register(&s, meta.clone()).await.status(), 201);
+    assert_eq!(register(&s, meta.clone()).await.status(), 201);
+    let resp = register(&s, meta.clone()).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    s.stop().await;
+
+    let mut off = flow_config(true);
+    off.issuer.registration = false;
+    let s = Stack::start_with(off).await;
+    let resp = register(&s, meta).await;
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "access_denied");
+    assert_eq!(
+        body["error_description"],
+        "dynamic client registration is turned off on this issuer ([issuer] registration = false); ask its operator for a pre-registered client"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_preregistered_confidential_client_uses_the_code_flow_with_its_secret() {
+    let mut config = flow_config(true);
+    config.issuer.clients[0].redirect_uris = vec![REDIRECT.into()];
+    let s = Stack::start_with(config).await;
+    let code = code_for(&s, SUPPORT.0).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", SUPPORT.0),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT_ON_PORT),
+    ];
+    let (status, body) = token(&s, &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a confidential client must authenticate"
+    );
+    let code = code_for(&s, SUPPORT.0).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT_ON_PORT),
+    ];
+    let resp = s
+        .http
+        .post(format!("{}/token", s.issuer))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], "demo");
+    assert!(body["refresh_token"].is_string());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn auto_approve_without_a_user_refuses_to_start() {
+    warden::install_crypto_provider();
+    let mut config = flow_config(true);
+    config.issuer.users.clear();
+    let tmp = tempfile::tempdir().unwrap();
+    let err = warden::serve::start(&config, tmp.path(), &Default::default()).await.err().expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "[issuer] auto_approve = true needs a user to approve as: add one under [issuer.users]"
+    );
+}
