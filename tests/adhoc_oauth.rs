@@ -1,0 +1,138 @@
+//! OAuth without a config file: `--url` with `--client-id` and `--client-secret-env` (or
+//! `--client-key`) against a running `warden serve`. The authorization server is the one
+//! the MCP server's metadata names (no issuer configured anywhere); what the user sees is
+//! asserted: output, exit codes, and that the secret appears nowhere.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const SECRET: &str = "demo-support-agent-secret-4f9c2e";
+
+struct Server {
+    child: Child,
+    state: tempfile::TempDir,
+    mcp: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn ca(&self) -> PathBuf {
+        self.state.path().join("tls/ca.pem")
+    }
+}
+
+fn serve() -> Server {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("warden serve:"), "{line}");
+    let text = std::fs::read_to_string(state.path().join("client.toml")).unwrap();
+    let config = warden::config::Config::parse(&text, Path::new("client.toml")).unwrap();
+    let mcp = config.servers[0].url.clone();
+    Server { child, state, mcp }
+}
+
+/// The client with no config file, trusting the server's dev CA through SSL_CERT_FILE (as
+/// a user of a private CA would), the secret in `WARDEN_TEST_SECRET`.
+fn client(s: &Server, args: &[&str], secret: Option<&str>) -> Output {
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.arg("--state-dir").arg(state.path()).args(args).env("SSL_CERT_FILE", s.ca()).env("WARDEN_LOG", "trace");
+    match secret {
+        Some(v) => cmd.env("WARDEN_TEST_SECRET", v),
+        None => cmd.env_remove("WARDEN_TEST_SECRET"),
+    };
+    cmd.env_remove("WARDEN_CONFIG").env("XDG_CONFIG_HOME", state.path());
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn client_credentials_with_flags_and_the_discovered_issuer() {
+    let s = serve();
+    let flags = ["--url", &s.mcp, "--client-id", "support-agent", "--client-secret-env", "WARDEN_TEST_SECRET"];
+    let out = client(&s, &[&["tools"], &flags[..]].concat(), Some(SECRET));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("  granted: account:calculate customer:read ticket:create\n"), "{stdout}");
+    assert!(stdout.contains("✓ allowed") && stdout.contains("get_customer_info"), "{stdout}");
+
+    let call = [&["call"], &flags[..], &["get_customer_info", r#"{"customer_id":"ABC123"}"#, "--json"]].concat();
+    let out = client(&s, &call, Some(SECRET));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["report"]["outcome"], "allowed", "{v}");
+    // The token came from the issuer the server's metadata names, verified against its keys.
+    let issued = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "token_issued")
+        .unwrap_or_else(|| panic!("a token_issued event: {v}"));
+    let issuer = issued["token"]["state"]["verified"]["issuer"].as_str().unwrap_or_default();
+    assert!(issuer.starts_with("https://127.0.0.1:"), "{issued}");
+    assert!(!text(&out).contains(SECRET), "the secret leaked");
+}
+
+#[test]
+fn flag_mistakes_say_what_to_do() {
+    let s = serve();
+    let base = ["tools", "--url", &s.mcp, "--client-id", "support-agent"];
+
+    let out = client(&s, &[&base[..], &["--client-secret-env", "WARDEN_TEST_SECRET"]].concat(), Some("wrong"));
+    assert_eq!(out.status.code(), Some(4), "an auth failure: {}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("returned invalid_client"), "{err}");
+    assert!(err.contains("or --client-id and --client-secret-env/--client-key"), "{err}");
+
+    let out = client(&s, &[&base[..], &["--client-secret-env", "WARDEN_TEST_SECRET"]].concat(), None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "warden: environment variable WARDEN_TEST_SECRET (client_secret_env, or --client-secret-env) is not set: export it with the client secret"
+    );
+
+    // No credential at all: Warden's issuer takes no public clients.
+    let out = client(&s, &base, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("warden: 127.0.0.1: no client secret: set client_secret"), "{err}");
+    assert!(err.trim_end().ends_with("the authorization server accepts client_secret_basic, client_secret_post"), "{err}");
+
+    // A key where the server takes only secrets.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("client.pem");
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(&key, kp.serialize_pem()).unwrap();
+    let out = client(&s, &[&base[..], &["--client-key", key.to_str().unwrap()]].concat(), None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "the authorization server accepts client_secret_basic, client_secret_post at its token endpoint, and this client has a private key"
+        ),
+        "{}",
+        text(&out)
+    );
+
+    // The credential flags belong to --client-id, and --client-id to --url.
+    let out = client(&s, &["tools", "--url", &s.mcp, "--client-secret-env", "X"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = client(&s, &["tools", "--client-id", "support-agent"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
