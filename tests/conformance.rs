@@ -42,7 +42,17 @@ const AUTH_SUITE: &[&str] = &[
 const CLIENT_CREDENTIALS: &[&str] = &["auth/client-credentials-basic", "auth/client-credentials-jwt"];
 
 /// The scenarios Warden passes today. Each must keep passing; add one when it starts to.
-const EXPECTED_PASSING: &[&str] = &["auth/client-credentials-basic", "auth/client-credentials-jwt"];
+/// (`auth/pre-registration` passes with the client credentials grant: the suite's mock
+/// token endpoint checks the pre-registered credentials, not the grant type.
+/// `auth/resource-mismatch` passes by refusing: Warden stops at discovery, sending nothing.)
+const EXPECTED_PASSING: &[&str] = &[
+    "auth/client-credentials-basic",
+    "auth/client-credentials-jwt",
+    "auth/pre-registration",
+    "auth/resource-mismatch",
+    "sse-retry",
+    "tools_call",
+];
 
 static INSTALL: Mutex<()> = Mutex::new(());
 
