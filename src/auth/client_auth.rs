@@ -79,9 +79,10 @@ pub enum ClientAuthError {
     /// No secret, no key, and the server does not take public clients. Starts as the
     /// message did before key files existed: people search for it.
     #[error(
-        "no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it (--client-secret-env VAR), or client_key to a PEM private key for private_key_jwt (--client-key PEM_FILE); the authorization server accepts {offered}"
+        "no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it (--client-secret-env VAR), or client_key to a PEM private key for private_key_jwt (--client-key PEM_FILE){}",
+        offered.as_deref().map(|o| format!("; the authorization server accepts {o}")).unwrap_or_default()
     )]
-    NoCredentials { offered: String },
+    NoCredentials { offered: Option<String> },
     /// The client has a credential, but not one of a kind the server accepts.
     #[error(
         "the authorization server accepts {offered} at its token endpoint, and this client has {have}: configure a credential it accepts (client_secret_env / --client-secret-env for client_secret_*, client_key / --client-key for private_key_jwt)"
@@ -232,7 +233,7 @@ pub fn choose(
     }
     match (has_secret, has_key) {
         (false, false) if listed(Method::None) => Ok(Method::None),
-        (false, false) => Err(ClientAuthError::NoCredentials { offered: offered() }),
+        (false, false) => Err(ClientAuthError::NoCredentials { offered: Some(offered()) }),
         (true, false) => Err(ClientAuthError::NothingFits { offered: offered(), have: "a client secret" }),
         (false, true) => Err(ClientAuthError::NothingFits { offered: offered(), have: "a private key" }),
         (true, true) => Err(ClientAuthError::NothingFits { offered: offered(), have: "a client secret and a key" }),

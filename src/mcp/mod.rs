@@ -479,6 +479,11 @@ async fn build_tokens(
         None => None,
     };
     let configured_method = client.auth_method.as_deref().map(Method::parse).transpose().map_err(client_auth)?;
+    // The client credentials grant is for confidential clients (OAuth 2.1 §4.2): without a
+    // secret or a key only an explicit auth_method = "none" goes on to ask the server.
+    if secret.is_none() && key.is_none() && configured_method != Some(Method::None) {
+        return Err(client_auth(ClientAuthError::NoCredentials { offered: None }));
+    }
     let tls = client_tls(client);
     let as_unreachable =
         |url, failure| ClientError::unreachable(&entry.name, "the authorization server", url, failure, &tls);
