@@ -91,7 +91,11 @@ fn client_credentials_with_flags_and_the_discovered_issuer() {
         .find(|e| e["type"] == "token_issued")
         .unwrap_or_else(|| panic!("a token_issued event: {v}"));
     let state = &issued["token"]["state"];
-    assert_eq!((state["kind"].as_str(), state["issuer"].as_str()), (Some("verified"), Some(s.issuer.as_str())), "{issued}");
+    assert_eq!(
+        (state["kind"].as_str(), state["issuer"].as_str()),
+        (Some("verified"), Some(s.issuer.as_str())),
+        "{issued}"
+    );
     assert_eq!(state["client_id"], "support-agent");
     assert!(!text(&out).contains(SECRET), "the secret leaked");
 }

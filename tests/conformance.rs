@@ -227,9 +227,7 @@ fn the_mcp_conformance_client_suite() {
     if !newly.is_empty() {
         println!("now passing, not yet in EXPECTED_PASSING (add them, and update the README's totals): {newly:?}");
     }
-    let regressed: Vec<(&str, &Vec<String>)> = EXPECTED_PASSING
-        .iter()
-        .filter_map(|n| outcomes.get(*n).filter(|o| !o.passed).map(|o| (*n, &o.why)))
-        .collect();
+    let regressed: Vec<(&str, &Vec<String>)> =
+        EXPECTED_PASSING.iter().filter_map(|n| outcomes.get(*n).filter(|o| !o.passed).map(|o| (*n, &o.why))).collect();
     assert!(regressed.is_empty(), "scenarios that passed before fail now: {regressed:#?}");
 }

@@ -11,7 +11,6 @@ use everything::everything;
 
 mod common;
 
-
 use warden::config::{Config, ServerEntry};
 use warden::session::scenario::{Scenario, ScenarioResult};
 use warden::types::event::{EventBus, EventKind};

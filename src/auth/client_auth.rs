@@ -72,9 +72,7 @@ pub enum ClientAuthError {
         "auth_method = \"{method}\", but the authorization server accepts only {offered} at its token endpoint; set auth_method to one of those, or remove it to let Warden choose"
     )]
     NotOffered { method: &'static str, offered: String },
-    #[error(
-        "auth_method = \"{method}\" needs {needs}: set {how}"
-    )]
+    #[error("auth_method = \"{method}\" needs {needs}: set {how}")]
     MissingCredential { method: &'static str, needs: &'static str, how: &'static str },
     /// No secret, no key, and the server does not take public clients. Starts as the
     /// message did before key files existed: people search for it.
@@ -351,7 +349,11 @@ mod tests {
             (Some(Method::None), true, false, all.clone(), Method::None),
         ];
         for (configured, secret, key, supported, want) in ok {
-            assert_eq!(choose(*configured, *secret, *key, supported), Ok(*want), "{configured:?} {secret} {key} {supported:?}");
+            assert_eq!(
+                choose(*configured, *secret, *key, supported),
+                Ok(*want),
+                "{configured:?} {secret} {key} {supported:?}"
+            );
         }
         let err = |c, s, k, sup: Vec<String>| choose(c, s, k, &sup).unwrap_err().to_string();
         assert_eq!(
@@ -371,7 +373,10 @@ mod tests {
             err(None, true, false, list(&["private_key_jwt"])),
             "the authorization server accepts private_key_jwt at its token endpoint, and this client has a client secret: configure a credential it accepts (client_secret_env / --client-secret-env for client_secret_*, client_key / --client-key for private_key_jwt)"
         );
-        assert!(err(Some(Method::None), false, false, vec![]).contains("accepts only client_secret_basic (it lists no methods)"));
+        assert!(
+            err(Some(Method::None), false, false, vec![])
+                .contains("accepts only client_secret_basic (it lists no methods)")
+        );
         assert_eq!(Method::parse("post"), Ok(ClientSecretPost));
         assert!(Method::parse("tls_client_auth").unwrap_err().to_string().starts_with("unknown auth_method"));
     }

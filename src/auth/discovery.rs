@@ -364,8 +364,7 @@ pub async fn discover_for(
     let Some((prm_url, prm)) = found else {
         return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
     };
-    let configured = configured_resource
-        .is_some_and(|r| r.trim_end_matches('/') == prm.resource.trim_end_matches('/'));
+    let configured = configured_resource.is_some_and(|r| r.trim_end_matches('/') == prm.resource.trim_end_matches('/'));
     if !configured && !resource_matches(&prm.resource, server_url) {
         return Err(DiscoveryError::ResourceMismatch {
             url: prm_url,

@@ -533,7 +533,9 @@ async fn build_tokens(
         (Some(t), _) => t.clone(),
         (None, Some(m)) => m.token_endpoint.clone(),
         // `meta` is only skipped when token_endpoint is configured (above).
-        (None, None) => return Err(ClientError::Discovery { server: entry.name.clone(), reason: "no token endpoint".into() }),
+        (None, None) => {
+            return Err(ClientError::Discovery { server: entry.name.clone(), reason: "no token endpoint".into() });
+        }
     };
     let jwks_uri = client.jwks_uri.clone().or_else(|| meta.as_ref().and_then(|m| m.jwks_uri.clone()));
     let introspection = meta.as_ref().and_then(|m| m.introspection_endpoint.clone());
