@@ -333,8 +333,9 @@ mod tests {
     fn the_method_follows_the_credential_and_what_the_server_lists() {
         use Method::{ClientSecretBasic, ClientSecretPost, PrivateKeyJwt};
         let all = list(&["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
-        // (configured, secret, key, supported) → chosen
-        let ok: &[(Option<Method>, bool, bool, Vec<String>, Method)] = &[
+        // (configured, has a secret, has a key, the server's list, chosen)
+        type Row = (Option<Method>, bool, bool, Vec<String>, Method);
+        let ok: &[Row] = &[
             (None, true, false, all.clone(), ClientSecretBasic),
             (None, true, false, list(&["client_secret_post"]), ClientSecretPost),
             (None, true, false, vec![], ClientSecretBasic),
