@@ -463,3 +463,50 @@ async fn close_one(c: crate::mcp::Connected) {
         session.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::AdHocArgs;
+
+    fn args(url: &str) -> AdHocArgs {
+        AdHocArgs {
+            url: Some(url.into()),
+            client_id: Some("agent".into()),
+            client_secret_env: Some("AGENT_SECRET".into()),
+            ..AdHocArgs::default()
+        }
+    }
+
+    #[test]
+    fn client_flags_make_an_oauth_client_with_a_discovered_issuer() {
+        let mut lent = ClientSection::new("https://pinned.example", "other-client");
+        lent.client_secret_env = Some("OTHER_SECRET".into());
+        lent.ca_file = Some("/etc/ca.pem".into());
+        lent.timeout_secs = Some(5);
+        let c = adhoc_client(&args("https://mcp.example.com/mcp"), Some(lent)).unwrap();
+        assert_eq!((c.client_id.as_str(), c.issuer.as_deref()), ("agent", None), "the issuer is discovered");
+        assert_eq!(c.client_secret_env.as_deref(), Some("AGENT_SECRET"), "not the lent client's secret");
+        assert_eq!((c.ca_file.as_deref(), c.timeout_secs), (Some(Path::new("/etc/ca.pem")), Some(5)), "trust kept");
+        assert!(!c.allow_http_loopback, "an https --url allows no http");
+        let entry = adhoc_server(&args("https://mcp.example.com/mcp")).unwrap().unwrap();
+        assert_eq!(entry.auth, Some(AuthMode::Oauth));
+    }
+
+    #[test]
+    fn plain_http_only_when_the_url_is_loopback_http() {
+        for (url, allowed) in [
+            ("http://localhost:3000/mcp", true),
+            ("http://127.0.0.1:3000/mcp", true),
+            ("http://[::1]:3000/mcp", true),
+            ("https://127.0.0.1:3000/mcp", false),
+            ("http://mcp.example.com/mcp", false),
+        ] {
+            assert_eq!(adhoc_client(&args(url), None).unwrap().allow_http_loopback, allowed, "{url}");
+        }
+        // Without --client-id the lent [client] is used as it is.
+        let lent = ClientSection::new("https://as.example", "c");
+        let none = AdHocArgs { url: Some("http://localhost/mcp".into()), ..AdHocArgs::default() };
+        assert_eq!(adhoc_client(&none, Some(lent)).unwrap().issuer.as_deref(), Some("https://as.example"));
+    }
+}
