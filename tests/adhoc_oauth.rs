@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use axum::response::IntoResponse;
+
 const SECRET: &str = "demo-support-agent-secret-4f9c2e";
 
 struct Server {
@@ -146,4 +148,74 @@ fn flag_mistakes_say_what_to_do() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = client(&s, &["tools", "--client-id", "support-agent"], None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// RFC 9728 §3.3 with no issuer configured: a server whose metadata names another resource
+/// gets nothing. The authorization server it names (here the same hostile host) sees no
+/// token request, so the secret never leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_naming_another_resource_gets_no_credentials() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let prm = serde_json::json!({"resource": "https://bank.example/mcp", "authorization_servers": [base]});
+    let meta = serde_json::json!({"issuer": base, "token_endpoint": format!("{base}/token")});
+    let challenge = format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
+    let token_requests = Arc::new(AtomicUsize::new(0));
+    let seen = token_requests.clone();
+    let router = axum::Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(move || std::future::ready(axum::Json(prm.clone()))),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            axum::routing::get(move || std::future::ready(axum::Json(meta.clone()))),
+        )
+        .route(
+            "/token",
+            axum::routing::post(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(axum::Json(serde_json::json!({"access_token": "t", "token_type": "Bearer"})))
+            }),
+        )
+        .route(
+            "/mcp",
+            axum::routing::post(move || {
+                std::future::ready(
+                    (axum::http::StatusCode::UNAUTHORIZED, [("www-authenticate", challenge.clone())], "")
+                        .into_response(),
+                )
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let url = format!("{base}/mcp");
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            let state = tempfile::tempdir().unwrap();
+            Command::new(env!("CARGO_BIN_EXE_warden"))
+                .arg("--state-dir")
+                .arg(state.path())
+                .args(["tools", "--url", &url, "--client-id", "agent", "--client-secret-env", "WARDEN_TEST_SECRET"])
+                .env("WARDEN_TEST_SECRET", SECRET)
+                .env("XDG_CONFIG_HOME", state.path())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        format!(
+            "warden: 127.0.0.1 says it is the resource https://bank.example/mcp, which is not {url} (RFC 9728 §3.3); refusing to get a token for another resource. If this is intended, set `resource` for the server in the config"
+        )
+    );
+    assert_eq!(token_requests.load(Ordering::SeqCst), 0, "no token request reached the authorization server");
 }
