@@ -2,10 +2,13 @@
 //! in a `SecureTool`. `ClientStack::connect` is what `warden token|tools|call` (and later
 //! the agent and console) build on.
 //!
-//! Discovery per server: the RFC 9728 metadata at the server's well-known URL (or the
-//! `resource_metadata` named in a 401 challenge) gives the resource and its authorization
-//! server; RFC 8414 (or OpenID) metadata gives the token endpoint and JWKS. Credentials are
-//! only ever sent to the issuer the config names. A server whose auth is left to it (no
+//! Discovery per OAuth server (`auth::discovery::discover_for`): the RFC 9728 metadata the
+//! 401 challenge names (else the path-aware, then the root well-known URL) gives the
+//! resource, checked to be this server, and its authorization server; RFC 8414 (or OpenID)
+//! metadata gives the token endpoint, JWKS and the client authentication methods. The
+//! issuer is the one discovered, or the one `[client]` pins (another is refused); the
+//! client's secret or key only ever goes to that issuer's token endpoint, authenticated as
+//! `auth::client_auth` chooses. A server whose auth is left to it (no
 //! `auth`, no headers, no `[client]`) is connected without credentials; a 401 with a Bearer
 //! challenge runs `auth::discovery::discover` and ends in `ClientError::NeedsOauth`, which
 //! says what was found and what to configure.
