@@ -410,9 +410,11 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSection {
-    /// The authorization server we trust with our credentials. A server whose metadata
-    /// names a different one is refused.
-    pub issuer: String,
+    /// The authorization server we trust with our credentials (pinned): a server whose
+    /// metadata names a different one is refused. Unset: the one the server's RFC 9728
+    /// metadata names (after the check that the metadata is the server's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -425,7 +427,14 @@ pub struct ClientSection {
     /// Read the secret from this environment variable instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_env: Option<String>,
-    /// `basic` (client_secret_basic, default) or `post` (client_secret_post).
+    /// A PEM private key (EC P-256/P-384 or RSA) for `private_key_jwt` (RFC 7523).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// The key's algorithm: ES256, ES384 or RS256 (default: ES256 for an EC key, RS256 for RSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_alg: Option<String>,
+    /// `client_secret_basic` (`basic`), `client_secret_post` (`post`), `private_key_jwt` or
+    /// `none`; default: chosen from the credential and what the authorization server lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -754,14 +763,22 @@ impl McpServerJson {
 }
 
 impl ClientSection {
+    /// A client that trusts `issuer` only.
     pub fn new(issuer: &str, client_id: &str) -> Self {
+        Self { issuer: Some(issuer.to_string()), ..Self::adhoc(client_id) }
+    }
+
+    /// A client whose authorization server is whichever the server's metadata names.
+    pub fn adhoc(client_id: &str) -> Self {
         Self {
-            issuer: issuer.to_string(),
+            issuer: None,
             token_endpoint: None,
             jwks_uri: None,
             client_id: client_id.to_string(),
             client_secret: None,
             client_secret_env: None,
+            client_key: None,
+            client_key_alg: None,
             auth_method: None,
             scopes: None,
             ca_file: None,

@@ -221,7 +221,7 @@ fn no_secret_and_no_token_is_written_or_printed_anywhere() {
         let parsed = warden::config::Config::parse(&text, Path::new("client.toml")).unwrap();
         let client = parsed.client.unwrap();
         assert!(client.client_secret.is_none(), "serve cannot know the canary, so client.toml has no secret");
-        (client.issuer, parsed.servers[0].url.clone())
+        (client.issuer.expect("client.toml pins the issuer"), parsed.servers[0].url.clone())
     };
 
     // Client configs as an operator writes them, outside the state dir: the secret inline

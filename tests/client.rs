@@ -297,7 +297,7 @@ async fn plain_http_and_foreign_issuers_are_refused() {
     assert!(err.to_string().contains("plain http is refused"), "{err}");
 
     let mut config = client_config(&s, None);
-    config.client.as_mut().unwrap().issuer = "https://127.0.0.1:1".into();
+    config.client.as_mut().unwrap().issuer = Some("https://127.0.0.1:1".into());
     let err = ClientStack::connect(&config, None, CallPolicy::default(), EventBus::new()).await.err().unwrap();
     assert!(err.to_string().contains("refusing to send credentials there"), "{err}");
     s.stop().await;

@@ -39,7 +39,7 @@ fn serve_prints_real_urls_writes_client_config_and_stops_on_sigterm() {
     let text = std::fs::read_to_string(&client_toml).unwrap();
     let parsed = warden::config::Config::parse(&text, &client_toml).expect("client.toml parses as a Warden config");
     let client = parsed.client.unwrap();
-    assert_eq!(client.issuer, issuer);
+    assert_eq!(client.issuer.as_deref(), Some(issuer));
     assert_eq!(client.client_id, "support-agent");
     assert_eq!(client.client_secret.as_ref().map(|s| s.expose().as_str()), Some("demo-support-agent-secret-4f9c2e"));
     // Parsed straight into a `Secret`: its Debug output never shows it.

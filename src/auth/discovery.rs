@@ -239,7 +239,7 @@ pub fn challenge_param(header: &str, name: &str) -> Option<String> {
 
 /// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3) and the parameters discovery reads:
 /// `resource_metadata` (RFC 9728 §5.1) and `scope`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BearerChallenge {
     pub resource_metadata: Option<String>,
     pub scope: Option<String>,
@@ -329,6 +329,19 @@ pub async fn discover(
     challenge: &BearerChallenge,
     allow_http_loopback: bool,
 ) -> Result<Discovered, DiscoveryError> {
+    discover_for(http, server_url, None, challenge, allow_http_loopback).await
+}
+
+/// `discover`, for a server whose resource identifier the operator configured
+/// (`configured_resource`): resource metadata naming exactly that resource is accepted as
+/// well as metadata naming the server itself.
+pub async fn discover_for(
+    http: &reqwest::Client,
+    server_url: &str,
+    configured_resource: Option<&str>,
+    challenge: &BearerChallenge,
+    allow_http_loopback: bool,
+) -> Result<Discovered, DiscoveryError> {
     let mut tried = Vec::new();
     let mut found = None;
     for url in resource_metadata_candidates(server_url, challenge) {
@@ -351,7 +364,8 @@ pub async fn discover(
     let Some((prm_url, prm)) = found else {
         return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
     };
-    if !resource_matches(&prm.resource, server_url) {
+    let configured = configured_resource.is_some_and(|r| r.trim_end_matches('/') == prm.resource.trim_end_matches('/'));
+    if !configured && !resource_matches(&prm.resource, server_url) {
         return Err(DiscoveryError::ResourceMismatch {
             url: prm_url,
             advertised: prm.resource,

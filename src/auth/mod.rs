@@ -5,6 +5,7 @@
 //!
 //! May import: `types`, `security`, `paths`. Enforced by `tests/layering.rs`.
 
+pub mod client_auth;
 pub mod discovery;
 pub mod jwks;
 pub mod token;

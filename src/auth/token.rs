@@ -18,6 +18,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use parking_lot::RwLock;
 use serde::Deserialize;
 
+use super::client_auth::{ClientAuthError, ClientAuthenticator};
 use super::jwks::read_bounded;
 use super::verify::{VerifiedClaims, Verifier, VerifyError};
 use crate::types::event::{
@@ -47,6 +48,9 @@ pub enum TokenError {
     BadResponse { endpoint: String, reason: String },
     #[error("the authorization server issued a token that failed verification ({0}); it was not used")]
     Rejected(VerifyError),
+    /// The request could not be authenticated (the key failed to sign): nothing was sent.
+    #[error("no token requested from {endpoint}: {cause}")]
+    ClientAuth { endpoint: String, cause: ClientAuthError },
     #[error(
         "the authorization server's introspection endpoint {endpoint} says the token it just issued is not active; it was not used (see the authorization server's logs)"
     )]
@@ -60,21 +64,14 @@ impl TokenError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    Basic,
-    Post,
-}
-
 /// Where and as whom to get tokens.
 #[derive(Debug, Clone)]
 pub struct TokenSource {
     pub token_endpoint: String,
-    pub client_id: String,
-    pub client_secret: Secret<String>,
     /// RFC 8707 resource (the MCP server's resource URI); becomes the token's `aud`.
     pub resource: String,
-    pub auth: ClientAuth,
+    /// The client and how it authenticates at the token endpoint (`auth::client_auth`).
+    pub auth: ClientAuthenticator,
 }
 
 /// What the client knows about the token it holds: the scopes it acts on, its lifetime, and
@@ -443,7 +440,11 @@ impl TokenManager {
     /// RFC 7662 §2.1: POST the token, authenticated as this client.
     async fn introspect(&self, endpoint: &str, token: &str) -> Introspected {
         let form = vec![("token", token.to_string()), ("token_type_hint", "access_token".into())];
-        let resp = match self.authenticated(endpoint, form).send().await {
+        let req = match self.authenticated(endpoint, form) {
+            Ok(r) => r,
+            Err(e) => return Introspected::Failed(format!("introspection at {endpoint} not attempted: {e}")),
+        };
+        let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 return Introspected::Failed(format!(
@@ -481,23 +482,13 @@ impl TokenManager {
         })
     }
 
-    /// A POST to `url` with this client's credentials (RFC 6749 §2.3.1) and `form`.
-    fn authenticated(&self, url: &str, mut form: Vec<(&'static str, String)>) -> reqwest::RequestBuilder {
-        let mut req = self.http.post(url);
-        match self.source.auth {
-            ClientAuth::Basic => {
-                // RFC 6749 §2.3.1: form-urlencode id and secret before base64.
-                let enc = |s: &str| {
-                    serde_urlencoded::to_string([("", s)]).unwrap_or_default().trim_start_matches('=').to_string()
-                };
-                req = req.basic_auth(enc(&self.source.client_id), Some(enc(self.source.client_secret.expose())));
-            }
-            ClientAuth::Post => {
-                form.push(("client_id", self.source.client_id.clone()));
-                form.push(("client_secret", self.source.client_secret.expose().clone()));
-            }
-        }
-        req.form(&form)
+    /// A POST to `url` with this client's credentials (`auth::client_auth`) and `form`.
+    fn authenticated(
+        &self,
+        url: &str,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<reqwest::RequestBuilder, ClientAuthError> {
+        self.source.auth.apply(self.http.post(url), form, self.events.clock().now_epoch())
     }
 
     async fn request(&self, scopes: Option<&ScopeSet>) -> Result<TokenResponse, TokenError> {
@@ -507,7 +498,10 @@ impl TokenManager {
         if let Some(s) = scopes.filter(|s| !s.is_empty()) {
             form.push(("scope", s.to_string()));
         }
-        let resp = self.authenticated(endpoint, form).send().await.map_err(|e| TokenError::Unreachable {
+        let req = self
+            .authenticated(endpoint, form)
+            .map_err(|e| TokenError::ClientAuth { endpoint: endpoint.clone(), cause: e })?;
+        let resp = req.send().await.map_err(|e| TokenError::Unreachable {
             endpoint: endpoint.clone(),
             failure: crate::security::tls::NetFailure::of(&e),
         })?;
@@ -569,7 +563,9 @@ fn looks_like_jws(token: &str) -> bool {
 /// What to do about each RFC 6749 error.
 fn hint_for(error: &str) -> &'static str {
     match error {
-        "invalid_client" => "check client_id and client_secret in the [client] section of your config",
+        "invalid_client" => {
+            "check client_id and client_secret (or client_key) in the [client] section of your config, or --client-id and --client-secret-env/--client-key"
+        }
         "invalid_scope" => "request only scopes this client is registered for (--scopes)",
         "invalid_target" => "the authorization server does not know this resource; check the server URL/resource",
         "unauthorized_client" | "unsupported_grant_type" => "the client is not allowed the client_credentials grant",

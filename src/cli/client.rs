@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::config::{AuthMode, Config, ServerEntry, Transport};
+use crate::config::{AuthMode, ClientSection, Config, ServerEntry, Transport};
 use crate::mcp::secure_tool::{CallPolicy, CallReport};
 use crate::mcp::{ClientError, ClientStack, token_manager};
 use crate::types::confirm::Confirmer;
@@ -64,7 +64,7 @@ fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet
                 Some(path) => Config::load(Some(path))?.0.client,
                 None => None,
             };
-            Config { client, servers: vec![entry], ..Config::default() }
+            Config { client: adhoc_client(&args.adhoc, client), servers: vec![entry], ..Config::default() }
         }
         Err(msg) => return Ok(Err(usage(&msg))),
     };
@@ -92,6 +92,9 @@ pub fn adhoc_server(a: &super::AdHocArgs) -> Result<Option<ServerEntry>, String>
             if !entry.headers.is_empty() {
                 entry.auth = Some(AuthMode::Headers);
             }
+            if a.client_id.is_some() {
+                entry.auth = Some(AuthMode::Oauth);
+            }
             entry
         }
         (None, Some(line)) => {
@@ -106,6 +109,33 @@ pub fn adhoc_server(a: &super::AdHocArgs) -> Result<Option<ServerEntry>, String>
         }
     };
     entry.resolved().map(Some)
+}
+
+/// The `[client]` that `--client-id` / `--client-secret-env` / `--client-key` describe,
+/// or `lent` (a config's `[client]`) when they are not given. From `lent` only the trust
+/// settings carry over (CA file, timeout): its issuer and credentials belong to another
+/// client. The issuer is left to discovery. Plain http is allowed for loopback addresses
+/// only when the user's `--url` is itself a loopback http URL (a local test server, the
+/// MCP conformance suite's mock servers): its metadata and token endpoints are then on the
+/// same machine too, and http off loopback stays refused.
+pub fn adhoc_client(a: &super::AdHocArgs, lent: Option<ClientSection>) -> Option<ClientSection> {
+    let Some(client_id) = &a.client_id else { return lent };
+    let loopback_http = a
+        .url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|u| u.scheme() == "http" && crate::security::urls::is_loopback(&u));
+    let mut client = ClientSection::adhoc(client_id);
+    if let Some(lent) = lent {
+        client.ca_file = lent.ca_file;
+        client.ca_only = lent.ca_only;
+        client.timeout_secs = lent.timeout_secs;
+        client.allow_http_loopback = lent.allow_http_loopback;
+    }
+    client.client_secret_env = a.client_secret_env.clone();
+    client.client_key = a.client_key.clone();
+    client.allow_http_loopback |= loopback_http;
+    Some(client)
 }
 
 /// Prints a usage error and returns its exit code.
@@ -431,5 +461,52 @@ async fn close_one(c: crate::mcp::Connected) {
     drop(c.tools);
     if let Ok(session) = std::sync::Arc::try_unwrap(c.session) {
         session.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::AdHocArgs;
+
+    fn args(url: &str) -> AdHocArgs {
+        AdHocArgs {
+            url: Some(url.into()),
+            client_id: Some("agent".into()),
+            client_secret_env: Some("AGENT_SECRET".into()),
+            ..AdHocArgs::default()
+        }
+    }
+
+    #[test]
+    fn client_flags_make_an_oauth_client_with_a_discovered_issuer() {
+        let mut lent = ClientSection::new("https://pinned.example", "other-client");
+        lent.client_secret_env = Some("OTHER_SECRET".into());
+        lent.ca_file = Some("/etc/ca.pem".into());
+        lent.timeout_secs = Some(5);
+        let c = adhoc_client(&args("https://mcp.example.com/mcp"), Some(lent)).unwrap();
+        assert_eq!((c.client_id.as_str(), c.issuer.as_deref()), ("agent", None), "the issuer is discovered");
+        assert_eq!(c.client_secret_env.as_deref(), Some("AGENT_SECRET"), "not the lent client's secret");
+        assert_eq!((c.ca_file.as_deref(), c.timeout_secs), (Some(Path::new("/etc/ca.pem")), Some(5)), "trust kept");
+        assert!(!c.allow_http_loopback, "an https --url allows no http");
+        let entry = adhoc_server(&args("https://mcp.example.com/mcp")).unwrap().unwrap();
+        assert_eq!(entry.auth, Some(AuthMode::Oauth));
+    }
+
+    #[test]
+    fn plain_http_only_when_the_url_is_loopback_http() {
+        for (url, allowed) in [
+            ("http://localhost:3000/mcp", true),
+            ("http://127.0.0.1:3000/mcp", true),
+            ("http://[::1]:3000/mcp", true),
+            ("https://127.0.0.1:3000/mcp", false),
+            ("http://mcp.example.com/mcp", false),
+        ] {
+            assert_eq!(adhoc_client(&args(url), None).unwrap().allow_http_loopback, allowed, "{url}");
+        }
+        // Without --client-id the lent [client] is used as it is.
+        let lent = ClientSection::new("https://as.example", "c");
+        let none = AdHocArgs { url: Some("http://localhost/mcp".into()), ..AdHocArgs::default() };
+        assert_eq!(adhoc_client(&none, Some(lent)).unwrap().issuer.as_deref(), Some("https://as.example"));
     }
 }

@@ -202,6 +202,18 @@ pub struct AdHocArgs {
     /// from the environment, so the key need not appear on the command line.
     #[arg(long = "header", value_name = "'NAME: VALUE'", requires = "url")]
     pub headers: Vec<String>,
+    /// OAuth client for --url, without a config file: its client ID (client credentials).
+    /// The authorization server is the one the server's metadata names; plain http is
+    /// followed only when --url itself is a loopback http URL.
+    #[arg(long, value_name = "ID", requires = "url")]
+    pub client_id: Option<String>,
+    /// The environment variable that holds --client-id's secret (never the secret itself:
+    /// command lines are visible to other users).
+    #[arg(long, value_name = "VAR", requires = "client_id")]
+    pub client_secret_env: Option<String>,
+    /// A PEM private key (EC or RSA) for --client-id: private_key_jwt (RFC 7523).
+    #[arg(long, value_name = "PEM_FILE", requires = "client_id")]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -230,7 +230,8 @@ pub async fn console(
                 Some(path) => Config::load(Some(path))?.0,
                 None => Config::default(),
             };
-            Config { client: lent.client, console: lent.console, servers: vec![entry], ..Config::default() }
+            let client = super::client::adhoc_client(adhoc, lent.client);
+            Config { client, console: lent.console, servers: vec![entry], ..Config::default() }
         }
         Err(msg) => {
             eprintln!("warden: {msg}");

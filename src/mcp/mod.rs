@@ -2,10 +2,13 @@
 //! in a `SecureTool`. `ClientStack::connect` is what `warden token|tools|call` (and later
 //! the agent and console) build on.
 //!
-//! Discovery per server: the RFC 9728 metadata at the server's well-known URL (or the
-//! `resource_metadata` named in a 401 challenge) gives the resource and its authorization
-//! server; RFC 8414 (or OpenID) metadata gives the token endpoint and JWKS. Credentials are
-//! only ever sent to the issuer the config names. A server whose auth is left to it (no
+//! Discovery per OAuth server (`auth::discovery::discover_for`): the RFC 9728 metadata the
+//! 401 challenge names (else the path-aware, then the root well-known URL) gives the
+//! resource, checked to be this server, and its authorization server; RFC 8414 (or OpenID)
+//! metadata gives the token endpoint, JWKS and the client authentication methods. The
+//! issuer is the one discovered, or the one `[client]` pins (another is refused); the
+//! client's secret or key only ever goes to that issuer's token endpoint, authenticated as
+//! `auth::client_auth` chooses. A server whose auth is left to it (no
 //! `auth`, no headers, no `[client]`) is connected without credentials; a 401 with a Bearer
 //! challenge runs `auth::discovery::discover` and ends in `ClientError::NeedsOauth`, which
 //! says what was found and what to configure.
@@ -23,12 +26,10 @@ pub mod stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::discovery::{
-    self, BearerChallenge, Discovered, DiscoveryError, ProtectedResourceMetadata, fetch_as_metadata, resource_matches,
-    resource_metadata_url,
-};
+use crate::auth::client_auth::{ClientAuthError, ClientAuthenticator, Method, SigningKey, choose};
+use crate::auth::discovery::{self, BearerChallenge, Discovered, DiscoveryError, fetch_as_metadata};
 use crate::auth::jwks::JwksCache;
-use crate::auth::token::{ClientAuth, TokenError, TokenManager, TokenSource, Verification};
+use crate::auth::token::{TokenError, TokenManager, TokenSource, Verification};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{AuthMode, ClientSection, Config, ServerEntry, Transport};
 use crate::security::tls::{ClientTls, NetFailure, http_client, mcp_http_client};
@@ -59,10 +60,8 @@ pub enum ClientError {
     )]
     NoServers,
     #[error(
-        "no client secret: set client_secret, or client_secret_env to the name of an environment variable that holds it"
+        "environment variable {0} (client_secret_env, or --client-secret-env) is not set: export it with the client secret"
     )]
-    NoSecret,
-    #[error("environment variable {0} (client_secret_env) is not set")]
     SecretEnvMissing(String),
     #[error("{url}: plain http is refused; use https, or set allow_http_loopback = true for a loopback address")]
     InsecureUrl { url: String },
@@ -91,8 +90,9 @@ pub enum ClientError {
     /// A server never answered: refused, certificate not trusted, timed out.
     #[error("cannot reach {what} {url} (for {server}): {failure}; {next_step}")]
     Unreachable { server: String, what: &'static str, url: String, failure: NetFailure, next_step: String },
-    #[error("unknown auth_method {0:?}: use \"basic\" or \"post\"")]
-    AuthMethod(String),
+    /// The client's credentials or method do not fit (`auth::client_auth`).
+    #[error("{server}: {cause}")]
+    ClientAuth { server: String, cause: ClientAuthError },
     #[error(transparent)]
     Tls(#[from] crate::security::tls::TlsError),
     #[error("{server}: {cause}")]
@@ -448,6 +448,13 @@ fn refusal_hint(entry: &ServerEntry, auth: AuthMode) -> String {
     }
 }
 
+/// The token manager for one OAuth server. Discovery (`auth::discovery::discover_for`:
+/// the 401 challenge's `resource_metadata`, the path-aware then the root RFC 9728 URL, the
+/// check that the document names this server, then RFC 8414 / OpenID metadata) finds the
+/// authorization server; a configured `issuer` pins it (another one is refused before any
+/// credential is sent), an absent one trusts the one discovered. The client's credentials
+/// go only to that authorization server's token endpoint, authenticated as
+/// `auth::client_auth::choose` decides from its `token_endpoint_auth_methods_supported`.
 async fn build_tokens(
     client: &ClientSection,
     entry: &ServerEntry,
@@ -455,79 +462,107 @@ async fn build_tokens(
     scopes: Option<ScopeSet>,
     events: &EventBus,
 ) -> Result<Arc<TokenManager>, ClientError> {
-    check_url(&entry.url, client.allow_http_loopback)?;
-    check_url(&client.issuer, client.allow_http_loopback)?;
-    // A missing secret is a config error: say so before contacting anything.
+    let allow = client.allow_http_loopback;
+    check_url(&entry.url, allow)?;
+    if let Some(issuer) = &client.issuer {
+        check_url(issuer, allow)?;
+    }
+    let client_auth = |cause| ClientError::ClientAuth { server: entry.name.clone(), cause };
+    // A missing secret variable, an unreadable key or an unknown method is a config error:
+    // say so before contacting anything.
     let secret = match (&client.client_secret, &client.client_secret_env) {
-        (Some(s), _) => s.clone(),
-        (None, Some(var)) => Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?),
-        (None, None) => return Err(ClientError::NoSecret),
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(var)) => {
+            Some(Secret::new(std::env::var(var).map_err(|_| ClientError::SecretEnvMissing(var.clone()))?))
+        }
+        (None, None) => None,
     };
-    let discovery_err = |reason: String| ClientError::Discovery { server: entry.name.clone(), reason };
-    let prm = discover_resource(http, entry, client.allow_http_loopback).await;
-    let resource = match (&entry.resource, &prm) {
-        // Configured explicitly: the operator said which audience this server is.
-        (Some(r), _) => r.clone(),
-        // Discovered: the server may only name itself, or else a hostile server could get a
-        // token meant for another resource.
-        (None, Some(m)) if resource_matches(&m.resource, &entry.url) => m.resource.clone(),
-        (None, Some(m)) => {
+    let key = match &client.client_key {
+        Some(path) => Some(Arc::new(SigningKey::load(path, client.client_key_alg.as_deref()).map_err(client_auth)?)),
+        None => None,
+    };
+    let configured_method = client.auth_method.as_deref().map(Method::parse).transpose().map_err(client_auth)?;
+    // The client credentials grant is for confidential clients (OAuth 2.1 §4.2): without a
+    // secret or a key only an explicit auth_method = "none" goes on to ask the server.
+    if secret.is_none() && key.is_none() && configured_method != Some(Method::None) {
+        return Err(client_auth(ClientAuthError::NoCredentials { offered: None }));
+    }
+    let tls = client_tls(client);
+    let as_unreachable =
+        |url, failure| ClientError::unreachable(&entry.name, "the authorization server", url, failure, &tls);
+    let challenge = probe_challenge(http, &entry.url).await;
+    let discovered = discovery::discover_for(http, &entry.url, entry.resource.as_deref(), &challenge, allow).await;
+    let (issuer, resource, meta) = match (discovered, &client.issuer) {
+        (Ok(d), Some(pinned)) if d.authorization_server.trim_end_matches('/') != pinned.trim_end_matches('/') => {
+            return Err(ClientError::UntrustedIssuer {
+                server: entry.name.clone(),
+                named: d.authorization_server,
+                configured: pinned.clone(),
+            });
+        }
+        (Ok(d), _) => (d.authorization_server, entry.resource.clone().unwrap_or(d.resource), Some(d.metadata)),
+        // A server that publishes no RFC 9728 metadata (written before it existed) works
+        // with a pinned issuer: the server's URL (or its configured resource) is the resource.
+        (Err(DiscoveryError::NoResourceMetadata { .. }), Some(pinned)) => {
+            let meta = match (&client.token_endpoint, &client.jwks_uri) {
+                // Both configured: nothing left to discover.
+                (Some(_), Some(_)) => None,
+                _ => Some(fetch_as_metadata(http, pinned).await.map_err(|e| match e {
+                    DiscoveryError::Unreachable { url, failure } => as_unreachable(url, failure),
+                    e => ClientError::Discovery { server: entry.name.clone(), reason: e.to_string() },
+                })?),
+            };
+            (pinned.clone(), entry.resource.clone().unwrap_or_else(|| entry.url.clone()), meta)
+        }
+        (Err(DiscoveryError::ResourceMismatch { advertised, .. }), _) => {
             return Err(ClientError::ResourceMismatch {
                 server: entry.name.clone(),
-                advertised: m.resource.clone(),
+                advertised,
                 url: entry.url.clone(),
             });
         }
-        (None, None) => entry.url.clone(),
+        (Err(DiscoveryError::Unreachable { url, failure }), _) => return Err(as_unreachable(url, failure)),
+        (Err(e), None) => {
+            return Err(ClientError::Discovery {
+                server: entry.name.clone(),
+                reason: format!("{e} (or pin the authorization server with issuer in [client])"),
+            });
+        }
+        (Err(e), Some(_)) => return Err(ClientError::Discovery { server: entry.name.clone(), reason: e.to_string() }),
     };
-    if let Some(named) = prm.as_ref().and_then(|m| m.authorization_servers.first())
-        && named.trim_end_matches('/') != client.issuer.trim_end_matches('/')
-    {
-        return Err(ClientError::UntrustedIssuer {
-            server: entry.name.clone(),
-            named: named.clone(),
-            configured: client.issuer.clone(),
-        });
-    }
     // No jwks_uri anywhere (RFC 8414 makes it optional): the issuer's tokens are opaque to
     // this client. Introspection (RFC 7662) only comes from the metadata.
-    let (token_endpoint, jwks_uri, introspection) = match (&client.token_endpoint, &client.jwks_uri) {
-        (Some(t), Some(j)) => (t.clone(), Some(j.clone()), None),
-        (t, j) => {
-            let meta = fetch_as_metadata(http, &client.issuer).await.map_err(|e| match e {
-                DiscoveryError::Unreachable { url, failure } => {
-                    ClientError::unreachable(&entry.name, "the authorization server", url, failure, &client_tls(client))
-                }
-                e => discovery_err(e.to_string()),
-            })?;
-            (t.clone().unwrap_or(meta.token_endpoint), j.clone().or(meta.jwks_uri), meta.introspection_endpoint)
+    let token_endpoint = match (&client.token_endpoint, &meta) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => m.token_endpoint.clone(),
+        // `meta` is only skipped when token_endpoint is configured (above).
+        (None, None) => {
+            return Err(ClientError::Discovery { server: entry.name.clone(), reason: "no token endpoint".into() });
         }
     };
-    check_url(&token_endpoint, client.allow_http_loopback)?;
+    let jwks_uri = client.jwks_uri.clone().or_else(|| meta.as_ref().and_then(|m| m.jwks_uri.clone()));
+    let introspection = meta.as_ref().and_then(|m| m.introspection_endpoint.clone());
+    check_url(&token_endpoint, allow)?;
     for url in jwks_uri.iter().chain(&introspection) {
-        check_url(url, client.allow_http_loopback)?;
+        check_url(url, allow)?;
     }
-    let auth = match client.auth_method.as_deref() {
-        None | Some("basic") | Some("client_secret_basic") => ClientAuth::Basic,
-        Some("post") | Some("client_secret_post") => ClientAuth::Post,
-        Some(other) => return Err(ClientError::AuthMethod(other.to_string())),
-    };
+    let supported = meta.as_ref().map(|m| m.token_endpoint_auth_methods_supported.as_slice()).unwrap_or_default();
+    let method = choose(configured_method, secret.is_some(), key.is_some(), supported).map_err(client_auth)?;
+    // The assertion's audience is the issuer identifier as the authorization server states it.
+    let audience = meta.as_ref().map(|m| m.issuer.clone()).unwrap_or_else(|| issuer.clone());
+    let auth = ClientAuthenticator::new(&client.client_id, method, secret, key, &audience).map_err(client_auth)?;
+    tracing::info!(server = %entry.name, %issuer, method = method.name(), "client authentication chosen");
     let verification = match jwks_uri {
         Some(jwks_uri) => Verification::Jwks(Box::new(
             Verifier::new(
-                VerifierConfig {
-                    issuer: client.issuer.clone(),
-                    audience: resource.clone(),
-                    leeway_secs: DEFAULT_LEEWAY_SECS,
-                },
+                VerifierConfig { issuer, audience: resource.clone(), leeway_secs: DEFAULT_LEEWAY_SECS },
                 Arc::new(JwksCache::from_url(http.clone(), jwks_uri).with_clock(events.clock().clone())),
             )
             .with_clock(events.clock().clone()),
         )),
         None => Verification::NoJwks,
     };
-    let source =
-        TokenSource { token_endpoint, client_id: client.client_id.clone(), client_secret: secret, resource, auth };
+    let source = TokenSource { token_endpoint, resource, auth };
     Ok(Arc::new(
         TokenManager::new(http.clone(), source, verification, scopes, events.clone())
             .with_introspection(introspection)
@@ -535,35 +570,22 @@ async fn build_tokens(
     ))
 }
 
-/// RFC 9728 metadata: the well-known URL first, then whatever a 401 challenge points to
-/// (only if that URL passes the same https-unless-loopback rule as every other URL).
-async fn discover_resource(
-    http: &reqwest::Client,
-    entry: &ServerEntry,
-    allow_http_loopback: bool,
-) -> Option<ProtectedResourceMetadata> {
-    if let Some(m) = fetch_prm(http, &resource_metadata_url(&entry.url)).await {
-        return Some(m);
-    }
+/// The Bearer challenge the server answers an unauthenticated request with (its
+/// `resource_metadata` and `scope`), or an empty one: discovery then tries the well-known
+/// URLs. Nothing is sent but a ping without credentials.
+async fn probe_challenge(http: &reqwest::Client, url: &str) -> BearerChallenge {
     let probe = http
-        .post(&entry.url)
+        .post(url)
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#)
         .send()
-        .await
-        .ok()?;
-    let challenge = probe.headers().get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok()?.to_string();
-    let url = classify::challenge_param(&challenge, "resource_metadata")?;
-    if let Err(e) = check_url(&url, allow_http_loopback) {
-        tracing::warn!(server = %entry.name, error = %e, "not following the resource_metadata URL of a 401 challenge");
-        return None;
-    }
-    fetch_prm(http, &url).await
-}
-
-async fn fetch_prm(http: &reqwest::Client, url: &str) -> Option<ProtectedResourceMetadata> {
-    discovery::fetch_prm(http, url).await.ok()
+        .await;
+    probe
+        .ok()
+        .and_then(|r| r.headers().get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok().map(str::to_string))
+        .and_then(|h| BearerChallenge::parse(&h))
+        .unwrap_or_default()
 }
 
 /// https everywhere; http only for loopback hosts and only when explicitly allowed (the rule
@@ -578,6 +600,7 @@ fn check_url(url: &str, allow_http_loopback: bool) -> Result<(), ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::discovery::resource_matches;
 
     #[test]
     fn plain_http_only_for_allowed_loopback() {
