@@ -137,7 +137,7 @@ fn flag_mistakes_say_what_to_do() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(
-            "the authorization server accepts client_secret_basic, client_secret_post at its token endpoint, and this client has a private key"
+            "the authorization server accepts client_secret_basic, client_secret_post, none at its token endpoint, and this client has a private key"
         ),
         "{}",
         text(&out)

@@ -321,6 +321,10 @@ mod tests {
         "A streamable-HTTP MCP server at URL (no config file needed)",
         "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",
         "A static header for --url, 'Name: value' (repeatable); `${VAR}` in the value is read from the environment, so the key need not appear on the command line",
+        // The ad hoc OAuth client flags mean the same for tools, call, servers and console.
+        "OAuth client for --url, without a config file: its client ID (client credentials). The authorization server is the one the server's metadata names; plain http is followed only when --url itself is a loopback http URL",
+        "The environment variable that holds --client-id's secret (never the secret itself: command lines are visible to other users)",
+        "A PEM private key (EC or RSA) for --client-id: private_key_jwt (RFC 7523)",
     ];
 
     /// Every (subcommand path, argument id, help text), walking the whole tree.
