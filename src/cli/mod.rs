@@ -61,6 +61,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+    /// Forget the stored logins (sealed refresh tokens) of SERVER, or of every server.
+    Logout(LogoutArgs),
     /// Load the service: authenticated tool calls vs. its metadata GET (the ceiling), budgets checked.
     Bench(bench::BenchArgs),
 }
@@ -118,6 +120,8 @@ pub struct ConsoleArgs {
     /// config's servers.
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -159,6 +163,8 @@ pub struct RunArgs {
     /// call of a server with confirm = "always"); without it they are refused, unsent.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -204,10 +210,45 @@ pub struct AdHocArgs {
     pub headers: Vec<String>,
 }
 
+/// How to log in to a server that needs OAuth when no client secret is configured.
+#[derive(Debug, Clone, Args, Default)]
+pub struct LoginArgs {
+    /// Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)
+    #[arg(long = "auth", value_name = "browser|headless")]
+    pub auth: Option<crate::auth::authcode::LoginMode>,
+    /// On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial
+    #[arg(long, value_name = "auto|never", default_value = "never")]
+    pub step_up: crate::auth::authcode::StepUp,
+}
+
+impl LoginArgs {
+    /// Puts the login settings into `config`: `--auth`, else `[client] login`, else a
+    /// browser login when a user is at the terminal (never in a pipeline, where waiting
+    /// for a browser would hang).
+    pub fn apply(&self, config: &mut crate::config::Config, state_dir: &std::path::Path) {
+        use std::io::IsTerminal;
+        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        config.login.mode = self
+            .auth
+            .or(config.client.as_ref().and_then(|c| c.login))
+            .or(interactive.then_some(crate::auth::authcode::LoginMode::Browser));
+        config.login.step_up = self.step_up;
+        config.login.state_dir = Some(state_dir.to_path_buf());
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    /// The server (its name, or its URL as given to --url); all servers when left out.
+    pub server: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServersArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// A JSON array, one object per server: name, transport, endpoint, auth, headers
     /// (name and value fingerprint), status (reachable, needs credentials, error), reachable,
     /// tools, error, and for a server whose OAuth was discovered auth_discovered and
@@ -220,6 +261,8 @@ pub struct ServersArgs {
 pub struct ToolsArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Scopes to request, space-separated.
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,
@@ -236,6 +279,8 @@ pub struct ToolsArgs {
 pub struct CallArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Tool name, e.g. get_customer_info.
     pub tool: String,
     /// Arguments as a JSON object, e.g. '{"customer_id": "ABC123"}' (not JSON: exit 2).
@@ -309,6 +354,9 @@ mod tests {
         "A streamable-HTTP MCP server at URL (no config file needed)",
         "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",
         "A static header for --url, 'Name: value' (repeatable); `${VAR}` in the value is read from the environment, so the key need not appear on the command line",
+        // The login flags mean the same wherever a server may need OAuth.
+        "Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)",
+        "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial",
     ];
 
     /// Every (subcommand path, argument id, help text), walking the whole tree.

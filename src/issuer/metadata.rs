@@ -29,6 +29,7 @@ pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
         authorization_endpoint: None,
         registration_endpoint: None,
         code_challenge_methods_supported: Vec::new(),
+        client_id_metadata_document_supported: false,
         issuer,
     }
 }
