@@ -290,8 +290,8 @@ async fn headless_login_registers_once_and_the_sealed_refresh_token_survives_a_r
     let out = warden(tmp.path(), &["tools", "--url", &mcp, "--auth", "headless"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
-    assert!(listing.contains("read_file"), "{listing}");
-    assert!(listing.contains("write_file"), "{listing}");
+    assert!(listing.contains("\n  granted: files:read\n  ✓ allowed  read_file "), "{listing}");
+    assert!(listing.contains("\n  ✓ allowed  write_file "), "{listing}");
     assert_eq!(
         server.with(|s| (s.registrations, s.authorizations.clone(), s.refreshes)),
         (1, vec!["files:read".to_string()], 0),
@@ -403,6 +403,7 @@ async fn step_up_auto_reauthorizes_with_the_union_and_never_is_a_clear_denial() 
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "a denial exits 3: {err}");
     let said = text(&out.stdout) + &err;
+    assert!(said.starts_with("✗ DENIED write_file: missing files:write\n"), "{said}");
     assert!(said.contains("files:write"), "the denial names the missing scope: {said}");
     assert!(!said.contains("expired"), "a 403 is not an expired token: {said}");
     assert_eq!(server.with(|s| s.authorizations.clone()), vec!["files:read".to_string()]);
@@ -419,4 +420,46 @@ async fn step_up_auto_reauthorizes_with_the_union_and_never_is_a_clear_denial() 
         vec!["files:read".to_string(), "files:read files:write".to_string()],
         "one new authorization, with the union"
     );
+}
+
+/// Each login step is an `auth_step` event in `--json` output, with its URL and outcome,
+/// and nothing secret anywhere in it: no code, verifier, access or refresh token.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_login_step_is_an_event_and_none_carries_a_secret() {
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mcp = server.mcp();
+    let args = ["call", "--url", &mcp, "--auth", "headless", "--step-up", "auto", "--json", "write_file", "{}"];
+    let out = warden(tmp.path(), &args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for secret in ["code-", "at-", "rt-", "code_verifier"] {
+        assert!(!stdout.contains(secret), "{secret} in {stdout}");
+    }
+    let report: Value = serde_json::from_str(&stdout).expect("call --json prints one JSON object");
+    let steps: Vec<(String, String)> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "auth_step")
+        .map(|e| (e["step"].as_str().unwrap().to_string(), e["url"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let base = &server.base;
+    let steps: Vec<(&str, String)> = steps.iter().map(|(s, u)| (s.as_str(), u.replace(base, "BASE"))).collect();
+    let redirect = |(s, u): &(&str, String)| *s == "redirect" && u.starts_with("http://127.0.0.1:") && u.ends_with("/callback");
+    assert!(steps.iter().filter(|s| redirect(s)).count() == 2, "{steps:?}");
+    let others: Vec<(&str, String)> = steps.iter().filter(|s| !redirect(s)).cloned().collect();
+    assert_eq!(
+        others,
+        vec![
+            ("registration", "BASE/register".to_string()),
+            ("authorization_request", "BASE/authorize".to_string()),
+            ("code_exchange", "BASE/token".to_string()),
+            ("step_up", "BASE/authorize".to_string()),
+            ("registration", "BASE/register".to_string()),
+            ("authorization_request", "BASE/authorize".to_string()),
+            ("code_exchange", "BASE/token".to_string()),
+        ]
+    );
+    assert_eq!(server.with(|s| s.registrations), 1, "the step-up reuses the registration");
 }
