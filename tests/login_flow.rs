@@ -47,6 +47,10 @@ struct AsState {
     access: HashMap<String, String>,
     /// The scope of every authorization request, in order.
     authorizations: Vec<String>,
+    /// The client_id of every authorization request, in order.
+    authorized_clients: Vec<String>,
+    /// Advertise client ID metadata documents, and accept an https client_id.
+    cimd: bool,
     registrations: u32,
     refreshes: u32,
     token_requests: u32,
@@ -91,7 +95,10 @@ fn same_without_port(a: &str, b: &str) -> bool {
 async fn start(misbehave: Misbehave) -> TestAs {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state: Shared = Arc::new(Mutex::new(AsState { base: base.clone(), misbehave, ..AsState::default() }));
+    // One client registered by hand: a public client for any loopback port (RFC 8252 §7.3).
+    let clients = HashMap::from([("warden-public".to_string(), vec!["http://127.0.0.1/callback".to_string()])]);
+    let state: Shared =
+        Arc::new(Mutex::new(AsState { base: base.clone(), misbehave, clients, ..AsState::default() }));
     let app = axum::Router::new()
         .route("/.well-known/oauth-protected-resource/mcp", get(prm))
         .route("/.well-known/oauth-authorization-server", get(as_metadata))
@@ -115,7 +122,10 @@ async fn prm(State(s): State<Shared>) -> Response {
 }
 
 async fn as_metadata(State(s): State<Shared>) -> Response {
-    let base = s.lock().unwrap().base.clone();
+    let (base, cimd) = {
+        let s = s.lock().unwrap();
+        (s.base.clone(), s.cimd)
+    };
     axum::Json(json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/authorize"),
@@ -125,6 +135,7 @@ async fn as_metadata(State(s): State<Shared>) -> Response {
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["none"],
+        "client_id_metadata_document_supported": cimd,
     }))
     .into_response()
 }
@@ -149,7 +160,10 @@ async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, Stri
     let mut s = s.lock().unwrap();
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (client, redirect) = (get("client_id"), get("redirect_uri"));
-    let registered = s.clients.get(&client).is_some_and(|uris| uris.iter().any(|u| same_without_port(u, &redirect)));
+    // A client ID metadata document URL would be fetched by a real server; here it is taken.
+    let by_document = s.cimd && client.starts_with("https://");
+    let registered = by_document
+        || s.clients.get(&client).is_some_and(|uris| uris.iter().any(|u| same_without_port(u, &redirect)));
     let resource = format!("{}/mcp", s.base);
     if !registered
         || get("response_type") != "code"
@@ -161,6 +175,7 @@ async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, Stri
         return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
     }
     s.authorizations.push(get("scope"));
+    s.authorized_clients.push(client.clone());
     s.issued += 1;
     let code = format!("code-{}", s.issued);
     let challenge = if s.misbehave == Misbehave::OtherChallenge { s256("another-verifier") } else { get("code_challenge") };
@@ -462,4 +477,39 @@ async fn every_login_step_is_an_event_and_none_carries_a_secret() {
         ]
     );
     assert_eq!(server.with(|s| s.registrations), 1, "the step-up reuses the registration");
+}
+
+/// A `[client]` without a secret logs in as that pre-registered public client (no
+/// registration); with `client_id_metadata_url` and an authorization server that supports
+/// client ID metadata documents, the URL is the client_id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_section_without_a_secret_logs_in_as_that_client_or_by_its_metadata_document() {
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |extra: &str| {
+        let path = tmp.path().join("warden.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[client]\nissuer = \"{base}\"\nclient_id = \"warden-public\"\nallow_http_loopback = true\nlogin = \"headless\"\n{extra}\n[[servers]]\nname = \"files\"\nurl = \"{base}/mcp\"\n",
+                base = server.base
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let plain = config("");
+    let out = warden(tmp.path(), &["tools", "--config", plain.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(&format!("files {}/mcp", server.base)), "{}", text(&out.stdout));
+    assert_eq!(server.with(|s| (s.registrations, s.authorized_clients.clone())), (0, vec!["warden-public".to_string()]));
+
+    // The same config with a metadata document URL, to a server that takes them.
+    server.with(|s| s.cimd = true);
+    let doc = "https://warden.example/client-metadata.json";
+    let cimd = config(&format!("client_id_metadata_url = \"{doc}\"\n"));
+    std::fs::remove_file(tmp.path().join("auth/refresh-tokens.sealed")).unwrap();
+    let out = warden(tmp.path(), &["tools", "--config", cimd.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.with(|s| (s.registrations, s.authorized_clients.last().cloned())), (0, Some(doc.to_string())));
 }

@@ -6,6 +6,10 @@
 
 use std::sync::Arc;
 
+use super::ClientError;
+use crate::auth::discovery::{self, BearerChallenge, DiscoveryError};
+use crate::config::ClientSection;
+
 use crate::auth::authcode::{BROWSER_WAIT, CodeLogin, LoginSetup, state_paths};
 use crate::auth::discovery::Discovered;
 use crate::auth::jwks::JwksCache;
@@ -30,6 +34,59 @@ pub fn advertises_s256(d: &Discovered) -> bool {
 
 fn login_mode(config: &Config) -> Option<crate::auth::authcode::LoginMode> {
     config.login.mode.or(config.client.as_ref().and_then(|c| c.login))
+}
+
+/// Whether `[client]` describes a client that logs in rather than one with client
+/// credentials: no secret configured, and a login mode chosen.
+pub fn public_client(config: &Config) -> bool {
+    config
+        .client
+        .as_ref()
+        .is_some_and(|c| c.client_secret.is_none() && c.client_secret_env.is_none() && login_mode(config).is_some())
+}
+
+/// For a `[client]` without a secret: discovery from the server's 401 (as for a server whose
+/// auth is left to it), checked to name `[client]`'s issuer, then a login token manager.
+pub async fn public_login_tokens(
+    config: &Config,
+    client: &ClientSection,
+    entry: &ServerEntry,
+    http: &reqwest::Client,
+    scopes: Option<ScopeSet>,
+    events: &EventBus,
+) -> Result<Arc<TokenManager>, ClientError> {
+    super::check_url(&entry.url, client.allow_http_loopback)?;
+    let probe = http
+        .post(&entry.url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#)
+        .send()
+        .await
+        .ok();
+    let challenge = probe
+        .as_ref()
+        .and_then(|r| r.headers().get(reqwest::header::WWW_AUTHENTICATE))
+        .and_then(|h| h.to_str().ok())
+        .and_then(BearerChallenge::parse)
+        .unwrap_or(BearerChallenge { resource_metadata: None, scope: None });
+    let d = discovery::discover(http, &entry.url, &challenge, client.allow_http_loopback).await.map_err(|e| match e {
+        DiscoveryError::Unreachable { url, failure } => {
+            ClientError::unreachable(&entry.name, "the authorization server", url, failure, &super::client_tls(client))
+        }
+        cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
+    })?;
+    if !client.issuer.is_empty() && d.authorization_server.trim_end_matches('/') != client.issuer.trim_end_matches('/') {
+        return Err(ClientError::UntrustedIssuer {
+            server: entry.name.clone(),
+            named: d.authorization_server.clone(),
+            configured: client.issuer.clone(),
+        });
+    }
+    if !can_log_in(config, &d) {
+        return Err(ClientError::NoSecret);
+    }
+    Ok(login_tokens(config, entry, http, scopes, events, &d))
 }
 
 /// A token manager whose tokens come from logging in to the authorization server `d` names

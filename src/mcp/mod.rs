@@ -326,7 +326,11 @@ async fn connect_one(
         (Transport::Http { url }, AuthMode::Oauth) => {
             let client =
                 config.client.as_ref().ok_or_else(|| ClientError::NoClientFor { server: entry.name.clone() })?;
-            let tokens = build_tokens(client, entry, http, scopes, events).await?;
+            // A `[client]` without a secret and a login mode: a public client that logs in.
+            let tokens = match login::public_client(config) {
+                true => login::public_login_tokens(config, client, entry, http, scopes, events).await?,
+                false => build_tokens(client, entry, http, scopes, events).await?,
+            };
             tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
             let session = McpSession::connect(
                 &entry.name,
