@@ -31,6 +31,8 @@ enum Misbehave {
     /// Remembers another challenge than the one sent, as if the code had been stolen and
     /// redeemed with another verifier: the token endpoint must refuse the exchange.
     OtherChallenge,
+    /// Revokes the access token at the first tool call (the MCP server answers 401).
+    RevokeAtFirstCall,
 }
 
 #[derive(Default)]
@@ -97,8 +99,7 @@ async fn start(misbehave: Misbehave) -> TestAs {
     let base = format!("http://{}", listener.local_addr().unwrap());
     // One client registered by hand: a public client for any loopback port (RFC 8252 §7.3).
     let clients = HashMap::from([("warden-public".to_string(), vec!["http://127.0.0.1/callback".to_string()])]);
-    let state: Shared =
-        Arc::new(Mutex::new(AsState { base: base.clone(), misbehave, clients, ..AsState::default() }));
+    let state: Shared = Arc::new(Mutex::new(AsState { base: base.clone(), misbehave, clients, ..AsState::default() }));
     let app = axum::Router::new()
         .route("/.well-known/oauth-protected-resource/mcp", get(prm))
         .route("/.well-known/oauth-authorization-server", get(as_metadata))
@@ -152,7 +153,10 @@ async fn register(State(s): State<Shared>, axum::Json(body): axum::Json<Value>) 
     s.registrations += 1;
     let id = format!("client-{}", s.registrations);
     s.clients.insert(id.clone(), uris.clone());
-    (StatusCode::CREATED, axum::Json(json!({"client_id": id, "redirect_uris": uris, "token_endpoint_auth_method": "none"})))
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"client_id": id, "redirect_uris": uris, "token_endpoint_auth_method": "none"})),
+    )
         .into_response()
 }
 
@@ -162,8 +166,8 @@ async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, Stri
     let (client, redirect) = (get("client_id"), get("redirect_uri"));
     // A client ID metadata document URL would be fetched by a real server; here it is taken.
     let by_document = s.cimd && client.starts_with("https://");
-    let registered = by_document
-        || s.clients.get(&client).is_some_and(|uris| uris.iter().any(|u| same_without_port(u, &redirect)));
+    let registered =
+        by_document || s.clients.get(&client).is_some_and(|uris| uris.iter().any(|u| same_without_port(u, &redirect)));
     let resource = format!("{}/mcp", s.base);
     if !registered
         || get("response_type") != "code"
@@ -178,7 +182,8 @@ async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, Stri
     s.authorized_clients.push(client.clone());
     s.issued += 1;
     let code = format!("code-{}", s.issued);
-    let challenge = if s.misbehave == Misbehave::OtherChallenge { s256("another-verifier") } else { get("code_challenge") };
+    let challenge =
+        if s.misbehave == Misbehave::OtherChallenge { s256("another-verifier") } else { get("code_challenge") };
     s.codes.insert(code.clone(), (client, challenge, redirect.clone(), get("scope")));
     let state = if s.misbehave == Misbehave::WrongState { "forged".to_string() } else { get("state") };
     let mut location = url::Url::parse(&redirect).unwrap();
@@ -199,7 +204,8 @@ async fn token(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) 
             let Some((client, challenge, redirect, scope)) = s.codes.remove(&get("code")) else {
                 return oauth_error("invalid_grant");
             };
-            if client != get("client_id") || redirect != get("redirect_uri") || s256(&get("code_verifier")) != challenge {
+            if client != get("client_id") || redirect != get("redirect_uri") || s256(&get("code_verifier")) != challenge
+            {
                 return oauth_error("invalid_grant");
             }
             (client, scope)
@@ -262,6 +268,14 @@ async fn mcp(State(s): State<Shared>, headers: HeaderMap, axum::Json(req): axum:
         ]}),
         "tools/call" => {
             let tool = req["params"]["name"].as_str().unwrap_or("");
+            let mut st = s.lock().unwrap();
+            if st.misbehave == Misbehave::RevokeAtFirstCall {
+                st.misbehave = Misbehave::Nothing;
+                st.access.clear();
+                let challenge = format!(r#"Bearer error="invalid_token", resource_metadata="{prm}""#);
+                return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)]).into_response();
+            }
+            drop(st);
             let needs = if tool == "write_file" { "files:write" } else { "files:read" };
             if !scope.split(' ').any(|s| s == needs) {
                 let challenge = format!(
@@ -271,7 +285,12 @@ async fn mcp(State(s): State<Shared>, headers: HeaderMap, axum::Json(req): axum:
             }
             json!({"content": [{"type": "text", "text": format!("{tool} done")}], "isError": false})
         }
-        _ => return axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no such method"}})).into_response(),
+        _ => {
+            return axum::Json(
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no such method"}}),
+            )
+            .into_response();
+        }
     };
     axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
 }
@@ -461,7 +480,8 @@ async fn every_login_step_is_an_event_and_none_carries_a_secret() {
         .collect();
     let base = &server.base;
     let steps: Vec<(&str, String)> = steps.iter().map(|(s, u)| (s.as_str(), u.replace(base, "BASE"))).collect();
-    let redirect = |(s, u): &(&str, String)| *s == "redirect" && u.starts_with("http://127.0.0.1:") && u.ends_with("/callback");
+    let redirect =
+        |(s, u): &(&str, String)| *s == "redirect" && u.starts_with("http://127.0.0.1:") && u.ends_with("/callback");
     assert!(steps.iter().filter(|s| redirect(s)).count() == 2, "{steps:?}");
     let others: Vec<(&str, String)> = steps.iter().filter(|s| !redirect(s)).cloned().collect();
     assert_eq!(
@@ -502,7 +522,10 @@ async fn a_client_section_without_a_secret_logs_in_as_that_client_or_by_its_meta
     let out = warden(tmp.path(), &["tools", "--config", plain.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with(&format!("files {}/mcp", server.base)), "{}", text(&out.stdout));
-    assert_eq!(server.with(|s| (s.registrations, s.authorized_clients.clone())), (0, vec!["warden-public".to_string()]));
+    assert_eq!(
+        server.with(|s| (s.registrations, s.authorized_clients.clone())),
+        (0, vec!["warden-public".to_string()])
+    );
 
     // The same config with a metadata document URL, to a server that takes them.
     server.with(|s| s.cimd = true);
@@ -512,4 +535,16 @@ async fn a_client_section_without_a_secret_logs_in_as_that_client_or_by_its_meta
     let out = warden(tmp.path(), &["tools", "--config", cimd.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(server.with(|s| (s.registrations, s.authorized_clients.last().cloned())), (0, Some(doc.to_string())));
+}
+
+/// A 401 in the middle of a run (the token was revoked): the refresh token gets a new access
+/// token and the call is retried once, without a new authorization.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_mid_run_is_answered_with_the_refresh_token_not_a_new_login() {
+    let server = start(Misbehave::RevokeAtFirstCall).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = warden(tmp.path(), &["call", "--url", &server.mcp(), "--auth", "headless", "read_file", "{}"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("read_file done"), "{}", text(&out.stdout));
+    assert_eq!(server.with(|s| (s.registrations, s.authorizations.len(), s.refreshes)), (1, 1, 1));
 }

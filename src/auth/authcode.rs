@@ -530,9 +530,9 @@ impl Callback {
         };
         let listener = match reused {
             Some(l) => l,
-            None => {
-                tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| LoginError::Listener(e.to_string()))?
-            }
+            None => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|e| LoginError::Listener(e.to_string()))?,
         };
         let port = listener.local_addr().map_err(|e| LoginError::Listener(e.to_string()))?.port();
         Ok(Self { listener, port })

@@ -542,36 +542,34 @@ impl TokenManager {
 /// `Refused` with a hint, anything but a Bearer token response is `BadResponse`.
 pub(crate) async fn token_request(req: reqwest::RequestBuilder, endpoint: &str) -> Result<TokenResponse, TokenError> {
     let endpoint = &endpoint.to_string();
-    {
-        let resp = req.send().await.map_err(|e| TokenError::Unreachable {
-            endpoint: endpoint.clone(),
-            failure: crate::security::tls::NetFailure::of(&e),
-        })?;
-        let status = resp.status();
-        let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
-            .await
-            .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-                Ok(e) => TokenError::Refused {
-                    endpoint: endpoint.clone(),
-                    hint: hint_for(&e.error),
-                    error: e.error,
-                    description: e.error_description,
-                },
-                Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
-            });
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| TokenError::BadResponse { endpoint: endpoint.clone(), reason: e.to_string() })?;
-        if !parsed.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(TokenError::BadResponse {
+    let resp = req.send().await.map_err(|e| TokenError::Unreachable {
+        endpoint: endpoint.clone(),
+        failure: crate::security::tls::NetFailure::of(&e),
+    })?;
+    let status = resp.status();
+    let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
+        .await
+        .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
+            Ok(e) => TokenError::Refused {
                 endpoint: endpoint.clone(),
-                reason: format!("token_type {:?} is not Bearer", parsed.token_type),
-            });
-        }
-        Ok(parsed)
+                hint: hint_for(&e.error),
+                error: e.error,
+                description: e.error_description,
+            },
+            Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
+        });
     }
+    let parsed: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| TokenError::BadResponse { endpoint: endpoint.clone(), reason: e.to_string() })?;
+    if !parsed.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::BadResponse {
+            endpoint: endpoint.clone(),
+            reason: format!("token_type {:?} is not Bearer", parsed.token_type),
+        });
+    }
+    Ok(parsed)
 }
 
 impl TokenManager {

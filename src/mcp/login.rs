@@ -70,13 +70,19 @@ pub async fn public_login_tokens(
         .and_then(|h| h.to_str().ok())
         .and_then(BearerChallenge::parse)
         .unwrap_or(BearerChallenge { resource_metadata: None, scope: None });
-    let d = discovery::discover(http, &entry.url, &challenge, client.allow_http_loopback).await.map_err(|e| match e {
-        DiscoveryError::Unreachable { url, failure } => {
-            ClientError::unreachable(&entry.name, "the authorization server", url, failure, &super::client_tls(client))
-        }
-        cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
-    })?;
-    if !client.issuer.is_empty() && d.authorization_server.trim_end_matches('/') != client.issuer.trim_end_matches('/') {
+    let d =
+        discovery::discover(http, &entry.url, &challenge, client.allow_http_loopback).await.map_err(|e| match e {
+            DiscoveryError::Unreachable { url, failure } => ClientError::unreachable(
+                &entry.name,
+                "the authorization server",
+                url,
+                failure,
+                &super::client_tls(client),
+            ),
+            cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
+        })?;
+    if !client.issuer.is_empty() && d.authorization_server.trim_end_matches('/') != client.issuer.trim_end_matches('/')
+    {
         return Err(ClientError::UntrustedIssuer {
             server: entry.name.clone(),
             named: d.authorization_server.clone(),
