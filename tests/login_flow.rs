@@ -548,3 +548,45 @@ async fn a_401_mid_run_is_answered_with_the_refresh_token_not_a_new_login() {
     assert!(text(&out.stdout).contains("read_file done"), "{}", text(&out.stdout));
     assert_eq!(server.with(|s| (s.registrations, s.authorizations.len(), s.refreshes)), (1, 1, 1));
 }
+
+/// `--auth browser` without a display prints the URL; whoever opens it (here: an HTTP client
+/// that follows redirects, as a browser does) lands on the loopback listener, which answers
+/// with a page to close, and the login completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_login_prints_the_url_and_the_loopback_listener_takes_the_redirect() {
+    use std::io::BufRead;
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--state-dir")
+        .arg(tmp.path())
+        .args(["tools", "--url", &server.mcp(), "--auth", "browser"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (first, url) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = lines.next().unwrap().unwrap();
+        (first, url.trim().to_string())
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, "warden: open this URL in a browser to log in (Warden waits for the redirect):");
+    assert!(url.starts_with(&format!("{}/authorize?response_type=code&client_id=client-1&", server.base)), "{url}");
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.url().path(), "/callback");
+    assert_eq!(
+        page.text().await.unwrap(),
+        "<!doctype html><title>Warden</title><p>Warden received the authorization server's answer. You can close this tab.</p>"
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("✓ allowed  read_file"), "{}", text(&out.stdout));
+    assert_eq!(server.with(|s| s.authorizations.len()), 1);
+}
