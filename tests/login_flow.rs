@@ -33,6 +33,8 @@ enum Misbehave {
     OtherChallenge,
     /// Revokes the access token at the first tool call (the MCP server answers 401).
     RevokeAtFirstCall,
+    /// Never grants files:write, whatever is asked (a policy the client cannot change).
+    NeverGrantsWrite,
 }
 
 #[derive(Default)]
@@ -222,6 +224,10 @@ async fn token(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) 
             (client, scope)
         }
         _ => return oauth_error("unsupported_grant_type"),
+    };
+    let scope = match s.misbehave {
+        Misbehave::NeverGrantsWrite => scope.split(' ').filter(|w| *w != "files:write").collect::<Vec<_>>().join(" "),
+        _ => scope,
     };
     s.issued += 1;
     let (access, refresh) = (format!("at-{}", s.issued), format!("rt-{}-secret", s.issued));
@@ -589,4 +595,21 @@ async fn browser_login_prints_the_url_and_the_loopback_listener_takes_the_redire
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("✓ allowed  read_file"), "{}", text(&out.stdout));
     assert_eq!(server.with(|s| s.authorizations.len()), 1);
+}
+
+/// Step-up is bounded: an authorization server that never grants the scope gets two
+/// re-authorizations for the call, then the denial stands, naming the scope.
+#[tokio::test(flavor = "multi_thread")]
+async fn step_up_gives_up_after_two_reauthorizations_with_the_denial() {
+    let server = start(Misbehave::NeverGrantsWrite).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["call", "--url", &server.mcp(), "--auth", "headless", "--step-up", "auto", "write_file", "{}"];
+    let out = warden(tmp.path(), &args).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("✗ DENIED write_file: missing files:write\n"), "{}", text(&out.stdout));
+    assert_eq!(
+        server.with(|s| s.authorizations.clone()),
+        vec!["files:read", "files:read files:write", "files:read files:write"],
+        "the login, then two step-ups"
+    );
 }
