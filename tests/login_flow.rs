@@ -393,6 +393,15 @@ async fn without_a_login_mode_a_pipeline_gets_the_report_not_a_hanging_browser()
     assert_eq!(out.status.code(), Some(4));
     let err = text(&out.stderr);
     assert!(err.contains("run again with --auth browser"), "{err}");
+    let out = warden(tmp.path(), &["servers", "--url", &server.mcp()]).await;
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "  status     ✗ needs credentials: log in with --auth browser (or --auth headless), or add a [client] section with issuer = \"{}\", client_id and client_secret_env\n",
+            server.base
+        )),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(server.with(|s| (s.registrations, s.authorizations.len())), (0, 0));
 }
 
@@ -532,6 +541,10 @@ async fn a_client_section_without_a_secret_logs_in_as_that_client_or_by_its_meta
         server.with(|s| (s.registrations, s.authorized_clients.clone())),
         (0, vec!["warden-public".to_string()])
     );
+    // `warden token` takes the same way, here with the stored refresh token.
+    let out = warden(tmp.path(), &["token", "--config", plain.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.with(|s| (s.authorizations.len(), s.refreshes)), (1, 1));
 
     // The same config with a metadata document URL, to a server that takes them.
     server.with(|s| s.cimd = true);

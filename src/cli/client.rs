@@ -384,9 +384,14 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
                     "scopes": d.scopes.to_string(),
                     "registration_endpoint": d.registration_endpoint(),
                 });
+                // Logging in is possible (authorization code + PKCE): say so first.
+                let login = d.metadata.authorization_endpoint.is_some()
+                    && crate::mcp::login::advertises_s256(d)
+                    && config.login.mode.is_none();
                 (
                     format!(
-                        "✗ needs credentials: add a [client] section with issuer = \"{}\", client_id and client_secret_env",
+                        "✗ needs credentials: {}add a [client] section with issuer = \"{}\", client_id and client_secret_env",
+                        if login { "log in with --auth browser (or --auth headless), or " } else { "" },
                         d.authorization_server
                     ),
                     "needs credentials",

@@ -288,7 +288,11 @@ pub async fn token_manager(
     let entry = config.servers.first().ok_or(ClientError::NoServers)?;
     let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
     let http = http_client(&client_tls(client), timeout)?;
-    let tokens = build_tokens(client, entry, &http, scopes.or_else(|| client.scopes.clone()), &events).await?;
+    let scopes = scopes.or_else(|| client.scopes.clone());
+    let tokens = match login::public_client(config) {
+        true => login::public_login_tokens(config, client, entry, &http, scopes, &events).await?,
+        false => build_tokens(client, entry, &http, scopes, &events).await?,
+    };
     Ok((entry.clone(), tokens))
 }
 
