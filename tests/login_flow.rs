@@ -626,3 +626,38 @@ async fn step_up_gives_up_after_two_reauthorizations_with_the_denial() {
         "the login, then two step-ups"
     );
 }
+
+/// The refresh token is used before the access token expires (inside the refresh skew), with
+/// no new authorization; the token manager's single-flight refresh drives it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_refresh_token_is_used_before_the_access_token_expires() {
+    use std::time::Duration;
+    use warden::auth::authcode::LoginMode;
+    use warden::auth::discovery::{BearerChallenge, discover};
+
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let challenge = BearerChallenge { resource_metadata: None, scope: None };
+    let found = discover(&http, &server.mcp(), &challenge, true).await.expect("discovery");
+    let mut config = warden::config::Config::default();
+    config.login.mode = Some(LoginMode::Headless);
+    config.login.state_dir = Some(tmp.path().to_path_buf());
+    let entry = warden::config::ServerEntry::http("files", server.mcp());
+    let clock = warden::types::time::ManualClock::at_ms(1_700_000_000_000);
+    let events = warden::types::event::EventBus::new().with_clock(clock.clone());
+    let tokens = warden::mcp::login::login_tokens(&config, &entry, &http, None, &events, &found);
+
+    let first = tokens.claims().await.expect("login");
+    assert_eq!(first.expires_at, Some(1_700_000_000 + 3600));
+    assert_eq!(server.with(|s| (s.authorizations.len(), s.refreshes)), (1, 0));
+    // Still more than the skew left: the same token, nothing sent.
+    clock.advance(Duration::from_secs(3600 - 120));
+    assert_eq!(tokens.claims().await.unwrap().fingerprint, first.fingerprint);
+    assert_eq!(server.with(|s| s.refreshes), 0);
+    // Inside the skew: refreshed, not re-authorized.
+    clock.advance(Duration::from_secs(70));
+    let second = tokens.claims().await.expect("refresh");
+    assert_ne!(second.fingerprint, first.fingerprint);
+    assert_eq!(server.with(|s| (s.authorizations.len(), s.refreshes)), (1, 1));
+}
