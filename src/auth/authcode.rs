@@ -107,10 +107,6 @@ pub enum LoginError {
     Listener(String),
     #[error("client registration at {url} failed: {reason}")]
     Registration { url: String, reason: String },
-    #[error(
-        "the server asked for {scopes} and the grant was already widened twice for this call; denied (log in again with --scopes to ask for them)"
-    )]
-    StepUpExhausted { scopes: String },
 }
 
 impl LoginError {
