@@ -60,6 +60,23 @@ pub struct Config {
     /// The text log `STATE/logs/warden.log` (size-based rotation).
     #[serde(default)]
     pub log: LogConfig,
+    /// How to log in to a server that needs OAuth without client credentials: set from the
+    /// command line (`--auth`, `--step-up`, the state dir) and `[client] login`, never read
+    /// from the file as such.
+    #[serde(skip)]
+    pub login: LoginOptions,
+}
+
+/// The authorization-code login's settings for one run (see `auth::authcode`).
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    /// None: no login; a server that needs OAuth ends in a report of what was discovered.
+    pub mode: Option<crate::auth::authcode::LoginMode>,
+    pub step_up: crate::auth::authcode::StepUp,
+    /// Where registrations and the sealed refresh tokens live.
+    pub state_dir: Option<PathBuf>,
+    /// How long a browser login may take (default `auth::authcode::BROWSER_WAIT`).
+    pub wait: Option<std::time::Duration>,
 }
 
 /// The audit trail (`STATE/audit/`).
@@ -450,6 +467,14 @@ pub struct ClientSection {
     /// Per-request timeout in seconds (default 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// `browser` or `headless`: log in with the authorization code flow when a server needs
+    /// OAuth and this section has no client secret (`--auth` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<crate::auth::authcode::LoginMode>,
+    /// A client ID metadata document URL, used as the client_id with authorization servers
+    /// that say they support them (`client_id_metadata_document_supported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id_metadata_url: Option<String>,
 }
 
 /// How Warden authenticates to one MCP server.
@@ -785,6 +810,8 @@ impl ClientSection {
             ca_only: false,
             allow_http_loopback: false,
             timeout_secs: None,
+            login: None,
+            client_id_metadata_url: None,
         }
     }
 }

@@ -15,6 +15,7 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) ->
         max_iters: m.max_iters,
         json,
         yes: false,
+        login: Default::default(),
     }
 }
 
@@ -91,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scopes: a.scopes.as_deref(),
                 json: a.json,
                 adhoc: Default::default(),
+                login: Default::default(),
             }))
         }),
         Command::Tools(a) => client_command(&state_dir, log, |rt| {
@@ -101,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     scopes: a.scopes.as_deref(),
                     json: a.json,
                     adhoc: a.adhoc.clone(),
+                    login: a.login.clone(),
                 },
                 a.approve,
             ))
@@ -112,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scopes: a.scopes.as_deref(),
                 json: a.json,
                 adhoc: a.adhoc.clone(),
+                login: a.login.clone(),
             };
             rt.block_on(warden::cli::client::call(args, &a.tool, &a.args, !a.no_precheck, a.yes))
         }),
@@ -122,11 +126,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scopes: None,
                 json: a.json,
                 adhoc: a.adhoc.clone(),
+                login: a.login.clone(),
             };
             rt.block_on(warden::cli::client::servers(args))
         }),
         Command::Run(a) => client_command(&state_dir, log, |rt| {
-            let args = warden::cli::run::AgentArgs { yes: a.yes, ..agent_args(&a.model, a.scopes.clone(), a.json) };
+            let args = warden::cli::run::AgentArgs {
+                yes: a.yes,
+                login: a.login.clone(),
+                ..agent_args(&a.model, a.scopes.clone(), a.json)
+            };
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
         }),
         Command::Demo(a) => {
@@ -142,7 +151,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Console(a) => client_command(&state_dir, log, |rt| {
             // The console is interactive: it has no JSON output.
-            let args = agent_args(&a.model, a.scopes.clone(), false);
+            let args =
+                warden::cli::run::AgentArgs { login: a.login.clone(), ..agent_args(&a.model, a.scopes.clone(), false) };
             rt.block_on(warden::cli::run::console(
                 cli.config.as_deref(),
                 &state_dir,
@@ -172,6 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = warden::cli::audit::TailArgs { server, follow, json, run, tool, outcome, lines };
             rt.block_on(warden::cli::audit::run_tail(&state_dir, args))
         }
+        Command::Logout(a) => warden::cli::client::logout(&state_dir, a.server.as_deref()),
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;

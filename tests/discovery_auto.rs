@@ -116,7 +116,7 @@ fn needs_oauth(server: &str, issuer: &str, prm_url: &str, scopes: &str, registra
          token keys            {keys}\n\
          Next: get a client_id and secret for the client credentials grant from that authorization server, put them in a config file and pass it with --config:\n\
          {section}\
-         (interactive login and dynamic client registration are not supported yet)\n"
+         (it offers no authorization endpoint, so Warden cannot log in with a browser)\n"
     )
 }
 
@@ -228,7 +228,7 @@ async fn path_aware_resource_metadata_and_path_aware_as_metadata() {
             &issuer,
             &format!("{}/.well-known/oauth-protected-resource/mcp", f.base),
             "files:read (from the challenge)",
-            &format!("offered at {issuer}/register (Warden cannot use it yet: register a client there or by hand)"),
+            &format!("offered at {issuer}/register (Warden registers there when it logs in)"),
             &format!("{issuer}/jwks (tokens can be verified)"),
         )
     );
@@ -265,7 +265,7 @@ async fn root_resource_metadata_is_the_last_fallback() {
             &f.base,
             &format!("{}/.well-known/oauth-protected-resource", f.base),
             "files:read files:write (the server's scopes_supported)",
-            &format!("offered at {}/register (Warden cannot use it yet: register a client there or by hand)", f.base),
+            &format!("offered at {}/register (Warden registers there when it logs in)", f.base),
             &format!("{}/jwks (tokens can be verified)", f.base),
         )
     );
@@ -430,7 +430,7 @@ async fn the_console_with_url_reports_discovery_too() {
         &f.base,
         &format!("{}/.well-known/oauth-protected-resource/mcp", f.base),
         "files:read files:write (the server's scopes_supported)",
-        &format!("offered at {}/register (Warden cannot use it yet: register a client there or by hand)", f.base),
+        &format!("offered at {}/register (Warden registers there when it logs in)", f.base),
         &format!("{}/jwks (tokens can be verified)", f.base),
     )
     .replacen("warden: ", "warden: cannot connect to the MCP servers: ", 1);

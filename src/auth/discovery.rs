@@ -43,6 +43,9 @@ pub struct AuthorizationServerMetadata {
     /// PKCE methods (RFC 7636); MCP clients must see `S256` here before using the code flow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub code_challenge_methods_supported: Vec<String>,
+    /// The authorization server accepts a client ID metadata document URL as a client_id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_id_metadata_document_supported: bool,
 }
 
 /// RFC 9728 §2.

@@ -55,12 +55,16 @@ pub enum TokenError {
         "the authorization server's introspection endpoint {endpoint} says the token it just issued is not active; it was not used (see the authorization server's logs)"
     )]
     Inactive { endpoint: String },
+    /// The authorization-code login could not finish (refused, state mismatch, no redirect).
+    #[error("{0}")]
+    Login(#[from] super::authcode::LoginError),
 }
 
 impl TokenError {
     /// True for credential problems (exit code "auth failure"), as opposed to transport.
     pub fn is_auth(&self) -> bool {
         matches!(self, Self::Refused { .. } | Self::Rejected(_) | Self::Inactive { .. })
+            || matches!(self, Self::Login(e) if e.is_auth())
     }
 }
 
@@ -138,16 +142,23 @@ pub struct TokenManager {
     /// The MCP server the tokens are for, named on every token event (a console shows a
     /// token per server).
     server: Option<String>,
+    /// Tokens come from an authorization-code login (with its refresh token) instead of
+    /// the client credentials grant.
+    login: Option<Arc<super::authcode::CodeLogin>>,
 }
 
+/// RFC 6749 §5.1, the fields the client reads. `refresh_token` is only ever handed to the
+/// authorization-code login (`super::authcode`), which keeps it (sealed at rest).
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: String,
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
     #[serde(default)]
-    expires_in: Option<u64>,
+    pub expires_in: Option<u64>,
     #[serde(default)]
-    scope: Option<String>,
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<Secret<String>>,
 }
 
 /// RFC 7662 §2.2 response (the fields shown; the rest is ignored).
@@ -200,7 +211,20 @@ impl TokenManager {
             last_failure_ms: AtomicU64::new(0),
             events,
             server: None,
+            login: None,
         }
+    }
+
+    /// Gets tokens from `login` (authorization code + PKCE, then its refresh token) instead
+    /// of the client credentials grant.
+    pub fn with_login(mut self, login: Arc<super::authcode::CodeLogin>) -> Self {
+        self.login = Some(login);
+        self
+    }
+
+    /// The authorization-code login behind these tokens, if any (step-up needs it).
+    pub fn login(&self) -> Option<&Arc<super::authcode::CodeLogin>> {
+        self.login.as_ref()
     }
 
     /// Names the MCP server these tokens are for on the events they raise.
@@ -492,6 +516,9 @@ impl TokenManager {
     }
 
     async fn request(&self, scopes: Option<&ScopeSet>) -> Result<TokenResponse, TokenError> {
+        if let Some(login) = &self.login {
+            return login.token(scopes).await;
+        }
         let endpoint = &self.source.token_endpoint;
         let mut form: Vec<(&str, String)> =
             vec![("grant_type", "client_credentials".into()), ("resource", self.source.resource.clone())];
@@ -501,36 +528,45 @@ impl TokenManager {
         let req = self
             .authenticated(endpoint, form)
             .map_err(|e| TokenError::ClientAuth { endpoint: endpoint.clone(), cause: e })?;
-        let resp = req.send().await.map_err(|e| TokenError::Unreachable {
-            endpoint: endpoint.clone(),
-            failure: crate::security::tls::NetFailure::of(&e),
-        })?;
-        let status = resp.status();
-        let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
-            .await
-            .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-                Ok(e) => TokenError::Refused {
-                    endpoint: endpoint.clone(),
-                    hint: hint_for(&e.error),
-                    error: e.error,
-                    description: e.error_description,
-                },
-                Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
-            });
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| TokenError::BadResponse { endpoint: endpoint.clone(), reason: e.to_string() })?;
-        if !parsed.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(TokenError::BadResponse {
-                endpoint: endpoint.clone(),
-                reason: format!("token_type {:?} is not Bearer", parsed.token_type),
-            });
-        }
-        Ok(parsed)
+        token_request(req, endpoint).await
     }
+}
 
+/// Sends one token request (any grant) and reads the answer: an RFC 6749 §5.2 error is
+/// `Refused` with a hint, anything but a Bearer token response is `BadResponse`.
+pub(crate) async fn token_request(req: reqwest::RequestBuilder, endpoint: &str) -> Result<TokenResponse, TokenError> {
+    let endpoint = &endpoint.to_string();
+    let resp = req.send().await.map_err(|e| TokenError::Unreachable {
+        endpoint: endpoint.clone(),
+        failure: crate::security::tls::NetFailure::of(&e),
+    })?;
+    let status = resp.status();
+    let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
+        .await
+        .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
+            Ok(e) => TokenError::Refused {
+                endpoint: endpoint.clone(),
+                hint: hint_for(&e.error),
+                error: e.error,
+                description: e.error_description,
+            },
+            Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
+        });
+    }
+    let parsed: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| TokenError::BadResponse { endpoint: endpoint.clone(), reason: e.to_string() })?;
+    if !parsed.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::BadResponse {
+            endpoint: endpoint.clone(),
+            reason: format!("token_type {:?} is not Bearer", parsed.token_type),
+        });
+    }
+    Ok(parsed)
+}
+
+impl TokenManager {
     fn info_of(&self, h: &Held) -> TokenInfo {
         let g = &h.grant;
         TokenInfo {
@@ -569,6 +605,7 @@ fn hint_for(error: &str) -> &'static str {
         "invalid_scope" => "request only scopes this client is registered for (--scopes)",
         "invalid_target" => "the authorization server does not know this resource; check the server URL/resource",
         "unauthorized_client" | "unsupported_grant_type" => "the client is not allowed the client_credentials grant",
+        "invalid_grant" => "the authorization code or refresh token was refused; log in again",
         _ => "see the authorization server's logs",
     }
 }

@@ -42,6 +42,8 @@ pub struct ClientArgs<'a> {
     pub json: bool,
     /// `--url` / `--stdio` / `--header`: one server from the command line.
     pub adhoc: super::AdHocArgs,
+    /// `--auth` / `--step-up`: logging in to a server that needs OAuth.
+    pub login: super::LoginArgs,
 }
 
 /// The config, and the `--scopes` override; a malformed `--scopes` is a usage error
@@ -55,7 +57,7 @@ fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet
             ))));
         }
     };
-    let config = match adhoc_server(&args.adhoc) {
+    let mut config = match adhoc_server(&args.adhoc) {
         Ok(None) => Config::load(args.config)?.0,
         Ok(Some(entry)) => {
             // The server comes from the command line; a config named with --config still
@@ -68,6 +70,7 @@ fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet
         }
         Err(msg) => return Ok(Err(usage(&msg))),
     };
+    args.login.apply(&mut config, args.state_dir);
     Ok(Ok((config, scopes)))
 }
 
@@ -411,9 +414,14 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
                     "scopes": d.scopes.to_string(),
                     "registration_endpoint": d.registration_endpoint(),
                 });
+                // Logging in is possible (authorization code + PKCE): say so first.
+                let login = d.metadata.authorization_endpoint.is_some()
+                    && crate::mcp::login::advertises_s256(d)
+                    && config.login.mode.is_none();
                 (
                     format!(
-                        "✗ needs credentials: add a [client] section with issuer = \"{}\", client_id and client_secret_env",
+                        "✗ needs credentials: {}add a [client] section with issuer = \"{}\", client_id and client_secret_env",
+                        if login { "log in with --auth browser (or --auth headless), or " } else { "" },
                         d.authorization_server
                     ),
                     "needs credentials",
@@ -461,6 +469,29 @@ async fn close_one(c: crate::mcp::Connected) {
     drop(c.tools);
     if let Ok(session) = std::sync::Arc::try_unwrap(c.session) {
         session.close().await;
+    }
+}
+
+/// `warden logout [SERVER]`: forgets the stored logins (sealed refresh tokens) of SERVER (its
+/// name, or the URL given to --url), or of every server. The next run logs in again.
+pub fn logout(state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode> {
+    let store = crate::auth::refresh_store::RefreshStore::in_state_dir(state_dir);
+    let forgotten = store.forget(server).with_context(|| "could not update the stored logins")?;
+    match (forgotten.is_empty(), server) {
+        (true, Some(s)) => {
+            eprintln!("warden: no stored login for {s}; nothing to forget (`warden logout` forgets every server's)");
+            Ok(Exit::Other.into())
+        }
+        (true, None) => {
+            println!("no stored logins");
+            Ok(ExitCode::SUCCESS)
+        }
+        (false, _) => {
+            for name in forgotten {
+                println!("forgot the login for {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

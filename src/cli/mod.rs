@@ -61,6 +61,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
+    /// Forget the stored logins (sealed refresh tokens) of SERVER, or of every server.
+    Logout(LogoutArgs),
     /// Load the service: authenticated tool calls vs. its metadata GET (the ceiling), budgets checked.
     Bench(bench::BenchArgs),
 }
@@ -118,6 +120,8 @@ pub struct ConsoleArgs {
     /// config's servers.
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -159,6 +163,8 @@ pub struct RunArgs {
     /// call of a server with confirm = "always"); without it they are refused, unsent.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -216,10 +222,45 @@ pub struct AdHocArgs {
     pub client_key: Option<PathBuf>,
 }
 
+/// How to log in to a server that needs OAuth when no client secret is configured.
+#[derive(Debug, Clone, Args, Default)]
+pub struct LoginArgs {
+    /// Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)
+    #[arg(long = "auth", value_name = "browser|headless")]
+    pub auth: Option<crate::auth::authcode::LoginMode>,
+    /// On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial
+    #[arg(long, value_name = "auto|never", default_value = "never")]
+    pub step_up: crate::auth::authcode::StepUp,
+}
+
+impl LoginArgs {
+    /// Puts the login settings into `config`: `--auth`, else `[client] login`, else a
+    /// browser login when a user is at the terminal (never in a pipeline, where waiting
+    /// for a browser would hang).
+    pub fn apply(&self, config: &mut crate::config::Config, state_dir: &std::path::Path) {
+        use std::io::IsTerminal;
+        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        config.login.mode = self
+            .auth
+            .or(config.client.as_ref().and_then(|c| c.login))
+            .or(interactive.then_some(crate::auth::authcode::LoginMode::Browser));
+        config.login.step_up = self.step_up;
+        config.login.state_dir = Some(state_dir.to_path_buf());
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    /// The server (its name, or its URL as given to --url); all servers when left out.
+    pub server: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServersArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// A JSON array, one object per server: name, transport, endpoint, auth, headers
     /// (name and value fingerprint), status (reachable, needs credentials, error), reachable,
     /// tools, error, and for a server whose OAuth was discovered auth_discovered and
@@ -232,6 +273,8 @@ pub struct ServersArgs {
 pub struct ToolsArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Scopes to request, space-separated.
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,
@@ -248,6 +291,8 @@ pub struct ToolsArgs {
 pub struct CallArgs {
     #[command(flatten)]
     pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Tool name, e.g. get_customer_info.
     pub tool: String,
     /// Arguments as a JSON object, e.g. '{"customer_id": "ABC123"}' (not JSON: exit 2).
@@ -325,6 +370,9 @@ mod tests {
         "OAuth client for --url, without a config file: its client ID (client credentials). The authorization server is the one the server's metadata names; plain http is followed only when --url itself is a loopback http URL",
         "The environment variable that holds --client-id's secret (never the secret itself: command lines are visible to other users)",
         "A PEM private key (EC or RSA) for --client-id: private_key_jwt (RFC 7523)",
+        // The login flags mean the same wherever a server may need OAuth.
+        "Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)",
+        "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial",
     ];
 
     /// Every (subcommand path, argument id, help text), walking the whole tree.

@@ -28,6 +28,8 @@ pub struct AgentArgs {
     pub json: bool,
     /// `--yes`: headless runs allow calls that need confirmation (no one is there to ask).
     pub yes: bool,
+    /// `--auth` / `--step-up`: logging in to a server that needs OAuth.
+    pub login: super::LoginArgs,
 }
 
 impl AgentArgs {
@@ -124,7 +126,8 @@ pub async fn run(
     file: &Path,
     args: AgentArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (config, _) = Config::load(config_path)?;
+    let (mut config, _) = Config::load(config_path)?;
+    args.login.apply(&mut config, state_dir);
     let scenarios = crate::session::scenario::load(file)?;
     anyhow::ensure!(!scenarios.is_empty(), "{} has no [[scenario]] entries", file.display());
     run_scenarios(&config, state_dir, &scenarios, &args).await
@@ -220,7 +223,7 @@ pub async fn console(
     theme: Option<&str>,
     adhoc: &super::AdHocArgs,
 ) -> anyhow::Result<ExitCode> {
-    let config = match super::client::adhoc_server(adhoc) {
+    let mut config = match super::client::adhoc_server(adhoc) {
         Ok(None) => Config::load(config_path)?.0,
         // One server from the command line, as for `warden tools --url`: a config named with
         // --config lends its [client] (for an OAuth server) and its console look, nothing
@@ -238,6 +241,7 @@ pub async fn console(
             return Ok(ExitCode::from(2));
         }
     };
+    args.login.apply(&mut config, state_dir);
     let scenarios = match Path::new("config/scenarios.toml") {
         p if p.exists() => crate::session::scenario::load(p)?,
         _ => crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in")?,

@@ -40,6 +40,7 @@ pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
         authorization_endpoint: code_flow.then(|| format!("{issuer}/authorize")),
         registration_endpoint: inner.registration.enabled.then(|| format!("{issuer}/register")),
         code_challenge_methods_supported: if code_flow { vec!["S256".into()] } else { Vec::new() },
+        client_id_metadata_document_supported: false,
         issuer,
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod classify;
 pub mod http;
+pub mod login;
 pub mod pins;
 pub mod secure_tool;
 pub mod session;
@@ -133,7 +134,7 @@ fn needs_oauth(server: &str, d: &Discovered) -> String {
         _ => format!("{} (the server's scopes_supported)", d.scopes),
     };
     let registration = match d.registration_endpoint() {
-        Some(url) => format!("offered at {url} (Warden cannot use it yet: register a client there or by hand)"),
+        Some(url) => format!("offered at {url} (Warden registers there when it logs in)"),
         None => "not offered: register a client with the authorization server's administrator".to_string(),
     };
     let keys = match &d.metadata.jwks_uri {
@@ -150,6 +151,11 @@ fn needs_oauth(server: &str, d: &Discovered) -> String {
     if d.authorization_server.starts_with("http://") {
         section.push_str("  allow_http_loopback = true\n");
     }
+    let login_line = match (&d.metadata.authorization_endpoint, login::advertises_s256(d)) {
+        (None, _) => "(it offers no authorization endpoint, so Warden cannot log in with a browser)".to_string(),
+        (Some(_), false) => "(its metadata lists no PKCE S256 method, which MCP requires before logging in with a browser)".to_string(),
+        (Some(_), true) => "Or log in: run again with --auth browser (or --auth headless, for an authorization server that approves without a user)".to_string(),
+    };
     format!(
         "{server} requires OAuth (it answered 401 with a Bearer challenge). Discovered:\n  \
          authorization server  {} (named by {})\n  \
@@ -159,7 +165,7 @@ fn needs_oauth(server: &str, d: &Discovered) -> String {
          token keys            {keys}\n\
          Next: get a client_id and secret for the client credentials grant from that authorization server, put them in a config file and pass it with --config:\n\
          {section}\
-         (interactive login and dynamic client registration are not supported yet)",
+         {login_line}",
         d.authorization_server, d.resource_metadata_url, d.metadata.token_endpoint,
     )
 }
@@ -282,7 +288,11 @@ pub async fn token_manager(
     let entry = config.servers.first().ok_or(ClientError::NoServers)?;
     let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
     let http = http_client(&client_tls(client), timeout)?;
-    let tokens = build_tokens(client, entry, &http, scopes.or_else(|| client.scopes.clone()), &events).await?;
+    let scopes = scopes.or_else(|| client.scopes.clone());
+    let tokens = match login::public_client(config) {
+        true => login::public_login_tokens(config, client, entry, &http, scopes, &events).await?,
+        false => build_tokens(client, entry, &http, scopes, &events).await?,
+    };
     Ok((entry.clone(), tokens))
 }
 
@@ -298,7 +308,7 @@ async fn connect_one(
     events: &EventBus,
     pinned: Option<&mut std::collections::BTreeMap<String, String>>,
 ) -> Result<Connected, ClientError> {
-    let auth = entry.auth_mode(config.client.is_some());
+    let mut auth = entry.auth_mode(config.client.is_some());
     let tls = config.client.as_ref().map(client_tls).unwrap_or_default();
     let hint = refusal_hint(entry, auth);
     let refused = |e: session::SessionError| match e {
@@ -320,7 +330,11 @@ async fn connect_one(
         (Transport::Http { url }, AuthMode::Oauth) => {
             let client =
                 config.client.as_ref().ok_or_else(|| ClientError::NoClientFor { server: entry.name.clone() })?;
-            let tokens = build_tokens(client, entry, http, scopes, events).await?;
+            // A `[client]` without a secret and a login mode: a public client that logs in.
+            let tokens = match login::public_client(config) {
+                true => login::public_login_tokens(config, client, entry, http, scopes, events).await?,
+                false => build_tokens(client, entry, http, scopes, events).await?,
+            };
             tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
             let session = McpSession::connect(
                 &entry.name,
@@ -350,26 +364,54 @@ async fn connect_one(
                         // to discover; the hint says what the server may want instead.
                         return Err(ClientError::Refused { server, status: 401, challenge: Some(c), explain: hint });
                     };
-                    return Err(match discovery::discover(http, url, &challenge, true).await {
-                        Ok(d) => ClientError::NeedsOauth { server, discovered: Box::new(d) },
-                        // Not `warden serve`'s issuer, most likely: the next step for a
-                        // refused connection is the server's, TLS advice stays as it is.
-                        Err(DiscoveryError::Unreachable { url, failure: NetFailure::Refused }) => {
-                            ClientError::Unreachable {
-                                next_step: format!(
-                                    "{server} names it as its authorization server: check that it is up, or ask the server's operator"
-                                ),
-                                server,
-                                what: "the authorization server",
-                                url,
-                                failure: NetFailure::Refused,
+                    let discovered = discovery::discover(http, url, &challenge, true).await;
+                    // No client credentials, and the authorization server lets a user log
+                    // in (authorization code + PKCE): do that instead of stopping.
+                    if let Ok(d) = &discovered
+                        && login::can_log_in(config, d)
+                    {
+                        let tokens = login::login_tokens(config, entry, http, scopes, events, d);
+                        tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
+                        auth = AuthMode::Oauth;
+                        let session = McpSession::connect(
+                            &entry.name,
+                            url,
+                            http.clone(),
+                            Some(tokens.clone()),
+                            &entry.headers,
+                            &entry.scopes,
+                        )
+                        .await
+                        .map_err(|e| match e {
+                            session::SessionError::Refused { server, status, challenge, .. } => {
+                                let explain = refusal_hint(entry, AuthMode::Oauth);
+                                ClientError::Refused { server, status, challenge, explain }
                             }
-                        }
-                        Err(DiscoveryError::Unreachable { url, failure }) => {
-                            ClientError::unreachable(&server, "the authorization server", url, failure, &tls)
-                        }
-                        Err(cause) => ClientError::OauthUndiscovered { server, cause },
-                    });
+                            e => refused(e),
+                        })?;
+                        (session, Some(tokens))
+                    } else {
+                        return Err(match discovered {
+                            Ok(d) => ClientError::NeedsOauth { server, discovered: Box::new(d) },
+                            // Not `warden serve`'s issuer, most likely: the next step for a
+                            // refused connection is the server's, TLS advice stays as it is.
+                            Err(DiscoveryError::Unreachable { url, failure: NetFailure::Refused }) => {
+                                ClientError::Unreachable {
+                                    next_step: format!(
+                                        "{server} names it as its authorization server: check that it is up, or ask the server's operator"
+                                    ),
+                                    server,
+                                    what: "the authorization server",
+                                    url,
+                                    failure: NetFailure::Refused,
+                                }
+                            }
+                            Err(DiscoveryError::Unreachable { url, failure }) => {
+                                ClientError::unreachable(&server, "the authorization server", url, failure, &tls)
+                            }
+                            Err(cause) => ClientError::OauthUndiscovered { server, cause },
+                        });
+                    }
                 }
                 Err(e) => return Err(refused(e)),
             }

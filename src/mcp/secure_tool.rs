@@ -266,6 +266,7 @@ impl SecureTool {
             return (outcome, 0);
         }
         let (mut attempt, mut refreshed, mut rate_limited, mut transient) = (0u32, false, 0u32, 0u32);
+        let mut stepped_up = 0u32;
         // Time spent backing off after 429s, against `max_total_wait`.
         let mut waited = Duration::ZERO;
         loop {
@@ -312,6 +313,25 @@ impl SecureTool {
                 Failure::InsufficientScope { www_authenticate, scopes } => {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.as_ref().map(|c| c.scope.clone()).unwrap_or_default();
+                    // Step-up (a login's tokens, `--step-up auto`): ask for the union, at most
+                    // twice per call; a 403 is never retried as if the token had expired.
+                    if let Some(tokens) = &self.tokens
+                        && stepped_up < MAX_STEP_UPS
+                        && let Some(union) = step_up_scopes(tokens, &granted, &required)
+                    {
+                        stepped_up += 1;
+                        match tokens.regrant(Some(union.clone())).await {
+                            Ok(c) => claims = Some(c),
+                            Err(e) => {
+                                let msg =
+                                    format!("the server asked for {required}; re-authorizing with {union} failed: {e}");
+                                return (failed(FailureClass::Unauthorized, &msg), attempt);
+                            }
+                        }
+                        let detail = format!("403 insufficient_scope: re-authorized with {union}");
+                        self.retry(scope, attempt, RetryReason::StepUp, &detail, Duration::ZERO);
+                        continue;
+                    }
                     return (denied(DenialSide::Server, required, granted, Some((403, www_authenticate))), attempt);
                 }
                 Failure::RateLimited { retry_after } => {
@@ -463,6 +483,25 @@ impl SecureTool {
             },
         );
     }
+}
+
+/// Re-authorizations per call after 403 insufficient_scope; then the denial stands.
+const MAX_STEP_UPS: u32 = 2;
+
+/// The scopes to re-authorize with after a 403 asking for `required`: the union with the
+/// grant, when the tokens come from a login whose step-up policy is `auto` and the union
+/// asks for something new. None: report the denial.
+fn step_up_scopes(tokens: &TokenManager, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
+    let login = tokens.login().filter(|l| l.step_up() == crate::auth::authcode::StepUp::Auto)?;
+    let mut union = granted.clone();
+    for s in login.granted().iter().chain(required.iter()) {
+        union.insert(s.clone());
+    }
+    if required.is_empty() || union == *granted {
+        return None;
+    }
+    login.note_step_up(required, &union);
+    Some(union)
 }
 
 fn denied(

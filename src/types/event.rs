@@ -498,6 +498,9 @@ pub enum RetryReason {
     RateLimited,
     /// A timeout or connection failure on a call that is safe to repeat.
     Transient,
+    /// 403 insufficient_scope: re-authorized with the union of the grant and the scopes the
+    /// server asked for (`--step-up auto`); at most two per call.
+    StepUp,
 }
 
 /// How one tool call ended: exactly one per call.
@@ -586,6 +589,24 @@ impl CallOutcome {
     }
 }
 
+/// The steps of an authorization-code login, in the order they usually happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStepKind {
+    /// RFC 7591 dynamic client registration (or a stored registration reused).
+    Registration,
+    /// The browser (or the headless request) sent to the authorization endpoint.
+    AuthorizationRequest,
+    /// The authorization server's answer arrived at the loopback redirect URI.
+    Redirect,
+    /// The code was exchanged at the token endpoint (with the PKCE verifier).
+    CodeExchange,
+    /// A refresh token was used for a new access token.
+    Refresh,
+    /// A 403 insufficient_scope asked for more scopes: re-authorization with the union.
+    StepUp,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
@@ -609,6 +630,16 @@ pub enum EventKind {
         detail: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server: Option<String>,
+    },
+    /// One step of an authorization-code login (registration, authorization request,
+    /// redirect, code exchange, refresh, step-up): what was asked where, and how it went.
+    /// `url` never carries a secret (no code, no verifier, no token).
+    AuthStep {
+        server: String,
+        step: AuthStepKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        outcome: String,
     },
     ManifestRecorded {
         server: String,
