@@ -77,6 +77,8 @@ pub struct LoginOptions {
     pub state_dir: Option<PathBuf>,
     /// How long a browser login may take (default `auth::authcode::BROWSER_WAIT`).
     pub wait: Option<std::time::Duration>,
+    /// `--client-id-metadata-url`: overrides `[client] client_id_metadata_url`.
+    pub client_id_metadata_url: Option<String>,
 }
 
 /// The audit trail (`STATE/audit/`).

@@ -554,6 +554,20 @@ async fn a_client_section_without_a_secret_logs_in_as_that_client_or_by_its_meta
     let out = warden(tmp.path(), &["tools", "--config", cimd.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(server.with(|s| (s.registrations, s.authorized_clients.last().cloned())), (0, Some(doc.to_string())));
+
+    // No config at all: --client-id-metadata-url with --url.
+    let other = tempfile::tempdir().unwrap();
+    let flag_doc = "https://warden.example/other-client.json";
+    let out = warden(
+        other.path(),
+        &["tools", "--url", &server.mcp(), "--auth", "headless", "--client-id-metadata-url", flag_doc],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        server.with(|s| (s.registrations, s.authorized_clients.last().cloned())),
+        (0, Some(flag_doc.to_string()))
+    );
 }
 
 /// A 401 in the middle of a run (the token was revoked): the refresh token gets a new access

@@ -42,6 +42,22 @@ fn none_method() -> String {
     "none".into()
 }
 
+/// The token endpoint authentication to register with: `none` (a public client, what a
+/// login needs) when the server lists it or lists nothing, else the first secret-based
+/// method it lists.
+fn registration_method(supported: &[String]) -> &'static str {
+    let lists = |m: &str| supported.iter().any(|s| s == m);
+    if supported.is_empty() || lists("none") {
+        "none"
+    } else if lists("client_secret_basic") {
+        "client_secret_basic"
+    } else if lists("client_secret_post") {
+        "client_secret_post"
+    } else {
+        "none"
+    }
+}
+
 impl Registered {
     /// A public client known by `client_id` alone.
     pub fn public(client_id: &str) -> Self {
@@ -55,8 +71,10 @@ pub enum Identity {
     Preregistered(Registered),
     /// A client ID metadata document URL, used as the client_id.
     MetadataDocument(String),
-    /// RFC 7591 at this endpoint, stored in the state dir.
-    Dynamic { endpoint: String },
+    /// RFC 7591 at this endpoint, stored in the state dir. `methods` is the authorization
+    /// server's `token_endpoint_auth_methods_supported`: a public client (`none`) unless it
+    /// does not list that.
+    Dynamic { endpoint: String, methods: Vec<String> },
     /// Nothing works: the error says what to configure.
     Unavailable,
 }
@@ -117,7 +135,7 @@ impl Registrar {
     /// The registration endpoint, for the events.
     pub fn endpoint(&self) -> Option<&str> {
         match &self.identity {
-            Identity::Dynamic { endpoint } => Some(endpoint),
+            Identity::Dynamic { endpoint, .. } => Some(endpoint),
             _ => None,
         }
     }
@@ -145,7 +163,7 @@ impl Registrar {
         redirect_uri: &str,
         scopes: Option<&ScopeSet>,
     ) -> Result<(Registered, String), LoginError> {
-        let endpoint = match &self.identity {
+        let (endpoint, methods) = match &self.identity {
             Identity::Preregistered(r) => return Ok((r.clone(), format!("pre-registered client {}", r.client_id))),
             Identity::MetadataDocument(url) => {
                 return Ok((Registered::public(url), format!("client ID metadata document {url}")));
@@ -156,7 +174,7 @@ impl Registrar {
                     reason: "it offers no registration endpoint and no client_id is configured; register a client with its administrator and pass --client-id (or set client_id in [client])".into(),
                 });
             }
-            Identity::Dynamic { endpoint } => endpoint,
+            Identity::Dynamic { endpoint, methods } => (endpoint, methods),
         };
         let usable = |r: &Registered| r.redirect_uri.as_deref().is_none_or(|u| u == redirect_uri);
         if let Some(r) = self.current.lock().clone().filter(usable) {
@@ -171,7 +189,7 @@ impl Registrar {
             "redirect_uris": [redirect_uri],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
+            "token_endpoint_auth_method": registration_method(methods),
         });
         if let Some(s) = scopes.filter(|s| !s.is_empty()) {
             body["scope"] = serde_json::Value::String(s.to_string());
@@ -210,5 +228,19 @@ impl Registrar {
         }
         *self.current.lock() = Some(r.clone());
         Ok((r.clone(), format!("registered as client {}", r.client_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_as_a_public_client_unless_the_server_only_takes_secrets() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(registration_method(&[]), "none");
+        assert_eq!(registration_method(&v(&["client_secret_basic", "none"])), "none");
+        assert_eq!(registration_method(&v(&["client_secret_post", "client_secret_basic"])), "client_secret_basic");
+        assert_eq!(registration_method(&v(&["client_secret_post"])), "client_secret_post");
     }
 }

@@ -231,6 +231,9 @@ pub struct LoginArgs {
     /// On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial
     #[arg(long, value_name = "auto|never", default_value = "never")]
     pub step_up: crate::auth::authcode::StepUp,
+    /// A client ID metadata document URL to log in with as the client_id, where the authorization server supports them (client_id_metadata_document_supported); else registration or [client] client_id is used
+    #[arg(long, value_name = "URL")]
+    pub client_id_metadata_url: Option<String>,
 }
 
 impl LoginArgs {
@@ -245,6 +248,7 @@ impl LoginArgs {
             .or(config.client.as_ref().and_then(|c| c.login))
             .or(interactive.then_some(crate::auth::authcode::LoginMode::Browser));
         config.login.step_up = self.step_up;
+        config.login.client_id_metadata_url = self.client_id_metadata_url.clone();
         config.login.state_dir = Some(state_dir.to_path_buf());
     }
 }
@@ -373,6 +377,7 @@ mod tests {
         // The login flags mean the same wherever a server may need OAuth.
         "Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)",
         "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial",
+        "A client ID metadata document URL to log in with as the client_id, where the authorization server supports them (client_id_metadata_document_supported); else registration or [client] client_id is used",
     ];
 
     /// Every (subcommand path, argument id, help text), walking the whole tree.

@@ -108,8 +108,11 @@ pub fn login_tokens(
     let state_dir = config.login.state_dir.clone().unwrap_or_else(|| crate::paths::state_dir(None));
     let (clients_path, store) = state_paths(&state_dir);
     let client = config.client.as_ref();
-    let cimd = client
-        .and_then(|c| c.client_id_metadata_url.clone())
+    let cimd = config
+        .login
+        .client_id_metadata_url
+        .clone()
+        .or_else(|| client.and_then(|c| c.client_id_metadata_url.clone()))
         .filter(|_| d.metadata.client_id_metadata_document_supported);
     let identity = match (client.filter(|c| !c.client_id.is_empty()), cimd, d.registration_endpoint()) {
         (_, Some(url), _) => Identity::MetadataDocument(url),
@@ -122,7 +125,10 @@ pub fn login_tokens(
             },
             ..Registered::public(&c.client_id)
         }),
-        (None, None, Some(endpoint)) => Identity::Dynamic { endpoint: endpoint.to_string() },
+        (None, None, Some(endpoint)) => Identity::Dynamic {
+            endpoint: endpoint.to_string(),
+            methods: d.metadata.token_endpoint_auth_methods_supported.clone(),
+        },
         (None, None, None) => Identity::Unavailable,
     };
     let registrar = Registrar::new(http.clone(), &d.authorization_server, &d.resource, identity, clients_path);
