@@ -277,7 +277,7 @@ async fn the_issuer_hands_out_no_token_it_cannot_record() {
         .collect();
     assert_eq!(issued.len(), 1, "{issued:?}");
     assert_eq!(issued[0]["client_id"], SUPPORT.0);
-    assert_eq!(issued[0]["detail"], "scope \"customer:read\"");
+    assert_eq!(issued[0]["detail"], "scope \"customer:read\" (client credentials)");
     assert_eq!(
         issued[0]["fingerprint"].as_str().unwrap(),
         warden::types::secret::Fingerprint::of(token.as_bytes()).to_string()

@@ -273,6 +273,17 @@ impl ClientAuthenticator {
         Ok(Self { client_id: client_id.to_string(), method, secret, key, audience: audience.to_string() })
     }
 
+    /// A public client (`none`): only its `client_id` is sent.
+    pub fn public(client_id: &str) -> Self {
+        Self {
+            client_id: client_id.to_string(),
+            method: Method::None,
+            secret: None,
+            key: None,
+            audience: String::new(),
+        }
+    }
+
     /// A client with a secret, sent with `method` (basic or post).
     pub fn with_secret(client_id: &str, secret: Secret<String>, method: Method) -> Self {
         Self { client_id: client_id.to_string(), method, secret: Some(secret), key: None, audience: String::new() }

@@ -11,15 +11,15 @@ use crate::auth::discovery::{self, BearerChallenge, DiscoveryError};
 use crate::config::ClientSection;
 
 use crate::auth::authcode::{BROWSER_WAIT, CodeLogin, LoginSetup, state_paths};
+use crate::auth::client_auth::ClientAuthenticator;
 use crate::auth::discovery::Discovered;
 use crate::auth::jwks::JwksCache;
 use crate::auth::register::{Identity, Registered, Registrar};
-use crate::auth::token::{ClientAuth, TokenManager, TokenSource, Verification};
+use crate::auth::token::{TokenManager, TokenSource, Verification};
 use crate::auth::verify::{DEFAULT_LEEWAY_SECS, Verifier, VerifierConfig};
 use crate::config::{Config, ServerEntry};
 use crate::types::event::EventBus;
 use crate::types::scope::ScopeSet;
-use crate::types::secret::Secret;
 
 /// Whether a login can be tried for `d`: a mode was chosen, the authorization server has an
 /// authorization endpoint, and it advertises PKCE S256 (MCP 2025-11-25 has clients refuse
@@ -39,10 +39,12 @@ fn login_mode(config: &Config) -> Option<crate::auth::authcode::LoginMode> {
 /// Whether `[client]` describes a client that logs in rather than one with client
 /// credentials: no secret configured, and a login mode chosen.
 pub fn public_client(config: &Config) -> bool {
-    config
-        .client
-        .as_ref()
-        .is_some_and(|c| c.client_secret.is_none() && c.client_secret_env.is_none() && login_mode(config).is_some())
+    config.client.as_ref().is_some_and(|c| {
+        c.client_secret.is_none()
+            && c.client_secret_env.is_none()
+            && c.client_key.is_none()
+            && login_mode(config).is_some()
+    })
 }
 
 /// For a `[client]` without a secret: discovery from the server's 401 (as for a server whose
@@ -81,16 +83,18 @@ pub async fn public_login_tokens(
             ),
             cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
         })?;
-    if !client.issuer.is_empty() && d.authorization_server.trim_end_matches('/') != client.issuer.trim_end_matches('/')
+    if let Some(issuer) = &client.issuer
+        && d.authorization_server.trim_end_matches('/') != issuer.trim_end_matches('/')
     {
         return Err(ClientError::UntrustedIssuer {
             server: entry.name.clone(),
             named: d.authorization_server.clone(),
-            configured: client.issuer.clone(),
+            configured: issuer.clone(),
         });
     }
     if !can_log_in(config, &d) {
-        return Err(ClientError::NoSecret);
+        // Says what was found and why logging in is not possible there.
+        return Err(ClientError::NeedsOauth { server: entry.name.clone(), discovered: Box::new(d) });
     }
     Ok(login_tokens(config, entry, http, scopes, events, &d))
 }
@@ -165,10 +169,8 @@ pub fn login_tokens(
     // The client credentials source is never used: `with_login` takes every token request.
     let source = TokenSource {
         token_endpoint: d.metadata.token_endpoint.clone(),
-        client_id: String::new(),
-        client_secret: Secret::new(String::new()),
         resource: d.resource.clone(),
-        auth: ClientAuth::Post,
+        auth: ClientAuthenticator::public(""),
     };
     let scopes = scopes.or_else(|| (!d.scopes.is_empty()).then(|| d.scopes.clone()));
     Arc::new(
