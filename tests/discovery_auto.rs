@@ -133,8 +133,13 @@ async fn warden_service_without_client_section_reports_its_discovered_authorizat
         &stack.issuer,
         &stack.resource_metadata_url(),
         scopes,
-        &format!("offered at {}/register (Warden cannot use it yet: register a client there or by hand)", stack.issuer),
+        &format!("offered at {}/register (Warden registers there when it logs in)", stack.issuer),
         &format!("{}/jwks.json (tokens can be verified)", stack.issuer),
+    )
+    // Warden's issuer offers the authorization code flow: the report says how to log in.
+    .replace(
+        "(it offers no authorization endpoint, so Warden cannot log in with a browser)\n",
+        "Or log in: run again with --auth browser (or --auth headless, for an authorization server that approves without a user)\n",
     );
 
     let out = warden(tmp.path(), Some(&ca), &["tools", "--url", &stack.mcp]).await;
@@ -149,7 +154,7 @@ async fn warden_service_without_client_section_reports_its_discovered_authorizat
     assert_eq!(
         stdout(&out),
         format!(
-            "127.0.0.1\n  transport  http  {mcp}\n  auth       oauth (discovered)\n  issuer     {iss} (token endpoint {iss}/token)\n  status     ✗ needs credentials: add a [client] section with issuer = \"{iss}\", client_id and client_secret_env\n",
+            "127.0.0.1\n  transport  http  {mcp}\n  auth       oauth (discovered)\n  issuer     {iss} (token endpoint {iss}/token)\n  status     ✗ needs credentials: log in with --auth browser (or --auth headless), or add a [client] section with issuer = \"{iss}\", client_id and client_secret_env\n",
             mcp = stack.mcp,
             iss = stack.issuer
         )

@@ -6,6 +6,7 @@
 # MCP_CONFORMANCE_SCENARIO names the scenario and MCP_CONFORMANCE_CONTEXT (JSON) carries
 # what a real user would have been given beforehand (a client_id and client_secret, or a
 # private key, for the client-credentials scenarios); exit 0 means the client did its job.
+# Without credentials in the context Warden logs in headless and registers itself.
 #
 # This script only maps that onto ordinary `warden` commands and flags, the ones a user
 # types: `warden tools --url URL [--client-id ID --client-secret-env VAR | --client-key PEM]`,
@@ -46,6 +47,15 @@ if [[ -n "$client_id" ]]; then
         flags+=(--client-key "$state/client-key.pem")
     fi
 fi
+
+# No client credentials given: log in (authorization code + PKCE) the way a user in CI
+# would, without a browser (the suite's authorization servers approve without a user);
+# and let a server that asks for more scopes get them (step-up), as a user who wants the
+# call to go through would.
+if [[ -z "$client_id" ]]; then
+    flags+=(--auth headless)
+fi
+flags+=(--step-up auto)
 
 # List the tools (connects, authorizes, initializes), then call the first one with no
 # arguments: a tool call is where a server asks for more scopes (step-up). --yes: the
