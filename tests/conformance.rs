@@ -59,6 +59,7 @@ const EXPECTED_PASSING: &[&str] = &[
     "auth/scope-from-scopes-supported",
     "auth/scope-from-www-authenticate",
     "auth/scope-omitted-when-undefined",
+    "auth/scope-retry-limit",
     "auth/token-endpoint-auth-basic",
     "auth/token-endpoint-auth-none",
     "auth/token-endpoint-auth-post",

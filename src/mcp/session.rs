@@ -239,11 +239,18 @@ impl McpSession {
         conn: Conn,
         overrides: &BTreeMap<String, ScopeSet>,
     ) -> Result<Self, SessionError> {
-        let listed = conn
-            .client
-            .list_all_tools()
-            .await
-            .map_err(|e| SessionError::ListTools { server: name.to_string(), failure: classify(&e).message() })?;
+        let listed = conn.client.list_all_tools().await.map_err(|e| match classify(&e) {
+            // Some servers let `initialize` through and ask for credentials on the first
+            // real request: that is the same 401 challenge, and the caller treats it so
+            // (OAuth discovery for a server whose auth is left to it).
+            Failure::Unauthorized { www_authenticate } => SessionError::Refused {
+                server: name.to_string(),
+                url: endpoint.to_string(),
+                status: 401,
+                challenge: Some(www_authenticate),
+            },
+            failure => SessionError::ListTools { server: name.to_string(), failure: failure.message() },
+        })?;
         let manifest_hash = manifest_hash(&listed);
         let tools = listed.iter().map(|t| spec(name, t, overrides)).collect();
         Ok(Self {
