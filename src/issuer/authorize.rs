@@ -26,7 +26,7 @@ use super::grants::{AuthRequest, CodeGrant};
 use super::throttle::Refusal;
 use super::token::{Peer, TokenForm};
 use crate::security::untrusted::for_log;
-use crate::types::event::{DecisionOutcome, DecisionReason, EventKind, Scope as EventScope};
+use crate::types::event::DecisionOutcome;
 use crate::types::scope::ScopeSet;
 
 /// A refusal: a page when the redirect URI cannot be trusted, else a redirect with `error=`.
@@ -307,23 +307,7 @@ fn refuse(state: &IssuerState, client_id: &str, refused: Refused) -> Response {
 }
 
 fn record(state: &IssuerState, client_id: &str, outcome: DecisionOutcome, detail: String) {
-    let reason = match outcome {
-        DecisionOutcome::CodeIssued => DecisionReason::Issued,
-        _ => DecisionReason::TokenRequestRefused,
-    };
-    tracing::info!(target: "warden::issuer", client_id = %client_id, outcome = outcome.as_str(), detail = %detail, "authorization");
-    state.inner.decisions.emit(
-        &EventScope::default(),
-        EventKind::ServiceDecision {
-            client_id: client_id.to_string(),
-            tool: None,
-            outcome,
-            reason,
-            detail: Some(detail),
-            fingerprint: None,
-            missing: ScopeSet::new(),
-        },
-    );
+    super::record_decision(state, "authorization", client_id, outcome, outcome == DecisionOutcome::CodeIssued, detail);
 }
 
 /// A redirect to `to` with `params` added to its query (RFC 6749 §4.1.2: the client's

@@ -113,3 +113,31 @@ pub fn router(state: IssuerState) -> Router {
         ))
         .with_state(state)
 }
+
+/// Records one decision of the authorization or registration endpoint in the issuer's audit
+/// trail (and the log): who asked, what was decided, and why in words (never a code,
+/// token, password or secret). `issued` is the outcome that grants something.
+fn record_decision(
+    state: &IssuerState,
+    endpoint: &'static str,
+    client_id: &str,
+    outcome: crate::types::event::DecisionOutcome,
+    issued: bool,
+    detail: String,
+) {
+    use crate::types::event::{DecisionReason, EventKind, Scope};
+    let reason = if issued { DecisionReason::Issued } else { DecisionReason::TokenRequestRefused };
+    tracing::info!(target: "warden::issuer", client_id = %client_id, outcome = outcome.as_str(), detail = %detail, "{endpoint}");
+    state.inner.decisions.emit(
+        &Scope::default(),
+        EventKind::ServiceDecision {
+            client_id: client_id.to_string(),
+            tool: None,
+            outcome,
+            reason,
+            detail: Some(detail),
+            fingerprint: None,
+            missing: ScopeSet::new(),
+        },
+    );
+}

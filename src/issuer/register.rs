@@ -26,7 +26,7 @@ use super::grants::random_token;
 use super::token::Peer;
 use crate::security::hash::{DEFAULT_ITERATIONS, SecretHash};
 use crate::security::untrusted::for_log;
-use crate::types::event::{DecisionOutcome, DecisionReason, EventKind, Scope as EventScope};
+use crate::types::event::DecisionOutcome;
 use crate::types::scope::ScopeSet;
 
 const MAX_REDIRECT_URIS: usize = 10;
@@ -243,22 +243,12 @@ fn validate(state: &IssuerState, meta: Metadata, now: u64) -> Result<StoredClien
 }
 
 fn record(state: &IssuerState, client_id: &str, outcome: DecisionOutcome, detail: String) {
-    let reason = if outcome == DecisionOutcome::ClientRegistered {
-        DecisionReason::Issued
-    } else {
-        DecisionReason::TokenRequestRefused
-    };
-    tracing::info!(target: "warden::issuer", client_id = %client_id, outcome = outcome.as_str(), detail = %detail, "registration");
-    state.inner.decisions.emit(
-        &EventScope::default(),
-        EventKind::ServiceDecision {
-            client_id: client_id.to_string(),
-            tool: None,
-            outcome,
-            reason,
-            detail: Some(detail),
-            fingerprint: None,
-            missing: ScopeSet::new(),
-        },
+    super::record_decision(
+        state,
+        "registration",
+        client_id,
+        outcome,
+        outcome == DecisionOutcome::ClientRegistered,
+        detail,
     );
 }

@@ -336,16 +336,7 @@ async fn connect_one(
                 false => build_tokens(client, entry, http, scopes, events).await?,
             };
             tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
-            let session = McpSession::connect(
-                &entry.name,
-                url,
-                http.clone(),
-                Some(tokens.clone()),
-                &entry.headers,
-                &entry.scopes,
-            )
-            .await
-            .map_err(refused)?;
+            let session = oauth_session(entry, url, http, &tokens).await.map_err(refused)?;
             (session, Some(tokens))
         }
         (Transport::Http { url }, AuthMode::None | AuthMode::Headers) => {
@@ -373,16 +364,7 @@ async fn connect_one(
                         let tokens = login::login_tokens(config, entry, http, scopes, events, d);
                         tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
                         auth = AuthMode::Oauth;
-                        let session = McpSession::connect(
-                            &entry.name,
-                            url,
-                            http.clone(),
-                            Some(tokens.clone()),
-                            &entry.headers,
-                            &entry.scopes,
-                        )
-                        .await
-                        .map_err(|e| match e {
+                        let session = oauth_session(entry, url, http, &tokens).await.map_err(|e| match e {
                             session::SessionError::Refused { server, status, challenge, .. } => {
                                 let explain = refusal_hint(entry, AuthMode::Oauth);
                                 ClientError::Refused { server, status, challenge, explain }
@@ -468,6 +450,17 @@ async fn connect_one(
         })
         .collect();
     Ok(Connected { entry: entry.clone(), auth, session, tokens, tools })
+}
+
+/// A session with `entry` at `url` whose requests carry the token manager's bearer token
+/// (the caller has obtained one: `initialize` is authenticated too).
+async fn oauth_session(
+    entry: &ServerEntry,
+    url: &str,
+    http: &reqwest::Client,
+    tokens: &Arc<TokenManager>,
+) -> Result<McpSession, session::SessionError> {
+    McpSession::connect(&entry.name, url, http.clone(), Some(tokens.clone()), &entry.headers, &entry.scopes).await
 }
 
 /// What a 401/403 from this server means, by auth mode: the headers it refused (by name,
