@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::client_auth::{ClientAuthenticator, Method};
 use super::refresh_store::{RefreshStore, StoredLogin};
 use super::register::{Registered, Registrar};
 use super::token::{TokenError, TokenResponse, token_request};
@@ -269,7 +270,7 @@ impl CodeLogin {
             form.push(("scope", s.to_string()));
         }
         let endpoint = &self.setup.token_endpoint;
-        let result = token_request(authenticate(self.setup.http.post(endpoint), form, &client), endpoint).await;
+        let result = client_token_request(self.setup.http.post(endpoint), form, &client, endpoint).await;
         match &result {
             Ok(r) => {
                 let rotated = if r.refresh_token.is_some() { "rotated" } else { "kept" };
@@ -378,8 +379,7 @@ impl CodeLogin {
             ("code_verifier", pkce.verifier.expose().clone()),
             ("resource", s.resource.clone()),
         ];
-        let result =
-            token_request(authenticate(s.http.post(&s.token_endpoint), form, &client), &s.token_endpoint).await;
+        let result = client_token_request(s.http.post(&s.token_endpoint), form, &client, &s.token_endpoint).await;
         match &result {
             Ok(r) => {
                 let refresh = if r.refresh_token.is_some() { "with a refresh token" } else { "no refresh token" };
@@ -416,31 +416,29 @@ impl LoginSetup {
     }
 }
 
-/// Client authentication at the token endpoint (RFC 6749 §2.3.1): a public client (`none`)
-/// names itself in the form; a confidential one uses the method it registered with. Kept to
-/// this one call site so a shared client-authentication module can take it over.
-fn authenticate(
+/// One token request from a registered client, authenticated the way it registered: the
+/// sending is `client_auth`'s (form-encoded Basic, the post form, or a public client's id).
+async fn client_token_request(
     req: reqwest::RequestBuilder,
-    mut form: Vec<(&'static str, String)>,
+    form: Vec<(&'static str, String)>,
     client: &Registered,
-) -> reqwest::RequestBuilder {
-    match (&client.client_secret, client.auth_method.as_str()) {
-        (Some(secret), "client_secret_basic") => {
-            let enc = |s: &str| {
-                serde_urlencoded::to_string([("", s)]).unwrap_or_default().trim_start_matches('=').to_string()
+    endpoint: &str,
+) -> Result<TokenResponse, TokenError> {
+    let auth = match &client.client_secret {
+        Some(secret) => {
+            let method = if client.auth_method == "client_secret_basic" {
+                Method::ClientSecretBasic
+            } else {
+                Method::ClientSecretPost
             };
-            req.basic_auth(enc(&client.client_id), Some(enc(secret.expose()))).form(&form)
+            ClientAuthenticator::with_secret(&client.client_id, secret.clone(), method)
         }
-        (Some(secret), _) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.expose().clone()));
-            req.form(&form)
-        }
-        (None, _) => {
-            form.push(("client_id", client.client_id.clone()));
-            req.form(&form)
-        }
-    }
+        None => ClientAuthenticator::public(&client.client_id),
+    };
+    let req = auth
+        .apply(req, form, crate::types::time::now_epoch())
+        .map_err(|cause| TokenError::ClientAuth { endpoint: endpoint.to_string(), cause })?;
+    token_request(req, endpoint).await
 }
 
 /// The redirect's query parameters, checked: the state must be the one sent (constant-time

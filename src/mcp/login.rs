@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::ClientError;
-use crate::auth::discovery::{self, BearerChallenge, DiscoveryError};
+use crate::auth::discovery::{self, DiscoveryError};
 use crate::config::ClientSection;
 
 use crate::auth::authcode::{BROWSER_WAIT, CodeLogin, LoginSetup, state_paths};
@@ -58,20 +58,7 @@ pub async fn public_login_tokens(
     events: &EventBus,
 ) -> Result<Arc<TokenManager>, ClientError> {
     super::check_url(&entry.url, client.allow_http_loopback)?;
-    let probe = http
-        .post(&entry.url)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#)
-        .send()
-        .await
-        .ok();
-    let challenge = probe
-        .as_ref()
-        .and_then(|r| r.headers().get(reqwest::header::WWW_AUTHENTICATE))
-        .and_then(|h| h.to_str().ok())
-        .and_then(BearerChallenge::parse)
-        .unwrap_or(BearerChallenge { resource_metadata: None, scope: None });
+    let challenge = super::probe_challenge(http, &entry.url).await;
     let d =
         discovery::discover(http, &entry.url, &challenge, client.allow_http_loopback).await.map_err(|e| match e {
             DiscoveryError::Unreachable { url, failure } => ClientError::unreachable(

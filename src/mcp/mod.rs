@@ -608,7 +608,7 @@ async fn build_tokens(
 /// The Bearer challenge the server answers an unauthenticated request with (its
 /// `resource_metadata` and `scope`), or an empty one: discovery then tries the well-known
 /// URLs. Nothing is sent but a ping without credentials.
-async fn probe_challenge(http: &reqwest::Client, url: &str) -> BearerChallenge {
+pub(crate) async fn probe_challenge(http: &reqwest::Client, url: &str) -> BearerChallenge {
     let probe = http
         .post(url)
         .header("Content-Type", "application/json")
