@@ -318,8 +318,9 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Login, reuse and logout: the first run registers and logs in; the second uses the stored
-/// (sealed) refresh token, no new registration or authorization; the rotated refresh token
-/// is what is stored then; `warden logout` forgets it, so the next run logs in again (with
+/// (sealed) access token; once the server no longer takes it, the stored refresh token gets
+/// a new one, no new registration or authorization; the rotated refresh token is what is
+/// stored then; `warden logout` forgets it, so the next run logs in again (with
 /// the stored registration).
 #[tokio::test(flavor = "multi_thread")]
 async fn headless_login_registers_once_and_the_sealed_refresh_token_survives_a_restart() {
@@ -351,7 +352,17 @@ async fn headless_login_registers_once_and_the_sealed_refresh_token_survives_a_r
     assert!(!raw.windows(first_rt.len()).any(|w| w == first_rt.as_bytes()), "the refresh token is not stored in clear");
     assert!(!raw.windows(3).any(|w| w == b"rt-"), "no refresh token in clear");
 
-    // A restart: the stored refresh token, no new login.
+    let at = server.with(|s| s.access.keys().next().cloned().unwrap());
+    assert!(!raw.windows(at.len()).any(|w| w == at.as_bytes()), "nor the access token");
+
+    // A restart: the stored access token (an hour left), nothing sent to the AS.
+    let out = warden(tmp.path(), &["tools", "--url", &mcp, "--auth", "headless"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.with(|s| (s.registrations, s.authorizations.len(), s.refreshes, s.token_requests)), (1, 1, 0, 1));
+
+    // The server forgets its access tokens (restarted): the stored one gets a 401, and the
+    // stored refresh token a new one, no new login.
+    server.with(|s| s.access.clear());
     let out = warden(tmp.path(), &["tools", "--url", &mcp, "--auth", "headless"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(server.with(|s| (s.registrations, s.authorizations.len(), s.refreshes)), (1, 1, 1));
@@ -361,7 +372,9 @@ async fn headless_login_registers_once_and_the_sealed_refresh_token_survives_a_r
     assert_ne!(live_rt[0], first_rt);
     let store = warden::auth::refresh_store::RefreshStore::in_state_dir(tmp.path());
     let stored = store.load("127.0.0.1", &mcp).unwrap().expect("a stored login");
-    assert_eq!(stored.refresh_token.expose(), &live_rt[0]);
+    assert_eq!(stored.refresh_token.as_ref().map(|t| t.expose().as_str()), Some(live_rt[0].as_str()));
+    let access = stored.access.expect("the new access token is stored too");
+    assert_eq!(Some(access.token.expose()), server.with(|s| s.access.keys().next().cloned()).as_ref());
     assert_eq!(stored.client_id, "client-1");
 
     let out = warden(tmp.path(), &["logout", "127.0.0.1"]).await;
@@ -541,10 +554,10 @@ async fn a_client_section_without_a_secret_logs_in_as_that_client_or_by_its_meta
         server.with(|s| (s.registrations, s.authorized_clients.clone())),
         (0, vec!["warden-public".to_string()])
     );
-    // `warden token` takes the same way, here with the stored refresh token.
+    // `warden token` takes the same way, here with the stored access token.
     let out = warden(tmp.path(), &["token", "--config", plain.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(server.with(|s| (s.authorizations.len(), s.refreshes)), (1, 1));
+    assert_eq!(server.with(|s| (s.authorizations.len(), s.refreshes, s.token_requests)), (1, 0, 1));
 
     // The same config with a metadata document URL, to a server that takes them.
     server.with(|s| s.cimd = true);

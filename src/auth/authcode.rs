@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client_auth::{ClientAuthenticator, Method};
-use super::refresh_store::{RefreshStore, StoredLogin};
+use super::refresh_store::{RefreshStore, StoredAccess, StoredLogin};
 use super::register::{Registered, Registrar};
 use super::token::{TokenError, TokenResponse, token_request};
 use crate::types::event::{AuthStepKind, EventBus, EventKind, Scope as EventScope};
@@ -166,6 +166,8 @@ pub struct LoginSetup {
     pub registrar: Registrar,
     /// The sealed refresh-token store; None keeps refresh tokens in memory only.
     pub store: Option<RefreshStore>,
+    /// The authorization server's RFC 7009 revocation endpoint, if it offers one.
+    pub revocation_endpoint: Option<String>,
     pub events: EventBus,
     /// How long a browser login may take.
     pub wait: Duration,
@@ -177,6 +179,10 @@ pub struct LoginSetup {
 pub struct CodeLogin {
     setup: LoginSetup,
     refresh: Mutex<Option<Held>>,
+    /// The access token stored by the previous command, offered once (the first token of
+    /// this process) while it lasts; taken, never offered twice, so a 401 to it leads to
+    /// the refresh token or a login rather than the same token again.
+    stored_access: Mutex<Option<StoredAccess>>,
     /// The scopes the last login asked for (step-up widens them).
     granted: Mutex<ScopeSet>,
 }
@@ -198,13 +204,17 @@ impl CodeLogin {
                 None
             }
         });
-        let refresh = stored.filter(|s| s.issuer == setup.issuer).map(|s| Held {
-            token: s.refresh_token,
-            scope: s.scope,
-            client_id: s.client_id,
-        });
-        let granted = refresh.as_ref().map(|h| h.scope.clone()).unwrap_or_default();
-        Arc::new(Self { setup, refresh: Mutex::new(refresh), granted: Mutex::new(granted) })
+        let stored = stored.filter(|s| s.issuer == setup.issuer);
+        let granted = stored.as_ref().map(|s| s.scope.clone()).unwrap_or_default();
+        let stored_access = stored.as_ref().and_then(|s| s.access.clone());
+        let refresh =
+            stored.and_then(|s| Some(Held { token: s.refresh_token?, scope: s.scope, client_id: s.client_id }));
+        Arc::new(Self {
+            setup,
+            refresh: Mutex::new(refresh),
+            stored_access: Mutex::new(stored_access),
+            granted: Mutex::new(granted),
+        })
     }
 
     pub fn server(&self) -> &str {
@@ -221,8 +231,31 @@ impl CodeLogin {
     }
 
     /// A token response for `scopes` (None: what was granted before, else the server's
-    /// defaults): by refresh token when the one held covers them, else by a new login.
-    pub async fn token(&self, scopes: Option<&ScopeSet>) -> Result<TokenResponse, TokenError> {
+    /// defaults): the stored access token when `first` (this process has none yet) and it
+    /// covers them with more than the refresh skew left; else by refresh token when the one
+    /// held covers them; else by a new login.
+    pub async fn token(&self, scopes: Option<&ScopeSet>, first: bool) -> Result<TokenResponse, TokenError> {
+        let stored = self.stored_access.lock().take();
+        if let Some(access) = stored.filter(|_| first)
+            && scopes.is_none_or(|s| s.is_subset(&access.scope))
+        {
+            let now = self.setup.events.clock().now_epoch();
+            let left = access.expires_at.map(|e| e as i64 - now as i64);
+            if left.is_none_or(|l| l > super::token::REFRESH_SKEW_SECS) {
+                let lasts = match left {
+                    Some(l) => format!("expires in {l} s"),
+                    None => "no stated lifetime".into(),
+                };
+                self.step(AuthStepKind::StoredToken, None, format!("used the stored access token ({lasts})"));
+                return Ok(TokenResponse {
+                    access_token: access.token.expose().clone(),
+                    token_type: "Bearer".into(),
+                    expires_in: left.map(|l| l as u64),
+                    scope: Some(access.scope.to_string()),
+                    refresh_token: None,
+                });
+            }
+        }
         let held = self.refresh.lock().as_ref().map(|h| (h.token.clone(), h.scope.clone(), h.client_id.clone()));
         if let Some((token, scope, client_id)) = held
             && scopes.is_none_or(|s| s.is_subset(&scope))
@@ -284,22 +317,31 @@ impl CodeLogin {
         Ok(r)
     }
 
-    /// Keeps the refresh token of `r` (a rotation replaces the old one) with the scopes it
-    /// covers, in memory and sealed at rest.
+    /// Keeps the refresh token of `r` (a rotation replaces the old one; a response without
+    /// one keeps the one held) with the scopes it covers, and the access token, in memory
+    /// and sealed at rest.
     fn keep(&self, r: &TokenResponse, client_id: &str, scope: Option<ScopeSet>) {
         let mut held = self.refresh.lock();
         let scope = scope.or_else(|| held.as_ref().map(|h| h.scope.clone())).unwrap_or_default();
         *self.granted.lock() = scope.clone();
-        let Some(token) = r.refresh_token.as_ref() else { return };
-        *held = Some(Held { token: token.clone(), scope: scope.clone(), client_id: client_id.to_string() });
+        if let Some(token) = r.refresh_token.as_ref() {
+            *held = Some(Held { token: token.clone(), scope: scope.clone(), client_id: client_id.to_string() });
+        }
         if let Some(store) = &self.setup.store {
+            let now = self.setup.events.clock().now_epoch();
             let entry = StoredLogin {
                 server: self.setup.server.clone(),
                 resource: self.setup.resource.clone(),
                 issuer: self.setup.issuer.clone(),
                 client_id: client_id.to_string(),
-                refresh_token: token.clone(),
-                scope,
+                refresh_token: held.as_ref().map(|h| h.token.clone()),
+                scope: scope.clone(),
+                access: Some(StoredAccess {
+                    token: Secret::new(r.access_token.clone()),
+                    expires_at: r.expires_in.map(|s| now + s),
+                    scope,
+                }),
+                revocation_endpoint: self.setup.revocation_endpoint.clone(),
             };
             if let Err(e) = store.save(entry) {
                 tracing::warn!(server = %self.setup.server, error = %e, "the refresh token could not be stored; the next run logs in again");

@@ -26,6 +26,9 @@ pub struct AuthorizationServerMetadata {
     /// RFC 7662 token introspection (RFC 8414 §2 via RFC 7662 §4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
+    /// RFC 7009 token revocation (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub grant_types_supported: Vec<String>,
     #[serde(default)]

@@ -1,7 +1,9 @@
-//! Refresh tokens at rest: one file, `STATE/auth/refresh-tokens.sealed` (0600), sealed with
+//! Logins at rest: one file, `STATE/auth/refresh-tokens.sealed` (0600), sealed with
 //! AES-256-GCM (aws-lc-rs) under a key of its own, `STATE/keys/refresh-tokens.key` (0600,
-//! created on first use). A restart reads the refresh token back instead of asking for a new
-//! login; `warden logout` removes entries. A file that does not open (flipped byte, another
+//! created on first use). Each entry holds a server's refresh token (when the authorization
+//! server issued one) and its last access token with its expiry, so the next command uses
+//! the access token while it lasts, then the refresh token, instead of asking for a new
+//! login (a browser tab per command otherwise); `warden logout` removes entries. A file that does not open (flipped byte, another
 //! key) fails closed: nothing in it is used, and the next login writes a new one.
 //!
 //! File layout: `WRT1` ‖ 12-byte random nonce ‖ ciphertext+tag of the JSON list of entries;
@@ -18,20 +20,45 @@ use crate::types::secret::Secret;
 const MAGIC: &[u8; 4] = b"WRT1";
 const KEY_LEN: usize = 32;
 
-/// One server's login: what a refresh needs.
+/// One server's login: what a refresh needs, and the access token while it lasts.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredLogin {
     pub server: String,
     pub resource: String,
     pub issuer: String,
     pub client_id: String,
+    /// None when the authorization server issues no refresh tokens.
+    #[serde(default, serialize_with = "expose_opt")]
+    pub refresh_token: Option<Secret<String>>,
+    pub scope: ScopeSet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<StoredAccess>,
+    /// The authorization server's RFC 7009 revocation endpoint, when it offers one
+    /// (`warden logout` revokes the refresh token there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+}
+
+/// An access token kept for the next command, with what it was granted.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredAccess {
     #[serde(serialize_with = "expose")]
-    pub refresh_token: Secret<String>,
+    pub token: Secret<String>,
+    /// Unix seconds; None when the token response gave no lifetime (the server says when
+    /// it is no longer good: a 401 replaces it).
+    pub expires_at: Option<u64>,
     pub scope: ScopeSet,
 }
 
 fn expose<S: serde::Serializer>(s: &Secret<String>, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.expose())
+}
+
+fn expose_opt<S: serde::Serializer>(s: &Option<Secret<String>>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_some(s.expose()),
+        None => ser.serialize_none(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +196,14 @@ mod tests {
             resource: format!("http://{server}/mcp"),
             issuer: "http://as".into(),
             client_id: "c".into(),
-            refresh_token: Secret::new(token.into()),
+            refresh_token: Some(Secret::new(token.into())),
             scope: ScopeSet::parse("a b").unwrap(),
+            access: Some(StoredAccess {
+                token: Secret::new(format!("at-of-{token}")),
+                expires_at: Some(1_700_000_000),
+                scope: ScopeSet::parse("a").unwrap(),
+            }),
+            revocation_endpoint: None,
         }
     }
 
@@ -184,7 +217,13 @@ mod tests {
         let raw = std::fs::read(store.path()).unwrap();
         assert!(!raw.windows(6).any(|w| w == b"rt-rot"), "the token is not in the file in clear");
         let one = store.load("one", "http://one/mcp").unwrap().unwrap();
-        assert_eq!(one.refresh_token.expose(), "rt-rotated-secret");
+        assert_eq!(one.refresh_token.as_ref().map(|t| t.expose().as_str()), Some("rt-rotated-secret"));
+        assert!(!raw.windows(6).any(|w| w == b"at-of-"), "nor the access token");
+        let access = one.access.expect("the access token is kept");
+        assert_eq!(
+            (access.token.expose().as_str(), access.expires_at),
+            ("at-of-rt-rotated-secret", Some(1_700_000_000))
+        );
         assert_eq!(store.entries().unwrap().len(), 2);
         let mut bad = raw.clone();
         let last = bad.len() - 1;

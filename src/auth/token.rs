@@ -345,7 +345,7 @@ impl TokenManager {
     /// replaces the held token. Call with `refresh_lock` held.
     async fn fetch(&self, reason: RefreshReason) -> Result<Arc<Grant>, TokenError> {
         let requested = self.requested.read().clone();
-        let result = self.request(requested.as_ref()).await;
+        let result = self.request(requested.as_ref(), reason).await;
         let response = match result {
             Ok(t) => t,
             Err(e) => {
@@ -515,9 +515,9 @@ impl TokenManager {
         self.source.auth.apply(self.http.post(url), form, self.events.clock().now_epoch())
     }
 
-    async fn request(&self, scopes: Option<&ScopeSet>) -> Result<TokenResponse, TokenError> {
+    async fn request(&self, scopes: Option<&ScopeSet>, reason: RefreshReason) -> Result<TokenResponse, TokenError> {
         if let Some(login) = &self.login {
-            return login.token(scopes).await;
+            return login.token(scopes, reason == RefreshReason::Initial).await;
         }
         let endpoint = &self.source.token_endpoint;
         let mut form: Vec<(&str, String)> =

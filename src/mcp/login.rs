@@ -134,6 +134,7 @@ pub fn login_tokens(
         mode: login_mode(config).unwrap_or(crate::auth::authcode::LoginMode::Browser),
         registrar,
         store: Some(store),
+        revocation_endpoint: d.metadata.revocation_endpoint.clone(),
         events: events.clone(),
         wait: config.login.wait.unwrap_or(BROWSER_WAIT),
         step_up: config.login.step_up,

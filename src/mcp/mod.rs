@@ -453,14 +453,48 @@ async fn connect_one(
 }
 
 /// A session with `entry` at `url` whose requests carry the token manager's bearer token
-/// (the caller has obtained one: `initialize` is authenticated too).
+/// (the caller has obtained one: `initialize` is authenticated too). A 401 to it (a stored
+/// token the server no longer takes) gets one new token, by refresh token or login; a 403
+/// insufficient_scope gets step-up when the login's policy allows it, at most
+/// `MAX_STEP_UPS` times, as a tool call would.
 async fn oauth_session(
     entry: &ServerEntry,
     url: &str,
     http: &reqwest::Client,
     tokens: &Arc<TokenManager>,
 ) -> Result<McpSession, session::SessionError> {
-    McpSession::connect(&entry.name, url, http.clone(), Some(tokens.clone()), &entry.headers, &entry.scopes).await
+    let (mut renewed, mut stepped_up) = (false, 0);
+    loop {
+        let result =
+            McpSession::connect(&entry.name, url, http.clone(), Some(tokens.clone()), &entry.headers, &entry.scopes)
+                .await;
+        let (status, challenge) = match &result {
+            Err(session::SessionError::Refused { status, challenge, .. }) => (*status, challenge.clone()),
+            _ => return result,
+        };
+        let Ok(held) = tokens.claims().await else { return result };
+        let next = match status {
+            401 if !renewed => {
+                renewed = true;
+                tokens.refresh_rejected(&held).await
+            }
+            403 if stepped_up < secure_tool::MAX_STEP_UPS => {
+                let asked = challenge
+                    .as_deref()
+                    .and_then(BearerChallenge::parse)
+                    .and_then(|c| c.scope)
+                    .and_then(|s| ScopeSet::parse(&s).ok())
+                    .unwrap_or_default();
+                let Some(union) = secure_tool::step_up_scopes(tokens, &held.scope, &asked) else { return result };
+                stepped_up += 1;
+                tokens.regrant(Some(union)).await
+            }
+            _ => return result,
+        };
+        if next.is_err() {
+            return result;
+        }
+    }
 }
 
 /// What a 401/403 from this server means, by auth mode: the headers it refused (by name,

@@ -486,12 +486,12 @@ impl SecureTool {
 }
 
 /// Re-authorizations per call after 403 insufficient_scope; then the denial stands.
-const MAX_STEP_UPS: u32 = 2;
+pub(crate) const MAX_STEP_UPS: u32 = 2;
 
 /// The scopes to re-authorize with after a 403 asking for `required`: the union with the
 /// grant, when the tokens come from a login whose step-up policy is `auto` and the union
 /// asks for something new. None: report the denial.
-fn step_up_scopes(tokens: &TokenManager, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
+pub(crate) fn step_up_scopes(tokens: &TokenManager, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
     let login = tokens.login().filter(|l| l.step_up() == crate::auth::authcode::StepUp::Auto)?;
     let mut union = granted.clone();
     for s in login.granted().iter().chain(required.iter()) {

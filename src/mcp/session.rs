@@ -249,6 +249,13 @@ impl McpSession {
                 status: 401,
                 challenge: Some(www_authenticate),
             },
+            // A grant too narrow to list the tools: the caller may step up.
+            Failure::InsufficientScope { www_authenticate, .. } => SessionError::Refused {
+                server: name.to_string(),
+                url: endpoint.to_string(),
+                status: 403,
+                challenge: Some(www_authenticate),
+            },
             failure => SessionError::ListTools { server: name.to_string(), failure: failure.message() },
         })?;
         let manifest_hash = manifest_hash(&listed);

@@ -589,10 +589,21 @@ impl CallOutcome {
     }
 }
 
-/// The steps of an authorization-code login, in the order they usually happen.
+/// The steps of an OAuth flow (discovery, then an authorization-code login or a client
+/// credentials grant), in the order they usually happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthStepKind {
+    /// The MCP server answered 401 with a Bearer challenge (what it named: resource
+    /// metadata, scope).
+    Challenge,
+    /// The protected-resource metadata (RFC 9728) was fetched, or looked for and missing.
+    ResourceMetadata,
+    /// The authorization server's metadata (RFC 8414 / OpenID discovery) was fetched, or
+    /// the 2025-03-26 default endpoints were assumed.
+    ServerMetadata,
+    /// A stored access token (sealed at rest) was used instead of a new login.
+    StoredToken,
     /// RFC 7591 dynamic client registration (or a stored registration reused).
     Registration,
     /// The browser (or the headless request) sent to the authorization endpoint.
@@ -605,6 +616,24 @@ pub enum AuthStepKind {
     Refresh,
     /// A 403 insufficient_scope asked for more scopes: re-authorization with the union.
     StepUp,
+}
+
+impl AuthStepKind {
+    /// The step's name as the console and `--json` consumers read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Challenge => "401 challenge",
+            Self::ResourceMetadata => "resource metadata",
+            Self::ServerMetadata => "server metadata",
+            Self::StoredToken => "stored token",
+            Self::Registration => "registration",
+            Self::AuthorizationRequest => "authorization request",
+            Self::Redirect => "redirect",
+            Self::CodeExchange => "code exchange",
+            Self::Refresh => "refresh",
+            Self::StepUp => "step-up",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
