@@ -32,6 +32,7 @@ const AUTH_SUITE: &[&str] = &[
     "auth/scope-omitted-when-undefined",
     "auth/scope-step-up",
     "auth/scope-retry-limit",
+    "auth/scope-step-up",
     "auth/token-endpoint-auth-basic",
     "auth/token-endpoint-auth-post",
     "auth/token-endpoint-auth-none",
@@ -46,6 +47,9 @@ const CLIENT_CREDENTIALS: &[&str] = &["auth/client-credentials-basic", "auth/cli
 /// token endpoint checks the pre-registered credentials, not the grant type.
 /// `auth/resource-mismatch` passes by refusing: Warden stops at discovery, sending nothing.)
 const EXPECTED_PASSING: &[&str] = &[
+    "auth/2025-03-26-oauth-endpoint-fallback",
+    "auth/2025-03-26-oauth-metadata-backcompat",
+    "auth/basic-cimd",
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
     "auth/metadata-default",
@@ -60,6 +64,7 @@ const EXPECTED_PASSING: &[&str] = &[
     "auth/scope-from-www-authenticate",
     "auth/scope-omitted-when-undefined",
     "auth/scope-retry-limit",
+    "auth/scope-step-up",
     "auth/token-endpoint-auth-basic",
     "auth/token-endpoint-auth-none",
     "auth/token-endpoint-auth-post",

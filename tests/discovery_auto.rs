@@ -474,3 +474,69 @@ async fn an_unreachable_authorization_server_is_named() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A server of the 2025-03-26 revision publishes no resource metadata: its origin is its
+/// authorization server. Its origin's RFC 8414 document is read when there is one (issuer on
+/// that origin, endpoints under a path); without one the default endpoints are reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2025_03_26_server_is_discovered_at_its_origin_then_by_the_default_endpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with_doc = fake(
+        |_| "Bearer".to_string(),
+        |b| {
+            let meta = json!({
+                "issuer": format!("{b}/oauth"),
+                "token_endpoint": format!("{b}/oauth/token"),
+                "authorization_endpoint": format!("{b}/oauth/authorize"),
+                "code_challenge_methods_supported": ["S256"],
+            });
+            vec![("/.well-known/oauth-authorization-server".to_string(), meta)]
+        },
+    )
+    .await;
+    let out = warden(tmp.path(), None, &["tools", "--url", &with_doc.url()]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let b = &with_doc.base;
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!(
+            "  authorization server  {b}/oauth (named by the server's origin: it publishes no resource metadata (2025-03-26))\n  token endpoint        {b}/oauth/token\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Or log in: run again with --auth browser"), "{text}");
+    assert_eq!(
+        with_doc.gets(),
+        vec![
+            "/.well-known/oauth-protected-resource/mcp".to_string(),
+            "/.well-known/oauth-protected-resource".to_string(),
+            "/.well-known/oauth-authorization-server".to_string(),
+        ]
+    );
+
+    let bare = fake(|_| "Bearer".to_string(), |_| Vec::new()).await;
+    let out = warden(tmp.path(), None, &["tools", "--url", &bare.url()]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let b = &bare.base;
+    assert!(
+        stderr(&out).contains(&format!(
+            "  authorization server  {b} (named by the server's origin, assumed: it publishes no OAuth metadata, so these are the 2025-03-26 default endpoints; if it takes an API key instead, pass it with --header 'Authorization: Bearer ${{MY_KEY}}')\n  token endpoint        {b}/token\n"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&format!("client registration   offered at {b}/register")), "{}", stderr(&out));
+
+    // An origin document naming an issuer elsewhere is not that server's: refused.
+    let elsewhere = fake(
+        |_| "Bearer".to_string(),
+        |_| {
+            let meta = json!({"issuer": "https://as.example", "token_endpoint": "https://as.example/token"});
+            vec![("/.well-known/oauth-authorization-server".to_string(), meta)]
+        },
+    )
+    .await;
+    let out = warden(tmp.path(), None, &["tools", "--url", &elsewhere.url()]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("names issuer \"https://as.example\""), "{}", stderr(&out));
+}

@@ -485,7 +485,8 @@ async fn step_up_auto_reauthorizes_with_the_union_and_never_is_a_clear_denial() 
 }
 
 /// Each login step is an `auth_step` event in `--json` output, with its URL and outcome,
-/// and nothing secret anywhere in it: no code, verifier, access or refresh token.
+/// and nothing secret anywhere in it: no code, verifier, access or refresh token. Discovery
+/// comes first: the challenge, the resource metadata, the authorization server's metadata.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_login_step_is_an_event_and_none_carries_a_secret() {
     let server = start(Misbehave::Nothing).await;
@@ -515,6 +516,9 @@ async fn every_login_step_is_an_event_and_none_carries_a_secret() {
     assert_eq!(
         others,
         vec![
+            ("challenge", "BASE/mcp".to_string()),
+            ("resource_metadata", "BASE/.well-known/oauth-protected-resource/mcp".to_string()),
+            ("server_metadata", "BASE/.well-known/oauth-authorization-server".to_string()),
             ("registration", "BASE/register".to_string()),
             ("authorization_request", "BASE/authorize".to_string()),
             ("code_exchange", "BASE/token".to_string()),

@@ -113,8 +113,17 @@ pub async fn locate_as_metadata(
     client: &reqwest::Client,
     issuer: &str,
 ) -> Result<(String, AuthorizationServerMetadata), DiscoveryError> {
-    let mut tried = Vec::new();
-    for url in as_metadata_urls(issuer) {
+    locate_as_metadata_at(client, issuer, &as_metadata_urls(issuer), &mut Vec::new()).await
+}
+
+/// `locate_as_metadata` over `urls`, recording every location that gave nothing in `tried`.
+async fn locate_as_metadata_at(
+    client: &reqwest::Client,
+    issuer: &str,
+    urls: &[String],
+    tried: &mut Vec<Attempt>,
+) -> Result<(String, AuthorizationServerMetadata), DiscoveryError> {
+    for url in urls.iter().cloned() {
         let resp = match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
@@ -146,7 +155,7 @@ pub async fn locate_as_metadata(
         }
         return Ok((url, meta));
     }
-    Err(DiscoveryError::NoAsMetadata { issuer: issuer.to_string(), tried })
+    Err(DiscoveryError::NoAsMetadata { issuer: issuer.to_string(), tried: tried.clone() })
 }
 
 /// One location discovery tried, and what came of it (for the error that lists them all).
@@ -245,7 +254,7 @@ pub fn challenge_param(header: &str, name: &str) -> Option<String> {
 
 /// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3) and the parameters discovery reads:
 /// `resource_metadata` (RFC 9728 §5.1) and `scope`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BearerChallenge {
     pub resource_metadata: Option<String>,
     pub scope: Option<String>,
@@ -292,18 +301,63 @@ pub enum ScopesFrom {
 pub struct Discovered {
     /// The resource identifier (RFC 8707 `resource`), checked to name the server.
     pub resource: String,
-    /// Where the RFC 9728 document was found.
-    pub resource_metadata_url: String,
+    /// Where the RFC 9728 document was found; None for a 2025-03-26 server, which has none
+    /// (its origin is its authorization server).
+    pub resource_metadata_url: Option<String>,
     /// `authorization_servers[0]` of that document, and its issuer identifier.
     pub authorization_server: String,
-    /// Where the RFC 8414 / OpenID document was found.
-    pub metadata_url: String,
+    /// Where the RFC 8414 / OpenID document was found; None when a 2025-03-26 server
+    /// published none and its default endpoints are used.
+    pub metadata_url: Option<String>,
     pub metadata: AuthorizationServerMetadata,
     pub scopes: ScopeSet,
     pub scopes_from: ScopesFrom,
+    /// The 401 challenge discovery started from.
+    pub challenge: BearerChallenge,
+    /// Every location looked at, in order, and what came of it: the narrated flow's
+    /// discovery steps (the caller turns them into events).
+    pub trail: Vec<TrailStep>,
+}
+
+/// One discovery step for the narrated auth flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrailStep {
+    /// True for the protected-resource metadata, false for the authorization server's.
+    pub resource_metadata: bool,
+    pub url: String,
+    pub outcome: String,
 }
 
 impl Discovered {
+    /// The discovery half of the narrated auth flow, as `AuthStep` events for `server`: the
+    /// challenge, then every metadata location looked at.
+    pub fn narrate(&self, events: &crate::types::event::EventBus, server: &str) {
+        use crate::types::event::{AuthStepKind, EventKind, Scope as EventScope};
+        let c = &self.challenge;
+        let mut named = Vec::new();
+        if let Some(url) = &c.resource_metadata {
+            named.push(format!("resource_metadata {url}"));
+        }
+        if let Some(scope) = &c.scope {
+            named.push(format!("scope \"{scope}\""));
+        }
+        let outcome = match named.is_empty() {
+            true => "401 with a Bearer challenge naming nothing".to_string(),
+            false => format!("401 with a Bearer challenge naming {}", named.join(", ")),
+        };
+        let emit = |step, url: Option<&str>, outcome: String| {
+            events.emit(
+                &EventScope::default(),
+                EventKind::AuthStep { server: server.to_string(), step, url: url.map(str::to_string), outcome },
+            )
+        };
+        emit(AuthStepKind::Challenge, Some(&self.resource), outcome);
+        for t in &self.trail {
+            let step = if t.resource_metadata { AuthStepKind::ResourceMetadata } else { AuthStepKind::ServerMetadata };
+            emit(step, Some(&t.url), t.outcome.clone());
+        }
+    }
+
     /// RFC 7591 dynamic client registration, when the authorization server offers it.
     pub fn registration_endpoint(&self) -> Option<&str> {
         self.metadata.registration_endpoint.as_deref()
@@ -367,9 +421,28 @@ pub async fn discover_for(
             Err(outcome) => tried.push(Attempt { url, outcome }),
         }
     }
+    let mut trail: Vec<TrailStep> = tried
+        .iter()
+        .map(|a| TrailStep { resource_metadata: true, url: a.url.clone(), outcome: a.outcome.clone() })
+        .collect();
     let Some((prm_url, prm)) = found else {
-        return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
+        // Nothing anywhere: a server of the 2025-03-26 revision, whose origin is its
+        // authorization server (unless a location named by the challenge or on another
+        // scheme was refused: then the server meant one, and it is not to be guessed).
+        if challenge.resource_metadata.is_some() || tried.iter().any(|a| a.outcome.starts_with("not followed")) {
+            return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
+        }
+        return legacy(http, server_url, challenge, trail, tried).await;
     };
+    trail.push(TrailStep {
+        resource_metadata: true,
+        url: prm_url.clone(),
+        outcome: format!(
+            "found: resource {}, authorization server {}",
+            prm.resource,
+            prm.authorization_servers.first().map(String::as_str).unwrap_or("(none named)")
+        ),
+    });
     let configured = configured_resource.is_some_and(|r| r.trim_end_matches('/') == prm.resource.trim_end_matches('/'));
     if !configured && !resource_matches(&prm.resource, server_url) {
         return Err(DiscoveryError::ResourceMismatch {
@@ -384,31 +457,149 @@ pub async fn discover_for(
         .cloned()
         .ok_or_else(|| DiscoveryError::NoAuthorizationServer { url: prm_url.clone() })?;
     check_url(&issuer, allow_http_loopback, "authorization server")?;
-    let (metadata_url, metadata) = locate_as_metadata(http, &issuer).await?;
+    let mut as_tried = Vec::new();
+    let (metadata_url, metadata) =
+        locate_as_metadata_at(http, &issuer, &as_metadata_urls(&issuer), &mut as_tried).await?;
+    trail.extend(as_tried.into_iter().map(|a| TrailStep { resource_metadata: false, url: a.url, outcome: a.outcome }));
+    trail.push(TrailStep { resource_metadata: false, url: metadata_url.clone(), outcome: as_summary(&metadata) });
+    check_endpoints(&metadata, allow_http_loopback)?;
+    let (scopes, scopes_from) = scopes_for(challenge, &prm.scopes_supported);
+    Ok(Discovered {
+        resource: prm.resource,
+        resource_metadata_url: Some(prm_url),
+        authorization_server: issuer,
+        metadata_url: Some(metadata_url),
+        metadata,
+        scopes,
+        scopes_from,
+        challenge: challenge.clone(),
+        trail,
+    })
+}
+
+/// Every endpoint of `metadata` passes `check_url`.
+fn check_endpoints(metadata: &AuthorizationServerMetadata, allow_http_loopback: bool) -> Result<(), DiscoveryError> {
     check_url(&metadata.token_endpoint, allow_http_loopback, "token endpoint")?;
     for (what, url) in [
         ("authorization endpoint", &metadata.authorization_endpoint),
         ("registration endpoint", &metadata.registration_endpoint),
         ("JWKS", &metadata.jwks_uri),
+        ("revocation endpoint", &metadata.revocation_endpoint),
+        ("introspection endpoint", &metadata.introspection_endpoint),
     ] {
         if let Some(url) = url {
             check_url(url, allow_http_loopback, what)?;
         }
     }
+    Ok(())
+}
+
+/// The scopes to ask for (MCP 2025-11-25 "scope selection strategy"): the challenge's, else
+/// everything the resource supports, else none (the authorization server's defaults).
+fn scopes_for(challenge: &BearerChallenge, supported: &[String]) -> (ScopeSet, ScopesFrom) {
     let lenient = |s: &str| s.split(' ').filter_map(|t| Scope::new(t).ok()).collect::<ScopeSet>();
-    let (scopes, scopes_from) = match (&challenge.scope, prm.scopes_supported.is_empty()) {
+    match (&challenge.scope, supported.is_empty()) {
         (Some(s), _) if !lenient(s).is_empty() => (lenient(s), ScopesFrom::Challenge),
-        (_, false) => (lenient(&prm.scopes_supported.join(" ")), ScopesFrom::ResourceMetadata),
+        (_, false) => (lenient(&supported.join(" ")), ScopesFrom::ResourceMetadata),
         _ => (ScopeSet::new(), ScopesFrom::NotStated),
+    }
+}
+
+/// What an authorization server's metadata offers, in a line.
+fn as_summary(m: &AuthorizationServerMetadata) -> String {
+    let mut offers = vec![format!("issuer {}", m.issuer)];
+    if m.authorization_endpoint.is_some() {
+        offers.push("authorization code".into());
+    }
+    if m.registration_endpoint.is_some() {
+        offers.push("registration".into());
+    }
+    if m.client_id_metadata_document_supported {
+        offers.push("client ID metadata documents".into());
+    }
+    offers.push(if m.jwks_uri.is_some() { "signing keys".into() } else { "no keys (opaque tokens)".into() });
+    format!("found: {}", offers.join(", "))
+}
+
+/// The 2025-03-26 revision's discovery, for a server without resource metadata: its
+/// origin (the URL without its path) is the authorization server; its RFC 8414 document at
+/// the origin's root, else the default endpoints `/authorize`, `/token` and `/register`
+/// there. The document's issuer may carry a path (the endpoints can live under one), but it
+/// must be on the server's own origin: nothing here names another party.
+async fn legacy(
+    http: &reqwest::Client,
+    server_url: &str,
+    challenge: &BearerChallenge,
+    mut trail: Vec<TrailStep>,
+    prm_tried: Vec<Attempt>,
+) -> Result<Discovered, DiscoveryError> {
+    let (origin, _) = split_origin(server_url.trim_end_matches('/'));
+    let origin = origin.to_string();
+    let url = format!("{origin}/.well-known/oauth-authorization-server");
+    let answer = match http.get(&url).send().await {
+        Ok(r) => r,
+        Err(e) => return Err(DiscoveryError::Unreachable { url, failure: NetFailure::of(&e) }),
     };
+    let status = answer.status();
+    let (metadata_url, metadata) = if status.is_success() {
+        let body = read_bounded(answer, 256 * 1024).await.map_err(|reason| DiscoveryError::Invalid {
+            url: url.clone(),
+            what: "authorization server metadata",
+            reason,
+        })?;
+        let meta: AuthorizationServerMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
+            url: url.clone(),
+            what: "authorization server metadata",
+            reason: e.to_string(),
+        })?;
+        if split_origin(meta.issuer.trim_end_matches('/')).0 != origin {
+            return Err(DiscoveryError::IssuerMismatch { url, named: meta.issuer, expected: origin });
+        }
+        trail.push(TrailStep {
+            resource_metadata: false,
+            url: url.clone(),
+            outcome: format!("{} (2025-03-26: the server's origin)", as_summary(&meta)),
+        });
+        (Some(url), meta)
+    } else if status == reqwest::StatusCode::NOT_FOUND {
+        trail.push(TrailStep {
+            resource_metadata: false,
+            url: url.clone(),
+            outcome: format!("HTTP 404: using the 2025-03-26 defaults {origin}/authorize, /token, /register"),
+        });
+        let meta = AuthorizationServerMetadata {
+            issuer: origin.clone(),
+            token_endpoint: format!("{origin}/token"),
+            jwks_uri: None,
+            introspection_endpoint: None,
+            revocation_endpoint: None,
+            grant_types_supported: vec!["authorization_code".into(), "refresh_token".into()],
+            token_endpoint_auth_methods_supported: Vec::new(),
+            scopes_supported: Vec::new(),
+            response_types_supported: vec!["code".into()],
+            authorization_endpoint: Some(format!("{origin}/authorize")),
+            registration_endpoint: Some(format!("{origin}/register")),
+            // The 2025-03-26 revision requires PKCE (S256) of every client and server.
+            code_challenge_methods_supported: vec!["S256".into()],
+            client_id_metadata_document_supported: false,
+        };
+        (None, meta)
+    } else {
+        let mut tried = prm_tried;
+        tried.push(Attempt { url, outcome: format!("HTTP {}", status.as_u16()) });
+        return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
+    };
+    let (scopes, scopes_from) = scopes_for(challenge, &metadata.scopes_supported);
     Ok(Discovered {
-        resource: prm.resource,
-        resource_metadata_url: prm_url,
-        authorization_server: issuer,
+        resource: server_url.to_string(),
+        resource_metadata_url: None,
+        authorization_server: metadata.issuer.clone(),
         metadata_url,
         metadata,
         scopes,
         scopes_from,
+        challenge: challenge.clone(),
+        trail,
     })
 }
 

@@ -139,6 +139,7 @@ pub fn login_tokens(
         wait: config.login.wait.unwrap_or(BROWSER_WAIT),
         step_up: config.login.step_up,
     };
+    d.narrate(events, &entry.name);
     let login = CodeLogin::new(setup);
     let verification = match &d.metadata.jwks_uri {
         Some(jwks_uri) => Verification::Jwks(Box::new(

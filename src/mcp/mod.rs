@@ -166,7 +166,14 @@ fn needs_oauth(server: &str, d: &Discovered) -> String {
          Next: get a client_id and secret for the client credentials grant from that authorization server, put them in a config file and pass it with --config:\n\
          {section}\
          {login_line}",
-        d.authorization_server, d.resource_metadata_url, d.metadata.token_endpoint,
+        d.authorization_server,
+        match (&d.resource_metadata_url, &d.metadata_url) {
+            (Some(url), _) => url.as_str(),
+            (None, Some(_)) => "the server's origin: it publishes no resource metadata (2025-03-26)",
+            (None, None) =>
+                "the server's origin, assumed: it publishes no OAuth metadata, so these are the 2025-03-26 default endpoints; if it takes an API key instead, pass it with --header 'Authorization: Bearer ${MY_KEY}'",
+        },
+        d.metadata.token_endpoint,
     )
 }
 
@@ -560,7 +567,18 @@ async fn build_tokens(
     let as_unreachable =
         |url, failure| ClientError::unreachable(&entry.name, "the authorization server", url, failure, &tls);
     let challenge = probe_challenge(http, &entry.url).await;
-    let discovered = discovery::discover_for(http, &entry.url, entry.resource.as_deref(), &challenge, allow).await;
+    let discovered = match discovery::discover_for(http, &entry.url, entry.resource.as_deref(), &challenge, allow).await
+    {
+        // No resource metadata, and an issuer pinned: that issuer, not the 2025-03-26 guess
+        // that the server's origin is its authorization server.
+        Ok(d) if d.resource_metadata_url.is_none() && client.issuer.is_some() => {
+            Err(DiscoveryError::NoResourceMetadata { server_url: entry.url.clone(), tried: Vec::new() })
+        }
+        other => other,
+    };
+    if let Ok(d) = &discovered {
+        d.narrate(events, &entry.name);
+    }
     let (issuer, resource, meta) = match (discovered, &client.issuer) {
         (Ok(d), Some(pinned)) if d.authorization_server.trim_end_matches('/') != pinned.trim_end_matches('/') => {
             return Err(ClientError::UntrustedIssuer {
