@@ -68,6 +68,7 @@ const EXPECTED_PASSING: &[&str] = &[
     "auth/token-endpoint-auth-basic",
     "auth/token-endpoint-auth-none",
     "auth/token-endpoint-auth-post",
+    "initialize",
     "sse-retry",
     "tools_call",
 ];

@@ -71,8 +71,12 @@ pub enum SessionError {
     Start { server: String, failure: String },
 }
 
+/// What Warden says in `initialize`. The protocol version is the newest one that has an
+/// `initialize` handshake (rmcp's `LATEST` names a revision without one, which servers that
+/// speak the handshake do not know).
 fn client_info() -> ClientConfig {
     ClientConfig::new(ClientCapabilities::default(), Implementation::new("warden", env!("CARGO_PKG_VERSION")))
+        .with_protocol_version(rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE)
 }
 
 impl std::fmt::Debug for McpSession {
