@@ -91,8 +91,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state_dir: &state_dir,
                 scopes: a.scopes.as_deref(),
                 json: a.json,
-                adhoc: Default::default(),
-                login: Default::default(),
+                adhoc: a.adhoc.clone(),
+                login: a.login.clone(),
             }))
         }),
         Command::Tools(a) => client_command(&state_dir, log, |rt| {

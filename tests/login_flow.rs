@@ -692,3 +692,21 @@ async fn the_refresh_token_is_used_before_the_access_token_expires() {
     assert_ne!(second.fingerprint, first.fingerprint);
     assert_eq!(server.with(|s| (s.authorizations.len(), s.refreshes)), (1, 1));
 }
+
+/// `warden token --url` takes the same way as `tools`: discovery from the 401, a login, and
+/// the token's state (never the token); the next `token` shows the stored one.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_with_url_logs_in_and_shows_the_token_state() {
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mcp = server.mcp();
+    let out = warden(tmp.path(), &["token", "--url", &mcp, "--auth", "headless"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.starts_with("opaque token: the server decides\n"), "{shown}");
+    assert!(shown.contains("\n  scopes       files:read (from the token response)\n"), "{shown}");
+    assert!(!shown.contains("at-1"), "never the token itself: {shown}");
+    let out = warden(tmp.path(), &["token", "--url", &mcp, "--auth", "headless", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.with(|s| (s.authorizations.len(), s.token_requests)), (1, 1), "the stored token, nothing asked");
+}

@@ -186,6 +186,10 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
+    #[command(flatten)]
+    pub adhoc: AdHocArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Scopes to request, space-separated (default: the config's, else the client's defaults).
     #[arg(long, value_name = "\"A B\"")]
     pub scopes: Option<String>,

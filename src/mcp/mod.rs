@@ -48,6 +48,11 @@ pub enum ClientError {
         "no [client] section in the config: point --config at STATE/client.toml written by `warden serve`, or add one"
     )]
     NoClient,
+    /// `warden token` for a server that answered without asking for a token.
+    #[error(
+        "{server} asks for no token (a stdio server, or no 401 with a Bearer challenge), so there is none to show; `warden tools` lists what it offers"
+    )]
+    NoTokenAsked { server: String },
     /// A server set to `auth = "oauth"` in a config without `[client]`.
     #[error(
         "{server} uses auth = \"oauth\" but the config has no [client] section: add one (issuer, client_id, client_secret_env), or set auth = \"headers\" or \"none\" for it"
@@ -291,8 +296,10 @@ pub async fn token_manager(
     scopes: Option<ScopeSet>,
     events: EventBus,
 ) -> Result<(ServerEntry, Arc<TokenManager>), ClientError> {
-    let client = config.client.as_ref().ok_or(ClientError::NoClient)?;
     let entry = config.servers.first().ok_or(ClientError::NoServers)?;
+    let Some(client) = config.client.as_ref() else {
+        return discovered_token_manager(config, entry, scopes, &events).await.map(|t| (entry.clone(), t));
+    };
     let timeout = Duration::from_secs(client.timeout_secs.unwrap_or(15));
     let http = http_client(&client_tls(client), timeout)?;
     let scopes = scopes.or_else(|| client.scopes.clone());
@@ -301,6 +308,37 @@ pub async fn token_manager(
         false => build_tokens(client, entry, &http, scopes, &events).await?,
     };
     Ok((entry.clone(), tokens))
+}
+
+/// `warden token` for a server whose auth is left to discovery (`--url` without client
+/// flags): its 401 challenge, discovery, then a login as `tools` would make. A server that
+/// asks for no token, or one that cannot be logged in to, says so.
+async fn discovered_token_manager(
+    config: &Config,
+    entry: &ServerEntry,
+    scopes: Option<ScopeSet>,
+    events: &EventBus,
+) -> Result<Arc<TokenManager>, ClientError> {
+    let url = match entry.transport() {
+        Transport::Http { url } if entry.auth_discovered(false) => url,
+        Transport::Stdio { .. } => return Err(ClientError::NoTokenAsked { server: entry.name.clone() }),
+        _ => return Err(ClientError::NoClient),
+    };
+    let http = mcp_http(config)?;
+    let challenge = probe_challenge(&http, url).await;
+    if challenge == BearerChallenge::default() {
+        return Err(ClientError::NoTokenAsked { server: entry.name.clone() });
+    }
+    let d = discovery::discover(&http, url, &challenge, true).await.map_err(|e| match e {
+        DiscoveryError::Unreachable { url, failure } => {
+            ClientError::unreachable(&entry.name, "the authorization server", url, failure, &ClientTls::default())
+        }
+        cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
+    })?;
+    if !login::can_log_in(config, &d) {
+        return Err(ClientError::NeedsOauth { server: entry.name.clone(), discovered: Box::new(d) });
+    }
+    Ok(login::login_tokens(config, entry, &http, scopes, events, &d))
 }
 
 /// The one place a connection is built from a server entry, whatever its transport and
