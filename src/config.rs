@@ -477,6 +477,23 @@ pub struct ClientSection {
     /// that say they support them (`client_id_metadata_document_supported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id_metadata_url: Option<String>,
+    /// Enterprise-managed authorization (`[client.identity_assertion]`): tokens by the JWT
+    /// bearer grant with an identity assertion from the enterprise's identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_assertion: Option<IdentityAssertionSection>,
+}
+
+/// `[client.identity_assertion]`: where the user's single sign-on ID token is exchanged for
+/// an identity assertion grant (MCP SEP-990).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityAssertionSection {
+    /// The identity provider's token endpoint (RFC 8693 token exchange).
+    pub idp_token_endpoint: String,
+    /// This client's id at the identity provider.
+    pub idp_client_id: String,
+    /// The environment variable holding the user's ID token (never the token itself).
+    pub id_token_env: String,
 }
 
 /// How Warden authenticates to one MCP server.
@@ -814,6 +831,7 @@ impl ClientSection {
             timeout_secs: None,
             login: None,
             client_id_metadata_url: None,
+            identity_assertion: None,
         }
     }
 }

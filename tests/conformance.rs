@@ -52,6 +52,7 @@ const EXPECTED_PASSING: &[&str] = &[
     "auth/basic-cimd",
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
+    "auth/cross-app-access-complete-flow",
     "auth/metadata-default",
     "auth/metadata-var1",
     "auth/metadata-var2",

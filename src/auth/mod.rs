@@ -7,6 +7,7 @@
 //!
 //! May import: `types`, `security`, `paths`. Enforced by `tests/layering.rs`.
 
+pub mod assertion;
 pub mod authcode;
 pub mod client_auth;
 pub mod discovery;

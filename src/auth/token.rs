@@ -76,6 +76,9 @@ pub struct TokenSource {
     pub resource: String,
     /// The client and how it authenticates at the token endpoint (`auth::client_auth`).
     pub auth: ClientAuthenticator,
+    /// Enterprise-managed authorization: the JWT bearer grant with an identity assertion
+    /// from the identity provider instead of the client credentials grant.
+    pub assertion: Option<super::assertion::IdentityAssertion>,
 }
 
 /// What the client knows about the token it holds: the scopes it acts on, its lifetime, and
@@ -520,6 +523,10 @@ impl TokenManager {
             return login.token(scopes, reason == RefreshReason::Initial).await;
         }
         let endpoint = &self.source.token_endpoint;
+        if let Some(assertion) = &self.source.assertion {
+            let now = self.events.clock().now_epoch();
+            return assertion.token(&self.http, endpoint, &self.source.auth, &self.source.resource, scopes, now).await;
+        }
         let mut form: Vec<(&str, String)> =
             vec![("grant_type", "client_credentials".into()), ("resource", self.source.resource.clone())];
         if let Some(s) = scopes.filter(|s| !s.is_empty()) {

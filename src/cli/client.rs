@@ -137,6 +137,15 @@ pub fn adhoc_client(a: &super::AdHocArgs, lent: Option<ClientSection>) -> Option
     }
     client.client_secret_env = a.client_secret_env.clone();
     client.client_key = a.client_key.clone();
+    if let (Some(idp_token_endpoint), Some(idp_client_id), Some(id_token_env)) =
+        (&a.idp_token_endpoint, &a.idp_client_id, &a.id_token_env)
+    {
+        client.identity_assertion = Some(crate::config::IdentityAssertionSection {
+            idp_token_endpoint: idp_token_endpoint.clone(),
+            idp_client_id: idp_client_id.clone(),
+            id_token_env: id_token_env.clone(),
+        });
+    }
     client.allow_http_loopback |= loopback_http;
     Some(client)
 }

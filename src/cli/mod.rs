@@ -224,6 +224,15 @@ pub struct AdHocArgs {
     /// A PEM private key (EC or RSA) for --client-id: private_key_jwt (RFC 7523).
     #[arg(long, value_name = "PEM_FILE", requires = "client_id")]
     pub client_key: Option<PathBuf>,
+    /// Enterprise-managed authorization for --client-id: the identity provider's token endpoint, where the user's ID token is exchanged for an identity assertion grant (then the JWT bearer grant at the authorization server)
+    #[arg(long, value_name = "URL", requires_all = ["client_id", "idp_client_id", "id_token_env"])]
+    pub idp_token_endpoint: Option<String>,
+    /// This client's id at the identity provider (with --idp-token-endpoint)
+    #[arg(long, value_name = "ID", requires = "idp_token_endpoint")]
+    pub idp_client_id: Option<String>,
+    /// The environment variable holding the user's ID token from the identity provider (with --idp-token-endpoint)
+    #[arg(long, value_name = "VAR", requires = "idp_token_endpoint")]
+    pub id_token_env: Option<String>,
 }
 
 /// How to log in to a server that needs OAuth when no client secret is configured.

@@ -160,6 +160,7 @@ pub fn login_tokens(
         token_endpoint: d.metadata.token_endpoint.clone(),
         resource: d.resource.clone(),
         auth: ClientAuthenticator::public(""),
+        assertion: None,
     };
     let scopes = scopes.or_else(|| (!d.scopes.is_empty()).then(|| d.scopes.clone()));
     Arc::new(

@@ -27,6 +27,7 @@ pub mod stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::assertion::IdentityAssertion;
 use crate::auth::client_auth::{ClientAuthError, ClientAuthenticator, Method, SigningKey, choose};
 use crate::auth::discovery::{self, BearerChallenge, Discovered, DiscoveryError, fetch_as_metadata};
 use crate::auth::jwks::JwksCache;
@@ -687,7 +688,21 @@ async fn build_tokens(
         )),
         None => Verification::NoJwks,
     };
-    let source = TokenSource { token_endpoint, resource, auth };
+    let assertion = match &client.identity_assertion {
+        Some(ia) => {
+            check_url(&ia.idp_token_endpoint, allow)?;
+            let id_token =
+                std::env::var(&ia.id_token_env).map_err(|_| ClientError::SecretEnvMissing(ia.id_token_env.clone()))?;
+            Some(IdentityAssertion {
+                idp_token_endpoint: ia.idp_token_endpoint.clone(),
+                idp_client_id: ia.idp_client_id.clone(),
+                id_token: Secret::new(id_token),
+                audience: audience.clone(),
+            })
+        }
+        None => None,
+    };
+    let source = TokenSource { token_endpoint, resource, auth, assertion };
     Ok(Arc::new(
         TokenManager::new(http.clone(), source, verification, scopes, events.clone())
             .with_introspection(introspection)

@@ -5,7 +5,8 @@
 # The suite's client contract: the MCP server's URL is the last argument;
 # MCP_CONFORMANCE_SCENARIO names the scenario and MCP_CONFORMANCE_CONTEXT (JSON) carries
 # what a real user would have been given beforehand (a client_id and client_secret, or a
-# private key, for the client-credentials scenarios); exit 0 means the client did its job.
+# private key, for the client-credentials scenarios; an identity provider and the user's ID
+# token there, for enterprise-managed authorization); exit 0 means the client did its job.
 # Without credentials in the context Warden logs in headless and registers itself.
 #
 # This script only maps that onto ordinary `warden` commands and flags, the ones a user
@@ -45,6 +46,14 @@ if [[ -n "$client_id" ]]; then
     if [[ -n "$pem" ]]; then
         (umask 077 && printf '%s\n' "$pem" >"$state/client-key.pem")
         flags+=(--client-key "$state/client-key.pem")
+    fi
+    # Enterprise-managed authorization: the user's ID token from their identity provider
+    # (through the environment, like the secret) and where to exchange it.
+    idp_token_endpoint="$(ctx idp_token_endpoint)"
+    if [[ -n "$idp_token_endpoint" ]]; then
+        export WARDEN_CONFORMANCE_ID_TOKEN="$(ctx idp_id_token)"
+        flags+=(--idp-token-endpoint "$idp_token_endpoint" --idp-client-id "$(ctx idp_client_id)")
+        flags+=(--id-token-env WARDEN_CONFORMANCE_ID_TOKEN)
     fi
 fi
 
