@@ -383,10 +383,13 @@ mod tests {
         "A streamable-HTTP MCP server at URL (no config file needed)",
         "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",
         "A static header for --url, 'Name: value' (repeatable); `${VAR}` in the value is read from the environment, so the key need not appear on the command line",
-        // The ad hoc OAuth client flags mean the same for tools, call, servers and console.
+        // The ad hoc OAuth client flags mean the same for token, tools, call, servers and console.
         "OAuth client for --url, without a config file: its client ID (client credentials). The authorization server is the one the server's metadata names; plain http is followed only when --url itself is a loopback http URL",
         "The environment variable that holds --client-id's secret (never the secret itself: command lines are visible to other users)",
         "A PEM private key (EC or RSA) for --client-id: private_key_jwt (RFC 7523)",
+        "Enterprise-managed authorization for --client-id: the identity provider's token endpoint, where the user's ID token is exchanged for an identity assertion grant (then the JWT bearer grant at the authorization server)",
+        "This client's id at the identity provider (with --idp-token-endpoint)",
+        "The environment variable holding the user's ID token from the identity provider (with --idp-token-endpoint)",
         // The login flags mean the same wherever a server may need OAuth.
         "Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)",
         "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial",
