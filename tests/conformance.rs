@@ -32,7 +32,6 @@ const AUTH_SUITE: &[&str] = &[
     "auth/scope-omitted-when-undefined",
     "auth/scope-step-up",
     "auth/scope-retry-limit",
-    "auth/scope-step-up",
     "auth/token-endpoint-auth-basic",
     "auth/token-endpoint-auth-post",
     "auth/token-endpoint-auth-none",

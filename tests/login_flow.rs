@@ -710,3 +710,36 @@ async fn token_with_url_logs_in_and_shows_the_token_state() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(server.with(|s| (s.authorizations.len(), s.token_requests)), (1, 1), "the stored token, nothing asked");
 }
+
+/// A stored login is used without `--auth` (nothing asks the user); once it no longer works,
+/// a pipeline without `--auth` is told to log in again, and no browser is opened.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_login_needs_no_login_mode_until_it_stops_working() {
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mcp = server.mcp();
+    let out = warden(tmp.path(), &["tools", "--url", &mcp, "--auth", "headless"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = warden(tmp.path(), &["tools", "--url", &mcp]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\n  granted: files:read\n"), "{}", text(&out.stdout));
+    let out = warden(tmp.path(), &["servers", "--url", &mcp]).await;
+    assert!(text(&out.stdout).contains("\n  auth       oauth (discovered, logged in)\n"), "{}", text(&out.stdout));
+
+    // The authorization server forgets every token: the stored ones no longer work.
+    server.with(|s| {
+        s.access.clear();
+        s.refresh.clear();
+    });
+    let out = warden(tmp.path(), &["tools", "--url", &mcp]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "the stored login for 127.0.0.1 no longer works; log in again with --auth browser (or --auth headless)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.with(|s| s.authorizations.len()), 1, "no new authorization without a login mode");
+}

@@ -108,6 +108,10 @@ pub enum LoginError {
     Listener(String),
     #[error("client registration at {url} failed: {reason}")]
     Registration { url: String, reason: String },
+    /// The stored login no longer works and no login mode was chosen (a pipeline): no
+    /// browser is opened behind the user's back.
+    #[error("the stored login for {server} no longer works; log in again with --auth browser (or --auth headless)")]
+    NoLoginMode { server: String },
 }
 
 impl LoginError {
@@ -162,7 +166,8 @@ pub struct LoginSetup {
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub resource: String,
-    pub mode: LoginMode,
+    /// None: only the stored login may be used; a new login is refused (`NoLoginMode`).
+    pub mode: Option<LoginMode>,
     pub registrar: Registrar,
     /// The sealed refresh-token store; None keeps refresh tokens in memory only.
     pub store: Option<RefreshStore>,
@@ -352,6 +357,9 @@ impl CodeLogin {
     /// A whole login: listener, registration, authorization request, redirect, exchange.
     async fn login(&self, scopes: Option<&ScopeSet>) -> Result<TokenResponse, TokenError> {
         let s = &self.setup;
+        let Some(mode) = s.mode else {
+            return Err(LoginError::NoLoginMode { server: s.server.clone() }.into());
+        };
         let listener = Callback::bind(s.registrar.preferred_port()).await?;
         let redirect_uri = listener.redirect_uri();
         let client = match s.registrar.client(&redirect_uri, scopes).await {
@@ -390,7 +398,7 @@ impl CodeLogin {
             None => format!("asked for the default scopes ({})", s.mode_label()),
         };
         self.step(AuthStepKind::AuthorizationRequest, Some(&s.authorization_endpoint), asked);
-        let answer = match s.mode {
+        let answer = match mode {
             LoginMode::Headless => headless(&s.http, url.as_str(), &redirect_uri).await,
             LoginMode::Browser => {
                 open_browser(url.as_str());
@@ -452,8 +460,9 @@ impl CodeLogin {
 impl LoginSetup {
     fn mode_label(&self) -> &'static str {
         match self.mode {
-            LoginMode::Browser => "browser",
-            LoginMode::Headless => "headless",
+            Some(LoginMode::Browser) => "browser",
+            Some(LoginMode::Headless) => "headless",
+            None => "no login mode",
         }
     }
 }

@@ -403,6 +403,13 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         };
         let result = crate::mcp::connect_server(&config, entry, &http, &EventBus::new()).await;
         let (mut auth_label, mut extra, mut extra_json) = (auth.label().to_string(), String::new(), Value::Null);
+        // Auth left to the server, and Warden logged in (or used the stored login): say so.
+        if let Ok(c) = &result
+            && c.auth != auth
+        {
+            auth_label = c.auth.label().to_string();
+            auth_words = format!("{} (discovered, logged in)", c.auth.label());
+        }
         let (status, status_word, tools, error) = match &result {
             Ok(c) => (
                 format!("✓ reachable, {}", crate::types::text::counted(c.tools.len() as u64, "tool", "tools")),

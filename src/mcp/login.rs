@@ -28,6 +28,15 @@ pub fn can_log_in(config: &Config, d: &Discovered) -> bool {
     login_mode(config).is_some() && d.metadata.authorization_endpoint.is_some() && advertises_s256(d)
 }
 
+/// Whether a login for `server` at `d`'s resource, with `d`'s authorization server, is
+/// stored: then no login mode is needed to use it (nothing asks the user), only to replace
+/// it once it no longer works.
+pub fn has_stored_login(config: &Config, server: &str, d: &Discovered) -> bool {
+    let state_dir = config.login.state_dir.clone().unwrap_or_else(|| crate::paths::state_dir(None));
+    let (_, store) = state_paths(&state_dir);
+    matches!(store.load(server, &d.resource), Ok(Some(l)) if l.issuer == d.authorization_server)
+}
+
 pub fn advertises_s256(d: &Discovered) -> bool {
     d.metadata.code_challenge_methods_supported.iter().any(|m| m == "S256")
 }
@@ -131,7 +140,7 @@ pub fn login_tokens(
         authorization_endpoint: d.metadata.authorization_endpoint.clone().unwrap_or_default(),
         token_endpoint: d.metadata.token_endpoint.clone(),
         resource: d.resource.clone(),
-        mode: login_mode(config).unwrap_or(crate::auth::authcode::LoginMode::Browser),
+        mode: login_mode(config),
         registrar,
         store: Some(store),
         revocation_endpoint: d.metadata.revocation_endpoint.clone(),

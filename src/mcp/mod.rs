@@ -336,7 +336,7 @@ async fn discovered_token_manager(
         }
         cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
     })?;
-    if !login::can_log_in(config, &d) {
+    if !login::can_log_in(config, &d) && !login::has_stored_login(config, &entry.name, &d) {
         return Err(ClientError::NeedsOauth { server: entry.name.clone(), discovered: Box::new(d) });
     }
     Ok(login::login_tokens(config, entry, &http, scopes, events, &d))
@@ -382,7 +382,10 @@ async fn connect_one(
                 false => build_tokens(client, entry, http, scopes, events).await?,
             };
             tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
-            let session = oauth_session(entry, url, http, &tokens).await.map_err(refused)?;
+            let session = oauth_session(entry, url, http, &tokens).await.map_err(|e| match e {
+                OauthFailure::Session(e) => refused(e),
+                OauthFailure::Token(e) => ClientError::token(&entry.name, e, &tls),
+            })?;
             (session, Some(tokens))
         }
         (Transport::Http { url }, AuthMode::None | AuthMode::Headers) => {
@@ -405,17 +408,20 @@ async fn connect_one(
                     // No client credentials, and the authorization server lets a user log
                     // in (authorization code + PKCE): do that instead of stopping.
                     if let Ok(d) = &discovered
-                        && login::can_log_in(config, d)
+                        && (login::can_log_in(config, d) || login::has_stored_login(config, &entry.name, d))
                     {
                         let tokens = login::login_tokens(config, entry, http, scopes, events, d);
                         tokens.claims().await.map_err(|source| ClientError::token(&entry.name, source, &tls))?;
                         auth = AuthMode::Oauth;
                         let session = oauth_session(entry, url, http, &tokens).await.map_err(|e| match e {
-                            session::SessionError::Refused { server, status, challenge, .. } => {
+                            OauthFailure::Session(session::SessionError::Refused {
+                                server, status, challenge, ..
+                            }) => {
                                 let explain = refusal_hint(entry, AuthMode::Oauth);
                                 ClientError::Refused { server, status, challenge, explain }
                             }
-                            e => refused(e),
+                            OauthFailure::Session(e) => refused(e),
+                            OauthFailure::Token(e) => ClientError::token(&entry.name, e, &tls),
                         })?;
                         (session, Some(tokens))
                     } else {
@@ -508,7 +514,7 @@ async fn oauth_session(
     url: &str,
     http: &reqwest::Client,
     tokens: &Arc<TokenManager>,
-) -> Result<McpSession, session::SessionError> {
+) -> Result<McpSession, OauthFailure> {
     let (mut renewed, mut stepped_up) = (false, 0);
     loop {
         let result =
@@ -516,8 +522,9 @@ async fn oauth_session(
                 .await;
         let (status, challenge) = match &result {
             Err(session::SessionError::Refused { status, challenge, .. }) => (*status, challenge.clone()),
-            _ => return result,
+            _ => return result.map_err(OauthFailure::Session),
         };
+        let result = result.map_err(OauthFailure::Session);
         let Ok(held) = tokens.claims().await else { return result };
         let next = match status {
             401 if !renewed => {
@@ -537,10 +544,19 @@ async fn oauth_session(
             }
             _ => return result,
         };
-        if next.is_err() {
-            return result;
+        // The new token could not be had (the stored login no longer works, the step-up
+        // was refused): that is the story, not the server's refusal of the old one.
+        if let Err(e) = next {
+            return Err(OauthFailure::Token(e));
         }
     }
+}
+
+/// Why an OAuth session could not be opened: the server refused it, or a new token (after
+/// a 401, or for step-up) could not be had.
+enum OauthFailure {
+    Session(session::SessionError),
+    Token(TokenError),
 }
 
 /// What a 401/403 from this server means, by auth mode: the headers it refused (by name,
