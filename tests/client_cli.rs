@@ -79,6 +79,24 @@ fn client_commands_print_results_and_exit_codes_without_leaking_secrets() {
     );
     all += &t;
 
+    // Output into a pipe nobody reads (`warden tools | head -0`): no panic, the command
+    // finishes and exits as usual.
+    let closed = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(state.join("client-state"))
+        .args(["tools", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut closed = closed;
+    drop(closed.stdout.take());
+    let out = closed.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+
     let out = warden(state, &config, &["token", "--json", "--scopes", "customer:read"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["granted"], serde_json::json!(["customer:read"]));

@@ -71,20 +71,20 @@ pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::
         let name = if prefix.is_empty() { p.display().to_string() } else { format!("{} ({prefix})", p.display()) };
         let pruned = r.pruned_through.map(|n| format!(", records 1..={n} pruned by retention")).unwrap_or_default();
         match &r.problem {
-            None => println!(
+            None => outln!(
                 "✓ {name}: {} in {}{pruned}, chain intact",
                 counted(r.records, "record", "records"),
                 counted(r.segments as u64, "segment", "segments")
             ),
             Some(pr) => {
                 ok = false;
-                println!("✗ {name}: {}:{}: {}", pr.file, pr.line, pr.reason);
-                println!("  {} records verified before it", r.records);
+                outln!("✗ {name}: {}:{}: {}", pr.file, pr.line, pr.reason);
+                outln!("  {} records verified before it", r.records);
             }
         }
         match (&r.signatures, &loaded) {
             (Signatures::Verified { checkpoints }, _) if r.problem.is_none() => {
-                println!(
+                outln!(
                     "  signatures: the head and {} verified with {}",
                     counted(*checkpoints as u64, "checkpoint", "checkpoints"),
                     key.display()
@@ -92,18 +92,18 @@ pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::
             }
             (Signatures::NotChecked { checkpoints }, Err(e)) => {
                 unchecked = true;
-                println!(
+                outln!(
                     "! {name}: signatures NOT checked ({e}); the head and {} could not be checked, so a rewrite of the whole chain would not be detected: pass --key",
                     counted(*checkpoints as u64, "checkpoint", "checkpoints")
                 );
             }
             (Signatures::NotApplicable, _) => {
-                println!("  signatures: not checked for a single segment (verify the directory to check them)")
+                outln!("  signatures: not checked for a single segment (verify the directory to check them)")
             }
             _ => {}
         }
         for t in &r.repaired_tears {
-            println!("  note: torn line at {t} (crash mid-write), repaired by starting a new segment");
+            outln!("  note: torn line at {t} (crash mid-write), repaired by starting a new segment");
         }
     }
     anyhow::ensure!(checked > 0, "no audit log found at {}", path.unwrap_or(&state_dir.join("audit")).display());
@@ -132,7 +132,7 @@ fn matches(a: &TailArgs, e: &Event) -> bool {
 
 fn print(a: &TailArgs, seq: u64, e: &Event) {
     if a.json {
-        println!("{}", serde_json::json!({"seq": seq, "event": e}));
+        outln!("{}", serde_json::json!({"seq": seq, "event": e}));
         return;
     }
     let detail = match &e.kind {
@@ -167,7 +167,7 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
         }
         other => serde_json::to_string(other).unwrap_or_default(),
     };
-    println!(
+    outln!(
         "{seq:>6} {} {:<14} {:<24} {:<22} {detail}",
         crate::tui::panes::clock(e.at_ms),
         outcome(&e.kind),

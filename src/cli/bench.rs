@@ -106,11 +106,11 @@ pub async fn run(config_path: Option<&Path>, args: BenchArgs) -> anyhow::Result<
     let call = CallSpec::new(&args)?;
     let progress = Progress::new();
     if !args.json {
-        println!("warden bench: tools/call {} vs GET {METADATA_PATH} (the ceiling)", call.tool);
-        println!("  server    {}", target.describe());
-        println!("  transport {TRANSPORT}");
-        println!("  {} s per phase after {:.1} s warm-up\n", args.duration, warm_up(args.duration).as_secs_f64());
-        println!("{}", table_header());
+        outln!("warden bench: tools/call {} vs GET {METADATA_PATH} (the ceiling)", call.tool);
+        outln!("  server    {}", target.describe());
+        outln!("  transport {TRANSPORT}");
+        outln!("  {} s per phase after {:.1} s warm-up\n", args.duration, warm_up(args.duration).as_secs_f64());
+        outln!("{}", table_header());
     }
     let rss_start = target.pid.and_then(rss_mb);
     let mut levels = Vec::new();
@@ -126,7 +126,7 @@ pub async fn run(config_path: Option<&Path>, args: BenchArgs) -> anyhow::Result<
         let ceiling = phase(&clients, ceiling_req, args.duration, target.pid, &progress, concurrency).await;
         let level = Level::new(concurrency, authenticated, ceiling);
         if !args.json {
-            println!("{}", level.rows());
+            outln!("{}", level.rows());
         }
         levels.push(level);
     }
@@ -149,18 +149,18 @@ pub async fn run(config_path: Option<&Path>, args: BenchArgs) -> anyhow::Result<
             "budgets": budgets,
             "pass": pass,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let total: u64 = levels.iter().map(|l| l.authenticated.requests + l.ceiling.requests).sum();
         match (rss_start, rss_end) {
             (Some(a), Some(b)) => {
-                println!("\nserver RSS {a:.1} MB at start, {b:.1} MB after {} requests", group(total))
+                outln!("\nserver RSS {a:.1} MB at start, {b:.1} MB after {} requests", group(total))
             }
-            _ => println!("\nserver RSS: unknown (pass --server-pid with --url)"),
+            _ => outln!("\nserver RSS: unknown (pass --server-pid with --url)"),
         }
-        println!("budgets:");
+        outln!("budgets:");
         for b in &budgets {
-            println!("  {}", b.line());
+            outln!("  {}", b.line());
         }
     }
     if let Some(child) = target.child {
@@ -988,24 +988,24 @@ async fn scenarios(file: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "server_rss_mb": rss_mb(child.pid),
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "warden bench --scenarios: {} scenarios through the session core (offline LM), server pid {}\n",
             set.len(),
             child.pid
         );
-        println!("  runs                {} in {elapsed:.1} s: {:.1} scenarios/s", group(runs), runs as f64 / elapsed);
-        println!(
+        outln!("  runs                {} in {elapsed:.1} s: {:.1} scenarios/s", group(runs), runs as f64 / elapsed);
+        outln!(
             "  steps               {} ({} tool calls, mean {:.3} ms each)",
             group(steps),
             group(tool_calls),
             report["tool_call_mean_ms"].as_f64().unwrap_or(0.0)
         );
-        println!("  per-step overhead   {overhead_us:.1} µs (run time outside tool calls, per step)");
-        println!("  unexpected outcomes {unexpected}");
+        outln!("  per-step overhead   {overhead_us:.1} µs (run time outside tool calls, per step)");
+        outln!("  unexpected outcomes {unexpected}");
         if let Some(rss) = rss_mb(child.pid) {
-            println!("  server RSS          {rss:.1} MB");
+            outln!("  server RSS          {rss:.1} MB");
         }
     }
     child.stop();

@@ -181,9 +181,9 @@ pub async fn token(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         let mut v = serde_json::to_value(&info)?;
         v["seconds_to_expiry"] = json!(info.seconds_to_expiry(now));
         v["summary"] = json!(super::token_view::headline(&info));
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", render_token(&info, crate::types::time::now_epoch()));
+        out!("{}", render_token(&info, crate::types::time::now_epoch()));
     }
     Ok(Exit::Ok.into())
 }
@@ -269,9 +269,9 @@ pub async fn tools(args: ClientArgs<'_>, approve: bool) -> anyhow::Result<ExitCo
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        outln!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
     } else {
-        print!("{text}");
+        out!("{text}");
     }
     stack.close().await;
     Ok(Exit::Ok.into())
@@ -323,9 +323,9 @@ pub async fn call(
     let report = secure.call(tool_args, &Scope::default()).await;
     let exit = exit_of(&report.outcome);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"report": report, "events": events.recorded()}))?);
+        outln!("{}", serde_json::to_string_pretty(&json!({"report": report, "events": events.recorded()}))?);
     } else {
-        print!("{}", render_report(&report));
+        out!("{}", render_report(&report));
     }
     drop(secure);
     stack.close().await;
@@ -473,9 +473,9 @@ pub async fn servers(args: ClientArgs<'_>) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&Value::Array(rows))?);
+        outln!("{}", serde_json::to_string_pretty(&Value::Array(rows))?);
     } else {
-        print!("{text}");
+        out!("{text}");
     }
     Ok(if all_ok { Exit::Ok } else { Exit::Other }.into())
 }
@@ -499,12 +499,12 @@ pub fn logout(state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode
             Ok(Exit::Other.into())
         }
         (true, None) => {
-            println!("no stored logins");
+            outln!("no stored logins");
             Ok(ExitCode::SUCCESS)
         }
         (false, _) => {
             for name in forgotten {
-                println!("forgot the login for {name}");
+                outln!("forgot the login for {name}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -3,6 +3,32 @@
 //!
 //! May import: every layer (it is the composition edge). Enforced by `tests/layering.rs`.
 
+/// `print!`/`println!` for command output, minus their panic when stdout has gone away
+/// (`warden tools | head`): a closed pipe only means nobody reads the rest, so the command
+/// finishes its work (audit, child processes) quietly instead of dying mid-way.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        $crate::cli::written(writeln!(std::io::stdout().lock(), $($arg)*));
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        $crate::cli::written(write!(std::io::stdout().lock(), $($arg)*));
+    }};
+}
+
+/// What a failed write to stdout means: nothing for a closed pipe; otherwise (a full disk)
+/// the user hears of it on stderr.
+pub fn written(result: std::io::Result<()>) {
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("warden: could not write the output: {e}");
+    }
+}
+
 pub mod audit;
 pub mod bench;
 pub mod client;

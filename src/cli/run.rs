@@ -65,7 +65,7 @@ pub async fn run_scenarios(
     let mut events = session.events().subscribe(1 << 16);
     let core = session.start(CancellationToken::new());
     if !args.json {
-        println!("model: {model}   scenarios: {}\n", scenarios.len());
+        outln!("model: {model}   scenarios: {}\n", scenarios.len());
     }
     let (mut as_expected, mut errors, mut total_ms) = (0usize, 0usize, 0.0);
     for (i, s) in scenarios.iter().enumerate() {
@@ -81,9 +81,9 @@ pub async fn run_scenarios(
         errors += usize::from(result.status == RunStatus::Error);
         total_ms += result.elapsed_ms;
         if args.json {
-            println!("{}", serde_json::to_string(&result)?);
+            outln!("{}", serde_json::to_string(&result)?);
         } else {
-            println!("{}", render(&result));
+            outln!("{}", render(&result));
         }
     }
     let (usage, anomalies) = (core.usage(), core.anomaly_counts());
@@ -100,11 +100,11 @@ pub async fn run_scenarios(
         "completion_tokens": usage.completion_tokens,
     });
     if args.json {
-        println!("{summary}");
+        outln!("{summary}");
     } else {
-        println!("{as_expected}/{} scenarios as expected ({:.0} ms, model {model})", scenarios.len(), total_ms);
+        outln!("{as_expected}/{} scenarios as expected ({:.0} ms, model {model})", scenarios.len(), total_ms);
         if errors > 0 {
-            println!(
+            outln!(
                 "{} not tested: the language model failed (see each error)",
                 crate::types::text::counted(errors as u64, "scenario", "scenarios")
             );
@@ -166,7 +166,7 @@ impl DemoServers {
 pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
     let DemoServers { running, client, dir, _temp } = DemoServers::start(state_dir).await?;
     if !args.json {
-        println!(
+        outln!(
             "warden demo: issuer {}  mcp {}  (state {})",
             running.issuer_url.as_deref().unwrap_or("-"),
             running.mcp_url.as_deref().unwrap_or("-"),

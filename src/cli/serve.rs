@@ -24,7 +24,7 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) 
     if let Some(note) = &running.client_note {
         line.push_str(&format!(" ({note})"));
     }
-    println!("{line}  (Ctrl-C to stop)");
+    outln!("{line}  (Ctrl-C to stop)");
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
