@@ -86,8 +86,9 @@ impl std::str::FromStr for StepUp {
 #[non_exhaustive]
 pub enum LoginError {
     #[error(
-        "the authorization server refused the authorization request: {error}{}; check the client registration and scopes",
-        description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+        "the authorization server refused the authorization request: {error}{}; {}",
+        description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default(),
+        denied_next_step(error)
     )]
     Denied { error: String, description: Option<String> },
     #[error(
@@ -112,6 +113,21 @@ pub enum LoginError {
     /// browser is opened behind the user's back.
     #[error("the stored login for {server} no longer works; log in again with --auth browser (or --auth headless)")]
     NoLoginMode { server: String },
+}
+
+/// What to do after the authorization endpoint said no, by its RFC 6749 §4.1.2.1 error.
+fn denied_next_step(error: &str) -> &'static str {
+    match error {
+        "access_denied" => {
+            "the sign-in was declined (by the user or the server's policy); run the command again to log in again"
+        }
+        "invalid_scope" => "the scopes asked for are not ones this client may have: ask for fewer with --scopes",
+        "invalid_target" => {
+            "the authorization server does not serve this MCP server (the resource); check which server it is for"
+        }
+        "temporarily_unavailable" | "server_error" => "the authorization server had a problem; try again later",
+        _ => "check the client registration and scopes",
+    }
 }
 
 impl LoginError {
