@@ -325,6 +325,21 @@ pub enum RefreshReason {
     Unauthorized,
     /// The operator asked for a different scope set.
     Regrant,
+    /// A 403 insufficient_scope led to a re-authorization with more scopes.
+    StepUp,
+}
+
+impl RefreshReason {
+    /// Why the token was issued, in a word or two (the token pane's history).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::Expiring => "expiring",
+            Self::Unauthorized => "401",
+            Self::Regrant => "regrant",
+            Self::StepUp => "step-up",
+        }
+    }
 }
 
 /// The check an access token failed (RFC 9068 / RFC 8725 verification, in order).
