@@ -146,8 +146,8 @@ mod tests {
         assert_eq!(
             body[1..body.len() - 1],
             [
-                "customer-service asks for ticket:create — re-authorize with account:calculate",
-                "customer:read ticket:create? [y/N]",
+                "customer-service asks for ticket:create — re-authorize with",
+                "account:calculate customer:read ticket:create? [y/N]",
                 "tool     create_support_ticket",
                 "granted  account:calculate customer:read",
                 "would be account:calculate customer:read +ticket:create",
