@@ -757,9 +757,10 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
 
     // The call is refused with 403; the console asks. n: the denial stands.
     tmux.keys(&["Write the file.", "Enter"]);
-    let question = "127.0.0.1 asks for files:read files:write — re-authorize with files:read files:write? [y/N]";
+    // At 100 columns the question wraps before its [y/N].
+    let question = "127.0.0.1 asks for files:read files:write — re-authorize with files:read files:write?";
     let s = tmux.wait_for("Step-up", Duration::from_secs(30));
-    assert!(s.contains(question), "{s}");
+    assert!(s.contains(question) && s.contains("│ [y/N]"), "{s}");
     assert!(s.contains("granted  files:read"), "{s}");
     assert!(s.contains("would be files:read +files:write"), "{s}");
     tmux.keys(&["n"]);
@@ -784,14 +785,25 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
     tmux.keys(&["A"]);
     let s = tmux.wait_for("Auth flow — 127.0.0.1", Duration::from_secs(5));
     let rows: Vec<&str> = s.lines().collect();
+    // A step row: its time (HH:MM:SS), two spaces, the step in a 21-wide column.
     let steps: Vec<String> = rows
         .iter()
         .filter_map(|r| {
-            let r = r.trim_start_matches(|c: char| c == '│' || c == ' ');
-            let bytes = r.as_bytes();
-            // A step row opens with its time, HH:MM:SS.
-            (bytes.len() > 10 && bytes[2] == b':' && bytes[5] == b':')
-                .then(|| r[10..].split("  ").next().unwrap_or("").trim().to_string())
+            let chars: Vec<char> = r.chars().collect();
+            let at = chars.windows(10).position(|w| {
+                let digit = |i: usize| w[i].is_ascii_digit();
+                digit(0)
+                    && digit(1)
+                    && w[2] == ':'
+                    && digit(3)
+                    && digit(4)
+                    && w[5] == ':'
+                    && digit(6)
+                    && digit(7)
+                    && w[8] == ' '
+                    && w[9] == ' '
+            })?;
+            Some(chars[at + 10..(at + 31).min(chars.len())].iter().collect::<String>().trim().to_string())
         })
         .collect();
     assert_eq!(
@@ -804,6 +816,7 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
             "token issued",
             "step-up",
             "step-up",
+            "registration",
             "authorization request",
             "redirect",
             "code exchange",
@@ -812,10 +825,9 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
         "{s}"
     );
     assert!(s.contains("✗ declined by the operator: the server asked for files:read files:write"), "{s}");
-    assert!(
-        s.contains("→ the server asked for files:read files:write; re-authorizing with files:read files:write"),
-        "{s}"
-    );
+    // Wrapped under the step column, never cut.
+    assert!(s.contains("→ the server asked for files:read files:write; re-authorizing with files:read"), "{s}");
+    assert!(s.contains("│          files:write  "), "{s}");
     assert!(s.contains("→ opaque · files:read files:write · fp "), "{s}");
     assert!(s.contains(" · step-up"), "{s}");
     tmux.keys(&["Escape"]);

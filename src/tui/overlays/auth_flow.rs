@@ -6,9 +6,10 @@
 //! events while open. A [`Component`] owning a copy of the timeline and its scroll (it
 //! opens at the newest entry).
 //!
-//! Each entry is two lines, because at 80 columns a URL and an outcome do not share one
-//! legibly: the time, the step and the URL (shortened from the middle, never dropped), then
-//! the outcome, indented. Failures are in the theme's error style.
+//! Each entry takes two lines or more, because at 80 columns a URL and an outcome do not
+//! share one legibly: the time, the step and the URL (shortened from the middle, never
+//! dropped), then the outcome, indented and wrapped (at most [`OUTCOME_LINES`] lines).
+//! Failures are in the theme's error style.
 
 use std::collections::VecDeque;
 
@@ -21,12 +22,18 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use super::{Scroll, centered, reader_hints, scroll_text};
 use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint};
 use crate::tui::keymap::{Action, Context, Keymap};
-use crate::tui::panes::{clip, clock};
+use crate::tui::panes::{clip, clock, wrap};
 use crate::tui::theme::Theme;
 use crate::types::event::{Event, EventKind, TokenState};
 
 /// Entries kept per server; older ones are counted, not kept.
 pub const FLOW_ENTRIES: usize = 200;
+
+/// Lines an outcome wraps to at most (the last one is clipped).
+const OUTCOME_LINES: usize = 3;
+
+/// The outcome's indent: under the step column.
+const INDENT: usize = 10;
 
 /// The width of the step column: the longest label ("authorization request").
 const STEP_W: usize = 21;
@@ -162,18 +169,19 @@ impl AuthFlowView {
 
     fn measure(&mut self) {
         let inner = Block::default().borders(Borders::ALL).inner(frame(self.area));
-        self.scroll.fit(self.lines_len(), inner.height as usize);
+        self.scroll.fit(self.lines_len(inner.width as usize), inner.height as usize);
         if self.follow {
             self.scroll.to_end();
         }
     }
 
-    fn lines_len(&self) -> usize {
-        usize::from(self.timeline.dropped > 0) + self.timeline.len().max(1) * 2
+    fn lines_len(&self, width: usize) -> usize {
+        let entries: usize = self.timeline.entries().map(|e| 1 + outcome_lines(e, width).len()).sum();
+        usize::from(self.timeline.dropped > 0) + entries.max(2)
     }
 
     fn lines(&self, theme: &Theme, width: usize) -> Vec<Line<'static>> {
-        let mut lines = Vec::with_capacity(self.lines_len());
+        let mut lines = Vec::with_capacity(self.lines_len(width));
         if self.timeline.dropped > 0 {
             let earlier = crate::types::text::counted(self.timeline.dropped, "earlier entry", "earlier entries");
             lines.push(Line::styled(format!("… {earlier} not kept"), theme.muted()));
@@ -207,11 +215,25 @@ impl AuthFlowView {
                 first.push(Span::styled(shorten_url(url, url_w), theme.muted()));
             }
             lines.push(Line::from(first));
-            let glyph = if e.failed { "✗" } else { "→" };
-            lines.push(Line::styled(clip(&format!("          {glyph} {}", e.outcome), width), style));
+            for l in outcome_lines(e, width) {
+                lines.push(Line::styled(format!("{:INDENT$}{l}", ""), style));
+            }
         }
         lines
     }
+}
+
+/// The outcome of `e` with its glyph, wrapped to the room under the step column.
+fn outcome_lines(e: &FlowEntry, width: usize) -> Vec<String> {
+    let glyph = if e.failed { "✗" } else { "→" };
+    let room = width.saturating_sub(INDENT).max(8);
+    let mut lines = wrap(&format!("{glyph} {}", e.outcome), room);
+    if lines.len() > OUTCOME_LINES {
+        let rest = lines[OUTCOME_LINES - 1..].join(" ");
+        lines.truncate(OUTCOME_LINES - 1);
+        lines.push(clip(&rest, room));
+    }
+    lines
 }
 
 /// The overlay's box on the panes' `area`.
