@@ -836,3 +836,22 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
     tmux.keys(&["q"]);
     tmux.wait_for("WARDEN_EXIT=0", Duration::from_secs(15));
 }
+
+/// `--step-up ask` is the console's: a headless command has no one to ask, and says so
+/// before connecting anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_headless_command_refuses_step_up_ask() {
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = warden(
+        tmp.path(),
+        &["call", "--url", &server.mcp(), "--auth", "headless", "--step-up", "ask", "write_file", "{}"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "warden: --step-up ask needs someone to answer: it works in the console (warden console); headless commands take --step-up auto or never\n"
+    );
+    assert_eq!(server.with(|s| s.authorizations.len()), 0, "nothing was sent");
+}
