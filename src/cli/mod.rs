@@ -399,7 +399,8 @@ mod tests {
         "A PEM private key (EC or RSA) for --client-id: private_key_jwt (RFC 7523)",
         // The login flags mean the same wherever a server may need OAuth.
         "Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)",
-        "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial",
+        // Right for each: it says which default is whose, and that ask is the console's.
+        "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default, headless) reports the denial; ask (the console's default) asks the operator in an overlay",
         "A client ID metadata document URL to log in with as the client_id, where the authorization server supports them (client_id_metadata_document_supported); else registration or [client] client_id is used",
     ];
 
