@@ -835,6 +835,17 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
     assert!(s.contains("step-up"), "the token history: {s}");
     tmux.keys(&["q"]);
     tmux.wait_for("WARDEN_EXIT=0", Duration::from_secs(15));
+
+    // The recording has the login's steps too (a replay shows the same auth flow), with
+    // the time they happened: before the session started.
+    let sessions = state.path().join("sessions");
+    let file = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
+    let events: Vec<Value> =
+        std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at = |pred: &dyn Fn(&Value) -> bool| events.iter().find(|e| pred(e)).map(|e| e["at_ms"].as_u64().unwrap());
+    let started = at(&|e| e["type"] == "session_started").expect("session_started recorded");
+    let registered = at(&|e| e["type"] == "auth_step" && e["step"] == "registration").expect("the login recorded");
+    assert!(registered <= started, "{registered} then {started}");
 }
 
 /// `--step-up ask` is the console's: a headless command has no one to ask, and says so

@@ -220,11 +220,15 @@ impl Session {
         self.lm.usage()
     }
 
-    /// The auth steps and token failures of connecting (at most [`CONNECT_AUTH_EVENTS`]
-    /// events were looked at), as they happened; the next call returns none. The tokens
-    /// themselves are announced by [`Self::announce_tokens`].
-    pub fn take_connect_auth(&mut self) -> Vec<crate::types::event::Event> {
-        std::mem::take(&mut self.connect_auth)
+    /// Sends the auth steps and token failures of connecting (at most
+    /// [`CONNECT_AUTH_EVENTS`] events were looked at) again, as they happened — ids and
+    /// times unchanged — to the subscribers that joined since (the console and its
+    /// recording), once; the audit trail has them already. The tokens themselves are
+    /// announced by [`Self::announce_tokens`].
+    pub fn announce_connect_auth(&mut self) {
+        for e in std::mem::take(&mut self.connect_auth) {
+            self.events.resend(&e);
+        }
     }
 
     /// Reports what the stack learnt while connecting, before a frontend subscribed: the

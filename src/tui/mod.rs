@@ -192,17 +192,14 @@ pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
         .map_err(|source| ConsoleError::Recording { path: recording.clone(), source })?;
     // The recording opens with what a replay needs to draw the matrix and status bar.
     session.events().emit(&crate::types::event::Scope::default(), session_started(&info));
+    // The OAuth steps of connecting (a login, a stored token) happened before the console
+    // subscribed: they are sent again as they were, times included, for the auth flow.
+    session.announce_connect_auth();
     // Replay the token state the stack already has (obtained before the console started).
     session.announce_tokens();
     let clock = session.events().clock().clone();
-    // The OAuth steps of connecting (a login, a stored token) happened before the console
-    // subscribed: the app takes them as they were, times included, for the auth flow.
-    let connected = session.take_connect_auth();
     let core = session.start(CancellationToken::new());
-    let mut app = App::new(info, theme, keymap, false);
-    for e in &connected {
-        app.ingest(e);
-    }
+    let app = App::new(info, theme, keymap, false);
     let asks = Asks { confirmations, step_ups };
     let result = ui_loop(app, ui_rx, Some(core.sender()), asks, &state_dir, Some(recording), clock).await;
     core.shutdown().await;

@@ -1111,6 +1111,21 @@ impl EventBus {
         }
     }
 
+    /// Sends an event dispatched earlier, unchanged (its id and time as they were), to the
+    /// subscribers only: journals and watchers saw it the first time. For a frontend that
+    /// subscribed after the fact (the console, after connecting logged in).
+    pub fn resend(&self, event: &Event) {
+        let mut subs = self.inner.subscribers.lock();
+        subs.retain(|tx| match tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
     fn dispatch(&self, scope: &Scope, kind: EventKind) -> (Event, Option<JournalError>) {
         let event = Event {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1,
