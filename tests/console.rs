@@ -1080,15 +1080,15 @@ fn help_has_no_duplicates_one_spelling_and_a_scroll_indicator() {
     app.resize(Rect::new(0, 0, 80, 24));
     {
         let s = screen(&app, 80, 24);
-        assert!(s.contains("Keys — lines 1–21 of 57 · j/k scroll · Esc close"), "{s}");
+        assert!(s.contains("Keys — lines 1–21 of 62 · j/k scroll · Esc close"), "{s}");
     }
     for _ in 0..100 {
         app.on_key(key(KeyCode::Char('j')));
     }
     let s = screen(&app, 80, 24);
-    assert!(s.contains("lines 37–57 of 57") && s.contains("Mouse wheel scrolls"), "{s}");
+    assert!(s.contains("lines 42–62 of 62") && s.contains("Mouse wheel scrolls"), "{s}");
     app.on_key(key(KeyCode::Char('k')));
-    assert!(screen(&app, 80, 24).contains("lines 36–56 of 57"), "one k moves at once");
+    assert!(screen(&app, 80, 24).contains("lines 41–61 of 62"), "one k moves at once");
 }
 
 /// A replay draws the matrix from the recorded session start, and says that live-only
@@ -1334,4 +1334,127 @@ fn the_trace_and_feed_say_who_decided_a_confirmation() {
     assert!(s.contains(" 1 ✗ error delete_file failed (not confirmed): not called: the operator declined"), "{s}");
     assert!(s.contains("⚠ delete_file on files declined by operator"), "{s}");
     assert!(!app.down.contains("files"), "a call never sent says nothing about the server");
+}
+
+fn step_up_question() -> warden::types::step_up::StepUpQuestion {
+    warden::types::step_up::StepUpQuestion {
+        server: "customer-service".into(),
+        tool: "create_support_ticket".into(),
+        asked: scopes("ticket:create"),
+        granted: scopes("account:calculate customer:read"),
+        union: scopes("account:calculate customer:read ticket:create"),
+    }
+}
+
+/// A step-up under `--step-up ask`: the question opens an overlay (over the auth flow, if
+/// that was open); y re-authorizes, n, Esc, Enter or Ctrl-C decline, and a question that
+/// arrives while another is open waits for it.
+#[test]
+fn a_step_up_question_opens_an_overlay_that_y_accepts_and_anything_else_declines() {
+    use warden::types::step_up::StepUpRequest;
+    let now = warden::types::time::now_epoch();
+    let mut app = app_with(&denied_run(&EventBus::recording(), now), now);
+    app.typing = false;
+    let (request, mut reply) = StepUpRequest::new(step_up_question());
+    app.ask_step_up(request);
+    assert!(matches!(app.overlay, Some(Overlay::StepUp(_))) && app.confirming());
+    let s = screen(&app, 80, 24);
+    for want in [
+        " Step-up ",
+        "customer-service asks for ticket:create — re-authorize with",
+        "account:calculate customer:read ticket:create? [y/N]",
+        "would be account:calculate customer:read +ticket:create",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    assert!(status_bar(&mut app, 80, 24).ends_with("y re-authorize · n decline"));
+    app.on_key(key(KeyCode::Char('y')));
+    assert_eq!(reply.try_recv(), Ok(true));
+    assert!(app.overlay.is_none() && !app.confirming());
+    assert_eq!(app.notice.as_deref(), Some("re-authorizing with account:calculate customer:read ticket:create…"));
+
+    for k in [key(KeyCode::Char('n')), key(KeyCode::Esc), key(KeyCode::Enter)] {
+        let (request, mut reply) = StepUpRequest::new(step_up_question());
+        app.ask_step_up(request);
+        app.on_key(k);
+        assert_eq!(reply.try_recv(), Ok(false), "{k:?}");
+        assert_eq!(app.notice.as_deref(), Some("step-up declined: create_support_ticket stays denied"));
+    }
+    // Queued behind a tool-call confirmation; Ctrl-C declines the open one and the run.
+    let (call, mut call_reply) = ConfirmRequest::new(question("delete_file"));
+    let (step_up, mut step_up_reply) = StepUpRequest::new(step_up_question());
+    app.ask(call);
+    app.ask_step_up(step_up);
+    app.on_key(key(KeyCode::Char('y')));
+    assert_eq!(call_reply.try_recv(), Ok(true));
+    assert!(matches!(app.overlay, Some(Overlay::StepUp(_))), "the step-up is asked next");
+    app.running = Some(("run-1".into(), Some(1)));
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Command::Cancel]);
+    assert_eq!(step_up_reply.try_recv(), Ok(false));
+}
+
+/// `A` opens the auth flow of the server shown: its login steps as they happened, and the
+/// token issued; the status bar and the help list the key; the token pane lists the
+/// server's recent tokens with why each was issued.
+#[test]
+fn a_opens_the_auth_flow_of_the_server_shown_and_the_pane_lists_recent_tokens() {
+    use warden::types::event::AuthStepKind;
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    let step = |step, url: &str, outcome: &str| EventKind::AuthStep {
+        server: "customer-service".into(),
+        step,
+        url: Some(url.into()),
+        outcome: outcome.into(),
+    };
+    bus.emit(
+        &Scope::default(),
+        step(AuthStepKind::AuthorizationRequest, "https://as.test/authorize", "asked for customer:read (headless)"),
+    );
+    bus.emit(&Scope::default(), step(AuthStepKind::CodeExchange, "https://as.test/token", "failed: invalid_grant"));
+    let issued = |reason| EventKind::TokenIssued {
+        token: token("customer:read", now),
+        reason,
+        server: Some("customer-service".into()),
+    };
+    bus.emit(&Scope::default(), issued(RefreshReason::Initial));
+    bus.emit(&Scope::default(), issued(RefreshReason::StepUp));
+    let mut app = app_with(&bus.recorded(), now);
+    app.typing = false;
+    app.focus = Pane::Token;
+    // Tall enough for the history under the token details (it takes only spare rows).
+    app.resize(Rect::new(0, 0, 120, 50));
+    let s = screen(&app, 120, 50);
+    assert!(s.contains("recent tokens"), "{s}");
+    let history: Vec<&str> = s.lines().filter(|l| l.contains(&format!("{}", Fingerprint::of(b"t")))).collect();
+    assert!(history.iter().any(|l| l.contains(" step-up ")), "{s}");
+    assert!(history.iter().any(|l| l.contains(" initial ")), "{s}");
+    assert!(status_bar(&mut app, 160, 40).contains("A auth flow"), "{}", status_bar(&mut app, 160, 40));
+
+    app.on_key(key(KeyCode::Char('A')));
+    assert!(matches!(app.overlay, Some(Overlay::AuthFlow(_))));
+    app.resize(Rect::new(0, 0, 80, 24));
+    let s = screen(&app, 80, 24);
+    for want in [
+        " Auth flow — customer-service — Esc close ",
+        "authorization request as.test/authorize",
+        "→ asked for customer:read (headless)",
+        "code exchange         as.test/token",
+        "✗ failed: invalid_grant",
+        "token issued",
+        "· step-up",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    // Live: a new step for this server appears while it is open.
+    let more = bus.emit(
+        &Scope::default(),
+        step(AuthStepKind::Refresh, "https://as.test/token", "new access token; refresh token rotated"),
+    );
+    app.ingest(&more);
+    assert!(screen(&app, 80, 24).contains("→ new access token; refresh token rotated"));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    let help = help_text(&mut app, 120, 40);
+    assert!(help.contains("A  auth flow of the server shown (token pane)"), "{help}");
 }

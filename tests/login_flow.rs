@@ -9,6 +9,9 @@
 //! the registered redirect URI (any loopback port, RFC 8252 §7.3), rotating refresh tokens,
 //! opaque access tokens whose scopes the MCP server enforces.
 
+#[path = "common/tmux.rs"]
+mod tmux;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -742,4 +745,179 @@ async fn a_stored_login_needs_no_login_mode_until_it_stops_working() {
         text(&out.stderr)
     );
     assert_eq!(server.with(|s| s.authorizations.len()), 1, "no new authorization without a login mode");
+}
+
+/// One ChatAdapter reply of the scripted model: each field under its header.
+fn lm_reply(fields: &[(&str, &str)]) -> Value {
+    let mut text = String::new();
+    for (name, value) in fields {
+        text.push_str(&format!("[[ ## {name} ## ]]\n{value}\n\n"));
+    }
+    text.push_str("[[ ## completed ## ]]");
+    json!({
+        "id": "chatcmpl-e2e", "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    })
+}
+
+/// The scripted model: calls `write_file`, then finishes; its answer says whether the tool
+/// wrote (the only part of the console's world that is a double).
+async fn lm_chat(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let system = messages.first().and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
+    let last = messages.last().and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
+    if !system.contains("next_tool_name") {
+        let response = if last.contains("write_file done") { "The file is written." } else { "I could not write it." };
+        return axum::Json(lm_reply(&[("reasoning", "The tool answered."), ("response", response)]));
+    }
+    axum::Json(match last.matches("[[ ## observation_").count() {
+        0 => {
+            lm_reply(&[("next_thought", "Write the file."), ("next_tool_name", "write_file"), ("next_tool_args", "{}")])
+        }
+        _ => lm_reply(&[("next_thought", "Done."), ("next_tool_name", "finish"), ("next_tool_args", "{}")]),
+    })
+}
+
+/// The console asks before a step-up (`--step-up ask` is its default): the operator first
+/// answers n — the denial stands, naming the missing scope, and the auth flow says the
+/// operator declined — then, on a re-run, y: Warden re-authorizes with the union and the
+/// call goes through. The "Auth flow" overlay (`A`) then lists the steps that happened, and
+/// the token pane's history shows the step-up token. Real binary, real terminal (tmux).
+#[test]
+fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
+    use std::time::Duration;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(start(Misbehave::Nothing));
+    let model = {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/v1/chat/completions", post(lm_chat));
+        rt.spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/v1")
+    };
+    let state = tempfile::tempdir().unwrap();
+    let tmux = tmux::Tmux::new("warden-step-up-e2e");
+    tmux.start(
+        100,
+        30,
+        &format!(
+            "OPENAI_API_KEY=sk-e2e-test {} --state-dir {} console --url {} --auth headless --model openai/gpt-e2e --lm-base-url {model}; echo WARDEN_EXIT=$?; sleep 30",
+            env!("CARGO_BIN_EXE_warden"),
+            state.path().display(),
+            server.mcp(),
+        ),
+    );
+    tmux.wait_for("◌ opaque", Duration::from_secs(60));
+
+    // The call is refused with 403; the console asks. n: the denial stands.
+    tmux.keys(&["Write the file.", "Enter"]);
+    // At 100 columns the question wraps before its [y/N].
+    let question = "127.0.0.1 asks for files:read files:write — re-authorize with files:read files:write?";
+    let s = tmux.wait_for("Step-up", Duration::from_secs(30));
+    assert!(s.contains(question) && s.contains("│ [y/N]"), "{s}");
+    assert!(s.contains("granted  files:read"), "{s}");
+    assert!(s.contains("would be files:read +files:write"), "{s}");
+    tmux.keys(&["n"]);
+    let s = tmux.wait_for("I could not write it.", Duration::from_secs(30));
+    assert!(s.contains("missing files:write"), "the denial names the missing scope: {s}");
+    assert_eq!(server.with(|s| s.authorizations.clone()), vec!["files:read".to_string()]);
+
+    // Re-run (r, out of the input): asked again; y re-authorizes and the call goes through.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Request — i or Enter to type", Duration::from_secs(5));
+    tmux.keys(&["r"]);
+    tmux.wait_for(question, Duration::from_secs(30));
+    tmux.keys(&["y"]);
+    tmux.wait_for("The file is written.", Duration::from_secs(30));
+    assert_eq!(
+        server.with(|s| s.authorizations.clone()),
+        vec!["files:read".to_string(), "files:read files:write".to_string()],
+        "one new authorization, with the union"
+    );
+
+    // The auth flow of the server: every step that happened, the declined step-up included.
+    tmux.keys(&["A"]);
+    let s = tmux.wait_for("Auth flow — 127.0.0.1", Duration::from_secs(5));
+    let rows: Vec<&str> = s.lines().collect();
+    // A step row: its time (HH:MM:SS), two spaces, the step in a 21-wide column.
+    let steps: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let chars: Vec<char> = r.chars().collect();
+            let at = chars.windows(10).position(|w| {
+                let digit = |i: usize| w[i].is_ascii_digit();
+                digit(0)
+                    && digit(1)
+                    && w[2] == ':'
+                    && digit(3)
+                    && digit(4)
+                    && w[5] == ':'
+                    && digit(6)
+                    && digit(7)
+                    && w[8] == ' '
+                    && w[9] == ' '
+            })?;
+            Some(chars[at + 10..(at + 31).min(chars.len())].iter().collect::<String>().trim().to_string())
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "registration",
+            "authorization request",
+            "redirect",
+            "code exchange",
+            "token issued",
+            "step-up",
+            "step-up",
+            "registration",
+            "authorization request",
+            "redirect",
+            "code exchange",
+            "token issued",
+        ],
+        "{s}"
+    );
+    assert!(s.contains("✗ declined by the operator: the server asked for files:read files:write"), "{s}");
+    // Wrapped under the step column, never cut.
+    assert!(s.contains("→ the server asked for files:read files:write; re-authorizing with files:read"), "{s}");
+    assert!(s.contains("│          files:write  "), "{s}");
+    assert!(s.contains("→ opaque · files:read files:write · fp "), "{s}");
+    assert!(s.contains(" · step-up"), "{s}");
+    tmux.keys(&["Escape"]);
+    let s = tmux.wait_for("recent tokens", Duration::from_secs(5));
+    assert!(s.contains("step-up"), "the token history: {s}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("WARDEN_EXIT=0", Duration::from_secs(15));
+
+    // The recording has the login's steps too (a replay shows the same auth flow), with
+    // the time they happened: before the session started.
+    let sessions = state.path().join("sessions");
+    let file = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
+    let events: Vec<Value> =
+        std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at = |pred: &dyn Fn(&Value) -> bool| events.iter().find(|e| pred(e)).map(|e| e["at_ms"].as_u64().unwrap());
+    let started = at(&|e| e["type"] == "session_started").expect("session_started recorded");
+    let registered = at(&|e| e["type"] == "auth_step" && e["step"] == "registration").expect("the login recorded");
+    assert!(registered <= started, "{registered} then {started}");
+}
+
+/// `--step-up ask` is the console's: a headless command has no one to ask, and says so
+/// before connecting anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_headless_command_refuses_step_up_ask() {
+    let server = start(Misbehave::Nothing).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = warden(
+        tmp.path(),
+        &["call", "--url", &server.mcp(), "--auth", "headless", "--step-up", "ask", "write_file", "{}"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "warden: --step-up ask needs someone to answer: it works in the console (warden console); headless commands take --step-up auto or never\n"
+    );
+    assert_eq!(server.with(|s| s.authorizations.len()), 0, "nothing was sent");
 }

@@ -68,6 +68,9 @@ pub enum StepUp {
     Never,
     /// Re-authorize with the union of the grant and the scopes the server asked for.
     Auto,
+    /// Ask the operator first (the console's default): yes re-authorizes as `Auto` does,
+    /// no — or no one to answer — reports the denial as `Never` does.
+    Ask,
 }
 
 impl std::str::FromStr for StepUp {
@@ -76,7 +79,8 @@ impl std::str::FromStr for StepUp {
         match s {
             "never" => Ok(Self::Never),
             "auto" => Ok(Self::Auto),
-            other => Err(format!("unknown step-up policy {other:?}: use \"auto\" or \"never\"")),
+            "ask" => Ok(Self::Ask),
+            other => Err(format!("unknown step-up policy {other:?}: use \"auto\", \"never\" or \"ask\" (console)")),
         }
     }
 }
@@ -469,6 +473,16 @@ impl CodeLogin {
             AuthStepKind::StepUp,
             Some(&self.setup.authorization_endpoint),
             format!("the server asked for {asked}; re-authorizing with {union}"),
+        );
+    }
+
+    /// Records a step-up that did not happen (`outcome`: the operator declined, or no one
+    /// answered), so the auth timeline shows why the denial stands.
+    pub fn note_step_up_refused(&self, asked: &ScopeSet, outcome: &str) {
+        self.step(
+            AuthStepKind::StepUp,
+            Some(&self.setup.authorization_endpoint),
+            format!("{outcome}: the server asked for {asked}"),
         );
     }
 }

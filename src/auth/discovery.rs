@@ -427,9 +427,11 @@ pub async fn discover_for(
         .collect();
     let Some((prm_url, prm)) = found else {
         // Nothing anywhere: a server of the 2025-03-26 revision, whose origin is its
-        // authorization server (unless a location named by the challenge or on another
-        // scheme was refused: then the server meant one, and it is not to be guessed).
-        if challenge.resource_metadata.is_some() || tried.iter().any(|a| a.outcome.starts_with("not followed")) {
+        // authorization server (unless the challenge named a location: then the server
+        // meant one, and it is not to be guessed).
+        // Nor when the server's well-known locations gave no HTTP answer at all (refused,
+        // timed out): that is a server that cannot be reached, not one without metadata.
+        if challenge.resource_metadata.is_some() || !tried.iter().all(|a| a.outcome.starts_with("HTTP ")) {
             return Err(DiscoveryError::NoResourceMetadata { server_url: server_url.to_string(), tried });
         }
         return legacy(http, server_url, challenge, trail, tried).await;

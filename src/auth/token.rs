@@ -312,6 +312,14 @@ impl TokenManager {
         self.fetch(RefreshReason::Regrant).await
     }
 
+    /// Like [`Self::regrant`], for a step-up after 403 insufficient_scope (the token event
+    /// says so, so the console's history tells it from an operator's re-grant).
+    pub async fn step_up(&self, scopes: ScopeSet) -> Result<Arc<Grant>, TokenError> {
+        let _guard = self.refresh_lock.lock().await;
+        *self.requested.write() = Some(scopes);
+        self.fetch(RefreshReason::StepUp).await
+    }
+
     /// The token's state as data (`None` before the first token).
     pub fn info(&self) -> Option<TokenInfo> {
         self.held.read().as_ref().map(|h| self.info_of(h))

@@ -70,7 +70,9 @@ fn load(args: &ClientArgs<'_>) -> anyhow::Result<Result<(Config, Option<ScopeSet
         }
         Err(msg) => return Ok(Err(usage(&msg))),
     };
-    args.login.apply(&mut config, args.state_dir);
+    if let Err(msg) = args.login.apply(&mut config, args.state_dir) {
+        return Ok(Err(usage(&msg)));
+    }
     Ok(Ok((config, scopes)))
 }
 

@@ -267,9 +267,9 @@ pub struct LoginArgs {
     /// Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)
     #[arg(long = "auth", value_name = "browser|headless")]
     pub auth: Option<crate::auth::authcode::LoginMode>,
-    /// On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial
-    #[arg(long, value_name = "auto|never", default_value = "never")]
-    pub step_up: crate::auth::authcode::StepUp,
+    /// On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default, headless) reports the denial; ask (the console's default) asks the operator in an overlay
+    #[arg(long, value_name = "auto|never|ask")]
+    pub step_up: Option<crate::auth::authcode::StepUp>,
     /// A client ID metadata document URL to log in with as the client_id, where the authorization server supports them (client_id_metadata_document_supported); else registration or [client] client_id is used
     #[arg(long, value_name = "URL")]
     pub client_id_metadata_url: Option<String>,
@@ -279,14 +279,37 @@ impl LoginArgs {
     /// Puts the login settings into `config`: `--auth`, else `[client] login`, else a
     /// browser login when a user is at the terminal (never in a pipeline, where waiting
     /// for a browser would hang).
-    pub fn apply(&self, config: &mut crate::config::Config, state_dir: &std::path::Path) {
+    ///
+    /// For a headless command: `--step-up` defaults to `never`, and `ask` is refused (a
+    /// usage message: no one is there to answer).
+    pub fn apply(&self, config: &mut crate::config::Config, state_dir: &std::path::Path) -> Result<(), String> {
+        use crate::auth::authcode::StepUp;
+        if self.step_up == Some(StepUp::Ask) {
+            return Err("--step-up ask needs someone to answer: it works in the console (warden console); headless commands take --step-up auto or never".into());
+        }
+        self.apply_with(config, state_dir, self.step_up.unwrap_or(StepUp::Never));
+        Ok(())
+    }
+
+    /// As [`Self::apply`], for the console: `--step-up` defaults to `ask` (the operator
+    /// answers each step-up in an overlay).
+    pub fn apply_console(&self, config: &mut crate::config::Config, state_dir: &std::path::Path) {
+        self.apply_with(config, state_dir, self.step_up.unwrap_or(crate::auth::authcode::StepUp::Ask));
+    }
+
+    fn apply_with(
+        &self,
+        config: &mut crate::config::Config,
+        state_dir: &std::path::Path,
+        step_up: crate::auth::authcode::StepUp,
+    ) {
         use std::io::IsTerminal;
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         config.login.mode = self
             .auth
             .or(config.client.as_ref().and_then(|c| c.login))
             .or(interactive.then_some(crate::auth::authcode::LoginMode::Browser));
-        config.login.step_up = self.step_up;
+        config.login.step_up = step_up;
         config.login.client_id_metadata_url = self.client_id_metadata_url.clone();
         config.login.state_dir = Some(state_dir.to_path_buf());
     }
@@ -418,7 +441,8 @@ mod tests {
         "The environment variable holding the user's ID token from the identity provider (with --idp-token-endpoint)",
         // The login flags mean the same wherever a server may need OAuth.
         "Log in to a server that needs OAuth (authorization code + PKCE) when no client secret is configured: browser (the default on a terminal) opens the system browser or prints the URL; headless follows the authorization server's redirect without a user (CI)",
-        "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default) reports the denial",
+        // Right for each: it says which default is whose, and that ask is the console's.
+        "On 403 insufficient_scope from a server Warden logged in to: auto re-authorizes with the scopes it asks for added (at most twice per call); never (the default, headless) reports the denial; ask (the console's default) asks the operator in an overlay",
         "A client ID metadata document URL to log in with as the client_id, where the authorization server supports them (client_id_metadata_document_supported); else registration or [client] client_id is used",
     ];
 

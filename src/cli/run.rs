@@ -42,6 +42,7 @@ impl AgentArgs {
             scenarios,
             probe_health: false,
             confirmer: crate::types::confirm::Confirmer::Flag { yes: self.yes },
+            step_up: Default::default(),
         }
     }
 }
@@ -127,7 +128,10 @@ pub async fn run(
     args: AgentArgs,
 ) -> anyhow::Result<ExitCode> {
     let (mut config, _) = Config::load(config_path)?;
-    args.login.apply(&mut config, state_dir);
+    if let Err(msg) = args.login.apply(&mut config, state_dir) {
+        eprintln!("warden: {msg}");
+        return Ok(ExitCode::from(2));
+    }
     let scenarios = crate::session::scenario::load(file)?;
     anyhow::ensure!(!scenarios.is_empty(), "{} has no [[scenario]] entries", file.display());
     run_scenarios(&config, state_dir, &scenarios, &args).await
@@ -241,7 +245,7 @@ pub async fn console(
             return Ok(ExitCode::from(2));
         }
     };
-    args.login.apply(&mut config, state_dir);
+    args.login.apply_console(&mut config, state_dir);
     let scenarios = match Path::new("config/scenarios.toml") {
         p if p.exists() => crate::session::scenario::load(p)?,
         _ => crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in")?,
@@ -260,7 +264,9 @@ async fn live(
     // The console shows whether each server is reachable, so it wants the health probe;
     // and it asks the operator about calls that need confirmation (an overlay).
     let (confirmer, confirmations) = crate::types::confirm::Confirmer::operator(4);
-    let opts = SessionOptions { probe_health: true, confirmer, ..args.session(scenarios) };
+    // Step-ups under `--step-up ask` are asked the same way (an overlay of their own).
+    let (step_up, step_ups) = crate::types::step_up::StepUpAsker::operator(4);
+    let opts = SessionOptions { probe_health: true, confirmer, step_up, ..args.session(scenarios) };
     let session = Session::open(config, state_dir, opts).await?;
     let setup = crate::tui::LiveSetup {
         session,
@@ -268,6 +274,7 @@ async fn live(
         keymap,
         state_dir: state_dir.to_path_buf(),
         confirmations: Some(confirmations),
+        step_ups: Some(step_ups),
     };
     crate::tui::run_live(setup).await?;
     Ok(ExitCode::SUCCESS)

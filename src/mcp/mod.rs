@@ -540,7 +540,7 @@ async fn oauth_session(
                     .unwrap_or_default();
                 let Some(union) = secure_tool::step_up_scopes(tokens, &held.scope, &asked) else { return result };
                 stepped_up += 1;
-                tokens.regrant(Some(union)).await
+                tokens.step_up(union).await
             }
             _ => return result,
         };

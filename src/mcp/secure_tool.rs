@@ -29,11 +29,13 @@ use serde_json::{Map, Value};
 
 use super::classify::Failure;
 use super::session::{McpSession, ToolSpec};
+use crate::auth::authcode::{CodeLogin, StepUp};
 use crate::auth::token::TokenManager;
 use crate::types::confirm::{Confirmer, DecidedBy, Question};
 use crate::types::event::{CallAudit, CallOutcome, DenialSide, EventBus, EventKind, FailureClass, RetryReason, Scope};
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
+use crate::types::step_up::{StepUpAnswer, StepUpAsker, StepUpQuestion};
 use crate::types::tool::{Confirm, ToolName};
 
 /// The first back-off after a 429 without `Retry-After`; it doubles per 429.
@@ -57,6 +59,8 @@ pub struct CallPolicy {
     /// Decides calls that need the operator's confirmation (default: decline them, as a
     /// headless run without `--yes` does).
     pub confirmer: Confirmer,
+    /// Asked before a step-up under `--step-up ask` (default: nobody, so it is declined).
+    pub step_up: StepUpAsker,
 }
 
 impl Default for CallPolicy {
@@ -69,6 +73,7 @@ impl Default for CallPolicy {
             transient_retries: 1,
             precheck: true,
             confirmer: Confirmer::default(),
+            step_up: StepUpAsker::default(),
         }
     }
 }
@@ -313,14 +318,15 @@ impl SecureTool {
                 Failure::InsufficientScope { www_authenticate, scopes } => {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.as_ref().map(|c| c.scope.clone()).unwrap_or_default();
-                    // Step-up (a login's tokens, `--step-up auto`): ask for the union, at most
+                    // Step-up (a login's tokens, `--step-up auto`, or `ask` and the operator says
+                    // yes): ask for the union, at most
                     // twice per call; a 403 is never retried as if the token had expired.
                     if let Some(tokens) = &self.tokens
                         && stepped_up < MAX_STEP_UPS
-                        && let Some(union) = step_up_scopes(tokens, &granted, &required)
+                        && let Some(union) = self.step_up(tokens, &granted, &required).await
                     {
                         stepped_up += 1;
-                        match tokens.regrant(Some(union.clone())).await {
+                        match tokens.step_up(union.clone()).await {
                             Ok(c) => claims = Some(c),
                             Err(e) => {
                                 let msg =
@@ -471,6 +477,35 @@ impl SecureTool {
         failed(FailureClass::Unauthorized, &format!("{} (HTTP {status}{challenge})", self.refusal_hint))
     }
 
+    /// The scopes to re-authorize with after a 403 asking for `required`, by the login's
+    /// step-up policy: `auto` at once, `ask` when the operator says yes (a no, or no one
+    /// to answer, is recorded as a `step-up` auth step and the denial stands), `never`
+    /// not at all. None: report the denial.
+    async fn step_up(&self, tokens: &TokenManager, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
+        let login = tokens.login()?;
+        let union = step_up_union(login, granted, required)?;
+        match login.step_up() {
+            StepUp::Never => return None,
+            StepUp::Auto => {}
+            StepUp::Ask => {
+                let question = StepUpQuestion {
+                    server: self.spec.id.server.clone(),
+                    tool: self.spec.id.name.clone(),
+                    asked: required.clone(),
+                    granted: granted.clone(),
+                    union: union.clone(),
+                };
+                let answer = self.policy.step_up.ask(question).await;
+                if answer != StepUpAnswer::Reauthorize {
+                    login.note_step_up_refused(required, answer.refusal());
+                    return None;
+                }
+            }
+        }
+        login.note_step_up(required, &union);
+        Some(union)
+    }
+
     fn retry(&self, scope: &Scope, attempt: u32, reason: RetryReason, detail: &str, delay: Duration) {
         self.events.emit(
             scope,
@@ -488,18 +523,23 @@ impl SecureTool {
 /// Re-authorizations per call after 403 insufficient_scope; then the denial stands.
 pub(crate) const MAX_STEP_UPS: u32 = 2;
 
-/// The scopes to re-authorize with after a 403 asking for `required`: the union with the
-/// grant, when the tokens come from a login whose step-up policy is `auto` and the union
-/// asks for something new. None: report the denial.
-pub(crate) fn step_up_scopes(tokens: &TokenManager, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
-    let login = tokens.login().filter(|l| l.step_up() == crate::auth::authcode::StepUp::Auto)?;
+/// What a re-authorization after a 403 asking for `required` would ask for: the union of
+/// the grant, the login's grant and `required`, when it asks for something new. None:
+/// nothing to step up to (the denial stands).
+fn step_up_union(login: &CodeLogin, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
     let mut union = granted.clone();
     for s in login.granted().iter().chain(required.iter()) {
         union.insert(s.clone());
     }
-    if required.is_empty() || union == *granted {
-        return None;
-    }
+    (!required.is_empty() && union != *granted).then_some(union)
+}
+
+/// The scopes to re-authorize with after a 403 while connecting: only under `--step-up
+/// auto` — the console that would answer an `ask` is not open yet, so there the denial
+/// stands (and is reported) as under `never`.
+pub(crate) fn step_up_scopes(tokens: &TokenManager, granted: &ScopeSet, required: &ScopeSet) -> Option<ScopeSet> {
+    let login = tokens.login().filter(|l| l.step_up() == StepUp::Auto)?;
+    let union = step_up_union(login, granted, required)?;
     login.note_step_up(required, &union);
     Some(union)
 }

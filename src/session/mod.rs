@@ -34,6 +34,10 @@ use crate::types::tool::ToolName;
 use command::Command;
 use scenario::Scenario;
 
+/// Events of connecting looked at for `Session::take_connect_auth` (a login is a dozen;
+/// beyond this many the earliest are what is kept).
+pub const CONNECT_AUTH_EVENTS: usize = 1024;
+
 /// How a frontend wants the session set up (flags over `[agent]` over defaults).
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
@@ -51,6 +55,9 @@ pub struct SessionOptions {
     /// Decides tool calls that need the operator's confirmation: `--yes` for headless
     /// runs, an operator channel for the console. Default: decline them.
     pub confirmer: crate::types::confirm::Confirmer,
+    /// Asked before a step-up under `--step-up ask`: an operator channel for the console.
+    /// Default: nobody (declined).
+    pub step_up: crate::types::step_up::StepUpAsker,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -105,6 +112,9 @@ pub struct Session {
     probe_http: Option<reqwest::Client>,
     /// Kept alive for the session (the bus also holds it).
     _audit: Arc<AuditLog>,
+    /// The auth steps and token failures of connecting, kept for a frontend that
+    /// subscribes afterwards (`take_connect_auth`).
+    connect_auth: Vec<crate::types::event::Event>,
 }
 
 impl Session {
@@ -139,9 +149,24 @@ impl Session {
             None => build_lm(&opts, config.agent.as_ref())?,
         };
         let (audit, monitor) = audit::attach(&events, state_dir, config)?;
+        // What connecting does to the OAuth state (a login's steps) is told on the bus
+        // before any frontend listens: kept here, bounded, for the console's auth flow.
+        let mut early = events.subscribe(CONNECT_AUTH_EVENTS);
         let pins = state_dir.join("manifests.json");
-        let policy = CallPolicy { confirmer: opts.confirmer.clone(), ..CallPolicy::default() };
+        let policy =
+            CallPolicy { confirmer: opts.confirmer.clone(), step_up: opts.step_up.clone(), ..CallPolicy::default() };
         let stack = ClientStack::connect_pinned(config, scopes.clone(), policy, events.clone(), Some(&pins)).await?;
+        let mut connect_auth = Vec::new();
+        while let Ok(e) = early.try_recv() {
+            if matches!(
+                e.kind,
+                EventKind::AuthStep { .. } | EventKind::TokenRejected { .. } | EventKind::TokenError { .. }
+            ) {
+                connect_auth.push(e);
+            }
+        }
+        // Closed: the bus drops this subscriber at its next event.
+        drop(early);
         let max_iters = opts
             .max_iters
             .or(config.agent.as_ref().and_then(|a| a.max_iters))
@@ -156,6 +181,7 @@ impl Session {
             scenarios: opts.scenarios,
             probe_http: opts.probe_health.then(|| probe_client(config)).flatten(),
             _audit: audit,
+            connect_auth,
         })
     }
 
@@ -192,6 +218,17 @@ impl Session {
     /// LM tokens used so far.
     pub fn usage(&self) -> Usage {
         self.lm.usage()
+    }
+
+    /// Sends the auth steps and token failures of connecting (at most
+    /// [`CONNECT_AUTH_EVENTS`] events were looked at) again, as they happened — ids and
+    /// times unchanged — to the subscribers that joined since (the console and its
+    /// recording), once; the audit trail has them already. The tokens themselves are
+    /// announced by [`Self::announce_tokens`].
+    pub fn announce_connect_auth(&mut self) {
+        for e in std::mem::take(&mut self.connect_auth) {
+            self.events.resend(&e);
+        }
     }
 
     /// Reports what the stack learnt while connecting, before a frontend subscribed: the

@@ -15,6 +15,7 @@ use super::overlays::confirm::ConfirmView;
 use super::overlays::grant::REPLAY_NOTICE;
 use super::overlays::help::HelpView;
 use super::overlays::scenarios::ScenarioPicker;
+use super::overlays::step_up::StepUpView;
 use super::panes::Pane;
 use super::panes::chat::ChatPane;
 use super::panes::feed::FeedPane;
@@ -26,6 +27,7 @@ use crate::session::command::Command;
 use crate::session::scenario::Scenario;
 use crate::types::confirm::ConfirmRequest;
 use crate::types::event::{Event, EventKind, ServerSummary};
+use crate::types::step_up::StepUpRequest;
 
 /// Static facts about the session, known at start.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +66,47 @@ pub struct App {
     /// Epoch seconds used for countdowns (set on every tick).
     pub now: u64,
     pub events_seen: u64,
-    /// The tool call the confirmation overlay asks about; its reply is answered here, and
-    /// dropped (a decline) if the console goes away first.
-    confirming: Option<ConfirmRequest>,
+    /// The question the open confirmation or step-up overlay asks; its reply is answered
+    /// here, and dropped (a decline) if the console goes away first.
+    confirming: Option<Question>,
     /// Questions that arrived while another was open.
-    confirm_queue: std::collections::VecDeque<ConfirmRequest>,
+    confirm_queue: std::collections::VecDeque<Question>,
+}
+
+/// A question waiting for the operator: a tool call to confirm, or a step-up.
+#[derive(Debug)]
+enum Question {
+    Call(ConfirmRequest),
+    StepUp(StepUpRequest),
+}
+
+impl Question {
+    fn overlay(&self) -> Overlay {
+        match self {
+            Question::Call(r) => Overlay::Confirm(ConfirmView::new(r.question.clone())),
+            Question::StepUp(r) => Overlay::StepUp(StepUpView::new(r.question.clone())),
+        }
+    }
+
+    /// Answers it; what the status bar says.
+    fn answer(self, yes: bool) -> String {
+        match self {
+            Question::Call(r) => {
+                let tool = r.question.tool.clone();
+                r.answer(yes);
+                format!("{} {tool}", if yes { "allowed" } else { "declined" })
+            }
+            Question::StepUp(r) => {
+                let notice = if yes {
+                    format!("re-authorizing with {}…", r.question.union)
+                } else {
+                    format!("step-up declined: {} stays denied", r.question.tool)
+                };
+                r.answer(yes);
+                notice
+            }
+        }
+    }
 }
 
 impl App {
@@ -102,12 +140,27 @@ impl App {
     /// was open (it cannot wait behind a help screen), or the question queues behind the
     /// one already open.
     pub fn ask(&mut self, request: ConfirmRequest) {
+        self.pose(Question::Call(request));
+    }
+
+    /// A step-up waits for the operator (`--step-up ask`): its overlay opens, or it queues,
+    /// as a confirmation does.
+    pub fn ask_step_up(&mut self, request: StepUpRequest) {
+        self.pose(Question::StepUp(request));
+    }
+
+    fn pose(&mut self, question: Question) {
         if self.confirming.is_some() {
-            self.confirm_queue.push_back(request);
+            self.confirm_queue.push_back(question);
             return;
         }
-        self.overlay = Some(Overlay::Confirm(ConfirmView::new(request.question.clone())));
-        self.confirming = Some(request);
+        self.overlay = Some(question.overlay());
+        self.confirming = Some(question);
+    }
+
+    /// Whether the open overlay is the one asking the open question.
+    fn asking_open(&self) -> bool {
+        matches!(self.overlay, Some(Overlay::Confirm(_) | Overlay::StepUp(_)))
     }
 
     /// Whether a tool call is waiting for the operator.
@@ -117,16 +170,14 @@ impl App {
 
     /// Answers the open question, closes its overlay and opens the next one.
     fn answer(&mut self, allow: bool) {
-        if let Some(request) = self.confirming.take() {
-            let tool = request.question.tool.clone();
-            request.answer(allow);
-            self.notice = Some(format!("{} {tool}", if allow { "allowed" } else { "declined" }));
+        if let Some(question) = self.confirming.take() {
+            self.notice = Some(question.answer(allow));
         }
-        if matches!(self.overlay, Some(Overlay::Confirm(_))) {
+        if self.asking_open() {
             self.overlay = None;
         }
         if let Some(next) = self.confirm_queue.pop_front() {
-            self.ask(next);
+            self.pose(next);
         }
     }
 
@@ -261,7 +312,7 @@ impl App {
     pub fn on_key(&mut self, k: KeyEvent) -> Vec<Command> {
         let cmds = self.handle_key(k);
         // The confirmation overlay closed without an answer (Ctrl-C): that is a decline.
-        if self.confirming.is_some() && !matches!(self.overlay, Some(Overlay::Confirm(_))) {
+        if self.confirming.is_some() && !self.asking_open() {
             self.answer(false);
         }
         cmds
@@ -422,7 +473,7 @@ impl App {
             Action::Grant => return self.send(Pane::Token, Action::Grant),
             // The token pane knows the servers: these work from any pane.
             Action::Restart if self.replay => self.notice = Some(format!("restart: {REPLAY_NOTICE}")),
-            Action::PrevServer | Action::NextServer | Action::Restart | Action::ServerLog => {
+            Action::PrevServer | Action::NextServer | Action::Restart | Action::ServerLog | Action::AuthFlow => {
                 return self.send(Pane::Token, a);
             }
             Action::Scenarios => {

@@ -57,6 +57,8 @@ pub enum Action {
     Allow,
     /// Confirmation: refuse the waiting tool call (nothing is sent).
     Decline,
+    /// The auth flow of the server shown in the token pane.
+    AuthFlow,
 }
 
 /// Where the keyboard is, for resolving a key to an action.
@@ -79,6 +81,8 @@ pub enum Context {
     Grant,
     /// The confirmation of a tool call.
     Confirm,
+    /// The step-up question (re-authorize with more scopes?).
+    StepUp,
 }
 
 impl Context {
@@ -93,6 +97,7 @@ impl Context {
             Reader => &[Reader, Viewer, Overlay, Global],
             Grant => &[Grant, Overlay, Global],
             Confirm => &[Confirm, Overlay, Global],
+            StepUp => &[StepUp, Overlay, Global],
         }
     }
 
@@ -104,14 +109,15 @@ impl Context {
             Context::Typing => "While typing a request",
             Context::Overlay => "Every overlay",
             Context::Viewer => "Help, step detail and scenarios",
-            Context::Reader => "Help and step detail",
+            Context::Reader => "Help, step detail and auth flow",
             Context::Grant => "Grant editor",
             Context::Confirm => "Confirm a tool call",
+            Context::StepUp => "Step-up (re-authorize with more scopes?)",
         }
     }
 
     /// The binding contexts in the order the help lists them.
-    pub const HELP_ORDER: [Context; 7] = [
+    pub const HELP_ORDER: [Context; 8] = [
         Context::Global,
         Context::Panes,
         Context::Overlay,
@@ -119,6 +125,7 @@ impl Context {
         Context::Reader,
         Context::Grant,
         Context::Confirm,
+        Context::StepUp,
     ];
 }
 
@@ -301,6 +308,7 @@ impl Default for Keymap {
                 b(Action::NextServer, &[Key::plain('l'), Key::new(K::Right, NONE)], false, "token pane: next server"),
                 b(Action::Restart, &[Key::plain('R')], false, "restart the stdio server shown (token pane)"),
                 b(Action::ServerLog, &[Key::plain('L')], false, "stderr of the stdio server shown (token pane)"),
+                b(Action::AuthFlow, &[Key::plain('A')], false, "auth flow of the server shown (token pane)"),
                 o(Context::Overlay, Action::Close, &[Key::new(K::Esc, NONE)], "close (grant editor: cancel)"),
                 o(Context::Overlay, Action::Up, &[Key::plain('k'), Key::new(K::Up, NONE)], "move / scroll up"),
                 o(Context::Overlay, Action::Down, &[Key::plain('j'), Key::new(K::Down, NONE)], "move / scroll down"),
@@ -328,6 +336,13 @@ impl Default for Keymap {
                     Action::Decline,
                     &[Key::plain('n'), Key::new(K::Esc, NONE)],
                     "decline the tool call (nothing is sent)",
+                ),
+                o(Context::StepUp, Action::Allow, &[Key::plain('y')], "re-authorize with the added scopes"),
+                o(
+                    Context::StepUp,
+                    Action::Decline,
+                    &[Key::plain('n'), Key::new(K::Esc, NONE)],
+                    "decline (also Enter): the denial stands",
                 ),
             ],
         }

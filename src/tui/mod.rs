@@ -38,6 +38,7 @@ use theme::Theme;
 use crate::session::{Session, SessionInfo};
 use crate::types::confirm::ConfirmRequest;
 use crate::types::event::{Event, EventKind, ServerSummary, ToolRequirement};
+use crate::types::step_up::StepUpRequest;
 use crate::types::tool::ToolName;
 
 /// Why the console stopped or could not start.
@@ -108,6 +109,9 @@ pub struct LiveSetup {
     /// Where the session's confirmer sends tool calls that need the operator (the
     /// session was opened with `Confirmer::operator`); `None`: nothing asks.
     pub confirmations: Option<mpsc::Receiver<ConfirmRequest>>,
+    /// Where the session's step-up asker sends step-ups under `--step-up ask` (the session
+    /// was opened with `StepUpAsker::operator`); `None`: nothing asks.
+    pub step_ups: Option<mpsc::Receiver<StepUpRequest>>,
 }
 
 pub fn console_info(info: SessionInfo) -> ConsoleInfo {
@@ -180,7 +184,7 @@ pub fn replay_info(events: &[Event], mode: &str) -> ConsoleInfo {
 
 /// Runs the console against an open session until the operator quits.
 pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
-    let LiveSetup { session, theme, keymap, state_dir, confirmations } = setup;
+    let LiveSetup { mut session, theme, keymap, state_dir, confirmations, step_ups } = setup;
     let info = console_info(session.info());
     let ui_rx = session.events().subscribe(1 << 16);
     let recording = recorder::session_path(&state_dir);
@@ -188,12 +192,16 @@ pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
         .map_err(|source| ConsoleError::Recording { path: recording.clone(), source })?;
     // The recording opens with what a replay needs to draw the matrix and status bar.
     session.events().emit(&crate::types::event::Scope::default(), session_started(&info));
+    // The OAuth steps of connecting (a login, a stored token) happened before the console
+    // subscribed: they are sent again as they were, times included, for the auth flow.
+    session.announce_connect_auth();
     // Replay the token state the stack already has (obtained before the console started).
     session.announce_tokens();
     let clock = session.events().clock().clone();
     let core = session.start(CancellationToken::new());
     let app = App::new(info, theme, keymap, false);
-    let result = ui_loop(app, ui_rx, Some(core.sender()), confirmations, &state_dir, Some(recording), clock).await;
+    let asks = Asks { confirmations, step_ups };
+    let result = ui_loop(app, ui_rx, Some(core.sender()), asks, &state_dir, Some(recording), clock).await;
     core.shutdown().await;
     result
 }
@@ -213,18 +221,26 @@ pub async fn run_replay(
     let (tx, rx) = mpsc::channel(1024);
     let _player = recorder::spawn_replay(events, speed, tx);
     let app = App::new(info, theme, keymap, true);
-    ui_loop(app, rx, None, None, state_dir, Some(file.to_path_buf()), crate::types::time::system()).await
+    let asks = Asks { confirmations: None, step_ups: None };
+    ui_loop(app, rx, None, asks, state_dir, Some(file.to_path_buf()), crate::types::time::system()).await
+}
+
+/// Where the questions for the operator arrive (none in a replay).
+struct Asks {
+    confirmations: Option<mpsc::Receiver<ConfirmRequest>>,
+    step_ups: Option<mpsc::Receiver<StepUpRequest>>,
 }
 
 async fn ui_loop(
     mut app: App,
     mut events: mpsc::Receiver<Event>,
     commands: Option<mpsc::Sender<Command>>,
-    mut confirmations: Option<mpsc::Receiver<ConfirmRequest>>,
+    asks: Asks,
     state_dir: &Path,
     session: Option<PathBuf>,
     clock: crate::types::time::SharedClock,
 ) -> Result<(), ConsoleError> {
+    let Asks { mut confirmations, mut step_ups } = asks;
     install_panic_hook();
     let (_guard, mut terminal) = TerminalGuard::enter()?;
     let mut input = EventStream::new();
@@ -264,6 +280,12 @@ async fn ui_loop(
                     None => std::future::pending().await,
                 }
             } => app.ask(request),
+            Some(request) = async {
+                match step_ups.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => app.ask_step_up(request),
             _ = tick.tick() => app.now = clock.now_epoch(),
         }
         if app.quit {

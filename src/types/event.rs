@@ -325,6 +325,21 @@ pub enum RefreshReason {
     Unauthorized,
     /// The operator asked for a different scope set.
     Regrant,
+    /// A 403 insufficient_scope led to a re-authorization with more scopes.
+    StepUp,
+}
+
+impl RefreshReason {
+    /// Why the token was issued, in a word or two (the token pane's history).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::Expiring => "expiring",
+            Self::Unauthorized => "401",
+            Self::Regrant => "regrant",
+            Self::StepUp => "step-up",
+        }
+    }
 }
 
 /// The check an access token failed (RFC 9068 / RFC 8725 verification, in order).
@@ -1094,6 +1109,21 @@ impl EventBus {
             (event, None) => Ok(event),
             (_, Some(e)) => Err(e),
         }
+    }
+
+    /// Sends an event dispatched earlier, unchanged (its id and time as they were), to the
+    /// subscribers only: journals and watchers saw it the first time. For a frontend that
+    /// subscribed after the fact (the console, after connecting logged in).
+    pub fn resend(&self, event: &Event) {
+        let mut subs = self.inner.subscribers.lock();
+        subs.retain(|tx| match tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+        });
     }
 
     fn dispatch(&self, scope: &Scope, kind: EventKind) -> (Event, Option<JournalError>) {

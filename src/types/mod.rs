@@ -7,6 +7,7 @@
 //! - `tool`: qualified tool identity (`ToolName { server, name }`), a tool's annotation
 //!   hints and the per-server confirmation policy;
 //! - `confirm`: asking the operator before a call (`Confirmer`, `ConfirmRequest`);
+//! - `step_up`: asking the operator before re-authorizing with more scopes (`StepUpAsker`);
 //! - `policy`: how tools advertise the scopes they need (read by client and server alike);
 //! - `text`: counting in words ("1 segment", "2 segments");
 //! - `intent`: the words that ask for a support ticket (planner and monitor agree on them).
@@ -20,6 +21,7 @@ pub mod intent;
 pub mod policy;
 pub mod scope;
 pub mod secret;
+pub mod step_up;
 pub mod text;
 pub mod time;
 pub mod tool;

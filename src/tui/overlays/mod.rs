@@ -1,13 +1,16 @@
 //! Overlays drawn over the panes: help (from the keymap), the grant editor, the scenario
-//! picker, the step detail and the tool-call confirmation. Each is a [`Component`] that owns its state and resolves
+//! picker, the step detail, a server's auth flow, the tool-call confirmation and the
+//! step-up question. Each is a [`Component`] that owns its state and resolves
 //! keys in its own keymap context; `App` holds at most one, as an [`Overlay`], and gives
 //! it every key first.
 
+pub mod auth_flow;
 pub mod confirm;
 pub mod detail;
 pub mod grant;
 pub mod help;
 pub mod scenarios;
+pub mod step_up;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -33,6 +36,10 @@ pub enum Overlay {
     Detail(detail::StepDetail),
     /// A tool call waiting for the operator (`App` holds its reply).
     Confirm(confirm::ConfirmView),
+    /// One server's OAuth timeline.
+    AuthFlow(auth_flow::AuthFlowView),
+    /// A step-up waiting for the operator (`App` holds its reply).
+    StepUp(step_up::StepUpView),
 }
 
 impl Overlay {
@@ -43,6 +50,8 @@ impl Overlay {
             Overlay::Scenarios(c) => c,
             Overlay::Detail(c) => c,
             Overlay::Confirm(c) => c,
+            Overlay::AuthFlow(c) => c,
+            Overlay::StepUp(c) => c,
         }
     }
 
@@ -53,6 +62,8 @@ impl Overlay {
             Overlay::Scenarios(c) => c,
             Overlay::Detail(c) => c,
             Overlay::Confirm(c) => c,
+            Overlay::AuthFlow(c) => c,
+            Overlay::StepUp(c) => c,
         }
     }
 }
@@ -102,6 +113,22 @@ impl Scroll {
 
     fn max(&self) -> usize {
         if self.height == 0 { usize::MAX } else { self.total.saturating_sub(self.height) }
+    }
+
+    /// A scroll that starts at the end of the text (a log-like overlay opens at its
+    /// newest line).
+    pub fn at_end() -> Self {
+        Self { offset: usize::MAX, ..Self::default() }
+    }
+
+    /// Moves to the end of the text.
+    pub fn to_end(&mut self) {
+        self.offset = self.max();
+    }
+
+    /// Whether the last line is shown.
+    pub fn at_bottom(&self) -> bool {
+        self.height == 0 || self.offset() >= self.max()
     }
 
     /// The first line shown.

@@ -282,7 +282,7 @@ impl FeedPane {
                 match reason {
                     // Only a grant that changed is news; re-tokening with the same scopes
                     // (or restoring defaults that were in force) is not.
-                    RefreshReason::Regrant if before.as_ref() != Some(&token.granted) => {
+                    RefreshReason::Regrant | RefreshReason::StepUp if before.as_ref() != Some(&token.granted) => {
                         if let Some(b) = &before {
                             rows.insert(1, ("before".into(), shown(b)));
                         }

@@ -7,7 +7,10 @@
 //! refreshes and fingerprint; static headers by name and fingerprint; or no auth at all —
 //! whether it is down and why, and its tools against the scopes they need. A stdio
 //! server's stderr is kept (the last [`LOG_LINES`] lines) for the server-log overlay, and
-//! a crashed one can be restarted from here. A [`Component`]; asked for
+//! a crashed one can be restarted from here. Each server's OAuth timeline is kept (the last
+//! `FLOW_ENTRIES`) for the auth-flow overlay (`A`), and its last few tokens — when, why
+//! (initial, expiring, 401, regrant, step-up) and fingerprint — are listed under the token
+//! details when the pane has rows to spare. A [`Component`]; asked for
 //! [`Action::Grant`] it opens the grant editor on what it knows (the scopes the OAuth
 //! servers' tools need and the scopes granted now).
 
@@ -24,14 +27,29 @@ use crate::session::command::Command;
 use crate::tui::component::{Component, Ctx, DrawCtx, Handled, Hint, Msg};
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::overlays::Overlay;
+use crate::tui::overlays::auth_flow::{AuthFlowView, FlowEntry, Timeline};
 use crate::tui::overlays::detail::{DetailContent, StepDetail};
 use crate::tui::overlays::grant::GrantEditor;
-use crate::types::event::{Event, EventKind, OpaqueReason, ScopeOrigin, ServerSummary, TokenInfo, TokenState};
+use crate::types::event::{
+    Event, EventKind, OpaqueReason, RefreshReason, ScopeOrigin, ServerSummary, TokenInfo, TokenState,
+};
 use crate::types::scope::ScopeSet;
+use crate::types::secret::Fingerprint;
 use crate::types::tool::ToolHints;
 
 /// stderr lines kept per stdio server for the server-log overlay.
 pub const LOG_LINES: usize = 500;
+
+/// Tokens kept per server for the history under the token details.
+pub const HISTORY: usize = 4;
+
+/// One token a server was issued, for the history.
+#[derive(Debug, Clone)]
+struct Issued {
+    at_ms: u64,
+    reason: RefreshReason,
+    fingerprint: Fingerprint,
+}
 
 /// A tool and the scopes it needs.
 #[derive(Debug, Clone)]
@@ -63,11 +81,24 @@ struct ServerView {
     log: VecDeque<String>,
     /// stderr lines no longer kept.
     log_dropped: u64,
+    /// Its OAuth timeline, for the auth-flow overlay.
+    flow: Timeline,
+    /// Its last [`HISTORY`] tokens, newest first.
+    history: VecDeque<Issued>,
 }
 
 impl ServerView {
     fn new(summary: ServerSummary) -> Self {
-        Self { summary, token: None, problem: None, down: None, log: VecDeque::new(), log_dropped: 0 }
+        Self {
+            summary,
+            token: None,
+            problem: None,
+            down: None,
+            log: VecDeque::new(),
+            log_dropped: 0,
+            flow: Timeline::default(),
+            history: VecDeque::new(),
+        }
     }
 
     fn oauth(&self) -> bool {
@@ -100,6 +131,8 @@ struct Plan {
     compact: bool,
     /// Rows left for the matrix.
     rows: usize,
+    /// Rows of token history (its heading included; 0: none shown).
+    history: usize,
 }
 
 impl TokenPane {
@@ -135,11 +168,20 @@ impl TokenPane {
     }
 
     pub fn ingest(&mut self, e: &Event) {
+        if let Some((server, entry)) = FlowEntry::of(e) {
+            self.view_mut(server).flow.push(entry);
+        }
         match &e.kind {
-            EventKind::TokenIssued { token, server, .. } => {
+            EventKind::TokenIssued { token, server, reason } => {
                 let v = self.view_mut(server.as_deref());
                 v.token = Some(token.clone());
                 v.problem = None;
+                v.history.push_front(Issued {
+                    at_ms: e.at_ms,
+                    reason: *reason,
+                    fingerprint: token.fingerprint.clone(),
+                });
+                v.history.truncate(HISTORY);
             }
             EventKind::TokenRejected { check, detail, server } => {
                 self.view_mut(server.as_deref()).problem = Some(format!("✗ rejected ({check}): {detail}"))
@@ -246,14 +288,39 @@ impl TokenPane {
     }
 
     /// The layout for an inner height: full when everything fits, compact otherwise.
+    ///
+    /// The token history takes only rows the matrix leaves (a heading and at least one
+    /// token, else nothing), so a short pane drops it before any tool.
     fn plan(&self, height: usize) -> Plan {
         // The matrix header.
         let fixed = self.strip_len() + 1;
         let full = fixed + self.head_len(false);
-        if height >= full + self.matrix_len() {
-            return Plan { compact: false, rows: height - full };
+        let compact = height < full + self.matrix_len();
+        let head = if compact { fixed + self.head_len(true) } else { full };
+        let tokens = self.selected().filter(|v| v.token.is_some()).map_or(0, |v| v.history.len());
+        let spare = height.saturating_sub(head + self.matrix_len());
+        let history = if spare >= 2 && tokens > 0 { 1 + tokens.min(spare - 1) } else { 0 };
+        Plan { compact, rows: height.saturating_sub(head + history), history }
+    }
+
+    /// The token history: a heading and the newest `rows - 1` tokens.
+    fn history_lines(theme: &crate::tui::theme::Theme, v: &ServerView, rows: usize, w: usize) -> Vec<Line<'static>> {
+        if rows == 0 {
+            return Vec::new();
         }
-        Plan { compact: true, rows: height.saturating_sub(fixed + self.head_len(true)) }
+        let mut lines = vec![Line::styled(clip("recent tokens", w), theme.muted())];
+        for t in v.history.iter().take(rows - 1) {
+            let style = match t.reason {
+                RefreshReason::StepUp | RefreshReason::Unauthorized => theme.colored(theme.warn),
+                _ => theme.text(),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {} ", crate::tui::panes::clock(t.at_ms)), theme.muted()),
+                Span::styled(format!("{:<9}", t.reason.label()), style),
+                Span::raw(clip(&t.fingerprint.to_string(), w.saturating_sub(21))),
+            ]));
+        }
+        lines
     }
 
     /// Matrix rows hidden below at this inner height (what the scroll can reach).
@@ -442,6 +509,15 @@ impl Component for TokenPane {
             Action::Grant => {
                 return Handled::emit(Msg::Open(Overlay::Grant(GrantEditor::new(&self.offered(), &self.granted()))));
             }
+            Action::AuthFlow => {
+                return match self.selected() {
+                    Some(v) => Handled::emit(Msg::Open(Overlay::AuthFlow(AuthFlowView::new(
+                        v.summary.name.clone(),
+                        v.flow.clone(),
+                    )))),
+                    None => Handled::emit(Msg::Notice("no server to show".into())),
+                };
+            }
             Action::ServerLog => {
                 return match self.log_overlay() {
                     Some(o) => Handled::emit(Msg::Open(o)),
@@ -501,6 +577,9 @@ impl Component for TokenPane {
         let mut hints = Vec::new();
         if self.servers.len() > 1 {
             hints.push((format!("{}/{}", k(Action::PrevServer), k(Action::NextServer)), "server"));
+        }
+        if self.selected().is_some_and(|v| v.oauth() || !v.flow.is_empty()) {
+            hints.push((k(Action::AuthFlow), "auth flow"));
         }
         if let Some(v) = self.selected().filter(|v| v.stdio()) {
             if v.down.is_some() {
@@ -583,6 +662,7 @@ impl Component for TokenPane {
             Span::styled(clip(&granted_text, w.saturating_sub(10)), theme.colored(theme.info)),
         ]);
         let problem = v.problem.as_ref().map(|p| Line::styled(clip(p, w), theme.colored(theme.error)));
+        let history = Self::history_lines(theme, v, plan.history, w);
         let bold = |c| theme.colored(c).add_modifier(Modifier::BOLD);
         if plan.compact {
             let badge = match &t.state {
@@ -598,6 +678,7 @@ impl Component for TokenPane {
             let mut lines = vec![Line::from(first), granted_line];
             lines.extend(problem);
             lines.extend(down);
+            lines.extend(history);
             lines.extend(matrix);
             f.render_widget(Paragraph::new(lines), inner);
             return;
@@ -677,8 +758,9 @@ impl Component for TokenPane {
                 Span::raw(t.fingerprint.to_string()),
             ]),
             granted_line,
-            Line::raw(""),
         ];
+        lines.extend(history);
+        lines.push(Line::raw(""));
         lines.extend(matrix);
         f.render_widget(Paragraph::new(lines), bottom);
     }
