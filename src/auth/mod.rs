@@ -13,5 +13,6 @@ pub mod discovery;
 pub mod jwks;
 pub mod refresh_store;
 pub mod register;
+pub mod revoke;
 pub mod token;
 pub mod verify;

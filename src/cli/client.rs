@@ -472,10 +472,49 @@ async fn close_one(c: crate::mcp::Connected) {
     }
 }
 
-/// `warden logout [SERVER]`: forgets the stored logins (sealed refresh tokens) of SERVER (its
-/// name, or the URL given to --url), or of every server. The next run logs in again.
-pub fn logout(state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode> {
-    let store = crate::auth::refresh_store::RefreshStore::in_state_dir(state_dir);
+/// How long `warden logout` waits for a revocation endpoint before forgetting anyway.
+pub const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `warden logout [SERVER]`: for each stored login of SERVER (its name, or the URL given to
+/// --url), or of every server, first revokes the refresh token at the authorization server's
+/// RFC 7009 endpoint when it offers one (as the client the login registered, within
+/// `REVOKE_TIMEOUT`), then forgets the login whatever the revocation did, and says which
+/// happened. The next run logs in again.
+pub async fn logout(config: Option<&Path>, state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode> {
+    use crate::auth::refresh_store::StoreError;
+    use crate::auth::revoke::{TokenTypeHint, revoke};
+    let (clients_path, store) = crate::auth::authcode::state_paths(state_dir);
+    // An unreadable store has nothing to revoke with; `forget` removes it below.
+    let stored = match store.entries() {
+        Ok(all) => all,
+        Err(StoreError::Tampered { .. }) => Vec::new(),
+        Err(e) => return Err(e).with_context(|| "could not read the stored logins"),
+    };
+    let mut revoked: Vec<(String, Option<(String, Result<(), crate::auth::revoke::RevokeError>)>)> = Vec::new();
+    let mut http = None;
+    for login in stored.iter().filter(|l| l.is_for(server)) {
+        let (Some(endpoint), Some(token)) = (&login.revocation_endpoint, &login.refresh_token) else {
+            revoked.push((login.server.clone(), None));
+            continue;
+        };
+        if http.is_none() {
+            let (config, _) = Config::load(config)?;
+            let tls = config.client.as_ref().map(crate::mcp::client_tls).unwrap_or_default();
+            http = Some(crate::security::tls::http_client(&tls, REVOKE_TIMEOUT)?);
+        }
+        let Some(http) = &http else { continue };
+        let client = crate::auth::register::Registered::stored_for(
+            &clients_path,
+            &login.issuer,
+            &login.resource,
+            &login.client_id,
+        );
+        let result = revoke(http, endpoint, token, TokenTypeHint::RefreshToken, &client.authenticator()).await;
+        if let Err(e) = &result {
+            tracing::warn!(server = %login.server, endpoint = %endpoint, error = %e, "refresh token revocation failed");
+        }
+        revoked.push((login.server.clone(), Some((endpoint.clone(), result))));
+    }
     let forgotten = store.forget(server).with_context(|| "could not update the stored logins")?;
     match (forgotten.is_empty(), server) {
         (true, Some(s)) => {
@@ -487,8 +526,15 @@ pub fn logout(state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         (false, _) => {
-            for name in forgotten {
-                println!("forgot the login for {name}");
+            // `forget` names the logins in the store's order, the one they were read in.
+            for (i, name) in forgotten.iter().enumerate() {
+                match revoked.get(i).filter(|(n, _)| n == name).and_then(|(_, r)| r.as_ref()) {
+                    Some((url, Ok(()))) => println!("revoked at {url} and forgot the login for {name}"),
+                    Some((url, Err(cause))) => println!(
+                        "forgot the login for {name} (revocation at {url} failed: {cause}; the refresh token may stay valid until it expires)"
+                    ),
+                    None => println!("forgot the login for {name}"),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
