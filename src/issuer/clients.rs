@@ -371,6 +371,30 @@ mod tests {
     }
 
     #[test]
+    fn a_config_client_enforces_the_method_it_names_and_only_secret_methods_may_be_named() {
+        let hash = SecretHash::create("s", 1000).encode();
+        let reg = |method: Option<&str>| ClientRegistration {
+            client_id: "c".into(),
+            secret_hash: hash.clone(),
+            allowed_scopes: ScopeSet::new(),
+            default_scopes: None,
+            description: String::new(),
+            redirect_uris: Vec::new(),
+            token_endpoint_auth_method: method.map(str::to_string),
+        };
+        let required =
+            |method| ClientRegistry::from_config(&[reg(method)]).unwrap().get("c").unwrap().required_method();
+        assert_eq!(required(None), None, "either secret method, as before");
+        assert_eq!(required(Some("client_secret_post")), Some(AuthMethod::ClientSecretPost));
+        assert_eq!(required(Some("client_secret_basic")), Some(AuthMethod::ClientSecretBasic));
+        let err = ClientRegistry::from_config(&[reg(Some("none"))]).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "client c: token_endpoint_auth_method \"none\" is not one a client with a secret can use; use client_secret_basic or client_secret_post (or leave it out to accept either)"
+        );
+    }
+
+    #[test]
     fn only_https_or_loopback_http_redirects_may_be_registered() {
         assert!(redirect_uri_allowed("https://app.example/cb"));
         assert!(redirect_uri_allowed("http://localhost/cb"));
