@@ -472,6 +472,9 @@ async fn close_one(c: crate::mcp::Connected) {
     }
 }
 
+/// A revocation `warden logout` tried: the endpoint, and what it answered.
+type RevokeAttempt = (String, Result<(), crate::auth::revoke::RevokeError>);
+
 /// How long `warden logout` waits for a revocation endpoint before forgetting anyway.
 pub const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -490,7 +493,7 @@ pub async fn logout(config: Option<&Path>, state_dir: &Path, server: Option<&str
         Err(StoreError::Tampered { .. }) => Vec::new(),
         Err(e) => return Err(e).with_context(|| "could not read the stored logins"),
     };
-    let mut revoked: Vec<(String, Option<(String, Result<(), crate::auth::revoke::RevokeError>)>)> = Vec::new();
+    let mut revoked: Vec<(String, Option<RevokeAttempt>)> = Vec::new();
     let mut http = None;
     for login in stored.iter().filter(|l| l.is_for(server)) {
         let (Some(endpoint), Some(token)) = (&login.revocation_endpoint, &login.refresh_token) else {
