@@ -37,6 +37,9 @@ impl TokenTypeHint {
 pub enum RevokeError {
     #[error("{0}")]
     ClientAuth(#[from] ClientAuthError),
+    /// No HTTPS client could be set up (the config or a CA file it names is unusable).
+    #[error("{0}")]
+    NoClient(String),
     #[error("could not reach it: {0}")]
     Unreachable(NetFailure),
     #[error("HTTP {status}{}", said.as_deref().map(|s| format!(" {s}")).unwrap_or_default())]

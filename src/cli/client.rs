@@ -494,18 +494,27 @@ pub async fn logout(config: Option<&Path>, state_dir: &Path, server: Option<&str
         Err(e) => return Err(e).with_context(|| "could not read the stored logins"),
     };
     let mut revoked: Vec<(String, Option<RevokeAttempt>)> = Vec::new();
-    let mut http = None;
+    let mut http: Option<Result<reqwest::Client, String>> = None;
     for login in stored.iter().filter(|l| l.is_for(server)) {
         let (Some(endpoint), Some(token)) = (&login.revocation_endpoint, &login.refresh_token) else {
             revoked.push((login.server.clone(), None));
             continue;
         };
-        if http.is_none() {
-            let (config, _) = Config::load(config)?;
+        // Built once, when there is something to revoke. A config or CA file that cannot be
+        // used fails the revocations, not the logout: the logins are forgotten all the same.
+        let http = http.get_or_insert_with(|| {
+            let (config, _) = Config::load(config).map_err(|e| e.to_string())?;
             let tls = config.client.as_ref().map(crate::mcp::client_tls).unwrap_or_default();
-            http = Some(crate::security::tls::http_client(&tls, REVOKE_TIMEOUT)?);
-        }
-        let Some(http) = &http else { continue };
+            crate::security::tls::http_client(&tls, REVOKE_TIMEOUT).map_err(|e| e.to_string())
+        });
+        let http = match http {
+            Ok(http) => http,
+            Err(cause) => {
+                let failed = Err(crate::auth::revoke::RevokeError::NoClient(cause.clone()));
+                revoked.push((login.server.clone(), Some((endpoint.clone(), failed))));
+                continue;
+            }
+        };
         let client = crate::auth::register::Registered::stored_for(
             &clients_path,
             &login.issuer,
