@@ -887,3 +887,45 @@ async fn revoking_a_refresh_token_ends_the_sign_in_and_other_tokens_get_rfc_7009
     s.stop().await;
     drop(tmp);
 }
+
+/// Issue 14: a confidential client revokes with its registered method (Basic here) and
+/// its refresh token is dead; the same revocation sent in the form is refused, and
+/// revokes nothing.
+#[tokio::test]
+async fn a_confidential_client_revokes_its_refresh_token_with_its_registered_method() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let resp = register(
+        &s,
+        json!({"client_name": "Web app", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic",
+               "grant_types": ["authorization_code", "refresh_token"]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let reg: Value = resp.json().await.unwrap();
+    let (id, secret) = (reg["client_id"].as_str().unwrap(), reg["client_secret"].as_str().unwrap());
+    let code = code_for(&s, id).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT_ON_PORT),
+    ];
+    let (status, _, body) = post_form(&s, "/token", Some((id, secret)), &exchange).await;
+    assert_eq!(status, 200, "{body}");
+    let r1 = body["refresh_token"].as_str().unwrap().to_string();
+
+    let in_form = [("token", r1.as_str()), ("client_id", id), ("client_secret", secret)];
+    let (status, challenge, _) = post_form(&s, "/revoke", None, &in_form).await;
+    assert_eq!((status, challenge.as_str()), (401, "Basic realm=\"warden\""));
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", r1.as_str())];
+    let (status, _, body) = post_form(&s, "/token", Some((id, secret)), &refresh_form).await;
+    assert_eq!(status, 200, "the refused revocation revoked nothing: {body}");
+    let r2 = body["refresh_token"].as_str().unwrap().to_string();
+
+    let (status, _, body) = post_form(&s, "/revoke", Some((id, secret)), &[("token", r2.as_str())]).await;
+    assert_eq!((status, body), (200, Value::Null));
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", r2.as_str())];
+    let (status, _, body) = post_form(&s, "/token", Some((id, secret)), &refresh_form).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    s.stop().await;
+}
