@@ -776,9 +776,9 @@ async fn the_registered_client_authentication_method_is_enforced_at_token_and_re
 
 /// Issue 14: RFC 7009 at /revoke. A refresh token — current or rotated away — ends its whole
 /// sign-in for good (across a restart); unknown and already revoked tokens, and another
-/// client's, are a 200 that changes nothing; a live access token is `unsupported_token_type`
-/// (it is a self-contained JWT the service verifies alone, so the issuer cannot take it back
-/// and does not pretend to). Every answer is in the audit trail, no token is.
+/// client's, are a 200 that changes nothing; a live access token goes on the deny-list of
+/// the service running in the same process, which refuses it from then on. Every answer is
+/// in the audit trail, no token is.
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_the_sign_in_and_other_tokens_get_rfc_7009_answers() {
     let s = Stack::start_with(flow_config(true)).await;
@@ -830,16 +830,19 @@ async fn revoking_a_refresh_token_ends_the_sign_in_and_other_tokens_get_rfc_7009
     }
     assert_eq!(revoke(client_id.clone(), r3.clone(), None).await.0, 200, "already revoked: still 200");
 
-    // A live access token cannot be taken back: said so, and it keeps working until exp.
-    let (status, _, body) = revoke(client_id.clone(), a1.clone(), Some("access_token")).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_token_type")));
-    let description = body["error_description"].as_str().unwrap();
-    assert!(
-        description.starts_with("this issuer cannot revoke access tokens (self-contained JWTs the resource server verifies on its own); this one expires in "),
-        "{description}"
-    );
-    assert!(description.ends_with(" s — revoke the refresh token to end the sign-in"), "{description}");
+    // A live access token: another client cannot touch it; its own client revokes it, and
+    // the service (in this process, trusting this issuer) refuses it from then on.
+    let call = common::tools_call("get_customer_info", json!({"customer_id": "ABC123"}));
     assert_eq!(revoke(other.clone(), a1.clone(), None).await.0, 200, "another client's access token: nothing done");
+    assert_eq!(s.mcp_post(Some(&a1), &call).await.status(), 200, "still good");
+    assert_eq!(revoke(client_id.clone(), a1.clone(), Some("access_token")).await, (200, String::new(), Value::Null));
+    let refused = s.mcp_post(Some(&a1), &call).await;
+    let revoked_challenge = format!(
+        "Bearer error=\"invalid_token\", error_description=\"the access token was revoked at the authorization server\", resource_metadata=\"{}\"",
+        s.resource_metadata_url()
+    );
+    assert_eq!((refused.status().as_u16(), common::www_authenticate(&refused)), (401, revoked_challenge));
+    let jti = claims(&a1)["jti"].as_str().unwrap().to_string();
     let (status, _, body) = revoke(client_id.clone(), r3.clone(), Some("id_token")).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_token_type")));
     let (status, _, body) = post_form(&s, "/revoke", None, &[("client_id", client_id.as_str())]).await;
@@ -863,8 +866,8 @@ async fn revoking_a_refresh_token_ends_the_sign_in_and_other_tokens_get_rfc_7009
         ("revocation_ignored".into(), unknown.clone()),
         ("token_revoked".into(), signed_in.clone()),
         ("revocation_ignored".into(), unknown.clone()),
-        ("revocation_refused".into(), format!("unsupported_token_type: {description}")),
         ("revocation_ignored".into(), "an access token of another client: not revoked".into()),
+        ("token_revoked".into(), format!("access token revoked (jti {jti}); the MCP service refuses it from now on")),
         ("revocation_refused".into(), "unsupported_token_type: token_type_hint \"id_token\" is not a token type this issuer hands out; use refresh_token or access_token, or leave it out".into()),
         ("revocation_refused".into(), "invalid_request: missing token".into()),
         ("revocation_refused".into(), "invalid_client: client authentication required (client_secret_basic or client_secret_post)".into()),
@@ -886,6 +889,55 @@ async fn revoking_a_refresh_token_ends_the_sign_in_and_other_tokens_get_rfc_7009
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "still revoked after a restart");
     s.stop().await;
     drop(tmp);
+}
+
+/// Issue 14: an issuer with no MCP service in its process (here `--only issuer`) has no
+/// one to tell of a revoked access token, so it says `unsupported_token_type` instead of a
+/// 200 that would claim more than was done.
+#[tokio::test]
+async fn without_its_service_in_process_the_issuer_does_not_claim_to_revoke_access_tokens() {
+    warden::install_crypto_provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = flow_config(false);
+    config.issuer.resources = vec!["https://mcp.example/mcp".into()];
+    let opts = warden::serve::ServeOptions { only: Some(warden::serve::Only::Issuer), ..Default::default() };
+    let running = warden::serve::start(&config, tmp.path(), &opts).await.expect("issuer starts");
+    let issuer = running.issuer_url.clone().unwrap();
+    let http = warden::security::tls::http_client(
+        &warden::security::tls::ClientTls { ca_file: Some(tmp.path().join("tls/ca.pem")), ca_only: true },
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let token: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let resp = http
+        .post(format!("{issuer}/revoke"))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("token", access), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_token_type");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.starts_with(
+            "this issuer cannot revoke access tokens: they are self-contained JWTs, and no MCP service in its process checks its revocations; this one expires in "
+        ),
+        "{description}"
+    );
+    assert!(description.ends_with(" s — revoke the refresh token to end the sign-in"), "{description}");
+    running.shutdown().await;
 }
 
 /// Issue 14: a confidential client revokes with its registered method (Basic here) and

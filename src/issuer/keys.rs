@@ -95,6 +95,7 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 pub struct OwnAccessToken {
     pub client_id: String,
     pub exp: u64,
+    pub jti: String,
 }
 
 pub struct KeyStore {

@@ -66,6 +66,10 @@ pub struct IssuerInner {
     /// Consent requests and authorization codes (memory, bounded).
     pub grants: grants::Grants,
     pub refresh: refresh::RefreshStore,
+    /// The access-token deny-list the MCP service of this process checks, when it trusts
+    /// this issuer; `None`: no resource server would hear of a revoked access token, so
+    /// `/revoke` does not claim to revoke one.
+    pub revoked_access: Option<Arc<crate::auth::revoked::RevokedAccess>>,
 }
 
 /// Dynamic client registration settings and its per-peer budget.

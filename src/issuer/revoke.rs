@@ -7,13 +7,15 @@
 //! `refresh::RefreshStore::revoke`), so a later refresh with any of its tokens is
 //! `invalid_grant`.
 //!
-//! Access tokens are self-contained JWTs that the MCP service verifies on its own (it may
-//! run in another process, or trust another issuer), so the issuer cannot take one back: a
-//! live access token of the calling client is answered `400 unsupported_token_type` (RFC 7009
-//! §2.2.1, "the client tried to revoke an access token on a server not supporting this
-//! feature") rather than a 200 that would claim more than was done; it expires within
-//! `token_ttl_secs`. Per RFC 7009 §2.2 an unknown, expired or already revoked token is a 200,
-//! and so is another client's token — which is left alone.
+//! Access tokens are self-contained JWTs the MCP service verifies on its own. When the
+//! service runs in this process and trusts this issuer (`warden serve`, `warden demo`), a
+//! live access token of the calling client goes on the deny-list the service's bearer guard
+//! checks (`auth::revoked`, persisted until the token's `exp`). Without such a service (the
+//! issuer alone, or a service trusting another issuer) nothing would hear of it, so the
+//! answer is `400 unsupported_token_type` (RFC 7009 §2.2.1, "the client tried to revoke an
+//! access token on a server not supporting this feature") rather than a 200 that would claim
+//! more than was done. Per RFC 7009 §2.2 an unknown, expired or already revoked token is a
+//! 200, and so is another client's token — which is left alone.
 //!
 //! Every answer is one decision in the server audit trail: `token_revoked`,
 //! `revocation_ignored` (200, nothing done, and why) or `revocation_refused`. The router's
@@ -115,13 +117,29 @@ async fn handle(
         }
     }
     match state.inner.keys.own_access_token(token, now) {
-        Some(access) if access.client_id == client.client_id => Err(refused(OAuthError::new(
-            Code::UnsupportedTokenType,
-            format!(
-                "this issuer cannot revoke access tokens (self-contained JWTs the resource server verifies on its own); this one expires in {} s — revoke the refresh token to end the sign-in",
-                access.exp.saturating_sub(now)
-            ),
-        ))),
+        Some(access) if access.client_id == client.client_id => match &state.inner.revoked_access {
+            Some(list) => match list.revoke(&access.jti, access.exp, now) {
+                Ok(()) => Ok(done(
+                    DecisionOutcome::TokenRevoked,
+                    format!("access token revoked (jti {}); the MCP service refuses it from now on", access.jti),
+                )),
+                Err(e) => {
+                    tracing::error!(target: "warden::issuer", error = %e, "access token revocation not saved");
+                    Err(refused(OAuthError::retry_later(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        5,
+                        format!("the access token could not be revoked: {e}; it stays valid until it expires"),
+                    )))
+                }
+            },
+            None => Err(refused(OAuthError::new(
+                Code::UnsupportedTokenType,
+                format!(
+                    "this issuer cannot revoke access tokens: they are self-contained JWTs, and no MCP service in its process checks its revocations; this one expires in {} s — revoke the refresh token to end the sign-in",
+                    access.exp.saturating_sub(now)
+                ),
+            ))),
+        },
         Some(_) => {
             Ok(done(DecisionOutcome::RevocationIgnored, "an access token of another client: not revoked".into()))
         }
