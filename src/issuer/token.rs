@@ -4,7 +4,8 @@
 //! Client authentication by `client_secret_basic` (RFC 6749 §2.3.1: the id and secret are
 //! form-urlencoded before base64) or `client_secret_post`, never both; a public client
 //! (registered with `none`) names itself with `client_id` in the form and proves nothing
-//! but the PKCE verifier, so it may use the code and refresh grants only.
+//! but the PKCE verifier, so it may use the code and refresh grants only. A client that
+//! registered a method must use exactly it (see `authenticate`; `/revoke` shares it).
 //!
 //! Client credentials: the requested `scope` must be within the client's allowed scopes;
 //! none requested means the client's defaults. Each RFC 8707 `resource` must be a
