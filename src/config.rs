@@ -279,6 +279,10 @@ pub struct ClientRegistration {
     /// matches any port, RFC 8252 §7.3). None: client credentials only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<String>,
+    /// `client_secret_basic` or `client_secret_post`: the one way this client must send its
+    /// secret at `/token` and `/revoke`. None: either is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -182,7 +182,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = warden::cli::audit::TailArgs { server, follow, json, run, tool, outcome, lines };
             rt.block_on(warden::cli::audit::run_tail(&state_dir, args))
         }
-        Command::Logout(a) => warden::cli::client::logout(&state_dir, a.server.as_deref()),
+        Command::Logout(a) => client_command(&state_dir, log, |rt| {
+            rt.block_on(warden::cli::client::logout(cli.config.as_deref(), &state_dir, a.server.as_deref()))
+        }),
         Command::HashSecret => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;

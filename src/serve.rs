@@ -71,6 +71,8 @@ pub enum ServeError {
     AutoApproveWithoutUser,
     #[error("cannot open the issuer's refresh tokens: {0}")]
     Refresh(Cause),
+    #[error("cannot open the issuer's revoked access tokens: {0}")]
+    RevokedAccess(Cause),
     #[error(
         "the service has no way to verify tokens: set [service] issuer (and optionally jwks_uri), or run the embedded issuer too"
     )]
@@ -164,6 +166,19 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
 
     // One decision trail shared by both servers (two writers would fork the hash chain).
     let decisions = server_audit(config, state_dir, args.clock.clone())?;
+    // Revoked access tokens reach the service only when it runs here and trusts this issuer.
+    let shares_revocations = issuer_listener.is_some()
+        && service_listener.is_some()
+        && config.service.issuer.is_none()
+        && config.service.jwks_uri.is_none();
+    let revoked_access = if shares_revocations {
+        let path = state_dir.join("issuer/revoked-access-tokens.json");
+        let list = crate::auth::revoked::RevokedAccess::open(Some(path), crate::auth::revoked::DEFAULT_CAPACITY)
+            .map_err(|e| ServeError::RevokedAccess(e.into()))?;
+        Some(Arc::new(list))
+    } else {
+        None
+    };
     if let (Some((listener, _)), Some(url)) = (issuer_listener, &issuer_url) {
         let keys = Arc::new(
             KeyStore::open(&state_dir.join("issuer"), config.issuer.keep_previous_keys)
@@ -224,6 +239,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
             ),
             grants: issuer::grants::Grants::new(issuer::MAX_PENDING_GRANTS),
             refresh,
+            revoked_access: revoked_access.clone(),
         });
         running.keys = Some(keys);
         spawn_tls(&mut running, listener, tls.clone(), &config.limits, issuer::router(state))?;
@@ -238,8 +254,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
             issuer_url.as_deref(),
             ca_path.as_deref(),
             resource,
-            decisions.clone(),
-            denials,
+            Shared { decisions: decisions.clone(), denials, revoked_access },
         )
         .await
         .inspect_err(|_| {
@@ -257,15 +272,23 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     Ok(running)
 }
 
+/// What the service shares with the rest of the process: the decision trail, the denial
+/// counter, and the issuer's access-token deny-list when it trusts the embedded issuer.
+struct Shared {
+    decisions: crate::types::event::EventBus,
+    denials: Arc<service::denials::DenialCounter>,
+    revoked_access: Option<Arc<crate::auth::revoked::RevokedAccess>>,
+}
+
 async fn build_service(
     config: &Config,
     state_dir: &Path,
     embedded_issuer: Option<&str>,
     dev_ca: Option<&Path>,
     resource: &str,
-    decisions: crate::types::event::EventBus,
-    denials: Arc<service::denials::DenialCounter>,
+    shared: Shared,
 ) -> Result<axum::Router, ServeError> {
+    let Shared { decisions, denials, revoked_access } = shared;
     let svc = &config.service;
     let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).ok_or(ServeError::NoIssuer)?;
     let ca_file = svc.issuer_ca_file.clone().or_else(|| dev_ca.map(Path::to_path_buf));
@@ -299,19 +322,23 @@ async fn build_service(
     let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
     let store =
         service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), cause: e.into() })?;
-    Ok(service::router(service::ServiceParams {
-        verifier,
-        store: Arc::new(store),
-        resource: resource.to_string(),
-        authorization_servers: vec![issuer],
-        rate_limit: svc.rate_limit,
-        max_body_bytes: svc.max_body_bytes,
-        allowed_hosts: svc.allowed_hosts.clone(),
-        allowed_origins: svc.allowed_origins.clone(),
-        decisions,
-        direct_calls: svc.direct_calls,
-        denials,
-    }))
+    let router = service::router_checking(
+        service::ServiceParams {
+            verifier,
+            store: Arc::new(store),
+            resource: resource.to_string(),
+            authorization_servers: vec![issuer],
+            rate_limit: svc.rate_limit,
+            max_body_bytes: svc.max_body_bytes,
+            allowed_hosts: svc.allowed_hosts.clone(),
+            allowed_origins: svc.allowed_origins.clone(),
+            decisions,
+            direct_calls: svc.direct_calls,
+            denials,
+        },
+        revoked_access,
+    );
+    Ok(router)
 }
 
 /// Counts unauthenticated denials per peer (`[audit] denial_interval_secs`,

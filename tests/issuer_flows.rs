@@ -640,3 +640,344 @@ async fn auto_approve_without_a_user_refuses_to_start() {
         "[issuer] auto_approve = true needs a user to approve as: add one under [issuer.users]"
     );
 }
+
+/// A POST of `form` to `path` on the issuer, with HTTP Basic credentials when `basic`:
+/// (status, `WWW-Authenticate`, body as JSON or `null` when empty).
+async fn post_form(s: &Stack, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, String, Value) {
+    let mut req = s.http.post(format!("{}{path}", s.issuer)).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let challenge = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = resp.bytes().await.unwrap();
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (status, challenge, body)
+}
+
+/// Registers a confidential client for client credentials with `method`; (id, secret).
+async fn confidential_client(s: &Stack, method: &str) -> (String, String) {
+    let resp = register(
+        s,
+        json!({"client_name": "Backend", "token_endpoint_auth_method": method,
+               "grant_types": ["client_credentials"], "scope": "customer:read"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    (body["client_id"].as_str().unwrap().to_string(), body["client_secret"].as_str().unwrap().to_string())
+}
+
+/// A client credentials request with the secret in the `basic` header or the `post` form.
+async fn cc_token(s: &Stack, basic: Option<(&str, &str)>, post: Option<(&str, &str)>) -> (u16, String, Value) {
+    let mut form = vec![("grant_type", "client_credentials"), ("resource", s.mcp.as_str())];
+    if let Some((id, secret)) = post {
+        form.extend([("client_id", id), ("client_secret", secret)]);
+    }
+    post_form(s, "/token", basic, &form).await
+}
+
+/// Issue 14: a client registered with a `token_endpoint_auth_method` authenticates exactly
+/// that way at /token and /revoke. Before, a public client's secret was checked (and
+/// counted) like a wrong one, and a client_secret_basic client could send its secret in the
+/// form. A config client that names no method still takes either.
+#[tokio::test]
+async fn the_registered_client_authentication_method_is_enforced_at_token_and_revoke() {
+    let mut config = flow_config(true);
+    config.issuer.clients[1].token_endpoint_auth_method = Some("client_secret_post".into());
+    let s = Stack::start_with(config).await;
+    let basic_challenge = "Basic realm=\"warden\"";
+    let bearer_challenge = "Bearer realm=\"warden\"";
+
+    // client_secret_basic: the secret in the form is refused, in the header taken.
+    let (basic_id, basic_secret) = confidential_client(&s, "client_secret_basic").await;
+    let basic_refusal = format!(
+        "client {basic_id} is registered for client_secret_basic: send its client_id and client_secret in the Authorization header (HTTP Basic), not in the form"
+    );
+    let (status, challenge, body) = cc_token(&s, None, Some((&basic_id, &basic_secret))).await;
+    assert_eq!((status, challenge.as_str(), body["error"].as_str()), (401, basic_challenge, Some("invalid_client")));
+    assert_eq!(body["error_description"], basic_refusal.as_str());
+    let (status, _, body) = cc_token(&s, Some((&basic_id, &basic_secret)), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // client_secret_post: the header is refused (the challenge is not Basic), the form taken.
+    let (post_id, post_secret) = confidential_client(&s, "client_secret_post").await;
+    let (status, challenge, body) = cc_token(&s, Some((&post_id, &post_secret)), None).await;
+    assert_eq!((status, challenge.as_str(), body["error"].as_str()), (401, bearer_challenge, Some("invalid_client")));
+    assert_eq!(
+        body["error_description"],
+        format!(
+            "client {post_id} is registered for client_secret_post: send its client_id and client_secret in the form, not in an Authorization header"
+        )
+    );
+    let (status, _, body) = cc_token(&s, None, Some((&post_id, &post_secret))).await;
+    assert_eq!(status, 200, "{body}");
+    // A wrong secret sent the wrong way is just a wrong secret: the method is only named to
+    // a client that proved it holds the secret.
+    let (status, _, body) = cc_token(&s, None, Some((&basic_id, "not-the-secret"))).await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (401, Some("client authentication failed: check client_id and client_secret"))
+    );
+
+    // A public client (none) sending a secret, in the form or the header.
+    let public_id = public_client(&s).await;
+    let code = code_for(&s, &public_id).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT_ON_PORT),
+        ("client_id", public_id.as_str()),
+        ("client_secret", "made-up"),
+    ];
+    let public_refusal = format!(
+        "client {public_id} is registered as a public client (token_endpoint_auth_method none): send its client_id alone, without a client secret"
+    );
+    let (status, challenge, body) = post_form(&s, "/token", None, &exchange).await;
+    assert_eq!((status, challenge.as_str(), body["error"].as_str()), (401, bearer_challenge, Some("invalid_client")));
+    assert_eq!(body["error_description"], public_refusal.as_str());
+    let (status, challenge, body) = post_form(&s, "/token", Some((&public_id, "made-up")), &exchange[..4]).await;
+    assert_eq!(
+        (status, challenge.as_str(), body["error_description"].as_str()),
+        (401, basic_challenge, Some(public_refusal.as_str()))
+    );
+    let (status, _, body) = post_form(&s, "/token", None, &exchange[..5]).await;
+    assert_eq!(status, 200, "the refused attempts did not consume the code: {body}");
+
+    // Config clients: one that names no method takes either; readonly-agent names post.
+    assert_eq!(cc_token(&s, None, Some(SUPPORT)).await.0, 200, "support-agent by the form");
+    assert_eq!(cc_token(&s, Some(SUPPORT), None).await.0, 200, "support-agent by Basic");
+    let (status, _, body) = cc_token(&s, Some(common::READONLY), None).await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (
+            401,
+            Some(
+                "client readonly-agent is registered for client_secret_post: send its client_id and client_secret in the form, not in an Authorization header"
+            )
+        )
+    );
+    assert_eq!(cc_token(&s, None, Some(common::READONLY)).await.0, 200);
+
+    // The same rule at /revoke.
+    let form = [("token", "whatever"), ("client_id", basic_id.as_str()), ("client_secret", basic_secret.as_str())];
+    let (status, challenge, body) = post_form(&s, "/revoke", None, &form).await;
+    assert_eq!((status, challenge.as_str(), body["error"].as_str()), (401, basic_challenge, Some("invalid_client")));
+
+    let log = decisions(&s);
+    let recorded = |outcome: &str, detail: String| log.iter().any(|(o, d)| o == outcome && *d == detail);
+    assert!(recorded("token_refused", format!("invalid_client: {public_refusal}")), "{log:?}");
+    assert!(recorded("token_refused", format!("invalid_client: {basic_refusal}")), "{log:?}");
+    assert!(recorded("revocation_refused", format!("invalid_client: {basic_refusal}")), "{log:?}");
+    s.stop().await;
+}
+
+/// Issue 14: RFC 7009 at /revoke. A refresh token — current or rotated away — ends its whole
+/// sign-in for good (across a restart); unknown and already revoked tokens, and another
+/// client's, are a 200 that changes nothing; a live access token goes on the deny-list of
+/// the service running in the same process, which refuses it from then on. Every answer is
+/// in the audit trail, no token is.
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_the_sign_in_and_other_tokens_get_rfc_7009_answers() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["revocation_endpoint"], format!("{}/revoke", s.issuer));
+
+    let client_id = public_client(&s).await;
+    let other = public_client(&s).await;
+    let (_, first) = exchange(&s, &client_id, &code_for(&s, &client_id).await, VERIFIER).await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let a1 = first["access_token"].as_str().unwrap().to_string();
+    let (_, second) = refresh(&s, &client_id, &r1, None).await;
+    let r2 = second["refresh_token"].as_str().unwrap().to_string();
+    let revoke = |client: String, token: String, hint: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut form = vec![("client_id", client.as_str()), ("token", token.as_str())];
+            if let Some(h) = hint {
+                form.push(("token_type_hint", h));
+            }
+            post_form(s, "/revoke", None, &form).await
+        }
+    };
+
+    // Another client's refresh token: 200, and it still works.
+    assert_eq!(revoke(other.clone(), r2.clone(), Some("refresh_token")).await, (200, String::new(), Value::Null));
+    let (status, third) = refresh(&s, &client_id, &r2, None).await;
+    assert_eq!(status, 200, "another client's revocation did nothing: {third}");
+    let r3 = third["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(revoke(client_id.clone(), "never-issued".into(), None).await.0, 200);
+
+    // The owner revokes the live token: the family is gone, rotated tokens included.
+    assert_eq!(revoke(client_id.clone(), r3.clone(), Some("refresh_token")).await, (200, String::new(), Value::Null));
+    for (which, token) in [("revoked", &r3), ("rotated earlier", &r2)] {
+        let (status, body) = refresh(&s, &client_id, token, None).await;
+        assert_eq!(
+            (status, body["error"].as_str(), body["error_description"].as_str()),
+            (400, Some("invalid_grant"), Some("the refresh token is unknown, expired or revoked; sign in again")),
+            "{which}"
+        );
+    }
+    assert_eq!(revoke(client_id.clone(), r3.clone(), None).await.0, 200, "already revoked: still 200");
+
+    // A live access token: another client cannot touch it; its own client revokes it, and
+    // the service (in this process, trusting this issuer) refuses it from then on.
+    let call = common::tools_call("get_customer_info", json!({"customer_id": "ABC123"}));
+    assert_eq!(revoke(other.clone(), a1.clone(), None).await.0, 200, "another client's access token: nothing done");
+    assert_eq!(s.mcp_post(Some(&a1), &call).await.status(), 200, "still good");
+    assert_eq!(revoke(client_id.clone(), a1.clone(), Some("access_token")).await, (200, String::new(), Value::Null));
+    let refused = s.mcp_post(Some(&a1), &call).await;
+    let revoked_challenge = format!(
+        "Bearer error=\"invalid_token\", error_description=\"the access token was revoked at the authorization server\", resource_metadata=\"{}\"",
+        s.resource_metadata_url()
+    );
+    assert_eq!((refused.status().as_u16(), common::www_authenticate(&refused)), (401, revoked_challenge));
+    let jti = claims(&a1)["jti"].as_str().unwrap().to_string();
+    let (status, _, body) = revoke(client_id.clone(), r3.clone(), Some("id_token")).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_token_type")));
+    let (status, _, body) = post_form(&s, "/revoke", None, &[("client_id", client_id.as_str())]).await;
+    assert_eq!((status, body["error_description"].as_str()), (400, Some("missing token")));
+    let (status, _, body) = post_form(&s, "/revoke", None, &[("token", r3.as_str())]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "no client, no revocation");
+
+    // A revocation survives a restart (a fresh sign-in, revoked, then the issuer restarted).
+    let (_, fresh) = exchange(&s, &client_id, &code_for(&s, &client_id).await, VERIFIER).await;
+    let r4 = fresh["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(revoke(client_id.clone(), r4.clone(), None).await.0, 200);
+
+    let log = decisions(&s);
+    let revocations: Vec<&(String, String)> =
+        log.iter().filter(|(o, _)| o.starts_with("revocation") || o == "token_revoked").collect();
+    let signed_in =
+        format!("refresh token revoked with its sign-in (every token of the family), signed in as demo for {}", s.mcp);
+    let unknown = "an unknown, expired or already revoked token: nothing to revoke".to_string();
+    let expected: Vec<(String, String)> = vec![
+        ("revocation_ignored".into(), "a refresh token of another client: not revoked".into()),
+        ("revocation_ignored".into(), unknown.clone()),
+        ("token_revoked".into(), signed_in.clone()),
+        ("revocation_ignored".into(), unknown.clone()),
+        ("revocation_ignored".into(), "an access token of another client: not revoked".into()),
+        ("token_revoked".into(), format!("access token revoked (jti {jti}); the MCP service refuses it from now on")),
+        ("revocation_refused".into(), "unsupported_token_type: token_type_hint \"id_token\" is not a token type this issuer hands out; use refresh_token or access_token, or leave it out".into()),
+        ("revocation_refused".into(), "invalid_request: missing token".into()),
+        ("revocation_refused".into(), "invalid_client: client authentication required (client_secret_basic or client_secret_post)".into()),
+        ("token_revoked".into(), signed_in),
+    ];
+    assert_eq!(revocations, expected.iter().collect::<Vec<_>>());
+    let mut trail = String::new();
+    for f in std::fs::read_dir(s.state.join("audit")).unwrap() {
+        trail.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    for token in [&r1, &r2, &r3, &r4, &a1] {
+        assert!(!trail.contains(token.as_str()), "no token in the audit trail");
+    }
+
+    let state = s.state.clone();
+    let tmp = s.stop().await;
+    let s = Stack::start_in(&state, flow_config(true), false).await;
+    let (status, body) = refresh(&s, &client_id, &r4, None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "still revoked after a restart");
+    s.stop().await;
+    drop(tmp);
+}
+
+/// Issue 14: an issuer with no MCP service in its process (here `--only issuer`) has no
+/// one to tell of a revoked access token, so it says `unsupported_token_type` instead of a
+/// 200 that would claim more than was done.
+#[tokio::test]
+async fn without_its_service_in_process_the_issuer_does_not_claim_to_revoke_access_tokens() {
+    warden::install_crypto_provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = flow_config(false);
+    config.issuer.resources = vec!["https://mcp.example/mcp".into()];
+    let opts = warden::serve::ServeOptions { only: Some(warden::serve::Only::Issuer), ..Default::default() };
+    let running = warden::serve::start(&config, tmp.path(), &opts).await.expect("issuer starts");
+    let issuer = running.issuer_url.clone().unwrap();
+    let http = warden::security::tls::http_client(
+        &warden::security::tls::ClientTls { ca_file: Some(tmp.path().join("tls/ca.pem")), ca_only: true },
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let token: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let resp = http
+        .post(format!("{issuer}/revoke"))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("token", access), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_token_type");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.starts_with(
+            "this issuer cannot revoke access tokens: they are self-contained JWTs, and no MCP service in its process checks its revocations; this one expires in "
+        ),
+        "{description}"
+    );
+    assert!(description.ends_with(" s — revoke the refresh token to end the sign-in"), "{description}");
+    running.shutdown().await;
+}
+
+/// Issue 14: a confidential client revokes with its registered method (Basic here) and
+/// its refresh token is dead; the same revocation sent in the form is refused, and
+/// revokes nothing.
+#[tokio::test]
+async fn a_confidential_client_revokes_its_refresh_token_with_its_registered_method() {
+    let s = Stack::start_with(flow_config(true)).await;
+    let resp = register(
+        &s,
+        json!({"client_name": "Web app", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic",
+               "grant_types": ["authorization_code", "refresh_token"]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let reg: Value = resp.json().await.unwrap();
+    let (id, secret) = (reg["client_id"].as_str().unwrap(), reg["client_secret"].as_str().unwrap());
+    let code = code_for(&s, id).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT_ON_PORT),
+    ];
+    let (status, _, body) = post_form(&s, "/token", Some((id, secret)), &exchange).await;
+    assert_eq!(status, 200, "{body}");
+    let r1 = body["refresh_token"].as_str().unwrap().to_string();
+
+    let in_form = [("token", r1.as_str()), ("client_id", id), ("client_secret", secret)];
+    let (status, challenge, _) = post_form(&s, "/revoke", None, &in_form).await;
+    assert_eq!((status, challenge.as_str()), (401, "Basic realm=\"warden\""));
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", r1.as_str())];
+    let (status, _, body) = post_form(&s, "/token", Some((id, secret)), &refresh_form).await;
+    assert_eq!(status, 200, "the refused revocation revoked nothing: {body}");
+    let r2 = body["refresh_token"].as_str().unwrap().to_string();
+
+    let (status, _, body) = post_form(&s, "/revoke", Some((id, secret)), &[("token", r2.as_str())]).await;
+    assert_eq!((status, body), (200, Value::Null));
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", r2.as_str())];
+    let (status, _, body) = post_form(&s, "/token", Some((id, secret)), &refresh_form).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    s.stop().await;
+}

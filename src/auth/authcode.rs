@@ -23,7 +23,6 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::client_auth::{ClientAuthenticator, Method};
 use super::refresh_store::{RefreshStore, StoredAccess, StoredLogin};
 use super::register::{Registered, Registrar};
 use super::token::{TokenError, TokenResponse, token_request};
@@ -505,18 +504,8 @@ async fn client_token_request(
     client: &Registered,
     endpoint: &str,
 ) -> Result<TokenResponse, TokenError> {
-    let auth = match &client.client_secret {
-        Some(secret) => {
-            let method = if client.auth_method == "client_secret_basic" {
-                Method::ClientSecretBasic
-            } else {
-                Method::ClientSecretPost
-            };
-            ClientAuthenticator::with_secret(&client.client_id, secret.clone(), method)
-        }
-        None => ClientAuthenticator::public(&client.client_id),
-    };
-    let req = auth
+    let req = client
+        .authenticator()
         .apply(req, form, crate::types::time::now_epoch())
         .map_err(|cause| TokenError::ClientAuth { endpoint: endpoint.to_string(), cause })?;
     token_request(req, endpoint).await

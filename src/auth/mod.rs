@@ -14,5 +14,7 @@ pub mod discovery;
 pub mod jwks;
 pub mod refresh_store;
 pub mod register;
+pub mod revoke;
+pub mod revoked;
 pub mod token;
 pub mod verify;

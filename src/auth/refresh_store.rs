@@ -39,6 +39,14 @@ pub struct StoredLogin {
     pub revocation_endpoint: Option<String>,
 }
 
+impl StoredLogin {
+    /// Whether `warden logout SERVER` means this login: SERVER is its name or its resource
+    /// URL; no SERVER means every login.
+    pub fn is_for(&self, server: Option<&str>) -> bool {
+        server.is_none_or(|s| self.server == s || self.resource == s)
+    }
+}
+
 /// An access token kept for the next command, with what it was granted.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredAccess {
@@ -172,8 +180,7 @@ impl RefreshStore {
             }
             Err(e) => return Err(e),
         };
-        let matches = |e: &StoredLogin| server.is_none_or(|s| e.server == s || e.resource == s);
-        let (gone, kept): (Vec<_>, Vec<_>) = all.into_iter().partition(matches);
+        let (gone, kept): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.is_for(server));
         if gone.is_empty() {
             return Ok(Vec::new());
         }

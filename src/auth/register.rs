@@ -10,12 +10,13 @@
 //! again only when they cannot.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::authcode::LoginError;
+use super::client_auth::{ClientAuthenticator, Method};
 use super::jwks::read_bounded;
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Secret;
@@ -63,6 +64,43 @@ impl Registered {
     pub fn public(client_id: &str) -> Self {
         Self { client_id: client_id.to_string(), client_secret: None, auth_method: none_method(), redirect_uri: None }
     }
+
+    /// How this client authenticates at the authorization server's token and revocation
+    /// endpoints: the way it registered (Basic or the post form with its secret; a public
+    /// client's id alone). The sending is `client_auth`'s.
+    pub fn authenticator(&self) -> ClientAuthenticator {
+        match &self.client_secret {
+            Some(secret) => {
+                let method = if self.auth_method == "client_secret_basic" {
+                    Method::ClientSecretBasic
+                } else {
+                    Method::ClientSecretPost
+                };
+                ClientAuthenticator::with_secret(&self.client_id, secret.clone(), method)
+            }
+            None => ClientAuthenticator::public(&self.client_id),
+        }
+    }
+
+    /// The registration stored in `path` (`STATE/auth/clients.json`) for the authorization
+    /// server `issuer` and the MCP server `resource` when it is `client_id`'s, else a public
+    /// client of that id — what a login's refresh or `warden logout`'s revocation sends as.
+    pub fn stored_for(path: &Path, issuer: &str, resource: &str, client_id: &str) -> Self {
+        read_stored(path, issuer, resource)
+            .filter(|r| r.client_id == client_id)
+            .unwrap_or_else(|| Self::public(client_id))
+    }
+}
+
+/// The key a registration is stored under: one per (authorization server, MCP server).
+fn stored_key(issuer: &str, resource: &str) -> String {
+    format!("{issuer} {resource}")
+}
+
+fn read_stored(path: &Path, issuer: &str, resource: &str) -> Option<Registered> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut all: BTreeMap<String, Registered> = serde_json::from_str(&text).ok()?;
+    all.remove(&stored_key(issuer, resource))
 }
 
 /// How the client comes to be known, in the order a login tries them.
@@ -115,13 +153,11 @@ impl Registrar {
     }
 
     fn key(&self) -> String {
-        format!("{} {}", self.issuer, self.server)
+        stored_key(&self.issuer, &self.server)
     }
 
     fn stored(&self) -> Option<Registered> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let mut all: BTreeMap<String, Registered> = serde_json::from_str(&text).ok()?;
-        all.remove(&self.key())
+        read_stored(&self.path, &self.issuer, &self.server)
     }
 
     fn store(&self, r: &Registered) -> Result<(), String> {

@@ -490,10 +490,61 @@ async fn close_one(c: crate::mcp::Connected) {
     }
 }
 
-/// `warden logout [SERVER]`: forgets the stored logins (sealed refresh tokens) of SERVER (its
-/// name, or the URL given to --url), or of every server. The next run logs in again.
-pub fn logout(state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode> {
-    let store = crate::auth::refresh_store::RefreshStore::in_state_dir(state_dir);
+/// A revocation `warden logout` tried: the endpoint, and what it answered.
+type RevokeAttempt = (String, Result<(), crate::auth::revoke::RevokeError>);
+
+/// How long `warden logout` waits for a revocation endpoint before forgetting anyway.
+pub const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `warden logout [SERVER]`: for each stored login of SERVER (its name, or the URL given to
+/// --url), or of every server, first revokes the refresh token at the authorization server's
+/// RFC 7009 endpoint when it offers one (as the client the login registered, within
+/// `REVOKE_TIMEOUT`), then forgets the login whatever the revocation did, and says which
+/// happened. The next run logs in again.
+pub async fn logout(config: Option<&Path>, state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode> {
+    use crate::auth::refresh_store::StoreError;
+    use crate::auth::revoke::{TokenTypeHint, revoke};
+    let (clients_path, store) = crate::auth::authcode::state_paths(state_dir);
+    // An unreadable store has nothing to revoke with; `forget` removes it below.
+    let stored = match store.entries() {
+        Ok(all) => all,
+        Err(StoreError::Tampered { .. }) => Vec::new(),
+        Err(e) => return Err(e).with_context(|| "could not read the stored logins"),
+    };
+    let mut revoked: Vec<(String, Option<RevokeAttempt>)> = Vec::new();
+    let mut http: Option<Result<reqwest::Client, String>> = None;
+    for login in stored.iter().filter(|l| l.is_for(server)) {
+        let (Some(endpoint), Some(token)) = (&login.revocation_endpoint, &login.refresh_token) else {
+            revoked.push((login.server.clone(), None));
+            continue;
+        };
+        // Built once, when there is something to revoke. A config or CA file that cannot be
+        // used fails the revocations, not the logout: the logins are forgotten all the same.
+        let http = http.get_or_insert_with(|| {
+            let (config, _) = Config::load(config).map_err(|e| e.to_string())?;
+            let tls = config.client.as_ref().map(crate::mcp::client_tls).unwrap_or_default();
+            crate::security::tls::http_client(&tls, REVOKE_TIMEOUT).map_err(|e| e.to_string())
+        });
+        let http = match http {
+            Ok(http) => http,
+            Err(cause) => {
+                let failed = Err(crate::auth::revoke::RevokeError::NoClient(cause.clone()));
+                revoked.push((login.server.clone(), Some((endpoint.clone(), failed))));
+                continue;
+            }
+        };
+        let client = crate::auth::register::Registered::stored_for(
+            &clients_path,
+            &login.issuer,
+            &login.resource,
+            &login.client_id,
+        );
+        let result = revoke(http, endpoint, token, TokenTypeHint::RefreshToken, &client.authenticator()).await;
+        if let Err(e) = &result {
+            tracing::warn!(server = %login.server, endpoint = %endpoint, error = %e, "refresh token revocation failed");
+        }
+        revoked.push((login.server.clone(), Some((endpoint.clone(), result))));
+    }
     let forgotten = store.forget(server).with_context(|| "could not update the stored logins")?;
     match (forgotten.is_empty(), server) {
         (true, Some(s)) => {
@@ -505,8 +556,15 @@ pub fn logout(state_dir: &Path, server: Option<&str>) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         (false, _) => {
-            for name in forgotten {
-                outln!("forgot the login for {name}");
+            // `forget` names the logins in the store's order, the one they were read in.
+            for (i, name) in forgotten.iter().enumerate() {
+                match revoked.get(i).filter(|(n, _)| n == name).and_then(|(_, r)| r.as_ref()) {
+                    Some((url, Ok(()))) => outln!("revoked at {url} and forgot the login for {name}"),
+                    Some((url, Err(cause))) => outln!(
+                        "forgot the login for {name} (revocation at {url} failed: {cause}; the refresh token may stay valid until it expires)"
+                    ),
+                    None => outln!("forgot the login for {name}"),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -87,7 +87,7 @@ pub enum Command {
     Audit(AuditCommand),
     /// Hash a client secret (read from stdin) for `[[issuer.clients]] secret_hash`.
     HashSecret,
-    /// Forget the stored logins (sealed refresh tokens) of SERVER, or of every server.
+    /// Revoke (RFC 7009, where offered) and forget the stored logins of SERVER, or of every server.
     Logout(LogoutArgs),
     /// Load the service: authenticated tool calls vs. its metadata GET (the ceiling), budgets checked.
     Bench(bench::BenchArgs),

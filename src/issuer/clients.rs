@@ -77,6 +77,11 @@ pub struct RegisteredClient {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
+    /// Whether `auth_method` is the only way this client may authenticate: true for every
+    /// dynamically registered client and for a config client that names its method; a
+    /// config client that names none may use either secret method (as before methods were
+    /// enforced, so existing configs keep working).
+    pub auth_method_enforced: bool,
     /// The name shown on the consent page (DCR `client_name`, or the config description).
     pub name: Option<String>,
     /// `None` for a public client.
@@ -86,6 +91,11 @@ pub struct RegisteredClient {
 impl RegisteredClient {
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
+    }
+
+    /// The one method this client must authenticate with, if it registered one.
+    pub fn required_method(&self) -> Option<AuthMethod> {
+        self.auth_method_enforced.then_some(self.auth_method)
     }
 
     pub fn may_use(&self, grant: GrantType) -> bool {
@@ -159,6 +169,10 @@ pub struct ClientRegistry {
 pub enum RegistryError {
     #[error("client {client_id}: {cause}")]
     Hash { client_id: String, cause: HashError },
+    #[error(
+        "client {client_id}: token_endpoint_auth_method \"{method}\" is not one a client with a secret can use; use client_secret_basic or client_secret_post (or leave it out to accept either)"
+    )]
+    Method { client_id: String, method: String },
     #[error("client {client_id}: redirect URI \"{uri}\" must be https, or http on a loopback address")]
     RedirectUri { client_id: String, uri: String },
     #[error(
@@ -197,6 +211,14 @@ impl ClientRegistry {
                 return Err(RegistryError::RedirectUri { client_id: r.client_id.clone(), uri: bad.clone() });
             }
             let default_scopes = r.default_scopes.clone().unwrap_or_else(|| r.allowed_scopes.clone());
+            let (auth_method, auth_method_enforced) = match r.token_endpoint_auth_method.as_deref() {
+                None => (AuthMethod::ClientSecretBasic, false),
+                Some("client_secret_basic") => (AuthMethod::ClientSecretBasic, true),
+                Some("client_secret_post") => (AuthMethod::ClientSecretPost, true),
+                Some(other) => {
+                    return Err(RegistryError::Method { client_id: r.client_id.clone(), method: other.to_string() });
+                }
+            };
             let mut grant_types = vec![GrantType::ClientCredentials];
             if !r.redirect_uris.is_empty() {
                 grant_types.extend([GrantType::AuthorizationCode, GrantType::RefreshToken]);
@@ -209,7 +231,8 @@ impl ClientRegistry {
                     default_scopes,
                     redirect_uris: r.redirect_uris.clone(),
                     grant_types,
-                    auth_method: AuthMethod::ClientSecretBasic,
+                    auth_method,
+                    auth_method_enforced,
                     name: (!r.description.is_empty()).then(|| r.description.clone()),
                     secret_hash: Some(secret_hash),
                 },
@@ -249,6 +272,8 @@ impl ClientRegistry {
             redirect_uris: c.redirect_uris.clone(),
             grant_types: c.grant_types.clone(),
             auth_method: c.token_endpoint_auth_method,
+            // RFC 7591 §2: the client registered this method; nothing else is accepted.
+            auth_method_enforced: true,
             name: c.client_name.clone(),
             secret_hash,
         })
@@ -326,6 +351,7 @@ mod tests {
             redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
             grant_types: vec![GrantType::AuthorizationCode],
             auth_method: AuthMethod::None,
+            auth_method_enforced: true,
             name: None,
             secret_hash: None,
         }
@@ -342,6 +368,30 @@ mod tests {
         assert!(c.redirect_matches("https://app.example/cb"));
         assert!(!c.redirect_matches("https://app.example:8443/cb"), "only loopback gets any port");
         assert!(!c.redirect_matches("https://app.example/cb/"));
+    }
+
+    #[test]
+    fn a_config_client_enforces_the_method_it_names_and_only_secret_methods_may_be_named() {
+        let hash = SecretHash::create("s", 1000).encode();
+        let reg = |method: Option<&str>| ClientRegistration {
+            client_id: "c".into(),
+            secret_hash: hash.clone(),
+            allowed_scopes: ScopeSet::new(),
+            default_scopes: None,
+            description: String::new(),
+            redirect_uris: Vec::new(),
+            token_endpoint_auth_method: method.map(str::to_string),
+        };
+        let required =
+            |method| ClientRegistry::from_config(&[reg(method)]).unwrap().get("c").unwrap().required_method();
+        assert_eq!(required(None), None, "either secret method, as before");
+        assert_eq!(required(Some("client_secret_post")), Some(AuthMethod::ClientSecretPost));
+        assert_eq!(required(Some("client_secret_basic")), Some(AuthMethod::ClientSecretBasic));
+        let err = ClientRegistry::from_config(&[reg(Some("none"))]).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "client c: token_endpoint_auth_method \"none\" is not one a client with a secret can use; use client_secret_basic or client_secret_post (or leave it out to accept either)"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum OAuthErrorCode {
     /// Throttled or overloaded: try again after `Retry-After` (RFC 6749 §4.1.2.1's code,
     /// the one OAuth clients know to mean "later").
     TemporarilyUnavailable,
+    /// `/revoke` (RFC 7009 §2.2.1): this kind of token cannot be revoked here.
+    UnsupportedTokenType,
 }
 
 impl OAuthErrorCode {
@@ -48,6 +50,7 @@ impl OAuthErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::UnsupportedTokenType => "unsupported_token_type",
         }
     }
 }

@@ -29,8 +29,8 @@ pub fn document(state: &IssuerState) -> AuthorizationServerMetadata {
         token_endpoint: format!("{issuer}/token"),
         jwks_uri: Some(format!("{issuer}/jwks.json")),
         introspection_endpoint: None,
-        // RFC 7009 revocation is not offered yet; `warden logout` then forgets locally only.
-        revocation_endpoint: None,
+        // RFC 7009: refresh tokens (see `revoke`); `warden logout` revokes there first.
+        revocation_endpoint: Some(format!("{issuer}/revoke")),
         grant_types_supported: grants,
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),

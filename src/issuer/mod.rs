@@ -3,7 +3,8 @@
 //! Serves `POST /token` (client credentials, authorization code with PKCE, refresh token;
 //! `client_secret_basic`/`_post` or `none` for public clients; RFC 8707 resource
 //! indicators), `GET/POST /authorize` (a consent page for the configured users, or
-//! auto-approval when configured), `POST /register` (RFC 7591), `GET /jwks.json` and
+//! auto-approval when configured), `POST /register` (RFC 7591), `POST /revoke` (RFC 7009:
+//! refresh tokens, with their whole sign-in), `GET /jwks.json` and
 //! RFC 8414 metadata. Tokens are RFC 9068 JWT access tokens signed with RS256 keys
 //! persisted in `STATE/issuer/` and rotatable; refresh tokens and dynamically registered
 //! clients are persisted there too (hashed secrets only); codes live in memory.
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod metadata;
 pub mod refresh;
 pub mod register;
+pub mod revoke;
 pub mod throttle;
 pub mod token;
 
@@ -64,6 +66,10 @@ pub struct IssuerInner {
     /// Consent requests and authorization codes (memory, bounded).
     pub grants: grants::Grants,
     pub refresh: refresh::RefreshStore,
+    /// The access-token deny-list the MCP service of this process checks, when it trusts
+    /// this issuer; `None`: no resource server would hear of a revoked access token, so
+    /// `/revoke` does not claim to revoke one.
+    pub revoked_access: Option<Arc<crate::auth::revoked::RevokedAccess>>,
 }
 
 /// Dynamic client registration settings and its per-peer budget.
@@ -103,6 +109,7 @@ pub fn router(state: IssuerState) -> Router {
         .route("/token", post(token::token))
         .route("/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
         .route("/register", post(register::register))
+        .route("/revoke", post(revoke::revoke))
         .route("/jwks.json", get(metadata::jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata::as_metadata))
         .route("/.well-known/openid-configuration", get(metadata::as_metadata))
@@ -125,8 +132,12 @@ fn record_decision(
     issued: bool,
     detail: String,
 ) {
-    use crate::types::event::{DecisionReason, EventKind, Scope};
-    let reason = if issued { DecisionReason::Issued } else { DecisionReason::TokenRequestRefused };
+    use crate::types::event::{DecisionOutcome, DecisionReason, EventKind, Scope};
+    let reason = match outcome {
+        DecisionOutcome::TokenRevoked => DecisionReason::Revoked,
+        _ if issued => DecisionReason::Issued,
+        _ => DecisionReason::TokenRequestRefused,
+    };
     tracing::info!(target: "warden::issuer", client_id = %client_id, outcome = outcome.as_str(), detail = %detail, "{endpoint}");
     state.inner.decisions.emit(
         &Scope::default(),

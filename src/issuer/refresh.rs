@@ -74,6 +74,17 @@ pub enum RefreshError {
     Random,
 }
 
+/// What revoking a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The token's family (its sign-in) is gone; the grant it stood for.
+    Revoked(RefreshGrant),
+    /// The token belongs to another client: nothing was done (RFC 7009 §2.1).
+    OtherClient,
+    /// Unknown, expired or already revoked: nothing to do (RFC 7009 §2.2 still says 200).
+    Unknown,
+}
+
 pub struct RefreshStore {
     path: Option<PathBuf>,
     ttl_secs: u64,
@@ -177,6 +188,30 @@ impl RefreshStore {
         self.update(|s| Ok(s.families.remove(family).is_some()))
     }
 
+    /// RFC 7009 revocation of `token` by `client_id`: a token of a live family of that
+    /// client — the current one or one rotated away — revokes the whole family (the
+    /// sign-in), saved before the answer like a reuse detection. An unknown, expired or
+    /// already revoked token, or another client's, changes nothing (and writes nothing, so
+    /// a flood of garbage costs a hash and a scan).
+    pub fn revoke(&self, token: &str, client_id: &str, now: u64) -> Result<Revocation, RefreshError> {
+        let presented = hash_hex(token);
+        let mut state = self.state.lock();
+        let found = state.families.iter().find(|(_, f)| f.current == presented || f.rotated.contains(&presented));
+        let Some((id, family)) = found else { return Ok(Revocation::Unknown) };
+        if family.expires_at <= now {
+            return Ok(Revocation::Unknown);
+        }
+        if family.grant.client_id != client_id {
+            return Ok(Revocation::OtherClient);
+        }
+        let (id, grant) = (id.clone(), family.grant.clone());
+        let mut next = state.clone();
+        next.families.remove(&id);
+        self.save(&next)?;
+        *state = next;
+        Ok(Revocation::Revoked(grant))
+    }
+
     /// Live families of `client_id`.
     pub fn families_of(&self, client_id: &str) -> usize {
         self.state.lock().families.values().filter(|f| f.grant.client_id == client_id).count()
@@ -195,13 +230,18 @@ impl RefreshStore {
             Err(_) => false,
         };
         if changed {
-            if let Some(path) = &self.path {
-                let json = serde_json::to_vec(&next).unwrap_or_default();
-                write_private(path, &json).map_err(|cause| RefreshError::Write { path: path.clone(), cause })?;
-            }
+            self.save(&next)?;
             *state = next;
         }
         out
+    }
+
+    fn save(&self, next: &Stored) -> Result<(), RefreshError> {
+        if let Some(path) = &self.path {
+            let json = serde_json::to_vec(next).unwrap_or_default();
+            write_private(path, &json).map_err(|cause| RefreshError::Write { path: path.clone(), cause })?;
+        }
+        Ok(())
     }
 }
 
@@ -260,6 +300,27 @@ mod tests {
         assert!(matches!(s.rotate(&a, "c", 203, ok), Err(RefreshError::Invalid)), "oldest dropped");
         assert!(s.rotate(&b, "c", 203, ok).unwrap().is_ok());
         assert!(s.rotate(&c, "c", 203, ok).unwrap().is_ok());
+    }
+
+    #[test]
+    fn revoking_any_token_of_a_family_ends_the_sign_in_for_its_own_client_only_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refresh-tokens.json");
+        let s = RefreshStore::open(Some(path.clone()), 100, 5).unwrap();
+        let (t1, _) = s.issue(grant("c"), 0).unwrap();
+        let (_, t2) = s.rotate(&t1, "c", 1, ok).unwrap().unwrap();
+        assert_eq!(s.revoke(&t2, "other", 2).unwrap(), Revocation::OtherClient);
+        assert_eq!(s.revoke("never-issued", "c", 2).unwrap(), Revocation::Unknown);
+        assert!(s.rotate(&t2, "c", 2, ok).unwrap().is_ok(), "another client's revocation did nothing");
+        let (t3, _) = s.issue(grant("c"), 3).unwrap();
+        let (_, t4) = s.rotate(&t3, "c", 4, ok).unwrap().unwrap();
+        // The rotated-away token names the family too: the current one dies with it.
+        assert_eq!(s.revoke(&t3, "c", 5).unwrap(), Revocation::Revoked(grant("c")));
+        assert_eq!(s.revoke(&t4, "c", 5).unwrap(), Revocation::Unknown, "already revoked");
+        let reopened = RefreshStore::open(Some(path), 100, 5).unwrap();
+        assert!(matches!(reopened.rotate(&t4, "c", 6, ok), Err(RefreshError::Invalid)), "the revocation was saved");
+        let (t5, _) = reopened.issue(grant("c"), 6).unwrap();
+        assert_eq!(reopened.revoke(&t5, "c", 106).unwrap(), Revocation::Unknown, "an expired sign-in");
     }
 
     #[test]

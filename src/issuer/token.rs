@@ -4,7 +4,8 @@
 //! Client authentication by `client_secret_basic` (RFC 6749 §2.3.1: the id and secret are
 //! form-urlencoded before base64) or `client_secret_post`, never both; a public client
 //! (registered with `none`) names itself with `client_id` in the form and proves nothing
-//! but the PKCE verifier, so it may use the code and refresh grants only.
+//! but the PKCE verifier, so it may use the code and refresh grants only. A client that
+//! registered a method must use exactly it (see `authenticate`; `/revoke` shares it).
 //!
 //! Client credentials: the requested `scope` must be within the client's allowed scopes;
 //! none requested means the client's defaults. Each RFC 8707 `resource` must be a
@@ -31,7 +32,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 use super::IssuerState;
-use super::clients::{GrantType, RegisteredClient};
+use super::clients::{AuthMethod, GrantType, RegisteredClient};
 use super::error::{OAuthError, OAuthErrorCode as Code};
 use super::grants::Redeem;
 use super::refresh::{RefreshError, RefreshGrant};
@@ -357,10 +358,15 @@ fn record(state: &IssuerState, client_id: &str, detail: String, fingerprint: Opt
     );
 }
 
-/// Client authentication: the credentials are read here, the secret is checked through the
-/// throttle (failure budgets first, then PBKDF2 on the blocking pool, bounded).
-/// A public client (registered with `none`) names itself with `client_id` alone.
-async fn authenticate(
+/// Client authentication (at `/token` and `/revoke`): the credentials are read here, the
+/// secret is checked through the throttle (failure budgets first, then PBKDF2 on the
+/// blocking pool, bounded). A public client (registered with `none`) names itself with
+/// `client_id` alone. A client that registered a method (every DCR client; a config client
+/// that names one) must use exactly that one: a public client sending a secret is refused
+/// before any hashing (its id is no secret: it travels in front-channel URLs), a
+/// confidential client sending its secret the other way only after the secret checked out,
+/// so the refusal says nothing about a client id that a wrong secret would not.
+pub(super) async fn authenticate(
     state: &IssuerState,
     peer: Option<IpAddr>,
     headers: &HeaderMap,
@@ -386,13 +392,13 @@ async fn authenticate(
             return Err(OAuthError::new(Code::InvalidRequest, "client_secret without client_id"));
         }
         (None, None) => {
-            if let Some(public) = form.get("client_id").and_then(|id| state.inner.clients.get(id))
-                && public.is_public()
-            {
-                return Ok(public);
+            let named = form.get("client_id").and_then(|id| state.inner.clients.get(id));
+            if let Some(public) = named.as_ref().filter(|c| c.is_public()) {
+                return Ok(public.clone());
             }
+            let post_only = named.is_some_and(|c| c.required_method() == Some(AuthMethod::ClientSecretPost));
             return Err(OAuthError {
-                basic_challenge: true,
+                basic_challenge: !post_only,
                 ..OAuthError::new(
                     Code::InvalidClient,
                     "client authentication required (client_secret_basic or client_secret_post)",
@@ -401,12 +407,31 @@ async fn authenticate(
         }
     };
     let registered = state.inner.clients.get(&client_id);
+    if let Some(public) = registered.as_ref().filter(|c| c.is_public()) {
+        return Err(OAuthError {
+            basic_challenge: used_basic,
+            ..OAuthError::new(
+                Code::InvalidClient,
+                format!(
+                    "client {} is registered as a public client (token_endpoint_auth_method none): send its client_id alone, without a client secret",
+                    for_log(&public.client_id)
+                ),
+            )
+        });
+    }
     let check = {
         let (inner, id) = (state.inner.clone(), client_id.clone());
         move || inner.clients.authenticate(&id, &secret)
     };
     match state.inner.throttle.authenticate(&client_id, registered.is_some(), peer, check).await {
-        Ok(true) => registered.ok_or_else(|| OAuthError::new(Code::ServerError, "the client registry changed")),
+        Ok(true) => {
+            let client = registered.ok_or_else(|| OAuthError::new(Code::ServerError, "the client registry changed"))?;
+            let used = if used_basic { AuthMethod::ClientSecretBasic } else { AuthMethod::ClientSecretPost };
+            match client.required_method() {
+                Some(required) if required != used => Err(method_mismatch(&client.client_id, required)),
+                _ => Ok(client),
+            }
+        }
         Ok(false) => Err(OAuthError {
             basic_challenge: used_basic,
             ..OAuthError::new(Code::InvalidClient, "client authentication failed: check client_id and client_secret")
@@ -421,6 +446,24 @@ async fn authenticate(
             1,
             "the issuer is busy checking other client credentials; retry in a second",
         )),
+    }
+}
+
+/// `invalid_client` for a confidential client that sent its secret the way it did not
+/// register: with a Basic challenge when Basic is what it must use (RFC 6749 §5.2).
+fn method_mismatch(client_id: &str, required: AuthMethod) -> OAuthError {
+    let how = match required {
+        AuthMethod::ClientSecretBasic => {
+            "send its client_id and client_secret in the Authorization header (HTTP Basic), not in the form"
+        }
+        _ => "send its client_id and client_secret in the form, not in an Authorization header",
+    };
+    OAuthError {
+        basic_challenge: required == AuthMethod::ClientSecretBasic,
+        ..OAuthError::new(
+            Code::InvalidClient,
+            format!("client {} is registered for {}: {how}", for_log(client_id), required.as_str()),
+        )
     }
 }
 

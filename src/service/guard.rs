@@ -34,6 +34,8 @@ pub struct GuardState {
     pub allowed_origins: Vec<String>,
     /// Requests with unusable tokens, counted per peer instead of recorded one by one.
     pub denials: Arc<super::denials::DenialCounter>,
+    /// Access tokens revoked at the embedded issuer (RFC 7009), by `jti`.
+    pub revoked: Option<Arc<crate::auth::revoked::RevokedAccess>>,
 }
 
 /// The middleware function (install with `axum::middleware::from_fn_with_state`).
@@ -61,6 +63,15 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             return challenge(&g, Some(&e));
         }
     };
+    // After verification (so a forged jti costs a signature check, like any bad token).
+    if g.revoked.as_ref().is_some_and(|r| r.is_revoked(&claims.jti)) {
+        tracing::debug!(target: "warden::service::decision", outcome = "denied", reason = "revoked", "revoked token");
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        if let Err(unrecorded) = g.denials.deny(peer, "revoked") {
+            return audit_unavailable(&unrecorded);
+        }
+        return revoked_token(&g);
+    }
     if let Err(wait) = g.limiter.check(&claims.client_id) {
         tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
         if let Err(e) = decide(
@@ -343,6 +354,20 @@ fn challenge(g: &GuardState, err: Option<&VerifyError>) -> Response {
         Some(e) => json!({"error": "invalid_token", "error_description": e.to_string()}),
     };
     with_www_authenticate(StatusCode::UNAUTHORIZED, &value, body)
+}
+
+/// 401 for a token that verified but was revoked at the issuer (RFC 6750 `invalid_token`).
+fn revoked_token(g: &GuardState) -> Response {
+    let description = "the access token was revoked at the authorization server";
+    let value = format!(
+        "Bearer error=\"invalid_token\", error_description=\"{description}\", resource_metadata=\"{}\"",
+        g.resource_metadata
+    );
+    with_www_authenticate(
+        StatusCode::UNAUTHORIZED,
+        &value,
+        json!({"error": "invalid_token", "error_description": description}),
+    )
 }
 
 fn insufficient_scope(g: &GuardState, tool: &str, required: &ScopeSet, missing: &ScopeSet) -> Response {

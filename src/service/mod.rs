@@ -56,6 +56,12 @@ pub struct ServiceParams {
 
 /// Must run inside a tokio runtime.
 pub fn router(p: ServiceParams) -> Router {
+    router_checking(p, None)
+}
+
+/// As [`router`], and the bearer guard also refuses access tokens on `revoked` (the
+/// embedded issuer's RFC 7009 deny-list, when this service trusts that issuer).
+pub fn router_checking(p: ServiceParams, revoked: Option<Arc<crate::auth::revoked::RevokedAccess>>) -> Router {
     let metadata = ProtectedResourceMetadata {
         resource: p.resource.clone(),
         authorization_servers: p.authorization_servers.clone(),
@@ -72,6 +78,7 @@ pub fn router(p: ServiceParams) -> Router {
         max_body_bytes: p.max_body_bytes,
         allowed_origins: p.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
         denials: p.denials,
+        revoked,
     });
     let prototype = CustomerService::prototype(p.store);
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), "[::1]".to_string()];

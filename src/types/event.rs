@@ -412,6 +412,13 @@ pub enum DecisionOutcome {
     ClientRegistered,
     /// `/register` refused (the error is in `detail`).
     RegistrationRefused,
+    /// `/revoke` (RFC 7009) revoked a token (a refresh token: its whole sign-in).
+    TokenRevoked,
+    /// `/revoke` answered 200 and revoked nothing: the token was unknown, already invalid,
+    /// or another client's (`detail` says which).
+    RevocationIgnored,
+    /// `/revoke` refused the request (the OAuth error is in `detail`).
+    RevocationRefused,
 }
 
 impl DecisionOutcome {
@@ -427,6 +434,9 @@ impl DecisionOutcome {
             Self::AuthorizationRefused => "authorization_refused",
             Self::ClientRegistered => "client_registered",
             Self::RegistrationRefused => "registration_refused",
+            Self::TokenRevoked => "token_revoked",
+            Self::RevocationIgnored => "revocation_ignored",
+            Self::RevocationRefused => "revocation_refused",
         }
     }
 }
@@ -445,6 +455,8 @@ pub enum DecisionReason {
     Issued,
     /// The token endpoint refused (the OAuth error is in `detail`).
     TokenRequestRefused,
+    /// The revocation endpoint revoked a token.
+    Revoked,
     /// The request could not be read exactly (not JSON-RPC, a repeated key, a tool call
     /// without one name, not UTF-8), so it was refused rather than guessed at.
     MalformedRequest,
@@ -461,6 +473,7 @@ impl std::fmt::Display for DecisionReason {
             Self::TokenBucketEmpty => f.write_str("token bucket empty"),
             Self::Issued => f.write_str("issued"),
             Self::TokenRequestRefused => f.write_str("token request refused"),
+            Self::Revoked => f.write_str("revoked"),
             Self::MalformedRequest => f.write_str("malformed request"),
             Self::Token(check) => check.fmt(f),
         }
