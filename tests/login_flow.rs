@@ -508,7 +508,7 @@ async fn every_login_step_is_an_event_and_none_carries_a_secret() {
         .unwrap()
         .iter()
         .filter(|e| e["type"] == "auth_step")
-        .map(|e| (e["step"].as_str().unwrap().to_string(), e["url"].as_str().unwrap_or("").to_string()))
+        .map(|e| (e["stage"].as_str().unwrap().to_string(), e["url"].as_str().unwrap_or("").to_string()))
         .collect();
     let base = &server.base;
     let steps: Vec<(&str, String)> = steps.iter().map(|(s, u)| (s.as_str(), u.replace(base, "BASE"))).collect();
@@ -899,7 +899,7 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
         std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let at = |pred: &dyn Fn(&Value) -> bool| events.iter().find(|e| pred(e)).map(|e| e["at_ms"].as_u64().unwrap());
     let started = at(&|e| e["type"] == "session_started").expect("session_started recorded");
-    let registered = at(&|e| e["type"] == "auth_step" && e["step"] == "registration").expect("the login recorded");
+    let registered = at(&|e| e["type"] == "auth_step" && e["stage"] == "registration").expect("the login recorded");
     assert!(registered <= started, "{registered} then {started}");
 }
 

@@ -140,22 +140,21 @@ async fn locate_as_metadata_at(
                 continue;
             }
         };
-        let body = read_bounded(resp, 256 * 1024).await.map_err(|reason| DiscoveryError::Invalid {
-            url: url.clone(),
-            what: "authorization server metadata",
-            reason,
-        })?;
-        let meta: AuthorizationServerMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
-            url: url.clone(),
-            what: "authorization server metadata",
-            reason: e.to_string(),
-        })?;
+        let meta = read_as_metadata(resp, &url).await?;
         if meta.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
             return Err(DiscoveryError::IssuerMismatch { url, named: meta.issuer, expected: issuer.to_string() });
         }
         return Ok((url, meta));
     }
     Err(DiscoveryError::NoAsMetadata { issuer: issuer.to_string(), tried: tried.clone() })
+}
+
+/// The RFC 8414 document in `resp` (bounded), fetched from `url`.
+async fn read_as_metadata(resp: reqwest::Response, url: &str) -> Result<AuthorizationServerMetadata, DiscoveryError> {
+    let invalid =
+        |reason| DiscoveryError::Invalid { url: url.to_string(), what: "authorization server metadata", reason };
+    let body = read_bounded(resp, 256 * 1024).await.map_err(invalid)?;
+    serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))
 }
 
 /// One location discovery tried, and what came of it (for the error that lists them all).
@@ -544,16 +543,7 @@ async fn legacy(
     };
     let status = answer.status();
     let (metadata_url, metadata) = if status.is_success() {
-        let body = read_bounded(answer, 256 * 1024).await.map_err(|reason| DiscoveryError::Invalid {
-            url: url.clone(),
-            what: "authorization server metadata",
-            reason,
-        })?;
-        let meta: AuthorizationServerMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
-            url: url.clone(),
-            what: "authorization server metadata",
-            reason: e.to_string(),
-        })?;
+        let meta = read_as_metadata(answer, &url).await?;
         if split_origin(meta.issuer.trim_end_matches('/')).0 != origin {
             return Err(DiscoveryError::IssuerMismatch { url, named: meta.issuer, expected: origin });
         }

@@ -693,6 +693,8 @@ pub enum EventKind {
     /// `url` never carries a secret (no code, no verifier, no token).
     AuthStep {
         server: String,
+        /// `stage` in JSON: an event's own `step` is the ReAct step it belongs to.
+        #[serde(rename = "stage")]
         step: AuthStepKind,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
@@ -1128,6 +1130,12 @@ impl EventBus {
     /// subscribers only: journals and watchers saw it the first time. For a frontend that
     /// subscribed after the fact (the console, after connecting logged in).
     pub fn resend(&self, event: &Event) {
+        self.to_subscribers(event);
+    }
+
+    /// Offers `event` to every subscriber: a full queue counts as dropped (the subscriber
+    /// stays), a closed one is removed.
+    fn to_subscribers(&self, event: &Event) {
         let mut subs = self.inner.subscribers.lock();
         subs.retain(|tx| match tx.try_send(event.clone()) {
             Ok(()) => true,
@@ -1154,16 +1162,7 @@ impl EventBus {
                 failed.get_or_insert(e);
             }
         }
-        let mut subs = self.inner.subscribers.lock();
-        subs.retain(|tx| match tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
-                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
-        });
-        drop(subs);
+        self.to_subscribers(&event);
         if let Some(rec) = self.inner.recorded.lock().as_mut() {
             rec.push(event.clone());
         }
@@ -1226,6 +1225,25 @@ mod tests {
         assert_eq!(
             json,
             r#"{"id":3,"at_ms":1,"step":1,"type":"tool_confirmation","server":"files","tool":"delete_file","allowed":false,"by":"flag","policy":"destructive"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+
+    /// An auth step inside a run's step round-trips: its stage does not collide with the
+    /// event's own `step` (a recording with one could not be replayed).
+    #[test]
+    fn an_auth_step_round_trips_inside_a_run_step() {
+        let kind = EventKind::AuthStep {
+            server: "files".into(),
+            step: AuthStepKind::Challenge,
+            url: Some("https://files.example/mcp".into()),
+            outcome: "401".into(),
+        };
+        let e = Event { id: 4, at_ms: 2, run_id: None, step: Some(2), kind };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":4,"at_ms":2,"step":2,"type":"auth_step","server":"files","stage":"challenge","url":"https://files.example/mcp","outcome":"401"}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
     }
