@@ -162,7 +162,18 @@ fn client_commands_print_results_and_exit_codes_without_leaking_secrets() {
 }
 
 /// `warden serve` with `args`, in `state`, returning the child once it printed its banner.
-fn serve_in(state: &Path, args: &[&str]) -> (Child, String) {
+/// A `warden serve` child that is stopped when dropped: a failing assertion must not
+/// leave it running after the test.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_in(state: &Path, args: &[&str]) -> (Serving, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(["serve", "--issuer-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0", "--state-dir"])
         .arg(state)
@@ -172,8 +183,9 @@ fn serve_in(state: &Path, args: &[&str]) -> (Child, String) {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let serving = Serving(child);
     assert!(line.starts_with("warden serve:"), "{line}");
-    (child, line)
+    (serving, line)
 }
 
 /// The client binary with no CA from the environment (so messages do not depend on the
@@ -208,7 +220,7 @@ fn dead_port() -> u16 {
 #[test]
 fn unreachable_servers_and_untrusted_certificates_are_explained_in_plain_words() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, _) = serve_in(&dir.path().join("a"), &[]);
+    let (server, _) = serve_in(&dir.path().join("a"), &[]);
     let config = dir.path().join("a/client.toml");
     let original = std::fs::read_to_string(&config).unwrap();
     let issuer = original.lines().find_map(|l| l.strip_prefix("issuer = \"")).unwrap().trim_end_matches('"');
@@ -255,7 +267,7 @@ fn unreachable_servers_and_untrusted_certificates_are_explained_in_plain_words()
     seen.push(err);
 
     // Trusting another `warden serve`'s CA (same name, different key): the file used is named.
-    let (mut other, _) = serve_in(&dir.path().join("b"), &["--only", "issuer"]);
+    let (other, _) = serve_in(&dir.path().join("b"), &["--only", "issuer"]);
     let other_ca = dir.path().join("b/tls/ca.pem");
     let wrong_ca = write("wrong-ca.toml", original.replace(&ca.display().to_string(), &other_ca.display().to_string()));
     let out = client(dir.path(), &wrong_ca, &["token"], None);
@@ -269,12 +281,10 @@ fn unreachable_servers_and_untrusted_certificates_are_explained_in_plain_words()
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(err.contains(&format!("than the one in {} (SSL_CERT_FILE)", other_ca.display())), "{err}");
     seen.push(err);
-    let _ = other.kill();
-    let _ = other.wait();
+    drop(other);
 
     // Everything stopped.
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     for cmd in [&["token"][..], &["tools"], &["call", "get_customer_info", r#"{"customer_id":"ABC123"}"#]] {
         let out = client(dir.path(), &config, cmd, None);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
