@@ -1401,17 +1401,26 @@ fn a_opens_the_auth_flow_of_the_server_shown_and_the_pane_lists_recent_tokens() 
     use warden::types::event::AuthStepKind;
     let now = warden::types::time::now_epoch();
     let bus = EventBus::recording();
-    let step = |step, url: &str, outcome: &str| EventKind::AuthStep {
+    let step = |step, url: &str, outcome: &str, failed| EventKind::AuthStep {
         server: "customer-service".into(),
         step,
         url: Some(url.into()),
         outcome: outcome.into(),
+        failed,
     };
     bus.emit(
         &Scope::default(),
-        step(AuthStepKind::AuthorizationRequest, "https://as.test/authorize", "asked for customer:read (headless)"),
+        step(
+            AuthStepKind::AuthorizationRequest,
+            "https://as.test/authorize",
+            "asked for customer:read (headless)",
+            false,
+        ),
     );
-    bus.emit(&Scope::default(), step(AuthStepKind::CodeExchange, "https://as.test/token", "failed: invalid_grant"));
+    bus.emit(
+        &Scope::default(),
+        step(AuthStepKind::CodeExchange, "https://as.test/token", "failed: invalid_grant", true),
+    );
     let issued = |reason| EventKind::TokenIssued {
         token: token("customer:read", now),
         reason,
@@ -1449,7 +1458,7 @@ fn a_opens_the_auth_flow_of_the_server_shown_and_the_pane_lists_recent_tokens() 
     // Live: a new step for this server appears while it is open.
     let more = bus.emit(
         &Scope::default(),
-        step(AuthStepKind::Refresh, "https://as.test/token", "new access token; refresh token rotated"),
+        step(AuthStepKind::Refresh, "https://as.test/token", "new access token; refresh token rotated", false),
     );
     app.ingest(&more);
     assert!(screen(&app, 80, 24).contains("→ new access token; refresh token rotated"));

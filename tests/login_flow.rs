@@ -838,7 +838,11 @@ fn the_console_asks_before_a_step_up_and_shows_the_auth_flow() {
 
     // The auth flow of the server: every step that happened, the declined step-up included.
     tmux.keys(&["A"]);
-    let s = tmux.wait_for("Auth flow — 127.0.0.1", Duration::from_secs(5));
+    // The answer can reach the chat before the console has drawn the last token events
+    // (they come on the event stream): wait for the step-up's token in the overlay, which
+    // follows new events while open.
+    let s = tmux.wait_for("files:read files:write · fp sha256:", Duration::from_secs(10));
+    assert!(s.contains("Auth flow — 127.0.0.1"), "{s}");
     let rows: Vec<&str> = s.lines().collect();
     // A step row: its time (HH:MM:SS), two spaces, the step in a 21-wide column.
     let steps: Vec<String> = rows

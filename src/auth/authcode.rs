@@ -305,9 +305,24 @@ impl CodeLogin {
     }
 
     fn step(&self, step: AuthStepKind, url: Option<&str>, outcome: String) {
+        self.emit_step(step, url, outcome, false);
+    }
+
+    /// A step that did not go through; `outcome` says why.
+    fn step_failed(&self, step: AuthStepKind, url: Option<&str>, outcome: String) {
+        self.emit_step(step, url, outcome, true);
+    }
+
+    fn emit_step(&self, step: AuthStepKind, url: Option<&str>, outcome: String, failed: bool) {
         self.setup.events.emit(
             &EventScope::default(),
-            EventKind::AuthStep { server: self.setup.server.clone(), step, url: url.map(str::to_string), outcome },
+            EventKind::AuthStep {
+                server: self.setup.server.clone(),
+                step,
+                url: url.map(str::to_string),
+                outcome,
+                failed,
+            },
         );
     }
 
@@ -333,7 +348,7 @@ impl CodeLogin {
                 let rotated = if r.refresh_token.is_some() { "rotated" } else { "kept" };
                 self.step(AuthStepKind::Refresh, Some(endpoint), format!("new access token; refresh token {rotated}"));
             }
-            Err(e) => self.step(AuthStepKind::Refresh, Some(endpoint), format!("failed: {e}")),
+            Err(e) => self.step_failed(AuthStepKind::Refresh, Some(endpoint), format!("failed: {e}")),
         }
         let r = result?;
         let scope = r.scope.as_deref().and_then(|s| ScopeSet::parse(s).ok()).or_else(|| scopes.cloned());
@@ -387,7 +402,7 @@ impl CodeLogin {
                 client
             }
             Err(e) => {
-                self.step(AuthStepKind::Registration, s.registrar.endpoint(), format!("failed: {e}"));
+                self.step_failed(AuthStepKind::Registration, s.registrar.endpoint(), format!("failed: {e}"));
                 return Err(e.into());
             }
         };
@@ -427,7 +442,7 @@ impl CodeLogin {
         let query = match answer {
             Ok(q) => q,
             Err(e) => {
-                self.step(AuthStepKind::Redirect, None, format!("failed: {e}"));
+                self.step_failed(AuthStepKind::Redirect, None, format!("failed: {e}"));
                 return Err(e.into());
             }
         };
@@ -437,7 +452,7 @@ impl CodeLogin {
                 c
             }
             Err(e) => {
-                self.step(AuthStepKind::Redirect, Some(&redirect_uri), format!("refused: {e}"));
+                self.step_failed(AuthStepKind::Redirect, Some(&redirect_uri), format!("refused: {e}"));
                 return Err(e.into());
             }
         };
@@ -458,7 +473,7 @@ impl CodeLogin {
                     format!("access token issued, {refresh}"),
                 );
             }
-            Err(e) => self.step(AuthStepKind::CodeExchange, Some(&s.token_endpoint), format!("failed: {e}")),
+            Err(e) => self.step_failed(AuthStepKind::CodeExchange, Some(&s.token_endpoint), format!("failed: {e}")),
         }
         let r = result?;
         let scope = r.scope.as_deref().and_then(|sc| ScopeSet::parse(sc).ok()).or_else(|| scopes.cloned());
@@ -478,7 +493,7 @@ impl CodeLogin {
     /// Records a step-up that did not happen (`outcome`: the operator declined, or no one
     /// answered), so the auth timeline shows why the denial stands.
     pub fn note_step_up_refused(&self, asked: &ScopeSet, outcome: &str) {
-        self.step(
+        self.step_failed(
             AuthStepKind::StepUp,
             Some(&self.setup.authorization_endpoint),
             format!("{outcome}: the server asked for {asked}"),

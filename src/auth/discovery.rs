@@ -347,7 +347,13 @@ impl Discovered {
         let emit = |step, url: Option<&str>, outcome: String| {
             events.emit(
                 &EventScope::default(),
-                EventKind::AuthStep { server: server.to_string(), step, url: url.map(str::to_string), outcome },
+                EventKind::AuthStep {
+                    server: server.to_string(),
+                    step,
+                    url: url.map(str::to_string),
+                    outcome,
+                    failed: false,
+                },
             )
         };
         emit(AuthStepKind::Challenge, Some(&self.resource), outcome);

@@ -319,8 +319,8 @@ impl SecureTool {
                     let required = if scopes.is_empty() { self.spec.required_scopes.clone() } else { scopes };
                     let granted = claims.as_ref().map(|c| c.scope.clone()).unwrap_or_default();
                     // Step-up (a login's tokens, `--step-up auto`, or `ask` and the operator says
-                    // yes): ask for the union, at most
-                    // twice per call; a 403 is never retried as if the token had expired.
+                    // yes): ask for the union, at most twice per call; a 403 is never retried
+                    // as if the token had expired.
                     if let Some(tokens) = &self.tokens
                         && stepped_up < MAX_STEP_UPS
                         && let Some(union) = self.step_up(tokens, &granted, &required).await

@@ -699,6 +699,9 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
         outcome: String,
+        /// The step did not go through (failed, refused, declined); `outcome` says why.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        failed: bool,
     },
     ManifestRecorded {
         server: String,
@@ -1238,6 +1241,7 @@ mod tests {
             step: AuthStepKind::Challenge,
             url: Some("https://files.example/mcp".into()),
             outcome: "401".into(),
+            failed: false,
         };
         let e = Event { id: 4, at_ms: 2, run_id: None, step: Some(2), kind };
         let json = serde_json::to_string(&e).unwrap();

@@ -62,8 +62,8 @@ impl FlowEntry {
             failed,
         };
         Some(match &e.kind {
-            EventKind::AuthStep { server, step, url, outcome } => {
-                (Some(server.as_str()), entry(step.label(), url.as_ref(), outcome.clone(), step_failed(outcome)))
+            EventKind::AuthStep { server, step, url, outcome, failed } => {
+                (Some(server.as_str()), entry(step.label(), url.as_ref(), outcome.clone(), *failed))
             }
             EventKind::TokenIssued { token, reason, server } => {
                 let state = match token.state {
@@ -85,14 +85,6 @@ impl FlowEntry {
             _ => return None,
         })
     }
-}
-
-/// Whether an `AuthStep` outcome reports a failure. The outcomes are written by
-/// `auth::authcode` in a fixed form: a failure starts by saying so ("failed: …",
-/// "refused: …"), a step-up that did not happen with "declined by the operator" or "not
-/// re-authorized".
-fn step_failed(outcome: &str) -> bool {
-    ["failed", "refused", "declined", "not re-authorized"].iter().any(|p| outcome.starts_with(p))
 }
 
 /// A server's timeline: the last [`FLOW_ENTRIES`] entries, oldest first.
@@ -304,9 +296,17 @@ mod tests {
     }
 
     fn step(at_s: u64, step: AuthStepKind, url: Option<&str>, outcome: &str) -> Event {
+        // The outcomes authcode writes for steps that did not go through.
+        let failed = ["failed", "refused", "declined"].iter().any(|p| outcome.starts_with(p));
         event(
             at_s * 1000,
-            EventKind::AuthStep { server: "files".into(), step, url: url.map(str::to_string), outcome: outcome.into() },
+            EventKind::AuthStep {
+                server: "files".into(),
+                step,
+                url: url.map(str::to_string),
+                outcome: outcome.into(),
+                failed,
+            },
         )
     }
 
@@ -363,6 +363,7 @@ mod tests {
                     step: AuthStepKind::Refresh,
                     url: None,
                     outcome: "x".into(),
+                    failed: false,
                 },
             ),
         ];
