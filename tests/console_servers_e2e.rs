@@ -8,6 +8,9 @@
 //! Then the reference server's process is killed: the console shows it down, `R` restarts
 //! it, and the same request works again.
 
+#[path = "common/chat_reply.rs"]
+mod chat_reply;
+use chat_reply::chat_reply;
 #[path = "common/tmux.rs"]
 mod tmux;
 use tmux::Tmux;
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::routing::post;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `warden serve`, stopped when dropped.
 struct Serve(Child);
@@ -31,20 +34,6 @@ impl Drop for Serve {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// One ChatAdapter reply: each field under its `[[ ## name ## ]]` header.
-fn reply(fields: &[(&str, &str)]) -> Value {
-    let mut text = String::new();
-    for (name, value) in fields {
-        text.push_str(&format!("[[ ## {name} ## ]]\n{value}\n\n"));
-    }
-    text.push_str("[[ ## completed ## ]]");
-    json!({
-        "id": "chatcmpl-e2e", "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
-    })
 }
 
 /// The scripted model: the ReAct step is chosen by how many observations the trajectory
@@ -60,21 +49,25 @@ async fn chat(Json(body): Json<Value>) -> Json<Value> {
         } else {
             "I could not reach the echo tool."
         };
-        return Json(reply(&[("reasoning", "Both tools answered."), ("response", response)]));
+        return Json(chat_reply(&[("reasoning", "Both tools answered."), ("response", response)]));
     }
     let observations = last.matches("[[ ## observation_").count();
     Json(match observations {
-        0 => reply(&[
+        0 => chat_reply(&[
             ("next_thought", "Echo the operator's words on the reference server."),
             ("next_tool_name", "echo"),
             ("next_tool_args", r#"{"message": "hello from the operator"}"#),
         ]),
-        1 => reply(&[
+        1 => chat_reply(&[
             ("next_thought", "Now look up the customer on the customer-service server."),
             ("next_tool_name", "get_customer_info"),
             ("next_tool_args", r#"{"customer_id": "ABC123"}"#),
         ]),
-        _ => reply(&[("next_thought", "I have both answers."), ("next_tool_name", "finish"), ("next_tool_args", "{}")]),
+        _ => chat_reply(&[
+            ("next_thought", "I have both answers."),
+            ("next_tool_name", "finish"),
+            ("next_tool_args", "{}"),
+        ]),
     })
 }
 

@@ -9,6 +9,9 @@
 //! the registered redirect URI (any loopback port, RFC 8252 §7.3), rotating refresh tokens,
 //! opaque access tokens whose scopes the MCP server enforces.
 
+#[path = "common/chat_reply.rs"]
+mod chat_reply;
+use chat_reply::chat_reply;
 #[path = "common/tmux.rs"]
 mod tmux;
 
@@ -747,20 +750,6 @@ async fn a_stored_login_needs_no_login_mode_until_it_stops_working() {
     assert_eq!(server.with(|s| s.authorizations.len()), 1, "no new authorization without a login mode");
 }
 
-/// One ChatAdapter reply of the scripted model: each field under its header.
-fn lm_reply(fields: &[(&str, &str)]) -> Value {
-    let mut text = String::new();
-    for (name, value) in fields {
-        text.push_str(&format!("[[ ## {name} ## ]]\n{value}\n\n"));
-    }
-    text.push_str("[[ ## completed ## ]]");
-    json!({
-        "id": "chatcmpl-e2e", "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
-    })
-}
-
 /// The scripted model: calls `write_file`, then finishes; its answer says whether the tool
 /// wrote (the only part of the console's world that is a double).
 async fn lm_chat(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
@@ -769,13 +758,15 @@ async fn lm_chat(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
     let last = messages.last().and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
     if !system.contains("next_tool_name") {
         let response = if last.contains("write_file done") { "The file is written." } else { "I could not write it." };
-        return axum::Json(lm_reply(&[("reasoning", "The tool answered."), ("response", response)]));
+        return axum::Json(chat_reply(&[("reasoning", "The tool answered."), ("response", response)]));
     }
     axum::Json(match last.matches("[[ ## observation_").count() {
-        0 => {
-            lm_reply(&[("next_thought", "Write the file."), ("next_tool_name", "write_file"), ("next_tool_args", "{}")])
-        }
-        _ => lm_reply(&[("next_thought", "Done."), ("next_tool_name", "finish"), ("next_tool_args", "{}")]),
+        0 => chat_reply(&[
+            ("next_thought", "Write the file."),
+            ("next_tool_name", "write_file"),
+            ("next_tool_args", "{}"),
+        ]),
+        _ => chat_reply(&[("next_thought", "Done."), ("next_tool_name", "finish"), ("next_tool_args", "{}")]),
     })
 }
 
