@@ -12,7 +12,7 @@
 use serde::Deserialize;
 
 use super::client_auth::ClientAuthenticator;
-use super::token::{TokenError, TokenResponse, token_request};
+use super::token::{TokenError, TokenResponse, token_endpoint_answer, token_request};
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Secret;
 
@@ -20,6 +20,8 @@ const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
+/// What to do when the identity provider refuses the exchange, whatever its error says.
+const REFUSED_HINT: &str = "the identity provider refused to exchange the ID token (expired, for another client, or this resource is not allowed): get a fresh ID token from your single sign-on";
 
 /// Where the identity provider is and who the user is there.
 #[derive(Debug, Clone)]
@@ -63,22 +65,7 @@ impl IdentityAssertion {
             form.push(("scope", s.to_string()));
         }
         let endpoint = &self.idp_token_endpoint;
-        let resp = http.post(endpoint).form(&form).send().await.map_err(|e| TokenError::Unreachable {
-            endpoint: endpoint.clone(),
-            failure: crate::security::tls::NetFailure::of(&e),
-        })?;
-        let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
-        if !status.is_success() {
-            let said: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-            let field = |k: &str| said.as_ref().and_then(|v| v.get(k)?.as_str().map(str::to_string));
-            return Err(TokenError::Refused {
-                endpoint: endpoint.clone(),
-                error: field("error").unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
-                description: field("error_description"),
-                hint: "the identity provider refused to exchange the ID token (expired, for another client, or this resource is not allowed): get a fresh ID token from your single sign-on",
-            });
-        }
+        let body = token_endpoint_answer(http.post(endpoint).form(&form), endpoint, |_| REFUSED_HINT).await?;
         let exchanged: Exchanged = serde_json::from_slice(&body).map_err(|_| TokenError::BadResponse {
             endpoint: endpoint.clone(),
             reason: "not an RFC 8693 token exchange response".into(),

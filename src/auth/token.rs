@@ -550,26 +550,8 @@ impl TokenManager {
 /// Sends one token request (any grant) and reads the answer: an RFC 6749 §5.2 error is
 /// `Refused` with a hint, anything but a Bearer token response is `BadResponse`.
 pub(crate) async fn token_request(req: reqwest::RequestBuilder, endpoint: &str) -> Result<TokenResponse, TokenError> {
+    let body = token_endpoint_answer(req, endpoint, hint_for).await?;
     let endpoint = &endpoint.to_string();
-    let resp = req.send().await.map_err(|e| TokenError::Unreachable {
-        endpoint: endpoint.clone(),
-        failure: crate::security::tls::NetFailure::of(&e),
-    })?;
-    let status = resp.status();
-    let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
-        .await
-        .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
-    if !status.is_success() {
-        return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-            Ok(e) => TokenError::Refused {
-                endpoint: endpoint.clone(),
-                hint: hint_for(&e.error),
-                error: e.error,
-                description: e.error_description,
-            },
-            Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
-        });
-    }
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|e| TokenError::BadResponse { endpoint: endpoint.clone(), reason: e.to_string() })?;
     if !parsed.token_type.eq_ignore_ascii_case("bearer") {
@@ -612,6 +594,37 @@ fn looks_like_jws(token: &str) -> bool {
 }
 
 /// What to do about each RFC 6749 error.
+/// Sends one request to a token endpoint (this client's authorization server's, or an
+/// identity provider's) and returns the body of a 2xx answer, read bounded. An RFC 6749
+/// §5.2 error is `Refused` with `hint(error)`; anything else unusable is `BadResponse`.
+pub(crate) async fn token_endpoint_answer(
+    req: reqwest::RequestBuilder,
+    endpoint: &str,
+    hint: fn(&str) -> &'static str,
+) -> Result<Vec<u8>, TokenError> {
+    let endpoint = &endpoint.to_string();
+    let resp = req.send().await.map_err(|e| TokenError::Unreachable {
+        endpoint: endpoint.clone(),
+        failure: crate::security::tls::NetFailure::of(&e),
+    })?;
+    let status = resp.status();
+    let body = read_bounded(resp, MAX_TOKEN_RESPONSE)
+        .await
+        .map_err(|reason| TokenError::BadResponse { endpoint: endpoint.clone(), reason })?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
+            Ok(e) => TokenError::Refused {
+                endpoint: endpoint.clone(),
+                hint: hint(&e.error),
+                error: e.error,
+                description: e.error_description,
+            },
+            Err(_) => TokenError::BadResponse { endpoint: endpoint.clone(), reason: format!("HTTP {status}") },
+        });
+    }
+    Ok(body.to_vec())
+}
+
 fn hint_for(error: &str) -> &'static str {
     match error {
         "invalid_client" => {

@@ -71,6 +71,11 @@ impl OAuthError {
         Self { code, description: description.into(), basic_challenge: false, retry: None }
     }
 
+    /// The refusal as the audit trail records it: `code: description`.
+    pub fn audit_detail(&self) -> String {
+        format!("{}: {}", self.code.as_str(), self.description)
+    }
+
     /// A `temporarily_unavailable` answer with `status` and `Retry-After: secs`.
     pub fn retry_later(status: StatusCode, secs: u64, description: impl Into<String>) -> Self {
         Self { retry: Some((status, secs)), ..Self::new(OAuthErrorCode::TemporarilyUnavailable, description) }

@@ -66,12 +66,7 @@ pub async fn register(State(state): State<IssuerState>, Peer(peer): Peer, header
     match handle(&state, peer, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => {
-            record(
-                &state,
-                "-",
-                DecisionOutcome::RegistrationRefused,
-                format!("{}: {}", e.code.as_str(), e.description),
-            );
+            record(&state, "-", DecisionOutcome::RegistrationRefused, e.audit_detail());
             e.into_response()
         }
     }

@@ -51,7 +51,7 @@ pub async fn revoke(State(state): State<IssuerState>, Peer(peer): Peer, headers:
             resp
         }
         Err((client_id, e)) => {
-            let detail = format!("{}: {}", e.code.as_str(), e.description);
+            let detail = e.audit_detail();
             super::record_decision(&state, "revocation", &client_id, DecisionOutcome::RevocationRefused, false, detail);
             e.into_response()
         }

@@ -118,7 +118,7 @@ pub async fn token(State(state): State<IssuerState>, Peer(peer): Peer, headers: 
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(target: "warden::issuer", error = ?e.code, description = %e.description, "token request refused");
-            record(&state, "-", format!("{}: {}", e.code.as_str(), e.description), None);
+            record(&state, "-", e.audit_detail(), None);
             e.into_response()
         }
     }

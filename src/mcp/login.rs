@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::ClientError;
-use crate::auth::discovery::{self, DiscoveryError};
+use crate::auth::discovery;
 use crate::config::ClientSection;
 
 use crate::auth::authcode::{BROWSER_WAIT, CodeLogin, LoginSetup, state_paths};
@@ -68,17 +68,9 @@ pub async fn public_login_tokens(
 ) -> Result<Arc<TokenManager>, ClientError> {
     super::check_url(&entry.url, client.allow_http_loopback)?;
     let challenge = super::probe_challenge(http, &entry.url).await;
-    let d =
-        discovery::discover(http, &entry.url, &challenge, client.allow_http_loopback).await.map_err(|e| match e {
-            DiscoveryError::Unreachable { url, failure } => ClientError::unreachable(
-                &entry.name,
-                "the authorization server",
-                url,
-                failure,
-                &super::client_tls(client),
-            ),
-            cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
-        })?;
+    let d = discovery::discover(http, &entry.url, &challenge, client.allow_http_loopback)
+        .await
+        .map_err(|e| ClientError::undiscovered(&entry.name, e, &super::client_tls(client)))?;
     if let Some(issuer) = &client.issuer
         && d.authorization_server.trim_end_matches('/') != issuer.trim_end_matches('/')
     {

@@ -129,6 +129,17 @@ impl ClientError {
         let next_step = failure.next_step(tls);
         Self::Unreachable { server: server.to_string(), what, url, failure, next_step }
     }
+
+    /// Discovery for `server` stopped: an authorization server that could not be reached is
+    /// named with what to do about it; anything else is `OauthUndiscovered`.
+    fn undiscovered(server: &str, e: DiscoveryError, tls: &ClientTls) -> Self {
+        match e {
+            DiscoveryError::Unreachable { url, failure } => {
+                Self::unreachable(server, "the authorization server", url, failure, tls)
+            }
+            cause => Self::OauthUndiscovered { server: server.to_string(), cause },
+        }
+    }
 }
 
 /// The error text for `ClientError::NeedsOauth`: everything discovery found, then the
@@ -330,12 +341,9 @@ async fn discovered_token_manager(
     if challenge == BearerChallenge::default() {
         return Err(ClientError::NoTokenAsked { server: entry.name.clone() });
     }
-    let d = discovery::discover(&http, url, &challenge, true).await.map_err(|e| match e {
-        DiscoveryError::Unreachable { url, failure } => {
-            ClientError::unreachable(&entry.name, "the authorization server", url, failure, &ClientTls::default())
-        }
-        cause => ClientError::OauthUndiscovered { server: entry.name.clone(), cause },
-    })?;
+    let d = discovery::discover(&http, url, &challenge, true)
+        .await
+        .map_err(|e| ClientError::undiscovered(&entry.name, e, &ClientTls::default()))?;
     if !login::can_log_in(config, &d) && !login::has_stored_login(config, &entry.name, &d) {
         return Err(ClientError::NeedsOauth { server: entry.name.clone(), discovered: Box::new(d) });
     }
