@@ -9,6 +9,7 @@ pub mod adapter;
 pub mod evaluate;
 pub mod lm;
 pub mod predict;
+pub mod program;
 pub mod pyfmt;
 pub mod react;
 pub mod signature;
