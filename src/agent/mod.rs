@@ -13,4 +13,5 @@ pub mod program;
 pub mod pyfmt;
 pub mod react;
 pub mod signature;
+pub mod teleprompt;
 pub mod tool;

@@ -46,6 +46,18 @@ pub struct RunResult {
     pub steps: Vec<Step>,
     pub status: RunStatus,
     pub elapsed_ms: f64,
+    /// Every predictor call, in order (DSPy's `settings.trace`): what bootstrapping turns
+    /// into demos.
+    #[serde(skip)]
+    pub trace: Vec<TraceStep>,
+}
+
+/// One predictor call: which predictor (DSPy's attribute path), its inputs, its outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceStep {
+    pub predictor: &'static str,
+    pub inputs: Map<String, Value>,
+    pub outputs: Map<String, Value>,
 }
 
 impl ReAct {
@@ -82,6 +94,7 @@ impl ReAct {
         let start = Instant::now();
         let mut trajectory = Map::new();
         let mut steps = Vec::new();
+        let mut trace = Vec::new();
         let scope_at = |step: Option<u32>| Scope { run_id: Some(run_id.to_string()), step };
         events.emit(
             &scope_at(None),
@@ -96,7 +109,10 @@ impl ReAct {
             let mut step_inputs = inputs.clone();
             step_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
             let pred = match self.react.forward(lm, &step_inputs).await {
-                Ok(p) => p,
+                Ok(p) => {
+                    trace.push(TraceStep { predictor: super::program::REACT, inputs: step_inputs, outputs: p.clone() });
+                    p
+                }
                 // As in DSPy: output that names no valid tool ends the trajectory, and the
                 // extract step answers from what was gathered so far.
                 Err(e @ PredictError::Parse(..)) => {
@@ -125,7 +141,10 @@ impl ReAct {
         let mut extract_inputs = inputs.clone();
         extract_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
         let outputs = match self.extract.forward(lm, &extract_inputs).await {
-            Ok(o) => o,
+            Ok(o) => {
+                trace.push(TraceStep { predictor: super::program::EXTRACT, inputs: extract_inputs, outputs: o.clone() });
+                o
+            }
             Err(e) => return Err(self.abort(events, &scope, e, &steps, start)),
         };
         let response = self
@@ -140,7 +159,7 @@ impl ReAct {
         let status = status_of(&steps);
         let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
         events.emit(&scope_at(None), EventKind::RunFinished { status, steps: steps.len() as u32, elapsed_ms });
-        Ok(RunResult { outputs, steps, status, elapsed_ms })
+        Ok(RunResult { outputs, steps, status, elapsed_ms, trace })
     }
 
     /// Ends a run the model could not continue. A model failure (no key, rejected key,
