@@ -15,6 +15,9 @@ pub enum Command {
     RunScenario(usize),
     /// Restart the stdio server of this name (its process exited or hangs).
     Restart(String),
+    /// Optimize the program (`warden optimize`, the console's optimize overlay): progress
+    /// and the before/after table come back as `OptimizeProgress`/`OptimizeFinished`.
+    Optimize(Box<super::optimize::OptimizeJob>),
     /// Copy the session recording to the exports folder.
     Export,
     Quit,

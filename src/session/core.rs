@@ -131,6 +131,41 @@ impl Core {
                     self.restart(name);
                     None
                 }
+                Command::Optimize(job) => {
+                    if current.is_some() {
+                        self.events.emit(
+                            &Scope::default(),
+                            EventKind::OptimizeFinished {
+                                summary: None,
+                                error: Some("a request is running; optimize when it has finished".into()),
+                            },
+                        );
+                    } else {
+                        let cancel = CancellationToken::new();
+                        let token = cancel.clone();
+                        let job = super::optimize::run_job(
+                            self.stack.clone(),
+                            self.lm.clone(),
+                            self.events.clone(),
+                            self.max_iters,
+                            *job,
+                        );
+                        let events = self.events.clone();
+                        let task = tokio::spawn(async move {
+                            tokio::select! {
+                                () = job => {}
+                                () = token.cancelled() => {
+                                    events.emit(
+                                        &Scope::default(),
+                                        EventKind::OptimizeFinished { summary: None, error: Some("cancelled".into()) },
+                                    );
+                                }
+                            }
+                        });
+                        current = Some(Running { cancel, task });
+                    }
+                    None
+                }
                 // Exporting is the frontend's (it owns the recording); nothing to do here.
                 Command::Export => None,
                 Command::Quit => break,

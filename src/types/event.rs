@@ -782,6 +782,19 @@ pub enum EventKind {
         steps: u32,
         elapsed_ms: f64,
     },
+    /// An optimization moved on (`phase`: bootstrap, evaluate before/after, a candidate).
+    OptimizeProgress {
+        phase: String,
+        done: u64,
+        total: u64,
+    },
+    /// An optimization ended: the before/after table, or why it stopped (`error`).
+    OptimizeFinished {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<Box<super::optimize::OptimizeSummary>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The agent could not go on (LM failure, unparseable output after the fallback).
     AgentError {
         message: String,

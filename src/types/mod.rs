@@ -18,6 +18,7 @@
 pub mod confirm;
 pub mod event;
 pub mod intent;
+pub mod optimize;
 pub mod policy;
 pub mod scope;
 pub mod secret;

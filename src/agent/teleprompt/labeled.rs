@@ -7,7 +7,7 @@ use super::{labeled_demo, reset_copy};
 use crate::agent::predict::Example;
 use crate::agent::program::ProgramState;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LabeledFewShot {
     pub k: usize,
 }

@@ -148,33 +148,43 @@ pub async fn evaluate(
     phase: &str,
 ) -> EvalReport {
     let total = devset.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let items: Vec<EvalItem> = futures::stream::iter(devset.iter().enumerate())
-        .map(|(index, ex)| {
-            let done = &done;
-            async move {
-                let result = runner.run(program, ex).await;
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                progress(Progress { phase: phase.to_string(), done: n, total });
-                match result {
-                    Ok(outcome) => {
-                        EvalItem { index, score: metric.score(ex, &outcome), outcome: Some(outcome), error: None }
-                    }
-                    Err(e) => EvalItem {
-                        index,
-                        score: Score { value: 0.0, reason: format!("the run failed: {e}") },
-                        outcome: None,
-                        error: Some(e),
-                    },
-                }
-            }
-        })
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
+    // A hand-rolled window over `FuturesOrdered` (not `stream::buffered` over a closure):
+    // the closure form's future is not `Send` for every lifetime, so the session core could
+    // not spawn it.
+    let mut pending = futures::stream::FuturesOrdered::new();
+    let mut items = Vec::with_capacity(total);
+    let mut next = 0usize;
+    while items.len() < total {
+        while next < total && pending.len() < concurrency.max(1) {
+            pending.push_back(run_one(runner, program, &devset[next], metric, next));
+            next += 1;
+        }
+        if let Some(item) = pending.next().await {
+            items.push(item);
+            progress(Progress { phase: phase.to_string(), done: items.len(), total });
+        }
+    }
     let average =
         if items.is_empty() { 0.0 } else { items.iter().map(|i| i.score.value).sum::<f64>() / items.len() as f64 };
     EvalReport { average, items }
+}
+
+async fn run_one(
+    runner: &dyn Runner,
+    program: &ProgramState,
+    example: &Example,
+    metric: &dyn Metric,
+    index: usize,
+) -> EvalItem {
+    match runner.run(program, example).await {
+        Ok(outcome) => EvalItem { index, score: metric.score(example, &outcome), outcome: Some(outcome), error: None },
+        Err(e) => EvalItem {
+            index,
+            score: Score { value: 0.0, reason: format!("the run failed: {e}") },
+            outcome: None,
+            error: Some(e),
+        },
+    }
 }
 
 /// DSPy's `reset_copy`: the same program without demos.

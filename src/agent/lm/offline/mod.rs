@@ -81,6 +81,32 @@ pub(crate) struct Prompt {
     fields: BTreeMap<String, String>,
     demos: Vec<(BTreeMap<String, String>, BTreeMap<String, String>)>,
     json_mode: bool,
+    /// Tools a learnt security constraint in the instructions forbids, with why.
+    forbidden: Vec<Forbidden>,
+}
+
+/// `- Do not call `tool` under the grant {…}: it needs …, which this grant lacks; …` — a
+/// rule `warden optimize` writes into the program's instructions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Forbidden {
+    pub tool: String,
+    pub grant: String,
+    /// The missing scopes, or the anomaly it was flagged for.
+    pub why: String,
+}
+
+fn parse_forbidden(line: &str) -> Option<Forbidden> {
+    let rest = line.trim().strip_prefix("- Do not call `")?;
+    let (tool, rest) = rest.split_once('`')?;
+    let grant = rest.split_once('{').and_then(|(_, r)| r.split_once('}')).map(|(g, _)| g.to_string()).unwrap_or_default();
+    let why = if let Some(needs) = rest.split_once("it needs ").map(|(_, r)| r) {
+        format!("it needs {}", needs.split(", which").next().unwrap_or(needs).trim_end_matches('.'))
+    } else if let Some(flag) = rest.split_once("flagged (").and_then(|(_, r)| r.split_once(')')) {
+        format!("it was flagged as {}", flag.0)
+    } else {
+        "a learnt security constraint".to_string()
+    };
+    Some(Forbidden { tool: tool.to_string(), grant, why })
 }
 
 fn respond(messages: &[Message]) -> String {
@@ -129,6 +155,7 @@ fn parse_prompt(messages: &[Message]) -> Prompt {
         })
         .unwrap_or_default();
     let tools = system.lines().filter_map(parse_tool_line).filter(|t| t.name != "finish").collect();
+    let forbidden = system.lines().filter_map(parse_forbidden).collect();
     let last_user = messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str()).unwrap_or("");
     let json_mode = last_user.contains("Respond with a JSON object");
     let mut demos = Vec::new();
@@ -145,7 +172,7 @@ fn parse_prompt(messages: &[Message]) -> Prompt {
         .filter_map(|m| last_user.rfind(m))
         .min()
         .map_or(last_user, |i| &last_user[..i]);
-    Prompt { outputs, tools, fields: sections(inputs_only), demos, json_mode }
+    Prompt { outputs, tools, fields: sections(inputs_only), demos, json_mode, forbidden }
 }
 
 /// `(N) name, whose description is <desc>…</desc>. It takes arguments {…}.`
@@ -204,6 +231,10 @@ impl Prompt {
 
     fn executed(&self) -> Vec<Executed> {
         executed(&self.fields)
+    }
+
+    fn forbidden(&self, name: &str) -> Option<&Forbidden> {
+        self.forbidden.iter().find(|f| f.tool == name)
     }
 
     fn offered(&self, name: &str) -> Option<&OfferedTool> {
@@ -309,6 +340,24 @@ mod tests {
             out["next_thought"]
                 .ends_with("The request asks for 100, but the tool accepts 1 to 50, so I will ask for 50.")
         );
+    }
+
+    #[test]
+    fn a_learnt_constraint_stops_the_plan_before_the_denial() {
+        let mut prompt = react_prompt("For customer ABC123 create a support ticket: the grill is defective.");
+        assert_eq!(sections(&respond(&prompt))["next_tool_name"], "get_customer_info");
+        prompt[0].content.push_str("\n- Do not call `create_support_ticket` under the grant {customer:read}: it needs ticket:create, which this grant lacks; say so instead.");
+        let out = sections(&respond(&prompt));
+        assert_eq!(out["next_tool_name"], "finish");
+        assert!(
+            out["next_thought"].starts_with("The request needs create_support_ticket, and this program's learnt security constraints forbid calling it under the grant {customer:read}: it needs ticket:create. I will not attempt it"),
+            "{}",
+            out["next_thought"]
+        );
+        // A lookup alone is not affected.
+        let mut lookup = react_prompt("Look up ABC123");
+        lookup[0].content = prompt[0].content.clone();
+        assert_eq!(sections(&respond(&lookup))["next_tool_name"], "get_customer_info");
     }
 
     #[test]

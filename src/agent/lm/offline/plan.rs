@@ -178,6 +178,14 @@ pub fn next_step(prompt: &Prompt) -> NextStep {
             ));
         }
     };
+    // A call the program's learnt constraints forbid under its grant is never attempted:
+    // nothing is started that would end in that denial.
+    if let Some(f) = calls.iter().find_map(|c| prompt.forbidden(c)) {
+        return finish(format!(
+            "The request needs {}, and this program's learnt security constraints forbid calling it under the grant {{{}}}: {}. I will not attempt it, and will explain instead. {available}",
+            f.tool, f.grant, f.why
+        ));
+    }
     // A similar demo may set the order, but never adds a call the request cannot supply
     // arguments for (a calculation without amounts, a ticket without a problem).
     let seq = demo_sequence(prompt, &request)

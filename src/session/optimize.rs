@@ -1,0 +1,574 @@
+//! `Command::Optimize`: the seeds' loop inside the session core. Every run goes through the
+//! session's own client stack, model and event bus — the same secure tools, audit trail
+//! and monitor as any request, at most `concurrency` at a time — so a permission failure
+//! during optimization is in the feed and the audit log like any other.
+//!
+//! 1. Production feedback (`--feedback DIR`: audit logs and session recordings) becomes
+//!    learned constraints ("create_support_ticket denied under {customer:read}") and, where
+//!    the request is known, training examples the program must handle without the
+//!    violation.
+//! 2. The program as it is (no demos, or `--program`) is scored on the evaluation set:
+//!    the "before" column. Denials it runs into under this grant are learnt too.
+//! 3. The constraints go into the program's instructions (the offline planner and a hosted
+//!    model both read them), then the chosen optimizer compiles it with the security-aware
+//!    metric, and the result is scored again: the "after" column.
+//! 4. The program is validated against the grant, the tools and the constraints; only a
+//!    valid program is written (sealed with its security configuration, or DSPy JSON).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::agent::lm::Lm;
+use crate::agent::predict::{Example, PredictError};
+use crate::agent::program::{
+    LearnedConstraint, OptimizationMetrics, PinnedTool, ProgramFile, ProgramState, ScoreSummary, SecurityConfig,
+};
+use crate::agent::react::ReAct;
+use crate::agent::signature::Signature;
+use crate::agent::teleprompt::bootstrap::BootstrapFewShot;
+use crate::agent::teleprompt::labeled::LabeledFewShot;
+use crate::agent::teleprompt::metric::SecurityMetric;
+use crate::agent::teleprompt::random_search::RandomSearch;
+use crate::agent::teleprompt::trainset::TrainExample;
+use crate::agent::teleprompt::{EvalReport, Outcome, Progress, Runner, Violation, evaluate};
+use crate::agent::tool::{McpTool, Tool};
+use crate::mcp::ClientStack;
+use crate::types::confirm::DecidedBy;
+use crate::types::event::{CallOutcome, Event, EventBus, EventKind, Journal, JournalError, Scope};
+use crate::types::optimize::{ExampleRow, OptimizeSummary, Scored};
+use crate::types::scope::ScopeSet;
+
+/// Which optimizer, with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Optimizer {
+    Labeled(LabeledFewShot),
+    Bootstrap(BootstrapFewShot),
+    RandomSearch(RandomSearch),
+}
+
+impl Optimizer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Labeled(_) => "LabeledFewShot",
+            Self::Bootstrap(_) => "BootstrapFewShot",
+            Self::RandomSearch(_) => "BootstrapFewShotWithRandomSearch",
+        }
+    }
+}
+
+/// Where the compiled program goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutFormat {
+    /// Program + security configuration, AES-256-GCM under the key file.
+    Sealed { key_file: PathBuf },
+    /// DSPy's JSON, loadable in Python (no security configuration).
+    DspyJson,
+}
+
+/// Everything `warden optimize` (or the console) asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizeJob {
+    pub trainset: Vec<TrainExample>,
+    pub valset: Option<Vec<TrainExample>>,
+    pub optimizer: Optimizer,
+    pub penalty: f64,
+    pub concurrency: usize,
+    /// Audit logs and session recordings from production.
+    pub feedback: Option<PathBuf>,
+    /// A program to start from (`--program`), else the plain ReAct.
+    pub start: Option<ProgramState>,
+    /// `None`: report only, write nothing.
+    pub out: Option<(PathBuf, OutFormat)>,
+}
+
+/// Events of the runs in flight, by run id (a journal: it sees each event as it is
+/// emitted, so when a run returns, all its events — anomalies included — are here).
+#[derive(Default)]
+struct Collector {
+    runs: Mutex<HashMap<String, Vec<Event>>>,
+}
+
+impl Journal for Collector {
+    fn record(&self, event: &Event) -> Result<(), JournalError> {
+        if let Some(run) = &event.run_id {
+            let mut runs = self.runs.lock();
+            if let Some(v) = runs.get_mut(run) {
+                v.push(event.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The violations in one run's events.
+pub fn violations(events: &[Event]) -> Vec<Violation> {
+    let ids: HashSet<u64> = events.iter().map(|e| e.id).collect();
+    let mut out = Vec::new();
+    for e in events {
+        match &e.kind {
+            EventKind::ToolResult { tool, outcome: CallOutcome::Denied { side, missing, .. }, .. } => {
+                out.push(Violation::Denied { tool: tool.name.clone(), side: *side, missing: missing.clone() });
+            }
+            // An anomaly this run caused: every event it cites is the run's own (a spike
+            // across concurrent runs is the optimizer's load, not this run's doing).
+            EventKind::Anomaly { rule, message, evidence, .. } if evidence.iter().all(|id| ids.contains(id)) => {
+                out.push(Violation::Anomaly { rule: *rule, message: message.clone() });
+            }
+            EventKind::ToolConfirmation { tool, allowed: true, by: DecidedBy::Policy, .. } => {
+                out.push(Violation::Unconfirmed { tool: tool.name.clone() });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Runs a program on an example through the session's stack and model.
+pub struct StackRunner {
+    stack: Arc<ClientStack>,
+    lm: Arc<dyn Lm>,
+    events: EventBus,
+    max_iters: usize,
+    collector: Arc<Collector>,
+    next: AtomicU64,
+}
+
+impl StackRunner {
+    pub fn new(stack: Arc<ClientStack>, lm: Arc<dyn Lm>, events: EventBus, max_iters: usize) -> Self {
+        let collector = Arc::new(Collector::default());
+        events.add_journal(collector.clone());
+        Self { stack, lm, events, max_iters, collector, next: AtomicU64::new(0) }
+    }
+
+    fn agent(&self) -> ReAct {
+        let tools: Vec<Arc<dyn Tool>> =
+            self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
+        ReAct::new(Signature::customer_service(), tools, self.max_iters)
+    }
+
+    /// How many runs so far.
+    pub fn runs(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+}
+
+impl Runner for StackRunner {
+    fn run<'a>(&'a self, program: &'a ProgramState, example: &'a Example) -> BoxFuture<'a, Result<Outcome, String>> {
+        Box::pin(async move {
+            let mut agent = self.agent();
+            agent.load_state(program).map_err(|e| e.to_string())?;
+            let run_id = format!("optimize-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+            self.collector.runs.lock().insert(run_id.clone(), Vec::new());
+            let inputs = example.inputs();
+            let result = agent.run(self.lm.as_ref(), &inputs, &self.events, &run_id).await;
+            let events = self.collector.runs.lock().remove(&run_id).unwrap_or_default();
+            match result {
+                Ok(r) => Ok(Outcome {
+                    prediction: r.outputs,
+                    trace: r.trace,
+                    steps: r.steps,
+                    status: r.status,
+                    violations: violations(&events),
+                }),
+                Err(PredictError::Lm(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The base signature with the learnt constraints stated in its instructions.
+pub fn constrained_signature(constraints: &[LearnedConstraint]) -> Signature {
+    let base = Signature::customer_service();
+    if constraints.is_empty() {
+        return base;
+    }
+    let rules: Vec<String> = constraints.iter().map(LearnedConstraint::rule).collect();
+    base.with_instructions(&format!(
+        "{}\n\nSecurity constraints learnt from denials in optimization and production:\n{}",
+        base.instructions(),
+        rules.join("\n")
+    ))
+}
+
+/// Adds a constraint, or counts it again.
+fn learn(into: &mut Vec<LearnedConstraint>, c: LearnedConstraint) {
+    match into.iter_mut().find(|x| x.tool == c.tool && x.grant == c.grant && x.kind == c.kind) {
+        Some(x) => {
+            x.count += c.count;
+            if x.request.is_none() {
+                x.request = c.request;
+            }
+        }
+        None => into.push(c),
+    }
+}
+
+/// Constraints and training examples from audit logs and session recordings under `dir`
+/// (every `*.jsonl`, recursively; audit records and recorded events alike).
+pub fn feedback(dir: &Path, tool_scopes: &BTreeMap<String, ScopeSet>) -> std::io::Result<(Vec<LearnedConstraint>, Vec<TrainExample>)> {
+    let mut files = Vec::new();
+    collect_jsonl(dir, &mut files)?;
+    files.sort();
+    let mut constraints = Vec::new();
+    let mut examples: Vec<TrainExample> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let mut grant = ScopeSet::new();
+        let mut requests: HashMap<String, String> = HashMap::new();
+        let mut last_tool: HashMap<String, String> = HashMap::new();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+            // An audit record wraps the event; a recording is the event.
+            let ev = v.get("event").cloned().unwrap_or(v);
+            let Ok(e) = serde_json::from_value::<Event>(ev) else { continue };
+            let run = e.run_id.clone().unwrap_or_default();
+            match &e.kind {
+                EventKind::TokenIssued { token, .. } => grant = token.granted.clone(),
+                EventKind::RunStarted { request, .. } => {
+                    requests.insert(run, request.clone());
+                }
+                EventKind::ToolCall { tool, .. } => {
+                    last_tool.insert(run, tool.name.clone());
+                }
+                EventKind::ToolResult { tool, outcome: CallOutcome::Denied { missing, .. }, .. } => {
+                    let request = requests.get(&run).cloned();
+                    learn(
+                        &mut constraints,
+                        LearnedConstraint {
+                            tool: tool.name.clone(),
+                            grant: grant.clone(),
+                            missing: missing.clone(),
+                            kind: "denied".into(),
+                            source: "production".into(),
+                            count: 1,
+                            request: request.clone(),
+                        },
+                    );
+                    if let Some(request) = request
+                        && !examples.iter().any(|x| x.request == request)
+                    {
+                        examples.push(TrainExample {
+                            request,
+                            expected_tools: Vec::new(),
+                            expected_facts: Vec::new(),
+                            required_scopes: tool_scopes.get(&tool.name).cloned().unwrap_or_else(|| missing.clone()),
+                            should_fail: true,
+                            response: None,
+                        });
+                    }
+                }
+                EventKind::Anomaly { rule, .. } => {
+                    if let Some(tool) = last_tool.get(&run) {
+                        learn(
+                            &mut constraints,
+                            LearnedConstraint {
+                                tool: tool.clone(),
+                                grant: grant.clone(),
+                                missing: ScopeSet::new(),
+                                kind: rule.as_str().into(),
+                                source: "production".into(),
+                                count: 1,
+                                request: requests.get(&run).cloned(),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((constraints, examples))
+}
+
+fn collect_jsonl(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_jsonl(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "jsonl") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Runs a job: emits `OptimizeProgress` while it works and one `OptimizeFinished`.
+pub async fn run_job(
+    stack: Arc<ClientStack>,
+    lm: Arc<dyn Lm>,
+    events: EventBus,
+    max_iters: usize,
+    job: OptimizeJob,
+) {
+    let started = Instant::now();
+    let result = optimize(stack, lm, events.clone(), max_iters, job).await;
+    let kind = match result {
+        Ok(mut summary) => {
+            summary.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+            EventKind::OptimizeFinished { summary: Some(Box::new(summary)), error: None }
+        }
+        Err(e) => EventKind::OptimizeFinished { summary: None, error: Some(e) },
+    };
+    events.emit(&Scope::default(), kind);
+}
+
+/// The grant the session holds (the union over its servers' tokens); a server without
+/// OAuth limits nothing, so its tools' scopes count as granted.
+fn current_grant(stack: &ClientStack) -> ScopeSet {
+    let mut grant = ScopeSet::new();
+    for server in &stack.servers {
+        match server.tokens.as_ref().and_then(|t| t.info()) {
+            Some(info) => {
+                for s in info.granted.iter() {
+                    grant.insert(s.clone());
+                }
+            }
+            None if server.tokens.is_none() => {
+                for t in stack.tools().filter(|t| t.id().server == server.entry.name) {
+                    for s in t.spec.required_scopes.iter() {
+                        grant.insert(s.clone());
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    grant
+}
+
+async fn optimize(
+    stack: Arc<ClientStack>,
+    lm: Arc<dyn Lm>,
+    events: EventBus,
+    max_iters: usize,
+    job: OptimizeJob,
+) -> Result<OptimizeSummary, String> {
+    let names = stack.tool_names();
+    let tool_scopes: BTreeMap<String, ScopeSet> = stack
+        .tools()
+        .map(|t| (names.shown(t.id()).unwrap_or(&t.id().name).to_string(), t.spec.required_scopes.clone()))
+        .collect();
+    let grant = current_grant(&stack);
+    let runner = StackRunner::new(stack.clone(), lm, events.clone(), max_iters);
+    let progress_bus = events.clone();
+    let progress = move |p: Progress| {
+        progress_bus.emit(
+            &Scope::default(),
+            EventKind::OptimizeProgress { phase: p.phase, done: p.done as u64, total: p.total as u64 },
+        );
+    };
+    let mut constraints = Vec::new();
+    let mut trainset = job.trainset.clone();
+    if let Some(dir) = &job.feedback {
+        let (learnt, examples) = feedback(dir, &tool_scopes)
+            .map_err(|e| format!("cannot read the feedback in {}: {e}", dir.display()))?;
+        for c in learnt {
+            learn(&mut constraints, c);
+        }
+        for ex in examples {
+            if !trainset.iter().any(|t| t.request == ex.request) {
+                trainset.push(ex);
+            }
+        }
+    }
+    let train: Vec<Example> = trainset.iter().map(TrainExample::to_example).collect();
+    let eval_set: Vec<Example> = match &job.valset {
+        Some(v) => v.iter().map(TrainExample::to_example).collect(),
+        None => train.clone(),
+    };
+    let metric = SecurityMetric { grant: grant.clone(), tool_scopes: tool_scopes.clone(), penalty: job.penalty };
+    let plain = runner.agent().state();
+    let start = job.start.clone().unwrap_or_else(|| plain.clone());
+    let before = evaluate(&runner, &start, &eval_set, &metric, job.concurrency, &progress, "evaluate before").await;
+    // Denials the program runs into under this grant are learnt as well.
+    for (item, ex) in before.items.iter().zip(&eval_set) {
+        let Some(outcome) = &item.outcome else { continue };
+        for v in &outcome.violations {
+            if let Violation::Denied { tool, missing, .. } = v {
+                learn(
+                    &mut constraints,
+                    LearnedConstraint {
+                        tool: tool.clone(),
+                        grant: grant.clone(),
+                        missing: missing.clone(),
+                        kind: "denied".into(),
+                        source: "optimization".into(),
+                        count: 1,
+                        request: ex.get("request").and_then(Value::as_str).map(str::to_string),
+                    },
+                );
+            }
+        }
+    }
+    // The student: the starting program with the constraints in its instructions.
+    let mut student = {
+        let tools: Vec<Arc<dyn Tool>> =
+            stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
+        ReAct::new(constrained_signature(&constraints), tools, max_iters).state()
+    };
+    if let Some(s) = &job.start {
+        for (name, p) in &mut student.predictors {
+            if let Some(from) = s.get(name) {
+                p.demos = from.demos.clone();
+            }
+        }
+    }
+    let (program, candidates) = match &job.optimizer {
+        Optimizer::Labeled(l) => (l.compile(&student, &train, true), Vec::new()),
+        Optimizer::Bootstrap(b) => {
+            (b.compile(&student, None, &train, &runner, &metric, &progress).await.map_err(|e| e.to_string())?.program, Vec::new())
+        }
+        Optimizer::RandomSearch(r) => {
+            let valset = job.valset.as_ref().map(|_| eval_set.as_slice());
+            let out = r.compile(&student, None, &train, valset, &runner, &metric, &progress).await.map_err(|e| e.to_string())?;
+            let candidates = out.candidates.iter().map(|c| (c.seed, c.score)).collect();
+            (out.program, candidates)
+        }
+    };
+    let after = evaluate(&runner, &program, &eval_set, &metric, job.concurrency, &progress, "evaluate after").await;
+    let rows = table(&metric, &eval_set, &before, &after);
+    let totals = |pick: fn(&ExampleRow) -> Scored| total(rows.iter().map(pick));
+    let (before_total, after_total) = (totals(|r| r.before), totals(|r| r.after));
+    let security = SecurityConfig {
+        grant: grant.clone(),
+        required_scopes: tool_scopes.clone(),
+        tools: stack
+            .tools()
+            .map(|t| PinnedTool {
+                name: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
+                required_scopes: t.spec.required_scopes.clone(),
+                manifest_digest: crate::agent::program::manifest_digest(&t.spec.description, &t.spec.input_schema, &t.spec.required_scopes),
+            })
+            .collect(),
+        optimization_metrics: OptimizationMetrics {
+            optimizer: job.optimizer.name().into(),
+            trainset: train.len(),
+            valset: eval_set.len(),
+            penalty: job.penalty,
+            before: summary_of(before_total),
+            after: summary_of(after_total),
+            candidates: candidates.clone(),
+        },
+        learned_constraints: constraints.clone(),
+        timestamp: events.clock().now_epoch(),
+    };
+    let file = ProgramFile { program, security: Some(security) };
+    let findings = check(&file, &grant, &tool_scopes);
+    let (out, format) = match &job.out {
+        Some((path, fmt)) if findings.is_empty() => {
+            let format = match fmt {
+                OutFormat::Sealed { key_file } => {
+                    save_sealed(&file, path, key_file)?;
+                    "sealed"
+                }
+                OutFormat::DspyJson => {
+                    save_dspy_json(&file.program, path)?;
+                    "dspy-json"
+                }
+            };
+            (Some(path.display().to_string()), format.to_string())
+        }
+        _ => (None, String::new()),
+    };
+    Ok(OptimizeSummary {
+        optimizer: job.optimizer.name().into(),
+        rows,
+        before: before_total,
+        after: after_total,
+        constraints: constraints.iter().map(LearnedConstraint::rule).collect(),
+        demos: file.program.demo_count(),
+        candidates,
+        out,
+        format,
+        findings,
+        elapsed_ms: 0.0,
+        runs: runner.runs(),
+    })
+}
+
+fn summary_of(s: Scored) -> ScoreSummary {
+    ScoreSummary { base: s.base, violations: s.violations, final_score: s.final_score }
+}
+
+fn table(metric: &SecurityMetric, set: &[Example], before: &EvalReport, after: &EvalReport) -> Vec<ExampleRow> {
+    let scored = |report: &EvalReport, i: usize| -> (Scored, String) {
+        match report.items.get(i).and_then(|it| it.outcome.as_ref().map(|o| (it, o))) {
+            Some((_, o)) => {
+                let b = metric.breakdown(&set[i], o);
+                (Scored { base: b.base, violations: b.violations, final_score: b.final_score }, b.reason)
+            }
+            None => (
+                Scored::default(),
+                report.items.get(i).and_then(|it| it.error.clone()).unwrap_or_else(|| "not run".into()),
+            ),
+        }
+    };
+    (0..set.len())
+        .map(|i| {
+            let (b, _) = scored(before, i);
+            let (a, reason) = scored(after, i);
+            ExampleRow {
+                request: set[i].get("request").and_then(Value::as_str).unwrap_or_default().to_string(),
+                before: b,
+                after: a,
+                reason,
+            }
+        })
+        .collect()
+}
+
+fn total(rows: impl Iterator<Item = Scored>) -> Scored {
+    let rows: Vec<Scored> = rows.collect();
+    let n = rows.len().max(1) as f64;
+    Scored {
+        base: rows.iter().map(|r| r.base).sum::<f64>() / n,
+        violations: rows.iter().map(|r| r.violations).sum(),
+        final_score: rows.iter().map(|r| r.final_score).sum::<f64>() / n,
+    }
+}
+
+/// Minimal pre-write check until `session::validate` lands: every demo's tool is known and
+/// within the grant, and no demo shows a denial.
+fn check(file: &ProgramFile, grant: &ScopeSet, tool_scopes: &BTreeMap<String, ScopeSet>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, p) in &file.program.predictors {
+        for (i, d) in p.demos.iter().enumerate() {
+            if let Some(tool) = d.get("next_tool_name").and_then(Value::as_str)
+                && tool != "finish"
+            {
+                match tool_scopes.get(tool) {
+                    None => out.push(format!("{name} demo {i}: calls {tool}, which no server offers")),
+                    Some(need) if !need.is_subset(grant) => {
+                        out.push(format!("{name} demo {i}: calls {tool}, which needs {need} beyond the grant {{{grant}}}"))
+                    }
+                    _ => {}
+                }
+            }
+            if d.get("trajectory").and_then(Value::as_str).is_some_and(|t| t.contains("Permission denied")) {
+                out.push(format!("{name} demo {i}: its trajectory contains a denied call"));
+            }
+        }
+    }
+    out
+}
+
+fn save_dspy_json(program: &ProgramState, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(&program.to_dspy_json()).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn save_sealed(_file: &ProgramFile, path: &Path, _key: &Path) -> Result<(), String> {
+    Err(format!("cannot write {}: sealing lands with `security::seal`; use --format dspy-json", path.display()))
+}
