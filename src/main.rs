@@ -197,5 +197,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => {
             client_command(&state_dir, log, |rt| rt.block_on(warden::cli::bench::run(cli.config.as_deref(), a)))
         }
+        Command::Optimize(a) => client_command(&state_dir, log, |rt| {
+            rt.block_on(warden::cli::optimize::run(cli.config.as_deref(), &state_dir, a))
+        }),
     }
 }

@@ -33,6 +33,7 @@ pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod logging;
+pub mod optimize;
 pub mod run;
 pub mod serve;
 pub mod token_view;
@@ -91,6 +92,12 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Load the service: authenticated tool calls vs. its metadata GET (the ceiling), budgets checked.
     Bench(bench::BenchArgs),
+    /// Optimize the agent's program (DSPy's optimizers, the seeds' security-aware metric),
+    /// print the before/after table, validate, and write it sealed or as DSPy JSON.
+    ///
+    /// Exit 0: written (or, without --out, valid); 1: the program did not validate, nothing
+    /// written; 2: bad usage.
+    Optimize(optimize::OptimizeArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -139,15 +139,15 @@ pub async fn run(
 
 /// The demo's servers: issuer + service on port 0 in `state_dir`, or in a temporary state
 /// dir (removed on drop) when none is given, with the client config they wrote.
-struct DemoServers {
-    running: crate::serve::Running,
-    client: Config,
+pub(crate) struct DemoServers {
+    pub(crate) running: crate::serve::Running,
+    pub(crate) client: Config,
     dir: std::path::PathBuf,
     _temp: Option<TempState>,
 }
 
 impl DemoServers {
-    async fn start(state_dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) async fn start(state_dir: Option<&Path>) -> anyhow::Result<Self> {
         let temp = if state_dir.is_some() { None } else { Some(TempState::new("warden-demo")?) };
         let dir = match (state_dir, &temp) {
             (Some(d), _) => d.to_path_buf(),

@@ -188,9 +188,20 @@ pub fn next_step(prompt: &Prompt) -> NextStep {
     }
     // A similar demo may set the order, but never adds a call the request cannot supply
     // arguments for (a calculation without amounts, a ticket without a problem).
+    // A demo that ends in `finish` shows a whole run and may also end the plan early; one
+    // caught mid-run (bootstrapping keeps one step of a trace) only shows how it began, so
+    // the planner's own remaining calls follow it.
     let seq = demo_sequence(prompt, &request)
-        .map(|mut seq| {
+        .map(|(mut seq, complete)| {
             seq.retain(|t| calls.contains(&t.as_str()));
+            if !complete && !seq.is_empty() {
+                for (i, c) in calls.iter().enumerate() {
+                    let wanted = calls[..=i].iter().filter(|x| *x == c).count();
+                    if seq.iter().filter(|t| t.as_str() == *c).count() < wanted {
+                        seq.push(c.to_string());
+                    }
+                }
+            }
             seq
         })
         .filter(|seq| !seq.is_empty())
@@ -389,26 +400,29 @@ pub fn cut(s: &str, max: usize) -> String {
     format!("{head}…")
 }
 
-/// The tool sequence of the most similar demo (by word overlap with the request).
-fn demo_sequence(prompt: &Prompt, request: &str) -> Option<Vec<String>> {
+/// The tool sequence of the most similar demo (by word overlap with the request), and
+/// whether the demo shows the whole run (its next step is `finish`).
+fn demo_sequence(prompt: &Prompt, request: &str) -> Option<(Vec<String>, bool)> {
     use std::collections::HashSet;
     let mine: HashSet<String> = words(request).into_iter().filter(|w| !is_customer_id(w)).collect();
-    let mut best: Option<(f64, Vec<String>)> = None;
+    let mut best: Option<(f64, Vec<String>, bool)> = None;
     for (user, assistant) in &prompt.demos {
         let Some(demo_request) = user.get("request") else { continue };
         let theirs: HashSet<String> = words(demo_request).into_iter().filter(|w| !is_customer_id(w)).collect();
         let union = mine.union(&theirs).count().max(1) as f64;
         let score = mine.intersection(&theirs).count() as f64 / union;
         let mut seq: Vec<String> = super::executed(user).into_iter().map(|s: Executed| s.tool).collect();
-        if let Some(next) = assistant.get("next_tool_name") {
+        let next = assistant.get("next_tool_name");
+        if let Some(next) = next {
             seq.push(next.clone());
         }
+        let complete = next.is_some_and(|n| n == "finish");
         seq.retain(|t| t != "finish" && prompt.offered(t).is_some());
-        if score >= 0.3 && !seq.is_empty() && best.as_ref().is_none_or(|(b, _)| score > *b) {
-            best = Some((score, seq));
+        if score >= 0.3 && !seq.is_empty() && best.as_ref().is_none_or(|(b, ..)| score > *b) {
+            best = Some((score, seq, complete));
         }
     }
-    best.map(|(_, s)| s)
+    best.map(|(_, s, complete)| (s, complete))
 }
 
 #[cfg(test)]
