@@ -213,12 +213,11 @@ fn learn(into: &mut Vec<LearnedConstraint>, c: LearnedConstraint) {
 
 /// Constraints and training examples from audit logs and session recordings under `dir`
 /// (every `*.jsonl`, recursively; audit records and recorded events alike).
-pub fn feedback(dir: &Path, tool_scopes: &BTreeMap<String, ScopeSet>) -> std::io::Result<(Vec<LearnedConstraint>, Vec<TrainExample>)> {
+pub fn feedback(dir: &Path) -> std::io::Result<Vec<LearnedConstraint>> {
     let mut files = Vec::new();
     collect_jsonl(dir, &mut files)?;
     files.sort();
     let mut constraints = Vec::new();
-    let mut examples: Vec<TrainExample> = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
         let mut grant = ScopeSet::new();
@@ -239,7 +238,6 @@ pub fn feedback(dir: &Path, tool_scopes: &BTreeMap<String, ScopeSet>) -> std::io
                     last_tool.insert(run, tool.name.clone());
                 }
                 EventKind::ToolResult { tool, outcome: CallOutcome::Denied { missing, .. }, .. } => {
-                    let request = requests.get(&run).cloned();
                     learn(
                         &mut constraints,
                         LearnedConstraint {
@@ -249,21 +247,9 @@ pub fn feedback(dir: &Path, tool_scopes: &BTreeMap<String, ScopeSet>) -> std::io
                             kind: "denied".into(),
                             source: "production".into(),
                             count: 1,
-                            request: request.clone(),
+                            request: requests.get(&run).cloned(),
                         },
                     );
-                    if let Some(request) = request
-                        && !examples.iter().any(|x| x.request == request)
-                    {
-                        examples.push(TrainExample {
-                            request,
-                            expected_tools: Vec::new(),
-                            expected_facts: Vec::new(),
-                            required_scopes: tool_scopes.get(&tool.name).cloned().unwrap_or_else(|| missing.clone()),
-                            should_fail: true,
-                            response: None,
-                        });
-                    }
                 }
                 EventKind::Anomaly { rule, .. } => {
                     if let Some(tool) = last_tool.get(&run) {
@@ -285,7 +271,27 @@ pub fn feedback(dir: &Path, tool_scopes: &BTreeMap<String, ScopeSet>) -> std::io
             }
         }
     }
-    Ok((constraints, examples))
+    Ok(constraints)
+}
+
+/// Whether a constraint binds under `grant`: a denial for scopes the grant still lacks.
+/// (An anomaly's constraint is kept in the security configuration and checked by
+/// validation, but does not forbid a tool outright.)
+pub fn applies(c: &LearnedConstraint, grant: &ScopeSet) -> bool {
+    !c.missing.is_empty() && !c.missing.is_subset(grant)
+}
+
+/// The training example a binding constraint with a known request makes: under this
+/// grant the request must be refused, naming what is missing, without calling the tool.
+fn example_from(c: &LearnedConstraint, tool_scopes: &BTreeMap<String, ScopeSet>) -> Option<TrainExample> {
+    Some(TrainExample {
+        request: c.request.clone()?,
+        expected_tools: Vec::new(),
+        expected_facts: Vec::new(),
+        required_scopes: tool_scopes.get(&c.tool).cloned().unwrap_or_else(|| c.missing.clone()),
+        should_fail: true,
+        response: None,
+    })
 }
 
 fn collect_jsonl(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -372,15 +378,15 @@ async fn optimize(
     let mut constraints = Vec::new();
     let mut trainset = job.trainset.clone();
     if let Some(dir) = &job.feedback {
-        let (learnt, examples) = feedback(dir, &tool_scopes)
-            .map_err(|e| format!("cannot read the feedback in {}: {e}", dir.display()))?;
+        let learnt = feedback(dir).map_err(|e| format!("cannot read the feedback in {}: {e}", dir.display()))?;
         for c in learnt {
-            learn(&mut constraints, c);
-        }
-        for ex in examples {
-            if !trainset.iter().any(|t| t.request == ex.request) {
+            if applies(&c, &grant)
+                && let Some(ex) = example_from(&c, &tool_scopes)
+                && !trainset.iter().any(|t| t.request == ex.request)
+            {
                 trainset.push(ex);
             }
+            learn(&mut constraints, c);
         }
     }
     let train: Vec<Example> = trainset.iter().map(TrainExample::to_example).collect();
@@ -416,7 +422,8 @@ async fn optimize(
     let mut student = {
         let tools: Vec<Arc<dyn Tool>> =
             stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
-        ReAct::new(constrained_signature(&constraints), tools, max_iters).state()
+        let binding: Vec<LearnedConstraint> = constraints.iter().filter(|c| applies(c, &grant)).cloned().collect();
+        ReAct::new(constrained_signature(&binding), tools, max_iters).state()
     };
     if let Some(s) = &job.start {
         for (name, p) in &mut student.predictors {
@@ -571,4 +578,130 @@ fn save_dspy_json(program: &ProgramState, path: &Path) -> Result<(), String> {
 
 fn save_sealed(_file: &ProgramFile, path: &Path, _key: &Path) -> Result<(), String> {
     Err(format!("cannot write {}: sealing lands with `security::seal`; use --format dspy-json", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::event::{AnomalyRule, AnomalySeverity, CallAudit, DenialSide, RefreshReason, TokenInfo};
+    use crate::types::tool::ToolName;
+
+    fn scopes(s: &str) -> ScopeSet {
+        ScopeSet::parse(s).unwrap()
+    }
+
+    fn token(granted: &str) -> TokenInfo {
+        let legacy = r#"{"issuer":"https://as","subject":"agent","client_id":"agent","audience":["https://rs/mcp"],"kid":"k1","alg":"RS256","fingerprint":"sha256:0123456789ab","requested":null,"granted":[],"issued_at":10,"expires_at":910,"jti":"j","verified":true,"refresh_count":0}"#;
+        let mut t: TokenInfo = serde_json::from_str(legacy).unwrap();
+        t.granted = scopes(granted);
+        t
+    }
+
+    fn denied(run: &str, bus: &EventBus) -> Event {
+        let scope = Scope { run_id: Some(run.into()), step: Some(1) };
+        bus.emit(
+            &scope,
+            EventKind::ToolResult {
+                tool: ToolName::new("crm", "create_support_ticket"),
+                outcome: CallOutcome::Denied {
+                    side: DenialSide::Client,
+                    required: scopes("ticket:create"),
+                    granted: scopes("customer:read"),
+                    missing: scopes("ticket:create"),
+                    status: None,
+                    www_authenticate: None,
+                },
+                attempts: 0,
+                latency_ms: 0.0,
+                audit: CallAudit::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn violations_count_denials_unconfirmed_calls_and_the_runs_own_anomalies() {
+        let bus = EventBus::recording();
+        let scope = Scope { run_id: Some("r1".into()), step: Some(0) };
+        let d = denied("r1", &bus);
+        let own = bus.emit(
+            &scope,
+            EventKind::Anomaly { rule: AnomalyRule::RepeatedDeniedCall, severity: AnomalySeverity::Medium, message: "again".into(), evidence: vec![d.id] },
+        );
+        // A spike that cites another run's event is not this run's doing.
+        let shared = bus.emit(
+            &scope,
+            EventKind::Anomaly { rule: AnomalyRule::DenialSpike, severity: AnomalySeverity::Medium, message: "spike".into(), evidence: vec![d.id, 999_999] },
+        );
+        let unconfirmed = bus.emit(
+            &scope,
+            EventKind::ToolConfirmation {
+                tool: ToolName::new("files", "delete_file"),
+                allowed: true,
+                by: DecidedBy::Policy,
+                policy: crate::types::tool::Confirm::Destructive,
+            },
+        );
+        let v = violations(&[d, own, shared, unconfirmed]);
+        assert_eq!(
+            v,
+            vec![
+                Violation::Denied { tool: "create_support_ticket".into(), side: DenialSide::Client, missing: scopes("ticket:create") },
+                Violation::Anomaly { rule: AnomalyRule::RepeatedDeniedCall, message: "again".into() },
+                Violation::Unconfirmed { tool: "delete_file".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recorded_denial_becomes_a_constraint_and_a_training_example() {
+        let bus = EventBus::recording();
+        bus.emit(&Scope::default(), EventKind::TokenIssued { token: token("customer:read"), reason: RefreshReason::Initial, server: None });
+        let run = Scope { run_id: Some("run-1".into()), step: None };
+        bus.emit(&run, EventKind::RunStarted { request: "Open a ticket for ABC123: broken grill".into(), model: "offline".into(), tools: vec![] });
+        denied("run-1", &bus);
+        denied("run-1", &bus);
+        let dir = tempfile::tempdir().unwrap();
+        // A recording (one event per line) and an audit segment (records wrapping events).
+        let lines: Vec<String> = bus.recorded().iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+        std::fs::write(dir.path().join("session-1.jsonl"), lines.join("\n")).unwrap();
+        let audit: Vec<String> = bus
+            .recorded()
+            .iter()
+            .filter(|e| !matches!(e.kind, EventKind::RunStarted { .. }))
+            .enumerate()
+            .map(|(i, e)| serde_json::json!({"seq": i + 1, "event": e}).to_string())
+            .collect();
+        std::fs::create_dir(dir.path().join("audit")).unwrap();
+        std::fs::write(dir.path().join("audit/client-000001.jsonl"), audit.join("\n")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a log").unwrap();
+        let tool_scopes: BTreeMap<String, ScopeSet> =
+            [("create_support_ticket".to_string(), scopes("ticket:create"))].into_iter().collect();
+        let constraints = feedback(dir.path()).unwrap();
+        assert_eq!(
+            constraints,
+            vec![LearnedConstraint {
+                tool: "create_support_ticket".into(),
+                grant: scopes("customer:read"),
+                missing: scopes("ticket:create"),
+                kind: "denied".into(),
+                source: "production".into(),
+                count: 4,
+                request: Some("Open a ticket for ABC123: broken grill".into()),
+            }]
+        );
+        assert_eq!(
+            constraints[0].rule(),
+            "- Do not call `create_support_ticket` under the grant {customer:read}: it needs ticket:create, which this grant lacks; say so instead."
+        );
+        // It binds under the grant it was seen under, not once ticket:create is granted.
+        assert!(applies(&constraints[0], &scopes("customer:read account:calculate")));
+        assert!(!applies(&constraints[0], &scopes("customer:read ticket:create")));
+        let example = example_from(&constraints[0], &tool_scopes).unwrap();
+        assert_eq!(example.request, "Open a ticket for ABC123: broken grill");
+        assert!(example.should_fail);
+        assert_eq!(example.required_scopes, scopes("ticket:create"));
+        // The constraint reaches the program's instructions.
+        let sig = constrained_signature(&constraints);
+        assert!(sig.instructions().ends_with(&constraints[0].rule()));
+    }
 }
