@@ -88,6 +88,36 @@ pub struct OptimizeJob {
     pub out: Option<(PathBuf, OutFormat)>,
 }
 
+impl OptimizeJob {
+    /// What the console's optimize overlay runs: the trainset in `./config/trainset.toml`
+    /// when there is one (else the built-in), `BootstrapFewShot` with Warden's defaults,
+    /// the seeds' penalty, and the program sealed to `STATE/programs/optimized-<time>.sealed`
+    /// under `STATE/keys/program.key`.
+    pub fn console_default(state_dir: &Path, now_secs: u64) -> Result<Self, String> {
+        let local = Path::new("config/trainset.toml");
+        let trainset = if local.exists() {
+            crate::agent::teleprompt::trainset::load(local).map_err(|e| e.to_string())?
+        } else {
+            crate::agent::teleprompt::trainset::parse(
+                crate::agent::teleprompt::trainset::DEFAULT_TRAINSET,
+                "built-in config/trainset.toml",
+            )
+            .map_err(|e| e.to_string())?
+        };
+        let out = state_dir.join("programs").join(format!("optimized-{now_secs}.sealed"));
+        Ok(Self {
+            trainset,
+            valset: None,
+            optimizer: Optimizer::Bootstrap(BootstrapFewShot { metric_threshold: Some(1.0), ..BootstrapFewShot::default() }),
+            penalty: crate::agent::teleprompt::metric::DEFAULT_PENALTY,
+            concurrency: 8,
+            feedback: None,
+            start: None,
+            out: Some((out, OutFormat::Sealed { key_file: state_dir.join("keys").join("program.key") })),
+        })
+    }
+}
+
 /// Events of the runs in flight, by run id (a journal: it sees each event as it is
 /// emitted, so when a run returns, all its events — anomalies included — are here).
 #[derive(Default)]
