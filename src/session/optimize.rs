@@ -311,6 +311,24 @@ pub fn applies(c: &LearnedConstraint, grant: &ScopeSet) -> bool {
     !c.missing.is_empty() && !c.missing.is_subset(grant)
 }
 
+/// The program as it should run under `grant`: a learnt rule stays in the instructions only
+/// while it binds (a program compiled under {customer:read} that runs where ticket:create
+/// is granted must not refuse tickets). Rules are matched by their exact text; other
+/// instructions are untouched.
+pub fn fit_to_grant(file: &ProgramFile, grant: &ScopeSet) -> ProgramState {
+    let mut program = file.program.clone();
+    let Some(security) = &file.security else { return program };
+    let lifted: Vec<String> =
+        security.learned_constraints.iter().filter(|c| !applies(c, grant)).map(LearnedConstraint::rule).collect();
+    if lifted.is_empty() {
+        return program;
+    }
+    for (_, p) in &mut program.predictors {
+        p.instructions = p.instructions.lines().filter(|l| !lifted.iter().any(|r| r == l)).collect::<Vec<_>>().join("\n");
+    }
+    program
+}
+
 /// The training example a binding constraint with a known request makes: under this
 /// grant the request must be refused, naming what is missing, without calling the tool.
 fn example_from(c: &LearnedConstraint, tool_scopes: &BTreeMap<String, ScopeSet>) -> Option<TrainExample> {
@@ -730,8 +748,20 @@ mod tests {
         assert_eq!(example.request, "Open a ticket for ABC123: broken grill");
         assert!(example.should_fail);
         assert_eq!(example.required_scopes, scopes("ticket:create"));
-        // The constraint reaches the program's instructions.
+        // The constraint reaches the program's instructions, and leaves them when the
+        // program runs where it no longer binds.
         let sig = constrained_signature(&constraints);
         assert!(sig.instructions().ends_with(&constraints[0].rule()));
+        let mut state = crate::agent::program::ProgramState::default();
+        state.predictors.push(("react".into(), crate::agent::program::PredictorState::of(&sig, &[])));
+        let file = ProgramFile {
+            program: state,
+            security: Some(SecurityConfig { learned_constraints: constraints.clone(), ..Default::default() }),
+        };
+        let narrow = fit_to_grant(&file, &scopes("customer:read"));
+        assert!(narrow.predictors[0].1.instructions.contains(&constraints[0].rule()));
+        let full = fit_to_grant(&file, &scopes("customer:read ticket:create"));
+        assert!(!full.predictors[0].1.instructions.contains("Do not call"));
+        assert!(full.predictors[0].1.instructions.starts_with("Handle customer service requests using available tools."));
     }
 }
