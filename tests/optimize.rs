@@ -10,12 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn warden(state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
-        .expect("warden runs")
+    Command::new(env!("CARGO_BIN_EXE_warden")).arg("--state-dir").arg(state).args(args).output().expect("warden runs")
 }
 
 fn summary(out: &Output) -> Value {
@@ -33,7 +28,17 @@ fn optimizing_under_a_narrow_grant_learns_to_refuse_before_the_denial() {
     let out_file = state.path().join("program.json");
     let out = warden(
         state.path(),
-        &["optimize", "--demo", "--scopes", NARROW, "--format", "dspy-json", "--out", out_file.to_str().unwrap(), "--json"],
+        &[
+            "optimize",
+            "--demo",
+            "--scopes",
+            NARROW,
+            "--format",
+            "dspy-json",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--json",
+        ],
     );
     let s = summary(&out);
     assert_eq!(s["optimizer"], "BootstrapFewShot");
@@ -80,9 +85,14 @@ fn the_table_shows_before_after_and_the_constraint() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("BootstrapFewShot · model offline-planner · 14 examples · "), "{stdout}");
-    assert!(lines.iter().any(|l| l.trim_end() == "  #  request                                        base viol  final   base viol  final"), "{stdout}");
     assert!(
-        lines.iter().any(|l| l.starts_with("  1  For customer ABC123 create a support ticket…   0.50    1   0.40   1.00    0   1.00 ↑")),
+        lines.iter().any(|l| l.trim_end()
+            == "  #  request                                        base viol  final   base viol  final"),
+        "{stdout}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("  1  For customer ABC123 create a support ticket…   0.50    1   0.40   1.00    0   1.00 ↑")),
         "{stdout}"
     );
     assert!(lines.iter().any(|l| l.trim_start().starts_with("total (mean score, sum of violations)")), "{stdout}");
@@ -101,7 +111,17 @@ fn production_feedback_from_a_real_audit_trail_becomes_a_constraint() {
     let feedback = prod.path().join("audit");
     let out = warden(
         state.path(),
-        &["optimize", "--demo", "--scopes", "customer:read", "--optimizer", "labeled", "--json", "--feedback", feedback.to_str().unwrap()],
+        &[
+            "optimize",
+            "--demo",
+            "--scopes",
+            "customer:read",
+            "--optimizer",
+            "labeled",
+            "--json",
+            "--feedback",
+            feedback.to_str().unwrap(),
+        ],
     );
     let s = summary(&out);
     let constraints: Vec<&str> = s["constraints"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
@@ -114,7 +134,8 @@ fn production_feedback_from_a_real_audit_trail_becomes_a_constraint() {
 #[test]
 fn random_search_reports_every_candidate_seed() {
     let state = tempfile::tempdir().unwrap();
-    let out = warden(state.path(), &["optimize", "--demo", "--optimizer", "random-search", "--candidates", "2", "--json"]);
+    let out =
+        warden(state.path(), &["optimize", "--demo", "--optimizer", "random-search", "--candidates", "2", "--json"]);
     let s = summary(&out);
     let seeds: Vec<i64> = s["candidates"].as_array().unwrap().iter().map(|c| c[0].as_i64().unwrap()).collect();
     assert_eq!(seeds, vec![-3, -2, -1, 0, 1]);

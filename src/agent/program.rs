@@ -84,7 +84,9 @@ pub fn infer_prefix(name: &str) -> String {
                 c == '_'
                     || p == '_'
                     || (c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit()))
-                    || (c.is_ascii_uppercase() && p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+                    || (c.is_ascii_uppercase()
+                        && p.is_ascii_uppercase()
+                        && next.is_some_and(|n| n.is_ascii_lowercase()))
                     || (c.is_ascii_digit() && p.is_ascii_alphabetic())
                     || (c.is_ascii_alphabetic() && p.is_ascii_digit())
             }
@@ -107,7 +109,9 @@ pub fn infer_prefix(name: &str) -> String {
                 w
             } else {
                 let mut cs = w.chars();
-                cs.next().map(|f| f.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase()).unwrap_or_default()
+                cs.next()
+                    .map(|f| f.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase())
+                    .unwrap_or_default()
             }
         })
         .collect();
@@ -350,10 +354,12 @@ pub enum ProgramFileError {
 pub fn load_file(path: &std::path::Path, key_file: Option<&std::path::Path>) -> Result<ProgramFile, ProgramFileError> {
     let _ = key_file;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ProgramFileError::Read { path: shown.clone(), source })?;
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
-    let program = ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ProgramFileError::Read { path: shown.clone(), source })?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
+    let program =
+        ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
     Ok(ProgramFile { program, security: None })
 }
 

@@ -177,7 +177,12 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: OptimizeArg
     optimize_on(&config, state_dir, &args, job).await
 }
 
-async fn optimize_on(config: &Config, state_dir: &Path, args: &OptimizeArgs, job: OptimizeJob) -> anyhow::Result<ExitCode> {
+async fn optimize_on(
+    config: &Config,
+    state_dir: &Path,
+    args: &OptimizeArgs,
+    job: OptimizeJob,
+) -> anyhow::Result<ExitCode> {
     let opts = SessionOptions {
         model: args.model.model.clone(),
         lm_base_url: args.model.lm_base_url.clone(),

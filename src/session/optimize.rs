@@ -108,7 +108,10 @@ impl OptimizeJob {
         Ok(Self {
             trainset,
             valset: None,
-            optimizer: Optimizer::Bootstrap(BootstrapFewShot { metric_threshold: Some(1.0), ..BootstrapFewShot::default() }),
+            optimizer: Optimizer::Bootstrap(BootstrapFewShot {
+                metric_threshold: Some(1.0),
+                ..BootstrapFewShot::default()
+            }),
             penalty: crate::agent::teleprompt::metric::DEFAULT_PENALTY,
             concurrency: 8,
             feedback: None,
@@ -324,7 +327,8 @@ pub fn fit_to_grant(file: &ProgramFile, grant: &ScopeSet) -> ProgramState {
         return program;
     }
     for (_, p) in &mut program.predictors {
-        p.instructions = p.instructions.lines().filter(|l| !lifted.iter().any(|r| r == l)).collect::<Vec<_>>().join("\n");
+        p.instructions =
+            p.instructions.lines().filter(|l| !lifted.iter().any(|r| r == l)).collect::<Vec<_>>().join("\n");
     }
     program
 }
@@ -359,13 +363,7 @@ fn collect_jsonl(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Runs a job: emits `OptimizeProgress` while it works and one `OptimizeFinished`.
-pub async fn run_job(
-    stack: Arc<ClientStack>,
-    lm: Arc<dyn Lm>,
-    events: EventBus,
-    max_iters: usize,
-    job: OptimizeJob,
-) {
+pub async fn run_job(stack: Arc<ClientStack>, lm: Arc<dyn Lm>, events: EventBus, max_iters: usize, job: OptimizeJob) {
     let started = Instant::now();
     let result = optimize(stack, lm, events.clone(), max_iters, job).await;
     let kind = match result {
@@ -482,12 +480,16 @@ async fn optimize(
     }
     let (program, candidates) = match &job.optimizer {
         Optimizer::Labeled(l) => (l.compile(&student, &train, true), Vec::new()),
-        Optimizer::Bootstrap(b) => {
-            (b.compile(&student, None, &train, &runner, &metric, &progress).await.map_err(|e| e.to_string())?.program, Vec::new())
-        }
+        Optimizer::Bootstrap(b) => (
+            b.compile(&student, None, &train, &runner, &metric, &progress).await.map_err(|e| e.to_string())?.program,
+            Vec::new(),
+        ),
         Optimizer::RandomSearch(r) => {
             let valset = job.valset.as_ref().map(|_| eval_set.as_slice());
-            let out = r.compile(&student, None, &train, valset, &runner, &metric, &progress).await.map_err(|e| e.to_string())?;
+            let out = r
+                .compile(&student, None, &train, valset, &runner, &metric, &progress)
+                .await
+                .map_err(|e| e.to_string())?;
             let candidates = out.candidates.iter().map(|c| (c.seed, c.score)).collect();
             (out.program, candidates)
         }
@@ -504,7 +506,11 @@ async fn optimize(
             .map(|t| PinnedTool {
                 name: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
                 required_scopes: t.spec.required_scopes.clone(),
-                manifest_digest: crate::agent::program::manifest_digest(&t.spec.description, &t.spec.input_schema, &t.spec.required_scopes),
+                manifest_digest: crate::agent::program::manifest_digest(
+                    &t.spec.description,
+                    &t.spec.input_schema,
+                    &t.spec.required_scopes,
+                ),
             })
             .collect(),
         optimization_metrics: OptimizationMetrics {
@@ -605,9 +611,9 @@ fn check(file: &ProgramFile, grant: &ScopeSet, tool_scopes: &BTreeMap<String, Sc
             {
                 match tool_scopes.get(tool) {
                     None => out.push(format!("{name} demo {i}: calls {tool}, which no server offers")),
-                    Some(need) if !need.is_subset(grant) => {
-                        out.push(format!("{name} demo {i}: calls {tool}, which needs {need} beyond the grant {{{grant}}}"))
-                    }
+                    Some(need) if !need.is_subset(grant) => out.push(format!(
+                        "{name} demo {i}: calls {tool}, which needs {need} beyond the grant {{{grant}}}"
+                    )),
                     _ => {}
                 }
             }
@@ -673,12 +679,22 @@ mod tests {
         let d = denied("r1", &bus);
         let own = bus.emit(
             &scope,
-            EventKind::Anomaly { rule: AnomalyRule::RepeatedDeniedCall, severity: AnomalySeverity::Medium, message: "again".into(), evidence: vec![d.id] },
+            EventKind::Anomaly {
+                rule: AnomalyRule::RepeatedDeniedCall,
+                severity: AnomalySeverity::Medium,
+                message: "again".into(),
+                evidence: vec![d.id],
+            },
         );
         // A spike that cites another run's event is not this run's doing.
         let shared = bus.emit(
             &scope,
-            EventKind::Anomaly { rule: AnomalyRule::DenialSpike, severity: AnomalySeverity::Medium, message: "spike".into(), evidence: vec![d.id, 999_999] },
+            EventKind::Anomaly {
+                rule: AnomalyRule::DenialSpike,
+                severity: AnomalySeverity::Medium,
+                message: "spike".into(),
+                evidence: vec![d.id, 999_999],
+            },
         );
         let unconfirmed = bus.emit(
             &scope,
@@ -693,7 +709,11 @@ mod tests {
         assert_eq!(
             v,
             vec![
-                Violation::Denied { tool: "create_support_ticket".into(), side: DenialSide::Client, missing: scopes("ticket:create") },
+                Violation::Denied {
+                    tool: "create_support_ticket".into(),
+                    side: DenialSide::Client,
+                    missing: scopes("ticket:create")
+                },
                 Violation::Anomaly { rule: AnomalyRule::RepeatedDeniedCall, message: "again".into() },
                 Violation::Unconfirmed { tool: "delete_file".into() },
             ]
@@ -703,9 +723,19 @@ mod tests {
     #[test]
     fn a_recorded_denial_becomes_a_constraint_and_a_training_example() {
         let bus = EventBus::recording();
-        bus.emit(&Scope::default(), EventKind::TokenIssued { token: token("customer:read"), reason: RefreshReason::Initial, server: None });
+        bus.emit(
+            &Scope::default(),
+            EventKind::TokenIssued { token: token("customer:read"), reason: RefreshReason::Initial, server: None },
+        );
         let run = Scope { run_id: Some("run-1".into()), step: None };
-        bus.emit(&run, EventKind::RunStarted { request: "Open a ticket for ABC123: broken grill".into(), model: "offline".into(), tools: vec![] });
+        bus.emit(
+            &run,
+            EventKind::RunStarted {
+                request: "Open a ticket for ABC123: broken grill".into(),
+                model: "offline".into(),
+                tools: vec![],
+            },
+        );
         denied("run-1", &bus);
         denied("run-1", &bus);
         let dir = tempfile::tempdir().unwrap();
@@ -762,6 +792,8 @@ mod tests {
         assert!(narrow.predictors[0].1.instructions.contains(&constraints[0].rule()));
         let full = fit_to_grant(&file, &scopes("customer:read ticket:create"));
         assert!(!full.predictors[0].1.instructions.contains("Do not call"));
-        assert!(full.predictors[0].1.instructions.starts_with("Handle customer service requests using available tools."));
+        assert!(
+            full.predictors[0].1.instructions.starts_with("Handle customer service requests using available tools.")
+        );
     }
 }
