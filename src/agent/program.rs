@@ -334,18 +334,23 @@ pub enum ProgramFileError {
     Parse { path: String, message: String },
     #[error("{path}: {source}")]
     Program { path: String, source: ProgramError },
+    #[error("cannot open the sealed program {path}: {cause}")]
+    Sealed { path: String, cause: crate::security::seal::SealError },
+    #[error(
+        "{path} is a sealed program and no key was given: pass --key-file FILE, or set WARDEN_PROGRAM_KEY (64 hex digits)"
+    )]
+    NoKey { path: String },
+    #[error("{cause}")]
+    Key { cause: crate::security::seal::KeyError },
+    #[error("cannot write the program {path}: {cause}")]
+    Write { path: String, cause: std::io::Error },
 }
 
 /// Loads a program file: plain DSPy JSON (no security configuration) or a sealed file
-/// (opened with the key from `key_file`, else the environment).
+/// (opened with the key from `key_file`, else `WARDEN_PROGRAM_KEY`; without either, an
+/// error naming both). A sealed file that does not open loads nothing.
 pub fn load_file(path: &std::path::Path, key_file: Option<&std::path::Path>) -> Result<ProgramFile, ProgramFileError> {
-    let _ = key_file;
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ProgramFileError::Read { path: shown.clone(), source })?;
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
-    let program = ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
-    Ok(ProgramFile { program, security: None })
+    super::program_file::load(path, key_file).map(|l| l.file)
 }
 
 #[cfg(test)]
