@@ -26,7 +26,7 @@ pub const EXTRACT: &str = "extract.predict";
 
 /// The DSPy release whose saved-state format this follows (checked against DSPy itself by
 /// `tests/dspy_interop.rs`).
-pub const DSPY_FORMAT_VERSION: &str = "3.0.3";
+pub const DSPY_FORMAT_VERSION: &str = "3.4.1";
 
 /// A signature field as DSPy saves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,9 +220,8 @@ impl ReAct {
         }
     }
 
-    /// Applies a saved state, as DSPy's `load_state` does: demos and instructions replace
-    /// this program's; field names and types stay (a saved prefix or description replaces
-    /// the field's description only where it differs from the default).
+    /// Applies a saved state, as DSPy's `load_state` does: demos, instructions and field
+    /// descriptions replace this program's; field names and types stay.
     pub fn load_state(&mut self, state: &ProgramState) -> Result<(), ProgramError> {
         for (name, predict) in [(REACT, &mut self.react), (EXTRACT, &mut self.extract.predict)] {
             let saved = state.get(name).ok_or_else(|| ProgramError::MissingPredictor(name.into()))?;
@@ -230,11 +229,26 @@ impl ReAct {
             if saved.fields.len() != expected {
                 return Err(ProgramError::FieldCount { name: name.into(), expected, found: saved.fields.len() });
             }
-            predict.signature = predict.signature.with_instructions(&saved.instructions);
+            predict.signature = with_saved_fields(&predict.signature.with_instructions(&saved.instructions), &saved.fields);
             predict.demos = saved.demos.clone();
         }
         Ok(())
     }
+}
+
+/// DSPy's `Signature.load_state` for the fields: each saved description replaces the
+/// field's, in order (DSPy's `${name}` placeholder is an empty description here). Prefixes
+/// are not kept: no adapter Warden (or DSPy 3) renders them.
+fn with_saved_fields(sig: &Signature, saved: &[FieldState]) -> Signature {
+    let apply = |f: &super::signature::Field, s: &FieldState| {
+        let mut f = f.clone();
+        f.desc = if s.description == format!("${{{}}}", f.name) { String::new() } else { s.description.clone() };
+        f
+    };
+    let n = sig.inputs().len();
+    let inputs = sig.inputs().iter().zip(&saved[..n.min(saved.len())]).map(|(f, s)| apply(f, s)).collect();
+    let outputs = sig.outputs().iter().zip(saved.get(n..).unwrap_or_default()).map(|(f, s)| apply(f, s)).collect();
+    Signature::new(inputs, outputs, Some(sig.instructions())).unwrap_or_else(|_| sig.clone())
 }
 
 /// A constraint learnt from a denial or anomaly seen under a grant, in optimization or in

@@ -32,6 +32,7 @@ pub fn written(result: std::io::Result<()>) {
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod inspect;
 pub mod logging;
 pub mod run;
 pub mod serve;
@@ -91,6 +92,14 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Load the service: authenticated tool calls vs. its metadata GET (the ceiling), budgets checked.
     Bench(bench::BenchArgs),
+    /// Show a program file (sealed or DSPy JSON): each predictor's instructions and demos,
+    /// and a sealed file's security configuration; --export-dspy writes it for Python.
+    ///
+    /// Exit 0: shown; 1: the file could not be opened (wrong key, changed, truncated, …);
+    /// 2: the command line is wrong.
+    Inspect(inspect::InspectArgs),
+    /// Create a program key (32 random bytes as hex, mode 0600) for sealing programs.
+    Keygen(inspect::KeygenArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -509,6 +518,7 @@ mod tests {
             ("demo", "With --headless"),
             ("audit tail", "per record"),
             ("bench", "report"),
+            ("inspect", "each predictor"),
         ];
         for (cmd, words) in expect {
             let help = json.get(cmd).unwrap_or_else(|| panic!("warden {cmd} --json exists"));
