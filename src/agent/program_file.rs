@@ -88,9 +88,18 @@ pub fn load(path: &Path, key_file: Option<&Path>) -> Result<LoadedProgram, Progr
         let program = ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
         return Ok(LoadedProgram { file: ProgramFile { program, security: None }, sealed: None });
     }
-    // Anything else is read as a sealed file, so damage to its first bytes is reported as
-    // damage rather than as "not JSON". The header is checked before a key is asked for.
+    // A sealed file: the header is checked before a key is asked for, so a damaged or
+    // foreign file is reported as such even without one.
     let sealed = |cause| ProgramFileError::Sealed { path: shown.clone(), cause };
+    if !data.is_empty() && !seal::looks_sealed(&data) {
+        return Err(ProgramFileError::Parse {
+            path: shown,
+            message: format!(
+                "it begins neither with `{{` (DSPy JSON) nor with `{}/` (a sealed program); if it was a sealed program, its first bytes were changed — restore it from a trusted copy",
+                seal::FORMAT
+            ),
+        });
+    }
     seal::read_header(&data).map_err(sealed)?;
     let key = resolve_key(path, key_file)?;
     let opened = seal::unseal(&key, &data).map_err(sealed)?;

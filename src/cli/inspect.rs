@@ -164,7 +164,7 @@ pub fn render(path: &Path, loaded: &LoadedProgram) -> String {
         None => line(format!("{}: DSPy JSON program (not sealed: no security configuration)", path.display())),
     }
     if let Some(v) = program.dependency_versions.get("dspy").filter(|_| loaded.sealed.is_none()) {
-        line(format!("saved by DSPy {v}"));
+        line(format!("metadata: dspy {v}"));
     }
     for (name, p) in &program.predictors {
         line(String::new());
