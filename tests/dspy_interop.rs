@@ -56,10 +56,7 @@ fn dspy(args: &[&str]) -> (Value, String) {
 fn warden_view(state: &warden::agent::program::ProgramState) -> Value {
     let mut preds = serde_json::Map::new();
     for (name, p) in &state.predictors {
-        preds.insert(
-            name.clone(),
-            json!({"instructions": p.instructions, "fields": p.fields, "demos": p.demos}),
-        );
+        preds.insert(name.clone(), json!({"instructions": p.instructions, "fields": p.fields, "demos": p.demos}));
     }
     Value::Object(preds)
 }
@@ -73,10 +70,14 @@ fn warden_save_matches_its_golden_no_python() {
         std::fs::write(golden(WARDEN_GOLDEN), &text).unwrap();
     }
     let want = std::fs::read_to_string(golden(WARDEN_GOLDEN)).unwrap();
-    assert_eq!(text, want, "Warden's DSPy JSON changed; if on purpose, rerun with WARDEN_UPDATE_GOLDEN=1 and check it with DSPy (cargo test --test dspy_interop)");
+    assert_eq!(
+        text, want,
+        "Warden's DSPy JSON changed; if on purpose, rerun with WARDEN_UPDATE_GOLDEN=1 and check it with DSPy (cargo test --test dspy_interop)"
+    );
     // Only DSPy's own metadata keys (DSPy's `load` looks each one up in its own).
     let v: Value = serde_json::from_str(&want).unwrap();
-    let keys: Vec<&str> = v["metadata"]["dependency_versions"].as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> =
+        v["metadata"]["dependency_versions"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["python", "dspy", "cloudpickle"]);
     assert_eq!(v["metadata"]["dependency_versions"]["dspy"], DSPY.trim_start_matches("dspy=="));
     assert_eq!(DSPY_FORMAT_VERSION, DSPY.trim_start_matches("dspy=="));
@@ -102,7 +103,12 @@ fn dspy_golden_loads_and_applies_in_warden_no_python() {
         "Answer the customer from the trajectory. Never invent ticket numbers."
     );
     // The react instructions are DSPy's own (its tool list from the Python functions).
-    assert!(r.react.signature.instructions().starts_with("Handle customer service requests using available tools.\n\nYou are an Agent."));
+    assert!(
+        r.react
+            .signature
+            .instructions()
+            .starts_with("Handle customer service requests using available tools.\n\nYou are an Agent.")
+    );
     // Saved again by Warden, DSPy's file comes back byte for byte.
     assert_eq!(dspy_json_text(&r.state()), std::fs::read_to_string(golden(DSPY_GOLDEN)).unwrap());
 }
@@ -150,7 +156,9 @@ fn dspy_saves_a_program_warden_loads() {
     let kept = std::fs::read_to_string(golden(DSPY_GOLDEN)).unwrap();
     if fresh != kept {
         std::fs::write(golden(DSPY_GOLDEN), &fresh).unwrap();
-        panic!("DSPy now saves this program differently; tests/golden/dspy/{DSPY_GOLDEN} was rewritten — review the diff");
+        panic!(
+            "DSPy now saves this program differently; tests/golden/dspy/{DSPY_GOLDEN} was rewritten — review the diff"
+        );
     }
 }
 

@@ -97,7 +97,10 @@ fn inspect_shows_a_sealed_program() {
     let lines: Vec<&str> = text.lines().collect();
     let first = lines[0];
     let key_id = SealKey::from_file(&key).unwrap().id();
-    assert!(first.starts_with(&format!("{}: sealed program (AES-256-GCM, format 1, record ", file.display())), "{first}");
+    assert!(
+        first.starts_with(&format!("{}: sealed program (AES-256-GCM, format 1, record ", file.display())),
+        "{first}"
+    );
     assert!(first.ends_with(&format!(", key id {key_id})")), "{first}");
     let expect = [
         "predictor react: 1 demo",
@@ -138,7 +141,10 @@ fn inspect_json_and_export_dspy_load_back() {
     assert_eq!(report["format"], "sealed");
     assert_eq!(report["compiled_utc"], "2026-01-01T00:00:00Z");
     assert_eq!(report["predictors"][0]["name"], "react");
-    assert_eq!(report["predictors"][1]["demo_summaries"][1], r#""What is the account value of XYZ789?" → "XYZ789's account value is $1,240.00.""#);
+    assert_eq!(
+        report["predictors"][1]["demo_summaries"][1],
+        r#""What is the account value of XYZ789?" → "XYZ789's account value is $1,240.00.""#
+    );
     assert_eq!(report["security_config"]["learned_constraints"][0]["tool"], "create_support_ticket");
     assert_eq!(stderr(&out), format!("wrote {} (DSPy JSON, 3 demos, no security configuration)\n", export.display()));
     // The export is the program alone, and loads back the same.

@@ -84,7 +84,9 @@ pub fn infer_prefix(name: &str) -> String {
                 c == '_'
                     || p == '_'
                     || (c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit()))
-                    || (c.is_ascii_uppercase() && p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+                    || (c.is_ascii_uppercase()
+                        && p.is_ascii_uppercase()
+                        && next.is_some_and(|n| n.is_ascii_lowercase()))
                     || (c.is_ascii_digit() && p.is_ascii_alphabetic())
                     || (c.is_ascii_alphabetic() && p.is_ascii_digit())
             }
@@ -107,7 +109,9 @@ pub fn infer_prefix(name: &str) -> String {
                 w
             } else {
                 let mut cs = w.chars();
-                cs.next().map(|f| f.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase()).unwrap_or_default()
+                cs.next()
+                    .map(|f| f.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase())
+                    .unwrap_or_default()
             }
         })
         .collect();
@@ -229,7 +233,8 @@ impl ReAct {
             if saved.fields.len() != expected {
                 return Err(ProgramError::FieldCount { name: name.into(), expected, found: saved.fields.len() });
             }
-            predict.signature = with_saved_fields(&predict.signature.with_instructions(&saved.instructions), &saved.fields);
+            predict.signature =
+                with_saved_fields(&predict.signature.with_instructions(&saved.instructions), &saved.fields);
             predict.demos = saved.demos.clone();
         }
         Ok(())

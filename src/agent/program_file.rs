@@ -46,7 +46,8 @@ impl ProgramFile {
         let shown = path.display().to_string();
         let payload = serde_json::to_vec(&self.agent_state())
             .map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
-        let sealed = seal::seal(key, &payload).map_err(|cause| ProgramFileError::Sealed { path: shown.clone(), cause })?;
+        let sealed =
+            seal::seal(key, &payload).map_err(|cause| ProgramFileError::Sealed { path: shown.clone(), cause })?;
         crate::paths::write_private(path, &sealed).map_err(|cause| ProgramFileError::Write { path: shown, cause })
     }
 
@@ -85,7 +86,8 @@ pub fn load(path: &Path, key_file: Option<&Path>) -> Result<LoadedProgram, Progr
     if first == Some(&b'{') {
         let v: Value = serde_json::from_slice(&data)
             .map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
-        let program = ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
+        let program =
+            ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
         return Ok(LoadedProgram { file: ProgramFile { program, security: None }, sealed: None });
     }
     // A sealed file: the header is checked before a key is asked for, so a damaged or

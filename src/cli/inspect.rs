@@ -105,11 +105,7 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
 /// One line of text, at most `max` characters (an ellipsis marks a cut).
 fn cell(s: &str, max: usize) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        format!("{}…", flat.chars().take(max - 1).collect::<String>())
-    }
+    if flat.chars().count() <= max { flat } else { format!("{}…", flat.chars().take(max - 1).collect::<String>()) }
 }
 
 fn text_of(v: &Value) -> String {
@@ -124,7 +120,10 @@ fn text_of(v: &Value) -> String {
 pub fn summarize_demo(demo: &Map<String, Value>) -> String {
     let request = demo.get("request").map(text_of).unwrap_or_else(|| {
         // A program over another signature: its first field.
-        demo.iter().find(|(k, _)| k.as_str() != "augmented").map(|(k, v)| format!("{k}: {}", text_of(v))).unwrap_or_default()
+        demo.iter()
+            .find(|(k, _)| k.as_str() != "augmented")
+            .map(|(k, v)| format!("{k}: {}", text_of(v)))
+            .unwrap_or_default()
     });
     let outcome = if let Some(tool) = demo.get("next_tool_name") {
         let args = demo.get("next_tool_args").map(Value::to_string).unwrap_or_else(|| "{}".into());
@@ -193,7 +192,10 @@ pub fn render(path: &Path, loaded: &LoadedProgram) -> String {
 fn render_security(sec: &SecurityConfig, line: &mut impl FnMut(String)) {
     line("security config".into());
     line(format!("  compiled:        {} (UTC)", crate::types::time::rfc3339(sec.timestamp)));
-    line(format!("  grant:           {}", if sec.grant.is_empty() { "(none)".to_string() } else { sec.grant.to_string() }));
+    line(format!(
+        "  grant:           {}",
+        if sec.grant.is_empty() { "(none)".to_string() } else { sec.grant.to_string() }
+    ));
     if sec.required_scopes.is_empty() {
         line("  required scopes: (none recorded)".into());
     }
@@ -207,10 +209,7 @@ fn render_security(sec: &SecurityConfig, line: &mut impl FnMut(String)) {
     line(format!("  learned constraints: {}", sec.learned_constraints.len()));
     for c in &sec.learned_constraints {
         let missing = if c.missing.is_empty() { String::new() } else { format!(", missing {}", c.missing) };
-        line(format!(
-            "    - {} {} under {{{}}}{missing} ({}, seen {}×)",
-            c.tool, c.kind, c.grant, c.source, c.count
-        ));
+        line(format!("    - {} {} under {{{}}}{missing} ({}, seen {}×)", c.tool, c.kind, c.grant, c.source, c.count));
     }
     let m = &sec.optimization_metrics;
     if m.optimizer.is_empty() {

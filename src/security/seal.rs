@@ -68,7 +68,9 @@ pub enum KeyError {
         "{KEY_ENV} is not a program key: expected 64 hex digits or base64 of 32 bytes (e.g. the contents of a file made by `warden keygen`)"
     )]
     MalformedEnv,
-    #[error("{path} already exists; not overwriting it (programs sealed with it could no longer be opened): pick another path, or delete it first if it is no longer needed")]
+    #[error(
+        "{path} already exists; not overwriting it (programs sealed with it could no longer be opened): pick another path, or delete it first if it is no longer needed"
+    )]
     Exists { path: PathBuf },
     #[error("cannot create the program key {path}: {cause}")]
     Create { path: PathBuf, cause: std::io::Error },
@@ -81,7 +83,9 @@ pub enum KeyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    #[error("the file is empty (0 bytes): nothing was sealed in it; write it again (warden optimize --out) or restore a copy")]
+    #[error(
+        "the file is empty (0 bytes): nothing was sealed in it; write it again (warden optimize --out) or restore a copy"
+    )]
     Empty,
     #[error(
         "its sealed-program header is damaged or missing ({0}); the file was changed, cut short, or is not a program file — restore it from a trusted copy or re-create it"
@@ -91,7 +95,9 @@ pub enum SealError {
         "it is in sealed-program format version {0}, which this Warden does not read (it reads version {VERSION}); open it with the Warden that wrote it, or re-create it"
     )]
     UnsupportedVersion(String),
-    #[error("it is sealed with {0}, which this Warden does not support (it uses {ALGORITHM}); re-create it with this Warden")]
+    #[error(
+        "it is sealed with {0}, which this Warden does not support (it uses {ALGORITHM}); re-create it with this Warden"
+    )]
     UnsupportedAlgorithm(String),
     #[error(
         "it is truncated: its header announces {expected} bytes of sealed data but {found} follow; copy the file again in full"
@@ -299,7 +305,9 @@ pub fn read_header(data: &[u8]) -> Result<(Header, usize), SealError> {
         return Err(SealError::Empty);
     }
     let end = data.iter().take(MAX_HEADER).position(|&b| b == b'\n').ok_or_else(|| {
-        SealError::BadHeader(if data.len() < MAX_HEADER { "it ends before the header line does" } else { "no header line" }.into())
+        SealError::BadHeader(
+            if data.len() < MAX_HEADER { "it ends before the header line does" } else { "no header line" }.into(),
+        )
     })?;
     let line = std::str::from_utf8(&data[..end]).map_err(|_| SealError::BadHeader("not text".into()))?;
     let bad = |what: &str| SealError::BadHeader(what.to_string());
@@ -440,10 +448,7 @@ mod tests {
         let sealed = seal(&key(1), br#"{"x":"yyyy"}"#).unwrap();
         assert_eq!(unseal(&key(1), b""), Err(SealError::Empty));
         let cut = &sealed[..sealed.len() - 5];
-        assert_eq!(
-            unseal(&key(1), cut),
-            Err(SealError::Truncated { expected: 12 + 16, found: 12 + 16 - 5 })
-        );
+        assert_eq!(unseal(&key(1), cut), Err(SealError::Truncated { expected: 12 + 16, found: 12 + 16 - 5 }));
         assert!(matches!(unseal(&key(1), &sealed[..20]), Err(SealError::BadHeader(_))));
         let mut more = sealed.clone();
         more.extend_from_slice(b"xx");

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
-use warden::agent::program::{
-    LearnedConstraint, OptimizationMetrics, ProgramFile, ScoreSummary, SecurityConfig,
-};
+use warden::agent::program::{LearnedConstraint, OptimizationMetrics, ProgramFile, ScoreSummary, SecurityConfig};
 use warden::agent::react::{ReAct, format_trajectory};
 use warden::agent::signature::Signature;
 use warden::agent::tool::Tool;
@@ -43,7 +41,9 @@ impl Tool for SpecTool {
         &self.schema
     }
     fn call<'a>(&'a self, _: Map<String, Value>, _: &'a EventBus, _: &'a Scope) -> BoxFuture<'a, CallOutcome> {
-        Box::pin(async { CallOutcome::Failed { class: FailureClass::Connection, message: "not callable in this test".into() } })
+        Box::pin(async {
+            CallOutcome::Failed { class: FailureClass::Connection, message: "not callable in this test".into() }
+        })
     }
 }
 
@@ -100,7 +100,9 @@ pub fn compiled() -> ReAct {
             "response": "I opened ticket T-1001 (high priority) for Sarah Johnson's defective bbq grill.",
             "augmented": true,
         })),
-        obj(json!({"request": "What is the account value of XYZ789?", "response": "XYZ789's account value is $1,240.00."})),
+        obj(
+            json!({"request": "What is the account value of XYZ789?", "response": "XYZ789's account value is $1,240.00."}),
+        ),
     ];
     r
 }
