@@ -18,6 +18,11 @@ pub fn venv_python(dir: &str, packages: &[&str]) -> PathBuf {
     let marker = root.join("installed.txt");
     let want = packages.join("\n");
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    // Other test binaries may want the same venv at the same time: one installs, the
+    // others wait for it (the lock is released when the file closes).
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lock = std::fs::File::create(root.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == want) && python.exists() {
         return python;
     }
