@@ -402,4 +402,25 @@ mod tests {
         assert_eq!(back.predictors, state.predictors);
         assert_eq!(back.dependency_versions["dspy"], DSPY_FORMAT_VERSION);
     }
+
+    /// As DSPy's `Signature.load_state`: a saved description replaces the field's (one an
+    /// optimizer rewrote reaches the prompt); the `${name}` placeholder means none.
+    #[test]
+    fn load_state_applies_saved_field_descriptions() {
+        let mut react = ReAct::new(Signature::customer_service(), Vec::new(), 5);
+        let mut state = react.state();
+        let extract = state.get_mut(EXTRACT).unwrap();
+        extract.fields[0].description = "The customer's message, verbatim".into();
+        extract.instructions = "Answer briefly.".into();
+        react.load_state(&state).unwrap();
+        let sig = &react.extract.predict.signature;
+        assert_eq!(sig.inputs()[0].desc, "The customer's message, verbatim");
+        assert_eq!(sig.inputs()[1].name, "trajectory");
+        assert_eq!(sig.inputs()[1].desc, "", "DSPy's `${{trajectory}}` placeholder means no description");
+        assert_eq!(sig.instructions(), "Answer briefly.");
+        assert_eq!(react.state(), state);
+        let mut short = state.clone();
+        short.get_mut(REACT).unwrap().fields.pop();
+        assert!(matches!(react.load_state(&short), Err(ProgramError::FieldCount { .. })));
+    }
 }
