@@ -194,6 +194,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", hash.encode());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect(a) => warden::cli::inspect::run(&a),
+        Command::Keygen(a) => warden::cli::inspect::keygen(&a),
         Command::Bench(a) => {
             client_command(&state_dir, log, |rt| rt.block_on(warden::cli::bench::run(cli.config.as_deref(), a)))
         }

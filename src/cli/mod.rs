@@ -32,6 +32,7 @@ pub fn written(result: std::io::Result<()>) {
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod inspect;
 pub mod logging;
 pub mod optimize;
 pub mod run;
@@ -98,6 +99,14 @@ pub enum Command {
     /// Exit 0: written (or, without --out, valid); 1: the program did not validate, nothing
     /// written; 2: bad usage.
     Optimize(optimize::OptimizeArgs),
+    /// Show a program file (sealed or DSPy JSON): each predictor's instructions and demos,
+    /// and a sealed file's security configuration; --export-dspy writes it for Python.
+    ///
+    /// Exit 0: shown; 1: the file could not be opened (wrong key, changed, truncated, …);
+    /// 2: the command line is wrong.
+    Inspect(inspect::InspectArgs),
+    /// Create a program key (32 random bytes as hex, mode 0600) for sealing programs.
+    Keygen(inspect::KeygenArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -516,6 +525,7 @@ mod tests {
             ("demo", "With --headless"),
             ("audit tail", "per record"),
             ("bench", "report"),
+            ("inspect", "each predictor"),
         ];
         for (cmd, words) in expect {
             let help = json.get(cmd).unwrap_or_else(|| panic!("warden {cmd} --json exists"));

@@ -626,12 +626,24 @@ fn check(file: &ProgramFile, grant: &ScopeSet, tool_scopes: &BTreeMap<String, Sc
 }
 
 fn save_dspy_json(program: &ProgramState, path: &Path) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(&program.to_dspy_json()).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    ensure_parent(path)?;
+    ProgramFile { program: program.clone(), security: None }.save_dspy_json(path).map_err(|e| e.to_string())
 }
 
-fn save_sealed(_file: &ProgramFile, path: &Path, _key: &Path) -> Result<(), String> {
-    Err(format!("cannot write {}: sealing lands with `security::seal`; use --format dspy-json", path.display()))
+/// Seals the program with the key in `key_file`, creating the key (0600) when missing.
+fn save_sealed(file: &ProgramFile, path: &Path, key_file: &Path) -> Result<(), String> {
+    ensure_parent(path)?;
+    let key = crate::security::seal::ensure_key(key_file).map_err(|e| e.to_string())?;
+    file.save_sealed(path, &key).map_err(|e| e.to_string())
+}
+
+fn ensure_parent(path: &Path) -> Result<(), String> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            crate::paths::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
