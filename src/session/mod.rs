@@ -13,6 +13,7 @@ pub mod core;
 pub mod health;
 pub mod report;
 pub mod scenario;
+pub mod validate;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -82,6 +83,12 @@ pub struct ToolInfo {
     pub shown: String,
     pub required: ScopeSet,
     pub hints: crate::types::tool::ToolHints,
+    /// `required` is stated by the server (advertised in its `_meta`) or the config
+    /// (`[servers.scopes]`); false when nobody states it (the server still decides).
+    pub scopes_known: bool,
+    /// The digest of its server's tool manifest (what `STATE/manifests.json` pins, and
+    /// what a compiled program's `PinnedTool::manifest_digest` records).
+    pub manifest_digest: String,
 }
 
 /// Static facts about a session, for a frontend's header and panes.
@@ -193,12 +200,16 @@ impl Session {
             deterministic: self.lm.name() == lm::offline::NAME,
             tools: self
                 .stack
-                .tools()
-                .map(|t| ToolInfo {
+                .servers
+                .iter()
+                .flat_map(|s| s.tools.iter().map(move |t| (s.session.manifest_hash(), t)))
+                .map(|(digest, t)| ToolInfo {
                     id: t.id().clone(),
                     shown: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
                     required: t.spec.required_scopes.clone(),
                     hints: t.spec.hints,
+                    scopes_known: t.spec.scopes_source != crate::mcp::session::ScopesSource::Unknown,
+                    manifest_digest: digest.to_string(),
                 })
                 .collect(),
             scenarios: self.scenarios.clone(),
