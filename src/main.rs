@@ -16,6 +16,7 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) ->
         json,
         yes: false,
         login: Default::default(),
+        program: Default::default(),
     }
 }
 
@@ -134,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = warden::cli::run::AgentArgs {
                 yes: a.yes,
                 login: a.login.clone(),
+                program: a.program.args(),
                 ..agent_args(&a.model, a.scopes.clone(), a.json)
             };
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
@@ -141,7 +143,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => {
             let explicit_state = cli.state_dir.clone();
             client_command(&state_dir, log, |rt| {
-                let args = agent_args(&a.model, None, a.json);
+                let args =
+                    warden::cli::run::AgentArgs { program: a.program.args(), ..agent_args(&a.model, None, a.json) };
                 if a.headless {
                     rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), &state_dir, args))
                 } else {
@@ -151,8 +154,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Console(a) => client_command(&state_dir, log, |rt| {
             // The console is interactive: it has no JSON output.
-            let args =
-                warden::cli::run::AgentArgs { login: a.login.clone(), ..agent_args(&a.model, a.scopes.clone(), false) };
+            let args = warden::cli::run::AgentArgs {
+                login: a.login.clone(),
+                program: a.program.args(),
+                ..agent_args(&a.model, a.scopes.clone(), false)
+            };
             rt.block_on(warden::cli::run::console(
                 cli.config.as_deref(),
                 &state_dir,

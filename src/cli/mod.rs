@@ -142,6 +142,8 @@ pub struct ConsoleArgs {
     pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub program: ProgramFlags,
     /// `--url` / `--stdio` / `--header`: one server from the command line instead of the
     /// config's servers.
     #[command(flatten)]
@@ -160,6 +162,30 @@ pub struct ReplayArgs {
     /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
     #[arg(long)]
     pub theme: Option<String>,
+}
+
+/// `--program FILE [--key-file K] [--allow-invalid-program]`, for the commands that run the agent.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ProgramFlags {
+    /// A compiled program (sealed, or DSPy JSON from `warden optimize`) every run starts from: its demos and instructions. It is validated against the grant and the servers' tools first; one that does not validate is refused (exit 1)
+    #[arg(long, value_name = "FILE")]
+    pub program: Option<PathBuf>,
+    /// The key that opens a sealed --program (default: the environment's key)
+    #[arg(long, value_name = "FILE", requires = "program")]
+    pub key_file: Option<PathBuf>,
+    /// Run a --program that does not validate anyway (its findings are printed; the console's status bar shows ✗)
+    #[arg(long, requires = "program")]
+    pub allow_invalid_program: bool,
+}
+
+impl ProgramFlags {
+    pub fn args(&self) -> run::ProgramArgs {
+        run::ProgramArgs {
+            file: self.program.clone(),
+            key_file: self.key_file.clone(),
+            allow_invalid: self.allow_invalid_program,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -193,6 +219,8 @@ pub struct RunArgs {
     pub login: LoginArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub program: ProgramFlags,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -208,6 +236,8 @@ pub struct DemoArgs {
     pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub program: ProgramFlags,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -428,6 +458,10 @@ mod tests {
         "Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL",
         "Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's)",
         "ReAct iterations per request (default 5)",
+        // --program means the same for run, demo and console (and replay --check).
+        "A compiled program (sealed, or DSPy JSON from `warden optimize`) every run starts from: its demos and instructions. It is validated against the grant and the servers' tools first; one that does not validate is refused (exit 1)",
+        "The key that opens a sealed --program (default: the environment's key)",
+        "Run a --program that does not validate anyway (its findings are printed; the console's status bar shows ✗)",
         // The ad hoc server flags mean the same for tools, call and servers.
         "A streamable-HTTP MCP server at URL (no config file needed)",
         "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",

@@ -39,6 +39,8 @@ pub struct Core {
     pub default_scopes: Option<ScopeSet>,
     /// The servers' health probe, run beside the core while it runs (`None`: off).
     pub health: Option<super::health::Health>,
+    /// The compiled program (`--program`) each run's ReAct starts from.
+    pub program: Option<Arc<crate::agent::program::ProgramState>>,
 }
 
 struct Running {
@@ -183,7 +185,14 @@ impl Core {
         }
         let tools: Vec<Arc<dyn Tool>> =
             self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
-        let agent = ReAct::new(Signature::customer_service(), tools, self.max_iters);
+        let mut agent = ReAct::new(Signature::customer_service(), tools, self.max_iters);
+        if let Some(program) = &self.program
+            && let Err(e) = agent.load_state(program)
+        {
+            // `Session::open` applied it to the same signature already; this cannot fail
+            // unless that check is removed, and then the run says so.
+            self.events.emit(&Scope::default(), EventKind::AgentError { message: format!("the program was not applied: {e}") });
+        }
         let (lm, events, cancel) = (self.lm.clone(), self.events.clone(), CancellationToken::new());
         let (stack, restore) = (self.stack.clone(), p.restore.then(|| self.default_scopes.clone()));
         let token = cancel.clone();

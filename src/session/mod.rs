@@ -59,6 +59,25 @@ pub struct SessionOptions {
     /// Asked before a step-up under `--step-up ask`: an operator channel for the console.
     /// Default: nobody (declined).
     pub step_up: crate::types::step_up::StepUpAsker,
+    /// A compiled program (`--program`) every run's ReAct starts from; validated against
+    /// the session's grant and tools when the session opens.
+    pub program: Option<Program>,
+}
+
+/// A compiled program as a session runs it: where it came from (for the status bar) and
+/// what it holds.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The file name, as the console's status bar shows it.
+    pub name: String,
+    pub file: crate::agent::program::ProgramFile,
+}
+
+/// The program a session runs and how it validated.
+#[derive(Debug, Clone)]
+pub struct ProgramStatus {
+    pub name: String,
+    pub report: validate::ValidationReport,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -73,6 +92,8 @@ pub enum SessionError {
     Audit(#[from] AuditError),
     #[error("cannot connect to the MCP servers: {0}")]
     Connect(#[from] ClientError),
+    #[error("the program {name} does not fit this agent: {source}")]
+    Program { name: String, source: crate::agent::program::ProgramError },
 }
 
 /// A tool as frontends show it.
@@ -102,6 +123,8 @@ pub struct SessionInfo {
     pub deterministic: bool,
     pub tools: Vec<ToolInfo>,
     pub scenarios: Vec<Scenario>,
+    /// The compiled program every run starts from, and its validation, if one was given.
+    pub program: Option<ProgramStatus>,
 }
 
 /// An open session: grant, model, an event bus with the audit trail and monitor attached,
@@ -122,6 +145,10 @@ pub struct Session {
     /// The auth steps and token failures of connecting, kept for a frontend that
     /// subscribes afterwards (`take_connect_auth`).
     connect_auth: Vec<crate::types::event::Event>,
+    /// The compiled program (checked to fit the agent) and its name.
+    program: Option<(String, Arc<crate::agent::program::ProgramState>)>,
+    /// Its validation against the grant and tools the session opened with.
+    program_report: Option<validate::ValidationReport>,
 }
 
 impl Session {
@@ -151,6 +178,13 @@ impl Session {
         lm: Option<Arc<dyn Lm>>,
     ) -> Result<Self, SessionError> {
         let scopes = opts.scopes.as_deref().map(ScopeSet::parse).transpose()?;
+        // A program that does not fit DSPy's ReAct is refused before connecting anywhere.
+        if let Some(p) = &opts.program {
+            let mut probe = crate::agent::react::ReAct::new(crate::agent::signature::Signature::customer_service(), Vec::new(), 1);
+            probe
+                .load_state(&p.file.program)
+                .map_err(|source| SessionError::Program { name: p.name.clone(), source })?;
+        }
         let lm = match lm {
             Some(lm) => lm,
             None => build_lm(&opts, config.agent.as_ref())?,
@@ -178,7 +212,7 @@ impl Session {
             .max_iters
             .or(config.agent.as_ref().and_then(|a| a.max_iters))
             .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
-        Ok(Self {
+        let mut session = Self {
             stack: Arc::new(stack),
             lm,
             events,
@@ -189,7 +223,34 @@ impl Session {
             probe_http: opts.probe_health.then(|| probe_client(config)).flatten(),
             _audit: audit,
             connect_auth,
-        })
+            program: opts.program.as_ref().map(|p| (p.name.clone(), Arc::new(p.file.program.clone()))),
+            program_report: None,
+        };
+        if let Some(p) = &opts.program {
+            let grant = session.grant();
+            session.program_report = Some(validate::validate(&p.file, &grant, &session.info().tools));
+        }
+        Ok(session)
+    }
+
+    /// The grant the session runs under: the scopes asked for, else what the servers'
+    /// tokens were granted (the client's defaults).
+    pub fn grant(&self) -> ScopeSet {
+        if let Some(s) = &self.default_scopes {
+            return s.clone();
+        }
+        let mut all = ScopeSet::new();
+        for t in self.stack.servers.iter().filter_map(|s| s.tokens.as_ref()).filter_map(|t| t.info()) {
+            for scope in t.granted.iter() {
+                all.insert(scope.clone());
+            }
+        }
+        all
+    }
+
+    /// The program's validation, when the session runs one.
+    pub fn program_report(&self) -> Option<&validate::ValidationReport> {
+        self.program_report.as_ref()
     }
 
     pub fn info(&self) -> SessionInfo {
@@ -213,6 +274,10 @@ impl Session {
                 })
                 .collect(),
             scenarios: self.scenarios.clone(),
+            program: self.program.as_ref().zip(self.program_report.as_ref()).map(|((name, _), report)| ProgramStatus {
+                name: name.clone(),
+                report: report.clone(),
+            }),
         }
     }
 
@@ -277,6 +342,7 @@ impl Session {
             scenarios: self.scenarios,
             default_scopes: self.default_scopes,
             health,
+            program: self.program.map(|(_, p)| p),
         }
         .spawn(rx, shutdown);
         SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }

@@ -38,6 +38,19 @@ pub struct ConsoleInfo {
     pub scenarios: Vec<Scenario>,
     /// `LIVE`, or `REPLAY <file> ×<speed>` in a replay.
     pub mode: String,
+    /// The compiled program every run starts from (`--program`), and how it validated.
+    pub program: Option<ProgramBadge>,
+}
+
+/// What the status bar says about the session's compiled program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramBadge {
+    /// The file name.
+    pub name: String,
+    /// It validated against the session's grant and tools.
+    pub valid: bool,
+    /// How many findings it has.
+    pub findings: usize,
 }
 
 pub struct App {
