@@ -167,6 +167,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &a.adhoc,
             ))
         }),
+        Command::Replay(a) if a.check => client_command(&state_dir, log, |rt| {
+            let agent = warden::cli::run::AgentArgs {
+                yes: a.yes,
+                login: a.login.clone(),
+                program: a.program.args(),
+                ..agent_args(&a.model, None, a.json)
+            };
+            rt.block_on(warden::cli::replay_check::run(warden::cli::replay_check::CheckArgs {
+                config: cli.config.as_deref(),
+                state_dir: &state_dir,
+                file: a.file.clone(),
+                scopes: a.scopes.clone(),
+                json: a.json,
+                agent,
+            }))
+        }),
+        Command::Replay(a) if a.program.program.is_some() => {
+            eprintln!("warden: --program applies to `warden replay --check` (a playback shows what was recorded)");
+            Ok(ExitCode::from(2))
+        }
+        Command::Validate(a) => client_command(&state_dir, log, |rt| {
+            rt.block_on(warden::cli::validate::run(warden::cli::validate::ValidateArgs {
+                config: cli.config.as_deref(),
+                state_dir: &state_dir,
+                program: a.program.clone(),
+                key_file: a.key_file.clone(),
+                scopes: a.scopes.clone(),
+                json: a.json,
+                login: a.login.clone(),
+            }))
+        }),
         Command::Replay(a) => client_command(&state_dir, log, |rt| {
             let (config, _) = warden::config::Config::load(cli.config.as_deref())?;
             let (theme, keymap) = warden::cli::run::look(&config, a.theme.as_deref())?;

@@ -58,7 +58,7 @@ pub const EXIT_INVALID_PROGRAM: u8 = 1;
 
 /// Checks the session's program: `Some(code)` to stop (the report printed on stderr);
 /// `None` to go on (an invalid program allowed by the flag is reported on stderr too).
-fn refuse_invalid_program(session: &Session, args: &AgentArgs) -> Option<ExitCode> {
+pub(crate) fn refuse_invalid_program(session: &Session, args: &AgentArgs) -> Option<ExitCode> {
     let status = session.info().program?;
     if status.report.ok {
         return None;
@@ -74,6 +74,11 @@ fn refuse_invalid_program(session: &Session, args: &AgentArgs) -> Option<ExitCod
 }
 
 impl AgentArgs {
+    /// The session these flags ask for, with no scenarios.
+    pub fn session_options(&self) -> SessionOptions {
+        self.session(Vec::new())
+    }
+
     fn session(&self, scenarios: Vec<Scenario>) -> SessionOptions {
         SessionOptions {
             model: self.model.clone(),

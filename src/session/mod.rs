@@ -11,6 +11,7 @@ pub mod audit;
 pub mod command;
 pub mod core;
 pub mod health;
+pub mod replay_check;
 pub mod report;
 pub mod scenario;
 pub mod validate;
