@@ -246,7 +246,8 @@ fn servers_without_oauth_show_how_they_authenticate_and_a_crashed_one_restarts()
             hints: ToolHints::default(),
         },
     ];
-    let info = ConsoleInfo { servers, tools, model: "offline".into(), scenarios: vec![], mode: "LIVE".into(), program: None };
+    let info =
+        ConsoleInfo { servers, tools, model: "offline".into(), scenarios: vec![], mode: "LIVE".into(), program: None };
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
     app.now = now;
     app.typing = false;
@@ -1486,11 +1487,17 @@ fn the_status_bar_shows_the_program_and_its_validation_state() {
         status_bar(&mut ok, 160, 40),
         "● 1 server │ model offline-planner (offline, deterministic) │ program support.json ✓ validated │ ○ idle   Enter type · j/k scroll · ? help · Tab focus · a grant"
     );
-    assert_eq!(status_bar(&mut ok, 80, 24), "● 1 server │ support.json ✓ │ ○ idle            Enter type · j/k scroll · ? help");
+    assert_eq!(
+        status_bar(&mut ok, 80, 24),
+        "● 1 server │ support.json ✓ │ ○ idle            Enter type · j/k scroll · ? help"
+    );
     let mut bad = with(false, 2);
     let bar = status_bar(&mut bad, 160, 40);
     assert!(bar.contains("│ program support.json ✗ 2 findings │ ○ idle"), "{bar:?}");
-    assert_eq!(status_bar(&mut bad, 80, 24), "● 1 server │ support.json ✗ 2 │ ○ idle          Enter type · j/k scroll · ? help");
+    assert_eq!(
+        status_bar(&mut bad, 80, 24),
+        "● 1 server │ support.json ✗ 2 │ ○ idle          Enter type · j/k scroll · ? help"
+    );
     // The state is coloured too: green when validated, red when not.
     let cell_fg = |app: &mut App, glyph: &str| {
         app.resize(Rect::new(0, 0, 80, 24));

@@ -91,8 +91,14 @@ async fn a_model_failure_is_the_agents_reply_in_the_chat() {
     warden::session::report::next_run(&mut rx).await.unwrap();
     core.shutdown().await;
 
-    let console =
-        ConsoleInfo { servers: info.servers, model: info.model, tools: vec![], scenarios: vec![], mode: "LIVE".into(), program: None };
+    let console = ConsoleInfo {
+        servers: info.servers,
+        model: info.model,
+        tools: vec![],
+        scenarios: vec![],
+        mode: "LIVE".into(),
+        program: None,
+    };
     let mut app = App::new(console, Theme::dark(), Keymap::default(), false);
     for e in events.recorded() {
         app.ingest(&e);

@@ -214,7 +214,8 @@ fn run_with_a_program_follows_its_demo_and_refuses_one_that_does_not_validate() 
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert_eq!(stdout, "", "nothing ran");
     assert!(
-        stderr.starts_with("warden: the program ticket.json does not validate against this session's grant and tools:\n"),
+        stderr
+            .starts_with("warden: the program ticket.json does not validate against this session's grant and tools:\n"),
         "{stderr}"
     );
     assert!(stderr.contains("✗ react demo 0 next tool (create_support_ticket): `create_support_ticket` needs {ticket:create}; the grant {customer:read} lacks {ticket:create}\n"), "{stderr}");
@@ -267,7 +268,10 @@ scopes = ["customer:read", "ticket:create"]
     let out = warden(&["replay", "--check", file], &config, &state);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.starts_with(&format!("checking 2 requests from {file}\n✓ same  Look up customer ABC123\n")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("checking 2 requests from {file}\n✓ same  Look up customer ABC123\n")),
+        "{stdout}"
+    );
     assert!(stdout.contains("✗ differs  For customer ABC123 create a support ticket as the bbq grill that she bought is defective.\n    - answer: the text differs\n"), "{stdout}");
     assert!(stdout.ends_with("1/2 the same; 0 differences are security-relevant\n"), "{stdout}");
 

@@ -68,11 +68,8 @@ pub async fn run(args: CheckArgs<'_>) -> anyhow::Result<ExitCode> {
     };
     let grant_of = |r: &RecordedRun| forced.clone().or_else(|| r.grant.clone());
     let first = grant_of(&recorded[0]);
-    let opts = SessionOptions {
-        scopes: first.as_ref().map(ToString::to_string),
-        program,
-        ..args.agent.session_options()
-    };
+    let opts =
+        SessionOptions { scopes: first.as_ref().map(ToString::to_string), program, ..args.agent.session_options() };
     let session = match Session::open(&config, args.state_dir, opts).await {
         Ok(s) => s,
         Err(e) => return Ok(open_failed(e)),

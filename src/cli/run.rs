@@ -47,7 +47,8 @@ impl ProgramArgs {
     pub fn load(&self) -> anyhow::Result<Option<crate::session::Program>> {
         let Some(path) = &self.file else { return Ok(None) };
         let file = crate::agent::program::load_file(path, self.key_file.as_deref())?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         Ok(Some(crate::session::Program { name, file }))
     }
 }
@@ -63,7 +64,11 @@ pub(crate) fn refuse_invalid_program(session: &Session, args: &AgentArgs) -> Opt
     if status.report.ok {
         return None;
     }
-    eprint!("warden: the program {} does not validate against this session's grant and tools:\n{}", status.name, status.report.render());
+    eprint!(
+        "warden: the program {} does not validate against this session's grant and tools:\n{}",
+        status.name,
+        status.report.render()
+    );
     if args.program.allow_invalid {
         eprintln!("warden: running it anyway (--allow-invalid-program)");
         None
@@ -109,7 +114,8 @@ pub async fn run_scenarios(
     args: &AgentArgs,
 ) -> anyhow::Result<ExitCode> {
     let program = args.program.load()?;
-    let session = Session::open(config, state_dir, SessionOptions { program, ..args.session(scenarios.to_vec()) }).await?;
+    let session =
+        Session::open(config, state_dir, SessionOptions { program, ..args.session(scenarios.to_vec()) }).await?;
     if let Some(code) = refuse_invalid_program(&session, args) {
         session.start(CancellationToken::new()).shutdown().await;
         return Ok(code);

@@ -191,7 +191,10 @@ impl Core {
         {
             // `Session::open` applied it to the same signature already; this cannot fail
             // unless that check is removed, and then the run says so.
-            self.events.emit(&Scope::default(), EventKind::AgentError { message: format!("the program was not applied: {e}") });
+            self.events.emit(
+                &Scope::default(),
+                EventKind::AgentError { message: format!("the program was not applied: {e}") },
+            );
         }
         let (lm, events, cancel) = (self.lm.clone(), self.events.clone(), CancellationToken::new());
         let (stack, restore) = (self.stack.clone(), p.restore.then(|| self.default_scopes.clone()));

@@ -181,7 +181,8 @@ impl Session {
         let scopes = opts.scopes.as_deref().map(ScopeSet::parse).transpose()?;
         // A program that does not fit DSPy's ReAct is refused before connecting anywhere.
         if let Some(p) = &opts.program {
-            let mut probe = crate::agent::react::ReAct::new(crate::agent::signature::Signature::customer_service(), Vec::new(), 1);
+            let mut probe =
+                crate::agent::react::ReAct::new(crate::agent::signature::Signature::customer_service(), Vec::new(), 1);
             probe
                 .load_state(&p.file.program)
                 .map_err(|source| SessionError::Program { name: p.name.clone(), source })?;
@@ -275,10 +276,11 @@ impl Session {
                 })
                 .collect(),
             scenarios: self.scenarios.clone(),
-            program: self.program.as_ref().zip(self.program_report.as_ref()).map(|((name, _), report)| ProgramStatus {
-                name: name.clone(),
-                report: report.clone(),
-            }),
+            program: self
+                .program
+                .as_ref()
+                .zip(self.program_report.as_ref())
+                .map(|((name, _), report)| ProgramStatus { name: name.clone(), report: report.clone() }),
         }
     }
 

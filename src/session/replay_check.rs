@@ -131,13 +131,29 @@ pub fn runs(events: &[Event]) -> Vec<RecordedRun> {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Difference {
     /// The k-th call of `tool` was decided otherwise.
-    Decision { tool: String, occurrence: usize, then: Decision, now: Decision },
+    Decision {
+        tool: String,
+        occurrence: usize,
+        then: Decision,
+        now: Decision,
+    },
     /// A tool is called now that the recorded run never called.
-    NewTool { tool: String },
+    NewTool {
+        tool: String,
+    },
     /// The tools called, in order, differ.
-    Calls { then: Vec<String>, now: Vec<String> },
-    Status { then: Option<RunStatus>, now: Option<RunStatus> },
-    Answer { then: String, now: String },
+    Calls {
+        then: Vec<String>,
+        now: Vec<String>,
+    },
+    Status {
+        then: Option<RunStatus>,
+        now: Option<RunStatus>,
+    },
+    Answer {
+        then: String,
+        now: String,
+    },
 }
 
 impl Difference {
@@ -155,12 +171,9 @@ impl Difference {
     pub fn describe(&self) -> String {
         let status = |s: &Option<RunStatus>| s.map(|s| s.label()).unwrap_or("unfinished");
         match self {
-            Self::Decision { tool, occurrence, then, now } => format!(
-                "decision: {tool} (call {}) was {}, now {}",
-                occurrence + 1,
-                then.label(),
-                now.label()
-            ),
+            Self::Decision { tool, occurrence, then, now } => {
+                format!("decision: {tool} (call {}) was {}, now {}", occurrence + 1, then.label(), now.label())
+            }
             Self::NewTool { tool } => format!("new tool: {tool} is called now; the recorded run never called it"),
             Self::Calls { then, now } => format!("tool calls: [{}] then, [{}] now", then.join(", "), now.join(", ")),
             Self::Status { then, now } => format!("outcome: {} then, {} now", status(then), status(now)),
@@ -323,7 +336,10 @@ mod tests {
             &Scope::default(),
             EventKind::TokenIssued { token: token("customer:read"), reason: RefreshReason::Initial, server: None },
         );
-        bus.emit(&at("run-1"), EventKind::RunStarted { request: "look up ABC123".into(), model: "m".into(), tools: vec![] });
+        bus.emit(
+            &at("run-1"),
+            EventKind::RunStarted { request: "look up ABC123".into(), model: "m".into(), tools: vec![] },
+        );
         let denied = CallOutcome::Denied {
             side: crate::types::event::DenialSide::Client,
             required: ScopeSet::parse("ticket:create").unwrap(),

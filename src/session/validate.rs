@@ -162,14 +162,20 @@ pub fn validate(program: &ProgramFile, grant: &ScopeSet, tools: &[ToolInfo]) -> 
                             Some(i),
                             &step.tool,
                             FindingKind::DeniedStep,
-                            format!("the demo shows a denied call (\"{}\"); a demo must not teach a denial", first_line(obs)),
+                            format!(
+                                "the demo shows a denied call (\"{}\"); a demo must not teach a denial",
+                                first_line(obs)
+                            ),
                         ));
                     } else if obs.starts_with(ERROR_PREFIX) {
                         findings.push(at(
                             Some(i),
                             &step.tool,
                             FindingKind::ErrorStep,
-                            format!("the demo shows a failed call (\"{}\"); a demo must not teach an error", first_line(obs)),
+                            format!(
+                                "the demo shows a failed call (\"{}\"); a demo must not teach an error",
+                                first_line(obs)
+                            ),
                         ));
                     }
                 }
@@ -192,7 +198,14 @@ pub fn validate(program: &ProgramFile, grant: &ScopeSet, tools: &[ToolInfo]) -> 
     let pins = check_pins(program, tools);
     let checked_pins = pins.0;
     findings.extend(pins.1);
-    ValidationReport { ok: findings.is_empty(), findings, checked_demos, checked_calls, checked_pins, grant: grant.clone() }
+    ValidationReport {
+        ok: findings.is_empty(),
+        findings,
+        checked_demos,
+        checked_calls,
+        checked_pins,
+        grant: grant.clone(),
+    }
 }
 
 /// The tool `name` stands for: its name as the agent sees it, or `server.tool`.
@@ -294,7 +307,10 @@ fn check_pins(program: &ProgramFile, tools: &[ToolInfo]) -> (usize, Vec<Finding>
             out.push(pinned(
                 name,
                 FindingKind::ScopesChanged,
-                format!("`{name}` now requires {{{}}}; the program was compiled when it required {{{scopes}}}", t.required),
+                format!(
+                    "`{name}` now requires {{{}}}; the program was compiled when it required {{{scopes}}}",
+                    t.required
+                ),
             ));
         }
     }
@@ -334,7 +350,10 @@ fn trajectory_steps(trajectory: Option<&Value>) -> Vec<DemoStep> {
     (0..)
         .map_while(|i| {
             let tool = fields.get(&format!("tool_name_{i}"))?;
-            Some(DemoStep { tool: tool.trim().to_string(), observation: fields.get(&format!("observation_{i}")).cloned() })
+            Some(DemoStep {
+                tool: tool.trim().to_string(),
+                observation: fields.get(&format!("observation_{i}")).cloned(),
+            })
         })
         .collect()
 }
@@ -426,7 +445,8 @@ mod tests {
     }
 
     fn program(react: Vec<Map<String, Value>>, security: Option<SecurityConfig>) -> ProgramFile {
-        let labeled = json!({"request": "hello", "response": "Hi! I can look up customers."}).as_object().unwrap().clone();
+        let labeled =
+            json!({"request": "hello", "response": "Hi! I can look up customers."}).as_object().unwrap().clone();
         ProgramFile {
             program: ProgramState {
                 predictors: vec![
@@ -494,8 +514,9 @@ mod tests {
                     demo: Some(1),
                     step: Some(1),
                     tool: "create_support_ticket".into(),
-                    message: "`create_support_ticket` needs {ticket:create}; the grant {customer:read} lacks {ticket:create}"
-                        .into(),
+                    message:
+                        "`create_support_ticket` needs {ticket:create}; the grant {customer:read} lacks {ticket:create}"
+                            .into(),
                 },
             ]
         );
@@ -601,7 +622,10 @@ mod tests {
         let r = validate(&p, &scopes("customer:read customer:pii"), &tools);
         assert_eq!(
             r.findings.iter().map(|f| (f.kind, f.tool.as_str())).collect::<Vec<_>>(),
-            vec![(FindingKind::ScopesUnknown, "get_recent_customers"), (FindingKind::ScopesChanged, "get_customer_info")]
+            vec![
+                (FindingKind::ScopesUnknown, "get_recent_customers"),
+                (FindingKind::ScopesChanged, "get_customer_info")
+            ]
         );
         assert_eq!(
             r.findings[1].message,
