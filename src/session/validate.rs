@@ -49,6 +49,9 @@ pub enum FindingKind {
     ManifestChanged,
     /// A tool requires other scopes now than when the program was compiled.
     ScopesChanged,
+    /// The `react` instructions (DSPy's ReAct lists the tools in them, and a saved program
+    /// keeps that list) offer a tool that is gone, or miss one the servers offer now.
+    InstructionsStale,
 }
 
 /// One thing wrong with the program: where, and what.
@@ -81,6 +84,7 @@ impl Finding {
                 };
                 format!("{p} demo {d} {step} ({})", self.tool)
             }
+            (Some(p), None) => format!("{p} instructions ({})", self.tool),
             _ => format!("pinned tool {}", self.tool),
         }
     }
@@ -195,6 +199,9 @@ pub fn validate(program: &ProgramFile, grant: &ScopeSet, tools: &[ToolInfo]) -> 
             }
         }
     }
+    if let Some(react) = program.program.get(crate::agent::program::REACT) {
+        findings.extend(check_instructions(&react.instructions, tools));
+    }
     let pins = check_pins(program, tools);
     let checked_pins = pins.0;
     findings.extend(pins.1);
@@ -259,6 +266,53 @@ fn check_call(
 /// `grant` also lacks a scope the denial named.
 fn applies(c: &LearnedConstraint, grant: &ScopeSet) -> bool {
     c.grant == *grant || (!c.missing.is_empty() && !c.missing.is_subset(grant))
+}
+
+/// The tools the `react` instructions list against the tools offered now. Instructions
+/// that list no tool (a program written by hand, or by another module) are not checked.
+fn check_instructions(instructions: &str, tools: &[ToolInfo]) -> Vec<Finding> {
+    let listed: Vec<String> = instructions.lines().filter_map(listed_tool).filter(|t| t != "finish").collect();
+    if listed.is_empty() {
+        return Vec::new();
+    }
+    let finding = |tool: &str, message: String| Finding {
+        kind: FindingKind::InstructionsStale,
+        predictor: Some(crate::agent::program::REACT.into()),
+        demo: None,
+        step: None,
+        tool: tool.to_string(),
+        message,
+    };
+    let mut out: Vec<Finding> = listed
+        .iter()
+        .filter(|t| find(tools, t).is_none())
+        .map(|t| {
+            finding(
+                t,
+                format!(
+                    "the instructions offer `{t}`, which no server offers now; re-optimize against the current tools"
+                ),
+            )
+        })
+        .collect();
+    out.extend(tools.iter().filter(|t| !listed.contains(&t.shown)).map(|t| {
+        finding(
+            &t.shown,
+            format!("`{}` is offered now but the instructions do not list it, so the model will not see it; re-optimize against the current tools", t.shown),
+        )
+    }));
+    out
+}
+
+/// The tool a line of DSPy's ReAct instructions offers: `(2) name, whose description is
+/// <desc>…</desc>. It takes arguments {…}.` (or `(2) name. It takes …` without one).
+fn listed_tool(line: &str) -> Option<String> {
+    let rest = line.trim().strip_prefix('(')?;
+    let (num, rest) = rest.split_once(") ")?;
+    num.parse::<u32>().ok()?;
+    let end = rest.find(", whose description is <desc>").or_else(|| rest.find(". It takes arguments "))?;
+    let name = &rest[..end];
+    (!name.is_empty() && !name.contains(' ')).then(|| name.to_string())
 }
 
 /// The program's pinned tools against the servers' manifests now: (how many, findings).
@@ -631,6 +685,29 @@ mod tests {
             r.findings[1].message,
             "`get_customer_info` now requires {customer:pii customer:read}; the program was compiled when it required {customer:read}"
         );
+    }
+
+    #[test]
+    fn instructions_that_list_other_tools_than_the_servers_offer_are_stale() {
+        let mut p = program(Vec::new(), None);
+        let instructions = "Answer the request.\n\nWhen selecting the next_tool_name and its next_tool_args, the tool must be one of:\n\n(1) get_customer_info, whose description is <desc>Look up one customer.</desc>. It takes arguments {'customer_id': {'type': 'string'}}.\n(2) delete_customer. It takes arguments {}.\n(3) finish, whose description is <desc>Marks the task as complete.</desc>. It takes arguments {}.";
+        p.program.get_mut(REACT).unwrap().instructions = instructions.into();
+        let r = validate(&p, &scopes("customer:read ticket:create"), &service());
+        assert_eq!(
+            r.findings.iter().map(|f| (f.kind, f.location())).collect::<Vec<_>>(),
+            vec![
+                (FindingKind::InstructionsStale, "react instructions (delete_customer)".to_string()),
+                (FindingKind::InstructionsStale, "react instructions (get_recent_customers)".to_string()),
+                (FindingKind::InstructionsStale, "react instructions (create_support_ticket)".to_string()),
+            ]
+        );
+        assert_eq!(
+            r.findings[1].message,
+            "`get_recent_customers` is offered now but the instructions do not list it, so the model will not see it; re-optimize against the current tools"
+        );
+        // Instructions that list no tool are not checked (a labeled-only or hand-written program).
+        p.program.get_mut(REACT).unwrap().instructions = "Answer the request.".into();
+        assert!(validate(&p, &scopes("customer:read ticket:create"), &service()).ok);
     }
 
     #[test]
