@@ -1478,7 +1478,7 @@ fn the_status_bar_shows_the_program_and_its_validation_state() {
     let now = warden::types::time::now_epoch();
     let with = |valid: bool, findings: usize| {
         let mut app = app_with(&[], now);
-        app.info.program = Some(ProgramBadge { name: "support.json".into(), valid, findings });
+        app.info.program = Some(ProgramBadge { name: "support.json".into(), valid, findings, recheck: None });
         app.typing = false;
         app
     };
@@ -1509,4 +1509,64 @@ fn the_status_bar_shows_the_program_and_its_validation_state() {
     let theme = Theme::dark();
     assert_eq!(cell_fg(&mut ok, "✓"), Some(theme.ok));
     assert_eq!(cell_fg(&mut bad, "✗"), Some(theme.error));
+}
+
+/// Re-granting in the console re-validates the program: untick `ticket:create` and a
+/// program whose demo creates a ticket turns ✗; tick it again and it is ✓.
+#[test]
+fn the_program_badge_follows_a_regrant() {
+    use serde_json::json;
+    use warden::agent::program::{PredictorState, ProgramFile, ProgramState, REACT};
+    use warden::session::ToolInfo;
+    use warden::session::validate::Recheck;
+    use warden::tui::app::ProgramBadge;
+    let now = warden::types::time::now_epoch();
+    let tool = |name: &str, s: &str| ToolInfo {
+        id: ToolName::new("customer-service", name),
+        shown: name.into(),
+        required: scopes(s),
+        hints: ToolHints::default(),
+        scopes_known: true,
+        manifest_digest: "d".repeat(64),
+    };
+    let demo = json!({
+        "request": "For customer ABC123 create a ticket: the grill is broken",
+        "trajectory": "[[ ## thought_0 ## ]]\nLook up.\n\n[[ ## tool_name_0 ## ]]\nget_customer_info\n\n[[ ## tool_args_0 ## ]]\n{}\n\n[[ ## observation_0 ## ]]\n{}",
+        "next_thought": "Now the ticket.",
+        "next_tool_name": "create_support_ticket",
+        "next_tool_args": {},
+    });
+    let program = ProgramFile {
+        program: ProgramState {
+            predictors: vec![(
+                REACT.into(),
+                PredictorState { demos: vec![demo.as_object().unwrap().clone()], ..Default::default() },
+            )],
+            dependency_versions: Default::default(),
+        },
+        security: None,
+    };
+    let recheck = Recheck::new(
+        program,
+        vec![tool("get_customer_info", "customer:read"), tool("create_support_ticket", "ticket:create")],
+    );
+    let mut app = app_with(&[], now);
+    app.typing = false;
+    app.info.program =
+        Some(ProgramBadge { name: "support.json".into(), valid: true, findings: 0, recheck: Some(recheck) });
+    let issued = |s: &str| Event {
+        id: 1,
+        at_ms: now * 1000,
+        run_id: None,
+        step: None,
+        kind: EventKind::TokenIssued { token: token(s, now), reason: RefreshReason::Regrant, server: None },
+    };
+    app.ingest(&issued("customer:read"));
+    assert!(
+        status_bar(&mut app, 160, 40).contains("│ program support.json ✗ 1 finding │"),
+        "{}",
+        status_bar(&mut app, 160, 40)
+    );
+    app.ingest(&issued("customer:read ticket:create"));
+    assert!(status_bar(&mut app, 160, 40).contains("│ program support.json ✓ validated │"));
 }

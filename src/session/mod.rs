@@ -79,6 +79,8 @@ pub struct Program {
 pub struct ProgramStatus {
     pub name: String,
     pub report: validate::ValidationReport,
+    /// To validate it again under another grant.
+    pub recheck: validate::Recheck,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -148,8 +150,9 @@ pub struct Session {
     connect_auth: Vec<crate::types::event::Event>,
     /// The compiled program (checked to fit the agent) and its name.
     program: Option<(String, Arc<crate::agent::program::ProgramState>)>,
-    /// Its validation against the grant and tools the session opened with.
-    program_report: Option<validate::ValidationReport>,
+    /// Its validation against the grant and tools the session opened with, and what it
+    /// takes to validate it again.
+    program_report: Option<(validate::ValidationReport, validate::Recheck)>,
 }
 
 impl Session {
@@ -228,9 +231,9 @@ impl Session {
             program: opts.program.as_ref().map(|p| (p.name.clone(), Arc::new(p.file.program.clone()))),
             program_report: None,
         };
-        if let Some(p) = &opts.program {
-            let grant = session.grant();
-            session.program_report = Some(validate::validate(&p.file, &grant, &session.info().tools));
+        if let Some(p) = opts.program {
+            let recheck = validate::Recheck::new(p.file, session.info().tools);
+            session.program_report = Some((recheck.under(&session.grant()), recheck));
         }
         Ok(session)
     }
@@ -252,7 +255,7 @@ impl Session {
 
     /// The program's validation, when the session runs one.
     pub fn program_report(&self) -> Option<&validate::ValidationReport> {
-        self.program_report.as_ref()
+        self.program_report.as_ref().map(|(r, _)| r)
     }
 
     pub fn info(&self) -> SessionInfo {
@@ -276,11 +279,9 @@ impl Session {
                 })
                 .collect(),
             scenarios: self.scenarios.clone(),
-            program: self
-                .program
-                .as_ref()
-                .zip(self.program_report.as_ref())
-                .map(|((name, _), report)| ProgramStatus { name: name.clone(), report: report.clone() }),
+            program: self.program.as_ref().zip(self.program_report.as_ref()).map(|((name, _), (report, recheck))| {
+                ProgramStatus { name: name.clone(), report: report.clone(), recheck: recheck.clone() }
+            }),
         }
     }
 

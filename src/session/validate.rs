@@ -215,6 +215,25 @@ pub fn validate(program: &ProgramFile, grant: &ScopeSet, tools: &[ToolInfo]) -> 
     }
 }
 
+/// A program and the tools it was validated against, to validate it again under another
+/// grant: the console does when the operator re-grants (the tools stay those of the
+/// session's start).
+#[derive(Debug, Clone)]
+pub struct Recheck {
+    program: ProgramFile,
+    tools: Vec<ToolInfo>,
+}
+
+impl Recheck {
+    pub fn new(program: ProgramFile, tools: Vec<ToolInfo>) -> Self {
+        Self { program, tools }
+    }
+
+    pub fn under(&self, grant: &ScopeSet) -> ValidationReport {
+        validate(&self.program, grant, &self.tools)
+    }
+}
+
 /// The tool `name` stands for: its name as the agent sees it, or `server.tool`.
 fn find<'a>(tools: &'a [ToolInfo], name: &str) -> Option<&'a ToolInfo> {
     tools.iter().find(|t| t.shown == name || format!("{}.{}", t.id.server, t.id.name) == name)

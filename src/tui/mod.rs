@@ -129,6 +129,7 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
             name: p.name,
             valid: p.report.ok,
             findings: p.report.findings.len(),
+            recheck: Some(p.recheck),
         }),
     }
 }
