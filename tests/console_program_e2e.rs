@@ -59,7 +59,7 @@ fn the_status_bar_shows_the_program_and_follows_the_grant_editor() {
         ),
     );
     let s = tmux.wait_for("tickets.json ✓", Duration::from_secs(30));
-    let bar = s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().to_string();
+    let bar = s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
     assert!(bar.starts_with("● 1 server │ tickets.json ✓ │ ○ idle"), "{bar:?}");
 
     // Grant editor: scopes sorted; ticket:create is third. Untick it, re-token.
