@@ -64,7 +64,7 @@ pub async fn run(args: CheckArgs<'_>) -> anyhow::Result<ExitCode> {
     }
     let program = match args.agent.program.load() {
         Ok(p) => p,
-        Err(e) => return usage(format!("{e:#}")),
+        Err(e) => return usage(e.to_string()),
     };
     let grant_of = |r: &RecordedRun| forced.clone().or_else(|| r.grant.clone());
     let first = grant_of(&recorded[0]);
