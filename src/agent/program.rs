@@ -300,15 +300,6 @@ pub struct PinnedTool {
     pub manifest_digest: String,
 }
 
-/// The digest pinned for a tool: SHA-256 over its description, input schema and required
-/// scopes (what the agent is told and what the grant must cover).
-pub fn manifest_digest(description: &str, input_schema: &Value, required: &ScopeSet) -> String {
-    let canonical = json!({"description": description, "input_schema": input_schema, "required_scopes": required});
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Scores of an optimization, before and after.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OptimizationMetrics {

@@ -378,7 +378,7 @@ pub async fn run_job(stack: Arc<ClientStack>, lm: Arc<dyn Lm>, events: EventBus,
 
 /// The grant the session holds (the union over its servers' tokens); a server without
 /// OAuth limits nothing, so its tools' scopes count as granted.
-fn current_grant(stack: &ClientStack) -> ScopeSet {
+pub fn current_grant(stack: &ClientStack) -> ScopeSet {
     let mut grant = ScopeSet::new();
     for server in &stack.servers {
         match server.tokens.as_ref().and_then(|t| t.info()) {
@@ -407,11 +407,8 @@ async fn optimize(
     max_iters: usize,
     job: OptimizeJob,
 ) -> Result<OptimizeSummary, String> {
-    let names = stack.tool_names();
-    let tool_scopes: BTreeMap<String, ScopeSet> = stack
-        .tools()
-        .map(|t| (names.shown(t.id()).unwrap_or(&t.id().name).to_string(), t.spec.required_scopes.clone()))
-        .collect();
+    let infos = super::tool_infos(&stack);
+    let tool_scopes: BTreeMap<String, ScopeSet> = infos.iter().map(|t| (t.shown.clone(), t.required.clone())).collect();
     let grant = current_grant(&stack);
     let runner = StackRunner::new(stack.clone(), lm, events.clone(), max_iters);
     let progress_bus = events.clone();
@@ -501,16 +498,12 @@ async fn optimize(
     let security = SecurityConfig {
         grant: grant.clone(),
         required_scopes: tool_scopes.clone(),
-        tools: stack
-            .tools()
+        tools: infos
+            .iter()
             .map(|t| PinnedTool {
-                name: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
-                required_scopes: t.spec.required_scopes.clone(),
-                manifest_digest: crate::agent::program::manifest_digest(
-                    &t.spec.description,
-                    &t.spec.input_schema,
-                    &t.spec.required_scopes,
-                ),
+                name: t.shown.clone(),
+                required_scopes: t.required.clone(),
+                manifest_digest: t.manifest_digest.clone(),
             })
             .collect(),
         optimization_metrics: OptimizationMetrics {
@@ -526,7 +519,8 @@ async fn optimize(
         timestamp: events.clock().now_epoch(),
     };
     let file = ProgramFile { program, security: Some(security) };
-    let findings = check(&file, &grant, &tool_scopes);
+    let report = crate::session::validate::validate(&file, &grant, &infos);
+    let findings: Vec<String> = report.findings.iter().map(|f| format!("{}: {}", f.location(), f.message)).collect();
     let (out, format) = match &job.out {
         Some((path, fmt)) if findings.is_empty() => {
             let format = match fmt {
@@ -598,31 +592,6 @@ fn total(rows: impl Iterator<Item = Scored>) -> Scored {
         violations: rows.iter().map(|r| r.violations).sum(),
         final_score: rows.iter().map(|r| r.final_score).sum::<f64>() / n,
     }
-}
-
-/// Minimal pre-write check until `session::validate` lands: every demo's tool is known and
-/// within the grant, and no demo shows a denial.
-fn check(file: &ProgramFile, grant: &ScopeSet, tool_scopes: &BTreeMap<String, ScopeSet>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (name, p) in &file.program.predictors {
-        for (i, d) in p.demos.iter().enumerate() {
-            if let Some(tool) = d.get("next_tool_name").and_then(Value::as_str)
-                && tool != "finish"
-            {
-                match tool_scopes.get(tool) {
-                    None => out.push(format!("{name} demo {i}: calls {tool}, which no server offers")),
-                    Some(need) if !need.is_subset(grant) => out.push(format!(
-                        "{name} demo {i}: calls {tool}, which needs {need} beyond the grant {{{grant}}}"
-                    )),
-                    _ => {}
-                }
-            }
-            if d.get("trajectory").and_then(Value::as_str).is_some_and(|t| t.contains("Permission denied")) {
-                out.push(format!("{name} demo {i}: its trajectory contains a denied call"));
-            }
-        }
-    }
-    out
 }
 
 fn save_dspy_json(program: &ProgramState, path: &Path) -> Result<(), String> {
