@@ -159,3 +159,57 @@ fn bad_usage_is_refused_with_the_reason() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// The loop end to end: optimize under a narrow grant, seal, then run the seed scenarios
+/// with the sealed program — it validates at start, creates tickets where the grant allows
+/// them (its learnt rule does not bind there) and refuses up front, with no denial, where
+/// the grant lacks ticket:create.
+#[test]
+fn a_sealed_program_validates_and_passes_the_seed_scenarios() {
+    let state = tempfile::tempdir().unwrap();
+    let sealed = state.path().join("support.sealed");
+    let key = state.path().join("program.key");
+    let args = [
+        "optimize",
+        "--demo",
+        "--scopes",
+        NARROW,
+        "--out",
+        sealed.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--json",
+    ];
+    let s = summary(&warden(state.path(), &args));
+    assert_eq!(s["format"], "sealed");
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert!(bytes.starts_with(b"warden-sealed-program/1 alg=AES-256-GCM "), "{:?}", &bytes[..40]);
+    assert!(!String::from_utf8_lossy(&bytes).contains("create_support_ticket"), "sealed means unreadable");
+    let run = warden(
+        state.path(),
+        &["demo", "--headless", "--json", "--program", sealed.to_str().unwrap(), "--key-file", key.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    let results: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary = results.last().unwrap();
+    assert_eq!((summary["as_expected"].as_u64(), summary["unexpected"].as_u64()), (Some(8), Some(0)), "{stdout}");
+    let by_name = |n: &str| results.iter().find(|r| r["name"] == n).unwrap_or_else(|| panic!("{n}: {stdout}"));
+    assert_eq!(
+        by_name("ticket-defective-grill")["tools"],
+        serde_json::json!(["get_customer_info", "create_support_ticket"])
+    );
+    let narrow = by_name("ticket-under-read-only-grant");
+    assert_eq!((narrow["status"].as_str(), narrow["tools"].as_array().map(Vec::len)), (Some("refused"), Some(0)));
+    assert_eq!(narrow["denials"], serde_json::json!([]));
+    assert!(narrow["response"].as_str().unwrap().contains("it needs ticket:create"), "{narrow}");
+    // A wrong key opens nothing.
+    let other = state.path().join("other.key");
+    assert!(warden(state.path(), &["keygen", "--out", other.to_str().unwrap()]).status.success());
+    let refused = warden(
+        state.path(),
+        &["demo", "--headless", "--program", sealed.to_str().unwrap(), "--key-file", other.to_str().unwrap()],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("key"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
