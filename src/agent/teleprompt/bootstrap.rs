@@ -142,7 +142,7 @@ impl BootstrapFewShot {
             trainset.iter().enumerate().filter(|(i, _)| !bootstrapped.contains(i)).map(|(_, e)| e).collect();
         PyRandom::new(0).shuffle(&mut validation);
         let mut rng = PyRandom::new(0);
-        let mut raw = validation;
+        let raw = validation;
         for (name, predictor) in &mut student.predictors {
             let augmented: Vec<Map<String, Value>> = traces
                 .iter()
@@ -150,8 +150,10 @@ impl BootstrapFewShot {
                 .map(|(_, v)| v.iter().take(self.max_bootstrapped_demos).cloned().collect())
                 .unwrap_or_default();
             let size = self.max_labeled_demos.saturating_sub(augmented.len()).min(raw.len());
-            raw = rng.sample(&raw, size);
-            predictor.demos = augmented.into_iter().chain(raw.iter().map(|e| labeled_demo(e))).collect();
+            // Each predictor samples the whole of the rest, as the DSPy release the tests
+            // pin (3.4.1) does (`tests/dspy_optimizers.rs` compares with it).
+            let sampled = rng.sample(&raw, size);
+            predictor.demos = augmented.into_iter().chain(sampled.iter().map(|e| labeled_demo(e))).collect();
         }
         Ok(Compiled { program: student, bootstrapped: bootstrapped.into_iter().collect(), attempts })
     }
