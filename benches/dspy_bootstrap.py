@@ -7,7 +7,7 @@ max_bootstrapped_demos = the trainset's size, so every example bootstraps. Print
 examples per second.
 
 Run (DSPy from PyPI in a scratch environment):
-    python3 -m venv /tmp/dspy && /tmp/dspy/bin/pip install dspy==3.0.4
+    python3 -m venv /tmp/dspy && /tmp/dspy/bin/pip install dspy==3.4.1
     /tmp/dspy/bin/python benches/dspy_bootstrap.py
 """
 
