@@ -320,7 +320,7 @@ impl Default for Keymap {
                     Action::Optimize,
                     &[Key::plain('O'), Key::new(K::F(4), NONE)],
                     true,
-                    "optimize the program: progress, before/after table (overlay)",
+                    "optimize: progress and before/after table",
                 ),
                 o(Context::Overlay, Action::Close, &[Key::new(K::Esc, NONE)], "close (grant editor: cancel)"),
                 o(Context::Overlay, Action::Up, &[Key::plain('k'), Key::new(K::Up, NONE)], "move / scroll up"),
