@@ -175,7 +175,16 @@ impl OptimizeView {
                 );
                 muted(&mut lines, &seen);
             }
-            Stage::Finished(Ok(s)) => table(&mut lines, theme, s, width),
+            Stage::Finished(Ok(s)) => {
+                table(&mut lines, theme, s, width);
+                lines.push(Line::raw(""));
+                let seen = format!(
+                    "seen while it ran (each in the feed): {} · {}",
+                    crate::types::text::counted(self.denials, "denial", "denials"),
+                    crate::types::text::counted(self.anomalies, "anomaly", "anomalies")
+                );
+                muted(&mut lines, &seen);
+            }
         }
         lines
     }
