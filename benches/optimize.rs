@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use warden::agent::lm::{Completion, Lm, LmError, Message, Usage};
 use warden::agent::predict::Example;
 use warden::agent::program::ProgramState;

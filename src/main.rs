@@ -16,6 +16,7 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) ->
         json,
         yes: false,
         login: Default::default(),
+        program: Default::default(),
     }
 }
 
@@ -134,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = warden::cli::run::AgentArgs {
                 yes: a.yes,
                 login: a.login.clone(),
+                program: a.program.args(),
                 ..agent_args(&a.model, a.scopes.clone(), a.json)
             };
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
@@ -141,7 +143,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => {
             let explicit_state = cli.state_dir.clone();
             client_command(&state_dir, log, |rt| {
-                let args = agent_args(&a.model, None, a.json);
+                let args =
+                    warden::cli::run::AgentArgs { program: a.program.args(), ..agent_args(&a.model, None, a.json) };
                 if a.headless {
                     rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), &state_dir, args))
                 } else {
@@ -151,8 +154,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Console(a) => client_command(&state_dir, log, |rt| {
             // The console is interactive: it has no JSON output.
-            let args =
-                warden::cli::run::AgentArgs { login: a.login.clone(), ..agent_args(&a.model, a.scopes.clone(), false) };
+            let args = warden::cli::run::AgentArgs {
+                login: a.login.clone(),
+                program: a.program.args(),
+                ..agent_args(&a.model, a.scopes.clone(), false)
+            };
             rt.block_on(warden::cli::run::console(
                 cli.config.as_deref(),
                 &state_dir,
@@ -160,6 +166,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 a.theme.as_deref(),
                 &a.adhoc,
             ))
+        }),
+        Command::Replay(a) if a.check => client_command(&state_dir, log, |rt| {
+            let agent = warden::cli::run::AgentArgs {
+                yes: a.yes,
+                login: a.login.clone(),
+                program: a.program.args(),
+                ..agent_args(&a.model, None, a.json)
+            };
+            rt.block_on(warden::cli::replay_check::run(warden::cli::replay_check::CheckArgs {
+                config: cli.config.as_deref(),
+                state_dir: &state_dir,
+                file: a.file.clone(),
+                scopes: a.scopes.clone(),
+                json: a.json,
+                agent,
+            }))
+        }),
+        Command::Replay(a) if a.program.program.is_some() => {
+            eprintln!("warden: --program applies to `warden replay --check` (a playback shows what was recorded)");
+            Ok(ExitCode::from(2))
+        }
+        Command::Validate(a) => client_command(&state_dir, log, |rt| {
+            rt.block_on(warden::cli::validate::run(warden::cli::validate::ValidateArgs {
+                config: cli.config.as_deref(),
+                state_dir: &state_dir,
+                program: a.program.clone(),
+                key_file: a.key_file.clone(),
+                scopes: a.scopes.clone(),
+                json: a.json,
+                login: a.login.clone(),
+            }))
         }),
         Command::Replay(a) => client_command(&state_dir, log, |rt| {
             let (config, _) = warden::config::Config::load(cli.config.as_deref())?;
@@ -194,6 +231,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", hash.encode());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect(a) => warden::cli::inspect::run(&a),
+        Command::Keygen(a) => warden::cli::inspect::keygen(&a),
         Command::Bench(a) => {
             client_command(&state_dir, log, |rt| rt.block_on(warden::cli::bench::run(cli.config.as_deref(), a)))
         }

@@ -51,6 +51,7 @@ fn info() -> ConsoleInfo {
         ],
         scenarios: parse(warden::session::scenario::DEFAULT_SCENARIOS, "built-in").unwrap(),
         mode: "LIVE".into(),
+        program: None,
     }
 }
 
@@ -245,7 +246,8 @@ fn servers_without_oauth_show_how_they_authenticate_and_a_crashed_one_restarts()
             hints: ToolHints::default(),
         },
     ];
-    let info = ConsoleInfo { servers, tools, model: "offline".into(), scenarios: vec![], mode: "LIVE".into() };
+    let info =
+        ConsoleInfo { servers, tools, model: "offline".into(), scenarios: vec![], mode: "LIVE".into(), program: None };
     let mut app = App::new(info, Theme::dark(), Keymap::default(), false);
     app.now = now;
     app.typing = false;
@@ -1597,4 +1599,105 @@ fn optimize_is_refused_in_a_replay_and_while_a_request_runs() {
     app.on_key(key(KeyCode::F(4)));
     assert!(app.overlay.is_none());
     assert_eq!(app.notice.as_deref(), Some("a request is running: optimize when it has finished"));
+}
+
+/// `--program`: the status bar names the compiled program and its validation state, with a
+/// glyph (✓/✗) as well as a colour; at 80×24 the words give way to the glyph and count.
+#[test]
+fn the_status_bar_shows_the_program_and_its_validation_state() {
+    use warden::tui::app::ProgramBadge;
+    let now = warden::types::time::now_epoch();
+    let with = |valid: bool, findings: usize| {
+        let mut app = app_with(&[], now);
+        app.info.program = Some(ProgramBadge { name: "support.json".into(), valid, findings, recheck: None });
+        app.typing = false;
+        app
+    };
+    let mut ok = with(true, 0);
+    assert_eq!(
+        status_bar(&mut ok, 160, 40),
+        "● 1 server │ model offline-planner (offline, deterministic) │ program support.json ✓ validated │ ○ idle   Enter type · j/k scroll · ? help · Tab focus · a grant"
+    );
+    assert_eq!(
+        status_bar(&mut ok, 80, 24),
+        "● 1 server │ support.json ✓ │ ○ idle            Enter type · j/k scroll · ? help"
+    );
+    let mut bad = with(false, 2);
+    let bar = status_bar(&mut bad, 160, 40);
+    assert!(bar.contains("│ program support.json ✗ 2 findings │ ○ idle"), "{bar:?}");
+    assert_eq!(
+        status_bar(&mut bad, 80, 24),
+        "● 1 server │ support.json ✗ 2 │ ○ idle          Enter type · j/k scroll · ? help"
+    );
+    // The state is coloured too: green when validated, red when not.
+    let cell_fg = |app: &mut App, glyph: &str| {
+        app.resize(Rect::new(0, 0, 80, 24));
+        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        term.draw(|f| view::render(f, app)).unwrap();
+        let buf = term.backend().buffer().clone();
+        (0..80).map(|x| &buf[(x, 23)]).find(|c| c.symbol() == glyph).map(|c| c.fg)
+    };
+    let theme = Theme::dark();
+    assert_eq!(cell_fg(&mut ok, "✓"), Some(theme.ok));
+    assert_eq!(cell_fg(&mut bad, "✗"), Some(theme.error));
+}
+
+/// Re-granting in the console re-validates the program: untick `ticket:create` and a
+/// program whose demo creates a ticket turns ✗; tick it again and it is ✓.
+#[test]
+fn the_program_badge_follows_a_regrant() {
+    use serde_json::json;
+    use warden::agent::program::{PredictorState, ProgramFile, ProgramState, REACT};
+    use warden::session::ToolInfo;
+    use warden::session::validate::Recheck;
+    use warden::tui::app::ProgramBadge;
+    let now = warden::types::time::now_epoch();
+    let tool = |name: &str, s: &str| ToolInfo {
+        id: ToolName::new("customer-service", name),
+        shown: name.into(),
+        required: scopes(s),
+        hints: ToolHints::default(),
+        scopes_known: true,
+        manifest_digest: "d".repeat(64),
+    };
+    let demo = json!({
+        "request": "For customer ABC123 create a ticket: the grill is broken",
+        "trajectory": "[[ ## thought_0 ## ]]\nLook up.\n\n[[ ## tool_name_0 ## ]]\nget_customer_info\n\n[[ ## tool_args_0 ## ]]\n{}\n\n[[ ## observation_0 ## ]]\n{}",
+        "next_thought": "Now the ticket.",
+        "next_tool_name": "create_support_ticket",
+        "next_tool_args": {},
+    });
+    let program = ProgramFile {
+        program: ProgramState {
+            predictors: vec![(
+                REACT.into(),
+                PredictorState { demos: vec![demo.as_object().unwrap().clone()], ..Default::default() },
+            )],
+            dependency_versions: Default::default(),
+        },
+        security: None,
+    };
+    let recheck = Recheck::new(
+        program,
+        vec![tool("get_customer_info", "customer:read"), tool("create_support_ticket", "ticket:create")],
+    );
+    let mut app = app_with(&[], now);
+    app.typing = false;
+    app.info.program =
+        Some(ProgramBadge { name: "support.json".into(), valid: true, findings: 0, recheck: Some(recheck) });
+    let issued = |s: &str| Event {
+        id: 1,
+        at_ms: now * 1000,
+        run_id: None,
+        step: None,
+        kind: EventKind::TokenIssued { token: token(s, now), reason: RefreshReason::Regrant, server: None },
+    };
+    app.ingest(&issued("customer:read"));
+    assert!(
+        status_bar(&mut app, 160, 40).contains("│ program support.json ✗ 1 finding │"),
+        "{}",
+        status_bar(&mut app, 160, 40)
+    );
+    app.ingest(&issued("customer:read ticket:create"));
+    assert!(status_bar(&mut app, 160, 40).contains("│ program support.json ✓ validated │"));
 }

@@ -31,6 +31,7 @@ fn the_health_probe_marks_a_server_down_and_up_without_a_call() {
         tools: vec![],
         scenarios: vec![],
         mode: "LIVE".into(),
+        program: None,
     };
     let theme = Theme::dark();
     let mut app = App::new(info, theme.clone(), Keymap::default(), false);
@@ -90,8 +91,14 @@ async fn a_model_failure_is_the_agents_reply_in_the_chat() {
     warden::session::report::next_run(&mut rx).await.unwrap();
     core.shutdown().await;
 
-    let console =
-        ConsoleInfo { servers: info.servers, model: info.model, tools: vec![], scenarios: vec![], mode: "LIVE".into() };
+    let console = ConsoleInfo {
+        servers: info.servers,
+        model: info.model,
+        tools: vec![],
+        scenarios: vec![],
+        mode: "LIVE".into(),
+        program: None,
+    };
     let mut app = App::new(console, Theme::dark(), Keymap::default(), false);
     for e in events.recorded() {
         app.ingest(&e);

@@ -10,12 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn warden(state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
-        .expect("warden runs")
+    Command::new(env!("CARGO_BIN_EXE_warden")).arg("--state-dir").arg(state).args(args).output().expect("warden runs")
 }
 
 fn summary(out: &Output) -> Value {
@@ -33,7 +28,17 @@ fn optimizing_under_a_narrow_grant_learns_to_refuse_before_the_denial() {
     let out_file = state.path().join("program.json");
     let out = warden(
         state.path(),
-        &["optimize", "--demo", "--scopes", NARROW, "--format", "dspy-json", "--out", out_file.to_str().unwrap(), "--json"],
+        &[
+            "optimize",
+            "--demo",
+            "--scopes",
+            NARROW,
+            "--format",
+            "dspy-json",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--json",
+        ],
     );
     let s = summary(&out);
     assert_eq!(s["optimizer"], "BootstrapFewShot");
@@ -80,9 +85,14 @@ fn the_table_shows_before_after_and_the_constraint() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("BootstrapFewShot · model offline-planner · 14 examples · "), "{stdout}");
-    assert!(lines.iter().any(|l| l.trim_end() == "  #  request                                        base viol  final   base viol  final"), "{stdout}");
     assert!(
-        lines.iter().any(|l| l.starts_with("  1  For customer ABC123 create a support ticket…   0.50    1   0.40   1.00    0   1.00 ↑")),
+        lines.iter().any(|l| l.trim_end()
+            == "  #  request                                        base viol  final   base viol  final"),
+        "{stdout}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("  1  For customer ABC123 create a support ticket…   0.50    1   0.40   1.00    0   1.00 ↑")),
         "{stdout}"
     );
     assert!(lines.iter().any(|l| l.trim_start().starts_with("total (mean score, sum of violations)")), "{stdout}");
@@ -101,7 +111,17 @@ fn production_feedback_from_a_real_audit_trail_becomes_a_constraint() {
     let feedback = prod.path().join("audit");
     let out = warden(
         state.path(),
-        &["optimize", "--demo", "--scopes", "customer:read", "--optimizer", "labeled", "--json", "--feedback", feedback.to_str().unwrap()],
+        &[
+            "optimize",
+            "--demo",
+            "--scopes",
+            "customer:read",
+            "--optimizer",
+            "labeled",
+            "--json",
+            "--feedback",
+            feedback.to_str().unwrap(),
+        ],
     );
     let s = summary(&out);
     let constraints: Vec<&str> = s["constraints"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
@@ -114,7 +134,8 @@ fn production_feedback_from_a_real_audit_trail_becomes_a_constraint() {
 #[test]
 fn random_search_reports_every_candidate_seed() {
     let state = tempfile::tempdir().unwrap();
-    let out = warden(state.path(), &["optimize", "--demo", "--optimizer", "random-search", "--candidates", "2", "--json"]);
+    let out =
+        warden(state.path(), &["optimize", "--demo", "--optimizer", "random-search", "--candidates", "2", "--json"]);
     let s = summary(&out);
     let seeds: Vec<i64> = s["candidates"].as_array().unwrap().iter().map(|c| c[0].as_i64().unwrap()).collect();
     assert_eq!(seeds, vec![-3, -2, -1, 0, 1]);
@@ -137,4 +158,58 @@ fn bad_usage_is_refused_with_the_reason() {
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
+}
+
+/// The loop end to end: optimize under a narrow grant, seal, then run the seed scenarios
+/// with the sealed program — it validates at start, creates tickets where the grant allows
+/// them (its learnt rule does not bind there) and refuses up front, with no denial, where
+/// the grant lacks ticket:create.
+#[test]
+fn a_sealed_program_validates_and_passes_the_seed_scenarios() {
+    let state = tempfile::tempdir().unwrap();
+    let sealed = state.path().join("support.sealed");
+    let key = state.path().join("program.key");
+    let args = [
+        "optimize",
+        "--demo",
+        "--scopes",
+        NARROW,
+        "--out",
+        sealed.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--json",
+    ];
+    let s = summary(&warden(state.path(), &args));
+    assert_eq!(s["format"], "sealed");
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert!(bytes.starts_with(b"warden-sealed-program/1 alg=AES-256-GCM "), "{:?}", &bytes[..40]);
+    assert!(!String::from_utf8_lossy(&bytes).contains("create_support_ticket"), "sealed means unreadable");
+    let run = warden(
+        state.path(),
+        &["demo", "--headless", "--json", "--program", sealed.to_str().unwrap(), "--key-file", key.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    let results: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary = results.last().unwrap();
+    assert_eq!((summary["as_expected"].as_u64(), summary["unexpected"].as_u64()), (Some(8), Some(0)), "{stdout}");
+    let by_name = |n: &str| results.iter().find(|r| r["name"] == n).unwrap_or_else(|| panic!("{n}: {stdout}"));
+    assert_eq!(
+        by_name("ticket-defective-grill")["tools"],
+        serde_json::json!(["get_customer_info", "create_support_ticket"])
+    );
+    let narrow = by_name("ticket-under-read-only-grant");
+    assert_eq!((narrow["status"].as_str(), narrow["tools"].as_array().map(Vec::len)), (Some("refused"), Some(0)));
+    assert_eq!(narrow["denials"], serde_json::json!([]));
+    assert!(narrow["response"].as_str().unwrap().contains("it needs ticket:create"), "{narrow}");
+    // A wrong key opens nothing.
+    let other = state.path().join("other.key");
+    assert!(warden(state.path(), &["keygen", "--out", other.to_str().unwrap()]).status.success());
+    let refused = warden(
+        state.path(),
+        &["demo", "--headless", "--program", sealed.to_str().unwrap(), "--key-file", other.to_str().unwrap()],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("key"), "{}", String::from_utf8_lossy(&refused.stderr));
 }

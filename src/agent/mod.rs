@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod lm;
 pub mod predict;
 pub mod program;
+pub mod program_file;
 pub mod pyfmt;
 pub mod react;
 pub mod signature;

@@ -26,7 +26,7 @@ pub const EXTRACT: &str = "extract.predict";
 
 /// The DSPy release whose saved-state format this follows (checked against DSPy itself by
 /// `tests/dspy_interop.rs`).
-pub const DSPY_FORMAT_VERSION: &str = "3.0.3";
+pub const DSPY_FORMAT_VERSION: &str = "3.4.1";
 
 /// A signature field as DSPy saves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +84,9 @@ pub fn infer_prefix(name: &str) -> String {
                 c == '_'
                     || p == '_'
                     || (c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit()))
-                    || (c.is_ascii_uppercase() && p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+                    || (c.is_ascii_uppercase()
+                        && p.is_ascii_uppercase()
+                        && next.is_some_and(|n| n.is_ascii_lowercase()))
                     || (c.is_ascii_digit() && p.is_ascii_alphabetic())
                     || (c.is_ascii_alphabetic() && p.is_ascii_digit())
             }
@@ -107,7 +109,9 @@ pub fn infer_prefix(name: &str) -> String {
                 w
             } else {
                 let mut cs = w.chars();
-                cs.next().map(|f| f.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase()).unwrap_or_default()
+                cs.next()
+                    .map(|f| f.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase())
+                    .unwrap_or_default()
             }
         })
         .collect();
@@ -220,9 +224,8 @@ impl ReAct {
         }
     }
 
-    /// Applies a saved state, as DSPy's `load_state` does: demos and instructions replace
-    /// this program's; field names and types stay (a saved prefix or description replaces
-    /// the field's description only where it differs from the default).
+    /// Applies a saved state, as DSPy's `load_state` does: demos, instructions and field
+    /// descriptions replace this program's; field names and types stay.
     pub fn load_state(&mut self, state: &ProgramState) -> Result<(), ProgramError> {
         for (name, predict) in [(REACT, &mut self.react), (EXTRACT, &mut self.extract.predict)] {
             let saved = state.get(name).ok_or_else(|| ProgramError::MissingPredictor(name.into()))?;
@@ -230,11 +233,27 @@ impl ReAct {
             if saved.fields.len() != expected {
                 return Err(ProgramError::FieldCount { name: name.into(), expected, found: saved.fields.len() });
             }
-            predict.signature = predict.signature.with_instructions(&saved.instructions);
+            predict.signature =
+                with_saved_fields(&predict.signature.with_instructions(&saved.instructions), &saved.fields);
             predict.demos = saved.demos.clone();
         }
         Ok(())
     }
+}
+
+/// DSPy's `Signature.load_state` for the fields: each saved description replaces the
+/// field's, in order (DSPy's `${name}` placeholder is an empty description here). Prefixes
+/// are not kept: no adapter Warden (or DSPy 3) renders them.
+fn with_saved_fields(sig: &Signature, saved: &[FieldState]) -> Signature {
+    let apply = |f: &super::signature::Field, s: &FieldState| {
+        let mut f = f.clone();
+        f.desc = if s.description == format!("${{{}}}", f.name) { String::new() } else { s.description.clone() };
+        f
+    };
+    let n = sig.inputs().len();
+    let inputs = sig.inputs().iter().zip(&saved[..n.min(saved.len())]).map(|(f, s)| apply(f, s)).collect();
+    let outputs = sig.outputs().iter().zip(saved.get(n..).unwrap_or_default()).map(|(f, s)| apply(f, s)).collect();
+    Signature::new(inputs, outputs, Some(sig.instructions())).unwrap_or_else(|_| sig.clone())
 }
 
 /// A constraint learnt from a denial or anomaly seen under a grant, in optimization or in
@@ -279,15 +298,6 @@ pub struct PinnedTool {
     pub name: String,
     pub required_scopes: ScopeSet,
     pub manifest_digest: String,
-}
-
-/// The digest pinned for a tool: SHA-256 over its description, input schema and required
-/// scopes (what the agent is told and what the grant must cover).
-pub fn manifest_digest(description: &str, input_schema: &Value, required: &ScopeSet) -> String {
-    let canonical = json!({"description": description, "input_schema": input_schema, "required_scopes": required});
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Scores of an optimization, before and after.
@@ -343,18 +353,23 @@ pub enum ProgramFileError {
     Parse { path: String, message: String },
     #[error("{path}: {source}")]
     Program { path: String, source: ProgramError },
+    #[error("cannot open the sealed program {path}: {cause}")]
+    Sealed { path: String, cause: crate::security::seal::SealError },
+    #[error(
+        "{path} is a sealed program and no key was given: pass --key-file FILE, or set WARDEN_PROGRAM_KEY (64 hex digits)"
+    )]
+    NoKey { path: String },
+    #[error("{cause}")]
+    Key { cause: crate::security::seal::KeyError },
+    #[error("cannot write the program {path}: {cause}")]
+    Write { path: String, cause: std::io::Error },
 }
 
 /// Loads a program file: plain DSPy JSON (no security configuration) or a sealed file
-/// (opened with the key from `key_file`, else the environment).
+/// (opened with the key from `key_file`, else `WARDEN_PROGRAM_KEY`; without either, an
+/// error naming both). A sealed file that does not open loads nothing.
 pub fn load_file(path: &std::path::Path, key_file: Option<&std::path::Path>) -> Result<ProgramFile, ProgramFileError> {
-    let _ = key_file;
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ProgramFileError::Read { path: shown.clone(), source })?;
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| ProgramFileError::Parse { path: shown.clone(), message: e.to_string() })?;
-    let program = ProgramState::from_dspy_json(&v).map_err(|source| ProgramFileError::Program { path: shown, source })?;
-    Ok(ProgramFile { program, security: None })
+    super::program_file::load(path, key_file).map(|l| l.file)
 }
 
 #[cfg(test)]
@@ -386,5 +401,26 @@ mod tests {
         let back = ProgramState::from_dspy_json(&v).unwrap();
         assert_eq!(back.predictors, state.predictors);
         assert_eq!(back.dependency_versions["dspy"], DSPY_FORMAT_VERSION);
+    }
+
+    /// As DSPy's `Signature.load_state`: a saved description replaces the field's (one an
+    /// optimizer rewrote reaches the prompt); the `${name}` placeholder means none.
+    #[test]
+    fn load_state_applies_saved_field_descriptions() {
+        let mut react = ReAct::new(Signature::customer_service(), Vec::new(), 5);
+        let mut state = react.state();
+        let extract = state.get_mut(EXTRACT).unwrap();
+        extract.fields[0].description = "The customer's message, verbatim".into();
+        extract.instructions = "Answer briefly.".into();
+        react.load_state(&state).unwrap();
+        let sig = &react.extract.predict.signature;
+        assert_eq!(sig.inputs()[0].desc, "The customer's message, verbatim");
+        assert_eq!(sig.inputs()[1].name, "trajectory");
+        assert_eq!(sig.inputs()[1].desc, "", "DSPy's `${{trajectory}}` placeholder means no description");
+        assert_eq!(sig.instructions(), "Answer briefly.");
+        assert_eq!(react.state(), state);
+        let mut short = state.clone();
+        short.get_mut(REACT).unwrap().fields.pop();
+        assert!(matches!(react.load_state(&short), Err(ProgramError::FieldCount { .. })));
     }
 }

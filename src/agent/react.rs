@@ -142,7 +142,11 @@ impl ReAct {
         extract_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
         let outputs = match self.extract.forward(lm, &extract_inputs).await {
             Ok(o) => {
-                trace.push(TraceStep { predictor: super::program::EXTRACT, inputs: extract_inputs, outputs: o.clone() });
+                trace.push(TraceStep {
+                    predictor: super::program::EXTRACT,
+                    inputs: extract_inputs,
+                    outputs: o.clone(),
+                });
                 o
             }
             Err(e) => return Err(self.abort(events, &scope, e, &steps, start)),

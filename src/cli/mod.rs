@@ -32,11 +32,14 @@ pub fn written(result: std::io::Result<()>) {
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod inspect;
 pub mod logging;
 pub mod optimize;
+pub mod replay_check;
 pub mod run;
 pub mod serve;
 pub mod token_view;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -81,8 +84,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// The operator console against the configured servers and model.
     Console(ConsoleArgs),
-    /// Play a recorded session (STATE/sessions/*.jsonl) back in the console.
+    /// Play a recorded session (STATE/sessions/*.jsonl) back in the console; or, with
+    /// --check, run its requests again and compare each with its recording.
+    ///
+    /// --check exits 0 when nothing security-relevant changed; 1 when a call's decision
+    /// changed between allowed and denied/blocked or a tool is called that was not then;
+    /// 2 usage; 4 cannot log in; 9 the model failed; 10 a server cannot be reached.
     Replay(ReplayArgs),
+    /// Validate a compiled program against the grant and the servers' tools before deploying it.
+    ///
+    /// Every demo's tool calls must exist, be allowed by the grant and the servers' stated
+    /// scopes, and break no learned constraint; no demo may show a denied or failed step;
+    /// pinned tool manifests must be unchanged. Exit 0: valid; 1: findings; 2: usage or
+    /// unreadable program; 4: cannot log in; 10: a server cannot be reached.
+    Validate(ValidateArgs),
     /// The audit trail: verify the hash chain, or show records.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -98,6 +113,14 @@ pub enum Command {
     /// Exit 0: written (or, without --out, valid); 1: the program did not validate, nothing
     /// written; 2: bad usage.
     Optimize(optimize::OptimizeArgs),
+    /// Show a program file (sealed or DSPy JSON): each predictor's instructions and demos,
+    /// and a sealed file's security configuration; --export-dspy writes it for Python.
+    ///
+    /// Exit 0: shown; 1: the file could not be opened (wrong key, changed, truncated, …);
+    /// 2: the command line is wrong.
+    Inspect(inspect::InspectArgs),
+    /// Create a program key (32 random bytes as hex, mode 0600) for sealing programs.
+    Keygen(inspect::KeygenArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -149,6 +172,8 @@ pub struct ConsoleArgs {
     pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub program: ProgramFlags,
     /// `--url` / `--stdio` / `--header`: one server from the command line instead of the
     /// config's servers.
     #[command(flatten)]
@@ -158,15 +183,74 @@ pub struct ConsoleArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// The compiled program: sealed, or DSPy JSON.
+    pub program: PathBuf,
+    /// The grant to validate for, space-separated (default: the grant the program was compiled for, else the config's or the client's defaults)
+    #[arg(long, value_name = "\"A B\"")]
+    pub scopes: Option<String>,
+    /// The key that opens a sealed program (default: the environment's key)
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// A JSON object: the report (ok, findings with predictor, demo, step, tool, kind and message; what was checked).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
     /// A session file (JSONL), e.g. from STATE/sessions/ or exported with `e`.
     pub file: PathBuf,
+    /// Run each recorded request again (headless, against the configured servers, under the grant it had) and compare tool calls, decisions and outcome with the recording
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: every request under these scopes instead of the recorded grant
+    #[arg(long, value_name = "\"A B\"", requires = "check")]
+    pub scopes: Option<String>,
+    /// With --check: one JSON object per request (its differences) and a final summary object.
+    #[arg(long, requires = "check")]
+    pub json: bool,
+    /// With --check: allow calls that need confirmation (without it they are refused, unsent, and reported if they ran then)
+    #[arg(long, requires = "check")]
+    pub yes: bool,
+    #[command(flatten)]
+    pub program: ProgramFlags,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Playback speed multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
     /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
     #[arg(long)]
     pub theme: Option<String>,
+}
+
+/// `--program FILE [--key-file K] [--allow-invalid-program]`, for the commands that run the agent.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ProgramFlags {
+    /// A compiled program (sealed, or DSPy JSON from `warden optimize`) every run starts from: its demos and instructions. It is validated against the grant and the servers' tools first; one that does not validate is refused (exit 1)
+    #[arg(long, value_name = "FILE")]
+    pub program: Option<PathBuf>,
+    /// The key that opens a sealed --program (default: the environment's key)
+    #[arg(long, value_name = "FILE", requires = "program")]
+    pub key_file: Option<PathBuf>,
+    /// Run a --program that does not validate anyway (its findings are printed; the console's status bar shows ✗)
+    #[arg(long, requires = "program")]
+    pub allow_invalid_program: bool,
+}
+
+impl ProgramFlags {
+    pub fn args(&self) -> run::ProgramArgs {
+        run::ProgramArgs {
+            file: self.program.clone(),
+            key_file: self.key_file.clone(),
+            allow_invalid: self.allow_invalid_program,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -200,6 +284,8 @@ pub struct RunArgs {
     pub login: LoginArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub program: ProgramFlags,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -215,6 +301,8 @@ pub struct DemoArgs {
     pub theme: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub program: ProgramFlags,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -435,6 +523,10 @@ mod tests {
         "Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL",
         "Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's)",
         "ReAct iterations per request (default 5)",
+        // --program means the same for run, demo and console (and replay --check).
+        "A compiled program (sealed, or DSPy JSON from `warden optimize`) every run starts from: its demos and instructions. It is validated against the grant and the servers' tools first; one that does not validate is refused (exit 1)",
+        "The key that opens a sealed --program (default: the environment's key)",
+        "Run a --program that does not validate anyway (its findings are printed; the console's status bar shows ✗)",
         // The ad hoc server flags mean the same for tools, call and servers.
         "A streamable-HTTP MCP server at URL (no config file needed)",
         "A stdio MCP server: the command line to start, split like a shell does ('node dist/index.js stdio'; quotes group words, no variables or globs)",
@@ -516,6 +608,7 @@ mod tests {
             ("demo", "With --headless"),
             ("audit tail", "per record"),
             ("bench", "report"),
+            ("inspect", "each predictor"),
         ];
         for (cmd, words) in expect {
             let help = json.get(cmd).unwrap_or_else(|| panic!("warden {cmd} --json exists"));

@@ -43,6 +43,8 @@ pub struct OptimizeArgs {
     /// Examples to score on (default: the trainset).
     #[arg(long, value_name = "FILE")]
     pub valset: Option<PathBuf>,
+    /// labeled (LabeledFewShot), bootstrap (BootstrapFewShot) or random-search
+    /// (BootstrapFewShotWithRandomSearch).
     #[arg(long, value_enum, default_value = "bootstrap")]
     pub optimizer: OptimizerName,
     /// The grant to optimize under, space-separated (default: the config's or the client's).
@@ -55,6 +57,7 @@ pub struct OptimizeArgs {
     /// Where to write the compiled program (without it: report only).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// sealed (program + security configuration, AES-256-GCM) or dspy-json (loads in Python).
     #[arg(long, value_enum, default_value = "sealed")]
     pub format: Format,
     /// The sealing key (created, 0600, when missing). Default: STATE/keys/program.key.
@@ -73,12 +76,16 @@ pub struct OptimizeArgs {
     /// LabeledFewShot's k.
     #[arg(long, default_value_t = 16)]
     pub k: usize,
+    /// BootstrapFewShot: traces kept per predictor.
     #[arg(long, default_value_t = 4)]
     pub max_bootstrapped_demos: usize,
+    /// BootstrapFewShot: demos per predictor in all, traces plus labeled examples.
     #[arg(long, default_value_t = 16)]
     pub max_labeled_demos: usize,
+    /// BootstrapFewShot: attempts per example.
     #[arg(long, default_value_t = 1)]
     pub max_rounds: usize,
+    /// Stop after this many failed runs (the model failing, usually).
     #[arg(long, default_value_t = 10)]
     pub max_errors: usize,
     /// Random search: candidate programs besides the three fixed ones.
@@ -177,7 +184,12 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: OptimizeArg
     optimize_on(&config, state_dir, &args, job).await
 }
 
-async fn optimize_on(config: &Config, state_dir: &Path, args: &OptimizeArgs, job: OptimizeJob) -> anyhow::Result<ExitCode> {
+async fn optimize_on(
+    config: &Config,
+    state_dir: &Path,
+    args: &OptimizeArgs,
+    job: OptimizeJob,
+) -> anyhow::Result<ExitCode> {
     let opts = SessionOptions {
         model: args.model.model.clone(),
         lm_base_url: args.model.lm_base_url.clone(),

@@ -30,9 +30,60 @@ pub struct AgentArgs {
     pub yes: bool,
     /// `--auth` / `--step-up`: logging in to a server that needs OAuth.
     pub login: super::LoginArgs,
+    /// `--program FILE [--key-file K] [--allow-invalid-program]`.
+    pub program: ProgramArgs,
+}
+
+/// A compiled program to run, and whether one that does not validate may run anyway.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramArgs {
+    pub file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    pub allow_invalid: bool,
+}
+
+impl ProgramArgs {
+    /// Reads the program file (plain DSPy JSON or sealed).
+    pub fn load(&self) -> anyhow::Result<Option<crate::session::Program>> {
+        let Some(path) = &self.file else { return Ok(None) };
+        let file = crate::agent::program::load_file(path, self.key_file.as_deref())?;
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        Ok(Some(crate::session::Program { name, file }))
+    }
+}
+
+/// Exit code when `--program` does not validate against the session's grant and tools
+/// (and `--allow-invalid-program` was not given).
+pub const EXIT_INVALID_PROGRAM: u8 = 1;
+
+/// Checks the session's program: `Some(code)` to stop (the report printed on stderr);
+/// `None` to go on (an invalid program allowed by the flag is reported on stderr too).
+pub(crate) fn refuse_invalid_program(session: &Session, args: &AgentArgs) -> Option<ExitCode> {
+    let status = session.info().program?;
+    if status.report.ok {
+        return None;
+    }
+    eprint!(
+        "warden: the program {} does not validate against this session's grant and tools:\n{}",
+        status.name,
+        status.report.render()
+    );
+    if args.program.allow_invalid {
+        eprintln!("warden: running it anyway (--allow-invalid-program)");
+        None
+    } else {
+        eprintln!("warden: not running it; pass --allow-invalid-program to run it anyway");
+        Some(ExitCode::from(EXIT_INVALID_PROGRAM))
+    }
 }
 
 impl AgentArgs {
+    /// The session these flags ask for, with no scenarios.
+    pub fn session_options(&self) -> SessionOptions {
+        self.session(Vec::new())
+    }
+
     fn session(&self, scenarios: Vec<Scenario>) -> SessionOptions {
         SessionOptions {
             model: self.model.clone(),
@@ -43,6 +94,7 @@ impl AgentArgs {
             probe_health: false,
             confirmer: crate::types::confirm::Confirmer::Flag { yes: self.yes },
             step_up: Default::default(),
+            program: None,
         }
     }
 }
@@ -61,12 +113,20 @@ pub async fn run_scenarios(
     scenarios: &[Scenario],
     args: &AgentArgs,
 ) -> anyhow::Result<ExitCode> {
-    let session = Session::open(config, state_dir, args.session(scenarios.to_vec())).await?;
-    let model = session.info().model;
+    let program = args.program.load()?;
+    let session =
+        Session::open(config, state_dir, SessionOptions { program, ..args.session(scenarios.to_vec()) }).await?;
+    if let Some(code) = refuse_invalid_program(&session, args) {
+        session.start(CancellationToken::new()).shutdown().await;
+        return Ok(code);
+    }
+    let info = session.info();
+    let model = info.model;
     let mut events = session.events().subscribe(1 << 16);
     let core = session.start(CancellationToken::new());
     if !args.json {
-        outln!("model: {model}   scenarios: {}\n", scenarios.len());
+        let program = info.program.map(|p| format!("   program: {} {}", p.name, p.report.badge())).unwrap_or_default();
+        outln!("model: {model}   scenarios: {}{program}\n", scenarios.len());
     }
     let (mut as_expected, mut errors, mut total_ms) = (0usize, 0usize, 0.0);
     for (i, s) in scenarios.iter().enumerate() {
@@ -266,8 +326,13 @@ async fn live(
     let (confirmer, confirmations) = crate::types::confirm::Confirmer::operator(4);
     // Step-ups under `--step-up ask` are asked the same way (an overlay of their own).
     let (step_up, step_ups) = crate::types::step_up::StepUpAsker::operator(4);
-    let opts = SessionOptions { probe_health: true, confirmer, step_up, ..args.session(scenarios) };
+    let program = args.program.load()?;
+    let opts = SessionOptions { probe_health: true, confirmer, step_up, program, ..args.session(scenarios) };
     let session = Session::open(config, state_dir, opts).await?;
+    if let Some(code) = refuse_invalid_program(&session, &args) {
+        session.start(CancellationToken::new()).shutdown().await;
+        return Ok(code);
+    }
     let setup = crate::tui::LiveSetup {
         session,
         theme,

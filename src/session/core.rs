@@ -39,6 +39,9 @@ pub struct Core {
     pub default_scopes: Option<ScopeSet>,
     /// The servers' health probe, run beside the core while it runs (`None`: off).
     pub health: Option<super::health::Health>,
+    /// The compiled program (`--program`) each run's ReAct starts from, fitted to the
+    /// grant held when the run starts (`optimize::fit_to_grant`).
+    pub program: Option<Arc<crate::agent::program::ProgramFile>>,
 }
 
 struct Running {
@@ -218,7 +221,18 @@ impl Core {
         }
         let tools: Vec<Arc<dyn Tool>> =
             self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
-        let agent = ReAct::new(Signature::customer_service(), tools, self.max_iters);
+        let mut agent = ReAct::new(Signature::customer_service(), tools, self.max_iters);
+        if let Some(file) = &self.program
+            && let Err(e) =
+                agent.load_state(&super::optimize::fit_to_grant(file, &super::optimize::current_grant(&self.stack)))
+        {
+            // `Session::open` applied it to the same signature already; this cannot fail
+            // unless that check is removed, and then the run says so.
+            self.events.emit(
+                &Scope::default(),
+                EventKind::AgentError { message: format!("the program was not applied: {e}") },
+            );
+        }
         let (lm, events, cancel) = (self.lm.clone(), self.events.clone(), CancellationToken::new());
         let (stack, restore) = (self.stack.clone(), p.restore.then(|| self.default_scopes.clone()));
         let token = cancel.clone();

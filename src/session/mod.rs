@@ -12,8 +12,10 @@ pub mod command;
 pub mod core;
 pub mod health;
 pub mod optimize;
+pub mod replay_check;
 pub mod report;
 pub mod scenario;
+pub mod validate;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,6 +61,27 @@ pub struct SessionOptions {
     /// Asked before a step-up under `--step-up ask`: an operator channel for the console.
     /// Default: nobody (declined).
     pub step_up: crate::types::step_up::StepUpAsker,
+    /// A compiled program (`--program`) every run's ReAct starts from; validated against
+    /// the session's grant and tools when the session opens.
+    pub program: Option<Program>,
+}
+
+/// A compiled program as a session runs it: where it came from (for the status bar) and
+/// what it holds.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The file name, as the console's status bar shows it.
+    pub name: String,
+    pub file: crate::agent::program::ProgramFile,
+}
+
+/// The program a session runs and how it validated.
+#[derive(Debug, Clone)]
+pub struct ProgramStatus {
+    pub name: String,
+    pub report: validate::ValidationReport,
+    /// To validate it again under another grant.
+    pub recheck: validate::Recheck,
 }
 
 /// Why a session could not open. Each says what to fix.
@@ -73,6 +96,8 @@ pub enum SessionError {
     Audit(#[from] AuditError),
     #[error("cannot connect to the MCP servers: {0}")]
     Connect(#[from] ClientError),
+    #[error("the program {name} does not fit this agent: {source}")]
+    Program { name: String, source: crate::agent::program::ProgramError },
 }
 
 /// A tool as frontends show it.
@@ -83,6 +108,12 @@ pub struct ToolInfo {
     pub shown: String,
     pub required: ScopeSet,
     pub hints: crate::types::tool::ToolHints,
+    /// `required` is stated by the server (advertised in its `_meta`) or the config
+    /// (`[servers.scopes]`); false when nobody states it (the server still decides).
+    pub scopes_known: bool,
+    /// The digest of its server's tool manifest (what `STATE/manifests.json` pins, and
+    /// what a compiled program's `PinnedTool::manifest_digest` records).
+    pub manifest_digest: String,
 }
 
 /// Static facts about a session, for a frontend's header and panes.
@@ -96,6 +127,8 @@ pub struct SessionInfo {
     pub deterministic: bool,
     pub tools: Vec<ToolInfo>,
     pub scenarios: Vec<Scenario>,
+    /// The compiled program every run starts from, and its validation, if one was given.
+    pub program: Option<ProgramStatus>,
 }
 
 /// An open session: grant, model, an event bus with the audit trail and monitor attached,
@@ -116,6 +149,11 @@ pub struct Session {
     /// The auth steps and token failures of connecting, kept for a frontend that
     /// subscribes afterwards (`take_connect_auth`).
     connect_auth: Vec<crate::types::event::Event>,
+    /// The compiled program (checked to fit the agent) and its name.
+    program: Option<(String, Arc<crate::agent::program::ProgramFile>)>,
+    /// Its validation against the grant and tools the session opened with, and what it
+    /// takes to validate it again.
+    program_report: Option<(validate::ValidationReport, validate::Recheck)>,
 }
 
 impl Session {
@@ -145,6 +183,14 @@ impl Session {
         lm: Option<Arc<dyn Lm>>,
     ) -> Result<Self, SessionError> {
         let scopes = opts.scopes.as_deref().map(ScopeSet::parse).transpose()?;
+        // A program that does not fit DSPy's ReAct is refused before connecting anywhere.
+        if let Some(p) = &opts.program {
+            let mut probe =
+                crate::agent::react::ReAct::new(crate::agent::signature::Signature::customer_service(), Vec::new(), 1);
+            probe
+                .load_state(&p.file.program)
+                .map_err(|source| SessionError::Program { name: p.name.clone(), source })?;
+        }
         let lm = match lm {
             Some(lm) => lm,
             None => build_lm(&opts, config.agent.as_ref())?,
@@ -172,7 +218,7 @@ impl Session {
             .max_iters
             .or(config.agent.as_ref().and_then(|a| a.max_iters))
             .unwrap_or(crate::agent::react::DEFAULT_MAX_ITERS);
-        Ok(Self {
+        let mut session = Self {
             stack: Arc::new(stack),
             lm,
             events,
@@ -183,26 +229,46 @@ impl Session {
             probe_http: opts.probe_health.then(|| probe_client(config)).flatten(),
             _audit: audit,
             connect_auth,
-        })
+            program: opts.program.as_ref().map(|p| (p.name.clone(), Arc::new(p.file.clone()))),
+            program_report: None,
+        };
+        if let Some(p) = opts.program {
+            let recheck = validate::Recheck::new(p.file, session.info().tools);
+            session.program_report = Some((recheck.under(&session.grant()), recheck));
+        }
+        Ok(session)
+    }
+
+    /// The grant the session runs under: the scopes asked for, else what the servers'
+    /// tokens were granted (the client's defaults).
+    pub fn grant(&self) -> ScopeSet {
+        if let Some(s) = &self.default_scopes {
+            return s.clone();
+        }
+        let mut all = ScopeSet::new();
+        for t in self.stack.servers.iter().filter_map(|s| s.tokens.as_ref()).filter_map(|t| t.info()) {
+            for scope in t.granted.iter() {
+                all.insert(scope.clone());
+            }
+        }
+        all
+    }
+
+    /// The program's validation, when the session runs one.
+    pub fn program_report(&self) -> Option<&validate::ValidationReport> {
+        self.program_report.as_ref().map(|(r, _)| r)
     }
 
     pub fn info(&self) -> SessionInfo {
-        let names = self.stack.tool_names();
         SessionInfo {
             servers: self.stack.servers.iter().map(summary).collect(),
             model: self.lm.name().to_string(),
             deterministic: self.lm.name() == lm::offline::NAME,
-            tools: self
-                .stack
-                .tools()
-                .map(|t| ToolInfo {
-                    id: t.id().clone(),
-                    shown: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
-                    required: t.spec.required_scopes.clone(),
-                    hints: t.spec.hints,
-                })
-                .collect(),
+            tools: tool_infos(&self.stack),
             scenarios: self.scenarios.clone(),
+            program: self.program.as_ref().zip(self.program_report.as_ref()).map(|((name, _), (report, recheck))| {
+                ProgramStatus { name: name.clone(), report: report.clone(), recheck: recheck.clone() }
+            }),
         }
     }
 
@@ -267,6 +333,7 @@ impl Session {
             scenarios: self.scenarios,
             default_scopes: self.default_scopes,
             health,
+            program: self.program.map(|(_, p)| p),
         }
         .spawn(rx, shutdown);
         SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }
@@ -313,6 +380,24 @@ impl SessionHandle {
             stack.close().await;
         }
     }
+}
+
+/// The stack's tools as frontends (and validation) see them.
+pub(crate) fn tool_infos(stack: &ClientStack) -> Vec<ToolInfo> {
+    let names = stack.tool_names();
+    stack
+        .servers
+        .iter()
+        .flat_map(|s| s.tools.iter().map(move |t| (s.session.manifest_hash(), t)))
+        .map(|(digest, t)| ToolInfo {
+            id: t.id().clone(),
+            shown: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
+            required: t.spec.required_scopes.clone(),
+            hints: t.spec.hints,
+            scopes_known: t.spec.scopes_source != crate::mcp::session::ScopesSource::Unknown,
+            manifest_digest: digest.to_string(),
+        })
+        .collect()
 }
 
 /// What a frontend shows about a connected server: never a secret (headers by name and

@@ -108,7 +108,10 @@ impl OptimizeJob {
         Ok(Self {
             trainset,
             valset: None,
-            optimizer: Optimizer::Bootstrap(BootstrapFewShot { metric_threshold: Some(1.0), ..BootstrapFewShot::default() }),
+            optimizer: Optimizer::Bootstrap(BootstrapFewShot {
+                metric_threshold: Some(1.0),
+                ..BootstrapFewShot::default()
+            }),
             penalty: crate::agent::teleprompt::metric::DEFAULT_PENALTY,
             concurrency: 8,
             feedback: None,
@@ -311,6 +314,25 @@ pub fn applies(c: &LearnedConstraint, grant: &ScopeSet) -> bool {
     !c.missing.is_empty() && !c.missing.is_subset(grant)
 }
 
+/// The program as it should run under `grant`: a learnt rule stays in the instructions only
+/// while it binds (a program compiled under {customer:read} that runs where ticket:create
+/// is granted must not refuse tickets). Rules are matched by their exact text; other
+/// instructions are untouched.
+pub fn fit_to_grant(file: &ProgramFile, grant: &ScopeSet) -> ProgramState {
+    let mut program = file.program.clone();
+    let Some(security) = &file.security else { return program };
+    let lifted: Vec<String> =
+        security.learned_constraints.iter().filter(|c| !applies(c, grant)).map(LearnedConstraint::rule).collect();
+    if lifted.is_empty() {
+        return program;
+    }
+    for (_, p) in &mut program.predictors {
+        p.instructions =
+            p.instructions.lines().filter(|l| !lifted.iter().any(|r| r == l)).collect::<Vec<_>>().join("\n");
+    }
+    program
+}
+
 /// The training example a binding constraint with a known request makes: under this
 /// grant the request must be refused, naming what is missing, without calling the tool.
 fn example_from(c: &LearnedConstraint, tool_scopes: &BTreeMap<String, ScopeSet>) -> Option<TrainExample> {
@@ -341,13 +363,7 @@ fn collect_jsonl(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Runs a job: emits `OptimizeProgress` while it works and one `OptimizeFinished`.
-pub async fn run_job(
-    stack: Arc<ClientStack>,
-    lm: Arc<dyn Lm>,
-    events: EventBus,
-    max_iters: usize,
-    job: OptimizeJob,
-) {
+pub async fn run_job(stack: Arc<ClientStack>, lm: Arc<dyn Lm>, events: EventBus, max_iters: usize, job: OptimizeJob) {
     let started = Instant::now();
     let result = optimize(stack, lm, events.clone(), max_iters, job).await;
     let kind = match result {
@@ -362,7 +378,7 @@ pub async fn run_job(
 
 /// The grant the session holds (the union over its servers' tokens); a server without
 /// OAuth limits nothing, so its tools' scopes count as granted.
-fn current_grant(stack: &ClientStack) -> ScopeSet {
+pub fn current_grant(stack: &ClientStack) -> ScopeSet {
     let mut grant = ScopeSet::new();
     for server in &stack.servers {
         match server.tokens.as_ref().and_then(|t| t.info()) {
@@ -391,11 +407,8 @@ async fn optimize(
     max_iters: usize,
     job: OptimizeJob,
 ) -> Result<OptimizeSummary, String> {
-    let names = stack.tool_names();
-    let tool_scopes: BTreeMap<String, ScopeSet> = stack
-        .tools()
-        .map(|t| (names.shown(t.id()).unwrap_or(&t.id().name).to_string(), t.spec.required_scopes.clone()))
-        .collect();
+    let infos = super::tool_infos(&stack);
+    let tool_scopes: BTreeMap<String, ScopeSet> = infos.iter().map(|t| (t.shown.clone(), t.required.clone())).collect();
     let grant = current_grant(&stack);
     let runner = StackRunner::new(stack.clone(), lm, events.clone(), max_iters);
     let progress_bus = events.clone();
@@ -464,12 +477,16 @@ async fn optimize(
     }
     let (program, candidates) = match &job.optimizer {
         Optimizer::Labeled(l) => (l.compile(&student, &train, true), Vec::new()),
-        Optimizer::Bootstrap(b) => {
-            (b.compile(&student, None, &train, &runner, &metric, &progress).await.map_err(|e| e.to_string())?.program, Vec::new())
-        }
+        Optimizer::Bootstrap(b) => (
+            b.compile(&student, None, &train, &runner, &metric, &progress).await.map_err(|e| e.to_string())?.program,
+            Vec::new(),
+        ),
         Optimizer::RandomSearch(r) => {
             let valset = job.valset.as_ref().map(|_| eval_set.as_slice());
-            let out = r.compile(&student, None, &train, valset, &runner, &metric, &progress).await.map_err(|e| e.to_string())?;
+            let out = r
+                .compile(&student, None, &train, valset, &runner, &metric, &progress)
+                .await
+                .map_err(|e| e.to_string())?;
             let candidates = out.candidates.iter().map(|c| (c.seed, c.score)).collect();
             (out.program, candidates)
         }
@@ -481,12 +498,12 @@ async fn optimize(
     let security = SecurityConfig {
         grant: grant.clone(),
         required_scopes: tool_scopes.clone(),
-        tools: stack
-            .tools()
+        tools: infos
+            .iter()
             .map(|t| PinnedTool {
-                name: names.shown(t.id()).unwrap_or(&t.id().name).to_string(),
-                required_scopes: t.spec.required_scopes.clone(),
-                manifest_digest: crate::agent::program::manifest_digest(&t.spec.description, &t.spec.input_schema, &t.spec.required_scopes),
+                name: t.shown.clone(),
+                required_scopes: t.required.clone(),
+                manifest_digest: t.manifest_digest.clone(),
             })
             .collect(),
         optimization_metrics: OptimizationMetrics {
@@ -502,7 +519,8 @@ async fn optimize(
         timestamp: events.clock().now_epoch(),
     };
     let file = ProgramFile { program, security: Some(security) };
-    let findings = check(&file, &grant, &tool_scopes);
+    let report = crate::session::validate::validate(&file, &grant, &infos);
+    let findings: Vec<String> = report.findings.iter().map(|f| format!("{}: {}", f.location(), f.message)).collect();
     let (out, format) = match &job.out {
         Some((path, fmt)) if findings.is_empty() => {
             let format = match fmt {
@@ -576,38 +594,25 @@ fn total(rows: impl Iterator<Item = Scored>) -> Scored {
     }
 }
 
-/// Minimal pre-write check until `session::validate` lands: every demo's tool is known and
-/// within the grant, and no demo shows a denial.
-fn check(file: &ProgramFile, grant: &ScopeSet, tool_scopes: &BTreeMap<String, ScopeSet>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (name, p) in &file.program.predictors {
-        for (i, d) in p.demos.iter().enumerate() {
-            if let Some(tool) = d.get("next_tool_name").and_then(Value::as_str)
-                && tool != "finish"
-            {
-                match tool_scopes.get(tool) {
-                    None => out.push(format!("{name} demo {i}: calls {tool}, which no server offers")),
-                    Some(need) if !need.is_subset(grant) => {
-                        out.push(format!("{name} demo {i}: calls {tool}, which needs {need} beyond the grant {{{grant}}}"))
-                    }
-                    _ => {}
-                }
-            }
-            if d.get("trajectory").and_then(Value::as_str).is_some_and(|t| t.contains("Permission denied")) {
-                out.push(format!("{name} demo {i}: its trajectory contains a denied call"));
-            }
-        }
-    }
-    out
-}
-
 fn save_dspy_json(program: &ProgramState, path: &Path) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(&program.to_dspy_json()).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    ensure_parent(path)?;
+    ProgramFile { program: program.clone(), security: None }.save_dspy_json(path).map_err(|e| e.to_string())
 }
 
-fn save_sealed(_file: &ProgramFile, path: &Path, _key: &Path) -> Result<(), String> {
-    Err(format!("cannot write {}: sealing lands with `security::seal`; use --format dspy-json", path.display()))
+/// Seals the program with the key in `key_file`, creating the key (0600) when missing.
+fn save_sealed(file: &ProgramFile, path: &Path, key_file: &Path) -> Result<(), String> {
+    ensure_parent(path)?;
+    let key = crate::security::seal::ensure_key(key_file).map_err(|e| e.to_string())?;
+    file.save_sealed(path, &key).map_err(|e| e.to_string())
+}
+
+fn ensure_parent(path: &Path) -> Result<(), String> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            crate::paths::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -655,12 +660,22 @@ mod tests {
         let d = denied("r1", &bus);
         let own = bus.emit(
             &scope,
-            EventKind::Anomaly { rule: AnomalyRule::RepeatedDeniedCall, severity: AnomalySeverity::Medium, message: "again".into(), evidence: vec![d.id] },
+            EventKind::Anomaly {
+                rule: AnomalyRule::RepeatedDeniedCall,
+                severity: AnomalySeverity::Medium,
+                message: "again".into(),
+                evidence: vec![d.id],
+            },
         );
         // A spike that cites another run's event is not this run's doing.
         let shared = bus.emit(
             &scope,
-            EventKind::Anomaly { rule: AnomalyRule::DenialSpike, severity: AnomalySeverity::Medium, message: "spike".into(), evidence: vec![d.id, 999_999] },
+            EventKind::Anomaly {
+                rule: AnomalyRule::DenialSpike,
+                severity: AnomalySeverity::Medium,
+                message: "spike".into(),
+                evidence: vec![d.id, 999_999],
+            },
         );
         let unconfirmed = bus.emit(
             &scope,
@@ -675,7 +690,11 @@ mod tests {
         assert_eq!(
             v,
             vec![
-                Violation::Denied { tool: "create_support_ticket".into(), side: DenialSide::Client, missing: scopes("ticket:create") },
+                Violation::Denied {
+                    tool: "create_support_ticket".into(),
+                    side: DenialSide::Client,
+                    missing: scopes("ticket:create")
+                },
                 Violation::Anomaly { rule: AnomalyRule::RepeatedDeniedCall, message: "again".into() },
                 Violation::Unconfirmed { tool: "delete_file".into() },
             ]
@@ -685,9 +704,19 @@ mod tests {
     #[test]
     fn a_recorded_denial_becomes_a_constraint_and_a_training_example() {
         let bus = EventBus::recording();
-        bus.emit(&Scope::default(), EventKind::TokenIssued { token: token("customer:read"), reason: RefreshReason::Initial, server: None });
+        bus.emit(
+            &Scope::default(),
+            EventKind::TokenIssued { token: token("customer:read"), reason: RefreshReason::Initial, server: None },
+        );
         let run = Scope { run_id: Some("run-1".into()), step: None };
-        bus.emit(&run, EventKind::RunStarted { request: "Open a ticket for ABC123: broken grill".into(), model: "offline".into(), tools: vec![] });
+        bus.emit(
+            &run,
+            EventKind::RunStarted {
+                request: "Open a ticket for ABC123: broken grill".into(),
+                model: "offline".into(),
+                tools: vec![],
+            },
+        );
         denied("run-1", &bus);
         denied("run-1", &bus);
         let dir = tempfile::tempdir().unwrap();
@@ -730,8 +759,22 @@ mod tests {
         assert_eq!(example.request, "Open a ticket for ABC123: broken grill");
         assert!(example.should_fail);
         assert_eq!(example.required_scopes, scopes("ticket:create"));
-        // The constraint reaches the program's instructions.
+        // The constraint reaches the program's instructions, and leaves them when the
+        // program runs where it no longer binds.
         let sig = constrained_signature(&constraints);
         assert!(sig.instructions().ends_with(&constraints[0].rule()));
+        let mut state = crate::agent::program::ProgramState::default();
+        state.predictors.push(("react".into(), crate::agent::program::PredictorState::of(&sig, &[])));
+        let file = ProgramFile {
+            program: state,
+            security: Some(SecurityConfig { learned_constraints: constraints.clone(), ..Default::default() }),
+        };
+        let narrow = fit_to_grant(&file, &scopes("customer:read"));
+        assert!(narrow.predictors[0].1.instructions.contains(&constraints[0].rule()));
+        let full = fit_to_grant(&file, &scopes("customer:read ticket:create"));
+        assert!(!full.predictors[0].1.instructions.contains("Do not call"));
+        assert!(
+            full.predictors[0].1.instructions.starts_with("Handle customer service requests using available tools.")
+        );
     }
 }

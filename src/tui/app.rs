@@ -46,6 +46,22 @@ pub struct ConsoleInfo {
     pub scenarios: Vec<Scenario>,
     /// `LIVE`, or `REPLAY <file> ×<speed>` in a replay.
     pub mode: String,
+    /// The compiled program every run starts from (`--program`), and how it validated.
+    pub program: Option<ProgramBadge>,
+}
+
+/// What the status bar says about the session's compiled program.
+#[derive(Debug, Clone)]
+pub struct ProgramBadge {
+    /// The file name.
+    pub name: String,
+    /// It validated against the session's grant and tools.
+    pub valid: bool,
+    /// How many findings it has.
+    pub findings: usize,
+    /// Validates it again when a token with another grant is issued (`None`: nothing to
+    /// validate again with).
+    pub recheck: Option<crate::session::validate::Recheck>,
 }
 
 pub struct App {
@@ -320,6 +336,21 @@ impl App {
                 self.last_request = Some(request.clone());
             }
             EventKind::RunFinished { .. } => self.running = None,
+            // A re-grant changes what the program may do: its badge follows the new grant.
+            EventKind::TokenIssued { token, .. } => {
+                if let Some(p) = &mut self.info.program
+                    && let Some(recheck) = &p.recheck
+                {
+                    let grant = if token.granted.is_empty() {
+                        token.requested.clone().unwrap_or_default()
+                    } else {
+                        token.granted.clone()
+                    };
+                    let report = recheck.under(&grant);
+                    p.valid = report.ok;
+                    p.findings = report.findings.len();
+                }
+            }
             EventKind::ToolResult { tool, outcome, attempts, .. } if *attempts > 0 => match outcome.server_reached() {
                 Some(true) => {
                     self.down.remove(&tool.server);

@@ -125,6 +125,12 @@ pub fn console_info(info: SessionInfo) -> ConsoleInfo {
             .collect(),
         scenarios: info.scenarios,
         mode: "LIVE".into(),
+        program: info.program.map(|p| app::ProgramBadge {
+            name: p.name,
+            valid: p.report.ok,
+            findings: p.report.findings.len(),
+            recheck: Some(p.recheck),
+        }),
     }
 }
 

@@ -160,6 +160,21 @@ impl StatusFacts<'_> {
             ModelShown::Name if !name.is_empty() => spans.extend([Span::raw(name.to_string()), sep.clone()]),
             _ => {}
         }
+        if let Some(p) = &app.info.program {
+            // The program's name and validation state; words give way to the glyph and
+            // count when the bar is tight (the glyph says it over ssh and in mono too).
+            let state = match (p.valid, model) {
+                (true, ModelShown::None) => "✓".to_string(),
+                (true, _) => "✓ validated".to_string(),
+                (false, ModelShown::None) => format!("✗ {}", p.findings),
+                (false, _) => format!("✗ {}", crate::types::text::counted(p.findings as u64, "finding", "findings")),
+            };
+            let label = if model == ModelShown::Full { format!("program {} ", p.name) } else { format!("{} ", p.name) };
+            spans.push(Span::raw(label));
+            let color = if p.valid { t.ok } else { t.error };
+            spans.push(Span::styled(state, t.colored(color).add_modifier(Modifier::BOLD)));
+            spans.push(sep.clone());
+        }
         spans.push(Span::styled(self.run.content.to_string(), self.run.style));
         if app.replay {
             // Tight: just the word, so a notice still fits.

@@ -76,7 +76,8 @@ impl BootstrapFewShot {
             teacher = LabeledFewShot { k: self.max_labeled_demos }.compile(&teacher, trainset, true);
         }
         let names: Vec<String> = student.predictors.iter().map(|(n, _)| n.clone()).collect();
-        let mut traces: Vec<(String, Vec<Map<String, Value>>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+        let mut traces: Vec<(String, Vec<Map<String, Value>>)> =
+            names.iter().map(|n| (n.clone(), Vec::new())).collect();
         let mut bootstrapped = BTreeSet::new();
         let mut attempts = Vec::new();
         let mut errors = 0usize;
@@ -94,7 +95,13 @@ impl BootstrapFewShot {
                     Ok(o) => o,
                     Err(e) => {
                         errors += 1;
-                        attempts.push(Attempt { example: idx, round, accepted: false, score: None, error: Some(e.clone()) });
+                        attempts.push(Attempt {
+                            example: idx,
+                            round,
+                            accepted: false,
+                            score: None,
+                            error: Some(e.clone()),
+                        });
                         if errors >= self.max_errors {
                             return Err(OptimizeError::TooManyErrors { count: errors, max: self.max_errors, last: e });
                         }
@@ -219,8 +226,14 @@ mod tests {
         assert!(none.bootstrapped.is_empty());
         assert_eq!(none.program.demo_count(), 0);
         // Failing runs stop the optimizer at max_errors.
-        let failing = Scripted { fail: trainset.iter().map(|e| e.values["request"].as_str().unwrap().to_string()).collect(), ..Default::default() };
-        let err = BootstrapFewShot { max_errors: 3, ..opt }.compile(&program(), None, &trainset, &failing, &Exact, &noop).await.unwrap_err();
+        let failing = Scripted {
+            fail: trainset.iter().map(|e| e.values["request"].as_str().unwrap().to_string()).collect(),
+            ..Default::default()
+        };
+        let err = BootstrapFewShot { max_errors: 3, ..opt }
+            .compile(&program(), None, &trainset, &failing, &Exact, &noop)
+            .await
+            .unwrap_err();
         assert!(matches!(err, OptimizeError::TooManyErrors { count: 3, max: 3, .. }), "{err}");
         assert_eq!(failing.calls.lock().len(), 3);
     }

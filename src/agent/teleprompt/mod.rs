@@ -67,7 +67,12 @@ impl Outcome {
     pub fn tools(&self) -> Vec<String> {
         self.steps
             .iter()
-            .filter(|s| !matches!(s.kind, crate::types::event::ObservationKind::Finish | crate::types::event::ObservationKind::Invalid))
+            .filter(|s| {
+                !matches!(
+                    s.kind,
+                    crate::types::event::ObservationKind::Finish | crate::types::event::ObservationKind::Invalid
+                )
+            })
             .map(|s| s.tool.clone())
             .collect()
     }
@@ -221,10 +226,8 @@ pub(crate) mod testing {
     }
 
     pub fn program() -> ProgramState {
-        let mut react = PredictorState::default();
-        react.instructions = "step".into();
-        let mut extract = PredictorState::default();
-        extract.instructions = "extract".into();
+        let react = PredictorState { instructions: "step".into(), ..Default::default() };
+        let extract = PredictorState { instructions: "extract".into(), ..Default::default() };
         ProgramState { predictors: vec![(REACT.into(), react), (EXTRACT.into(), extract)], ..Default::default() }
     }
 
@@ -251,7 +254,9 @@ pub(crate) mod testing {
                 let mut prediction = Map::new();
                 prediction.insert("response".into(), json!(answer));
                 let step_in: Map<String, Value> =
-                    [("request".to_string(), json!(request)), ("trajectory".to_string(), json!(""))].into_iter().collect();
+                    [("request".to_string(), json!(request)), ("trajectory".to_string(), json!(""))]
+                        .into_iter()
+                        .collect();
                 let trace = vec![
                     TraceStep {
                         predictor: REACT,

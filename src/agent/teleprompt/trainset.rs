@@ -91,7 +91,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<TrainExample>, TrainsetErro
         return Err(TrainsetError::Empty(origin.into()));
     }
     if let Some(bad) = file.example.iter().position(|e| e.request.trim().is_empty()) {
-        return Err(TrainsetError::Parse { path: origin.into(), message: format!("example {} has an empty request", bad + 1) });
+        return Err(TrainsetError::Parse {
+            path: origin.into(),
+            message: format!("example {} has an empty request", bad + 1),
+        });
     }
     Ok(file.example)
 }

@@ -98,7 +98,8 @@ pub(crate) struct Forbidden {
 fn parse_forbidden(line: &str) -> Option<Forbidden> {
     let rest = line.trim().strip_prefix("- Do not call `")?;
     let (tool, rest) = rest.split_once('`')?;
-    let grant = rest.split_once('{').and_then(|(_, r)| r.split_once('}')).map(|(g, _)| g.to_string()).unwrap_or_default();
+    let grant =
+        rest.split_once('{').and_then(|(_, r)| r.split_once('}')).map(|(g, _)| g.to_string()).unwrap_or_default();
     let why = if let Some(needs) = rest.split_once("it needs ").map(|(_, r)| r) {
         format!("it needs {}", needs.split(", which").next().unwrap_or(needs).trim_end_matches('.'))
     } else if let Some(flag) = rest.split_once("flagged (").and_then(|(_, r)| r.split_once(')')) {
