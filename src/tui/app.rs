@@ -328,16 +328,15 @@ impl App {
                     self.notice = Some(format!("optimization finished: {} shows the table", self.keymap.key_for(Action::Optimize)));
                 }
             }
-            EventKind::TokenIssued { token, server, .. } => {
-                self.grants.insert(server.clone(), token.granted.clone());
-            }
             EventKind::RunStarted { request, .. } => {
                 self.running = Some((e.run_id.clone().unwrap_or_default(), None));
                 self.last_request = Some(request.clone());
             }
             EventKind::RunFinished { .. } => self.running = None,
-            // A re-grant changes what the program may do: its badge follows the new grant.
-            EventKind::TokenIssued { token, .. } => {
+            // A re-grant changes what the program may do: its badge follows the new grant
+            // (and the optimize overlay shows the grant it would run under).
+            EventKind::TokenIssued { token, server, .. } => {
+                self.grants.insert(server.clone(), token.granted.clone());
                 if let Some(p) = &mut self.info.program
                     && let Some(recheck) = &p.recheck
                 {
