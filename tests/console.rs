@@ -1538,7 +1538,10 @@ fn the_optimize_overlay_runs_beside_the_panes_and_survives_closing() {
     assert!(app.overlay.is_none());
     app.resize(Rect::new(0, 0, 160, 45));
     let s = screen(&app, 160, 45);
-    assert!(s.contains("✗ create_support_ticket denied on customer-service: missing ticket:create (client pre-c"), "{s}");
+    assert!(
+        s.contains("✗ create_support_ticket denied on customer-service: missing ticket:create (client pre-c"),
+        "{s}"
+    );
     assert!(!s.contains("Open a ticket for ABC123") && !s.contains("Create the ticket."), "not in chat or trace: {s}");
     // A request waits for the optimization; Ctrl-C cancels it instead of quitting.
     app.on_key(key(KeyCode::Char('i')));
@@ -1565,7 +1568,8 @@ fn the_optimize_overlay_runs_beside_the_panes_and_survives_closing() {
         format: "sealed".into(),
         ..Default::default()
     };
-    let end = bus.emit(&Scope::default(), EventKind::OptimizeFinished { summary: Some(Box::new(summary)), error: None });
+    let end =
+        bus.emit(&Scope::default(), EventKind::OptimizeFinished { summary: Some(Box::new(summary)), error: None });
     app.ingest(&end);
     assert!(!app.optimizing());
     assert_eq!(app.notice.as_deref(), Some("optimization finished: O shows the table"));

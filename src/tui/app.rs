@@ -320,12 +320,16 @@ impl App {
         // denials and anomalies), the token pane and the optimize overlay, nothing else.
         let optimize_run = optimize::is_optimize_run(e);
         match &e.kind {
-            EventKind::RunStarted { .. } | EventKind::RunFinished { .. } | EventKind::Thought { .. } if optimize_run => {}
+            EventKind::RunStarted { .. } | EventKind::RunFinished { .. } | EventKind::Thought { .. }
+                if optimize_run => {}
             EventKind::OptimizeProgress { .. } => self.optimizing = true,
             EventKind::OptimizeFinished { .. } => {
                 self.optimizing = false;
                 if !matches!(self.overlay, Some(Overlay::Optimize(_))) {
-                    self.notice = Some(format!("optimization finished: {} shows the table", self.keymap.key_for(Action::Optimize)));
+                    self.notice = Some(format!(
+                        "optimization finished: {} shows the table",
+                        self.keymap.key_for(Action::Optimize)
+                    ));
                 }
             }
             EventKind::RunStarted { request, .. } => {

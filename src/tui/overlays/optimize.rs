@@ -193,7 +193,9 @@ impl OptimizeView {
         let k = |a| keymap.key_for(a);
         match self.stage {
             Stage::Confirm => format!(" {} start · {} cancel ", k(Action::Apply), k(Action::Close)),
-            Stage::Running { .. } => format!(" {} cancel the optimization · {} hide ", k(Action::Cancel), k(Action::Close)),
+            Stage::Running { .. } => {
+                format!(" {} cancel the optimization · {} hide ", k(Action::Cancel), k(Action::Close))
+            }
             Stage::Finished(_) => format!(
                 " {}/{} scroll · {} run again · {} close ",
                 k(Action::Down),
@@ -246,7 +248,10 @@ fn table(lines: &mut Vec<Line<'static>>, theme: &Theme, s: &OptimizeSummary, wid
     lines.push(Line::styled(clip(&head, width), theme.colored(theme.accent)));
     lines.push(Line::styled(format!("{:>2} {:<r$}  {:>17}  {:>17}", "", "", "before", "after"), theme.muted()));
     lines.push(Line::styled(
-        format!("{:>2} {:<r$}  {:>5} {:>4} {:>6}  {:>5} {:>4} {:>6}", "#", "request", "base", "viol", "final", "base", "viol", "final"),
+        format!(
+            "{:>2} {:<r$}  {:>5} {:>4} {:>6}  {:>5} {:>4} {:>6}",
+            "#", "request", "base", "viol", "final", "base", "viol", "final"
+        ),
         theme.muted(),
     ));
     for (i, row) in s.rows.iter().enumerate() {
@@ -258,12 +263,24 @@ fn table(lines: &mut Vec<Line<'static>>, theme: &Theme, s: &OptimizeSummary, wid
             (" ", theme.text())
         };
         lines.push(Line::from(vec![
-            Span::raw(format!("{:>2} {:<r$}  {}  {}", i + 1, clip(&row.request, r), triple(&row.before), triple(&row.after))),
+            Span::raw(format!(
+                "{:>2} {:<r$}  {}  {}",
+                i + 1,
+                clip(&row.request, r),
+                triple(&row.before),
+                triple(&row.after)
+            )),
             Span::styled(format!(" {marker}"), style),
         ]));
     }
     lines.push(Line::styled(
-        format!("{:>2} {:<r$}  {}  {}", "", clip("total (mean, sum of violations)", r), triple(&s.before), triple(&s.after)),
+        format!(
+            "{:>2} {:<r$}  {}  {}",
+            "",
+            clip("total (mean, sum of violations)", r),
+            triple(&s.before),
+            triple(&s.after)
+        ),
         theme.colored(theme.accent),
     ));
     let below: Vec<String> = s
@@ -519,7 +536,9 @@ mod tests {
             ],
             before: scored(1.0, 1, 0.7),
             after: scored(0.75, 0, 0.75),
-            constraints: vec!["- Do not call `create_support_ticket` under the grant {customer:read}: it needs ticket:create.".into()],
+            constraints: vec![
+                "- Do not call `create_support_ticket` under the grant {customer:read}: it needs ticket:create.".into(),
+            ],
             demos: 2,
             candidates: vec![],
             out: Some("/state/programs/optimized-1700000000.sealed".into()),
@@ -555,12 +574,18 @@ mod tests {
         let rows = render(&mut v, 80, 24);
         let r = |i: usize| rows[i].trim_end().to_string();
         assert_eq!(r(0), format!("┌ Optimize — start? {}┐", "─".repeat(59)));
-        assert_eq!(r(1), format!("│Optimize the program with BootstrapFewShot on 14 training examples, scored{}│", " ".repeat(4)));
+        assert_eq!(
+            r(1),
+            format!("│Optimize the program with BootstrapFewShot on 14 training examples, scored{}│", " ".repeat(4))
+        );
         assert_eq!(r(2), format!("│with the security metric before and after.{}│", " ".repeat(36)));
         assert_eq!(r(4), format!("│grant    account:calculate customer:read{}│", " ".repeat(38)));
         assert_eq!(r(5), format!("│writes   /state/programs/optimized-1700000000.sealed (sealed){}│", " ".repeat(17)));
         assert_eq!(r(23), format!("└ Enter start · Esc cancel {}┘", "─".repeat(52)));
-        assert_eq!(r(8), format!("│their denials and anomalies appear in the feed as they happen; the trace and{}│", "  "));
+        assert_eq!(
+            r(8),
+            format!("│their denials and anomalies appear in the feed as they happen; the trace and{}│", "  ")
+        );
     }
 
     #[test]
@@ -587,7 +612,10 @@ mod tests {
         v.on_event(&event(None, EventKind::OptimizeProgress { phase: "evaluate before".into(), done: 6, total: 14 }));
         v.on_event(&denial("optimize-3"));
         v.on_event(&denial("optimize-4"));
-        assert_eq!(v.stage(), &Stage::Running { phase: "evaluate before".into(), done: 6, total: 14, cancelling: false });
+        assert_eq!(
+            v.stage(),
+            &Stage::Running { phase: "evaluate before".into(), done: 6, total: 14, cancelling: false }
+        );
         let rows = render(&mut v, 80, 24);
         assert_eq!(rows[1].trim_end(), format!("│phase    evaluate before{}│", " ".repeat(54)));
         assert_eq!(rows[2], format!("│[{}{}] 6/14{}│", "█".repeat(25), "░".repeat(35), " ".repeat(11)));
@@ -609,10 +637,15 @@ mod tests {
         let mut v = OptimizeView::new(job(), String::new());
         let running = Ctx { running: true, ..Ctx::default() };
         let Handled::Emit(msgs) = v.on_action(Action::Apply, &running) else { panic!() };
-        assert!(matches!(msgs.as_slice(), [Msg::Notice(n)] if n == "a request is running: optimize when it has finished"));
+        assert!(
+            matches!(msgs.as_slice(), [Msg::Notice(n)] if n == "a request is running: optimize when it has finished")
+        );
         let replay = Ctx { replay: true, ..Ctx::default() };
         let Handled::Emit(msgs) = v.on_action(Action::Apply, &replay) else { panic!() };
-        assert!(matches!(msgs.as_slice(), [Msg::Notice(n)] if n.starts_with("optimize: not available in a replay")), "{msgs:?}");
+        assert!(
+            matches!(msgs.as_slice(), [Msg::Notice(n)] if n.starts_with("optimize: not available in a replay")),
+            "{msgs:?}"
+        );
         assert_eq!(v.stage(), &Stage::Confirm);
         // Events before the start change nothing.
         v.on_event(&event(None, EventKind::OptimizeFinished { summary: None, error: Some("x".into()) }));
