@@ -1499,6 +1499,7 @@ fn the_optimize_overlay_runs_beside_the_panes_and_survives_closing() {
     let cmds = app.on_key(key(KeyCode::Enter));
     assert!(matches!(cmds.as_slice(), [Command::Optimize(job)] if job.trainset.len() == 14), "{cmds:?}");
     assert!(app.optimizing());
+    assert!(screen(&app, 80, 24).lines().last().unwrap().contains("│ ◉ optimizing "), "the status bar says it is busy");
 
     // An optimization run with a denial; Esc hides the overlay.
     let run = |step: Option<u32>| Scope { run_id: Some("optimize-3".into()), step };

@@ -242,6 +242,17 @@ impl App {
         }
     }
 
+    /// The core did not take the `Command::Optimize` that was sent (its queue was full):
+    /// nothing runs, and the overlay says so instead of waiting for an end that never comes.
+    pub fn optimize_not_sent(&mut self, why: &str) {
+        self.optimizing = false;
+        for view in
+            [self.overlay.as_mut().and_then(Overlay::optimize_mut), self.optimize_kept.as_mut()].into_iter().flatten()
+        {
+            view.not_sent(why);
+        }
+    }
+
     /// The grant the session holds, over all servers, as the optimize overlay shows it.
     fn grant_label(&self) -> String {
         if self.grants.is_empty() {
@@ -325,7 +336,8 @@ impl App {
             EventKind::OptimizeProgress { .. } => self.optimizing = true,
             EventKind::OptimizeFinished { .. } => {
                 self.optimizing = false;
-                if !matches!(self.overlay, Some(Overlay::Optimize(_))) {
+                // (A replay has no overlay to show it in: the feed line says it all.)
+                if !self.replay && !matches!(self.overlay, Some(Overlay::Optimize(_))) {
                     self.notice = Some(format!(
                         "optimization finished: {} shows the table",
                         self.keymap.key_for(Action::Optimize)

@@ -316,10 +316,14 @@ fn dispatch(
         });
         return;
     }
+    let optimize = matches!(cmd, Command::Optimize(_));
     if let Some(tx) = commands
         && tx.try_send(cmd).is_err()
     {
         app.notice = Some("the agent core is busy; try again".into());
+        if optimize {
+            app.optimize_not_sent("the agent core is busy; press Enter to try again");
+        }
     }
 }
 

@@ -46,6 +46,14 @@ pub enum Overlay {
 }
 
 impl Overlay {
+    /// The optimize overlay, if that is the one open.
+    pub fn optimize_mut(&mut self) -> Option<&mut optimize::OptimizeView> {
+        match self {
+            Overlay::Optimize(v) => Some(v),
+            _ => None,
+        }
+    }
+
     fn component(&self) -> &dyn Component {
         match self {
             Overlay::Help(c) => c,

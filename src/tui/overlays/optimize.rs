@@ -104,6 +104,14 @@ impl OptimizeView {
         !matches!(self.stage, Stage::Confirm)
     }
 
+    /// The start command never reached the core: the run ends here, with the reason.
+    pub fn not_sent(&mut self, why: &str) {
+        if self.running() {
+            self.stage = Stage::Finished(Err(format!("not started: {why}")));
+            self.measure();
+        }
+    }
+
     fn measure(&mut self) {
         let inner = Block::default().borders(Borders::ALL).inner(frame(self.area));
         let len = self.body(&Theme::dark(), inner.width as usize).len();
@@ -630,6 +638,22 @@ mod tests {
         // Enter asks for a fresh run.
         let Handled::Emit(msgs) = v.on_action(Action::Apply, &Ctx::default()) else { panic!() };
         assert!(matches!(msgs.as_slice(), [Msg::Close, Msg::OpenOptimize]), "{msgs:?}");
+    }
+
+    #[test]
+    fn a_start_the_core_did_not_take_ends_with_the_reason() {
+        let mut v = started();
+        v.not_sent("the agent core is busy; press Enter to try again");
+        assert_eq!(
+            v.stage(),
+            &Stage::Finished(Err("not started: the agent core is busy; press Enter to try again".into()))
+        );
+        let rows = render(&mut v, 80, 24);
+        assert!(
+            rows[1].starts_with("│✗ the optimization stopped: not started: the agent core is busy; press Enter"),
+            "{}",
+            rows[1]
+        );
     }
 
     #[test]
