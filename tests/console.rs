@@ -1544,6 +1544,8 @@ fn the_optimize_overlay_runs_beside_the_panes_and_survives_closing() {
         "{s}"
     );
     assert!(!s.contains("Open a ticket for ABC123") && !s.contains("Create the ticket."), "not in chat or trace: {s}");
+    let denial = &app.feed.entries[0];
+    assert_eq!(denial.detail[0], ("run".to_string(), "optimize-3 (an optimization run; not in the trace)".to_string()));
     // A request waits for the optimization; Ctrl-C cancels it instead of quitting.
     app.on_key(key(KeyCode::Char('i')));
     chars(&mut app, "hello");

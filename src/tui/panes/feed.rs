@@ -138,6 +138,13 @@ impl FeedPane {
     }
 
     fn push(&mut self, e: &Event, severity: Severity, kind: &'static str, text: String, detail: Vec<(String, String)>) {
+        let mut detail = detail;
+        // An optimization's runs are not in the trace: the detail says where this came from.
+        if crate::tui::overlays::optimize::is_optimize_run(e)
+            && let Some(run) = &e.run_id
+        {
+            detail.insert(0, ("run".into(), format!("{run} (an optimization run; not in the trace)")));
+        }
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.pop_back();
         }
