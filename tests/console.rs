@@ -1082,15 +1082,15 @@ fn help_has_no_duplicates_one_spelling_and_a_scroll_indicator() {
     app.resize(Rect::new(0, 0, 80, 24));
     {
         let s = screen(&app, 80, 24);
-        assert!(s.contains("Keys — lines 1–21 of 62 · j/k scroll · Esc close"), "{s}");
+        assert!(s.contains("Keys — lines 1–21 of 67 · j/k scroll · Esc close"), "{s}");
     }
     for _ in 0..100 {
         app.on_key(key(KeyCode::Char('j')));
     }
     let s = screen(&app, 80, 24);
-    assert!(s.contains("lines 42–62 of 62") && s.contains("Mouse wheel scrolls"), "{s}");
+    assert!(s.contains("lines 47–67 of 67") && s.contains("Mouse wheel scrolls"), "{s}");
     app.on_key(key(KeyCode::Char('k')));
-    assert!(screen(&app, 80, 24).contains("lines 41–61 of 62"), "one k moves at once");
+    assert!(screen(&app, 80, 24).contains("lines 46–66 of 67"), "one k moves at once");
 }
 
 /// A replay draws the matrix from the recorded session start, and says that live-only
@@ -1468,6 +1468,144 @@ fn a_opens_the_auth_flow_of_the_server_shown_and_the_pane_lists_recent_tokens() 
     assert!(app.overlay.is_none());
     let help = help_text(&mut app, 120, 40);
     assert!(help.contains("A  auth flow of the server shown (token pane)"), "{help}");
+}
+
+/// `O` (F4 while typing) opens the optimize overlay on the session's grant; Enter sends
+/// `Command::Optimize`. The optimization's runs (`optimize-N`) reach the feed — their
+/// denials as they happen — but not the chat or the trace, and do not count as the
+/// operator's request. Closing the overlay keeps the optimization going: Ctrl-C cancels it
+/// rather than quitting, the end is one feed line and a notice, and `O` shows the table.
+#[test]
+fn the_optimize_overlay_runs_beside_the_panes_and_survives_closing() {
+    let now = warden::types::time::now_epoch();
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope::default(),
+        EventKind::TokenIssued {
+            token: token("customer:read account:calculate", now),
+            reason: RefreshReason::Initial,
+            server: Some("customer-service".into()),
+        },
+    );
+    let mut app = app_with(&bus.recorded(), now);
+    let state = tempfile::tempdir().unwrap();
+    app.state_dir = Some(state.path().to_path_buf());
+    assert!(app.on_key(key(KeyCode::F(4))).is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::Optimize(_))), "{:?}", app.notice);
+    app.resize(Rect::new(0, 0, 80, 24));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("┌ Optimize — start? "), "{s}");
+    assert!(s.contains("│grant    account:calculate customer:read "), "{s}");
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(cmds.as_slice(), [Command::Optimize(job)] if job.trainset.len() == 14), "{cmds:?}");
+    assert!(app.optimizing());
+    assert!(screen(&app, 80, 24).lines().last().unwrap().contains("│ ◉ optimizing "), "the status bar says it is busy");
+
+    // An optimization run with a denial; Esc hides the overlay.
+    let run = |step: Option<u32>| Scope { run_id: Some("optimize-3".into()), step };
+    bus.emit(&Scope::default(), EventKind::OptimizeProgress { phase: "evaluate before".into(), done: 2, total: 14 });
+    bus.emit(
+        &run(None),
+        EventKind::RunStarted { request: "Open a ticket for ABC123".into(), model: "offline".into(), tools: vec![] },
+    );
+    bus.emit(&run(Some(0)), EventKind::Thought { text: "Create the ticket.".into() });
+    bus.emit(
+        &run(Some(0)),
+        EventKind::ToolResult {
+            tool: ToolName::new("customer-service", "create_support_ticket"),
+            outcome: CallOutcome::Denied {
+                required: scopes("ticket:create"),
+                granted: scopes("customer:read account:calculate"),
+                missing: scopes("ticket:create"),
+                side: DenialSide::Client,
+                status: None,
+                www_authenticate: None,
+            },
+            attempts: 0,
+            latency_ms: 0.1,
+            audit: Default::default(),
+        },
+    );
+    bus.emit(&run(None), EventKind::RunFinished { status: RunStatus::Denied, steps: 1, elapsed_ms: 2.0 });
+    for e in bus.recorded().iter().skip(1) {
+        app.ingest(e);
+    }
+    assert!(app.running.is_none(), "an optimization run is not the operator's request");
+    assert_eq!(app.last_request, None);
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("│phase    evaluate before "), "{s}");
+    assert!(s.contains("│seen     ✗ 1 denial · ⚠ 0 anomalies"), "{s}");
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    app.resize(Rect::new(0, 0, 160, 45));
+    let s = screen(&app, 160, 45);
+    assert!(
+        s.contains("✗ create_support_ticket denied on customer-service: missing ticket:create (client pre-c"),
+        "{s}"
+    );
+    assert!(!s.contains("Open a ticket for ABC123") && !s.contains("Create the ticket."), "not in chat or trace: {s}");
+    let denial = &app.feed.entries[0];
+    assert_eq!(denial.detail[0], ("run".to_string(), "optimize-3 (an optimization run; not in the trace)".to_string()));
+    // A request waits for the optimization; Ctrl-C cancels it instead of quitting.
+    app.on_key(key(KeyCode::Char('i')));
+    chars(&mut app, "hello");
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    assert_eq!(app.notice.as_deref(), Some("an optimization is running: Ctrl-C cancels it"));
+    let cmds = app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(cmds, vec![Command::Cancel]);
+    assert!(!app.quit);
+
+    // The end: one feed line, a notice, and O shows the table.
+    let row = |req: &str, before: (f64, u64, f64), after: (f64, u64, f64)| warden::types::optimize::ExampleRow {
+        request: req.into(),
+        before: warden::types::optimize::Scored { base: before.0, violations: before.1, final_score: before.2 },
+        after: warden::types::optimize::Scored { base: after.0, violations: after.1, final_score: after.2 },
+        reason: String::new(),
+    };
+    let summary = warden::types::optimize::OptimizeSummary {
+        optimizer: "BootstrapFewShot".into(),
+        rows: vec![row("Open a ticket for ABC123", (1.0, 1, 0.4), (1.0, 0, 1.0))],
+        before: warden::types::optimize::Scored { base: 1.0, violations: 1, final_score: 0.4 },
+        after: warden::types::optimize::Scored { base: 1.0, violations: 0, final_score: 1.0 },
+        out: Some("/s/programs/optimized-1.sealed".into()),
+        format: "sealed".into(),
+        ..Default::default()
+    };
+    let end =
+        bus.emit(&Scope::default(), EventKind::OptimizeFinished { summary: Some(Box::new(summary)), error: None });
+    app.ingest(&end);
+    assert!(!app.optimizing());
+    assert_eq!(app.notice.as_deref(), Some("optimization finished: O shows the table"));
+    let s = screen(&app, 160, 45);
+    assert!(s.contains("● optimize: final 0.40 → 1.00, 1 → 0 violations, wrote /s/programs/optimized-1.sealed"), "{s}");
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::Char('O')));
+    app.resize(Rect::new(0, 0, 80, 24));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("┌ Optimize — done "), "{s}");
+    assert!(s.contains("│ 1 Open a ticket for ABC123              1.00    1   0.40   1.00    0   1.00 ↑│"), "{s}");
+    assert!(s.contains("│   total (mean, sum of violations)       1.00    1   0.40   1.00    0   1.00  │"), "{s}");
+}
+
+/// `O` is refused, with the reason, in a replay and while the operator's request runs.
+#[test]
+fn optimize_is_refused_in_a_replay_and_while_a_request_runs() {
+    let now = warden::types::time::now_epoch();
+    let mut replay = App::new(info(), Theme::dark(), Keymap::default(), true);
+    replay.on_key(key(KeyCode::Char('O')));
+    assert!(replay.overlay.is_none());
+    assert_eq!(replay.notice.as_deref(), Some("optimize: not available in a replay"));
+
+    let bus = EventBus::recording();
+    bus.emit(
+        &Scope { run_id: Some("run-1".into()), step: None },
+        EventKind::RunStarted { request: "Who is ABC123?".into(), model: "offline".into(), tools: vec![] },
+    );
+    let mut app = app_with(&bus.recorded(), now);
+    app.state_dir = Some(std::path::PathBuf::from("/unused"));
+    app.on_key(key(KeyCode::F(4)));
+    assert!(app.overlay.is_none());
+    assert_eq!(app.notice.as_deref(), Some("a request is running: optimize when it has finished"));
 }
 
 /// `--program`: the status bar names the compiled program and its validation state, with a

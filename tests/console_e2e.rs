@@ -122,3 +122,56 @@ fn replay_refuses_a_file_that_is_not_a_recording() {
     );
     assert!(out.stdout.is_empty(), "no console drawn");
 }
+
+/// The optimize overlay in the real console: `warden demo` (embedded issuer and service,
+/// offline planner) narrowed in the grant editor to a grant without `ticket:create`; F4
+/// opens the overlay on that grant, Enter starts the optimization, and the table comes
+/// back with its total line, the learnt constraint and the program written. The
+/// optimization's denials are in the feed (the client's pre-check refusing
+/// `create_support_ticket`), with the optimization's one summary line on top.
+#[test]
+fn demo_optimize_overlay_shows_the_table_and_the_denials_in_the_feed() {
+    let state = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new("warden-e2e-optimize");
+    let command = format!(
+        "{} --state-dir {} demo; echo WARDEN_EXIT=$?; sleep 30",
+        env!("CARGO_BIN_EXE_warden"),
+        state.path().display()
+    );
+    tmux.start(160, 45, &command);
+    tmux.wait_for("✓ verified", Duration::from_secs(30));
+    tmux.keys(&["F2"]);
+    tmux.wait_for("Grant editor", Duration::from_secs(5));
+    tmux.keys(&["j", "j", "Space"]);
+    tmux.wait_for("[ ] ticket:create", Duration::from_secs(5));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("granted   account:calculate customer:read", Duration::from_secs(30));
+
+    tmux.keys(&["F4"]);
+    let s = tmux.wait_for("Optimize — start?", Duration::from_secs(5));
+    assert!(s.contains("Optimize the program with BootstrapFewShot on 14 training examples"), "{s}");
+    assert!(s.contains("grant    account:calculate customer:read"), "{s}");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("Optimize — done", Duration::from_secs(120));
+    assert!(s.contains("   total (mean, sum of violations)"), "the total line: {s}");
+    assert!(
+        s.contains("- Do not call `create_support_ticket` under the grant {account:calculate customer:read}"),
+        "the learnt constraint: {s}"
+    );
+    let programs = state.path().join("programs");
+    let written: Vec<_> = std::fs::read_dir(&programs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(written.len(), 1, "one program written to {}", programs.display());
+    assert!(s.contains(&format!("✓ valid; wrote {} (sealed)", written[0].display())), "{s}");
+    let seen = s.lines().find(|l| l.contains("seen while it ran")).unwrap_or_default().to_string();
+    assert!(!seen.contains(" 0 denials"), "the optimization ran into the narrowed grant: {seen}");
+
+    // Closed: the feed has the denials and, on top, the optimization's line.
+    tmux.keys(&["Escape"]);
+    let s = tmux.wait_until("the feed", Duration::from_secs(5), |s| !s.contains("Optimize — done"));
+    assert!(s.contains("● optimize: final "), "{s}");
+    assert!(s.contains("✗ create_support_ticket denied on customer-service: missing ticket:create"), "{s}");
+    // The trace keeps to the operator's requests: there were none.
+    assert!(s.contains("No runs yet"), "{s}");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("WARDEN_EXIT=0", Duration::from_secs(15));
+}

@@ -4,6 +4,11 @@
 //! actions — and acts on the messages components answer with. It never reads or writes a
 //! component's fields, and never touches the network: what the core must do comes back
 //! as `Command`s.
+//!
+//! An optimization (`O`) is an overlay too, but it outlives being closed: `App` keeps the
+//! closed optimize overlay and goes on giving it events, so `O` shows it again. Its agent
+//! runs (`optimize-N`) reach the feed and the token pane only; the chat, the trace and the
+//! "request running" state keep to the operator's own requests.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
@@ -14,6 +19,7 @@ pub use super::overlays::Overlay;
 use super::overlays::confirm::ConfirmView;
 use super::overlays::grant::REPLAY_NOTICE;
 use super::overlays::help::HelpView;
+use super::overlays::optimize::{self, OptimizeView};
 use super::overlays::scenarios::ScenarioPicker;
 use super::overlays::step_up::StepUpView;
 use super::panes::Pane;
@@ -24,9 +30,11 @@ use super::panes::trace::TracePane;
 use super::theme::Theme;
 use super::view;
 use crate::session::command::Command;
+use crate::session::optimize::OptimizeJob;
 use crate::session::scenario::Scenario;
 use crate::types::confirm::ConfirmRequest;
 use crate::types::event::{Event, EventKind, ServerSummary};
+use crate::types::scope::ScopeSet;
 use crate::types::step_up::StepUpRequest;
 
 /// Static facts about the session, known at start.
@@ -87,6 +95,15 @@ pub struct App {
     confirming: Option<Question>,
     /// Questions that arrived while another was open.
     confirm_queue: std::collections::VecDeque<Question>,
+    /// The session's state directory (where an optimization writes its program); `None`
+    /// in a replay.
+    pub state_dir: Option<std::path::PathBuf>,
+    /// An optimization was started and has not finished.
+    optimizing: bool,
+    /// The optimize overlay while it is closed (running, or with a result to show again).
+    optimize_kept: Option<OptimizeView>,
+    /// The grant last seen per server, for the optimize overlay's "runs under".
+    grants: std::collections::BTreeMap<Option<String>, ScopeSet>,
 }
 
 /// A question waiting for the operator: a tool call to confirm, or a step-up.
@@ -149,6 +166,10 @@ impl App {
             events_seen: 0,
             confirming: None,
             confirm_queue: Default::default(),
+            state_dir: None,
+            optimizing: false,
+            optimize_kept: None,
+            grants: Default::default(),
         }
     }
 
@@ -170,13 +191,80 @@ impl App {
             self.confirm_queue.push_back(question);
             return;
         }
-        self.overlay = Some(question.overlay());
+        self.set_overlay(Some(question.overlay()));
         self.confirming = Some(question);
     }
 
     /// Whether the open overlay is the one asking the open question.
     fn asking_open(&self) -> bool {
         matches!(self.overlay, Some(Overlay::Confirm(_) | Overlay::StepUp(_)))
+    }
+
+    /// Replaces the open overlay. An optimize overlay that runs or has a result is kept
+    /// (closing it does not stop the optimization; `O` shows it again).
+    fn set_overlay(&mut self, overlay: Option<Overlay>) {
+        if let Some(Overlay::Optimize(view)) = std::mem::replace(&mut self.overlay, overlay)
+            && view.worth_keeping()
+        {
+            self.optimize_kept = Some(view);
+        }
+    }
+
+    /// Whether an optimization is running.
+    pub fn optimizing(&self) -> bool {
+        self.optimizing
+    }
+
+    /// `O`: the optimization kept from before (running, or its result), else a new one to
+    /// confirm. Refused in a replay and while a request runs.
+    fn open_optimize(&mut self) {
+        if self.replay {
+            self.notice = Some(format!("optimize: {REPLAY_NOTICE}"));
+            return;
+        }
+        if let Some(view) = self.optimize_kept.take() {
+            self.set_overlay(Some(Overlay::Optimize(view)));
+            return;
+        }
+        if self.running.is_some() {
+            self.notice = Some("a request is running: optimize when it has finished".into());
+            return;
+        }
+        let Some(dir) = self.state_dir.clone() else {
+            self.notice = Some("optimize: this console has no state directory to write the program to".into());
+            return;
+        };
+        match OptimizeJob::console_default(&dir, self.now) {
+            Ok(job) => self.set_overlay(Some(Overlay::Optimize(OptimizeView::new(job, self.grant_label())))),
+            Err(e) => {
+                self.notice = Some(format!("optimize: {e}; fix config/trainset.toml or remove it to use the built-in"))
+            }
+        }
+    }
+
+    /// The core did not take the `Command::Optimize` that was sent (its queue was full):
+    /// nothing runs, and the overlay says so instead of waiting for an end that never comes.
+    pub fn optimize_not_sent(&mut self, why: &str) {
+        self.optimizing = false;
+        for view in
+            [self.overlay.as_mut().and_then(Overlay::optimize_mut), self.optimize_kept.as_mut()].into_iter().flatten()
+        {
+            view.not_sent(why);
+        }
+    }
+
+    /// The grant the session holds, over all servers, as the optimize overlay shows it.
+    fn grant_label(&self) -> String {
+        if self.grants.is_empty() {
+            return "no token yet: servers without OAuth limit nothing".into();
+        }
+        let mut all = ScopeSet::new();
+        for granted in self.grants.values() {
+            for s in granted.iter() {
+                all.insert(s.clone());
+            }
+        }
+        if all.is_empty() { "(no scopes)".into() } else { all.to_string() }
     }
 
     /// Whether a tool call is waiting for the operator.
@@ -190,7 +278,7 @@ impl App {
             self.notice = Some(question.answer(allow));
         }
         if self.asking_open() {
-            self.overlay = None;
+            self.set_overlay(None);
         }
         if let Some(next) = self.confirm_queue.pop_front() {
             self.pose(next);
@@ -218,7 +306,11 @@ impl App {
 
     /// What components may know about the session when they handle an action.
     fn ctx(&self) -> Ctx {
-        Ctx { replay: self.replay, running: self.running.is_some(), last_request: self.last_request.clone() }
+        Ctx {
+            replay: self.replay,
+            running: self.running.is_some() || self.optimizing,
+            last_request: self.last_request.clone(),
+        }
     }
 
     /// What a component may know when it draws.
@@ -235,14 +327,32 @@ impl App {
 
     pub fn ingest(&mut self, e: &Event) {
         self.events_seen += 1;
+        // An optimization's agent runs are not the operator's: they reach the feed (their
+        // denials and anomalies), the token pane and the optimize overlay, nothing else.
+        let optimize_run = optimize::is_optimize_run(e);
         match &e.kind {
+            EventKind::RunStarted { .. } | EventKind::RunFinished { .. } | EventKind::Thought { .. }
+                if optimize_run => {}
+            EventKind::OptimizeProgress { .. } => self.optimizing = true,
+            EventKind::OptimizeFinished { .. } => {
+                self.optimizing = false;
+                // (A replay has no overlay to show it in: the feed line says it all.)
+                if !self.replay && !matches!(self.overlay, Some(Overlay::Optimize(_))) {
+                    self.notice = Some(format!(
+                        "optimization finished: {} shows the table",
+                        self.keymap.key_for(Action::Optimize)
+                    ));
+                }
+            }
             EventKind::RunStarted { request, .. } => {
                 self.running = Some((e.run_id.clone().unwrap_or_default(), None));
                 self.last_request = Some(request.clone());
             }
             EventKind::RunFinished { .. } => self.running = None,
-            // A re-grant changes what the program may do: its badge follows the new grant.
-            EventKind::TokenIssued { token, .. } => {
+            // A re-grant changes what the program may do: its badge follows the new grant
+            // (and the optimize overlay shows the grant it would run under).
+            EventKind::TokenIssued { token, server, .. } => {
+                self.grants.insert(server.clone(), token.granted.clone());
                 if let Some(p) = &mut self.info.program
                     && let Some(recheck) = &p.recheck
                 {
@@ -281,10 +391,16 @@ impl App {
             _ => {}
         }
         for pane in Pane::ALL {
+            if optimize_run && matches!(pane, Pane::Chat | Pane::Trace) {
+                continue;
+            }
             self.pane_mut(pane).on_event(e);
         }
         if let Some(overlay) = &mut self.overlay {
             overlay.on_event(e);
+        }
+        if let Some(view) = &mut self.optimize_kept {
+            view.on_event(e);
         }
     }
 
@@ -406,11 +522,11 @@ impl App {
     fn overlay_global(&mut self, a: Action) -> Vec<Command> {
         match a {
             Action::Close => {
-                self.overlay = None;
+                self.set_overlay(None);
                 Vec::new()
             }
             Action::Cancel => {
-                self.overlay = None;
+                self.set_overlay(None);
                 self.act(Action::Cancel)
             }
             _ => Vec::new(),
@@ -423,10 +539,20 @@ impl App {
         let mut cmds = Vec::new();
         for msg in msgs {
             match msg {
-                Msg::Command(c) => cmds.push(c),
+                Msg::Command(c) => {
+                    if matches!(c, Command::Optimize(_)) {
+                        self.optimizing = true;
+                    }
+                    cmds.push(c)
+                }
                 Msg::Notice(n) => self.notice = Some(n),
-                Msg::Open(o) => self.overlay = Some(o),
-                Msg::Close => self.overlay = None,
+                Msg::Open(o) => self.set_overlay(Some(o)),
+                Msg::Close => self.set_overlay(None),
+                Msg::OpenOptimize => {
+                    // "Run again" asks for a new job, not the finished one back.
+                    self.optimize_kept = None;
+                    self.open_optimize();
+                }
                 Msg::Submit(text) => cmds.extend(self.submit(text)),
                 Msg::StartTyping if self.replay => self.notice = Some(format!("typing: {REPLAY_NOTICE}")),
                 Msg::StartTyping => self.typing = true,
@@ -445,6 +571,10 @@ impl App {
             self.notice = Some("a request is running: Ctrl-C cancels it".into());
             return Vec::new();
         }
+        if self.optimizing {
+            self.notice = Some("an optimization is running: Ctrl-C cancels it".into());
+            return Vec::new();
+        }
         self.last_request = Some(text.clone());
         vec![Command::Submit(text)]
     }
@@ -453,7 +583,7 @@ impl App {
     fn act(&mut self, a: Action) -> Vec<Command> {
         match a {
             Action::Cancel => {
-                if self.running.is_some() {
+                if self.running.is_some() || self.optimizing {
                     self.notice = Some("cancelling…".into());
                     return vec![Command::Cancel];
                 }
@@ -463,13 +593,14 @@ impl App {
             Action::Quit => {
                 self.quit = true;
                 let mut cmds = Vec::new();
-                if self.running.is_some() {
+                if self.running.is_some() || self.optimizing {
                     cmds.push(Command::Cancel);
                 }
                 cmds.push(Command::Quit);
                 return cmds;
             }
-            Action::Help => self.overlay = Some(Overlay::Help(HelpView::new(&self.keymap))),
+            Action::Help => self.set_overlay(Some(Overlay::Help(HelpView::new(&self.keymap)))),
+            Action::Optimize => self.open_optimize(),
             Action::NextPane => {
                 self.focus = self.focus.next();
                 self.typing = false;
@@ -508,7 +639,7 @@ impl App {
                 return self.send(Pane::Token, a);
             }
             Action::Scenarios => {
-                self.overlay = Some(Overlay::Scenarios(ScenarioPicker::new(self.info.scenarios.clone())))
+                self.set_overlay(Some(Overlay::Scenarios(ScenarioPicker::new(self.info.scenarios.clone()))))
             }
             Action::Rerun => {
                 if let Some(r) = self.last_request.clone() {

@@ -56,6 +56,9 @@ pub enum Msg {
     StartTyping,
     /// The confirmation overlay's answer: allow (`true`) or decline the waiting call.
     Confirm(bool),
+    /// Open the optimize overlay on a fresh job (`App` builds it: it knows the state
+    /// directory and the grant).
+    OpenOptimize,
 }
 
 /// What a component may know about the session when it handles an action.
@@ -63,7 +66,7 @@ pub enum Msg {
 pub struct Ctx {
     /// Replaying a recording: nothing is sent to a core.
     pub replay: bool,
-    /// A run is in progress.
+    /// A run (the operator's, or an optimization) is in progress.
     pub running: bool,
     /// The last request sent, for re-running it.
     pub last_request: Option<String>,

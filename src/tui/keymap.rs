@@ -59,6 +59,8 @@ pub enum Action {
     Decline,
     /// The auth flow of the server shown in the token pane.
     AuthFlow,
+    /// Open the optimize overlay (or show the running or last optimization again).
+    Optimize,
 }
 
 /// Where the keyboard is, for resolving a key to an action.
@@ -83,6 +85,8 @@ pub enum Context {
     Confirm,
     /// The step-up question (re-authorize with more scopes?).
     StepUp,
+    /// The optimize overlay.
+    Optimize,
 }
 
 impl Context {
@@ -98,6 +102,7 @@ impl Context {
             Grant => &[Grant, Overlay, Global],
             Confirm => &[Confirm, Overlay, Global],
             StepUp => &[StepUp, Overlay, Global],
+            Optimize => &[Optimize, Overlay, Global],
         }
     }
 
@@ -113,11 +118,12 @@ impl Context {
             Context::Grant => "Grant editor",
             Context::Confirm => "Confirm a tool call",
             Context::StepUp => "Step-up (re-authorize with more scopes?)",
+            Context::Optimize => "Optimize (Enter: start, or run again when done)",
         }
     }
 
     /// The binding contexts in the order the help lists them.
-    pub const HELP_ORDER: [Context; 8] = [
+    pub const HELP_ORDER: [Context; 9] = [
         Context::Global,
         Context::Panes,
         Context::Overlay,
@@ -126,6 +132,7 @@ impl Context {
         Context::Grant,
         Context::Confirm,
         Context::StepUp,
+        Context::Optimize,
     ];
 }
 
@@ -309,6 +316,12 @@ impl Default for Keymap {
                 b(Action::Restart, &[Key::plain('R')], false, "restart the stdio server shown (token pane)"),
                 b(Action::ServerLog, &[Key::plain('L')], false, "stderr of the stdio server shown (token pane)"),
                 b(Action::AuthFlow, &[Key::plain('A')], false, "auth flow of the server shown (token pane)"),
+                b(
+                    Action::Optimize,
+                    &[Key::plain('O'), Key::new(K::F(4), NONE)],
+                    true,
+                    "optimize: progress and before/after table",
+                ),
                 o(Context::Overlay, Action::Close, &[Key::new(K::Esc, NONE)], "close (grant editor: cancel)"),
                 o(Context::Overlay, Action::Up, &[Key::plain('k'), Key::new(K::Up, NONE)], "move / scroll up"),
                 o(Context::Overlay, Action::Down, &[Key::plain('j'), Key::new(K::Down, NONE)], "move / scroll down"),
@@ -344,6 +357,8 @@ impl Default for Keymap {
                     &[Key::plain('n'), Key::new(K::Esc, NONE)],
                     "decline (also Enter): the denial stands",
                 ),
+                o(Context::Optimize, Action::PageUp, &[Key::new(K::PageUp, NONE)], "scroll the table a page up"),
+                o(Context::Optimize, Action::PageDown, &[Key::new(K::PageDown, NONE)], "scroll the table a page down"),
             ],
         }
     }

@@ -205,7 +205,8 @@ pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
     session.announce_tokens();
     let clock = session.events().clock().clone();
     let core = session.start(CancellationToken::new());
-    let app = App::new(info, theme, keymap, false);
+    let mut app = App::new(info, theme, keymap, false);
+    app.state_dir = Some(state_dir.clone());
     let asks = Asks { confirmations, step_ups };
     let result = ui_loop(app, ui_rx, Some(core.sender()), asks, &state_dir, Some(recording), clock).await;
     core.shutdown().await;
@@ -315,10 +316,14 @@ fn dispatch(
         });
         return;
     }
+    let optimize = matches!(cmd, Command::Optimize(_));
     if let Some(tx) = commands
         && tx.try_send(cmd).is_err()
     {
         app.notice = Some("the agent core is busy; try again".into());
+        if optimize {
+            app.optimize_not_sent("the agent core is busy; press Enter to try again");
+        }
     }
 }
 

@@ -144,6 +144,8 @@ fn status_facts(app: &App) -> StatusFacts<'static> {
             format!("◉ running {id}{}", step.map(|s| format!(" step {s}")).unwrap_or_default()),
             t.colored(t.warn).add_modifier(Modifier::BOLD),
         ),
+        // An optimization's runs are not the operator's request, but the session is busy.
+        None if app.optimizing() => Span::styled("◉ optimizing", t.colored(t.warn).add_modifier(Modifier::BOLD)),
         None => Span::styled("○ idle", t.muted()),
     };
     StatusFacts { servers, run }

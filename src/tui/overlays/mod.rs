@@ -1,6 +1,6 @@
 //! Overlays drawn over the panes: help (from the keymap), the grant editor, the scenario
-//! picker, the step detail, a server's auth flow, the tool-call confirmation and the
-//! step-up question. Each is a [`Component`] that owns its state and resolves
+//! picker, the step detail, a server's auth flow, the tool-call confirmation, the
+//! step-up question and the optimization. Each is a [`Component`] that owns its state and resolves
 //! keys in its own keymap context; `App` holds at most one, as an [`Overlay`], and gives
 //! it every key first.
 
@@ -9,6 +9,7 @@ pub mod confirm;
 pub mod detail;
 pub mod grant;
 pub mod help;
+pub mod optimize;
 pub mod scenarios;
 pub mod step_up;
 
@@ -40,9 +41,19 @@ pub enum Overlay {
     AuthFlow(auth_flow::AuthFlowView),
     /// A step-up waiting for the operator (`App` holds its reply).
     StepUp(step_up::StepUpView),
+    /// An optimization: confirm, progress, the before/after table.
+    Optimize(optimize::OptimizeView),
 }
 
 impl Overlay {
+    /// The optimize overlay, if that is the one open.
+    pub fn optimize_mut(&mut self) -> Option<&mut optimize::OptimizeView> {
+        match self {
+            Overlay::Optimize(v) => Some(v),
+            _ => None,
+        }
+    }
+
     fn component(&self) -> &dyn Component {
         match self {
             Overlay::Help(c) => c,
@@ -52,6 +63,7 @@ impl Overlay {
             Overlay::Confirm(c) => c,
             Overlay::AuthFlow(c) => c,
             Overlay::StepUp(c) => c,
+            Overlay::Optimize(c) => c,
         }
     }
 
@@ -64,6 +76,7 @@ impl Overlay {
             Overlay::Confirm(c) => c,
             Overlay::AuthFlow(c) => c,
             Overlay::StepUp(c) => c,
+            Overlay::Optimize(c) => c,
         }
     }
 }

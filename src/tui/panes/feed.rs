@@ -1,5 +1,5 @@
 //! The Feed pane: permission failures (tool, missing scopes, client- or server-side), rate
-//! limits, retries, errors, real grant changes and anomalies — newest first, each with a
+//! limits, retries, errors, real grant changes, anomalies and the end of an optimization — newest first, each with a
 //! severity glyph as well as a colour. Enter opens the whole entry (a denial's required and
 //! granted scopes, HTTP status and `WWW-Authenticate`; an anomaly's evidence) in the detail
 //! overlay. The list follows the newest entry while its view is at the top; scrolled down,
@@ -138,6 +138,13 @@ impl FeedPane {
     }
 
     fn push(&mut self, e: &Event, severity: Severity, kind: &'static str, text: String, detail: Vec<(String, String)>) {
+        let mut detail = detail;
+        // An optimization's runs are not in the trace: the detail says where this came from.
+        if crate::tui::overlays::optimize::is_optimize_run(e)
+            && let Some(run) = &e.run_id
+        {
+            detail.insert(0, ("run".into(), format!("{run} (an optimization run; not in the trace)")));
+        }
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.pop_back();
         }
@@ -306,6 +313,27 @@ impl FeedPane {
                 } else {
                     self.push(e, Severity::Error, "Server down", format!("{server} down: {detail}"), rows);
                 }
+            }
+            EventKind::OptimizeFinished { summary, error } => {
+                let text = crate::tui::overlays::optimize::feed_line(summary.as_deref(), error.as_deref());
+                let mut rows = Vec::new();
+                let severity = match (summary, error) {
+                    (Some(s), _) => {
+                        rows.push(("optimizer".into(), s.optimizer.clone()));
+                        rows.push(("examples".into(), s.rows.len().to_string()));
+                        rows.extend(s.constraints.iter().map(|c| ("constraint".to_string(), c.clone())));
+                        rows.extend(s.findings.iter().map(|f| ("finding".to_string(), f.clone())));
+                        if let Some(out) = &s.out {
+                            rows.push(("wrote".into(), format!("{out} ({})", s.format)));
+                        }
+                        if s.findings.is_empty() { Severity::Info } else { Severity::Warn }
+                    }
+                    (None, e) => {
+                        rows.push(("error".into(), e.clone().unwrap_or_default()));
+                        Severity::Error
+                    }
+                };
+                self.push(e, severity, "Optimization", text, rows);
             }
             EventKind::AgentError { message } => {
                 let rows = vec![("message".into(), message.clone())];
