@@ -152,7 +152,10 @@ fn demo_optimize_overlay_shows_the_table_and_the_denials_in_the_feed() {
     assert!(s.contains("Optimize the program with BootstrapFewShot on 14 training examples"), "{s}");
     assert!(s.contains("grant    account:calculate customer:read"), "{s}");
     tmux.keys(&["Enter"]);
-    let s = tmux.wait_for("Optimize — done", Duration::from_secs(120));
+    // The whole result, not a frame caught while tmux was still drawing it.
+    let s = tmux.wait_until("the optimization's result", Duration::from_secs(120), |s| {
+        s.contains("Optimize — done") && s.contains("(sealed)") && s.contains("seen while it ran")
+    });
     assert!(s.contains("   total (mean, sum of violations)"), "the total line: {s}");
     assert!(
         s.contains("- Do not call `create_support_ticket` under the grant {account:calculate customer:read}"),
