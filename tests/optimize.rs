@@ -10,7 +10,14 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn warden(state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warden")).arg("--state-dir").arg(state).args(args).output().expect("warden runs")
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        // No user config: what a fresh machine has.
+        .env("XDG_CONFIG_HOME", state.join("no-config"))
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("warden runs")
 }
 
 fn summary(out: &Output) -> Value {
@@ -150,6 +157,13 @@ fn bad_usage_is_refused_with_the_reason() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "warden: --penalty and --metric-threshold take a number from 0 to 1"
+    );
+    let nothing = warden(state.path(), &["optimize"]);
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr).contains("add --demo"),
+        "{}",
+        String::from_utf8_lossy(&nothing.stderr)
     );
     let missing = warden(state.path(), &["optimize", "--demo", "--trainset", "/nonexistent/train.toml"]);
     assert_eq!(missing.status.code(), Some(1));

@@ -181,6 +181,12 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: OptimizeArg
         eprintln!("warden: {msg}");
         return Ok(ExitCode::from(2));
     }
+    if config.servers.is_empty() {
+        eprintln!(
+            "warden: no MCP servers are configured to optimize against: add --demo (the embedded issuer and service on loopback), or start `warden serve` and pass the client config it wrote with --config"
+        );
+        return Ok(ExitCode::from(2));
+    }
     optimize_on(&config, state_dir, &args, job).await
 }
 

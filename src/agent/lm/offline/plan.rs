@@ -181,9 +181,16 @@ pub fn next_step(prompt: &Prompt) -> NextStep {
     // A call the program's learnt constraints forbid under its grant is never attempted:
     // nothing is started that would end in that denial.
     if let Some(f) = calls.iter().find_map(|c| prompt.forbidden(c)) {
+        // What can still be done lists only the tools no constraint forbids, so the answer
+        // does not offer what it just declined.
+        let allowed: Vec<&str> =
+            prompt.tools.iter().map(|t| t.name.as_str()).filter(|t| prompt.forbidden(t).is_none()).collect();
         return finish(format!(
-            "The request needs {}, and this program's learnt security constraints forbid calling it under the grant {{{}}}: {}. I will not attempt it, and will explain instead. {available}",
-            f.tool, f.grant, f.why
+            "The request needs {}, and this program's learnt security constraints forbid calling it under the grant {{{}}}: {}. I will not attempt it, and will explain instead. {TOOLS_MARKER}{}.",
+            f.tool,
+            f.grant,
+            f.why,
+            allowed.join(", ")
         ));
     }
     // A similar demo may set the order, but never adds a call the request cannot supply
