@@ -42,6 +42,9 @@ pub struct Core {
     /// The compiled program (`--program`) each run's ReAct starts from, fitted to the
     /// grant held when the run starts (`optimize::fit_to_grant`).
     pub program: Option<Arc<crate::agent::program::ProgramFile>>,
+    /// Collects optimization runs' events; attached to the bus at the first `Optimize`
+    /// and reused after (a bus keeps its journals).
+    pub optimize_runs: Option<Arc<super::optimize::Collector>>,
 }
 
 struct Running {
@@ -146,11 +149,16 @@ impl Core {
                     } else {
                         let cancel = CancellationToken::new();
                         let token = cancel.clone();
+                        let collector = self
+                            .optimize_runs
+                            .get_or_insert_with(|| super::optimize::Collector::attach(&self.events))
+                            .clone();
                         let job = super::optimize::run_job(
                             self.stack.clone(),
                             self.lm.clone(),
                             self.events.clone(),
                             self.max_iters,
+                            collector,
                             *job,
                         );
                         let events = self.events.clone();

@@ -334,6 +334,7 @@ impl Session {
             default_scopes: self.default_scopes,
             health,
             program: self.program.map(|(_, p)| p),
+            optimize_runs: None,
         }
         .spawn(rx, shutdown);
         SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }

@@ -124,7 +124,7 @@ impl OptimizeJob {
 /// Events of the runs in flight, by run id (a journal: it sees each event as it is
 /// emitted, so when a run returns, all its events — anomalies included — are here).
 #[derive(Default)]
-struct Collector {
+pub struct Collector {
     runs: Mutex<HashMap<String, Vec<Event>>>,
 }
 
@@ -137,6 +137,29 @@ impl Journal for Collector {
             }
         }
         Ok(())
+    }
+}
+
+/// A run's entry in the collector, removed when dropped.
+struct Tracked<'a> {
+    collector: &'a Collector,
+    run_id: String,
+}
+
+impl<'a> Tracked<'a> {
+    fn new(collector: &'a Collector, run_id: String) -> Self {
+        collector.runs.lock().insert(run_id.clone(), Vec::new());
+        Self { collector, run_id }
+    }
+
+    fn take(self) -> Vec<Event> {
+        self.collector.runs.lock().remove(&self.run_id).unwrap_or_default()
+    }
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.collector.runs.lock().remove(&self.run_id);
     }
 }
 
@@ -173,10 +196,24 @@ pub struct StackRunner {
     next: AtomicU64,
 }
 
-impl StackRunner {
-    pub fn new(stack: Arc<ClientStack>, lm: Arc<dyn Lm>, events: EventBus, max_iters: usize) -> Self {
-        let collector = Arc::new(Collector::default());
+impl Collector {
+    /// A collector attached to `events` (as a journal: a bus keeps its journals, so a
+    /// session attaches one and reuses it for every optimization).
+    pub fn attach(events: &EventBus) -> Arc<Self> {
+        let collector = Arc::new(Self::default());
         events.add_journal(collector.clone());
+        collector
+    }
+}
+
+impl StackRunner {
+    pub fn new(
+        stack: Arc<ClientStack>,
+        lm: Arc<dyn Lm>,
+        events: EventBus,
+        max_iters: usize,
+        collector: Arc<Collector>,
+    ) -> Self {
         Self { stack, lm, events, max_iters, collector, next: AtomicU64::new(0) }
     }
 
@@ -198,10 +235,12 @@ impl Runner for StackRunner {
             let mut agent = self.agent();
             agent.load_state(program).map_err(|e| e.to_string())?;
             let run_id = format!("optimize-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
-            self.collector.runs.lock().insert(run_id.clone(), Vec::new());
+            // Removes the run's entry however the run ends (a cancelled optimization drops
+            // its runs mid-way): the collector holds only runs in flight.
+            let tracked = Tracked::new(&self.collector, run_id.clone());
             let inputs = example.inputs();
             let result = agent.run(self.lm.as_ref(), &inputs, &self.events, &run_id).await;
-            let events = self.collector.runs.lock().remove(&run_id).unwrap_or_default();
+            let events = tracked.take();
             match result {
                 Ok(r) => Ok(Outcome {
                     prediction: r.outputs,
@@ -363,9 +402,16 @@ fn collect_jsonl(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Runs a job: emits `OptimizeProgress` while it works and one `OptimizeFinished`.
-pub async fn run_job(stack: Arc<ClientStack>, lm: Arc<dyn Lm>, events: EventBus, max_iters: usize, job: OptimizeJob) {
+pub async fn run_job(
+    stack: Arc<ClientStack>,
+    lm: Arc<dyn Lm>,
+    events: EventBus,
+    max_iters: usize,
+    collector: Arc<Collector>,
+    job: OptimizeJob,
+) {
     let started = Instant::now();
-    let result = optimize(stack, lm, events.clone(), max_iters, job).await;
+    let result = optimize(stack, lm, events.clone(), max_iters, collector, job).await;
     let kind = match result {
         Ok(mut summary) => {
             summary.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -405,12 +451,13 @@ async fn optimize(
     lm: Arc<dyn Lm>,
     events: EventBus,
     max_iters: usize,
+    collector: Arc<Collector>,
     job: OptimizeJob,
 ) -> Result<OptimizeSummary, String> {
     let infos = super::tool_infos(&stack);
     let tool_scopes: BTreeMap<String, ScopeSet> = infos.iter().map(|t| (t.shown.clone(), t.required.clone())).collect();
     let grant = current_grant(&stack);
-    let runner = StackRunner::new(stack.clone(), lm, events.clone(), max_iters);
+    let runner = StackRunner::new(stack.clone(), lm, events.clone(), max_iters, collector);
     let progress_bus = events.clone();
     let progress = move |p: Progress| {
         progress_bus.emit(
@@ -651,6 +698,21 @@ mod tests {
                 audit: CallAudit::default(),
             },
         )
+    }
+
+    #[test]
+    fn the_collector_keeps_only_runs_in_flight() {
+        let bus = EventBus::new();
+        let collector = Collector::attach(&bus);
+        let tracked = Tracked::new(&collector, "optimize-1".into());
+        denied("optimize-1", &bus);
+        denied("someone-else", &bus);
+        let events = tracked.take();
+        assert_eq!(events.len(), 1);
+        assert!(collector.runs.lock().is_empty());
+        // A run dropped mid-way (a cancelled optimization) leaves nothing behind.
+        drop(Tracked::new(&collector, "optimize-2".into()));
+        assert!(collector.runs.lock().is_empty());
     }
 
     #[test]
