@@ -17,6 +17,7 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) ->
         yes: false,
         login: Default::default(),
         program: Default::default(),
+        record: false,
     }
 }
 
@@ -136,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 yes: a.yes,
                 login: a.login.clone(),
                 program: a.program.args(),
+                record: a.record,
                 ..agent_args(&a.model, a.scopes.clone(), a.json)
             };
             rt.block_on(warden::cli::run::run(cli.config.as_deref(), &state_dir, &a.scenarios, args))
@@ -143,8 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => {
             let explicit_state = cli.state_dir.clone();
             client_command(&state_dir, log, |rt| {
-                let args =
-                    warden::cli::run::AgentArgs { program: a.program.args(), ..agent_args(&a.model, None, a.json) };
+                let args = warden::cli::run::AgentArgs {
+                    program: a.program.args(),
+                    record: a.record,
+                    ..agent_args(&a.model, None, a.json)
+                };
                 if a.headless {
                     rt.block_on(warden::cli::run::demo_headless(explicit_state.as_deref(), &state_dir, args))
                 } else {

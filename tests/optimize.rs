@@ -108,34 +108,41 @@ fn the_table_shows_before_after_and_the_constraint() {
 }
 
 #[test]
-fn production_feedback_from_a_real_audit_trail_becomes_a_constraint() {
-    // Production: the demo's scenarios, one of which runs under {customer:read} and is
-    // denied a ticket; its audit trail is the feedback.
+fn production_feedback_from_a_real_audit_trail_and_recording() {
+    // Production: the demo's scenarios, recorded; one runs under {customer:read} and is
+    // denied a ticket. Its audit trail alone gives the constraint; the recording also
+    // gives the request behind it, which becomes a training example.
     let prod = tempfile::tempdir().unwrap();
-    let run = warden(prod.path(), &["demo", "--headless"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
-    let state = tempfile::tempdir().unwrap();
-    let feedback = prod.path().join("audit");
-    let out = warden(
-        state.path(),
-        &[
-            "optimize",
-            "--demo",
-            "--scopes",
-            "customer:read",
-            "--optimizer",
-            "labeled",
-            "--json",
-            "--feedback",
-            feedback.to_str().unwrap(),
-        ],
+    let run = warden(prod.path(), &["demo", "--headless", "--record"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(stdout.lines().last().unwrap_or("").starts_with("recorded "), "{stdout}");
+    let rule = "- Do not call `create_support_ticket` under the grant {customer:read}: it needs ticket:create, which this grant lacks; say so instead.";
+    let request = "For customer XYZ789 create a support ticket because three items were missing from the bulk order.";
+    let optimize = |feedback: &std::path::Path| {
+        let state = tempfile::tempdir().unwrap();
+        let args =
+            ["optimize", "--demo", "--scopes", "customer:read", "--optimizer", "labeled", "--json", "--feedback"];
+        let mut args: Vec<&str> = args.to_vec();
+        args.push(feedback.to_str().unwrap());
+        summary(&warden(state.path(), &args))
+    };
+    let from_audit = optimize(&prod.path().join("audit"));
+    assert!(from_audit["constraints"].as_array().unwrap().iter().any(|c| c == rule), "{from_audit}");
+    assert_eq!(from_audit["rows"].as_array().unwrap().len(), 14, "no requests in an audit trail");
+    let from_recording = optimize(&prod.path().join("sessions"));
+    assert!(from_recording["constraints"].as_array().unwrap().iter().any(|c| c == rule), "{from_recording}");
+    let rows = from_recording["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 15, "the production request joins the trainset");
+    assert_eq!(rows[14]["request"], request);
+    // Refused up front after optimizing: no violation, full score.
+    assert_eq!(
+        (rows[14]["after"]["violations"].as_u64(), rows[14]["after"]["final_score"].as_f64()),
+        (Some(0), Some(1.0))
     );
-    let s = summary(&out);
-    let constraints: Vec<&str> = s["constraints"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    assert!(
-        constraints.contains(&"- Do not call `create_support_ticket` under the grant {customer:read}: it needs ticket:create, which this grant lacks; say so instead."),
-        "{constraints:?}"
-    );
+    // An anomaly seen in production is kept, not made a rule.
+    let kept: Vec<&str> = from_recording["kept"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(kept.iter().any(|k| k.starts_with("get_recent_customers flagged prompt_injection under {")), "{kept:?}");
 }
 
 #[test]

@@ -280,6 +280,17 @@ pub struct LearnedConstraint {
 impl LearnedConstraint {
     /// The rule as the program's instructions state it (the offline planner and a hosted
     /// model both read it).
+    /// What was seen, for reports: "create_support_ticket denied under {customer:read}
+    /// (missing ticket:create), 4× in production".
+    pub fn describe(&self) -> String {
+        let what = if self.missing.is_empty() {
+            format!("flagged {}", self.kind)
+        } else {
+            format!("{} (missing {})", self.kind, self.missing)
+        };
+        format!("{} {what} under {{{}}}, {}× in {}", self.tool, self.grant, self.count, self.source)
+    }
+
     pub fn rule(&self) -> String {
         if self.missing.is_empty() {
             format!("- Do not call `{}` under the grant {{{}}}: it was flagged ({}).", self.tool, self.grant, self.kind)

@@ -280,6 +280,11 @@ pub struct RunArgs {
     /// call of a server with confirm = "always"); without it they are refused, unsent.
     #[arg(long)]
     pub yes: bool,
+    /// Record every event to STATE/sessions/ as the console does (for `warden replay`,
+    /// `replay --check`, and `optimize --feedback`, which learns the requests behind
+    /// denials from recordings).
+    #[arg(long)]
+    pub record: bool,
     #[command(flatten)]
     pub login: LoginArgs,
     #[command(flatten)]
@@ -296,6 +301,9 @@ pub struct DemoArgs {
     /// With --headless: one JSON object per scenario and a final summary object, no trace.
     #[arg(long, requires = "headless")]
     pub json: bool,
+    /// With --headless: record the run to STATE/sessions/ (the console always records).
+    #[arg(long, requires = "headless")]
+    pub record: bool,
     /// Theme: dark, light, mono, or a path to a theme TOML (NO_COLOR forces mono).
     #[arg(long)]
     pub theme: Option<String>,

@@ -324,6 +324,12 @@ pub fn render(s: &OptimizeSummary, model: &str, examples: usize) -> String {
             out.push_str(&format!("  {c}\n"));
         }
     }
+    if !s.kept.is_empty() {
+        out.push_str("also seen, kept in the security configuration (not binding under this grant):\n");
+        for c in &s.kept {
+            out.push_str(&format!("  - {c}\n"));
+        }
+    }
     match (&s.out, s.findings.is_empty()) {
         (Some(path), true) => out.push_str(&format!("\nvalid; wrote {path} ({})", s.format)),
         (None, true) => out.push_str("\nvalid; nothing written (no --out)"),

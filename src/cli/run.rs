@@ -32,6 +32,8 @@ pub struct AgentArgs {
     pub login: super::LoginArgs,
     /// `--program FILE [--key-file K] [--allow-invalid-program]`.
     pub program: ProgramArgs,
+    /// `--record`: write every event to `STATE/sessions/` as the console does.
+    pub record: bool,
 }
 
 /// A compiled program to run, and whether one that does not validate may run anyway.
@@ -123,6 +125,18 @@ pub async fn run_scenarios(
     let info = session.info();
     let model = info.model;
     let mut events = session.events().subscribe(1 << 16);
+    // A recording, as the console makes one: for `warden replay`, `replay --check` and
+    // `optimize --feedback` (which learns the requests behind denials from it).
+    let recording = if args.record {
+        let path = crate::observe::recorder::session_path(state_dir);
+        let recorder = crate::observe::recorder::spawn_recorder(path.clone(), session.events().subscribe(1 << 16))
+            .with_context(|| format!("cannot record the session to {}", path.display()))?;
+        // The tokens the stack got while connecting, so the recording has the grant.
+        session.announce_tokens();
+        Some((path, recorder))
+    } else {
+        None
+    };
     let core = session.start(CancellationToken::new());
     if !args.json {
         let program = info.program.map(|p| format!("   program: {} {}", p.name, p.report.badge())).unwrap_or_default();
@@ -172,6 +186,14 @@ pub async fn run_scenarios(
         }
     }
     core.shutdown().await;
+    if let Some((path, recorder)) = recording {
+        // The core and its stack are gone, so the bus's last sender with them: the
+        // recorder drains what is left and stops.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), recorder).await;
+        if !args.json {
+            outln!("recorded {}", path.display());
+        }
+    }
     Ok(if errors > 0 {
         ExitCode::from(EXIT_MODEL_ERROR)
     } else if as_expected == scenarios.len() {

@@ -31,8 +31,13 @@ pub struct OptimizeSummary {
     /// Means of base and final, total violations.
     pub before: Scored,
     pub after: Scored,
-    /// The learnt constraints, as the program's instructions state them.
+    /// The learnt constraints that bind under this grant, as the program's instructions
+    /// state them.
     pub constraints: Vec<String>,
+    /// The others, kept in the security configuration (and checked by validation) but not
+    /// in the instructions: denials of scopes this grant has, and anomalies.
+    #[serde(default)]
+    pub kept: Vec<String>,
     pub demos: usize,
     /// Random search: (seed, score) of each candidate, in the order tried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

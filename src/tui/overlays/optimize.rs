@@ -552,6 +552,7 @@ mod tests {
             out: Some("/state/programs/optimized-1700000000.sealed".into()),
             format: "sealed".into(),
             findings: vec![],
+            kept: vec![],
             elapsed_ms: 1234.0,
             runs: 28,
         }
