@@ -1,12 +1,11 @@
 //! DSPy's core ideas in Rust: signatures, the ChatAdapter (with JSON fallback), language
 //! models, `Predict`, `ChainOfThought` and `ReAct` over Warden's secure tools, plus
-//! `Evaluate`. A DSPy user should recognise every piece; the prompts are byte-identical.
+//! the optimizers and `Evaluate` (`teleprompt`). A DSPy user should recognise every piece; the prompts are byte-identical.
 //!
 //! May import: `types`, `paths`, `security`, `auth`, `config`, `mcp`. Enforced by
 //! `tests/layering.rs`.
 
 pub mod adapter;
-pub mod evaluate;
 pub mod lm;
 pub mod predict;
 pub mod program;

@@ -308,4 +308,25 @@ pub(crate) mod testing {
     }
 
     pub fn noop(_: Progress) {}
+
+    /// `evaluate` keeps the dev set's order whatever order the runs finish in, scores a
+    /// failed run 0 with its error, and averages over every item.
+    #[tokio::test]
+    async fn evaluate_averages_scores_and_counts_errors_as_zero() {
+        let devset: Vec<Example> = (0..4).map(|i| example(&format!("q{i}"), &format!("a{i}"))).collect();
+        let r = Scripted {
+            answers: [("q0", "a0"), ("q1", "wrong"), ("q2", "a2")]
+                .iter()
+                .map(|(q, a)| (q.to_string(), a.to_string()))
+                .collect(),
+            fail: vec!["q3".into()],
+            ..Default::default()
+        };
+        let report = evaluate(&r, &program(), &devset, &Exact, 2, &noop, "evaluate").await;
+        assert_eq!(report.items.iter().map(|i| i.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(report.items.iter().map(|i| i.score.value).collect::<Vec<_>>(), vec![1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(report.average, 0.5);
+        assert_eq!(report.items[3].error.as_deref(), Some("model failed on q3"));
+        assert_eq!(report.items[3].score.reason, "the run failed: model failed on q3");
+    }
 }
