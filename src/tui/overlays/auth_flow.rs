@@ -284,8 +284,6 @@ impl Component for AuthFlowView {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::types::event::{AuthStepKind, RefreshReason, TokenInfo};
@@ -311,14 +309,7 @@ mod tests {
     }
 
     fn render(view: &mut AuthFlowView, w: u16, h: u16) -> (Vec<String>, ratatui::buffer::Buffer) {
-        let theme = Theme::dark();
-        let keymap = Keymap::default();
-        let area = Rect::new(0, 0, w, h);
-        view.on_resize(area);
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-        let ctx = DrawCtx { theme: &theme, keymap: &keymap, focused: true, typing: false, now: 0, replay: false };
-        term.draw(|f| view.draw(f, area, &ctx)).unwrap();
-        let buf = term.backend().buffer().clone();
+        let buf = super::super::draw_alone(view, w, h);
         let rows = (0..h)
             .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>().trim_end().to_string())
             .collect();

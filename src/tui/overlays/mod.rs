@@ -107,6 +107,20 @@ impl Component for Overlay {
     }
 }
 
+/// Draws a component alone into a `w`×`h` test terminal (dark theme, default keys), for
+/// the overlays' unit tests.
+#[cfg(test)]
+pub(crate) fn draw_alone(view: &mut dyn Component, w: u16, h: u16) -> ratatui::buffer::Buffer {
+    let theme = super::theme::Theme::dark();
+    let keymap = Keymap::default();
+    let area = Rect::new(0, 0, w, h);
+    view.on_resize(area);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("a test terminal");
+    let ctx = DrawCtx { theme: &theme, keymap: &keymap, focused: true, typing: false, now: 0, replay: false };
+    term.draw(|f| view.draw(f, area, &ctx)).expect("drawn");
+    term.backend().buffer().clone()
+}
+
 /// The scroll position of a text overlay (help, detail), clamped to its text once the
 /// overlay has been told its size.
 #[derive(Debug, Clone, Copy, Default)]

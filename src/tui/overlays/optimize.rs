@@ -483,9 +483,6 @@ impl Component for OptimizeView {
 mod tests {
     use std::path::Path;
 
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
     use super::*;
     use crate::types::event::{CallAudit, DenialSide};
     use crate::types::optimize::ExampleRow;
@@ -559,14 +556,7 @@ mod tests {
     }
 
     fn render(view: &mut OptimizeView, w: u16, h: u16) -> Vec<String> {
-        let theme = Theme::dark();
-        let keymap = Keymap::default();
-        let area = Rect::new(0, 0, w, h);
-        view.on_resize(area);
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-        let ctx = DrawCtx { theme: &theme, keymap: &keymap, focused: true, typing: false, now: 0, replay: false };
-        term.draw(|f| view.draw(f, area, &ctx)).unwrap();
-        let buf = term.backend().buffer().clone();
+        let buf = super::super::draw_alone(view, w, h);
         (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect()
     }
 

@@ -112,9 +112,6 @@ impl Component for StepUpView {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
     use super::*;
     use crate::tui::theme::Theme;
     use crate::types::scope::ScopeSet;
@@ -132,12 +129,8 @@ mod tests {
 
     #[test]
     fn the_question_and_the_grant_diff_at_80x24() {
-        let (theme, keymap) = (Theme::dark(), Keymap::default());
-        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        let ctx = DrawCtx { theme: &theme, keymap: &keymap, focused: true, typing: false, now: 0, replay: false };
-        let area = Rect::new(0, 0, 80, 24);
-        term.draw(|f| view().draw(f, area, &ctx)).unwrap();
-        let buf = term.backend().buffer().clone();
+        let theme = Theme::dark();
+        let buf = super::super::draw_alone(&mut view(), 80, 24);
         let rows: Vec<String> =
             (0..24).map(|y| (0..80).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect();
         let screen = rows.join("\n");
