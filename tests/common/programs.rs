@@ -9,43 +9,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use warden::agent::program::{LearnedConstraint, OptimizationMetrics, ProgramFile, ScoreSummary, SecurityConfig};
 use warden::agent::react::{ReAct, format_trajectory};
 use warden::agent::signature::Signature;
-use warden::agent::tool::Tool;
-use warden::types::event::{CallOutcome, EventBus, FailureClass, Scope};
+use warden::agent::tool::{FnTool, Tool, ToolFailure};
 use warden::types::scope::ScopeSet;
-use warden::types::tool::ToolName;
-
-/// A tool known only by its advertised spec (these tests never call one).
-pub struct SpecTool {
-    id: ToolName,
-    description: String,
-    args: Map<String, Value>,
-    schema: Value,
-}
-
-impl Tool for SpecTool {
-    fn id(&self) -> &ToolName {
-        &self.id
-    }
-    fn description(&self) -> &str {
-        &self.description
-    }
-    fn args(&self) -> &Map<String, Value> {
-        &self.args
-    }
-    fn schema(&self) -> &Value {
-        &self.schema
-    }
-    fn call<'a>(&'a self, _: Map<String, Value>, _: &'a EventBus, _: &'a Scope) -> BoxFuture<'a, CallOutcome> {
-        Box::pin(async {
-            CallOutcome::Failed { class: FailureClass::Connection, message: "not callable in this test".into() }
-        })
-    }
-}
 
 /// The four customer-service tools as the agent sees them.
 pub fn tools() -> Vec<Arc<dyn Tool>> {
@@ -54,13 +23,13 @@ pub fn tools() -> Vec<Arc<dyn Tool>> {
     specs
         .into_iter()
         .map(|s| {
-            let args = s["args"].as_object().unwrap().clone();
-            Arc::new(SpecTool {
-                id: ToolName::new("customer-service", s["name"].as_str().unwrap()),
-                description: s["description"].as_str().unwrap().to_string(),
-                schema: json!({"type": "object", "properties": args}),
-                args,
-            }) as Arc<dyn Tool>
+            // Known only by its advertised spec: these tests never call one.
+            Arc::new(FnTool::new(
+                s["name"].as_str().unwrap(),
+                s["description"].as_str().unwrap(),
+                s["args"].clone(),
+                |_| Err(ToolFailure("not callable in this test".into())),
+            )) as Arc<dyn Tool>
         })
         .collect()
 }
