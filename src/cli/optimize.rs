@@ -279,7 +279,7 @@ pub fn render(s: &OptimizeSummary, model: &str, examples: usize) -> String {
         out.push_str(&format!(
             "{:>3}  {:<44}  {:>5.2} {:>4} {:>6.2}  {:>5.2} {:>4} {:>6.2} {marker}\n",
             i + 1,
-            shorten(&r.request, 44),
+            crate::tui::panes::clip(&r.request, 44),
             r.before.base,
             r.before.violations,
             r.before.final_score,
@@ -341,11 +341,4 @@ pub fn render(s: &OptimizeSummary, model: &str, examples: usize) -> String {
         }
     }
     out
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    format!("{}…", s.chars().take(max - 1).collect::<String>())
 }
