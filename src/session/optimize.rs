@@ -217,10 +217,12 @@ impl StackRunner {
         Self { stack, lm, events, max_iters, collector, next: AtomicU64::new(0) }
     }
 
-    fn agent(&self) -> ReAct {
+    /// DSPy's ReAct over the stack's tools with `signature` (the instructions a program
+    /// then replaces, and the tool list they carry).
+    fn agent(&self, signature: Signature) -> ReAct {
         let tools: Vec<Arc<dyn Tool>> =
             self.stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
-        ReAct::new(Signature::customer_service(), tools, self.max_iters)
+        ReAct::new(signature, tools, self.max_iters)
     }
 
     /// How many runs so far.
@@ -232,7 +234,7 @@ impl StackRunner {
 impl Runner for StackRunner {
     fn run<'a>(&'a self, program: &'a ProgramState, example: &'a Example) -> BoxFuture<'a, Result<Outcome, String>> {
         Box::pin(async move {
-            let mut agent = self.agent();
+            let mut agent = self.agent(Signature::customer_service());
             agent.load_state(program).map_err(|e| e.to_string())?;
             let run_id = format!("optimize-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
             // Removes the run's entry however the run ends (a cancelled optimization drops
@@ -485,7 +487,7 @@ async fn optimize(
         None => train.clone(),
     };
     let metric = SecurityMetric { grant: grant.clone(), tool_scopes: tool_scopes.clone(), penalty: job.penalty };
-    let plain = runner.agent().state();
+    let plain = runner.agent(Signature::customer_service()).state();
     let start = job.start.clone().unwrap_or_else(|| plain.clone());
     let before = evaluate(&runner, &start, &eval_set, &metric, job.concurrency, &progress, "evaluate before").await;
     // Denials the program runs into under this grant are learnt as well.
@@ -510,10 +512,8 @@ async fn optimize(
     }
     // The student: the starting program with the constraints in its instructions.
     let mut student = {
-        let tools: Vec<Arc<dyn Tool>> =
-            stack.tools().map(|t| Arc::new(McpTool::new(t.clone())) as Arc<dyn Tool>).collect();
         let binding: Vec<LearnedConstraint> = constraints.iter().filter(|c| applies(c, &grant)).cloned().collect();
-        ReAct::new(constrained_signature(&binding), tools, max_iters).state()
+        runner.agent(constrained_signature(&binding)).state()
     };
     if let Some(s) = &job.start {
         for (name, p) in &mut student.predictors {
