@@ -325,12 +325,9 @@ pub struct OptimizationMetrics {
     pub candidates: Vec<(i64, f64)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct ScoreSummary {
-    pub base: f64,
-    pub violations: u64,
-    pub final_score: f64,
-}
+/// Mean base score, violations and mean final score: the same record the optimizer's
+/// before/after table reports.
+pub type ScoreSummary = crate::types::optimize::Scored;
 
 /// The seeds' `security_config`, saved beside the program.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::agent::lm::Lm;
 use crate::agent::predict::{Example, PredictError};
 use crate::agent::program::{
-    LearnedConstraint, OptimizationMetrics, PinnedTool, ProgramFile, ProgramState, ScoreSummary, SecurityConfig,
+    LearnedConstraint, OptimizationMetrics, PinnedTool, ProgramFile, ProgramState, SecurityConfig,
 };
 use crate::agent::react::ReAct;
 use crate::agent::signature::Signature;
@@ -558,8 +558,8 @@ async fn optimize(
             trainset: train.len(),
             valset: eval_set.len(),
             penalty: job.penalty,
-            before: summary_of(before_total),
-            after: summary_of(after_total),
+            before: before_total,
+            after: after_total,
             candidates: candidates.clone(),
         },
         learned_constraints: constraints.clone(),
@@ -601,14 +601,10 @@ async fn optimize(
     })
 }
 
-fn summary_of(s: Scored) -> ScoreSummary {
-    ScoreSummary { base: s.base, violations: s.violations, final_score: s.final_score }
-}
-
 fn table(metric: &SecurityMetric, set: &[Example], before: &EvalReport, after: &EvalReport) -> Vec<ExampleRow> {
     let scored = |report: &EvalReport, i: usize| -> (Scored, String) {
-        match report.items.get(i).and_then(|it| it.outcome.as_ref().map(|o| (it, o))) {
-            Some((_, o)) => {
+        match report.items.get(i).and_then(|it| it.outcome.as_ref()) {
+            Some(o) => {
                 let b = metric.breakdown(&set[i], o);
                 (Scored { base: b.base, violations: b.violations, final_score: b.final_score }, b.reason)
             }
