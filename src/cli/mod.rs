@@ -499,6 +499,11 @@ pub struct ServeArgs {
     /// Also log to stderr (logs always go to STATE/logs/warden.log).
     #[arg(long)]
     pub log_stderr: bool,
+    /// Keep the service's customers, tickets and rate limit in this PostgreSQL database
+    /// (postgres://user@host:port/db; overrides [service.store] url). Put the password in
+    /// PGPASSWORD, not here: command lines are visible to other users.
+    #[arg(long, value_name = "URL")]
+    pub store_url: Option<String>,
 }
 
 impl ServeArgs {
