@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use warden::config::{RateLimitConfig, StoreConfig};
-use warden::service::ratelimit::{RateLimiter, Refusal, retry_after_secs};
+use warden::service::ratelimit::{Limited, RateLimiter, retry_after_secs};
 use warden::service::seed::SEED_CUSTOMERS;
 use warden::service::store::{NewTicket, PgStore, Store, StoreError, Ticket};
 use warden::types::time::ManualClock;
@@ -265,7 +265,7 @@ async fn a_server_that_goes_away_fails_calls_clearly_and_they_recover() {
     }
     assert!(started.elapsed() < Duration::from_secs(5), "bounded: {:?}", started.elapsed());
     match limiter.check("agent").await {
-        Err(Refusal::Unavailable(why)) => assert!(why.contains("unavailable"), "{why}"),
+        Err(Limited::Unavailable(why)) => assert!(why.contains("unavailable"), "{why}"),
         other => panic!("the limiter must fail closed, got {other:?}"),
     }
     assert!(matches!(
@@ -343,11 +343,11 @@ async fn the_shared_limit_bursts_refills_and_tells_the_wait() {
     for _ in 0..3 {
         assert_eq!(rl.check("a").await, Ok(()));
     }
-    let Err(Refusal::Wait(wait)) = rl.check("a").await else { panic!("the fourth call must wait") };
+    let Err(Limited::Wait(wait)) = rl.check("a").await else { panic!("the fourth call must wait") };
     assert_eq!((wait, retry_after_secs(wait)), (Duration::from_millis(500), 1));
     assert_eq!(rl.check("b").await, Ok(()), "buckets are per client");
     clock.advance(Duration::from_millis(499));
-    assert!(matches!(rl.check("a").await, Err(Refusal::Wait(_))), "not yet a whole token");
+    assert!(matches!(rl.check("a").await, Err(Limited::Wait(_))), "not yet a whole token");
     clock.advance(Duration::from_millis(1));
     assert_eq!(rl.check("a").await, Ok(()), "refilled one token");
     assert!(rl.check("a").await.is_err());
@@ -380,7 +380,7 @@ async fn two_limiters_on_one_database_share_one_budget() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(()) => granted += 1,
-            Err(Refusal::Wait(w)) => assert!(w <= Duration::from_secs(1), "{w:?}"),
+            Err(Limited::Wait(w)) => assert!(w <= Duration::from_secs(1), "{w:?}"),
             Err(other) => panic!("{other:?}"),
         }
     }

@@ -17,7 +17,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::policy;
-use super::ratelimit::{RateLimiter, Refusal, retry_after_secs};
+use super::ratelimit::{Limited, RateLimiter, retry_after_secs};
 use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
 use crate::types::event::{DecisionOutcome as Outcome, DecisionReason as Reason};
 use crate::types::scope::ScopeSet;
@@ -74,7 +74,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     }
     match g.limiter.check(&claims.client_id).await {
         Ok(()) => {}
-        Err(Refusal::Unavailable(why)) => {
+        Err(Limited::Unavailable(why)) => {
             // Fail closed: without the shared budget nobody knows this client is within it.
             tracing::warn!(target: "warden::service::decision", outcome = "denied", reason = "rate_limit_unavailable", client_id = %claims.client_id, error = %why, "rate limit unavailable");
             if let Err(e) = decide(
@@ -90,7 +90,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             }
             return rate_limit_unavailable();
         }
-        Err(Refusal::Wait(wait)) => {
+        Err(Limited::Wait(wait)) => {
         tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
         if let Err(e) = decide(
             &g,

@@ -6,7 +6,7 @@
 //! store ([`RateLimiter::shared`]) they are rows in the database, so every instance draws
 //! from the same budget: one atomic statement per request, given this instance's clock
 //! time (see [`crate::service::store::PgStore::take_token`]). If the database cannot
-//! answer, the request is refused ([`Refusal::Unavailable`]): fail closed, never unlimited.
+//! answer, the request is refused ([`Limited::Unavailable`]): fail closed, never unlimited.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,7 @@ pub struct RateLimiter {
 
 /// Why a request may not go on.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
+pub enum Limited {
     /// The bucket is empty; a token is this far away (the 429's `Retry-After`).
     Wait(Duration),
     /// The shared buckets cannot be read (the database is unreachable); the text says why.
@@ -75,24 +75,24 @@ impl RateLimiter {
         self.shared.is_some()
     }
 
-    /// Takes one token for `client`; [`Refusal::Wait`] when there is none. In memory, a
+    /// Takes one token for `client`; [`Limited::Wait`] when there is none. In memory, a
     /// client that is new while the map is full of active clients is refused too (fail
     /// closed, bounded) for a second, until idle buckets can be forgotten.
-    pub async fn check(&self, client: &str) -> Result<(), Refusal> {
+    pub async fn check(&self, client: &str) -> Result<(), Limited> {
         let now = self.clock.now_ms();
         if let Some(pg) = self.shared.as_deref().and_then(Store::postgres) {
             // The same bounds as the in-memory buckets (`Buckets::new`).
             let burst = f64::from(self.cfg.burst.max(1));
             let rate = self.cfg.per_second.max(0.001);
             return match pg.take_token(client, now, burst, rate).await {
-                Ok(taken) => taken.map_err(Refusal::Wait),
-                Err(e) => Err(Refusal::Unavailable(e.to_string())),
+                Ok(taken) => taken.map_err(Limited::Wait),
+                Err(e) => Err(Limited::Unavailable(e.to_string())),
             };
         }
         self.buckets
             .lock()
             .take(&client.to_string(), now)
-            .map_err(|wait| Refusal::Wait(wait.unwrap_or(Duration::from_secs(1))))
+            .map_err(|wait| Limited::Wait(wait.unwrap_or(Duration::from_secs(1))))
     }
 }
 
@@ -115,7 +115,7 @@ mod tests {
         for _ in 0..3 {
             assert!(rl.check("a").await.is_ok());
         }
-        let Refusal::Wait(wait) = rl.check("a").await.unwrap_err() else { panic!("not a wait") };
+        let Limited::Wait(wait) = rl.check("a").await.unwrap_err() else { panic!("not a wait") };
         assert_eq!((wait, retry_after_secs(wait)), (Duration::from_millis(500), 1));
         assert!(rl.check("b").await.is_ok(), "buckets are per client");
         clock.advance(Duration::from_millis(499));
@@ -140,7 +140,7 @@ mod tests {
         for c in ["a", "b", "c"] {
             assert!(rl.check(c).await.is_ok());
         }
-        assert_eq!(rl.check("d").await, Err(Refusal::Wait(Duration::from_secs(1))), "full of active clients: a new one waits");
+        assert_eq!(rl.check("d").await, Err(Limited::Wait(Duration::from_secs(1))), "full of active clients: a new one waits");
         assert_eq!(rl.buckets.lock().len(), 3, "never past the cap");
         assert!(rl.check("a").await.is_ok(), "known clients keep their buckets");
         // Two seconds later every bucket has refilled: idle ones are forgotten at the next sweep.

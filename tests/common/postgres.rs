@@ -191,10 +191,9 @@ impl PgServer {
     pub fn stop(&self) {
         let mut guard = self.child.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(mut child) = guard.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGINT,
-            );
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+            }
             let _ = child.wait();
         }
     }
