@@ -1135,7 +1135,11 @@ url = "https://crm.example/mcp"
         assert!(!redact_url("host=db password=s3cret").contains("s3cret"));
         let c = StoreConfig { url: Some("postgres://u:s3cret@h/d".into()), ..StoreConfig::default() };
         assert!(!format!("{c:?}").contains("s3cret"));
-        let parsed = Config::parse("[service.store]\nurl = \"postgres://u@h/d\"\npool_size = 4\n", Path::new("t")).unwrap();
-        assert_eq!((parsed.service.store.url.as_deref(), parsed.service.store.pool_size), (Some("postgres://u@h/d"), 4));
+        let parsed =
+            Config::parse("[service.store]\nurl = \"postgres://u@h/d\"\npool_size = 4\n", Path::new("t")).unwrap();
+        assert_eq!(
+            (parsed.service.store.url.as_deref(), parsed.service.store.pool_size),
+            (Some("postgres://u@h/d"), 4)
+        );
     }
 }

@@ -333,7 +333,8 @@ async fn build_service(
             .map_err(|e| ServeError::Store { url: crate::config::redact_url(url), cause: e.into() })?,
         None => {
             let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
-            service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), cause: e.into() })?
+            service::store::Store::open(&db, 4)
+                .map_err(|e| ServeError::Database { path: db.clone(), cause: e.into() })?
         }
     };
     let described = store.describe();

@@ -108,12 +108,20 @@ async fn tickets_are_numbered_and_stored(b: &Backing) {
     let second = store.create_ticket(&ticket("agent", None, "Grill", "It smokes")).await.unwrap();
     for t in [&first, &second] {
         assert!(
-            t.ticket_id.len() == 10 && t.ticket_id.starts_with("TKT-") && t.ticket_id[4..].bytes().all(|c| c.is_ascii_digit()),
+            t.ticket_id.len() == 10
+                && t.ticket_id.starts_with("TKT-")
+                && t.ticket_id[4..].bytes().all(|c| c.is_ascii_digit()),
             "{}",
             t.ticket_id
         );
         assert_eq!(
-            (t.customer_id.as_str(), t.subject.as_str(), t.description.as_str(), t.priority.as_str(), t.status.as_str()),
+            (
+                t.customer_id.as_str(),
+                t.subject.as_str(),
+                t.description.as_str(),
+                t.priority.as_str(),
+                t.status.as_str()
+            ),
             ("ABC123", "Grill", "It smokes", "high", "open")
         );
         assert!(!t.replayed);
@@ -246,9 +254,8 @@ async fn concurrent_starts_migrate_once_and_seed_once() {
 async fn a_server_that_goes_away_fails_calls_clearly_and_they_recover() {
     let Some(pg) = postgres::private(&[], &[]) else { return };
     let url = pg.url("postgres");
-    let store = Arc::new(
-        Store::connect(&StoreConfig { timeout_ms: 1_000, ..store_config(&url) }).await.expect("connect"),
-    );
+    let store =
+        Arc::new(Store::connect(&StoreConfig { timeout_ms: 1_000, ..store_config(&url) }).await.expect("connect"));
     let clock = ManualClock::at_ms(5_000_000);
     let limiter = RateLimiter::new(RateLimitConfig { per_second: 10.0, burst: 5 })
         .with_clock(clock.clone())
@@ -299,7 +306,12 @@ async fn nothing_listening_at_start_is_a_clear_error() {
         Err(e) => e.to_string(),
     };
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(e.starts_with(&format!("the PostgreSQL store is unavailable: cannot connect to postgres://warden:***@127.0.0.1:{port}/warden")), "{e}");
+    assert!(
+        e.starts_with(&format!(
+            "the PostgreSQL store is unavailable: cannot connect to postgres://warden:***@127.0.0.1:{port}/warden"
+        )),
+        "{e}"
+    );
     assert!(!e.contains("pa55word"), "{e}");
 }
 
@@ -329,7 +341,10 @@ async fn passwords_come_from_the_environment_and_never_show() {
     // In the URL works too, and is shown redacted.
     let with_pw = format!("postgres://{}:right-pw@127.0.0.1:{}/{name}", postgres::SCRAM_ROLE, pg.port);
     let store = Store::connect(&store_config(&with_pw)).await.expect("password in the URL");
-    assert_eq!(store.describe(), format!("PostgreSQL postgres://{}:***@127.0.0.1:{}/{name}", postgres::SCRAM_ROLE, pg.port));
+    assert_eq!(
+        store.describe(),
+        format!("PostgreSQL postgres://{}:***@127.0.0.1:{}/{name}", postgres::SCRAM_ROLE, pg.port)
+    );
 }
 
 /// The shared token bucket on a manual clock: burst, refill, the wait that becomes
@@ -453,7 +468,8 @@ async fn non_loopback_hosts_get_verified_tls_or_nothing() {
     };
     let cfg = |url: String, ca: &std::path::Path| StoreConfig { ca_file: Some(ca.to_path_buf()), ..store_config(&url) };
 
-    let store = Store::connect(&cfg(remote(tls_server.port, "postgres", ""), &ca_file)).await.expect("TLS with the right CA");
+    let store =
+        Store::connect(&cfg(remote(tls_server.port, "postgres", ""), &ca_file)).await.expect("TLS with the right CA");
     assert!(store.customer("ABC123").await.unwrap().is_some());
     let encrypted = tls_server.psql(
         "postgres",
@@ -547,7 +563,10 @@ fn warden_serve_keeps_its_tickets_in_postgres() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr.contains(&format!("cannot use the PostgreSQL store postgres://warden:***@127.0.0.1:{port}/warden")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot use the PostgreSQL store postgres://warden:***@127.0.0.1:{port}/warden")),
+        "{stderr}"
+    );
     assert!(stderr.contains("check that the server is running"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }

@@ -91,19 +91,19 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             return rate_limit_unavailable();
         }
         Err(Limited::Wait(wait)) => {
-        tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
-        if let Err(e) = decide(
-            &g,
-            &claims.client_id,
-            None,
-            Outcome::RateLimited,
-            Reason::TokenBucketEmpty,
-            Some(&claims),
-            ScopeSet::new(),
-        ) {
-            return audit_unavailable(&e);
-        }
-        return rate_limited(retry_after_secs(wait));
+            tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
+            if let Err(e) = decide(
+                &g,
+                &claims.client_id,
+                None,
+                Outcome::RateLimited,
+                Reason::TokenBucketEmpty,
+                Some(&claims),
+                ScopeSet::new(),
+            ) {
+                return audit_unavailable(&e);
+            }
+            return rate_limited(retry_after_secs(wait));
         }
     }
     if req.method() != Method::POST {

@@ -140,7 +140,11 @@ mod tests {
         for c in ["a", "b", "c"] {
             assert!(rl.check(c).await.is_ok());
         }
-        assert_eq!(rl.check("d").await, Err(Limited::Wait(Duration::from_secs(1))), "full of active clients: a new one waits");
+        assert_eq!(
+            rl.check("d").await,
+            Err(Limited::Wait(Duration::from_secs(1))),
+            "full of active clients: a new one waits"
+        );
         assert_eq!(rl.buckets.lock().len(), 3, "never past the cap");
         assert!(rl.check("a").await.is_ok(), "known clients keep their buckets");
         // Two seconds later every bucket has refilled: idle ones are forgotten at the next sweep.

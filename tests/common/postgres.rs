@@ -92,10 +92,17 @@ impl PgServer {
             std::os::unix::fs::chown(&data, Some(uid), Some(gid)).expect("chown the data directory to postgres");
         }
         let mut initdb = Command::new(bin.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ]);
         if let Some((uid, gid)) = run_as {
             initdb.uid(uid).gid(gid);
         }
@@ -138,11 +145,8 @@ impl PgServer {
     pub fn launch(&self) {
         let mut guard = self.child.lock().unwrap_or_else(|e| e.into_inner());
         assert!(guard.is_none(), "the server is already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("open the server log");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open the server log");
         let mut cmd = Command::new(self.bin.join("postgres"));
         cmd.arg("-D").arg(&self.data).arg("-p").arg(self.port.to_string()).arg("-k").arg(&self.data);
         let mut conf = vec![
@@ -181,7 +185,11 @@ impl PgServer {
             if ready {
                 break;
             }
-            assert!(Instant::now() < deadline, "postgres did not accept connections in 60 s; log:\n{}", self.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not accept connections in 60 s; log:\n{}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         *guard = Some(child);
@@ -205,8 +213,11 @@ impl PgServer {
 
     /// A new, empty database named after `hint`; returns its URL.
     pub fn create_database(&self, hint: &str) -> String {
-        let clean: String =
-            hint.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(40).collect();
+        let clean: String = hint
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(40)
+            .collect();
         let name = format!("{clean}_{}", NEXT.fetch_add(1, Ordering::Relaxed));
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         self.url(&name)

@@ -148,10 +148,7 @@ impl PgStore {
     }
 
     /// As [`Self::connect`], reading environment variables through `env` (tests).
-    pub async fn connect_with_env(
-        cfg: &StoreConfig,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, StoreError> {
+    pub async fn connect_with_env(cfg: &StoreConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, StoreError> {
         let raw = cfg.url.as_deref().ok_or_else(|| {
             StoreError::Setup("[service.store] has no url; set url = \"postgres://user@host:port/database\"".into())
         })?;
@@ -495,8 +492,7 @@ impl PgStore {
 /// the machine, where plain text is acceptable.
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// TLS to the server, verified against `ca_file` or else the system's CA certificates.
@@ -513,7 +509,10 @@ fn tls_config(cfg: &StoreConfig) -> Result<rustls::ClientConfig, StoreError> {
                     StoreError::Setup(format!("[service.store] ca_file {} is not valid PEM: {e}", path.display()))
                 })?;
                 roots.add(cert).map_err(|e| {
-                    StoreError::Setup(format!("[service.store] ca_file {} holds an unusable certificate: {e}", path.display()))
+                    StoreError::Setup(format!(
+                        "[service.store] ca_file {} holds an unusable certificate: {e}",
+                        path.display()
+                    ))
                 })?;
             }
             if roots.is_empty() {
@@ -607,7 +606,10 @@ mod tests {
         // Nothing listens on port 1: the password from the environment is used (no
         // refusal for a missing one) and the failure names the server, redacted.
         let e = setup_error(&c, |name| (name == "WARDEN_DB_PASSWORD").then(|| "s3cret".into())).await;
-        assert!(e.starts_with("the PostgreSQL store is unavailable: cannot connect to postgres://u@127.0.0.1:1/w"), "{e}");
+        assert!(
+            e.starts_with("the PostgreSQL store is unavailable: cannot connect to postgres://u@127.0.0.1:1/w"),
+            "{e}"
+        );
         assert!(!e.contains("s3cret"), "{e}");
     }
 }
