@@ -547,7 +547,19 @@ fn db_error(e: tokio_postgres::Error) -> StoreError {
         return if gone { StoreError::Unavailable(text) } else { StoreError::Postgres(text) };
     }
     let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    if e.is_closed() || io { StoreError::Unavailable(e.to_string()) } else { StoreError::Postgres(e.to_string()) }
+    // The driver's own text can stop at "error performing TLS handshake": the causes
+    // (an unknown certificate issuer, a name mismatch) are what the operator must read.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    if e.is_closed() || io { StoreError::Unavailable(text) } else { StoreError::Postgres(text) }
 }
 
 fn row_to_customer(r: &tokio_postgres::Row) -> Result<Customer, StoreError> {
