@@ -163,7 +163,7 @@ impl PgStore {
                 "[service.store] url {shown_url} cannot be read ({e}); write it as postgres://user@host:port/database"
             ))
         })?;
-        if pg.get_user().is_none() {
+        if pg.get_user().is_none_or(str::is_empty) {
             return Err(StoreError::Setup(format!(
                 "[service.store] url {shown_url} names no user; write it as postgres://user@host:port/database"
             )));
