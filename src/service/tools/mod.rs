@@ -69,6 +69,16 @@ fn done<T: Serialize>(r: Result<T, ToolFailure>) -> ToolResult<T> {
 
 /// The server-side scope check inside the tool. Without verified claims (the guard was
 /// bypassed or misconfigured) the call is refused, never served.
+/// Runs one store query; with OpenTelemetry export on (the guard put the request's trace
+/// in its extensions) it becomes a span under the request's SERVER span.
+fn query<T>(parts: &http::request::Parts, operation: &str, collection: &str, run: impl FnOnce() -> T) -> T {
+    let Some(incoming) = parts.extensions.get::<crate::observe::telemetry::server::Incoming>() else { return run() };
+    let start = std::time::SystemTime::now();
+    let result = run();
+    incoming.store("sqlite", operation, collection, start);
+    result
+}
+
 fn authorize(parts: &http::request::Parts, tool: &str) -> Result<Arc<VerifiedClaims>, CallToolResult> {
     let forbidden = |message: String| failure(ToolFailure { code: FailureCode::Forbidden, message });
     let claims = parts
@@ -94,7 +104,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<Customer>, CallToolResult> {
         authorize(&parts, policy::GET_CUSTOMER_INFO)?;
-        done(customer::info(&self.store, &args))
+        done(query(&parts, "SELECT", "customers", || customer::info(&self.store, &args)))
     }
 
     /// List the most recently active customers (newest first).
@@ -105,7 +115,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<RecentCustomers>, CallToolResult> {
         authorize(&parts, policy::GET_RECENT_CUSTOMERS)?;
-        done(customer::recent(&self.store, &args))
+        done(query(&parts, "SELECT", "customers", || customer::recent(&self.store, &args)))
     }
 
     /// Open a support ticket for a customer. Pass an idempotency_key to make retries safe.
@@ -116,7 +126,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<Ticket>, CallToolResult> {
         let claims = authorize(&parts, policy::CREATE_SUPPORT_TICKET)?;
-        done(ticket::run(&self.store, &claims.client_id, &args))
+        done(query(&parts, "INSERT", "tickets", || ticket::run(&self.store, &claims.client_id, &args)))
     }
 
     /// Calculate a customer's account value from purchase amounts: total, average, count, min, max and tier.
@@ -127,7 +137,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<AccountValue>, CallToolResult> {
         authorize(&parts, policy::CALCULATE_ACCOUNT_VALUE)?;
-        done(account::run(&self.store, &args))
+        done(query(&parts, "SELECT", "customers", || account::run(&self.store, &args)))
     }
 }
 
