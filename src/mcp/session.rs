@@ -294,7 +294,7 @@ impl McpSession {
         if let Some(tp) = traceparent {
             let mut meta = serde_json::Map::new();
             meta.insert("traceparent".into(), Value::String(tp.to_string()));
-            params = params.with_meta(rmcp::model::RequestMetaObject::from(meta));
+            params.meta = Some(rmcp::model::RequestMetaObject::from(meta));
         }
         // The connection of the moment: a restart during the call does not cut it off.
         let conn = self.conn.lock().clone();

@@ -71,7 +71,6 @@ impl ServerSpans {
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(QUEUE)
             .with_scheduled_delay(Duration::from_millis(500))
-            .with_max_export_timeout(EXPORT_TIMEOUT)
             .build();
         let mut processor =
             BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() }).with_batch_config(batch).build();

@@ -352,7 +352,7 @@ impl Mapper {
                 span.attributes.push(KeyValue::new("warden.run.status", "unfinished"));
             }
         }
-        span.events = SpanEvents { events: run.events, dropped_count: 0 };
+        span.events.events = run.events;
         out.push(span);
     }
 
@@ -510,7 +510,7 @@ impl Mapper {
             span.status = Status::error(outcome_message(outcome));
         }
         span.attributes = attrs;
-        span.events = SpanEvents { events: open.events, dropped_count: 0 };
+        span.events.events = open.events;
         // The MCP request, when one was sent.
         if attempts > 0 {
             let ctx = self.context(&run_key, SpanRole::McpClient, open.event_id);
