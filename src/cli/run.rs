@@ -267,7 +267,8 @@ impl DemoServers {
 /// `warden demo --headless`: start issuer + service on port 0 in a state dir (a fresh
 /// temporary one unless given), run the built-in scenarios with the offline planner.
 pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
-    let DemoServers { running, client, dir, _temp } = DemoServers::start(state_dir, args.otlp_endpoint.as_deref()).await?;
+    let DemoServers { running, client, dir, _temp } =
+        DemoServers::start(state_dir, args.otlp_endpoint.as_deref()).await?;
     if !args.json {
         outln!(
             "warden demo: issuer {}  mcp {}  (state {})",

@@ -286,14 +286,16 @@ impl SecureTool {
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
-            let failure =
-                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.id.name, args.clone(), traceparent.as_deref()))
-                    .await
-                {
-                    Ok(Ok(result)) => return (outcome_of(result), attempt),
-                    Ok(Err(f)) => f,
-                    Err(_) => Failure::Timeout,
-                };
+            let failure = match tokio::time::timeout(
+                self.policy.timeout,
+                self.session.call(&self.spec.id.name, args.clone(), traceparent.as_deref()),
+            )
+            .await
+            {
+                Ok(Ok(result)) => return (outcome_of(result), attempt),
+                Ok(Err(f)) => f,
+                Err(_) => Failure::Timeout,
+            };
             match failure {
                 // No token manager: nothing to refresh; say what the server refused.
                 Failure::Unauthorized { www_authenticate } if self.tokens.is_none() => {

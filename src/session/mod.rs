@@ -212,13 +212,12 @@ impl Session {
         // before any frontend listens: kept here, bounded, for the console's auth flow.
         let mut early = events.subscribe(CONNECT_AUTH_EVENTS);
         let pins = state_dir.join("manifests.json");
-        let policy =
-            CallPolicy {
-                confirmer: opts.confirmer.clone(),
-                step_up: opts.step_up.clone(),
-                trace: telemetry.as_ref().map(|t| t.salt()),
-                ..CallPolicy::default()
-            };
+        let policy = CallPolicy {
+            confirmer: opts.confirmer.clone(),
+            step_up: opts.step_up.clone(),
+            trace: telemetry.as_ref().map(|t| t.salt()),
+            ..CallPolicy::default()
+        };
         let stack = ClientStack::connect_pinned(config, scopes.clone(), policy, events.clone(), Some(&pins)).await?;
         let mut connect_auth = Vec::new();
         while let Ok(e) = early.try_recv() {
@@ -363,7 +362,15 @@ impl Session {
             optimize_runs: None,
         }
         .spawn(rx, shutdown);
-        SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit, telemetry: self.telemetry }
+        SessionHandle {
+            commands: tx,
+            task,
+            stack,
+            lm,
+            monitor: self.monitor,
+            _audit: self._audit,
+            telemetry: self.telemetry,
+        }
     }
 }
 
@@ -499,7 +506,11 @@ pub fn format_args(args: &serde_json::Value) -> String {
 /// `[telemetry] endpoint` asks for it, through an HTTP client with the client's TLS
 /// settings (its CA on top of the system roots). A misconfigured endpoint refuses the
 /// session (the operator asked for export); an unreachable one does not (counted).
-fn start_telemetry(config: &Config, opts: &SessionOptions, events: &EventBus) -> Result<Option<Arc<Telemetry>>, SessionError> {
+fn start_telemetry(
+    config: &Config,
+    opts: &SessionOptions,
+    events: &EventBus,
+) -> Result<Option<Arc<Telemetry>>, SessionError> {
     let settings = config.telemetry.clone().unwrap_or_default();
     let Some(resolved) = settings.resolve(opts.otlp_endpoint.as_deref(), |k| std::env::var(k).ok())? else {
         return Ok(None);

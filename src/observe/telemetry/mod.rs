@@ -94,13 +94,9 @@ impl std::fmt::Debug for TelemetrySettings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TelemetryError {
-    #[error(
-        "the OTLP endpoint {0:?} is not an http(s) URL: give the collector's base URL, e.g. http://127.0.0.1:4318"
-    )]
+    #[error("the OTLP endpoint {0:?} is not an http(s) URL: give the collector's base URL, e.g. http://127.0.0.1:4318")]
     BadEndpoint(String),
-    #[error(
-        "the OTLP endpoint {0} is plain http on a remote host: use https (plain http is allowed only on loopback)"
-    )]
+    #[error("the OTLP endpoint {0} is plain http on a remote host: use https (plain http is allowed only on loopback)")]
     PlainRemote(String),
     #[error("OTEL_EXPORTER_OTLP_HEADERS is not a list of name=value pairs (the entry named {0:?} has no value)")]
     BadHeaders(String),
@@ -151,9 +147,8 @@ impl TelemetrySettings {
                 headers.insert(k, v);
             }
         }
-        let service_name = env_nonempty("OTEL_SERVICE_NAME")
-            .or_else(|| self.service_name.clone())
-            .unwrap_or_else(|| "warden".into());
+        let service_name =
+            env_nonempty("OTEL_SERVICE_NAME").or_else(|| self.service_name.clone()).unwrap_or_else(|| "warden".into());
         Ok(Some(Resolved {
             endpoint,
             headers: headers.into_iter().collect(),
@@ -302,8 +297,9 @@ impl Telemetry {
             .with_max_queue_size(QUEUE)
             .with_scheduled_delay(Duration::from_millis(500))
             .build();
-        let mut processor =
-            BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() }).with_batch_config(batch).build();
+        let mut processor = BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() })
+            .with_batch_config(batch)
+            .build();
         processor.set_resource(&resource);
         let meters = if settings.metrics {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
@@ -322,8 +318,10 @@ impl Telemetry {
             })
             .with_interval(METRIC_INTERVAL)
             .build();
-            let provider =
-                opentelemetry_sdk::metrics::SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
+            let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+                .with_resource(resource)
+                .with_reader(reader)
+                .build();
             Some(provider)
         } else {
             None
@@ -411,9 +409,10 @@ impl Telemetry {
     pub async fn shutdown(self: &Arc<Self>, timeout: Duration) {
         let me = self.clone();
         // Bounded twice: the SDK's own timeout, and ours in case a flush ignores it.
-        let _ = tokio::time::timeout(timeout + Duration::from_secs(1), tokio::task::spawn_blocking(move || {
-            me.shutdown_blocking(timeout)
-        }))
+        let _ = tokio::time::timeout(
+            timeout + Duration::from_secs(1),
+            tokio::task::spawn_blocking(move || me.shutdown_blocking(timeout)),
+        )
         .await;
     }
 

@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
+};
 
 use super::{EXPORT_TIMEOUT, QUEUE, Resolved, TelemetryError, TelemetryStatus, http};
 use crate::types::scope::ScopeSet;
@@ -72,8 +74,9 @@ impl ServerSpans {
             .with_max_queue_size(QUEUE)
             .with_scheduled_delay(Duration::from_millis(500))
             .build();
-        let mut processor =
-            BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() }).with_batch_config(batch).build();
+        let mut processor = BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() })
+            .with_batch_config(batch)
+            .build();
         processor.set_resource(
             &opentelemetry_sdk::Resource::builder()
                 .with_service_name(settings.service_name.clone())
@@ -129,7 +132,15 @@ impl ServerSpans {
         let _ = tokio::time::timeout(timeout + Duration::from_secs(1), flush).await;
     }
 
-    fn span(&self, ctx: SpanContext, parent: SpanId, remote: bool, kind: SpanKind, name: String, start: SystemTime) -> SpanData {
+    fn span(
+        &self,
+        ctx: SpanContext,
+        parent: SpanId,
+        remote: bool,
+        kind: SpanKind,
+        name: String,
+        start: SystemTime,
+    ) -> SpanData {
         SpanData {
             span_context: ctx,
             parent_span_id: parent,

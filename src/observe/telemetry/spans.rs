@@ -187,7 +187,10 @@ impl Mapper {
                 self.run_event(e, span_event("warden.thought", at, attrs));
             }
             EventKind::InvalidAction { tool, reason, .. } => {
-                let attrs = vec![KeyValue::new("gen_ai.tool.name", tool.clone()), KeyValue::new("warden.reason", reason.clone())];
+                let attrs = vec![
+                    KeyValue::new("gen_ai.tool.name", tool.clone()),
+                    KeyValue::new("warden.reason", reason.clone()),
+                ];
                 self.run_event(e, span_event("warden.invalid_action", at, attrs));
             }
             EventKind::AgentError { message } => {
@@ -209,7 +212,17 @@ impl Mapper {
                 self.run_event(e, span_event("warden.anomaly", at, attrs));
             }
             EventKind::LmCall { model, provider, input_tokens, output_tokens, latency_ms, error } => {
-                self.chat(e, at, model, provider, (*input_tokens, *output_tokens), *latency_ms, error.as_deref(), out, metrics);
+                self.chat(
+                    e,
+                    at,
+                    model,
+                    provider,
+                    (*input_tokens, *output_tokens),
+                    *latency_ms,
+                    error.as_deref(),
+                    out,
+                    metrics,
+                );
             }
             EventKind::TokenIssued { token, server, .. } => {
                 self.tokens.insert(server.clone().unwrap_or_default(), token.clone());
@@ -296,7 +309,14 @@ impl Mapper {
         )
     }
 
-    fn span(&self, context: SpanContext, parent: SpanId, kind: SpanKind, name: String, times: (SystemTime, SystemTime)) -> SpanData {
+    fn span(
+        &self,
+        context: SpanContext,
+        parent: SpanId,
+        kind: SpanKind,
+        name: String,
+        times: (SystemTime, SystemTime),
+    ) -> SpanData {
         SpanData {
             span_context: context,
             parent_span_id: parent,
@@ -314,11 +334,18 @@ impl Mapper {
         }
     }
 
-    fn end_run(&mut self, run_id: &str, at: SystemTime, finished: Option<(&str, crate::types::event::RunStatus, u32)>, out: &mut Vec<SpanData>) {
+    fn end_run(
+        &mut self,
+        run_id: &str,
+        at: SystemTime,
+        finished: Option<(&str, crate::types::event::RunStatus, u32)>,
+        out: &mut Vec<SpanData>,
+    ) {
         let Some(run) = self.runs.remove(run_id) else { return };
         let ctx = self.context(run_id, SpanRole::Run, 0);
         let agent = self.facts.agent_name.clone();
-        let mut span = self.span(ctx, SpanId::INVALID, SpanKind::Internal, format!("invoke_agent {agent}"), (run.start, at));
+        let mut span =
+            self.span(ctx, SpanId::INVALID, SpanKind::Internal, format!("invoke_agent {agent}"), (run.start, at));
         span.attributes = vec![
             KeyValue::new("gen_ai.operation.name", "invoke_agent"),
             KeyValue::new("gen_ai.agent.name", agent),
@@ -450,7 +477,18 @@ impl Mapper {
             ];
             let mut open_events = open.events;
             open_events.push(span_event("warden.denial", at, attrs));
-            return self.finish_tool(OpenTool { events: open_events, ..open }, at, tool, outcome, attempts, audit, error_type, out, metrics, latency_ms);
+            return self.finish_tool(
+                OpenTool { events: open_events, ..open },
+                at,
+                tool,
+                outcome,
+                attempts,
+                audit,
+                error_type,
+                out,
+                metrics,
+                latency_ms,
+            );
         }
         self.finish_tool(open, at, tool, outcome, attempts, audit, error_type, out, metrics, latency_ms);
     }
@@ -478,8 +516,13 @@ impl Mapper {
         } else {
             SpanId::INVALID
         };
-        let mut span =
-            self.span(tool_ctx.clone(), parent, SpanKind::Internal, format!("execute_tool {}", tool.name), (open.start, at));
+        let mut span = self.span(
+            tool_ctx.clone(),
+            parent,
+            SpanKind::Internal,
+            format!("execute_tool {}", tool.name),
+            (open.start, at),
+        );
         let mut attrs = vec![
             KeyValue::new("gen_ai.operation.name", "execute_tool"),
             KeyValue::new("gen_ai.tool.name", tool.name.clone()),
@@ -493,7 +536,8 @@ impl Mapper {
         if let Some(fp) = &audit.fingerprint {
             attrs.push(KeyValue::new("warden.token.fingerprint", fp.as_str().to_string()));
             attrs.push(KeyValue::new("warden.token.scopes", scopes(&audit.granted)));
-            if let Some(exp) = self.tokens.get(&tool.server).filter(|t| t.fingerprint == *fp).and_then(|t| t.expires_at) {
+            if let Some(exp) = self.tokens.get(&tool.server).filter(|t| t.fingerprint == *fp).and_then(|t| t.expires_at)
+            {
                 attrs.push(KeyValue::new("warden.token.expires_at", exp as i64));
             }
         }
@@ -514,8 +558,13 @@ impl Mapper {
         // The MCP request, when one was sent.
         if attempts > 0 {
             let ctx = self.context(&run_key, SpanRole::McpClient, open.event_id);
-            let mut client =
-                self.span(ctx, tool_ctx.span_id(), SpanKind::Client, format!("tools/call {}", tool.name), (open.start, at));
+            let mut client = self.span(
+                ctx,
+                tool_ctx.span_id(),
+                SpanKind::Client,
+                format!("tools/call {}", tool.name),
+                (open.start, at),
+            );
             let mut attrs = vec![
                 KeyValue::new("mcp.method.name", "tools/call"),
                 KeyValue::new("gen_ai.tool.name", tool.name.clone()),

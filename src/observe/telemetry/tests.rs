@@ -77,7 +77,11 @@ fn a_run(h: &Harness) -> (u64, u64) {
                 issued_at: 1_000,
                 expires_at: Some(1_900),
                 refresh_count: 0,
-                state: TokenState::Opaque { why: OpaqueReason::NotJwt, scopes: ScopeOrigin::TokenResponse, introspection: None },
+                state: TokenState::Opaque {
+                    why: OpaqueReason::NotJwt,
+                    scopes: ScopeOrigin::TokenResponse,
+                    introspection: None,
+                },
             },
             reason: RefreshReason::Initial,
             server: Some("crm".into()),
@@ -102,9 +106,19 @@ fn a_run(h: &Harness) -> (u64, u64) {
     let args = serde_json::json!({"customer_id": "c-42", "note": "secret-ish note"});
     let lookup = bus.emit(
         &scope(Some(0)),
-        EventKind::ToolCall { tool: crm("get_customer_info"), args: args.clone(), args_digest: "d1".into(), required: granted.clone() },
+        EventKind::ToolCall {
+            tool: crm("get_customer_info"),
+            args: args.clone(),
+            args_digest: "d1".into(),
+            required: granted.clone(),
+        },
     );
-    let audit = CallAudit { args_digest: Some("d1".into()), required: granted.clone(), granted: granted.clone(), fingerprint: Some(fp.clone()) };
+    let audit = CallAudit {
+        args_digest: Some("d1".into()),
+        required: granted.clone(),
+        granted: granted.clone(),
+        fingerprint: Some(fp.clone()),
+    };
     bus.emit(
         &scope(Some(0)),
         EventKind::ToolResult {
@@ -255,7 +269,9 @@ fn no_token_arguments_or_results_are_exported_by_default() {
     let h = harness(false);
     a_run(&h);
     let dump = format!("{:?}", h.spans.get_finished_spans().unwrap());
-    for secret in [TOKEN, "the-access-token", "ada@example.com", "secret-ish note", "c-42", "look up the customer", "Bearer"] {
+    for secret in
+        [TOKEN, "the-access-token", "ada@example.com", "secret-ish note", "c-42", "look up the customer", "Bearer"]
+    {
         assert!(!dump.contains(secret), "{secret:?} was exported");
     }
 }
@@ -327,7 +343,10 @@ fn metrics_follow_the_semantic_conventions() {
 #[test]
 fn shutdown_ends_open_runs() {
     let h = harness(false);
-    h.bus.emit(&scope(None), EventKind::RunStarted { request: "x".into(), model: "offline-planner".into(), tools: vec![] });
+    h.bus.emit(
+        &scope(None),
+        EventKind::RunStarted { request: "x".into(), model: "offline-planner".into(), tools: vec![] },
+    );
     h.telemetry.shutdown_blocking(std::time::Duration::from_secs(1));
     let spans = h.spans.get_finished_spans().unwrap();
     let run = by_name(&spans, "invoke_agent customer-service");
@@ -374,20 +393,23 @@ async fn an_unreachable_endpoint_is_counted_not_fatal() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let settings = TelemetrySettings::default()
-        .resolve(Some(&format!("http://127.0.0.1:{port}")), |_| None)
-        .unwrap()
-        .unwrap();
+    let settings =
+        TelemetrySettings::default().resolve(Some(&format!("http://127.0.0.1:{port}")), |_| None).unwrap().unwrap();
     crate::install_crypto_provider();
     let bus = EventBus::new();
     let t = Telemetry::start(&bus, &settings, reqwest::Client::new(), SessionFacts::default()).unwrap();
-    bus.emit(&scope(None), EventKind::RunStarted { request: "x".into(), model: "offline-planner".into(), tools: vec![] });
+    bus.emit(
+        &scope(None),
+        EventKind::RunStarted { request: "x".into(), model: "offline-planner".into(), tools: vec![] },
+    );
     bus.emit(&scope(None), EventKind::RunFinished { status: RunStatus::Ok, steps: 0, elapsed_ms: 1.0 });
     // Long enough for the export's own retries and timeout to end.
     t.shutdown(std::time::Duration::from_secs(6)).await;
     let status = t.status();
     assert_eq!((status.spans_exported, status.span_batches_failed, status.spans_lost), (0, 1, 1), "{status:?}");
     let line = status.line();
-    let want = format!("otlp http://127.0.0.1:{port}: 0 spans exported, 1 lost (cannot send to http://127.0.0.1:{port}/v1/traces: cannot connect)");
+    let want = format!(
+        "otlp http://127.0.0.1:{port}: 0 spans exported, 1 lost (cannot send to http://127.0.0.1:{port}/v1/traces: cannot connect)"
+    );
     assert!(line.starts_with(&want), "{line}");
 }
