@@ -391,17 +391,23 @@ impl Telemetry {
         }
         // Marked shut first, so nothing new is taken while the last spans go out; the
         // status counts undelivered spans as lost from here on.
-        let mut out = Vec::new();
-        self.mapper.lock().end_all(&mut out);
-        self.stats.spans_queued.fetch_add(out.len() as u64, Ordering::Relaxed);
-        for span in out {
-            self.processor.on_end(span);
-        }
+        self.end_open();
         let _ = self.processor.force_flush();
         let _ = self.processor.shutdown_with_timeout(timeout);
         if let Some((provider, _)) = &self.meters {
             let _ = provider.force_flush();
             let _ = provider.shutdown_with_timeout(timeout);
+        }
+    }
+
+    /// Ends every span still open (a run that never finished) as it stands and hands
+    /// it to export.
+    fn end_open(&self) {
+        let mut out = Vec::new();
+        self.mapper.lock().end_all(&mut out);
+        self.stats.spans_queued.fetch_add(out.len() as u64, Ordering::Relaxed);
+        for span in out {
+            self.processor.on_end(span);
         }
     }
 
