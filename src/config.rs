@@ -54,6 +54,9 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<crate::observe::monitor::MonitorConfig>,
+    /// OpenTelemetry export (`[telemetry]`: endpoint, headers, service name, content, metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<crate::observe::telemetry::TelemetrySettings>,
     /// Connection limits of both servers (timeouts, connection cap).
     #[serde(default)]
     pub limits: LimitsConfig,

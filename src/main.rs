@@ -13,6 +13,7 @@ fn agent_args(m: &warden::cli::ModelArgs, scopes: Option<String>, json: bool) ->
         lm_base_url: m.lm_base_url.clone(),
         scopes,
         max_iters: m.max_iters,
+        otlp_endpoint: m.otlp_endpoint.clone(),
         json,
         yes: false,
         login: Default::default(),

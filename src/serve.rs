@@ -45,6 +45,8 @@ pub struct ServeOptions {
     /// Where the servers read time (token lifetimes, verification, rate limits); the host's
     /// clock unless a test moves one by hand.
     pub clock: Option<crate::types::time::SharedClock>,
+    /// `--otlp-endpoint`: export the service's spans (over the environment and `[telemetry]`).
+    pub otlp_endpoint: Option<String>,
 }
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -57,6 +59,8 @@ pub enum ServeError {
     StateDir { path: PathBuf, cause: std::io::Error },
     #[error("cannot set up TLS: {0}")]
     Tls(Cause),
+    #[error("OpenTelemetry export: {0}")]
+    Telemetry(String),
     #[error("[tls] needs both `cert` and `key`, or neither (to use the generated dev CA)")]
     TlsPair,
     #[error("cannot listen on {addr} for the {what} (in use? pass another address or port 0): {cause}")]
@@ -119,6 +123,8 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Counted unauthenticated denials, recorded on shutdown so none is lost.
     denials: Option<Arc<service::denials::DenialCounter>>,
+    /// The service's OpenTelemetry export, flushed on shutdown.
+    pub telemetry: Option<Arc<crate::observe::telemetry::server::ServerSpans>>,
 }
 
 impl Running {
@@ -132,6 +138,9 @@ impl Running {
         }
         if let Some(d) = self.denials {
             d.flush_all();
+        }
+        if let Some(t) = self.telemetry {
+            t.shutdown(crate::observe::telemetry::FLUSH_TIMEOUT).await;
         }
     }
 }
@@ -169,6 +178,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         handles: Vec::new(),
         tasks: Vec::new(),
         denials: None,
+        telemetry: None,
     };
 
     // One decision trail shared by both servers (two writers would fork the hash chain).
@@ -255,13 +265,14 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
         let denials = denial_counter(config, &decisions);
         running.denials = Some(denials.clone());
+        running.telemetry = service_telemetry(config, args)?;
         let (router, store) = build_service(
             config,
             state_dir,
             issuer_url.as_deref(),
             ca_path.as_deref(),
             resource,
-            Shared { decisions: decisions.clone(), denials, revoked_access },
+            Shared { decisions: decisions.clone(), denials, revoked_access, telemetry: running.telemetry.clone() },
         )
         .await
         .inspect_err(|_| {
@@ -286,6 +297,25 @@ struct Shared {
     decisions: crate::types::event::EventBus,
     denials: Arc<service::denials::DenialCounter>,
     revoked_access: Option<Arc<crate::auth::revoked::RevokedAccess>>,
+    telemetry: Option<Arc<crate::observe::telemetry::server::ServerSpans>>,
+}
+
+/// The service's span export, when `--otlp-endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `[telemetry] endpoint` asks for it (system roots plus `SSL_CERT_FILE` for the collector).
+fn service_telemetry(
+    config: &Config,
+    args: &ServeOptions,
+) -> Result<Option<Arc<crate::observe::telemetry::server::ServerSpans>>, ServeError> {
+    let settings = config.telemetry.clone().unwrap_or_default();
+    let resolved = settings
+        .resolve(args.otlp_endpoint.as_deref(), |k| std::env::var(k).ok())
+        .map_err(|e| ServeError::Telemetry(e.to_string()))?;
+    let Some(resolved) = resolved else { return Ok(None) };
+    let client = http_client(&ClientTls::default(), Duration::from_secs(10)).map_err(|e| ServeError::Tls(e.into()))?;
+    let spans = crate::observe::telemetry::server::ServerSpans::start(&resolved, client)
+        .map_err(|e| ServeError::Telemetry(e.to_string()))?;
+    tracing::info!(endpoint = %resolved.endpoint, "exporting the service's OpenTelemetry spans");
+    Ok(Some(spans))
 }
 
 async fn build_service(
@@ -296,7 +326,7 @@ async fn build_service(
     resource: &str,
     shared: Shared,
 ) -> Result<(axum::Router, String), ServeError> {
-    let Shared { decisions, denials, revoked_access } = shared;
+    let Shared { decisions, denials, revoked_access, telemetry } = shared;
     let svc = &config.service;
     let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).ok_or(ServeError::NoIssuer)?;
     let ca_file = svc.issuer_ca_file.clone().or_else(|| dev_ca.map(Path::to_path_buf));
@@ -339,7 +369,7 @@ async fn build_service(
     };
     let described = store.describe();
     tracing::info!(store = %described, "service store");
-    let router = service::router_checking(
+    let router = service::router_traced(
         service::ServiceParams {
             verifier,
             store: Arc::new(store),
@@ -354,6 +384,7 @@ async fn build_service(
             denials,
         },
         revoked_access,
+        telemetry,
     );
     Ok((router, described))
 }

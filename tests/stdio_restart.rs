@@ -92,7 +92,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn hello(session: &warden::mcp::session::McpSession) -> Result<String, Failure> {
-    let result = session.call("hello", Map::new()).await?;
+    let result = session.call("hello", Map::new(), None).await?;
     Ok(result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default())
 }
 

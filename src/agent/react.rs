@@ -108,7 +108,8 @@ impl ReAct {
             let scope = scope_at(Some(idx as u32));
             let mut step_inputs = inputs.clone();
             step_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
-            let pred = match self.react.forward(lm, &step_inputs).await {
+            let reporting = super::lm::Reporting { lm, events, scope: scope.clone() };
+            let pred = match self.react.forward(&reporting, &step_inputs).await {
                 Ok(p) => {
                     trace.push(TraceStep { predictor: super::program::REACT, inputs: step_inputs, outputs: p.clone() });
                     p
@@ -140,7 +141,8 @@ impl ReAct {
         let scope = scope_at(Some(steps.len() as u32));
         let mut extract_inputs = inputs.clone();
         extract_inputs.insert("trajectory".into(), Value::String(format_trajectory(&trajectory)));
-        let outputs = match self.extract.forward(lm, &extract_inputs).await {
+        let reporting = super::lm::Reporting { lm, events, scope: scope.clone() };
+        let outputs = match self.extract.forward(&reporting, &extract_inputs).await {
             Ok(o) => {
                 trace.push(TraceStep {
                     predictor: super::program::EXTRACT,

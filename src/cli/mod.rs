@@ -264,6 +264,10 @@ pub struct ModelArgs {
     /// ReAct iterations per request (default 5).
     #[arg(long, value_name = "N")]
     pub max_iters: Option<usize>,
+    /// Export runs as OpenTelemetry traces to this OTLP/HTTP base URL, e.g.
+    /// http://127.0.0.1:6006 for Phoenix (default: OTEL_EXPORTER_OTLP_ENDPOINT, then [telemetry]).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -504,6 +508,11 @@ pub struct ServeArgs {
     /// PGPASSWORD, not here: command lines are visible to other users.
     #[arg(long, value_name = "URL")]
     pub store_url: Option<String>,
+    /// Export the MCP service's tool calls as OpenTelemetry spans (continuing the caller's
+    /// trace from `_meta.traceparent`) to this OTLP/HTTP base URL (default:
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, then [telemetry]).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -514,6 +523,7 @@ impl ServeArgs {
             only: self.only,
             rotate_keys: self.rotate_keys,
             clock: None,
+            otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }
 }
@@ -536,6 +546,8 @@ mod tests {
         "Language model: offline (default), openai/MODEL, anthropic/MODEL, ollama/MODEL",
         "Base URL of an OpenAI-compatible server (default: OPENAI_BASE_URL, or the provider's)",
         "ReAct iterations per request (default 5)",
+        // Export of the agent's runs: the same for every command that runs the agent.
+        "Export runs as OpenTelemetry traces to this OTLP/HTTP base URL, e.g. http://127.0.0.1:6006 for Phoenix (default: OTEL_EXPORTER_OTLP_ENDPOINT, then [telemetry])",
         // --program means the same for run, demo and console (and replay --check).
         "A compiled program (sealed, or DSPy JSON from `warden optimize`) every run starts from: its demos and instructions. It is validated against the grant and the servers' tools first; one that does not validate is refused (exit 1)",
         "The key that opens a sealed --program (default: the environment's key)",

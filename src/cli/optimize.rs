@@ -171,7 +171,7 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: OptimizeArg
         out,
     };
     if args.demo {
-        let servers = super::run::DemoServers::start(None).await?;
+        let servers = super::run::DemoServers::start(None, None).await?;
         let code = optimize_on(&servers.client, state_dir, &args, job).await;
         servers.running.shutdown().await;
         return code;
@@ -201,6 +201,7 @@ async fn optimize_on(
         lm_base_url: args.model.lm_base_url.clone(),
         scopes: args.scopes.clone(),
         max_iters: args.model.max_iters,
+        otlp_endpoint: args.model.otlp_endpoint.clone(),
         ..SessionOptions::default()
     };
     let session = Session::open(config, state_dir, opts).await?;

@@ -25,6 +25,8 @@ pub struct AgentArgs {
     pub lm_base_url: Option<String>,
     pub scopes: Option<String>,
     pub max_iters: Option<usize>,
+    /// `--otlp-endpoint`: OpenTelemetry export (over the environment and `[telemetry]`).
+    pub otlp_endpoint: Option<String>,
     pub json: bool,
     /// `--yes`: headless runs allow calls that need confirmation (no one is there to ask).
     pub yes: bool,
@@ -92,6 +94,7 @@ impl AgentArgs {
             lm_base_url: self.lm_base_url.clone(),
             scopes: self.scopes.clone(),
             max_iters: self.max_iters,
+            otlp_endpoint: self.otlp_endpoint.clone(),
             scenarios,
             probe_health: false,
             confirmer: crate::types::confirm::Confirmer::Flag { yes: self.yes },
@@ -162,7 +165,9 @@ pub async fn run_scenarios(
         }
     }
     let (usage, anomalies) = (core.usage(), core.anomaly_counts());
-    let summary = json!({
+    // Export is flushed by the shutdown below; its figures are read after it.
+    let telemetry = core.telemetry();
+    let mut summary = json!({
         "anomalies": anomalies,
         "summary": true,
         "model": model,
@@ -174,6 +179,11 @@ pub async fn run_scenarios(
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
     });
+    core.shutdown().await;
+    let telemetry = telemetry.map(|t| t.status());
+    if let Some(status) = &telemetry {
+        summary["telemetry"] = serde_json::to_value(status)?;
+    }
     if args.json {
         outln!("{summary}");
     } else {
@@ -184,8 +194,10 @@ pub async fn run_scenarios(
                 crate::types::text::counted(errors as u64, "scenario", "scenarios")
             );
         }
+        if let Some(status) = &telemetry {
+            outln!("{}", status.line());
+        }
     }
-    core.shutdown().await;
     if let Some((path, recorder)) = recording {
         // The core and its stack are gone, so the bus's last sender with them: the
         // recorder drains what is left and stops.
@@ -229,7 +241,8 @@ pub(crate) struct DemoServers {
 }
 
 impl DemoServers {
-    pub(crate) async fn start(state_dir: Option<&Path>) -> anyhow::Result<Self> {
+    /// `otlp_endpoint`: the demo's service exports its spans too (`--otlp-endpoint`).
+    pub(crate) async fn start(state_dir: Option<&Path>, otlp_endpoint: Option<&str>) -> anyhow::Result<Self> {
         let temp = if state_dir.is_some() { None } else { Some(TempState::new("warden-demo")?) };
         let dir = match (state_dir, &temp) {
             (Some(d), _) => d.to_path_buf(),
@@ -240,7 +253,11 @@ impl DemoServers {
         serve_config.issuer.addr = "127.0.0.1:0".parse()?;
         serve_config.service.addr = "127.0.0.1:0".parse()?;
         serve_config.service.rate_limit.burst = serve_config.service.rate_limit.burst.max(1000);
-        let running = crate::serve::start(&serve_config, &dir, &crate::serve::ServeOptions::default()).await?;
+        let opts = crate::serve::ServeOptions {
+            otlp_endpoint: otlp_endpoint.map(str::to_string),
+            ..crate::serve::ServeOptions::default()
+        };
+        let running = crate::serve::start(&serve_config, &dir, &opts).await?;
         let client_path = running.client_config.clone().context("serve did not write a client config")?;
         let client = Config::parse(&std::fs::read_to_string(&client_path)?, &client_path)?;
         Ok(Self { running, client, dir, _temp: temp })
@@ -250,7 +267,8 @@ impl DemoServers {
 /// `warden demo --headless`: start issuer + service on port 0 in a state dir (a fresh
 /// temporary one unless given), run the built-in scenarios with the offline planner.
 pub async fn demo_headless(state_dir: Option<&Path>, log_dir: &Path, args: AgentArgs) -> anyhow::Result<ExitCode> {
-    let DemoServers { running, client, dir, _temp } = DemoServers::start(state_dir).await?;
+    let DemoServers { running, client, dir, _temp } =
+        DemoServers::start(state_dir, args.otlp_endpoint.as_deref()).await?;
     if !args.json {
         outln!(
             "warden demo: issuer {}  mcp {}  (state {})",
@@ -374,7 +392,8 @@ pub async fn demo(
     args: AgentArgs,
     theme: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let DemoServers { running, client, dir: _, _temp } = DemoServers::start(state_dir).await?;
+    let DemoServers { running, client, dir: _, _temp } =
+        DemoServers::start(state_dir, args.otlp_endpoint.as_deref()).await?;
     let scenarios =
         crate::session::scenario::parse(crate::session::scenario::DEFAULT_SCENARIOS, "built-in config/scenarios.toml")?;
     let args = AgentArgs { model: Some(args.model.unwrap_or_else(|| "offline".into())), ..args };

@@ -61,6 +61,10 @@ pub struct CallPolicy {
     pub confirmer: Confirmer,
     /// Asked before a step-up under `--step-up ask` (default: nobody, so it is declined).
     pub step_up: StepUpAsker,
+    /// OpenTelemetry export is on: each request carries a W3C `traceparent` in
+    /// `params._meta` naming its MCP client span (ids derived as the exporter derives
+    /// them). Off: the request bytes are as they always were.
+    pub trace: Option<crate::types::trace::TraceSalt>,
 }
 
 impl Default for CallPolicy {
@@ -74,6 +78,7 @@ impl Default for CallPolicy {
             precheck: true,
             confirmer: Confirmer::default(),
             step_up: StepUpAsker::default(),
+            trace: None,
         }
     }
 }
@@ -190,7 +195,12 @@ impl SecureTool {
             },
         );
         let (outcome, attempts) = match recorded {
-            Ok(_) => self.run(args, scope).await,
+            Ok(call) => {
+                let traceparent = self.policy.trace.map(|salt| {
+                    salt.traceparent(&crate::types::trace::run_key(scope.run_id.as_deref(), call.id), call.id)
+                });
+                self.run(args, scope, traceparent).await
+            }
             Err(e) => (
                 failed(FailureClass::AuditUnavailable, &format!("not called: the audit trail cannot be written ({e})")),
                 0,
@@ -260,7 +270,7 @@ impl SecureTool {
         Ok(Prepared { args, claims, repeatable })
     }
 
-    async fn run(&self, args: Value, scope: &Scope) -> (CallOutcome, u32) {
+    async fn run(&self, args: Value, scope: &Scope, traceparent: Option<String>) -> (CallOutcome, u32) {
         let Prepared { args, mut claims, repeatable } = match self.prepare(args).await {
             Ok(p) => p,
             Err(outcome) => return (outcome, 0),
@@ -276,14 +286,16 @@ impl SecureTool {
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
-            let failure =
-                match tokio::time::timeout(self.policy.timeout, self.session.call(&self.spec.id.name, args.clone()))
-                    .await
-                {
-                    Ok(Ok(result)) => return (outcome_of(result), attempt),
-                    Ok(Err(f)) => f,
-                    Err(_) => Failure::Timeout,
-                };
+            let failure = match tokio::time::timeout(
+                self.policy.timeout,
+                self.session.call(&self.spec.id.name, args.clone(), traceparent.as_deref()),
+            )
+            .await
+            {
+                Ok(Ok(result)) => return (outcome_of(result), attempt),
+                Ok(Err(f)) => f,
+                Err(_) => Failure::Timeout,
+            };
             match failure {
                 // No token manager: nothing to refresh; say what the server refused.
                 Failure::Unauthorized { www_authenticate } if self.tokens.is_none() => {

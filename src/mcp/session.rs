@@ -283,8 +283,19 @@ impl McpSession {
     }
 
     /// One `tools/call`, classified on failure.
-    pub async fn call(&self, tool: &str, args: serde_json::Map<String, Value>) -> Result<CallToolResult, Failure> {
-        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
+    /// Calls `tool`; `traceparent` (OpenTelemetry export on) goes into `params._meta`.
+    pub async fn call(
+        &self,
+        tool: &str,
+        args: serde_json::Map<String, Value>,
+        traceparent: Option<&str>,
+    ) -> Result<CallToolResult, Failure> {
+        let mut params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
+        if let Some(tp) = traceparent {
+            let mut meta = serde_json::Map::new();
+            meta.insert("traceparent".into(), Value::String(tp.to_string()));
+            params.meta = Some(rmcp::model::RequestMetaObject::from(meta));
+        }
         // The connection of the moment: a restart during the call does not cut it off.
         let conn = self.conn.lock().clone();
         conn.client.call_tool(params).await.map_err(|e| match e {

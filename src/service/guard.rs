@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::policy;
 use super::ratelimit::{Limited, RateLimiter, retry_after_secs};
 use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
+use crate::observe::telemetry::server::{Decision, Incoming, ServerSpans};
 use crate::types::event::{DecisionOutcome as Outcome, DecisionReason as Reason};
 use crate::types::scope::ScopeSet;
 
@@ -36,6 +37,8 @@ pub struct GuardState {
     pub denials: Arc<super::denials::DenialCounter>,
     /// Access tokens revoked at the embedded issuer (RFC 7009), by `jti`.
     pub revoked: Option<Arc<crate::auth::revoked::RevokedAccess>>,
+    /// OpenTelemetry export on: tool calls continue the caller's trace (`_meta.traceparent`).
+    pub telemetry: Option<Arc<ServerSpans>>,
 }
 
 /// The middleware function (install with `axum::middleware::from_fn_with_state`).
@@ -133,6 +136,11 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             return malformed(why);
         }
     };
+    // Only with export on is the message read again, for its trace context.
+    let traced = match (&g.telemetry, tools.first()) {
+        (Some(spans), Some(tool)) => Some((traced_call(spans, &bytes), tool.clone())),
+        _ => None,
+    };
     for tool in tools {
         let Some(required) = policy::required_scopes(&tool) else {
             continue;
@@ -150,6 +158,17 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
                 missing.clone(),
             ) {
                 return audit_unavailable(&e);
+            }
+            if let Some((incoming, _)) = &traced {
+                incoming.decided(Decision {
+                    tool: &tool,
+                    outcome: Outcome::Denied.as_str(),
+                    reason: "insufficient_scope",
+                    missing: &missing,
+                    client_id: &claims.client_id,
+                    fingerprint: Some(&claims.fingerprint),
+                    status: 403,
+                });
             }
             return insufficient_scope(&g, &tool, &required, &missing);
         }
@@ -169,7 +188,49 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             return audit_unavailable(&e);
         }
     }
-    forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await
+    let Some((incoming, tool)) = traced else {
+        return forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await;
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    // The tool handler hangs its store query's span under this request's.
+    req.extensions_mut().insert(incoming.clone());
+    let response = forward(req, claims.clone(), next).await;
+    incoming.decided(Decision {
+        tool: &tool,
+        outcome: Outcome::Allowed.as_str(),
+        reason: "scopes_present",
+        missing: &ScopeSet::new(),
+        client_id: &claims.client_id,
+        fingerprint: Some(&claims.fingerprint),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+/// The trace context and JSON-RPC id of a single `tools/call` message (`params._meta.traceparent`);
+/// a batch or anything unreadable starts a trace of its own.
+fn traced_call(spans: &Arc<ServerSpans>, body: &[u8]) -> Incoming {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        traceparent: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        id: Option<Value>,
+        params: Option<Params>,
+    }
+    let message = serde_json::from_slice::<Message>(body).ok();
+    let traceparent = message.as_ref().and_then(|m| m.params.as_ref()?.meta.as_ref()?.traceparent.clone());
+    let id = message.and_then(|m| m.id).map(|id| match id {
+        Value::String(s) => s,
+        other => other.to_string(),
+    });
+    spans.incoming(traceparent.as_deref(), id)
 }
 
 /// Records one decision in the server's audit trail (and nowhere else: the bus has no

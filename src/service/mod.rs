@@ -62,6 +62,16 @@ pub fn router(p: ServiceParams) -> Router {
 /// As [`router`], and the bearer guard also refuses access tokens on `revoked` (the
 /// embedded issuer's RFC 7009 deny-list, when this service trusts that issuer).
 pub fn router_checking(p: ServiceParams, revoked: Option<Arc<crate::auth::revoked::RevokedAccess>>) -> Router {
+    router_traced(p, revoked, None)
+}
+
+/// As [`router_checking`], exporting each tool call's SERVER span (and its store query)
+/// to `telemetry` when given.
+pub fn router_traced(
+    p: ServiceParams,
+    revoked: Option<Arc<crate::auth::revoked::RevokedAccess>>,
+    telemetry: Option<Arc<crate::observe::telemetry::server::ServerSpans>>,
+) -> Router {
     let metadata = ProtectedResourceMetadata {
         resource: p.resource.clone(),
         authorization_servers: p.authorization_servers.clone(),
@@ -80,6 +90,7 @@ pub fn router_checking(p: ServiceParams, revoked: Option<Arc<crate::auth::revoke
         allowed_origins: p.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
         denials: p.denials,
         revoked,
+        telemetry,
     });
     let prototype = CustomerService::prototype(p.store);
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), "[::1]".to_string()];

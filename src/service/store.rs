@@ -104,6 +104,14 @@ impl Store {
     }
 
     /// Which backend, for logs and banners: `SQLite <path>` or `PostgreSQL <url, redacted>`.
+    /// The database system, as OpenTelemetry's `db.system.name` names it.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(s) => format!("SQLite {}", s.path.display()),

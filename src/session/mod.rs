@@ -31,6 +31,7 @@ use crate::mcp::secure_tool::CallPolicy;
 use crate::mcp::{ClientError, ClientStack};
 use crate::observe::audit::{AuditError, AuditLog};
 use crate::observe::monitor::Monitor;
+use crate::observe::telemetry::{SessionFacts, Telemetry};
 use crate::types::event::{AnomalyRule, EventBus, EventKind, RefreshReason, ServerSummary};
 use crate::types::scope::{InvalidScope, ScopeSet};
 use crate::types::tool::ToolName;
@@ -50,6 +51,9 @@ pub struct SessionOptions {
     /// The grant, space-separated (`None`: the config's, else the client's defaults).
     pub scopes: Option<String>,
     pub max_iters: Option<usize>,
+    /// `--otlp-endpoint`: OpenTelemetry export, over `OTEL_EXPORTER_OTLP_ENDPOINT` and
+    /// `[telemetry]` (none of them: no export).
+    pub otlp_endpoint: Option<String>,
     /// What the scenario picker and `RunScenario` offer.
     pub scenarios: Vec<Scenario>,
     /// Probe the servers in the background and report when one goes down or comes back
@@ -96,6 +100,10 @@ pub enum SessionError {
     Audit(#[from] AuditError),
     #[error("cannot connect to the MCP servers: {0}")]
     Connect(#[from] ClientError),
+    #[error("OpenTelemetry export: {0}")]
+    Telemetry(#[from] crate::observe::telemetry::TelemetryError),
+    #[error("cannot build the OTLP exporter's HTTP client: {0}")]
+    TelemetryTls(#[from] crate::security::tls::TlsError),
     #[error("the program {name} does not fit this agent: {source}")]
     Program { name: String, source: crate::agent::program::ProgramError },
 }
@@ -154,6 +162,8 @@ pub struct Session {
     /// Its validation against the grant and tools the session opened with, and what it
     /// takes to validate it again.
     program_report: Option<(validate::ValidationReport, validate::Recheck)>,
+    /// OpenTelemetry export, when configured (a watcher on the bus).
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Session {
@@ -196,12 +206,18 @@ impl Session {
             None => build_lm(&opts, config.agent.as_ref())?,
         };
         let (audit, monitor) = audit::attach(&events, state_dir, config)?;
+        // Attached before connecting, so the tokens connecting gets are known to it.
+        let telemetry = start_telemetry(config, &opts, &events)?;
         // What connecting does to the OAuth state (a login's steps) is told on the bus
         // before any frontend listens: kept here, bounded, for the console's auth flow.
         let mut early = events.subscribe(CONNECT_AUTH_EVENTS);
         let pins = state_dir.join("manifests.json");
-        let policy =
-            CallPolicy { confirmer: opts.confirmer.clone(), step_up: opts.step_up.clone(), ..CallPolicy::default() };
+        let policy = CallPolicy {
+            confirmer: opts.confirmer.clone(),
+            step_up: opts.step_up.clone(),
+            trace: telemetry.as_ref().map(|t| t.salt()),
+            ..CallPolicy::default()
+        };
         let stack = ClientStack::connect_pinned(config, scopes.clone(), policy, events.clone(), Some(&pins)).await?;
         let mut connect_auth = Vec::new();
         while let Ok(e) = early.try_recv() {
@@ -231,7 +247,11 @@ impl Session {
             connect_auth,
             program: opts.program.as_ref().map(|p| (p.name.clone(), Arc::new(p.file.clone()))),
             program_report: None,
+            telemetry,
         };
+        if let Some(t) = &session.telemetry {
+            t.set_servers(session.stack.servers.iter().map(summary).collect());
+        }
         if let Some(p) = opts.program {
             let recheck = validate::Recheck::new(p.file, session.info().tools);
             session.program_report = Some((recheck.under(&session.grant()), recheck));
@@ -287,6 +307,11 @@ impl Session {
         self.lm.usage()
     }
 
+    /// What OpenTelemetry export has done, when it is on.
+    pub fn telemetry(&self) -> Option<Arc<Telemetry>> {
+        self.telemetry.clone()
+    }
+
     /// Sends the auth steps and token failures of connecting (at most
     /// [`CONNECT_AUTH_EVENTS`] events were looked at) again, as they happened — ids and
     /// times unchanged — to the subscribers that joined since (the console and its
@@ -337,7 +362,15 @@ impl Session {
             optimize_runs: None,
         }
         .spawn(rx, shutdown);
-        SessionHandle { commands: tx, task, stack, lm, monitor: self.monitor, _audit: self._audit }
+        SessionHandle {
+            commands: tx,
+            task,
+            stack,
+            lm,
+            monitor: self.monitor,
+            _audit: self._audit,
+            telemetry: self.telemetry,
+        }
     }
 }
 
@@ -349,9 +382,15 @@ pub struct SessionHandle {
     lm: Arc<dyn Lm>,
     monitor: Arc<Monitor>,
     _audit: Arc<AuditLog>,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl SessionHandle {
+    /// OpenTelemetry export, when it is on: its status stays readable after `shutdown`.
+    pub fn telemetry(&self) -> Option<Arc<Telemetry>> {
+        self.telemetry.clone()
+    }
+
     /// Anomalies per rule so far.
     pub fn anomaly_counts(&self) -> std::collections::BTreeMap<AnomalyRule, u64> {
         self.monitor.counts()
@@ -379,6 +418,10 @@ impl SessionHandle {
         let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
         if let Ok(stack) = Arc::try_unwrap(self.stack) {
             stack.close().await;
+        }
+        // Last: the runs' final events are in; what is queued goes out, bounded.
+        if let Some(t) = self.telemetry {
+            t.shutdown(crate::observe::telemetry::FLUSH_TIMEOUT).await;
         }
     }
 }
@@ -457,4 +500,32 @@ pub fn build_lm(opts: &SessionOptions, agent: Option<&AgentConfig>) -> Result<Ar
 /// Arguments rendered the way the agent's prompts show them (`{"a": 1}`), for frontends.
 pub fn format_args(args: &serde_json::Value) -> String {
     crate::agent::pyfmt::json_dumps(args)
+}
+
+/// OpenTelemetry export when `--otlp-endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `[telemetry] endpoint` asks for it, through an HTTP client with the client's TLS
+/// settings (its CA on top of the system roots). A misconfigured endpoint refuses the
+/// session (the operator asked for export); an unreachable one does not (counted).
+fn start_telemetry(
+    config: &Config,
+    opts: &SessionOptions,
+    events: &EventBus,
+) -> Result<Option<Arc<Telemetry>>, SessionError> {
+    let settings = config.telemetry.clone().unwrap_or_default();
+    let Some(resolved) = settings.resolve(opts.otlp_endpoint.as_deref(), |k| std::env::var(k).ok())? else {
+        return Ok(None);
+    };
+    let tls = config.client.as_ref().map(crate::mcp::client_tls).unwrap_or_default();
+    let http = crate::security::tls::http_client(&tls, std::time::Duration::from_secs(10))?;
+    let facts = SessionFacts {
+        agent_name: opts.program.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| "customer-service".into()),
+        conversation_id: uuid::Uuid::new_v4().to_string(),
+        servers: Vec::new(),
+        // What Warden asks for in `initialize` (the servers it talks to answer with it).
+        protocol_version: serde_json::to_value(rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string)),
+    };
+    tracing::info!(endpoint = %resolved.endpoint, "exporting OpenTelemetry traces");
+    Ok(Some(Telemetry::start(events, &resolved, http, facts)?))
 }

@@ -104,6 +104,8 @@ pub struct App {
     optimize_kept: Option<OptimizeView>,
     /// The grant last seen per server, for the optimize overlay's "runs under".
     grants: std::collections::BTreeMap<Option<String>, ScopeSet>,
+    /// OpenTelemetry export, when on: the status bar shows spans it could not deliver.
+    pub telemetry: Option<std::sync::Arc<crate::observe::telemetry::Telemetry>>,
 }
 
 /// A question waiting for the operator: a tool call to confirm, or a step-up.
@@ -170,6 +172,7 @@ impl App {
             optimizing: false,
             optimize_kept: None,
             grants: Default::default(),
+            telemetry: None,
         }
     }
 

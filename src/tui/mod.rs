@@ -207,6 +207,7 @@ pub async fn run_live(setup: LiveSetup) -> Result<(), ConsoleError> {
     let core = session.start(CancellationToken::new());
     let mut app = App::new(info, theme, keymap, false);
     app.state_dir = Some(state_dir.clone());
+    app.telemetry = core.telemetry();
     let asks = Asks { confirmations, step_ups };
     let result = ui_loop(app, ui_rx, Some(core.sender()), asks, &state_dir, Some(recording), clock).await;
     core.shutdown().await;

@@ -122,6 +122,8 @@ enum ModelShown {
 struct StatusFacts<'a> {
     servers: Span<'a>,
     run: Span<'a>,
+    /// Spans the OpenTelemetry export could not deliver (shown only when there are some).
+    otlp: Option<Span<'a>>,
 }
 
 fn status_facts(app: &App) -> StatusFacts<'static> {
@@ -148,7 +150,13 @@ fn status_facts(app: &App) -> StatusFacts<'static> {
         None if app.optimizing() => Span::styled("◉ optimizing", t.colored(t.warn).add_modifier(Modifier::BOLD)),
         None => Span::styled("○ idle", t.muted()),
     };
-    StatusFacts { servers, run }
+    let otlp = app.telemetry.as_ref().map(|t| t.status()).filter(|s| s.spans_lost > 0).map(|s| {
+        Span::styled(
+            format!("✖ otlp: {} lost", crate::types::text::counted(s.spans_lost, "span", "spans")),
+            t.colored(t.error).add_modifier(Modifier::BOLD),
+        )
+    });
+    StatusFacts { servers, run, otlp }
 }
 
 impl StatusFacts<'_> {
@@ -156,6 +164,9 @@ impl StatusFacts<'_> {
         let t = &app.theme;
         let sep = Span::styled(" │ ", t.muted());
         let mut spans = vec![Span::styled(self.servers.content.to_string(), self.servers.style), sep.clone()];
+        if let Some(otlp) = &self.otlp {
+            spans.extend([Span::styled(otlp.content.to_string(), otlp.style), sep.clone()]);
+        }
         let name = app.info.model.split(" (").next().unwrap_or_default();
         match model {
             ModelShown::Full => spans.extend([Span::raw(format!("model {}", app.info.model)), sep.clone()]),

@@ -768,6 +768,23 @@ pub enum EventKind {
     Thought {
         text: String,
     },
+    /// One call to the language model (a step's prediction, its JSON fallback, or the
+    /// extract step), after it returned: how long it took and the tokens it used (absent
+    /// when the provider does not say). Never the prompt or the completion.
+    LmCall {
+        /// The model as the provider names it (`gpt-4o-mini`, `offline-planner`).
+        model: String,
+        /// `openai`, `anthropic`, `ollama`, `offline`, …
+        provider: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_tokens: Option<u64>,
+        latency_ms: f64,
+        /// The error when the call failed (the same words the run shows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The agent named a tool that does not exist, or arguments that fail its schema;
     /// nothing was called.
     InvalidAction {

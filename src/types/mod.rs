@@ -26,3 +26,4 @@ pub mod step_up;
 pub mod text;
 pub mod time;
 pub mod tool;
+pub mod trace;

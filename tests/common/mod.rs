@@ -332,6 +332,7 @@ impl Split {
             only: Some(only),
             rotate_keys,
             clock: self.clock.clone(),
+            ..ServeOptions::default()
         }
     }
 

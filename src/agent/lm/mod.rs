@@ -247,3 +247,55 @@ pub(crate) fn lm_http(opts: &LmOptions) -> Result<reqwest::Client, LmError> {
     )
     .map_err(|e| LmError::BadResponse(e.to_string(), "http"))
 }
+
+/// A model that reports each call as an `LmCall` event in the run it belongs to (what the
+/// OpenTelemetry export turns into `chat` spans). The prompt and completion are not in the
+/// event: only the model, its provider, the time taken and the tokens used.
+pub struct Reporting<'a> {
+    pub lm: &'a dyn Lm,
+    pub events: &'a crate::types::event::EventBus,
+    pub scope: crate::types::event::Scope,
+}
+
+impl Lm for Reporting<'_> {
+    fn name(&self) -> &str {
+        self.lm.name()
+    }
+
+    fn complete<'a>(&'a self, messages: &'a [Message]) -> BoxFuture<'a, Result<Completion, LmError>> {
+        Box::pin(async move {
+            let start = std::time::Instant::now();
+            let result = self.lm.complete(messages).await;
+            let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+            let (provider, model) = provider_and_model(self.lm.name());
+            // A provider that reports no usage reports zeros: unknown, not "free".
+            let usage = result.as_ref().ok().map(|c| c.usage).filter(|u| *u != Usage::default());
+            self.events.emit(
+                &self.scope,
+                crate::types::event::EventKind::LmCall {
+                    model: model.to_string(),
+                    provider: provider.to_string(),
+                    input_tokens: usage.map(|u| u.prompt_tokens),
+                    output_tokens: usage.map(|u| u.completion_tokens),
+                    latency_ms,
+                    error: result.as_ref().err().map(ToString::to_string),
+                },
+            );
+            result
+        })
+    }
+
+    fn usage(&self) -> Usage {
+        self.lm.usage()
+    }
+}
+
+/// `openai/gpt-4o` → (`openai`, `gpt-4o`); a name without a provider (the offline planner,
+/// a test's model) is its own provider's model.
+pub fn provider_and_model(name: &str) -> (&str, &str) {
+    match name.split_once('/') {
+        Some((provider, model)) if !model.is_empty() => (provider, model),
+        _ if name == offline::NAME => ("offline", name),
+        _ => (name, name),
+    }
+}

@@ -67,6 +67,24 @@ fn done<T: Serialize>(r: Result<T, ToolFailure>) -> ToolResult<T> {
     r.map(Json).map_err(failure)
 }
 
+/// Runs one store query; with OpenTelemetry export on (the guard put the request's trace
+/// in its extensions) it becomes a span under the request's SERVER span.
+async fn query<T>(
+    parts: &http::request::Parts,
+    system: &str,
+    operation: &str,
+    collection: &str,
+    run: impl std::future::Future<Output = T>,
+) -> T {
+    let Some(incoming) = parts.extensions.get::<crate::observe::telemetry::server::Incoming>() else {
+        return run.await;
+    };
+    let start = std::time::SystemTime::now();
+    let result = run.await;
+    incoming.store(system, operation, collection, start);
+    result
+}
+
 /// The server-side scope check inside the tool. Without verified claims (the guard was
 /// bypassed or misconfigured) the call is refused, never served.
 fn authorize(parts: &http::request::Parts, tool: &str) -> Result<Arc<VerifiedClaims>, CallToolResult> {
@@ -94,7 +112,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<Customer>, CallToolResult> {
         authorize(&parts, policy::GET_CUSTOMER_INFO)?;
-        done(customer::info(&self.store, &args).await)
+        done(query(&parts, self.store.system(), "SELECT", "customers", customer::info(&self.store, &args)).await)
     }
 
     /// List the most recently active customers (newest first).
@@ -105,7 +123,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<RecentCustomers>, CallToolResult> {
         authorize(&parts, policy::GET_RECENT_CUSTOMERS)?;
-        done(customer::recent(&self.store, &args).await)
+        done(query(&parts, self.store.system(), "SELECT", "customers", customer::recent(&self.store, &args)).await)
     }
 
     /// Open a support ticket for a customer. Pass an idempotency_key to make retries safe.
@@ -116,7 +134,10 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<Ticket>, CallToolResult> {
         let claims = authorize(&parts, policy::CREATE_SUPPORT_TICKET)?;
-        done(ticket::run(&self.store, &claims.client_id, &args).await)
+        done(
+            query(&parts, self.store.system(), "INSERT", "tickets", ticket::run(&self.store, &claims.client_id, &args))
+                .await,
+        )
     }
 
     /// Calculate a customer's account value from purchase amounts: total, average, count, min, max and tier.
@@ -127,7 +148,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<AccountValue>, CallToolResult> {
         authorize(&parts, policy::CALCULATE_ACCOUNT_VALUE)?;
-        done(account::run(&self.store, &args).await)
+        done(query(&parts, self.store.system(), "SELECT", "customers", account::run(&self.store, &args)).await)
     }
 }
 
