@@ -1,5 +1,8 @@
 //! `warden serve`: start the issuer and the service, print one line saying where, wait for
-//! Ctrl-C or SIGTERM, shut down gracefully.
+//! Ctrl-C or SIGTERM, shut down gracefully. `--instances N` runs the service as N processes
+//! (see `instances`).
+
+mod instances;
 
 use std::path::Path;
 
@@ -8,6 +11,9 @@ use crate::serve::start;
 
 /// `warden serve`: start, print where, wait for Ctrl-C or SIGTERM, shut down.
 pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.instances {
+        return instances::run(config_path, state_dir, &args, n).await;
+    }
     let (config, origin) = crate::config::Config::load(config_path)?;
     tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), "starting");
     let running = start(&config, state_dir, &args.options()).await?;
@@ -25,10 +31,31 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) 
         line.push_str(&format!(" ({note})"));
     }
     outln!("{line}  (Ctrl-C to stop)");
-    shutdown_signal().await;
+    if args.instance.is_some() {
+        // An instance of `serve --instances` also stops when its parent is gone.
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = parent_gone() => tracing::info!("the supervising process is gone"),
+        }
+    } else {
+        shutdown_signal().await;
+    }
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// Returns when stdin closes: the `serve --instances` parent holds the other end of the
+/// pipe, so it closes when the parent exits, however it exits.
+async fn parent_gone() {
+    use tokio::io::AsyncReadExt as _;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 async fn shutdown_signal() {
