@@ -15,12 +15,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use warden::security::tls::{ClientTls, http_client};
 
-use common::{SUPPORT, free_addr, tools_call};
+use common::{SUPPORT, tools_call};
 use instances::{Instances, await_gone, free_ports, signal};
 
 fn config() -> warden::config::Config {
     let mut c = common::config(None);
-    c.issuer.addr = free_addr();
+    // Port 0: the issuer runs in the parent, which prints where it bound.
+    c.issuer.addr = "127.0.0.1:0".parse().unwrap();
     c.service.addr = free_ports(2);
     c
 }
@@ -97,8 +98,8 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
     assert!(status.success(), "SIGTERM: a clean exit, got {status}");
     await_gone(&pids, Duration::from_secs(5));
 
-    // A parent killed outright (no chance to stop them): its instances notice the closed
-    // pipe and exit on their own.
+    // A parent killed outright (no chance to stop them): its instances notice they
+    // were reparented and exit on their own.
     let mut run = Instances::start(state.path(), &config, 2);
     let pids = [run.pid(1), run.pid(2)];
     signal(run.parent.id(), nix::sys::signal::Signal::SIGKILL);

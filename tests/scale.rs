@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use warden::config::RateLimitConfig;
 use warden::security::tls::{ClientTls, http_client};
 
-use common::{READONLY, SUPPORT, free_addr, tools_call};
+use common::{READONLY, SUPPORT, tools_call};
 use instances::{Instances, free_ports};
 
 const INSTANCES: u16 = 3;
@@ -98,7 +98,7 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
     let db = pg.create_database("scale");
     let state = tempfile::tempdir().unwrap();
     let mut config = common::config(Some(RateLimitConfig { per_second: PER_SECOND, burst: BURST }));
-    config.issuer.addr = free_addr();
+    config.issuer.addr = "127.0.0.1:0".parse().unwrap();
     let base = free_ports(INSTANCES);
     config.service.addr = base;
     config.service.store.url = Some(db.clone());

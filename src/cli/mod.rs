@@ -502,7 +502,7 @@ pub struct ServeArgs {
     /// Run N service instances, each its own process, on consecutive ports from the MCP address; the embedded issuer runs once, in this process. A child that dies is restarted; Ctrl-C or SIGTERM stops them all
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64), conflicts_with_all = ["only", "instance"])]
     pub instances: Option<u16>,
-    /// Run as service instance N of `serve --instances` (set by it): own audit trail and log file, and exit when the parent's pipe on stdin closes
+    /// Run as service instance N of `serve --instances` (set by it): own audit trail and log file, and exit when the parent is gone
     #[arg(long, value_name = "N", requires = "only")]
     pub instance: Option<u16>,
     /// Trust this authorization server when [service] issuer names none (`serve --instances` passes its embedded issuer to each instance)

@@ -45,17 +45,22 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) 
     Ok(())
 }
 
-/// Returns when stdin closes: the `serve --instances` parent holds the other end of the
-/// pipe, so it closes when the parent exits, however it exits.
+/// Returns when the process that started this one is gone (it was reparented): the
+/// `serve --instances` parent, however it exited, SIGKILL included. Checked once a second.
 async fn parent_gone() {
-    use tokio::io::AsyncReadExt as _;
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 64];
-    while let Ok(n) = stdin.read(&mut buf).await {
-        if n == 0 {
-            break;
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
         }
     }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
 
 async fn shutdown_signal() {

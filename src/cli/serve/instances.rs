@@ -13,8 +13,9 @@
 //! Ctrl-C or SIGTERM to the parent sends SIGTERM to every instance (they drain their
 //! requests), waits, then stops the issuer. The instances run in their own process group
 //! (a terminal's Ctrl-C reaches only the parent, which must not mistake them for crashed),
-//! and each holds a pipe from the parent on stdin: if the parent dies without stopping
-//! them (SIGKILL), the pipe closes and they shut down, so none is orphaned.
+//! and each checks once a second that its parent is still its parent: if the parent dies
+//! without stopping them (SIGKILL), they are reparented, notice, and shut down, so none is
+//! left orphaned.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,7 @@ impl Launch {
         if self.log_stderr {
             cmd.arg("--log-stderr");
         }
-        cmd.stdin(std::process::Stdio::piped())
+        cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
