@@ -307,6 +307,8 @@ pub struct ServiceConfig {
     pub max_body_bytes: usize,
     /// SQLite database; defaults to `STATE/service.db`.
     pub database: Option<PathBuf>,
+    /// `[service.store]`: a PostgreSQL server instead of the SQLite file.
+    pub store: StoreConfig,
     /// Extra `Host` header values accepted (DNS-rebinding protection allows loopback only).
     pub allowed_hosts: Vec<String>,
     /// Browser origins (`https://app.example`) allowed to call `/mcp`, besides loopback ones;
@@ -329,10 +331,76 @@ impl Default for ServiceConfig {
             rate_limit: RateLimitConfig::default(),
             max_body_bytes: 64 * 1024,
             database: None,
+            store: StoreConfig::default(),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             direct_calls: true,
         }
+    }
+}
+
+/// `[service.store]`: where customers, tickets, idempotency keys (and, with PostgreSQL, the
+/// shared rate limit) live. Without `url`, the embedded SQLite file (`[service] database`).
+/// `Debug` shows the URL redacted: a password in it must not reach a log through `{:?}`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/db[?sslmode=…]`. A password may be in the URL, but is
+    /// better read from `password_env`; it is never logged (messages show the URL redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Environment variable holding the password when the URL has none (default
+    /// `PGPASSWORD`, as libpq reads it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// CA bundle (PEM) that signs the server's certificate; default: the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Connections per instance.
+    pub pool_size: usize,
+    /// Longest wait for a connection (pool slot, connect) or an answer, in milliseconds; past
+    /// it the call fails as "store unavailable" instead of hanging.
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("password_env", &self.password_env)
+            .field("ca_file", &self.ca_file)
+            .field("pool_size", &self.pool_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// A database URL fit for messages and logs: the password (in the user part or a
+/// `password=` parameter) replaced by `***`. Something that is not a URL at all is not
+/// shown, since where its secret is cannot be known.
+pub fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<the configured URL, not shown: it does not parse as a URL>".into();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") { "***".to_string() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { url: None, password_env: None, ca_file: None, pool_size: 16, timeout_ms: 5_000 }
     }
 }
 
@@ -1061,5 +1129,22 @@ url = "https://crm.example/mcp"
         let err = Config::parse("[issuer]\ntoken_tll_secs = 5\n", Path::new("my.toml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("my.toml") && msg.contains("token_tll_secs"), "{msg}");
+    }
+
+    #[test]
+    fn store_urls_are_shown_without_their_password() {
+        assert_eq!(redact_url("postgres://warden:s3cret@db:5432/w"), "postgres://warden:***@db:5432/w");
+        assert_eq!(redact_url("postgres://warden@db/w?sslmode=require"), "postgres://warden@db/w?sslmode=require");
+        let shown = redact_url("postgres://warden@db/w?password=s3cret&sslmode=disable");
+        assert!(!shown.contains("s3cret") && shown.contains("password=***") && shown.contains("sslmode=disable"));
+        assert!(!redact_url("host=db password=s3cret").contains("s3cret"));
+        let c = StoreConfig { url: Some("postgres://u:s3cret@h/d".into()), ..StoreConfig::default() };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let parsed =
+            Config::parse("[service.store]\nurl = \"postgres://u@h/d\"\npool_size = 4\n", Path::new("t")).unwrap();
+        assert_eq!(
+            (parsed.service.store.url.as_deref(), parsed.service.store.pool_size),
+            (Some("postgres://u@h/d"), 4)
+        );
     }
 }

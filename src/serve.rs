@@ -102,6 +102,10 @@ pub enum ServeError {
     Jwks { jwks_uri: String, cause: Cause },
     #[error("cannot open the database {path}: {cause}")]
     Database { path: PathBuf, cause: Cause },
+    #[error(
+        "cannot use the PostgreSQL store {url}: {cause} (check that the server is running and reachable, and the URL, user and password; or remove [service.store] url to use the embedded SQLite file)"
+    )]
+    Store { url: String, cause: Cause },
     #[error("cannot open the server audit log: {0}")]
     Audit(crate::observe::audit::AuditError),
     #[error("cannot write {path}: {cause}")]
@@ -120,6 +124,8 @@ pub struct Running {
     /// Why the client config lacks a usable client, for the banner (no demo client).
     pub client_note: Option<String>,
     pub keys: Option<Arc<KeyStore>>,
+    /// The service's store, for the banner: `SQLite <path>` or `PostgreSQL <url, redacted>`.
+    pub store: Option<String>,
     handles: Vec<Handle<SocketAddr>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Counted unauthenticated denials, recorded on shutdown so none is lost.
@@ -170,6 +176,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         client_config: None,
         client_note: None,
         keys: None,
+        store: None,
         handles: Vec::new(),
         tasks: Vec::new(),
         denials: None,
@@ -264,7 +271,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     if let (Some((listener, _)), Some(resource)) = (service_listener, &mcp_url) {
         let denials = denial_counter(config, &decisions);
         running.denials = Some(denials.clone());
-        let router = build_service(
+        let (router, store) = build_service(
             config,
             state_dir,
             issuer_url.as_deref().or(args.trust_issuer.as_deref()),
@@ -278,6 +285,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
                 h.shutdown();
             }
         })?;
+        running.store = Some(store);
         spawn_tls(&mut running, listener, tls, &config.limits, router)?;
     }
 
@@ -309,7 +317,7 @@ async fn build_service(
     dev_ca: Option<&Path>,
     resource: &str,
     shared: Shared,
-) -> Result<axum::Router, ServeError> {
+) -> Result<(axum::Router, String), ServeError> {
     let Shared { decisions, denials, revoked_access } = shared;
     let svc = &config.service;
     let issuer = svc.issuer.clone().or_else(|| embedded_issuer.map(str::to_string)).ok_or(ServeError::NoIssuer)?;
@@ -341,9 +349,18 @@ async fn build_service(
         )
         .with_clock(decisions.clock().clone()),
     );
-    let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
-    let store =
-        service::store::Store::open(&db, 4).map_err(|e| ServeError::Database { path: db.clone(), cause: e.into() })?;
+    let store = match &svc.store.url {
+        Some(url) => service::store::Store::connect(&svc.store)
+            .await
+            .map_err(|e| ServeError::Store { url: crate::config::redact_url(url), cause: e.into() })?,
+        None => {
+            let db = svc.database.clone().unwrap_or_else(|| state_dir.join("service.db"));
+            service::store::Store::open(&db, 4)
+                .map_err(|e| ServeError::Database { path: db.clone(), cause: e.into() })?
+        }
+    };
+    let described = store.describe();
+    tracing::info!(store = %described, "service store");
     let router = service::router_checking(
         service::ServiceParams {
             verifier,
@@ -360,7 +377,7 @@ async fn build_service(
         },
         revoked_access,
     );
-    Ok(router)
+    Ok((router, described))
 }
 
 /// Counts unauthenticated denials per peer (`[audit] denial_interval_secs`,

@@ -199,7 +199,7 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
     assert!(status.success(), "serve --instances exits cleanly on SIGTERM: {status}");
 
     // Every acknowledged ticket exactly once, with the id its client was given; nothing else.
-    let rows = pg.psql(&db, "SELECT description, ticket_id FROM tickets WHERE subject = 'scale' ORDER BY 1");
+    let rows = pg.psql(&db, "SELECT idempotency_key, ticket_id FROM warden_tickets WHERE subject = 'scale' ORDER BY 1");
     let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in rows.lines() {
         let (key, id) = line.split_once('|').unwrap();

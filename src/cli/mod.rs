@@ -508,6 +508,11 @@ pub struct ServeArgs {
     /// Trust this authorization server when [service] issuer names none (`serve --instances` passes its embedded issuer to each instance)
     #[arg(long, value_name = "URL")]
     pub trust_issuer: Option<String>,
+    /// Keep the service's customers, tickets and rate limit in this PostgreSQL database
+    /// (postgres://user@host:port/db; overrides [service.store] url). Put the password in
+    /// PGPASSWORD, not here: command lines are visible to other users.
+    #[arg(long, value_name = "URL")]
+    pub store_url: Option<String>,
 }
 
 impl ServeArgs {

@@ -11,10 +11,13 @@ use crate::serve::start;
 
 /// `warden serve`: start, print where, wait for Ctrl-C or SIGTERM, shut down.
 pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.instances {
-        return instances::run(config_path, state_dir, &args, n).await;
+    let (mut config, origin) = crate::config::Config::load(config_path)?;
+    if let Some(url) = &args.store_url {
+        config.service.store.url = Some(url.clone());
     }
-    let (config, origin) = crate::config::Config::load(config_path)?;
+    if let Some(n) = args.instances {
+        return instances::run(config, config_path, state_dir, &args, n).await;
+    }
     tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), "starting");
     let running = start(&config, state_dir, &args.options()).await?;
     let mut line = String::from("warden serve:");
@@ -23,6 +26,9 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: ServeArgs) 
     }
     if let Some(u) = &running.mcp_url {
         line.push_str(&format!("  mcp {u}"));
+    }
+    if let Some(s) = &running.store {
+        line.push_str(&format!("  store {s}"));
     }
     if let Some(p) = &running.client_config {
         line.push_str(&format!("  client config {}", p.display()));

@@ -17,7 +17,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::policy;
-use super::ratelimit::{RateLimiter, retry_after_secs};
+use super::ratelimit::{Limited, RateLimiter, retry_after_secs};
 use crate::auth::verify::{VerifiedClaims, Verifier, VerifyError};
 use crate::types::event::{DecisionOutcome as Outcome, DecisionReason as Reason};
 use crate::types::scope::ScopeSet;
@@ -72,20 +72,39 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
         }
         return revoked_token(&g);
     }
-    if let Err(wait) = g.limiter.check(&claims.client_id) {
-        tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
-        if let Err(e) = decide(
-            &g,
-            &claims.client_id,
-            None,
-            Outcome::RateLimited,
-            Reason::TokenBucketEmpty,
-            Some(&claims),
-            ScopeSet::new(),
-        ) {
-            return audit_unavailable(&e);
+    match g.limiter.check(&claims.client_id).await {
+        Ok(()) => {}
+        Err(Limited::Unavailable(why)) => {
+            // Fail closed: without the shared budget nobody knows this client is within it.
+            tracing::warn!(target: "warden::service::decision", outcome = "denied", reason = "rate_limit_unavailable", client_id = %claims.client_id, error = %why, "rate limit unavailable");
+            if let Err(e) = decide(
+                &g,
+                &claims.client_id,
+                None,
+                Outcome::Denied,
+                Reason::RateLimitUnavailable,
+                Some(&claims),
+                ScopeSet::new(),
+            ) {
+                return audit_unavailable(&e);
+            }
+            return rate_limit_unavailable();
         }
-        return rate_limited(retry_after_secs(wait));
+        Err(Limited::Wait(wait)) => {
+            tracing::info!(target: "warden::service::decision", outcome = "rate_limited", client_id = %claims.client_id, fingerprint = %claims.fingerprint, "rate limited");
+            if let Err(e) = decide(
+                &g,
+                &claims.client_id,
+                None,
+                Outcome::RateLimited,
+                Reason::TokenBucketEmpty,
+                Some(&claims),
+                ScopeSet::new(),
+            ) {
+                return audit_unavailable(&e);
+            }
+            return rate_limited(retry_after_secs(wait));
+        }
     }
     if req.method() != Method::POST {
         return forward(req, claims, next).await;
@@ -398,6 +417,14 @@ fn rate_limited(retry_after: u64) -> Response {
     let body = json!({"error": "rate_limited", "error_description": format!("too many requests; retry after {retry_after} s")});
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp
+}
+
+/// 503: the shared rate limit's database did not answer, so the request is not served.
+fn rate_limit_unavailable() -> Response {
+    let body = json!({"error": "temporarily_unavailable", "error_description": "the rate limit cannot be checked (its database is unreachable); retry in a few seconds"});
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
     resp
 }
 

@@ -69,7 +69,8 @@ pub fn router_checking(p: ServiceParams, revoked: Option<Arc<crate::auth::revoke
         bearer_methods_supported: vec!["header".into()],
         resource_name: Some("Warden customer service".into()),
     };
-    let limiter = RateLimiter::new(p.rate_limit).with_clock(p.decisions.clock().clone());
+    // With the PostgreSQL store the buckets are shared with every instance on the database.
+    let limiter = RateLimiter::new(p.rate_limit).with_clock(p.decisions.clock().clone()).shared(p.store.clone());
     let guard = Arc::new(GuardState {
         decisions: p.decisions,
         verifier: p.verifier,

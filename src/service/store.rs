@@ -1,6 +1,12 @@
-//! The customer-service data store: SQLite (bundled) in WAL mode.
+//! The customer-service data store: customers, tickets and idempotency keys.
 //!
-//! A few connections, each behind its own mutex, serve all requests with prepared
+//! Two backends behind one [`Store`]: the embedded SQLite file (the default, this file) and
+//! PostgreSQL (`[service.store] url`, [`postgres`]), which several service instances can
+//! share. Both keep the same contract, checked by one test suite run against each
+//! (`tests/store.rs`): the same rows, the same ticket ids' shape, the same idempotency
+//! answers and errors.
+//!
+//! SQLite: a few connections, each behind its own mutex, serve all requests with prepared
 //! statements. Queries are point lookups on a small indexed table (microseconds), so they
 //! run inline on the async worker instead of paying a `spawn_blocking` hop per call.
 //! Tickets are persisted; `(client_id, idempotency_key)` is unique, so a retried creation
@@ -15,11 +21,25 @@ use serde::{Deserialize, Serialize};
 
 use super::seed::SEED_CUSTOMERS;
 
+pub mod postgres;
+
+pub use postgres::PgStore;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL server cannot be reached (down, refusing, no pool slot or no answer in
+    /// time). The text names the cause; it never holds the password.
+    #[error("the PostgreSQL store is unavailable: {0}")]
+    Unavailable(String),
+    /// PostgreSQL answered with an error (the text is the server's, never the password).
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
+    /// The store could not be set up (configuration, TLS, migrations); the text says what to fix.
+    #[error("{0}")]
+    Setup(String),
     #[error("idempotency key already used for a different ticket ({0})")]
     IdempotencyConflict(String),
 }
@@ -61,9 +81,79 @@ pub struct NewTicket<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-pub struct Store {
+/// The service's store: the embedded SQLite file or a shared PostgreSQL database.
+///
+/// The SQLite arm has no await point, so its calls finish on the first poll, inline on the
+/// worker, as before the enum (no boxing, no extra task): the default path keeps its speed.
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Opens (creating and seeding if new) the SQLite database at `path` with `pool`
+    /// connections.
+    pub fn open(path: &Path, pool: usize) -> Result<Self, StoreError> {
+        SqliteStore::open(path, pool).map(Self::Sqlite)
+    }
+
+    /// Connects to PostgreSQL as `[service.store]` says, runs the migrations and seeds the
+    /// demo customers.
+    pub async fn connect(cfg: &crate::config::StoreConfig) -> Result<Self, StoreError> {
+        PgStore::connect(cfg).await.map(Self::Postgres)
+    }
+
+    /// Which backend, for logs and banners: `SQLite <path>` or `PostgreSQL <url, redacted>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(s) => format!("SQLite {}", s.path.display()),
+            Self::Postgres(p) => format!("PostgreSQL {}", p.redacted_url()),
+        }
+    }
+
+    /// The PostgreSQL store, when this is one (the shared rate limit lives there too).
+    pub fn postgres(&self) -> Option<&PgStore> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(p) => Some(p),
+        }
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.customer(id),
+            Self::Postgres(p) => p.customer(id).await,
+        }
+    }
+
+    pub async fn recent_customers(&self, limit: u32) -> Result<Vec<Customer>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.recent_customers(limit),
+            Self::Postgres(p) => p.recent_customers(limit).await,
+        }
+    }
+
+    /// Creates a ticket, or returns the existing one for a reused idempotency key with the
+    /// same content (a reused key with different content is a conflict).
+    pub async fn create_ticket(&self, t: &NewTicket<'_>) -> Result<Ticket, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.create_ticket(t),
+            Self::Postgres(p) => p.create_ticket(t).await,
+        }
+    }
+
+    pub async fn ticket_count(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.ticket_count(),
+            Self::Postgres(p) => p.ticket_count().await,
+        }
+    }
+}
+
+pub struct SqliteStore {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    path: std::path::PathBuf,
 }
 
 const SCHEMA: &str = "
@@ -104,7 +194,7 @@ macro_rules! customer_columns {
     };
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating and seeding if new) the database at `path` with `pool` connections.
     pub fn open(path: &Path, pool: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
@@ -120,7 +210,7 @@ impl Store {
             configure(&c)?;
             conns.push(Mutex::new(c));
         }
-        Ok(Self { conns, next: AtomicUsize::new(0) })
+        Ok(Self { conns, next: AtomicUsize::new(0), path: path.to_path_buf() })
     }
 
     /// Runs `f` on a free connection (or waits on one, round-robin, when all are busy).
@@ -274,8 +364,9 @@ fn find_by_key(c: &Connection, client_id: &str, key: &str) -> Result<Option<(Tic
         .optional()?)
 }
 
-/// Digest of a ticket's content, to tell a faithful retry from a reused key.
-fn request_digest(t: &NewTicket<'_>) -> String {
+/// Digest of a ticket's content, to tell a faithful retry from a reused key (both backends
+/// store it, so a key's digest means the same whichever wrote it).
+pub(crate) fn request_digest(t: &NewTicket<'_>) -> String {
     let joined = [t.customer_id, t.subject, t.description, t.priority].join("\u{1f}");
     crate::types::secret::Fingerprint::of(joined.as_bytes()).to_string()
 }
@@ -298,7 +389,7 @@ mod tests {
     #[test]
     fn seeded_customers_and_recent_order() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db"), 2).unwrap();
+        let s = SqliteStore::open(&dir.path().join("db"), 2).unwrap();
         assert_eq!(s.customer("ABC123").unwrap().unwrap().name, "Sarah Johnson");
         assert!(s.customer("NOP000").unwrap().is_none());
         let recent = s.recent_customers(3).unwrap();
@@ -311,7 +402,7 @@ mod tests {
     #[test]
     fn concurrent_creations_on_a_pool_all_succeed_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(Store::open(&dir.path().join("db"), 4).unwrap());
+        let s = std::sync::Arc::new(SqliteStore::open(&dir.path().join("db"), 4).unwrap());
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let s = s.clone();
@@ -337,7 +428,7 @@ mod tests {
     #[test]
     fn idempotency_key_returns_the_same_ticket_and_detects_reuse() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db"), 1).unwrap();
+        let s = SqliteStore::open(&dir.path().join("db"), 1).unwrap();
         let a = s.create_ticket(&ticket(Some("k1"), "Grill")).unwrap();
         let b = s.create_ticket(&ticket(Some("k1"), "Grill")).unwrap();
         assert_eq!(a.ticket_id, b.ticket_id);

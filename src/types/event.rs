@@ -451,6 +451,8 @@ pub enum DecisionReason {
     InsufficientScope,
     /// The client's token bucket is empty.
     TokenBucketEmpty,
+    /// The shared rate limit's database could not be read, so the request was refused.
+    RateLimitUnavailable,
     /// The token endpoint issued a token.
     Issued,
     /// The token endpoint refused (the OAuth error is in `detail`).
@@ -471,6 +473,7 @@ impl std::fmt::Display for DecisionReason {
             Self::ScopesPresent => f.write_str("scopes present"),
             Self::InsufficientScope => f.write_str("insufficient_scope"),
             Self::TokenBucketEmpty => f.write_str("token bucket empty"),
+            Self::RateLimitUnavailable => f.write_str("rate limit unavailable"),
             Self::Issued => f.write_str("issued"),
             Self::TokenRequestRefused => f.write_str("token request refused"),
             Self::Revoked => f.write_str("revoked"),

@@ -53,6 +53,8 @@ struct Launch {
     state_dir: PathBuf,
     issuer: String,
     log_stderr: bool,
+    /// `--store-url`, passed on (the password stays in the environment, inherited).
+    store_url: Option<String>,
 }
 
 impl Launch {
@@ -67,6 +69,9 @@ impl Launch {
         if self.log_stderr {
             cmd.arg("--log-stderr");
         }
+        if let Some(url) = &self.store_url {
+            cmd.args(["--store-url", url]);
+        }
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
@@ -77,9 +82,16 @@ impl Launch {
     }
 }
 
-pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: &ServeArgs, n: u16) -> anyhow::Result<()> {
-    let (config, origin) = crate::config::Config::load(config_path)?;
-    tracing::info!(config = %origin.display(), state_dir = %state_dir.display(), instances = n, "starting");
+/// `config` as loaded, with the command line's overrides applied (each instance applies
+/// them again: it is given the same flags).
+pub async fn run(
+    config: crate::config::Config,
+    config_path: Option<&Path>,
+    state_dir: &Path,
+    args: &ServeArgs,
+    n: u16,
+) -> anyhow::Result<()> {
+    tracing::info!(state_dir = %state_dir.display(), instances = n, "starting");
     let base = args.mcp_addr.unwrap_or(config.service.addr);
     if base.port() == 0 {
         anyhow::bail!(
@@ -115,6 +127,7 @@ pub async fn run(config_path: Option<&Path>, state_dir: &Path, args: &ServeArgs,
         state_dir: state_dir.to_path_buf(),
         issuer: issuer_url.clone(),
         log_stderr: args.log_stderr,
+        store_url: args.store_url.clone(),
     };
 
     let stop = CancellationToken::new();

@@ -27,10 +27,10 @@ pub struct AccountValue {
     pub tier: String,
 }
 
-pub fn run(store: &Store, args: &CalculateAccountValueArgs) -> Result<AccountValue, ToolFailure> {
+pub async fn run(store: &Store, args: &CalculateAccountValueArgs) -> Result<AccountValue, ToolFailure> {
     let id = validate::customer_id(&args.customer_id)?;
     validate::amounts(&args.amounts)?;
-    if store.customer(&id).map_err(ToolFailure::internal)?.is_none() {
+    if store.customer(&id).await.map_err(ToolFailure::store)?.is_none() {
         return Err(ToolFailure::not_found(&id));
     }
     Ok(summarize(id, &args.amounts))

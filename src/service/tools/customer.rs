@@ -28,16 +28,16 @@ pub struct RecentCustomers {
 
 pub const MAX_RECENT: i64 = 50;
 
-pub fn info(store: &Store, args: &GetCustomerInfoArgs) -> Result<Customer, ToolFailure> {
+pub async fn info(store: &Store, args: &GetCustomerInfoArgs) -> Result<Customer, ToolFailure> {
     let id = validate::customer_id(&args.customer_id)?;
-    store.customer(&id).map_err(ToolFailure::internal)?.ok_or_else(|| ToolFailure::not_found(&id))
+    store.customer(&id).await.map_err(ToolFailure::store)?.ok_or_else(|| ToolFailure::not_found(&id))
 }
 
-pub fn recent(store: &Store, args: &GetRecentCustomersArgs) -> Result<RecentCustomers, ToolFailure> {
+pub async fn recent(store: &Store, args: &GetRecentCustomersArgs) -> Result<RecentCustomers, ToolFailure> {
     let limit = args.limit.unwrap_or(5);
     if !(1..=MAX_RECENT).contains(&limit) {
         return Err(ToolFailure::invalid(format!("limit must be between 1 and {MAX_RECENT}; got {limit}")));
     }
-    let customers = store.recent_customers(limit as u32).map_err(ToolFailure::internal)?;
+    let customers = store.recent_customers(limit as u32).await.map_err(ToolFailure::store)?;
     Ok(RecentCustomers { count: customers.len(), customers })
 }

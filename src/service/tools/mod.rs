@@ -94,7 +94,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<Customer>, CallToolResult> {
         authorize(&parts, policy::GET_CUSTOMER_INFO)?;
-        done(customer::info(&self.store, &args))
+        done(customer::info(&self.store, &args).await)
     }
 
     /// List the most recently active customers (newest first).
@@ -105,7 +105,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<RecentCustomers>, CallToolResult> {
         authorize(&parts, policy::GET_RECENT_CUSTOMERS)?;
-        done(customer::recent(&self.store, &args))
+        done(customer::recent(&self.store, &args).await)
     }
 
     /// Open a support ticket for a customer. Pass an idempotency_key to make retries safe.
@@ -116,7 +116,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<Ticket>, CallToolResult> {
         let claims = authorize(&parts, policy::CREATE_SUPPORT_TICKET)?;
-        done(ticket::run(&self.store, &claims.client_id, &args))
+        done(ticket::run(&self.store, &claims.client_id, &args).await)
     }
 
     /// Calculate a customer's account value from purchase amounts: total, average, count, min, max and tier.
@@ -127,7 +127,7 @@ impl CustomerService {
         Extension(parts): Extension<http::request::Parts>,
     ) -> Result<Json<AccountValue>, CallToolResult> {
         authorize(&parts, policy::CALCULATE_ACCOUNT_VALUE)?;
-        done(account::run(&self.store, &args))
+        done(account::run(&self.store, &args).await)
     }
 }
 

@@ -39,13 +39,13 @@ enum Priority {
     Urgent,
 }
 
-pub fn run(store: &Store, client_id: &str, args: &CreateSupportTicketArgs) -> Result<Ticket, ToolFailure> {
+pub async fn run(store: &Store, client_id: &str, args: &CreateSupportTicketArgs) -> Result<Ticket, ToolFailure> {
     let customer_id = validate::customer_id(&args.customer_id)?;
     let subject = validate::text("subject", &args.subject, MAX_SUBJECT)?;
     let description = validate::text("description", &args.description, MAX_DESCRIPTION)?;
     let priority = validate::priority(&args.priority)?;
     let key = args.idempotency_key.as_deref().map(validate::idempotency_key).transpose()?;
-    if store.customer(&customer_id).map_err(ToolFailure::internal)?.is_none() {
+    if store.customer(&customer_id).await.map_err(ToolFailure::store)?.is_none() {
         return Err(ToolFailure::not_found(&customer_id));
     }
     let new = NewTicket {
@@ -56,11 +56,11 @@ pub fn run(store: &Store, client_id: &str, args: &CreateSupportTicketArgs) -> Re
         client_id,
         idempotency_key: key.as_deref(),
     };
-    store.create_ticket(&new).map_err(|e| match e {
+    store.create_ticket(&new).await.map_err(|e| match e {
         StoreError::IdempotencyConflict(existing) => ToolFailure {
             code: FailureCode::Conflict,
             message: format!("idempotency_key was already used for ticket {existing} with different content"),
         },
-        other => ToolFailure::internal(other),
+        other => ToolFailure::store(other),
     })
 }

@@ -17,6 +17,9 @@ pub enum FailureCode {
     NotFound,
     Conflict,
     Forbidden,
+    /// The store cannot be reached right now (a PostgreSQL server down or overloaded); the
+    /// same call may succeed in a few seconds.
+    Unavailable,
     Internal,
 }
 
@@ -27,6 +30,19 @@ impl ToolFailure {
 
     pub fn not_found(customer_id: &str) -> Self {
         Self { code: FailureCode::NotFound, message: format!("customer {customer_id} not found") }
+    }
+
+    /// A store failure: unreachable is [`FailureCode::Unavailable`] (worth a retry), any
+    /// other is internal. Either way the detail goes only to the server log.
+    pub fn store(e: crate::service::store::StoreError) -> Self {
+        if let crate::service::store::StoreError::Unavailable(why) = &e {
+            tracing::warn!(target: "warden::service", error = %why, "store unavailable");
+            return Self {
+                code: FailureCode::Unavailable,
+                message: "the customer database is unavailable right now; retry in a few seconds".into(),
+            };
+        }
+        Self::internal(e)
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
