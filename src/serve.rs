@@ -204,7 +204,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
                 &config.issuer.keys_dir.clone().unwrap_or_else(|| state_dir.join("issuer")),
                 config.issuer.keep_previous_keys,
             )
-                .map_err(|e| ServeError::Keys(e.into()))?,
+            .map_err(|e| ServeError::Keys(e.into()))?,
         );
         if args.rotate_keys {
             let kid = keys.rotate().map_err(|e| ServeError::Keys(e.into()))?;
@@ -290,14 +290,13 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     }
 
     if let Some(url) = &issuer_url {
-        (running.client_config, running.client_note) =
-            write_client_config(
-                config,
-                state_dir,
-                url,
-                mcp_url.as_deref().or(args.resources.first().map(String::as_str)),
-                ca_path.as_deref(),
-            )?;
+        (running.client_config, running.client_note) = write_client_config(
+            config,
+            state_dir,
+            url,
+            mcp_url.as_deref().or(args.resources.first().map(String::as_str)),
+            ca_path.as_deref(),
+        )?;
     }
     Ok(running)
 }

@@ -59,9 +59,11 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
     let mut run = Instances::start(state.path(), &config, 2);
     assert_eq!(run.url(1), format!("https://{base}/mcp"));
     assert_eq!(run.url(2), format!("https://127.0.0.1:{}/mcp", base.port() + 1));
-    let http =
-        http_client(&ClientTls { ca_file: Some(state.path().join("tls/ca.pem")), ca_only: true }, Duration::from_secs(10))
-            .unwrap();
+    let http = http_client(
+        &ClientTls { ca_file: Some(state.path().join("tls/ca.pem")), ca_only: true },
+        Duration::from_secs(10),
+    )
+    .unwrap();
 
     for n in [1, 2] {
         // Each instance is its own resource (no [service] resource set).
@@ -78,7 +80,8 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
         assert_eq!(create_ticket(&http, &run.issuer, &run.url(n)).await, 200, "instance {n}");
     }
     // Each instance keeps its own decision trail and log.
-    for f in ["audit/service-1-000001.jsonl", "audit/service-2-000001.jsonl", "logs/warden-1.log", "logs/warden-2.log"] {
+    for f in ["audit/service-1-000001.jsonl", "audit/service-2-000001.jsonl", "logs/warden-1.log", "logs/warden-2.log"]
+    {
         assert!(state.path().join(f).exists(), "{f}");
     }
 

@@ -107,9 +107,11 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
     config.service.resource = Some(resource.clone());
     let mut run = Instances::start(state.path(), &config, INSTANCES);
     let urls: Vec<String> = (1..=INSTANCES).map(|n| run.url(n)).collect();
-    let http =
-        http_client(&ClientTls { ca_file: Some(state.path().join("tls/ca.pem")), ca_only: true }, Duration::from_secs(10))
-            .unwrap();
+    let http = http_client(
+        &ClientTls { ca_file: Some(state.path().join("tls/ca.pem")), ca_only: true },
+        Duration::from_secs(10),
+    )
+    .unwrap();
     let writer_token = token(&http, &run.issuer, SUPPORT, &resource).await;
     let hammer_token = token(&http, &run.issuer, READONLY, &resource).await;
 

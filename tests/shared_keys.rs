@@ -66,7 +66,8 @@ async fn a_rotation_on_one_issuer_instance_verifies_everywhere_with_no_refused_c
     config.issuer.resources = vec![mcp.clone()];
     config.service.issuer = Some(issuer.clone());
     config.service.issuer_ca_file = Some(pki.ca_path());
-    let http = http_client(&ClientTls { ca_file: Some(pki.ca_path()), ca_only: true }, Duration::from_secs(10)).unwrap();
+    let http =
+        http_client(&ClientTls { ca_file: Some(pki.ca_path()), ca_only: true }, Duration::from_secs(10)).unwrap();
 
     let issuer_at = |addr, dir: &str| {
         let opts = ServeOptions { issuer_addr: Some(addr), only: Some(Only::Issuer), ..Default::default() };

@@ -177,12 +177,8 @@ impl KeyStore {
         if let Some(dir) = self.lock_path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(err)?;
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&self.lock_path).map_err(err)?;
         file.lock().map_err(err)?;
         Ok(DirLock(file))
     }
@@ -254,7 +250,8 @@ impl KeyStore {
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&stored).unwrap_or_default();
-        write_private(&self.path, &json).map_err(|source| KeyError::Write { path: self.path.clone(), cause: source })?;
+        write_private(&self.path, &json)
+            .map_err(|source| KeyError::Write { path: self.path.clone(), cause: source })?;
         self.install(keys, stamp(&self.path));
         Ok(())
     }

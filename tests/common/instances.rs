@@ -161,7 +161,11 @@ pub fn alive(pid: u32) -> bool {
 pub fn await_gone(pids: &[u32], within: Duration) {
     let deadline = Instant::now() + within;
     while pids.iter().any(|p| alive(*p)) {
-        assert!(Instant::now() < deadline, "processes still running: {:?}", pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "processes still running: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -39,10 +39,20 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a supervisor reports to the parent.
 enum Event {
-    Up { instance: u16, pid: u32 },
+    Up {
+        instance: u16,
+        pid: u32,
+    },
     /// The first start failed: the parent stops everything.
-    FailedToStart { instance: u16, why: String },
-    Exited { instance: u16, pid: u32, status: String },
+    FailedToStart {
+        instance: u16,
+        why: String,
+    },
+    Exited {
+        instance: u16,
+        pid: u32,
+        status: String,
+    },
 }
 
 /// How to start instance `i`: everything but the instance's address is the same.
