@@ -19,7 +19,7 @@ mod postgres;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -34,10 +34,10 @@ const INSTANCES: u16 = 3;
 const WRITERS: usize = 12;
 const TICKETS_PER_WRITER: usize = 20;
 /// The shared per-client budget: `BURST` at once, `PER_SECOND` after.
-const BURST: u32 = 150;
-const PER_SECOND: f64 = 100.0;
-/// How long the rate-limit client hammers (its own measured window is what counts).
-const HAMMER: Duration = Duration::from_secs(4);
+const BURST: u32 = 40;
+const PER_SECOND: f64 = 20.0;
+/// How long the rate-limit client hammers.
+const HAMMER: Duration = Duration::from_secs(3);
 
 /// What one call came back with.
 #[derive(Debug)]
@@ -105,6 +105,16 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
     // One resource for all three, as behind a proxy: one token per client serves them all.
     let resource = format!("https://{base}/mcp");
     config.service.resource = Some(resource.clone());
+    // Each writer is its own client (its own bucket, which its 20 tickets stay within), so
+    // the budget under test is only the hammering client's.
+    let support = config.issuer.clients.iter().find(|c| c.client_id == SUPPORT.0).unwrap().clone();
+    for w in 0..WRITERS {
+        config.issuer.clients.push(warden::config::ClientRegistration {
+            client_id: format!("writer-{w}"),
+            secret_hash: warden::security::hash::SecretHash::create(&format!("writer-secret-{w}"), 1_000).encode(),
+            ..support.clone()
+        });
+    }
     let mut run = Instances::start(state.path(), &config, INSTANCES);
     let urls: Vec<String> = (1..=INSTANCES).map(|n| run.url(n)).collect();
     let http = http_client(
@@ -112,21 +122,24 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
         Duration::from_secs(10),
     )
     .unwrap();
-    let writer_token = token(&http, &run.issuer, SUPPORT, &resource).await;
+    let mut writer_tokens = Vec::new();
+    for w in 0..WRITERS {
+        let (id, secret) = (format!("writer-{w}"), format!("writer-secret-{w}"));
+        writer_tokens.push(token(&http, &run.issuer, (&id, &secret), &resource).await);
+    }
     let hammer_token = token(&http, &run.issuer, READONLY, &resource).await;
 
     // The rate-limit client: four connections as fast as they go, round robin over the
-    // instances, for `HAMMER` (or until the writers are done).
-    let stop_hammer = Arc::new(AtomicBool::new(false));
+    // instances, for `HAMMER`.
     let hammer_started = Instant::now();
     let hammers: Vec<_> = (0..4)
         .map(|h| {
-            let (http, urls, token, stop) = (http.clone(), urls.clone(), hammer_token.clone(), stop_hammer.clone());
+            let (http, urls, token) = (http.clone(), urls.clone(), hammer_token.clone());
             tokio::spawn(async move {
                 let call = tools_call("get_customer_info", json!({"customer_id": "ABC123"}));
                 let (mut allowed, mut limited, mut other) = (0u64, 0u64, BTreeMap::<String, u64>::new());
                 let mut i = h;
-                while hammer_started.elapsed() < HAMMER && !stop.load(Ordering::Relaxed) {
+                while hammer_started.elapsed() < HAMMER {
                     i += 1;
                     let url = &urls[i % urls.len()];
                     match post(&http, url, &token, &call).await {
@@ -147,7 +160,7 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
     let failures = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (http, urls, token) = (http.clone(), urls.clone(), writer_token.clone());
+            let (http, urls, token) = (http.clone(), urls.clone(), writer_tokens[w].clone());
             let (acknowledged, halfway, failures) = (acknowledged.clone(), halfway.clone(), failures.clone());
             tokio::spawn(async move {
                 let mut acks = BTreeMap::new();
@@ -190,7 +203,6 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
         acks.extend(w.await.unwrap());
     }
     let after_restart = acknowledged.load(Ordering::SeqCst);
-    stop_hammer.store(true, Ordering::Relaxed);
     let (mut allowed, mut limited, mut other, mut window) = (0, 0, BTreeMap::new(), Duration::ZERO);
     for h in hammers {
         let (a, l, o, ended) = h.await.unwrap();
