@@ -215,6 +215,10 @@ pub struct IssuerConfig {
     pub resources: Vec<String>,
     /// How many previous signing keys stay in the JWKS after a rotation.
     pub keep_previous_keys: usize,
+    /// Where the signing keys live; defaults to `STATE/issuer`. Issuer instances given the
+    /// same directory share their keys (any one's JWKS verifies any one's tokens) and pick
+    /// up a rotation made by another without a restart.
+    pub keys_dir: Option<PathBuf>,
     pub clients: Vec<ClientRegistration>,
     /// Throttling of failed client authentication at `/token`.
     pub auth_throttle: AuthThrottleConfig,
@@ -250,6 +254,7 @@ impl Default for IssuerConfig {
             token_ttl_secs: 900,
             resources: Vec::new(),
             keep_previous_keys: 1,
+            keys_dir: None,
             clients: Vec::new(),
             auth_throttle: AuthThrottleConfig::default(),
             users: BTreeMap::new(),

@@ -83,7 +83,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", state_dir.display()))?;
     match cli.command {
         Command::Serve(args) => {
-            let _log = warden::cli::logging::init(&state_dir, args.log_stderr, log)?;
+            let log_name = args.instance.map_or_else(|| "warden.log".to_string(), |n| format!("warden-{n}.log"));
+            let _log = warden::cli::logging::init_named(&state_dir, &log_name, args.log_stderr, log)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(warden::cli::serve::run(cli.config.as_deref(), &state_dir, args))?;
             Ok(ExitCode::SUCCESS)

@@ -47,6 +47,17 @@ pub struct ServeOptions {
     pub clock: Option<crate::types::time::SharedClock>,
     /// `--otlp-endpoint`: export the service's spans (over the environment and `[telemetry]`).
     pub otlp_endpoint: Option<String>,
+    /// The service trusts this authorization server when `[service] issuer` names none: the
+    /// embedded issuer of the `serve --instances` parent, for its service instances.
+    pub trust_issuer: Option<String>,
+    /// This process is service instance `n` of several sharing the state directory: its
+    /// decision trail is `STATE/audit/service-n-*.jsonl`, its own hash chain (instances
+    /// appending to one chain would fork it).
+    pub instance: Option<u16>,
+    /// More resource URIs the embedded issuer issues tokens for (the service instances run
+    /// by the `serve --instances` parent); the first is the server `client.toml` names when
+    /// no service runs in this process.
+    pub resources: Vec<String>,
 }
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -182,7 +193,8 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     };
 
     // One decision trail shared by both servers (two writers would fork the hash chain).
-    let decisions = server_audit(config, state_dir, args.clock.clone())?;
+    let audit_prefix = args.instance.map_or_else(|| "server".to_string(), |n| format!("service-{n}"));
+    let decisions = server_audit(config, state_dir, &audit_prefix, args.clock.clone())?;
     // Revoked access tokens reach the service only when it runs here and trusts this issuer.
     let shares_revocations = issuer_listener.is_some()
         && service_listener.is_some()
@@ -198,8 +210,11 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     };
     if let (Some((listener, _)), Some(url)) = (issuer_listener, &issuer_url) {
         let keys = Arc::new(
-            KeyStore::open(&state_dir.join("issuer"), config.issuer.keep_previous_keys)
-                .map_err(|e| ServeError::Keys(e.into()))?,
+            KeyStore::open(
+                &config.issuer.keys_dir.clone().unwrap_or_else(|| state_dir.join("issuer")),
+                config.issuer.keep_previous_keys,
+            )
+            .map_err(|e| ServeError::Keys(e.into()))?,
         );
         if args.rotate_keys {
             let kid = keys.rotate().map_err(|e| ServeError::Keys(e.into()))?;
@@ -225,6 +240,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         )
         .map_err(|e| ServeError::Refresh(e.into()))?;
         let mut resources: Vec<String> = mcp_url.iter().cloned().collect();
+        resources.extend(args.resources.iter().filter(|r| !resources.contains(r)).cloned().collect::<Vec<_>>());
         resources.extend(config.issuer.resources.iter().cloned());
         let mut scopes = clients.all_scopes();
         for s in service::policy::all_scopes().iter() {
@@ -269,7 +285,7 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
         let (router, store) = build_service(
             config,
             state_dir,
-            issuer_url.as_deref(),
+            issuer_url.as_deref().or(args.trust_issuer.as_deref()),
             ca_path.as_deref(),
             resource,
             Shared { decisions: decisions.clone(), denials, revoked_access, telemetry: running.telemetry.clone() },
@@ -285,8 +301,13 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     }
 
     if let Some(url) = &issuer_url {
-        (running.client_config, running.client_note) =
-            write_client_config(config, state_dir, url, mcp_url.as_deref(), ca_path.as_deref())?;
+        (running.client_config, running.client_note) = write_client_config(
+            config,
+            state_dir,
+            url,
+            mcp_url.as_deref().or(args.resources.first().map(String::as_str)),
+            ca_path.as_deref(),
+        )?;
     }
     Ok(running)
 }
@@ -412,6 +433,7 @@ fn denial_counter(config: &Config, decisions: &crate::types::event::EventBus) ->
 fn server_audit(
     config: &Config,
     state_dir: &Path,
+    prefix: &str,
     clock: Option<crate::types::time::SharedClock>,
 ) -> Result<crate::types::event::EventBus, ServeError> {
     let cfg = config.audit.clone().unwrap_or_default();
@@ -422,7 +444,7 @@ fn server_audit(
     let opts =
         cfg.log_options(state_dir, cfg.server_fsync, bus.clock().clone()).map_err(|e| ServeError::Audit(e.into()))?;
     let log = Arc::new(
-        crate::observe::audit::AuditLog::open_with(&state_dir.join("audit"), "server", opts)
+        crate::observe::audit::AuditLog::open_with(&state_dir.join("audit"), prefix, opts)
             .map_err(ServeError::Audit)?,
     );
     bus.add_journal(log.clone());
@@ -466,7 +488,8 @@ fn bind(addr: SocketAddr, what: &'static str) -> Result<(TcpListener, SocketAddr
     Ok((listener, bound))
 }
 
-fn url_host(addr: SocketAddr) -> String {
+/// `addr` as the host part of a URL (an unspecified address as loopback).
+pub fn url_host(addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
     SocketAddr::new(ip, addr.port()).to_string()
 }

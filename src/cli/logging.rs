@@ -22,9 +22,15 @@ use crate::config::LogConfig;
 /// Installs the global subscriber. Keep the returned guard alive until exit so buffered
 /// lines are flushed.
 pub fn init(state_dir: &Path, stderr: bool, cfg: LogConfig) -> anyhow::Result<WorkerGuard> {
+    init_named(state_dir, "warden.log", stderr, cfg)
+}
+
+/// As [`init`], to `STATE/logs/<name>`: each service instance of `serve --instances` has
+/// its own file (processes rotating one file by size would rename it under each other).
+pub fn init_named(state_dir: &Path, name: &str, stderr: bool, cfg: LogConfig) -> anyhow::Result<WorkerGuard> {
     let dir = state_dir.join("logs");
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create log directory {}: {e}", dir.display()))?;
-    let file = RotatingFile::open(&dir, "warden.log", cfg)
+    let file = RotatingFile::open(&dir, name, cfg)
         .map_err(|e| anyhow::anyhow!("cannot open the log file in {}: {e}", dir.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = || EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));

@@ -503,6 +503,15 @@ pub struct ServeArgs {
     /// Also log to stderr (logs always go to STATE/logs/warden.log).
     #[arg(long)]
     pub log_stderr: bool,
+    /// Run N service instances, each its own process, on consecutive ports from the MCP address; the embedded issuer runs once, in this process. A child that dies is restarted; Ctrl-C or SIGTERM stops them all
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64), conflicts_with_all = ["only", "instance"])]
+    pub instances: Option<u16>,
+    /// Run as service instance N of `serve --instances` (set by it): own audit trail and log file, and exit when the parent is gone
+    #[arg(long, value_name = "N", requires = "only")]
+    pub instance: Option<u16>,
+    /// Trust this authorization server when [service] issuer names none (`serve --instances` passes its embedded issuer to each instance)
+    #[arg(long, value_name = "URL")]
+    pub trust_issuer: Option<String>,
     /// Keep the service's customers, tickets and rate limit in this PostgreSQL database
     /// (postgres://user@host:port/db; overrides [service.store] url). Put the password in
     /// PGPASSWORD, not here: command lines are visible to other users.
@@ -524,6 +533,9 @@ impl ServeArgs {
             rotate_keys: self.rotate_keys,
             clock: None,
             otlp_endpoint: self.otlp_endpoint.clone(),
+            trust_issuer: self.trust_issuer.clone(),
+            instance: self.instance,
+            resources: Vec::new(),
         }
     }
 }

@@ -275,7 +275,7 @@ pub struct Split {
 /// A free loopback port (bound and released: the server binds it next, and again after a
 /// restart). Taken below Linux's ephemeral range (32768+), so an outgoing connection made
 /// while the server is down cannot take the port as its local one and block the restart.
-fn free_addr() -> std::net::SocketAddr {
+pub fn free_addr() -> std::net::SocketAddr {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let seed = std::process::id().wrapping_mul(7919);

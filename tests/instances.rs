@@ -1,0 +1,111 @@
+//! `warden serve --instances N` as a user runs it: N service processes on consecutive
+//! ports with one issuer, each answering with its own resource; an instance killed with
+//! SIGKILL is restarted by the parent and serves again; SIGTERM to the parent stops every
+//! instance, and a parent killed outright takes its instances with it (none orphaned).
+//!
+//! On the default SQLite store (the instances share `STATE/service.db`); the same over
+//! PostgreSQL, under load, is `tests/scale.rs`.
+
+mod common;
+#[path = "common/instances.rs"]
+mod instances;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use warden::security::tls::{ClientTls, http_client};
+
+use common::{SUPPORT, tools_call};
+use instances::{Instances, await_gone, free_ports, signal};
+
+fn config() -> warden::config::Config {
+    let mut c = common::config(None);
+    // Port 0: the issuer runs in the parent, which prints where it bound.
+    c.issuer.addr = "127.0.0.1:0".parse().unwrap();
+    c.service.addr = free_ports(2);
+    c
+}
+
+async fn create_ticket(http: &reqwest::Client, issuer: &str, mcp: &str) -> reqwest::StatusCode {
+    let resp = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("grant_type", "client_credentials"), ("resource", mcp)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "token for {mcp}");
+    let token: Value = resp.json().await.unwrap();
+    let call = tools_call(
+        "create_support_ticket",
+        json!({"customer_id": "ABC123", "subject": "printer", "description": "jammed", "priority": "low"}),
+    );
+    http.post(mcp)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
+    let state = tempfile::tempdir().unwrap();
+    let config = config();
+    let base = config.service.addr;
+    let mut run = Instances::start(state.path(), &config, 2);
+    assert_eq!(run.url(1), format!("https://{base}/mcp"));
+    assert_eq!(run.url(2), format!("https://127.0.0.1:{}/mcp", base.port() + 1));
+    let http = http_client(
+        &ClientTls { ca_file: Some(state.path().join("tls/ca.pem")), ca_only: true },
+        Duration::from_secs(10),
+    )
+    .unwrap();
+
+    for n in [1, 2] {
+        // Each instance is its own resource (no [service] resource set).
+        let meta: Value = http
+            .get(format!("https://127.0.0.1:{}/.well-known/oauth-protected-resource", base.port() + n - 1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(meta["resource"], run.url(n));
+        assert_eq!(meta["authorization_servers"], json!([run.issuer]));
+        assert_eq!(create_ticket(&http, &run.issuer, &run.url(n)).await, 200, "instance {n}");
+    }
+    // Each instance keeps its own decision trail and log.
+    for f in ["audit/service-1-000001.jsonl", "audit/service-2-000001.jsonl", "logs/warden-1.log", "logs/warden-2.log"]
+    {
+        assert!(state.path().join(f).exists(), "{f}");
+    }
+
+    let old = run.pid(2);
+    let new = run.kill_and_await_restart(2);
+    assert!(!instances::alive(old));
+    assert_eq!(create_ticket(&http, &run.issuer, &run.url(2)).await, 200, "instance 2 after its restart");
+    assert_eq!(create_ticket(&http, &run.issuer, &run.url(1)).await, 200, "instance 1 was not disturbed");
+    let rows: i64 = rusqlite::Connection::open(state.path().join("service.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM tickets WHERE subject = 'printer'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 4, "every acknowledged ticket stored once, in the one shared store");
+
+    let pids = [run.pid(1), new];
+    let status = run.stop();
+    assert!(status.success(), "SIGTERM: a clean exit, got {status}");
+    await_gone(&pids, Duration::from_secs(5));
+
+    // A parent killed outright (no chance to stop them): its instances notice they
+    // were reparented and exit on their own.
+    let mut run = Instances::start(state.path(), &config, 2);
+    let pids = [run.pid(1), run.pid(2)];
+    signal(run.parent.id(), nix::sys::signal::Signal::SIGKILL);
+    let _ = run.parent.wait();
+    await_gone(&pids, Duration::from_secs(15));
+}
