@@ -135,12 +135,20 @@ async fn react_runs_tools_streams_events_and_extracts() {
             EventKind::AgentError { .. } => "error",
             EventKind::FinalAnswer { .. } => "answer",
             EventKind::RunFinished { .. } => "finished",
+            EventKind::LmCall { .. } => "lm",
             _ => "other",
         })
         .collect();
     // One account of the one call that ran (call, then exactly one result); the invalid
-    // choice is reported as such, with no call.
-    assert_eq!(names, ["start", "thought", "call", "result", "thought", "invalid", "error", "answer", "finished"]);
+    // choice is reported as such, with no call; every model call is one `lm` event (the
+    // failed parse, its fallback attempt and the extraction included).
+    assert_eq!(
+        names,
+        [
+            "start", "lm", "thought", "call", "result", "lm", "thought", "invalid", "lm", "lm", "error", "lm",
+            "answer", "finished"
+        ]
+    );
     let steps: Vec<Option<u32>> = rec
         .iter()
         .filter(|e| matches!(e.kind, EventKind::ToolCall { .. } | EventKind::InvalidAction { .. }))

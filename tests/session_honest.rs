@@ -210,6 +210,15 @@ async fn a_model_failure_is_the_agents_reply_and_an_error() {
         .map(|e| e.kind)
         .skip(1)
         .collect();
+    // The one model call is reported (for the console's and the exporter's `chat`), failed,
+    // with the same words the run shows.
+    match kinds.first() {
+        Some(EventKind::LmCall { model, provider, error, .. }) => {
+            assert_eq!((model.as_str(), provider.as_str(), error.as_deref()), ("gpt-test", "openai", Some(message)));
+        }
+        other => panic!("the failed model call must be reported first: {other:?}"),
+    }
+    let kinds = &kinds[1..];
     assert_eq!(
         kinds,
         [
