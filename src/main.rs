@@ -221,9 +221,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             warden::cli::audit::run_verify(&state_dir, path.as_deref(), &key)
         }
-        Command::Audit(warden::cli::AuditCommand::Tail { server, follow, json, run, tool, outcome, lines }) => {
+        Command::Audit(warden::cli::AuditCommand::Tail {
+            server,
+            instance,
+            follow,
+            json,
+            run,
+            tool,
+            outcome,
+            lines,
+        }) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let args = warden::cli::audit::TailArgs { server, follow, json, run, tool, outcome, lines };
+            let args = warden::cli::audit::TailArgs { server, instance, follow, json, run, tool, outcome, lines };
             rt.block_on(warden::cli::audit::run_tail(&state_dir, args))
         }
         Command::Logout(a) => client_command(&state_dir, log, |rt| {

@@ -101,6 +101,30 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
     assert!(status.success(), "SIGTERM: a clean exit, got {status}");
     await_gone(&pids, Duration::from_secs(5));
 
+    // `warden audit verify` finds and checks every instance's own chain, not only the
+    // issuer's; `audit tail --instance N` reads one of them.
+    let warden = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(args)
+            .output()
+            .expect("run warden");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = warden(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    for trail in ["server", "service-1", "service-2"] {
+        assert!(out.contains(&format!("({trail}):")) && !out.contains('✗'), "{trail} verified:\n{out}");
+    }
+    let (code, out) = warden(&["audit", "tail", "--instance", "2", "--tool", "create_support_ticket"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.matches("create_support_ticket").count(),
+        2,
+        "instance 2's two tickets (before and after its restart):\n{out}"
+    );
+
     // A parent killed outright (no chance to stop them): its instances notice they
     // were reparented and exit on their own.
     let mut run = Instances::start(state.path(), &config, 2);

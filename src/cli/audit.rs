@@ -53,16 +53,20 @@ pub const EXIT_UNSIGNED: u8 = 2;
 /// Exit 0: all verified; 1: a problem (named: file, line or checkpoint, and why); 2: the
 /// chains are intact but the signatures could not be checked (no key).
 pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::Result<ExitCode> {
-    let targets: Vec<(PathBuf, &str)> = match path {
-        Some(p) if p.is_file() => vec![(p.to_path_buf(), "")],
-        Some(p) => vec![(p.to_path_buf(), "client"), (p.to_path_buf(), "server")],
-        None => vec![(state_dir.join("audit"), "client"), (state_dir.join("audit"), "server")],
+    let targets: Vec<(PathBuf, String)> = match path {
+        Some(p) if p.is_file() => vec![(p.to_path_buf(), String::new())],
+        Some(p) => trails(p).into_iter().map(|t| (p.to_path_buf(), t)).collect(),
+        None => {
+            let dir = state_dir.join("audit");
+            trails(&dir).into_iter().map(|t| (dir.clone(), t)).collect()
+        }
     };
     let loaded = CheckpointKey::load(key);
     let mut ok = true;
     let mut unchecked = false;
     let mut checked = 0;
     for (p, prefix) in targets {
+        let prefix = prefix.as_str();
         if p.is_dir() && crate::observe::audit::segments(&p, prefix).is_empty() {
             continue;
         }
@@ -114,8 +118,29 @@ pub fn run_verify(state_dir: &Path, path: Option<&Path>, key: &Path) -> anyhow::
     })
 }
 
+/// The trails in an audit directory: the client's, the servers', and one per service
+/// instance (`serve --instances`: `service-N`, each its own chain), in that order.
+fn trails(dir: &Path) -> Vec<String> {
+    let mut instances: Vec<u16> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (n, _) = name.strip_prefix("service-")?.strip_suffix(".jsonl")?.split_once('-')?;
+            n.parse().ok()
+        })
+        .collect();
+    instances.sort_unstable();
+    instances.dedup();
+    let mut all = vec!["client".to_string(), "server".to_string()];
+    all.extend(instances.into_iter().map(|n| format!("service-{n}")));
+    all
+}
+
 pub struct TailArgs {
     pub server: bool,
+    pub instance: Option<u16>,
     pub follow: bool,
     pub json: bool,
     pub run: Option<String>,
@@ -178,7 +203,12 @@ fn print(a: &TailArgs, seq: u64, e: &Event) {
 
 pub async fn run_tail(state_dir: &Path, a: TailArgs) -> anyhow::Result<ExitCode> {
     let dir = state_dir.join("audit");
-    let prefix = if a.server { "server" } else { "client" };
+    let prefix = match (a.instance, a.server) {
+        (Some(n), _) => format!("service-{n}"),
+        (None, true) => "server".to_string(),
+        (None, false) => "client".to_string(),
+    };
+    let prefix = prefix.as_str();
     let all = read_all(&dir, prefix)?;
     let shown: Vec<&(u64, Event)> = all.iter().filter(|(_, e)| matches(&a, e)).collect();
     for (seq, e) in shown.iter().skip(shown.len().saturating_sub(a.lines)) {

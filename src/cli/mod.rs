@@ -139,6 +139,9 @@ pub enum AuditCommand {
         /// The servers' decision log instead of the client's.
         #[arg(long)]
         server: bool,
+        /// The decision log of service instance N (`serve --instances`: STATE/audit/service-N-*).
+        #[arg(long, value_name = "N", conflicts_with = "server")]
+        instance: Option<u16>,
         /// Keep printing new records.
         #[arg(long, short)]
         follow: bool,

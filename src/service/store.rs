@@ -103,7 +103,6 @@ impl Store {
         PgStore::connect(cfg).await.map(Self::Postgres)
     }
 
-    /// Which backend, for logs and banners: `SQLite <path>` or `PostgreSQL <url, redacted>`.
     /// The database system, as OpenTelemetry's `db.system.name` names it.
     pub fn system(&self) -> &'static str {
         match self {
@@ -112,6 +111,7 @@ impl Store {
         }
     }
 
+    /// Which backend, for logs and banners: `SQLite <path>` or `PostgreSQL <url, redacted>`.
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(s) => format!("SQLite {}", s.path.display()),
@@ -208,10 +208,20 @@ impl SqliteStore {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // Several processes may open one file at once (`serve --instances` on SQLite): the
+        // switch to WAL can fail with "database is locked" without waiting on the busy
+        // timeout, so the one-time setup runs under an exclusive lock on a file beside it.
+        let lock_path = path.with_extension("db-init.lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path);
+        let guard = match lock {
+            Ok(f) => f.lock().map(|()| f).ok(),
+            Err(_) => None,
+        };
         let first = Connection::open(path)?;
         configure(&first)?;
         first.execute_batch(SCHEMA)?;
         seed(&first)?;
+        drop(guard);
         let mut conns = vec![Mutex::new(first)];
         for _ in 1..pool.max(1) {
             let c = Connection::open(path)?;
