@@ -81,6 +81,23 @@ pub struct NewTicket<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
+impl NewTicket<'_> {
+    /// The ticket this request became when it was inserted (not a replay), as both backends
+    /// answer it.
+    fn created(&self, ticket_id: String, created_at: String) -> Ticket {
+        Ticket {
+            ticket_id,
+            customer_id: self.customer_id.to_string(),
+            subject: self.subject.to_string(),
+            description: self.description.to_string(),
+            priority: self.priority.to_string(),
+            status: "open".into(),
+            created_at,
+            replayed: false,
+        }
+    }
+}
+
 /// The service's store: the embedded SQLite file or a shared PostgreSQL database.
 ///
 /// The SQLite arm has no await point, so its calls finish on the first poll, inline on the
@@ -291,16 +308,7 @@ impl SqliteStore {
             )?
             .execute(params![ticket_id, t.customer_id, t.subject, t.description, t.priority, created_at, t.client_id, t.idempotency_key, digest])?;
             tx.commit()?;
-            Ok(Ticket {
-                ticket_id,
-                customer_id: t.customer_id.to_string(),
-                subject: t.subject.to_string(),
-                description: t.description.to_string(),
-                priority: t.priority.to_string(),
-                status: "open".into(),
-                created_at,
-                replayed: false,
-            })
+            Ok(t.created(ticket_id, created_at))
         })
     }
 

@@ -41,6 +41,57 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(4);
 /// One export's time, retries included.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What the session's exporter and the service's ([`server::ServerSpans`]) send through:
+/// Warden's HTTP client (its TLS rules), the collector's headers, the loss counters, and
+/// the resource naming this process.
+pub(crate) struct Otlp {
+    adapter: http::ReqwestOtlp,
+    headers: std::collections::HashMap<String, String>,
+    stats: Arc<http::Stats>,
+    resource: opentelemetry_sdk::Resource,
+}
+
+impl Otlp {
+    /// Needs a Tokio runtime (the exports run on it).
+    fn new(settings: &Resolved, client: reqwest::Client) -> Result<Self, TelemetryError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| TelemetryError::NoRuntime)?;
+        let stats = Arc::new(http::Stats::default());
+        Ok(Self {
+            adapter: http::ReqwestOtlp::new(client, runtime, stats.clone()),
+            headers: settings.headers.iter().map(|(k, v)| (k.clone(), v.expose().clone())).collect(),
+            stats,
+            resource: opentelemetry_sdk::Resource::builder()
+                .with_service_name(settings.service_name.clone())
+                .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+                .build(),
+        })
+    }
+
+    /// The batching span processor sending to `settings.endpoint`/v1/traces: a bounded
+    /// queue, counted losses, never blocking the caller.
+    fn spans(&self, settings: &Resolved) -> Result<BatchSpanProcessor, TelemetryError> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(self.adapter.clone())
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(format!("{}/v1/traces", settings.endpoint))
+            .with_headers(self.headers.clone())
+            .with_retry_policy(retry())
+            .with_timeout(EXPORT_TIMEOUT)
+            .build()
+            .map_err(|e| TelemetryError::Build(e.to_string()))?;
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(QUEUE)
+            .with_scheduled_delay(Duration::from_millis(500))
+            .build();
+        let mut processor = BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: self.stats.clone() })
+            .with_batch_config(batch)
+            .build();
+        processor.set_resource(&self.resource);
+        Ok(processor)
+    }
+}
+
 /// A couple of quick retries (a collector restarting), not the recommended minute-long
 /// patience: spans that cannot go out within [`EXPORT_TIMEOUT`] are counted as lost.
 fn retry() -> opentelemetry_otlp::RetryPolicy {
@@ -274,52 +325,27 @@ impl Telemetry {
         client: reqwest::Client,
         facts: SessionFacts,
     ) -> Result<Arc<Self>, TelemetryError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| TelemetryError::NoRuntime)?;
-        let stats = Arc::new(http::Stats::default());
-        let adapter = http::ReqwestOtlp::new(client, runtime, stats.clone());
-        let headers: std::collections::HashMap<String, String> =
-            settings.headers.iter().map(|(k, v)| (k.clone(), v.expose().clone())).collect();
-        let resource = opentelemetry_sdk::Resource::builder()
-            .with_service_name(settings.service_name.clone())
-            .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-            .build();
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(adapter.clone())
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/traces", settings.endpoint))
-            .with_headers(headers.clone())
-            .with_retry_policy(retry())
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()
-            .map_err(|e| TelemetryError::Build(e.to_string()))?;
-        let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(QUEUE)
-            .with_scheduled_delay(Duration::from_millis(500))
-            .build();
-        let mut processor = BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() })
-            .with_batch_config(batch)
-            .build();
-        processor.set_resource(&resource);
+        let otlp = Otlp::new(settings, client)?;
+        let processor = otlp.spans(settings)?;
         let meters = if settings.metrics {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
-                .with_http_client(adapter)
+                .with_http_client(otlp.adapter.clone())
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(format!("{}/v1/metrics", settings.endpoint))
-                .with_headers(headers)
+                .with_headers(otlp.headers.clone())
                 .with_retry_policy(retry())
                 .with_timeout(EXPORT_TIMEOUT)
                 .build()
                 .map_err(|e| TelemetryError::Build(e.to_string()))?;
             let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(http::Counted {
                 inner: exporter,
-                stats: stats.clone(),
+                stats: otlp.stats.clone(),
             })
             .with_interval(METRIC_INTERVAL)
             .build();
             let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
-                .with_resource(resource)
+                .with_resource(otlp.resource.clone())
                 .with_reader(reader)
                 .build();
             Some(provider)
@@ -329,7 +355,7 @@ impl Telemetry {
         let telemetry = Self::with_processor(
             Box::new(processor),
             meters,
-            stats,
+            otlp.stats,
             settings.endpoint.clone(),
             TraceSalt::random(),
             settings.capture_content,

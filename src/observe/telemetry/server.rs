@@ -14,12 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor};
 
-use super::{EXPORT_TIMEOUT, QUEUE, Resolved, TelemetryError, TelemetryStatus, http};
+use super::{Resolved, TelemetryError, TelemetryStatus, http};
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
 use crate::types::trace::parse_traceparent;
@@ -56,34 +53,9 @@ impl ServerSpans {
     /// Export to `settings.endpoint` through `client` (Warden's TLS rules). Needs a Tokio
     /// runtime.
     pub fn start(settings: &Resolved, client: reqwest::Client) -> Result<Arc<Self>, TelemetryError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| TelemetryError::NoRuntime)?;
-        let stats = Arc::new(http::Stats::default());
-        let adapter = http::ReqwestOtlp::new(client, runtime, stats.clone());
-        let headers = settings.headers.iter().map(|(k, v)| (k.clone(), v.expose().clone())).collect();
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(adapter)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/traces", settings.endpoint))
-            .with_headers(headers)
-            .with_retry_policy(super::retry())
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()
-            .map_err(|e| TelemetryError::Build(e.to_string()))?;
-        let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(QUEUE)
-            .with_scheduled_delay(Duration::from_millis(500))
-            .build();
-        let mut processor = BatchSpanProcessor::builder(http::Counted { inner: exporter, stats: stats.clone() })
-            .with_batch_config(batch)
-            .build();
-        processor.set_resource(
-            &opentelemetry_sdk::Resource::builder()
-                .with_service_name(settings.service_name.clone())
-                .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-                .build(),
-        );
-        Ok(Self::with_processor(Box::new(processor), stats, settings.endpoint.clone()))
+        let otlp = super::Otlp::new(settings, client)?;
+        let processor = otlp.spans(settings)?;
+        Ok(Self::with_processor(Box::new(processor), otlp.stats, settings.endpoint.clone()))
     }
 
     /// Over any span processor (tests: the SDK's in-memory exporter).

@@ -396,16 +396,7 @@ impl PgStore {
                 .await
                 .map_err(db_error)?;
             if let Some(row) = inserted {
-                return Ok(Ticket {
-                    ticket_id: row.try_get(0).map_err(db_error)?,
-                    customer_id: t.customer_id.to_string(),
-                    subject: t.subject.to_string(),
-                    description: t.description.to_string(),
-                    priority: t.priority.to_string(),
-                    status: "open".into(),
-                    created_at,
-                    replayed: false,
-                });
+                return Ok(t.created(row.try_get(0).map_err(db_error)?, created_at));
             }
             // Nothing inserted: the key is taken (a conflict waits for the other insert to
             // commit, so its row is visible to this next statement).
