@@ -84,7 +84,9 @@ impl RateLimiter {
             // The same bounds as the in-memory buckets (`Buckets::new`).
             let burst = f64::from(self.cfg.burst.max(1));
             let rate = self.cfg.per_second.max(0.001);
-            return match pg.take_token(client, now, burst, rate).await {
+            // Boxed: the database future is large, and the guard's future (every request's)
+            // would otherwise carry it on SQLite too.
+            return match Box::pin(pg.take_token(client, now, burst, rate)).await {
                 Ok(taken) => taken.map_err(Limited::Wait),
                 Err(e) => Err(Limited::Unavailable(e.to_string())),
             };
