@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub clock: Option<crate::types::time::SharedClock>,
     /// `--otlp-endpoint`: export the service's spans (over the environment and `[telemetry]`).
     pub otlp_endpoint: Option<String>,
+    /// Export through this pipeline instead of resolving an endpoint (an embedding program's
+    /// own exporter; tests use the SDK's in-memory one).
+    pub telemetry: Option<Arc<crate::observe::telemetry::server::ServerSpans>>,
     /// The service trusts this authorization server when `[service] issuer` names none: the
     /// embedded issuer of the `serve --instances` parent, for its service instances.
     pub trust_issuer: Option<String>,
@@ -327,6 +330,9 @@ fn service_telemetry(
     config: &Config,
     args: &ServeOptions,
 ) -> Result<Option<Arc<crate::observe::telemetry::server::ServerSpans>>, ServeError> {
+    if let Some(given) = &args.telemetry {
+        return Ok(Some(given.clone()));
+    }
     let settings = config.telemetry.clone().unwrap_or_default();
     let resolved = settings
         .resolve(args.otlp_endpoint.as_deref(), |k| std::env::var(k).ok())

@@ -397,3 +397,44 @@ fn what_a_stdio_server_started_is_gone_when_warden_exits() {
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
     assert_stops(&pid, "the server's own child");
 }
+
+/// What OpenTelemetry's MCP conventions put on the client span comes from the wire, seen by
+/// the transport: the JSON-RPC id rmcp gave the call, the server's `Mcp-Session-Id` (this
+/// server is stateful over HTTP; stdio has no session) and the protocol version the server
+/// answered `initialize` with. A call sent without a traceparent is not tracked.
+#[test]
+fn a_traced_call_reports_its_request_id_session_and_negotiated_version() {
+    use warden::mcp::session::McpSession;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server = http_everything();
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let args = |m: &str| serde_json::json!({"message": m}).as_object().unwrap().clone();
+    rt.block_on(async {
+        let http = warden::security::tls::http_client(&Default::default(), Duration::from_secs(10)).unwrap();
+        let (no_headers, no_overrides) = (Default::default(), Default::default());
+        let session = McpSession::connect("everything", &url, http, None, &no_headers, &no_overrides).await.unwrap();
+        session.call("echo", args("untraced"), None).await.unwrap();
+        let result = session.call("echo", args("traced"), Some(tp)).await.unwrap();
+        assert_ne!(result.is_error, Some(true), "{result:?}");
+        let ex = session.exchange(tp).expect("the traced call was noted");
+        // initialize is request 0, tools/list 1, the untraced call 2.
+        assert_eq!(ex.request_id, "3");
+        let sid = ex.session_id.expect("a stateful server's session id");
+        assert!(!sid.is_empty() && sid.len() <= 200, "{sid}");
+        assert_eq!(ex.protocol_version.as_deref(), Some("2025-11-25"));
+        assert!(session.exchange(tp).is_none(), "taken once");
+        session.close().await;
+
+        let entry: warden::config::ServerEntry = serde_json::from_value(serde_json::json!({
+            "name": "everything", "command": "node", "args": [everything().display().to_string(), "stdio"],
+        }))
+        .unwrap();
+        let stdio = McpSession::connect_stdio(&entry, "node", &entry.args, &no_overrides, None).await.unwrap();
+        stdio.call("echo", args("traced"), Some(tp)).await.unwrap();
+        let ex = stdio.exchange(tp).expect("noted over stdio too");
+        assert_eq!((ex.request_id.as_str(), ex.session_id), ("2", None));
+        assert_eq!(ex.protocol_version.as_deref(), Some("2025-11-25"));
+        stdio.close().await;
+    });
+}

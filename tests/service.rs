@@ -205,6 +205,57 @@ async fn rate_limit_answers_429_with_retry_after() {
     s.stop().await;
 }
 
+/// With OpenTelemetry on, a request refused before its body is read (the rate limit) still
+/// gets its SERVER span, continuing the caller's trace from the W3C `traceparent` header
+/// (the body's `_meta` is never read), named by method and path since no tool is known.
+#[tokio::test]
+async fn a_rate_limited_request_continues_the_callers_trace_from_the_header() {
+    use opentelemetry::trace::{SpanKind, TraceId};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+    use warden::observe::telemetry::server::ServerSpans;
+    let exporter = InMemorySpanExporter::default();
+    let spans = ServerSpans::with_processor(
+        Box::new(SimpleSpanProcessor::new(exporter.clone())),
+        Default::default(),
+        "in-memory".into(),
+    );
+    let s = Stack::start_traced(common::config(Some(RateLimitConfig { per_second: 0.001, burst: 1 })), spans).await;
+    let token = s.token(READONLY, None).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "get_customer_info", "arguments": {"customer_id": "ABC123"}}});
+    let send = |tp: &'static str| {
+        s.http
+            .post(&s.mcp)
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .header("traceparent", tp)
+            .json(&call)
+            .send()
+    };
+    let first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let second = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(send(first).await.unwrap().status(), 200);
+    assert_eq!(send(second).await.unwrap().status(), 429);
+
+    let finished = exporter.get_finished_spans().unwrap();
+    let servers: Vec<_> = finished.iter().filter(|s| s.span_kind == SpanKind::Server).collect();
+    assert_eq!(servers.len(), 2, "{servers:#?}");
+    let allowed = servers.iter().find(|s| s.name == "tools/call get_customer_info").expect("the allowed call");
+    assert_eq!(allowed.span_context.trace_id(), TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap());
+    let refused = servers.iter().find(|s| s.name == "POST /mcp").expect("the refused request");
+    assert_eq!(refused.span_context.trace_id(), TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap());
+    assert_eq!(refused.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert!(refused.parent_span_is_remote);
+    let attr = |k: &str| refused.attributes.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.to_string());
+    assert_eq!(attr("warden.decision.outcome").as_deref(), Some("rate_limited"));
+    assert_eq!(attr("http.response.status_code").as_deref(), Some("429"));
+    assert_eq!(attr("error.type").as_deref(), Some("token_bucket_empty"));
+    assert_eq!(attr("gen_ai.tool.name"), None, "the body was not read");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn tickets_persist_across_restart_and_idempotency_keys_replay() {
     let s = Stack::start().await;

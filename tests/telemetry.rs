@@ -285,6 +285,10 @@ fn demo_runs_arrive_in_phoenix_as_genai_span_trees_without_secrets() {
         assert_eq!(attr(client, "server.address"), "127.0.0.1");
         assert!(attr(client, "server.port").as_i64().is_some_and(|p| p > 0), "{client}");
         assert!(attr(client, "mcp.protocol.version").as_str().is_some_and(|v| v.starts_with("20")), "{client}");
+        // The id rmcp gave the request, seen on the wire; Warden's service is stateless, so
+        // there is no MCP session to name.
+        assert!(attr(client, "jsonrpc.request.id").as_str().is_some_and(|id| id.parse::<u64>().is_ok()), "{client}");
+        assert!(attr(client, "mcp.session.id").is_null(), "{client}");
     }
 
     // The service's side: the guard's decision on the same token, and the store query.
@@ -295,6 +299,8 @@ fn demo_runs_arrive_in_phoenix_as_genai_span_trees_without_secrets() {
         assert_eq!(attr(server, "gen_ai.tool.name"), attr(tool, "gen_ai.tool.name"));
         assert_eq!(attr(server, "warden.token.fingerprint"), attr(tool, "warden.token.fingerprint"));
         assert_eq!(attr(server, "http.response.status_code"), 200);
+        // Both ends name the same JSON-RPC request.
+        assert_eq!(attr(server, "jsonrpc.request.id"), attr(client, "jsonrpc.request.id"), "{server}");
     }
     let lookup_server = spans
         .iter()

@@ -536,6 +536,7 @@ impl ServeArgs {
             rotate_keys: self.rotate_keys,
             clock: None,
             otlp_endpoint: self.otlp_endpoint.clone(),
+            telemetry: None,
             trust_issuer: self.trust_issuer.clone(),
             instance: self.instance,
             resources: Vec::new(),

@@ -14,6 +14,7 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
+use super::exchange::Exchanges;
 use crate::auth::token::TokenManager;
 
 #[derive(Clone)]
@@ -22,11 +23,13 @@ pub struct AuthedHttp {
     /// None for servers without OAuth (`auth = "none"` or `"headers"`): no Authorization
     /// header from us; static headers travel as rmcp's custom headers.
     tokens: Option<Arc<TokenManager>>,
+    /// Where the session id of each traced `tools/call` is noted (rmcp keeps it to itself).
+    exchanges: Exchanges,
 }
 
 impl AuthedHttp {
-    pub fn new(inner: reqwest::Client, tokens: Option<Arc<TokenManager>>) -> Self {
-        Self { inner, tokens }
+    pub fn new(inner: reqwest::Client, tokens: Option<Arc<TokenManager>>, exchanges: Exchanges) -> Self {
+        Self { inner, tokens, exchanges }
     }
 
     /// rmcp's reqwest implementation adds `Bearer ` itself.
@@ -37,6 +40,13 @@ impl AuthedHttp {
 
 type HttpResult<T> = Result<T, StreamableHttpError<reqwest::Error>>;
 
+/// A traced `tools/call` also carries its `traceparent` as the W3C HTTP header.
+fn with_traceparent(headers: &mut HashMap<HeaderName, HeaderValue>, message: &ClientJsonRpcMessage) {
+    if let Some(value) = super::exchange::traceparent_of(message).and_then(|tp| HeaderValue::from_str(tp).ok()) {
+        headers.insert(HeaderName::from_static("traceparent"), value);
+    }
+}
+
 impl StreamableHttpClient for AuthedHttp {
     type Error = reqwest::Error;
 
@@ -46,8 +56,10 @@ impl StreamableHttpClient for AuthedHttp {
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         _fixed_auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
+        mut headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse> {
+        self.exchanges.posted(&message, session_id.as_deref());
+        with_traceparent(&mut headers, &message);
         self.inner.post_message(uri, message, session_id, self.auth(), headers).await
     }
 
@@ -57,9 +69,11 @@ impl StreamableHttpClient for AuthedHttp {
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         _fixed_auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
+        mut headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<StreamableHttpPostResponse> {
+        self.exchanges.posted(&message, session_id.as_deref());
+        with_traceparent(&mut headers, &message);
         self.inner
             .post_message_with_max_sse_event_size(uri, message, session_id, self.auth(), headers, max_sse_event_size)
             .await

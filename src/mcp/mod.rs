@@ -17,6 +17,7 @@
 //! client and server share lives in `types` and `auth`). Enforced by `tests/layering.rs`.
 
 pub mod classify;
+pub mod exchange;
 pub mod http;
 pub mod login;
 pub mod pins;

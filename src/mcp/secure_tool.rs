@@ -194,16 +194,18 @@ impl SecureTool {
                 required: self.spec.required_scopes.clone(),
             },
         );
-        let (outcome, attempts) = match recorded {
+        let (outcome, attempts, exchange) = match recorded {
             Ok(call) => {
                 let traceparent = self.policy.trace.map(|salt| {
                     salt.traceparent(&crate::types::trace::run_key(scope.run_id.as_deref(), call.id), call.id)
                 });
-                self.run(args, scope, traceparent).await
+                let (outcome, attempts) = self.run(args, scope, traceparent.clone()).await;
+                (outcome, attempts, traceparent.and_then(|tp| self.session.exchange(&tp)))
             }
             Err(e) => (
                 failed(FailureClass::AuditUnavailable, &format!("not called: the audit trail cannot be written ({e})")),
                 0,
+                None,
             ),
         };
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -214,7 +216,7 @@ impl SecureTool {
                 outcome: outcome.clone(),
                 attempts,
                 latency_ms,
-                audit: self.audit(&digest),
+                audit: CallAudit { mcp: exchange, ..self.audit(&digest) },
             },
         );
         CallReport { tool: self.spec.id.clone(), outcome, attempts, latency_ms }
@@ -228,6 +230,7 @@ impl SecureTool {
             required: self.spec.required_scopes.clone(),
             granted: token.as_ref().map(|t| t.granted.clone()).unwrap_or_default(),
             fingerprint: token.map(|t| t.fingerprint),
+            mcp: None,
         }
     }
 

@@ -14,8 +14,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::classify::{Failure, classify};
+use super::exchange::{Exchanges, Observed};
 use super::http::AuthedHttp;
 use crate::auth::token::TokenManager;
+use crate::types::event::McpExchange;
 use crate::types::policy;
 use crate::types::scope::ScopeSet;
 use crate::types::tool::{ToolHints, ToolName};
@@ -96,6 +98,9 @@ pub struct McpSession {
     manifest_hash: String,
     /// How to start a stdio server again; `None` for HTTP.
     stdio: Option<StdioStart>,
+    /// Request ids and session ids of traced calls, as the transport saw them go out
+    /// (shared by every connection a restarted stdio server gets).
+    exchanges: Exchanges,
 }
 
 /// One running MCP client service, and for a stdio server its process group.
@@ -111,6 +116,7 @@ struct StdioStart {
     command: String,
     args: Vec<String>,
     stderr: super::stdio::StderrSink,
+    exchanges: Exchanges,
 }
 
 /// Why a stdio server could not be restarted.
@@ -161,7 +167,11 @@ impl McpSession {
             }
         }
         let config = StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(custom);
-        let transport = StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens), config);
+        let exchanges = Exchanges::default();
+        let transport = Observed::new(
+            StreamableHttpClientTransport::with_client(AuthedHttp::new(http, tokens, exchanges.clone()), config),
+            exchanges.clone(),
+        );
         let client = client_info().serve(transport).await.map_err(|e| match init_failure(&e) {
             InitFailure::Net(failure) => {
                 SessionError::Unreachable { server: name.to_string(), url: url.to_string(), failure }
@@ -173,7 +183,7 @@ impl McpSession {
                 SessionError::Connect { server: name.to_string(), url: url.to_string(), failure }
             }
         })?;
-        Self::ready(name, url, Conn { client, _group: None }, overrides).await
+        Self::ready(name, url, Conn { client, _group: None }, overrides, exchanges).await
     }
 
     /// Starts a stdio server (`command` with `args`) and opens a session on its pipes. Its
@@ -186,9 +196,16 @@ impl McpSession {
         events: Option<crate::types::event::EventBus>,
     ) -> Result<Self, SessionError> {
         let stderr = super::stdio::StderrSink::new(events);
-        let start = StdioStart { entry: entry.clone(), command: command.to_string(), args: args.to_vec(), stderr };
+        let exchanges = Exchanges::default();
+        let start = StdioStart {
+            entry: entry.clone(),
+            command: command.to_string(),
+            args: args.to_vec(),
+            stderr,
+            exchanges: exchanges.clone(),
+        };
         let conn = start.start().await?;
-        let mut session = Self::ready(&entry.name, &entry.endpoint(), conn, overrides).await?;
+        let mut session = Self::ready(&entry.name, &entry.endpoint(), conn, overrides, exchanges).await?;
         session.stdio = Some(start);
         Ok(session)
     }
@@ -242,6 +259,7 @@ impl McpSession {
         endpoint: &str,
         conn: Conn,
         overrides: &BTreeMap<String, ScopeSet>,
+        exchanges: Exchanges,
     ) -> Result<Self, SessionError> {
         let listed = conn.client.list_all_tools().await.map_err(|e| match classify(&e) {
             // Some servers let `initialize` through and ask for credentials on the first
@@ -271,6 +289,7 @@ impl McpSession {
             tools,
             manifest_hash,
             stdio: None,
+            exchanges,
         })
     }
 
@@ -308,6 +327,16 @@ impl McpSession {
         })
     }
 
+    /// What went over the wire for the traced call with `traceparent` (its last attempt):
+    /// the JSON-RPC request id, the MCP session, and the protocol version the connection
+    /// negotiated. `None` when the call never reached the transport. Taken once.
+    pub fn exchange(&self, traceparent: &str) -> Option<McpExchange> {
+        let mut exchange = self.exchanges.take(traceparent)?;
+        exchange.protocol_version =
+            self.conn.lock().client.peer_info().map(|info| info.protocol_version.as_str().to_string());
+        Some(exchange)
+    }
+
     pub async fn close(self) {
         if let Ok(conn) = Arc::try_unwrap(self.conn.into_inner()) {
             let _ = conn.client.cancel().await;
@@ -322,12 +351,14 @@ impl StdioStart {
         let endpoint = self.entry.endpoint();
         let (process, group) = super::stdio::spawn(&self.entry, &self.command, &self.args, self.stderr.clone())
             .map_err(|failure| SessionError::Start { server: name.clone(), failure })?;
-        let client = client_info().serve(process).await.map_err(|e| SessionError::Start {
-            server: name.clone(),
-            failure: match init_failure(&e) {
-                InitFailure::Other(why) => format!("`{endpoint}` started but {why}; its stderr is in Warden's log"),
-                _ => format!("`{endpoint}` started but the MCP handshake failed; its stderr is in Warden's log"),
-            },
+        let client = client_info().serve(Observed::new(process, self.exchanges.clone())).await.map_err(|e| {
+            SessionError::Start {
+                server: name.clone(),
+                failure: match init_failure(&e) {
+                    InitFailure::Other(why) => format!("`{endpoint}` started but {why}; its stderr is in Warden's log"),
+                    _ => format!("`{endpoint}` started but the MCP handshake failed; its stderr is in Warden's log"),
+                },
+            }
         })?;
         Ok(Conn { client, _group: Some(group) })
     }

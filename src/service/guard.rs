@@ -91,6 +91,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             ) {
                 return audit_unavailable(&e);
             }
+            refused_unread(&g, &req, &claims, Outcome::Denied, "rate_limit_unavailable", 503);
             return rate_limit_unavailable();
         }
         Err(Limited::Wait(wait)) => {
@@ -106,6 +107,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
             ) {
                 return audit_unavailable(&e);
             }
+            refused_unread(&g, &req, &claims, Outcome::RateLimited, "token_bucket_empty", 429);
             return rate_limited(retry_after_secs(wait));
         }
     }
@@ -138,7 +140,7 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     };
     // Only with export on is the message read again, for its trace context.
     let traced = match (&g.telemetry, tools.first()) {
-        (Some(spans), Some(tool)) => Some((traced_call(spans, &bytes), tool.clone())),
+        (Some(spans), Some(tool)) => Some((traced_call(spans, &bytes, &parts.headers), tool.clone())),
         _ => None,
     };
     for tool in tools {
@@ -160,15 +162,18 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
                 return audit_unavailable(&e);
             }
             if let Some((incoming, _)) = &traced {
-                incoming.decided(Decision {
-                    tool: &tool,
-                    outcome: Outcome::Denied.as_str(),
-                    reason: "insufficient_scope",
-                    missing: &missing,
-                    client_id: &claims.client_id,
-                    fingerprint: Some(&claims.fingerprint),
-                    status: 403,
-                });
+                incoming.decided(
+                    Decision {
+                        tool: Some(&tool),
+                        outcome: Outcome::Denied.as_str(),
+                        reason: "insufficient_scope",
+                        missing: &missing,
+                        client_id: &claims.client_id,
+                        fingerprint: Some(&claims.fingerprint),
+                        status: 403,
+                    },
+                    (parts.method.as_str(), parts.uri.path()),
+                );
             }
             return insufficient_scope(&g, &tool, &required, &missing);
         }
@@ -191,25 +196,30 @@ pub async fn bearer_guard(State(g): State<Arc<GuardState>>, req: Request, next: 
     let Some((incoming, tool)) = traced else {
         return forward(Request::from_parts(parts, Body::from(bytes)), claims, next).await;
     };
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
     let mut req = Request::from_parts(parts, Body::from(bytes));
     // The tool handler hangs its store query's span under this request's.
     req.extensions_mut().insert(incoming.clone());
     let response = forward(req, claims.clone(), next).await;
-    incoming.decided(Decision {
-        tool: &tool,
-        outcome: Outcome::Allowed.as_str(),
-        reason: "scopes_present",
-        missing: &ScopeSet::new(),
-        client_id: &claims.client_id,
-        fingerprint: Some(&claims.fingerprint),
-        status: response.status().as_u16(),
-    });
+    incoming.decided(
+        Decision {
+            tool: Some(&tool),
+            outcome: Outcome::Allowed.as_str(),
+            reason: "scopes_present",
+            missing: &ScopeSet::new(),
+            client_id: &claims.client_id,
+            fingerprint: Some(&claims.fingerprint),
+            status: response.status().as_u16(),
+        },
+        (method.as_str(), &path),
+    );
     response
 }
 
-/// The trace context and JSON-RPC id of a single `tools/call` message (`params._meta.traceparent`);
-/// a batch or anything unreadable starts a trace of its own.
-fn traced_call(spans: &Arc<ServerSpans>, body: &[u8]) -> Incoming {
+/// The trace context and JSON-RPC id of a single `tools/call` message (`params._meta.traceparent`,
+/// else the HTTP header); a batch or anything unreadable without the header starts a trace
+/// of its own.
+fn traced_call(spans: &Arc<ServerSpans>, body: &[u8], headers: &http::HeaderMap) -> Incoming {
     #[derive(serde::Deserialize)]
     struct Meta {
         traceparent: Option<String>,
@@ -230,7 +240,35 @@ fn traced_call(spans: &Arc<ServerSpans>, body: &[u8]) -> Incoming {
         Value::String(s) => s,
         other => other.to_string(),
     });
-    spans.incoming(traceparent.as_deref(), id)
+    spans.incoming(traceparent.as_deref().or_else(|| header_traceparent(headers)), id)
+}
+
+/// The W3C `traceparent` HTTP header, when there is exactly one.
+fn header_traceparent(headers: &http::HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all("traceparent").iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
+    }
+}
+
+/// With export on, the SERVER span of a request refused before its body was read (the
+/// rate limit): it continues the client's trace from the `traceparent` header, and is named
+/// by method and path since the tool is not known yet.
+fn refused_unread(g: &GuardState, req: &Request, claims: &VerifiedClaims, outcome: Outcome, reason: &str, status: u16) {
+    let Some(spans) = &g.telemetry else { return };
+    spans.incoming(header_traceparent(req.headers()), None).decided(
+        Decision {
+            tool: None,
+            outcome: outcome.as_str(),
+            reason,
+            missing: &ScopeSet::new(),
+            client_id: &claims.client_id,
+            fingerprint: Some(&claims.fingerprint),
+            status,
+        },
+        (req.method().as_str(), req.uri().path()),
+    );
 }
 
 /// Records one decision in the server's audit trail (and nowhere else: the bus has no

@@ -521,10 +521,6 @@ fn start_telemetry(
         agent_name: opts.program.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| "customer-service".into()),
         conversation_id: uuid::Uuid::new_v4().to_string(),
         servers: Vec::new(),
-        // What Warden asks for in `initialize` (the servers it talks to answer with it).
-        protocol_version: serde_json::to_value(rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string)),
     };
     tracing::info!(endpoint = %resolved.endpoint, "exporting OpenTelemetry traces");
     Ok(Some(Telemetry::start(events, &resolved, http, facts)?))

@@ -944,6 +944,21 @@ pub struct CallAudit {
     pub granted: ScopeSet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Fingerprint>,
+    /// The MCP request the call went out as (noted for traced calls: OpenTelemetry export on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpExchange>,
+}
+
+/// What the wire said about one `tools/call`: the JSON-RPC id of its last attempt, the MCP
+/// session it went on (stateful servers only) and the protocol version the session
+/// negotiated. Lets the client's record name the request the server's trail recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpExchange {
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
 }
 
 /// What a tool step produced, as the agent saw it.

@@ -55,6 +55,20 @@ impl Stack {
         s
     }
 
+    /// Starts with the service exporting its SERVER spans to `spans` (OpenTelemetry on).
+    #[allow(dead_code)]
+    pub async fn start_traced(
+        config: Config,
+        spans: std::sync::Arc<warden::observe::telemetry::server::ServerSpans>,
+    ) -> Stack {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().to_path_buf();
+        let mut s =
+            Self::start_opts(&state, config, ServeOptions { telemetry: Some(spans), ..Default::default() }).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts on an existing state dir (for restart tests).
     pub async fn start_in(state: &Path, config: Config, rotate_keys: bool) -> Stack {
         Self::start_opts(state, config, ServeOptions { rotate_keys, ..ServeOptions::default() }).await

@@ -68,7 +68,8 @@ impl ServerSpans {
         })
     }
 
-    /// A request arriving now with the message's `_meta.traceparent` and JSON-RPC id.
+    /// A request arriving now with a W3C `traceparent` (the message's `_meta`, else the HTTP
+    /// header) and its JSON-RPC id when the body was read.
     pub fn incoming(self: &Arc<Self>, traceparent: Option<&str>, request_id: Option<String>) -> Incoming {
         let (trace_id, parent) = match traceparent.and_then(parse_traceparent) {
             Some((t, s)) => (TraceId::from_bytes(t), SpanId::from_bytes(s)),
@@ -131,9 +132,10 @@ impl ServerSpans {
     }
 }
 
-/// What the bearer guard decided about one tool call.
+/// What the bearer guard decided about one request: a tool call, or (`tool: None`) a
+/// request refused before its body was read (rate limit), named by its HTTP method and path.
 pub struct Decision<'a> {
-    pub tool: &'a str,
+    pub tool: Option<&'a str>,
     pub outcome: &'a str,
     pub reason: &'a str,
     pub missing: &'a ScopeSet,
@@ -149,24 +151,37 @@ impl Incoming {
     }
 
     /// Ends (now) and exports the request's SERVER span with the guard's decision.
-    pub fn decided(&self, d: Decision<'_>) {
+    /// `http` is the request's method and path, the span's name when no tool is known.
+    pub fn decided(&self, d: Decision<'_>, http: (&str, &str)) {
+        let (method, path) = http;
+        let name = match d.tool {
+            Some(tool) => format!("tools/call {tool}"),
+            None => format!("{method} {path}"),
+        };
         let mut span = self.spans.span(
             self.context(self.span_id),
             self.parent,
             self.parent != SpanId::INVALID,
             SpanKind::Server,
-            format!("tools/call {}", d.tool),
+            name,
             self.start,
         );
-        span.attributes = vec![
-            KeyValue::new("mcp.method.name", "tools/call"),
-            KeyValue::new("gen_ai.tool.name", d.tool.to_string()),
-            KeyValue::new("gen_ai.operation.name", "execute_tool"),
+        span.attributes = match d.tool {
+            Some(tool) => vec![
+                KeyValue::new("mcp.method.name", "tools/call"),
+                KeyValue::new("gen_ai.tool.name", tool.to_string()),
+                KeyValue::new("gen_ai.operation.name", "execute_tool"),
+            ],
+            None => Vec::new(),
+        };
+        span.attributes.extend([
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("url.path", path.to_string()),
             KeyValue::new("warden.decision.outcome", d.outcome.to_string()),
             KeyValue::new("warden.decision.reason", d.reason.to_string()),
             KeyValue::new("warden.client_id", d.client_id.to_string()),
             KeyValue::new("http.response.status_code", i64::from(d.status)),
-        ];
+        ]);
         if let Some(id) = &self.request_id {
             span.attributes.push(KeyValue::new("jsonrpc.request.id", id.clone()));
         }

@@ -91,8 +91,6 @@ pub struct SessionFacts {
     pub conversation_id: String,
     /// How each MCP server is reached (`server.address`, `server.port`).
     pub servers: Vec<ServerSummary>,
-    /// `mcp.protocol.version` the client speaks, when known.
-    pub protocol_version: Option<String>,
 }
 
 struct OpenRun {
@@ -570,8 +568,16 @@ impl Mapper {
                 KeyValue::new("gen_ai.tool.name", tool.name.clone()),
                 KeyValue::new("gen_ai.operation.name", "execute_tool"),
             ];
-            if let Some(v) = &self.facts.protocol_version {
-                attrs.push(KeyValue::new("mcp.protocol.version", v.clone()));
+            // What the wire said (the transport noted it for this traced call): the JSON-RPC
+            // id of the last attempt, the server's session, the negotiated version.
+            if let Some(mcp) = &audit.mcp {
+                attrs.push(KeyValue::new("jsonrpc.request.id", mcp.request_id.clone()));
+                if let Some(session) = &mcp.session_id {
+                    attrs.push(KeyValue::new("mcp.session.id", session.clone()));
+                }
+                if let Some(version) = &mcp.protocol_version {
+                    attrs.push(KeyValue::new("mcp.protocol.version", version.clone()));
+                }
             }
             if let Some(server) = self.facts.servers.iter().find(|s| s.name == tool.server) {
                 if let Some((host, port)) = address(&server.endpoint) {

@@ -11,8 +11,8 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor, SpanDa
 
 use super::*;
 use crate::types::event::{
-    CallAudit, CallOutcome, DenialSide, EventKind, OpaqueReason, RefreshReason, RetryReason, RunStatus, Scope,
-    ScopeOrigin, ServerSummary, TokenInfo, TokenState,
+    CallAudit, CallOutcome, DenialSide, EventKind, McpExchange, OpaqueReason, RefreshReason, RetryReason, RunStatus,
+    Scope, ScopeOrigin, ServerSummary, TokenInfo, TokenState,
 };
 use crate::types::scope::ScopeSet;
 use crate::types::secret::Fingerprint;
@@ -38,7 +38,6 @@ fn harness(capture_content: bool) -> Harness {
         agent_name: "customer-service".into(),
         conversation_id: "session-1".into(),
         servers: vec![ServerSummary::http("crm", "http://127.0.0.1:8443/mcp", "oauth")],
-        protocol_version: Some("2025-06-18".into()),
     };
     let telemetry = Telemetry::with_processor(
         Box::new(SimpleSpanProcessor::new(spans.clone())),
@@ -118,6 +117,11 @@ fn a_run(h: &Harness) -> (u64, u64) {
         required: granted.clone(),
         granted: granted.clone(),
         fingerprint: Some(fp.clone()),
+        mcp: Some(McpExchange {
+            request_id: "4".into(),
+            session_id: Some("sess-9".into()),
+            protocol_version: Some("2025-06-18".into()),
+        }),
     };
     bus.emit(
         &scope(Some(0)),
@@ -245,7 +249,10 @@ fn a_run_becomes_invoke_agent_with_chat_tool_and_mcp_client_children() {
         salt.traceparent("run-1", lookup)
     );
     assert_eq!(attr(client, "mcp.method.name"), Some(&s("tools/call")));
+    // From the exchange the transport noted, not from what Warden offers.
     assert_eq!(attr(client, "mcp.protocol.version"), Some(&s("2025-06-18")));
+    assert_eq!(attr(client, "jsonrpc.request.id"), Some(&s("4")));
+    assert_eq!(attr(client, "mcp.session.id"), Some(&s("sess-9")));
     assert_eq!(attr(client, "server.address"), Some(&s("127.0.0.1")));
     assert_eq!(attr(client, "server.port"), Some(&Value::I64(8443)));
 
