@@ -396,6 +396,17 @@ async fn build_service(
     };
     let described = store.describe();
     tracing::info!(store = %described, "service store");
+    if let Some(pg) = store.postgres() {
+        match pg.commit_modes().await {
+            Ok((tickets, limit)) => tracing::info!(
+                target: "warden::service::store",
+                tickets_synchronous_commit = %tickets,
+                rate_limit_synchronous_commit = %limit,
+                "shared rate limit in PostgreSQL; its bucket updates do not wait for the WAL flush (a database crash can forget the last ~0.6 s of spending)"
+            ),
+            Err(e) => tracing::warn!(target: "warden::service::store", error = %e, "cannot read synchronous_commit"),
+        }
+    }
     let router = service::router_traced(
         service::ServiceParams {
             verifier,

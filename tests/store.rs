@@ -373,6 +373,27 @@ async fn the_shared_limit_bursts_refills_and_tells_the_wait() {
     assert!(rl.check("a").await.is_err());
 }
 
+/// The shared limit's connections acknowledge a bucket update without waiting for the WAL
+/// flush (its per-call fsync was the scaling limit); tickets and idempotency keys keep
+/// synchronous commits. The limit still holds exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_commits_asynchronously_and_tickets_do_not() {
+    let Some(pg) = postgres::server() else { return };
+    let db = pg.create_database("limit_commit");
+    // The test server runs with synchronous commits off for speed; this database gets the
+    // production default back.
+    pg.psql("postgres", &format!("ALTER DATABASE {} SET synchronous_commit = on", db.rsplit('/').next().unwrap()));
+    let store = Arc::new(Backing::Postgres(db).open().await);
+    let modes = store.postgres().expect("postgres").commit_modes().await.unwrap();
+    assert_eq!(modes, ("on".to_string(), "off".to_string()));
+    let rl = RateLimiter::new(RateLimitConfig { per_second: 0.001, burst: 5 }).shared(store);
+    let mut granted = 0;
+    for _ in 0..8 {
+        granted += usize::from(rl.check("c").await.is_ok());
+    }
+    assert_eq!(granted, 5);
+}
+
 /// Two instances (two pools, two limiters) on one database draw from one budget, even
 /// when their calls race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

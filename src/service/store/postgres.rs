@@ -132,6 +132,12 @@ const TAKE_TOKEN: &str = "INSERT INTO warden_rate_buckets AS b (client_id, token
 
 pub struct PgStore {
     pool: Pool,
+    /// The shared rate limit's own connections, with `synchronous_commit` off: a bucket
+    /// update is acknowledged without waiting for its WAL flush. Losing the last moments of
+    /// bucket updates in a database crash (at most ~3 × `wal_writer_delay`, 600 ms by
+    /// default) only lets those clients spend that much again; tickets and idempotency
+    /// keys stay on `pool`, fully durable.
+    limiter: Pool,
     /// Bound on any one operation (pool wait, connect, statements).
     timeout: Duration,
     /// The URL with its password replaced, for every message.
@@ -205,24 +211,32 @@ impl PgStore {
         if !tls && !loopback {
             tracing::warn!(target: "warden::service::store", url = %shown_url, "TLS to the PostgreSQL store is off (sslmode=disable): traffic, password included, crosses the network in the clear");
         }
-        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
-        let manager = if tls {
+        if tls {
             // Never fall back to plain text for a host that is not this machine.
             pg.ssl_mode(SslMode::Require);
-            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(cfg)?);
-            Manager::from_config(pg, connector, manager_config)
-        } else {
-            Manager::from_config(pg, NoTls, manager_config)
+        }
+        let connector = tls.then(|| tls_config(cfg).map(tokio_postgres_rustls::MakeRustlsConnect::new)).transpose()?;
+        let pool = |pg: tokio_postgres::Config, size: usize| {
+            let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+            let manager = match &connector {
+                Some(connector) => Manager::from_config(pg, connector.clone(), manager_config),
+                None => Manager::from_config(pg, NoTls, manager_config),
+            };
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(timeout))
+                .create_timeout(Some(timeout))
+                .recycle_timeout(Some(timeout))
+                .build()
+                .map_err(|e| StoreError::Setup(format!("cannot set up the PostgreSQL connection pool: {e}")))
         };
-        let pool = Pool::builder(manager)
-            .max_size(cfg.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .build()
-            .map_err(|e| StoreError::Setup(format!("cannot set up the PostgreSQL connection pool: {e}")))?;
-        let store = Self { pool, timeout, shown_url, last_prune_ms: AtomicU64::new(0) };
+        let mut limiter_pg = pg.clone();
+        let options = limiter_pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+        limiter_pg.options(format!("{options}-c synchronous_commit=off"));
+        let limiter = pool(limiter_pg, (cfg.pool_size / 2).max(2))?;
+        let pool = pool(pg, cfg.pool_size.max(1))?;
+        let store = Self { pool, limiter, timeout, shown_url, last_prune_ms: AtomicU64::new(0) };
         // Migrations may wait on another instance's lock: longer than one call's bound.
         match tokio::time::timeout(timeout * 6, store.migrate()).await {
             Ok(result) => result?,
@@ -234,6 +248,19 @@ impl PgStore {
             }
         }
         Ok(store)
+    }
+
+    /// `synchronous_commit` as the server reports it for (ticket and idempotency
+    /// connections, rate-limit connections): `on` and `off` unless the database forces
+    /// otherwise. Logged at start, so an operator sees what a database crash may cost.
+    pub async fn commit_modes(&self) -> Result<(String, String), StoreError> {
+        self.bounded(async { Ok((self.commit_mode(&self.pool).await?, self.commit_mode(&self.limiter).await?)) }).await
+    }
+
+    async fn commit_mode(&self, pool: &Pool) -> Result<String, StoreError> {
+        let c = pool.get().await.map_err(|e| self.pool_error(e))?;
+        let row = c.query_one("SHOW synchronous_commit", &[]).await.map_err(db_error)?;
+        row.try_get(0).map_err(db_error)
     }
 
     /// The URL with the password replaced by `***`.
@@ -456,7 +483,7 @@ impl PgStore {
     ) -> Result<Result<(), Duration>, StoreError> {
         let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
         self.bounded(async {
-            let c = self.client().await?;
+            let c = self.limiter.get().await.map_err(|e| self.pool_error(e))?;
             let stmt = c.prepare_cached(TAKE_TOKEN).await.map_err(db_error)?;
             let row = c.query_one(&stmt, &[&client, &burst, &now, &per_second]).await.map_err(db_error)?;
             let granted: bool = row.try_get(0).map_err(db_error)?;
