@@ -22,6 +22,9 @@
 
 #![allow(dead_code)]
 
+#[path = "apt.rs"]
+mod apt;
+
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -288,56 +291,19 @@ fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
 /// The PostgreSQL bin directory: the newest `/usr/lib/postgresql/*/bin` with the server
 /// programs, installing Debian's `postgresql` first if there is none and we may.
 fn binaries() -> Result<PathBuf, String> {
-    if let Some(dir) = find_binaries() {
-        return Ok(dir);
-    }
-    if !rustix::process::geteuid().is_root() {
-        return Err("no /usr/lib/postgresql/*/bin/postgres, and not root to install it".into());
-    }
-    if Command::new("apt-get").arg("--version").output().is_err() {
-        return Err("no /usr/lib/postgresql/*/bin/postgres, and no apt-get to install it".into());
-    }
-    // Parallel test binaries: one installs, the others wait on the lock, then find it.
-    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).map_err(|e| e.to_string())?;
-    let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("postgres-install.lock"))
-        .map_err(|e| e.to_string())?;
-    lock.lock().map_err(|e| e.to_string())?;
-    if let Some(dir) = find_binaries() {
-        return Ok(dir);
-    }
-    // The package would otherwise create and start a system cluster on port 5432.
-    let createcluster = Path::new("/etc/postgresql-common/createcluster.conf");
-    if !createcluster.exists() {
-        let _ = std::fs::create_dir_all("/etc/postgresql-common");
-        let _ = std::fs::File::create(createcluster).and_then(|mut f| f.write_all(b"create_main_cluster = false\n"));
-    }
-    eprintln!("installing Debian's postgresql package for the tests (once)…");
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .map_err(|e| format!("cannot run apt-get: {e}"))
-            .and_then(|o| {
-                if o.status.success() {
-                    Ok(())
-                } else {
-                    Err(format!("apt-get {} failed: {}", args.join(" "), String::from_utf8_lossy(&o.stderr)))
-                }
-            })
-    };
-    apt(&["update", "-qq"])?;
-    apt(&[
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "-o",
-        "Dpkg::Options::=--force-confold",
-        "-o",
-        "Dpkg::Options::=--force-confdef",
+    apt::install(
         "postgresql",
-    ])?;
+        || find_binaries().is_some(),
+        || {
+            // The package would otherwise create and start a system cluster on port 5432.
+            let createcluster = Path::new("/etc/postgresql-common/createcluster.conf");
+            if !createcluster.exists() {
+                let _ = std::fs::create_dir_all("/etc/postgresql-common");
+                let _ = std::fs::File::create(createcluster)
+                    .and_then(|mut f| f.write_all(b"create_main_cluster = false\n"));
+            }
+        },
+    )?;
     find_binaries().ok_or_else(|| "apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/postgres".into())
 }
 
