@@ -198,11 +198,18 @@ pub async fn start(config: &Config, state_dir: &Path, args: &ServeOptions) -> Re
     // One decision trail shared by both servers (two writers would fork the hash chain).
     let audit_prefix = args.instance.map_or_else(|| "server".to_string(), |n| format!("service-{n}"));
     let decisions = server_audit(config, state_dir, &audit_prefix, args.clock.clone())?;
-    // Revoked access tokens reach the service only when it runs here and trusts this issuer.
-    let shares_revocations = issuer_listener.is_some()
-        && service_listener.is_some()
-        && config.service.issuer.is_none()
-        && config.service.jwks_uri.is_none();
+    // Revoked access tokens reach the service when it trusts this process's issuer, or
+    // across the processes of `serve --instances`, through their shared state directory:
+    // the parent runs the issuer for the instances (`resources`), each instance trusts it.
+    let trusts_embedded = config.service.issuer.is_none() && config.service.jwks_uri.is_none();
+    let together = issuer_listener.is_some() && service_listener.is_some() && trusts_embedded;
+    let instances_parent = issuer_listener.is_some() && service_listener.is_none() && !args.resources.is_empty();
+    let instance = service_listener.is_some()
+        && issuer_listener.is_none()
+        && args.instance.is_some()
+        && args.trust_issuer.is_some()
+        && trusts_embedded;
+    let shares_revocations = together || instances_parent || instance;
     let revoked_access = if shares_revocations {
         let path = state_dir.join("issuer/revoked-access-tokens.json");
         let list = crate::auth::revoked::RevokedAccess::open(Some(path), crate::auth::revoked::DEFAULT_CAPACITY)

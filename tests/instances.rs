@@ -79,6 +79,49 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
         assert_eq!(meta["authorization_servers"], json!([run.issuer]));
         assert_eq!(create_ticket(&http, &run.issuer, &run.url(n)).await, 200, "instance {n}");
     }
+    // A revoked access token is refused by every instance, not only in the issuer's
+    // process: the parent's /revoke writes the shared list, the instances re-read it.
+    let token: Value = http
+        .post(format!("{}/token", run.issuer))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("grant_type", "client_credentials"), ("resource", run.url(2).as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let list = |token: &str| {
+        http.post(run.url(2))
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .bearer_auth(token.to_string())
+            .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+            .send()
+    };
+    assert_eq!(list(&token).await.unwrap().status(), 200);
+    let revoke = http
+        .post(format!("{}/revoke", run.issuer))
+        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
+        .form(&[("token", token.as_str()), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 200);
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let resp = list(&token).await.unwrap();
+            if resp.status() == 401 {
+                break resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("instance 2 refuses the revoked token within 5 s (it re-reads the list every 250 ms)");
+    assert!(refused.contains("revoked"), "{refused}");
+
     // Each instance keeps its own decision trail and log.
     for f in ["audit/service-1-000001.jsonl", "audit/service-2-000001.jsonl", "logs/warden-1.log", "logs/warden-2.log"]
     {

@@ -14,6 +14,7 @@
 //! with what it last read, and reloads when it changed. The file is always replaced whole
 //! (written aside, then renamed), so a reader sees the old set or the new one, never half.
 
+use crate::paths::{FileStamp, stamp};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -118,24 +119,6 @@ pub struct KeyStore {
     /// The identity of the key file as last read or written here; a different one on disk
     /// means another instance rotated.
     seen: parking_lot::Mutex<Option<FileStamp>>,
-}
-
-/// What tells one version of the key file from another: it is replaced by a rename, so a
-/// new version is a new inode even when size and modification time happen to match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    inode: u64,
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-}
-
-fn stamp(path: &Path) -> Option<FileStamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(FileStamp { inode, len: meta.len(), modified: meta.modified().ok() })
 }
 
 /// An exclusive lock on the key directory, held while the key file is created or rotated;
