@@ -64,6 +64,27 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// What tells one version of a file from another when it is replaced whole (written aside,
+/// then renamed): a new version is a new inode even when size and modification time match.
+/// Processes sharing a file (the signing keys, the revoked access tokens) compare stamps to
+/// notice each other's writes with one `stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// The file's stamp now; `None` when it cannot be read (missing).
+pub fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp { inode, len: meta.len(), modified: meta.modified().ok() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,25 +134,4 @@ mod tests {
         ensure_private_dir(&dir.path().join("state")).unwrap();
         assert_eq!(std::fs::metadata(dir.path().join("state")).unwrap().permissions().mode() & 0o777, 0o700);
     }
-}
-
-/// What tells one version of a file from another when it is replaced whole (written aside,
-/// then renamed): a new version is a new inode even when size and modification time match.
-/// Processes sharing a file (the signing keys, the revoked access tokens) compare stamps to
-/// notice each other's writes with one `stat`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    inode: u64,
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-}
-
-/// The file's stamp now; `None` when it cannot be read (missing).
-pub fn stamp(path: &Path) -> Option<FileStamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(FileStamp { inode, len: meta.len(), modified: meta.modified().ok() })
 }

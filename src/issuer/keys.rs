@@ -14,7 +14,6 @@
 //! with what it last read, and reloads when it changed. The file is always replaced whole
 //! (written aside, then renamed), so a reader sees the old set or the new one, never half.
 
-use crate::paths::{FileStamp, stamp};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +24,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::paths::write_private;
+use crate::paths::{FileStamp, stamp, write_private};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, RequestId};
 use rmcp::service::{RoleClient, RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 
@@ -30,19 +30,12 @@ const KEPT: usize = 64;
 #[derive(Clone, Default)]
 pub struct Exchanges(Arc<Mutex<VecDeque<(String, McpExchange)>>>);
 
-/// The `traceparent` of a `tools/call` request, and the request's id.
-fn traced_call(message: &ClientJsonRpcMessage) -> Option<(String, &str)> {
+/// The request id and `traceparent` of a `tools/call` request that carries one.
+fn traced_call(message: &ClientJsonRpcMessage) -> Option<(&RequestId, &str)> {
     let JsonRpcMessage::Request(req) = message else { return None };
     let ClientRequest::CallToolRequest(call) = &req.request else { return None };
     let traceparent = call.params.meta.as_ref()?.get_traceparent()?;
-    Some((req.id.to_string(), traceparent))
-}
-
-/// The `traceparent` a traced `tools/call` carries in `params._meta`: the HTTP client sends
-/// it as the W3C header too, so a server (or proxy) that refuses the request before reading
-/// its body can still continue the trace.
-pub fn traceparent_of(message: &ClientJsonRpcMessage) -> Option<&str> {
-    traced_call(message).map(|(_, tp)| tp)
+    Some((&req.id, traceparent))
 }
 
 impl Exchanges {
@@ -55,15 +48,22 @@ impl Exchanges {
         if calls.len() >= KEPT {
             calls.pop_front();
         }
+        let request_id = request_id.to_string();
         calls.push_back((traceparent.to_string(), McpExchange { request_id, ..McpExchange::default() }));
     }
 
     /// The HTTP client is posting `message` on `session` (stateless servers have none).
-    pub fn posted(&self, message: &ClientJsonRpcMessage, session: Option<&str>) {
-        let (Some(session), Some((_, traceparent))) = (session, traced_call(message)) else { return };
-        if let Some((_, exchange)) = self.0.lock().iter_mut().find(|(tp, _)| tp == traceparent) {
+    /// Returns the traced call's `traceparent`, which the HTTP client sends as the W3C header
+    /// too, so a server (or proxy) that refuses the request before reading its body can still
+    /// continue the trace.
+    pub fn posted<'m>(&self, message: &'m ClientJsonRpcMessage, session: Option<&str>) -> Option<&'m str> {
+        let (_, traceparent) = traced_call(message)?;
+        if let Some(session) = session
+            && let Some((_, exchange)) = self.0.lock().iter_mut().find(|(tp, _)| tp == traceparent)
+        {
             exchange.session_id = Some(session.to_string());
         }
+        Some(traceparent)
     }
 
     /// What was noted for the call with `traceparent`; forgets it.

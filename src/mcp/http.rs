@@ -40,10 +40,17 @@ impl AuthedHttp {
 
 type HttpResult<T> = Result<T, StreamableHttpError<reqwest::Error>>;
 
-/// A traced `tools/call` also carries its `traceparent` as the W3C HTTP header.
-fn with_traceparent(headers: &mut HashMap<HeaderName, HeaderValue>, message: &ClientJsonRpcMessage) {
-    if let Some(value) = super::exchange::traceparent_of(message).and_then(|tp| HeaderValue::from_str(tp).ok()) {
-        headers.insert(HeaderName::from_static("traceparent"), value);
+impl AuthedHttp {
+    /// Notes a traced `tools/call`'s session, and sends its `traceparent` as the W3C header.
+    fn note(
+        &self,
+        message: &ClientJsonRpcMessage,
+        session: Option<&str>,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) {
+        if let Some(value) = self.exchanges.posted(message, session).and_then(|tp| HeaderValue::from_str(tp).ok()) {
+            headers.insert(HeaderName::from_static("traceparent"), value);
+        }
     }
 }
 
@@ -58,8 +65,7 @@ impl StreamableHttpClient for AuthedHttp {
         _fixed_auth: Option<String>,
         mut headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse> {
-        self.exchanges.posted(&message, session_id.as_deref());
-        with_traceparent(&mut headers, &message);
+        self.note(&message, session_id.as_deref(), &mut headers);
         self.inner.post_message(uri, message, session_id, self.auth(), headers).await
     }
 
@@ -72,8 +78,7 @@ impl StreamableHttpClient for AuthedHttp {
         mut headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<StreamableHttpPostResponse> {
-        self.exchanges.posted(&message, session_id.as_deref());
-        with_traceparent(&mut headers, &message);
+        self.note(&message, session_id.as_deref(), &mut headers);
         self.inner
             .post_message_with_max_sse_event_size(uri, message, session_id, self.auth(), headers, max_sse_event_size)
             .await

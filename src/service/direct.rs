@@ -164,7 +164,7 @@ fn host_of_request<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a
 }
 
 /// The value of a header that appears exactly once and is text.
-fn single(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+pub(super) fn single(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {

@@ -245,11 +245,7 @@ fn traced_call(spans: &Arc<ServerSpans>, body: &[u8], headers: &http::HeaderMap)
 
 /// The W3C `traceparent` HTTP header, when there is exactly one.
 fn header_traceparent(headers: &http::HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all("traceparent").iter();
-    match (values.next(), values.next()) {
-        (Some(v), None) => v.to_str().ok(),
-        _ => None,
-    }
+    super::direct::single(headers, "traceparent")
 }
 
 /// With export on, the SERVER span of a request refused before its body was read (the

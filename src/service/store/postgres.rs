@@ -258,7 +258,7 @@ impl PgStore {
     }
 
     async fn commit_mode(&self, pool: &Pool) -> Result<String, StoreError> {
-        let c = pool.get().await.map_err(|e| self.pool_error(e))?;
+        let c = self.client_of(pool).await?;
         let row = c.query_one("SHOW synchronous_commit", &[]).await.map_err(db_error)?;
         row.try_get(0).map_err(db_error)
     }
@@ -351,7 +351,11 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| self.pool_error(e))
+        self.client_of(&self.pool).await
+    }
+
+    async fn client_of(&self, pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
+        pool.get().await.map_err(|e| self.pool_error(e))
     }
 
     fn pool_error(&self, e: PoolError) -> StoreError {
@@ -483,7 +487,7 @@ impl PgStore {
     ) -> Result<Result<(), Duration>, StoreError> {
         let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
         self.bounded(async {
-            let c = self.limiter.get().await.map_err(|e| self.pool_error(e))?;
+            let c = self.client_of(&self.limiter).await?;
             let stmt = c.prepare_cached(TAKE_TOKEN).await.map_err(db_error)?;
             let row = c.query_one(&stmt, &[&client, &burst, &now, &per_second]).await.map_err(db_error)?;
             let granted: bool = row.try_get(0).map_err(db_error)?;
