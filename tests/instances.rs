@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use warden::security::tls::{ClientTls, http_client};
 
-use common::{SUPPORT, tools_call};
+use common::{SUPPORT, client_token, mcp_post, tools_call};
 use instances::{Instances, await_gone, free_ports, signal};
 
 fn config() -> warden::config::Config {
@@ -27,28 +27,12 @@ fn config() -> warden::config::Config {
 }
 
 async fn create_ticket(http: &reqwest::Client, issuer: &str, mcp: &str) -> reqwest::StatusCode {
-    let resp = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
-        .form(&[("grant_type", "client_credentials"), ("resource", mcp)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "token for {mcp}");
-    let token: Value = resp.json().await.unwrap();
+    let token = client_token(http, issuer, SUPPORT, mcp).await;
     let call = tools_call(
         "create_support_ticket",
         json!({"customer_id": "ABC123", "subject": "printer", "description": "jammed", "priority": "low"}),
     );
-    http.post(mcp)
-        .header("Accept", "application/json, text/event-stream")
-        .header("Content-Type", "application/json")
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .body(call.to_string())
-        .send()
-        .await
-        .unwrap()
-        .status()
+    mcp_post(http, mcp, Some(&token), &call).await.status()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,26 +65,10 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
     }
     // A revoked access token is refused by every instance, not only in the issuer's
     // process: the parent's /revoke writes the shared list, the instances re-read it.
-    let token: Value = http
-        .post(format!("{}/token", run.issuer))
-        .basic_auth(SUPPORT.0, Some(SUPPORT.1))
-        .form(&[("grant_type", "client_credentials"), ("resource", run.url(2).as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
-    let list = |token: &str| {
-        http.post(run.url(2))
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json")
-            .bearer_auth(token.to_string())
-            .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
-            .send()
-    };
-    assert_eq!(list(&token).await.unwrap().status(), 200);
+    let token = client_token(&http, &run.issuer, SUPPORT, &run.url(2)).await;
+    let tools_list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let list = async |token: &str| mcp_post(&http, &run.url(2), Some(token), &tools_list).await;
+    assert_eq!(list(&token).await.status(), 200);
     let revoke = http
         .post(format!("{}/revoke", run.issuer))
         .basic_auth(SUPPORT.0, Some(SUPPORT.1))
@@ -111,7 +79,7 @@ async fn instances_serve_restart_when_killed_and_stop_with_the_parent() {
     assert_eq!(revoke.status(), 200);
     let refused = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let resp = list(&token).await.unwrap();
+            let resp = list(&token).await;
             if resp.status() == 401 {
                 break resp.headers()["www-authenticate"].to_str().unwrap().to_string();
             }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use warden::security::tls::{ClientTls, http_client};
 
-use common::{READONLY, tools_call};
+use common::{READONLY, client_token, mcp_post, tools_call};
 use instances::{Instances, free_ports};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -122,28 +122,10 @@ async fn haproxy_spreads_calls_over_the_instances_and_hides_a_killed_one() {
         .await
         .unwrap();
     assert_eq!(meta["resource"], resource);
-    let token: Value = http
-        .post(format!("{}/token", run.issuer))
-        .basic_auth(READONLY.0, Some(READONLY.1))
-        .form(&[("grant_type", "client_credentials"), ("resource", resource.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().expect("a token for the proxy's resource").to_string();
+    let token = client_token(&http, &run.issuer, READONLY, &resource).await;
     let lookup = tools_call("get_customer_info", json!({"customer_id": "ABC123"}));
     let call = async || {
-        let resp = http
-            .post(&resource)
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json")
-            .bearer_auth(&token)
-            .body(lookup.to_string())
-            .send()
-            .await
-            .unwrap();
+        let resp = mcp_post(&http, &resource, Some(&token), &lookup).await;
         let status = resp.status();
         let body = resp.text().await.unwrap();
         assert_eq!(status, 200, "{body}");

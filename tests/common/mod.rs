@@ -117,16 +117,7 @@ impl Stack {
 
     /// A raw JSON-RPC POST to /mcp with an optional bearer token.
     pub async fn mcp_post(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(&self.mcp)
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("mcp request")
+        mcp_post(&self.http, &self.mcp, token, body).await
     }
 
     pub fn resource_metadata_url(&self) -> String {
@@ -137,6 +128,34 @@ impl Stack {
         let c = rusqlite::Connection::open(self.state.join("service.db")).unwrap();
         c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).unwrap()
     }
+}
+
+/// A raw JSON-RPC POST to the MCP endpoint `url` with an optional bearer token.
+pub async fn mcp_post(http: &reqwest::Client, url: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("mcp request")
+}
+
+/// An access token for `client` from `issuer`'s client-credentials grant, for `resource`
+/// (asserted issued).
+pub async fn client_token(http: &reqwest::Client, issuer: &str, client: (&str, &str), resource: &str) -> String {
+    let resp = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[("grant_type", "client_credentials"), ("resource", resource)])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(resp.status(), 200, "token for {resource}");
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().expect("an access token").to_string()
 }
 
 pub fn tools_call(name: &str, args: Value) -> Value {
