@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use warden::config::RateLimitConfig;
 use warden::security::tls::{ClientTls, http_client};
 
-use common::{READONLY, SUPPORT, tools_call};
+use common::{READONLY, SUPPORT, client_token, tools_call};
 use instances::{Instances, free_ports};
 
 const INSTANCES: u16 = 3;
@@ -47,18 +47,6 @@ enum Outcome {
     Retry(String),
     ServerError(u16),
     Transport,
-}
-
-async fn token(http: &reqwest::Client, issuer: &str, client: (&str, &str), resource: &str) -> String {
-    let resp = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(client.0, Some(client.1))
-        .form(&[("grant_type", "client_credentials"), ("resource", resource)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "token for {}", client.0);
-    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
 }
 
 async fn post(http: &reqwest::Client, url: &str, token: &str, body: &Value) -> Result<(u16, Value), ()> {
@@ -125,9 +113,9 @@ async fn three_instances_one_killed_every_acknowledged_ticket_once_and_the_budge
     let mut writer_tokens = Vec::new();
     for w in 0..WRITERS {
         let (id, secret) = (format!("writer-{w}"), format!("writer-secret-{w}"));
-        writer_tokens.push(token(&http, &run.issuer, (&id, &secret), &resource).await);
+        writer_tokens.push(client_token(&http, &run.issuer, (&id, &secret), &resource).await);
     }
-    let hammer_token = token(&http, &run.issuer, READONLY, &resource).await;
+    let hammer_token = client_token(&http, &run.issuer, READONLY, &resource).await;
 
     // The rate-limit client: four connections as fast as they go, round robin over the
     // instances, for `HAMMER`.
